@@ -1,0 +1,275 @@
+//! Connector seams: what a source or sink implements, built-in or WebAssembly.
+//!
+//! The runtime only sees these traits. A factory's `create` does no IO, so a
+//! rule can be validated without touching the network; IO starts in
+//! [`Source::run`] and [`Sink::connect`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::value::{Meta, Row, Value};
+
+/// Connector properties after conf-key merging (the JSON object eKuiper users write).
+pub type Props = serde_json::Map<String, serde_json::Value>;
+
+/// Errors a connector reports. The variant decides what the runtime does next.
+#[derive(Debug, thiserror::Error, Clone)]
+pub enum ConnectorError {
+    /// Bad properties: fails rule creation/start with this message.
+    #[error("{0}")]
+    Config(String),
+    /// The remote side is unreachable: retried with backoff.
+    #[error("{0}")]
+    Unavailable(String),
+    /// One record could not be handled: counted as an exception, the rule goes on.
+    #[error("{0}")]
+    InvalidData(String),
+    /// Anything else: stops the rule with this message.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl ConnectorError {
+    pub fn config(msg: impl Into<String>) -> Self {
+        ConnectorError::Config(msg.into())
+    }
+    pub fn unavailable(msg: impl Into<String>) -> Self {
+        ConnectorError::Unavailable(msg.into())
+    }
+}
+
+/// What a source hands to the runtime.
+#[derive(Debug, Clone)]
+pub enum SourceMsg {
+    /// Raw bytes to decode with the stream's FORMAT.
+    Bytes { payload: Bytes, meta: Option<Arc<Meta>> },
+    /// Already-structured rows (memory, simulator): no decoding.
+    Rows { rows: Vec<Row>, meta: Option<Arc<Meta>> },
+    /// A record the source could not read; counted as an exception.
+    Error(String),
+    /// The source will produce nothing more (a bounded file, a non-looping simulator).
+    Eof,
+}
+
+/// Connection status as shown in rule metrics (`connection_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnStatus {
+    Connecting = 0,
+    Connected = 1,
+    Disconnected = -1,
+}
+
+/// Shared connection-state cell a connector updates and the status API reads.
+#[derive(Debug, Clone)]
+pub struct ConnState(Arc<Mutex<ConnInfo>>);
+
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub status: ConnStatus,
+    pub last_connected_ms: i64,
+    pub last_disconnected_ms: i64,
+    pub last_disconnected_message: String,
+    pub last_try_ms: i64,
+}
+
+impl Default for ConnState {
+    fn default() -> Self {
+        ConnState(Arc::new(Mutex::new(ConnInfo {
+            status: ConnStatus::Connecting,
+            last_connected_ms: 0,
+            last_disconnected_ms: 0,
+            last_disconnected_message: String::new(),
+            last_try_ms: 0,
+        })))
+    }
+}
+
+impl ConnState {
+    pub fn connecting(&self) {
+        let mut g = self.0.lock();
+        g.status = ConnStatus::Connecting;
+        g.last_try_ms = crate::value::now_ms();
+    }
+    pub fn connected(&self) {
+        let mut g = self.0.lock();
+        g.status = ConnStatus::Connected;
+        g.last_connected_ms = crate::value::now_ms();
+    }
+    pub fn disconnected(&self, msg: impl Into<String>) {
+        let mut g = self.0.lock();
+        g.status = ConnStatus::Disconnected;
+        g.last_disconnected_ms = crate::value::now_ms();
+        g.last_disconnected_message = msg.into();
+    }
+    pub fn snapshot(&self) -> ConnInfo {
+        self.0.lock().clone()
+    }
+}
+
+/// Everything a running source needs from the runtime.
+#[derive(Clone)]
+pub struct SourceContext {
+    /// The rule or shared stream this instance serves (for logs and client ids).
+    pub id: String,
+    pub cancel: CancellationToken,
+    pub conn: ConnState,
+    out: mpsc::Sender<SourceMsg>,
+}
+
+impl SourceContext {
+    pub fn new(id: impl Into<String>, cancel: CancellationToken, out: mpsc::Sender<SourceMsg>) -> Self {
+        SourceContext {
+            id: id.into(),
+            cancel,
+            conn: ConnState::default(),
+            out,
+        }
+    }
+
+    /// Sends one message; returns false when the consumer is gone (stop running).
+    pub async fn emit(&self, msg: SourceMsg) -> bool {
+        tokio::select! {
+            r = self.out.send(msg) => r.is_ok(),
+            _ = self.cancel.cancelled() => false,
+        }
+    }
+
+    pub async fn emit_bytes(&self, payload: Bytes, meta: Option<Arc<Meta>>) -> bool {
+        self.emit(SourceMsg::Bytes { payload, meta }).await
+    }
+
+    pub async fn emit_rows(&self, rows: Vec<Row>) -> bool {
+        self.emit(SourceMsg::Rows { rows, meta: None }).await
+    }
+}
+
+/// A running source instance.
+#[async_trait]
+pub trait Source: Send {
+    /// Runs until cancelled (`ctx.cancel`) or the data ends. Return `Ok(())` after
+    /// sending [`SourceMsg::Eof`] for bounded sources, or on cancellation.
+    /// Transient failures (broker down) should be retried inside, reporting
+    /// status through `ctx.conn`; a returned error stops the rule.
+    async fn run(&mut self, ctx: SourceContext) -> Result<(), ConnectorError>;
+}
+
+/// Creates sources of one type (`mqtt`, `memory`, a plugin name...).
+pub trait SourceFactory: Send + Sync {
+    fn kind(&self) -> &str;
+    /// Validates props and builds an instance. No IO here.
+    fn create(&self, datasource: &str, props: &Props) -> Result<Box<dyn Source>, ConnectorError>;
+    /// True when this source emits rows rather than bytes (FORMAT is ignored).
+    fn emits_rows(&self) -> bool {
+        false
+    }
+}
+
+/// One item handed to a sink: the result data and, if the sink wants bytes, its encoding.
+#[derive(Debug, Clone)]
+pub struct SinkItem {
+    /// A row object (sendSingle) or an array of row objects.
+    pub data: Value,
+    /// The encoded payload (format, fields, dataTemplate applied). Empty when
+    /// the sink declared it does not need bytes.
+    pub payload: Bytes,
+}
+
+/// Context of a running sink.
+#[derive(Clone)]
+pub struct SinkContext {
+    pub id: String,
+    pub cancel: CancellationToken,
+    pub conn: ConnState,
+}
+
+impl SinkContext {
+    pub fn new(id: impl Into<String>, cancel: CancellationToken) -> Self {
+        SinkContext {
+            id: id.into(),
+            cancel,
+            conn: ConnState::default(),
+        }
+    }
+}
+
+/// A running sink instance.
+#[async_trait]
+pub trait Sink: Send {
+    async fn connect(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError>;
+    /// Writes a batch. `Unavailable` errors are retried by the runtime.
+    async fn collect(&mut self, ctx: &SinkContext, items: &[SinkItem]) -> Result<(), ConnectorError>;
+    async fn close(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+/// Creates sinks of one type.
+pub trait SinkFactory: Send + Sync {
+    fn kind(&self) -> &str;
+    /// Validates props (connector-specific keys; the common sink keys such as
+    /// `format` or `sendSingle` are also present and must be tolerated).
+    fn create(&self, props: &Props) -> Result<Box<dyn Sink>, ConnectorError>;
+    /// False when the sink consumes `SinkItem::data` only (memory, log).
+    fn wants_bytes(&self) -> bool {
+        true
+    }
+}
+
+/// Built-ins and plugins register through the same registry.
+#[derive(Default, Clone)]
+pub struct Registry {
+    sources: Arc<parking_lot::RwLock<ahash::AHashMap<String, Arc<dyn SourceFactory>>>>,
+    sinks: Arc<parking_lot::RwLock<ahash::AHashMap<String, Arc<dyn SinkFactory>>>>,
+}
+
+impl Registry {
+    pub fn add_source(&self, f: Arc<dyn SourceFactory>) {
+        self.sources.write().insert(f.kind().to_string(), f);
+    }
+    pub fn add_sink(&self, f: Arc<dyn SinkFactory>) {
+        self.sinks.write().insert(f.kind().to_string(), f);
+    }
+    pub fn remove_source(&self, kind: &str) {
+        self.sources.write().remove(kind);
+    }
+    pub fn remove_sink(&self, kind: &str) {
+        self.sinks.write().remove(kind);
+    }
+    pub fn source(&self, kind: &str) -> Option<Arc<dyn SourceFactory>> {
+        self.sources.read().get(kind).cloned()
+    }
+    pub fn sink(&self, kind: &str) -> Option<Arc<dyn SinkFactory>> {
+        self.sinks.read().get(kind).cloned()
+    }
+    pub fn source_kinds(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.sources.read().keys().cloned().collect();
+        v.sort();
+        v
+    }
+    pub fn sink_kinds(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.sinks.read().keys().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+/// Reads a typed property with a clear error naming the key.
+pub fn prop<T: serde::de::DeserializeOwned>(props: &Props, key: &str) -> Result<Option<T>, ConnectorError> {
+    match props.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|e| ConnectorError::Config(format!("invalid property {key}: {e}"))),
+    }
+}
+
+/// Deserialises a whole props object into a connector's config struct.
+pub fn parse_props<T: serde::de::DeserializeOwned>(props: &Props) -> Result<T, ConnectorError> {
+    serde_json::from_value(serde_json::Value::Object(props.clone()))
+        .map_err(|e| ConnectorError::Config(format!("invalid properties: {e}")))
+}

@@ -1,0 +1,11 @@
+//! `oort-core`: the data model and the seams shared by the SQL engine, the
+//! runtime, the native connectors and the WebAssembly plugin host.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod codec;
+pub mod connector;
+pub mod duration;
+pub mod value;
+
+pub use connector::*;
+pub use value::*;

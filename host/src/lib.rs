@@ -1,0 +1,4 @@
+//! `oort`: the engine host. Module map in ARCHITECTURE.md.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod cli;
