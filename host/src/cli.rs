@@ -1,3 +1,155 @@
+//! Command line: `oort serve`, `oort --version`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::manager::Manager;
+use crate::server::{self, AppState};
+
+#[derive(Parser)]
+#[command(name = "oort", version, about = "Edge stream processing with SQL rules and WebAssembly connectors")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server (REST API on 127.0.0.1:9081 by default).
+    Serve(ServeArgs),
+    /// Import a data document (streams, tables, rules, plugins, conf keys) into a running server.
+    Import(crate::cli_data::ImportArgs),
+    /// Export a running server's data document (everything, or what some rules need).
+    Export(crate::cli_data::ExportArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Directory for all state: SQLite store, conf keys (etc/), plugins, data files.
+    #[arg(long, env = "OORT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// REST listen address.
+    #[arg(long, env = "OORT_REST_ADDR")]
+    rest_addr: Option<String>,
+    /// YAML settings file (see docs/configuration.md).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
 pub fn main() -> anyhow::Result<()> {
-    Ok(())
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let mut cfg = Config::load(args.config.as_deref())?;
+            if let Some(d) = args.data_dir {
+                cfg.data_dir = d;
+            }
+            if let Some(a) = args.rest_addr {
+                cfg.rest.addr = a;
+            }
+            init_tracing(&cfg);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(serve(cfg))?;
+            crate::cli_data::exit_if_requested();
+            Ok(())
+        }
+        Command::Import(args) => crate::cli_data::import(args),
+        Command::Export(args) => crate::cli_data::export(args),
+    }
+}
+
+fn init_tracing(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OORT_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter);
+    if cfg.log.json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+/// Runs the server until SIGINT/SIGTERM or `/stop`.
+pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let registry = oort_core::Registry::default();
+    oort_connectors::builtin(&registry);
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let data_dir = std::fs::canonicalize(&cfg.data_dir)?;
+    let plugins = match oort_wasm::PluginManager::open(
+        &data_dir,
+        registry.clone(),
+        cfg.plugins.wasm_config(),
+    ) {
+        Ok(p) => {
+            if let Some(dir) = cfg.plugins.builtin_dir() {
+                match p.load_builtin(&dir) {
+                    Ok(names) => tracing::info!(dir = %dir.display(), plugins = ?names, "built-in plugins loaded"),
+                    Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "built-in plugins not loaded"),
+                }
+            } else {
+                tracing::info!("no built-in plugin directory found (run builtin-plugins/build.sh)");
+            }
+            Some(p)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the WebAssembly plugin host did not start; plugins are unavailable");
+            None
+        }
+    };
+    let mgr = Manager::open(&data_dir, registry)?;
+    mgr.restore().await?;
+    let shutdown = CancellationToken::new();
+    let state = AppState {
+        mgr: mgr.clone(),
+        started: Instant::now(),
+        shutdown: shutdown.clone(),
+        plugins,
+    };
+    let sig = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        sig.cancel();
+    });
+    tracing::info!(data_dir = %data_dir.display(), version = env!("CARGO_PKG_VERSION"), "oort starting");
+    let r = server::serve(state, &cfg.rest.addr, cfg.rest.body_limit).await;
+    mgr.shutdown().await;
+    tracing::info!("stopped");
+    r.map(|_| ())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Resident set size of this process, bytes (Linux).
+pub fn rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }

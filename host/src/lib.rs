@@ -2,3 +2,11 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod cli;
+pub mod cli_data;
+pub mod config;
+pub mod confkeys;
+pub mod error;
+pub mod manager;
+pub mod runtime;
+pub mod server;
+pub mod store;

@@ -14,6 +14,7 @@ pub struct Pos {
 
 /// Any statement accepted by `POST /streams`, `/tables` or a rule's `sql`.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Statement {
     CreateStream(StreamDef),
     Select(Box<Select>),

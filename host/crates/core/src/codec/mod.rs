@@ -1,5 +1,15 @@
 //! FORMAT decoding (source bytes -> rows) and encoding (rows -> sink bytes).
 //! Owned by the runtime, so plugins and native connectors see bytes only.
+//!
+//! [`decoder`] and [`encoder`] pick an implementation by eKuiper FORMAT name:
+//! `json` ([`json`]), `binary` ([`binary`]) and `delimited` ([`delimited`]).
+//! The text helpers in [`text`] (Go-compatible number and value printing) are
+//! shared by the encoders and by connectors that render values into strings.
+
+pub mod binary;
+pub mod delimited;
+pub mod json;
+pub mod text;
 
 use bytes::Bytes;
 
@@ -24,6 +34,17 @@ pub struct DecodeOptions {
     pub columns: Vec<String>,
 }
 
+/// Options from the sink's common properties that shape encoding.
+#[derive(Debug, Clone, Default)]
+pub struct EncodeOptions {
+    /// `delimiter` for `delimited` (default `,`).
+    pub delimiter: Option<String>,
+    /// `hasHeader` for `delimited`: the payload starts with a header line.
+    pub has_header: bool,
+    /// `fields` for `delimited`: column order (default: the row's sorted keys).
+    pub fields: Vec<String>,
+}
+
 /// Turns one payload into zero or more rows. Stateful so it can reuse schemas.
 pub trait Decoder: Send {
     fn decode(&mut self, payload: &[u8], out: &mut Vec<Row>) -> Result<(), CodecError>;
@@ -32,4 +53,81 @@ pub trait Decoder: Send {
 /// Turns sink data (a row object or an array of them) into bytes.
 pub trait Encoder: Send + Sync {
     fn encode(&self, data: &Value) -> Result<Bytes, CodecError>;
+
+    /// Encodes one row as a row object; same bytes as `encode(&row.to_value())`,
+    /// which is what the default does. JSON overrides it to skip building the map.
+    fn encode_row(&self, row: &Row) -> Result<Bytes, CodecError> {
+        self.encode(&row.to_value())
+    }
+
+    /// Encodes rows as an array of row objects; same bytes as encoding the array value.
+    fn encode_rows(&self, rows: &[Row]) -> Result<Bytes, CodecError> {
+        let arr: Vec<Value> = rows.iter().map(Row::to_value).collect();
+        self.encode(&Value::Array(std::sync::Arc::new(arr)))
+    }
+}
+
+/// The delimiter to use: the configured one unless empty, else `,`.
+fn delimiter_or_comma(d: &Option<String>) -> String {
+    match d {
+        Some(d) if !d.is_empty() => d.clone(),
+        _ => ",".to_string(),
+    }
+}
+
+/// Builds the decoder of a FORMAT (`json`, `binary`, `delimited`; case-insensitive).
+pub fn decoder(format: &str, opts: &DecodeOptions) -> Result<Box<dyn Decoder>, CodecError> {
+    let f = format.trim();
+    if f.is_empty() || f.eq_ignore_ascii_case("json") {
+        Ok(Box::new(json::JsonDecoder::new()))
+    } else if f.eq_ignore_ascii_case("binary") {
+        Ok(Box::new(binary::BinaryDecoder::new()))
+    } else if f.eq_ignore_ascii_case("delimited") {
+        Ok(Box::new(delimited::DelimitedDecoder::new(
+            delimiter_or_comma(&opts.delimiter),
+            opts.columns.clone(),
+        )))
+    } else {
+        Err(CodecError::UnknownFormat(format.to_string()))
+    }
+}
+
+/// Builds the encoder of a FORMAT (`json`, `binary`, `delimited`; case-insensitive).
+pub fn encoder(format: &str, opts: &EncodeOptions) -> Result<Box<dyn Encoder>, CodecError> {
+    let f = format.trim();
+    if f.is_empty() || f.eq_ignore_ascii_case("json") {
+        Ok(Box::new(json::JsonEncoder))
+    } else if f.eq_ignore_ascii_case("binary") {
+        Ok(Box::new(binary::BinaryEncoder))
+    } else if f.eq_ignore_ascii_case("delimited") {
+        Ok(Box::new(delimited::DelimitedEncoder::new(
+            delimiter_or_comma(&opts.delimiter),
+            opts.has_header,
+            opts.fields.clone(),
+        )))
+    } else {
+        Err(CodecError::UnknownFormat(format.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn factories_pick_by_name_and_reject_unknown() {
+        let opts = DecodeOptions::default();
+        let mut d = decoder("JSON", &opts).unwrap();
+        let mut rows = Vec::new();
+        d.decode(br#"{"a":1}"#, &mut rows).unwrap();
+        assert_eq!(rows[0].get("a"), Some(&Value::Int(1)));
+        assert!(matches!(
+            decoder("protobuf", &opts),
+            Err(CodecError::UnknownFormat(f)) if f == "protobuf"
+        ));
+        assert!(encoder("custom", &EncodeOptions::default()).is_err());
+        let e = encoder("delimited", &EncodeOptions::default()).unwrap();
+        let v = json::decode_value(br#"{"b":"x","a":1}"#).unwrap();
+        assert_eq!(&e.encode(&v).unwrap()[..], b"1,x");
+    }
 }

@@ -1,0 +1,432 @@
+//! The benchmark scenarios. Each prints its figures; none asserts a target
+//! (targets are checked by reading the figures, see docs/benchmarks.md).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use oort_core::codec::{self, DecodeOptions, EncodeOptions};
+use oort_core::{Event, Row, Value};
+use oort_sql::ast::{StreamDef, StreamKind, StreamOptions};
+use oort_sql::engine::{self, Catalog, Output, QueryOptions};
+
+struct OneStream(StreamDef);
+
+impl Catalog for OneStream {
+    fn lookup(&self, name: &str) -> Option<StreamDef> {
+        (name == self.0.name).then(|| self.0.clone())
+    }
+}
+
+fn schemaless(name: &str) -> OneStream {
+    OneStream(StreamDef {
+        kind: StreamKind::Stream,
+        name: name.into(),
+        columns: vec![],
+        options: StreamOptions::default(),
+    })
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn self_rss_kb() -> u64 {
+    rss_kb(std::process::id()).unwrap_or(0)
+}
+
+fn report(name: &str, events: u64, elapsed: Duration) -> f64 {
+    let rate = events as f64 / elapsed.as_secs_f64();
+    println!(
+        "{name}: {events} events in {:.3} s = {:.0} events/s (bench RSS {} KB)",
+        elapsed.as_secs_f64(),
+        rate,
+        self_rss_kb()
+    );
+    rate
+}
+
+/// (b) JSON bytes -> decode -> `WHERE temp > 20` -> encode, on one core.
+pub fn decode_filter_encode() -> anyhow::Result<()> {
+    const N: usize = 1_000_000;
+    let payloads: Vec<Vec<u8>> = (0..1000)
+        .map(|i| {
+            format!(
+                r#"{{"id":{i},"temp":{}.5,"humidity":{},"device":"dev-{}"}}"#,
+                i % 40,
+                i % 100,
+                i % 7
+            )
+            .into_bytes()
+        })
+        .collect();
+    let sel = oort_sql::parser::parse_select("SELECT * FROM s WHERE temp > 20")?;
+    let plan = engine::compile(&sel, &schemaless("s"), &QueryOptions::default())?;
+    let mut q = plan.instantiate();
+    let mut dec = codec::decoder("json", &DecodeOptions::default())?;
+    let enc = codec::encoder("json", &EncodeOptions::default())?;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut out: Vec<Output> = Vec::new();
+    let mut bytes_out = 0usize;
+    let mut passed = 0u64;
+    let start = Instant::now();
+    for i in 0..N {
+        rows.clear();
+        dec.decode(&payloads[i % payloads.len()], &mut rows)?;
+        for row in rows.drain(..) {
+            let ev = Arc::new(Event {
+                row,
+                meta: None,
+                ts: 0,
+            });
+            q.on_event(0, &ev, &mut out);
+        }
+        for o in out.drain(..) {
+            if let Output::Rows(rs) = o {
+                for r in rs {
+                    passed += 1;
+                    bytes_out += enc.encode(&r.to_value())?.len();
+                }
+            }
+        }
+    }
+    let el = start.elapsed();
+    report("b decode->filter->encode (1 core)", N as u64, el);
+    println!("  passed filter: {passed}, bytes out: {bytes_out}");
+    Ok(())
+}
+
+/// (d) tumbling window count/avg GROUP BY a key with 100 distinct keys.
+pub fn tumbling_window() -> anyhow::Result<()> {
+    const N: i64 = 1_000_000;
+    let sel = oort_sql::parser::parse_select(
+        "SELECT k, count(*) AS c, avg(v) AS a FROM s GROUP BY k, TUMBLINGWINDOW(ss, 1)",
+    )?;
+    let plan = engine::compile(&sel, &schemaless("s"), &QueryOptions::default())?;
+    let mut q = plan.instantiate();
+    let schema = Arc::new(oort_core::Schema::from_strs(&["k", "v"]));
+    let keys: Vec<Value> = (0..100).map(|i| Value::str(&format!("key{i}"))).collect();
+    // Pre-build events so the figure is the engine's, not the generator's.
+    let events: Vec<Arc<Event>> = (0..N)
+        .map(|i| {
+            Arc::new(Event {
+                row: Row::new(
+                    schema.clone(),
+                    vec![keys[(i % 100) as usize].clone(), Value::Int(i % 50)],
+                ),
+                meta: None,
+                // 100k events per second of event time: 10 windows in all.
+                ts: 1_700_000_000_000 + i / 100,
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut emitted_rows = 0usize;
+    let start = Instant::now();
+    for ev in &events {
+        if let Some(d) = q.next_deadline() {
+            if ev.ts >= d {
+                q.on_tick(ev.ts, &mut out);
+            }
+        }
+        q.on_event(0, ev, &mut out);
+        for o in out.drain(..) {
+            if let Output::Rows(r) = o {
+                emitted_rows += r.len();
+            }
+        }
+    }
+    let el = start.elapsed();
+    report("d tumbling window count/avg, 100 keys (1 core)", N as u64, el);
+    println!("  window rows emitted: {emitted_rows}");
+    Ok(())
+}
+
+/// Path of the release `oort` binary, built if needed.
+fn oort_release() -> anyhow::Result<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or_else(|| anyhow!("no workspace root"))?
+        .to_path_buf();
+    let st = Command::new(env!("CARGO"))
+        .args(["build", "--release", "-p", "oort", "--bin", "oort"])
+        .current_dir(&root)
+        .status()?;
+    if !st.success() {
+        return Err(anyhow!("cargo build --release -p oort failed"));
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok(target.join("release").join("oort"))
+}
+
+struct Srv {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+    http: reqwest::blocking::Client,
+}
+
+impl Drop for Srv {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Srv {
+    fn start() -> anyhow::Result<Srv> {
+        let bin = oort_release()?;
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new(bin)
+            .args(["serve", "--data-dir"])
+            .arg(dir.path())
+            .args(["--rest-addr", &format!("127.0.0.1:{port}")])
+            .env("OORT_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let s = Srv {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+            http: reqwest::blocking::Client::new(),
+        };
+        for _ in 0..200 {
+            if s.http.get(format!("{}/ping", s.base)).send().is_ok() {
+                return Ok(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(anyhow!("server did not start"))
+    }
+
+    fn post(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<()> {
+        let r = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .json(body)
+            .send()?;
+        if !r.status().is_success() {
+            return Err(anyhow!("POST {path}: {} {}", r.status(), r.text()?));
+        }
+        Ok(())
+    }
+
+    fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        Ok(self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .send()?
+            .json()?)
+    }
+}
+
+/// (e) idle RSS and RSS per rule with 1000 rules on one stream.
+pub fn rss_per_rule() -> anyhow::Result<()> {
+    let s = Srv::start()?;
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = s.child.id();
+    let idle = rss_kb(pid).context("read RSS")?;
+    println!("e idle server RSS: {idle} KB ({:.1} MB)", idle as f64 / 1024.0);
+    s.post(
+        "/streams",
+        &serde_json::json!({"sql": "CREATE STREAM s () WITH (DATASOURCE=\"bench/rules\", TYPE=\"memory\")"}),
+    )?;
+    // Warm up: the first rule pays for one-off allocations.
+    s.post(
+        "/rules",
+        &serde_json::json!({"id":"warm","sql":"SELECT temperature FROM s WHERE temperature > 20","actions":[{"nop":{}}]}),
+    )?;
+    std::thread::sleep(Duration::from_millis(300));
+    let before = rss_kb(pid).context("read RSS")?;
+    const RULES: u64 = 1000;
+    for i in 0..RULES {
+        s.post(
+            "/rules",
+            &serde_json::json!({"id": format!("r{i}"),
+                "sql":"SELECT temperature FROM s WHERE temperature > 20","actions":[{"nop":{}}]}),
+        )?;
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let after = rss_kb(pid).context("read RSS")?;
+    let running = s
+        .get_json("/rules")?
+        .as_array()
+        .map(|a| a.iter().filter(|r| r["status"] == "running").count())
+        .unwrap_or(0);
+    println!(
+        "e {RULES} rules ({running} running): RSS {after} KB, {:.1} KB per rule",
+        (after.saturating_sub(before)) as f64 / RULES as f64
+    );
+    Ok(())
+}
+
+/// (c) MQTT -> rule -> MQTT, beside the raw broker rate.
+pub fn mqtt_round_trip() -> anyhow::Result<()> {
+    const N: usize = 50_000;
+    let rt = tokio::runtime::Runtime::new()?;
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    // Baseline: publisher -> broker -> subscriber, same topic.
+    let base_topic = format!("bench/{tag}/raw");
+    let raw = rt.block_on(pipe_rate(&base_topic, &base_topic, N))?;
+    println!("c raw rumqttc pub -> mosquitto -> sub: {:.0} msg/s", raw);
+    let s = Srv::start()?;
+    let in_t = format!("bench/{tag}/in");
+    let out_t = format!("bench/{tag}/out");
+    s.post(
+        "/streams",
+        &serde_json::json!({"sql": format!("CREATE STREAM s () WITH (DATASOURCE=\"{in_t}\", TYPE=\"mqtt\")")}),
+    )?;
+    s.post(
+        "/rules",
+        &serde_json::json!({"id":"c","sql":"SELECT * FROM s WHERE temp > 20",
+            "actions":[{"mqtt":{"server":"tcp://127.0.0.1:1883","topic":out_t,"sendSingle":true}}]}),
+    )?;
+    for _ in 0..100 {
+        let st = s.get_json("/rules/c/status")?;
+        if st["source_s_0_connection_status"] == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let oort = rt.block_on(pipe_rate(&in_t, &out_t, N))?;
+    println!(
+        "c mqtt -> oort rule -> mqtt: {:.0} msg/s = {:.2} of the raw broker rate",
+        oort,
+        oort / raw
+    );
+    Ok(())
+}
+
+/// Publishes `n` messages on `pub_topic` (QoS 1) and measures the rate at
+/// which they arrive on `sub_topic`.
+async fn pipe_rate(pub_topic: &str, sub_topic: &str, n: usize) -> anyhow::Result<f64> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let mut so = MqttOptions::new(format!("bs-{}", uuid::Uuid::new_v4().simple()), "127.0.0.1", 1883);
+    so.set_inflight(1000);
+    so.set_keep_alive(Duration::from_secs(30));
+    let (sub, mut sub_loop) = AsyncClient::new(so, 10_000);
+    sub.subscribe(sub_topic, QoS::AtLeastOnce).await?;
+    loop {
+        if let Event::Incoming(Packet::SubAck(_)) = sub_loop.poll().await? {
+            break;
+        }
+    }
+    let counter = tokio::spawn(async move {
+        let mut got = 0usize;
+        let mut first: Option<Instant> = None;
+        let mut last = Instant::now();
+        while got < n {
+            match tokio::time::timeout(Duration::from_secs(10), sub_loop.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::Publish(_)))) => {
+                    got += 1;
+                    first.get_or_insert_with(Instant::now);
+                    last = Instant::now();
+                }
+                Ok(Ok(_)) => {}
+                _ => break,
+            }
+        }
+        (got, first, last)
+    });
+    let mut po = MqttOptions::new(format!("bp-{}", uuid::Uuid::new_v4().simple()), "127.0.0.1", 1883);
+    po.set_inflight(1000);
+    let (publ, mut pub_loop) = AsyncClient::new(po, 10_000);
+    let pl = tokio::spawn(async move { while pub_loop.poll().await.is_ok() {} });
+    let start = Instant::now();
+    let payload = br#"{"id":1,"temp":25.5,"humidity":40}"#.to_vec();
+    for _ in 0..n {
+        publ.publish(pub_topic, QoS::AtLeastOnce, false, payload.clone())
+            .await?;
+    }
+    let (got, _first, last) = counter.await?;
+    pl.abort();
+    let el = last.duration_since(start);
+    if got < n {
+        println!("  (received {got} of {n})");
+    }
+    Ok(got as f64 / el.as_secs_f64())
+}
+
+/// (a) memory source -> `SELECT * WHERE temp > 20` -> nop, through the real
+/// runtime (manager, hub, rule task, sink pipeline) on one tokio worker thread.
+pub fn memory_filter_nop() -> anyhow::Result<()> {
+    const N: usize = 1_000_000;
+    const BATCH: usize = 1000;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let dir = tempfile::tempdir()?;
+        let registry = oort_core::Registry::default();
+        oort_connectors::builtin(&registry);
+        let mgr = oort::manager::Manager::open(dir.path(), registry)?;
+        let topic = format!("bench/a/{}", uuid::Uuid::new_v4().simple());
+        mgr.exec_stream_sql(&format!(
+            "CREATE STREAM s () WITH (DATASOURCE=\"{topic}\", TYPE=\"memory\")"
+        ))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+        mgr.create_rule(
+            r#"{"id":"a","sql":"SELECT * FROM s WHERE temp > 20","actions":[{"nop":{}}]}"#,
+        )
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+        let schema = Arc::new(oort_core::Schema::from_strs(&["id", "temp", "humidity"]));
+        let batches: Vec<Vec<Row>> = (0..N / BATCH)
+            .map(|b| {
+                (0..BATCH)
+                    .map(|i| {
+                        let n = (b * BATCH + i) as i64;
+                        Row::new(
+                            schema.clone(),
+                            vec![
+                                Value::Int(n),
+                                Value::Float((n % 40) as f64),
+                                Value::Int(n % 100),
+                            ],
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let expect_out = (0..N as i64).filter(|n| (n % 40) > 20).count() as u64;
+        let bus = oort_connectors::memory::bus::bus();
+        let start = Instant::now();
+        for b in batches {
+            bus.publish(&topic, b).await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let st = mgr.rule_status("a").await.map_err(|e| anyhow!("{e}"))?;
+            let got = st
+                .get("sink_nop_0_0_records_in_total")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            if got >= expect_out {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(anyhow!("only {got} of {expect_out} rows reached the sink"));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let el = start.elapsed();
+        report("a memory -> filter -> nop (1 worker thread)", N as u64, el);
+        mgr.shutdown().await;
+        Ok(())
+    })
+}

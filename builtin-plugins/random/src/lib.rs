@@ -1,0 +1,179 @@
+//! `random`: Oort's built-in random source plugin, with eKuiper's random
+//! source properties. Every `interval` ms it emits `pattern` as JSON with
+//! each integer field increased by a random value in `[0, seed)` (float
+//! fields by a random float in the same range); with `deduplicate: N > 0`
+//! a message equal to one of the previous N is skipped.
+
+use std::collections::hash_map::RandomState;
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, Instant};
+
+use oort_plugin_sdk::serde_json::{Map, Number, Value};
+use oort_plugin_sdk::{
+    export_source, prop, Context, Error, Message, PluginInfo, Props, ReadOutcome, Source,
+};
+
+const SCHEMA: &str = r#"{"interval":"int (ms, default 1000)","seed":"int > 0 (default 1)","pattern":"object (default {\"count\":50})","deduplicate":"int >= 0 (default 0)"}"#;
+
+struct Config {
+    interval: Duration,
+    seed: u64,
+    pattern: Map<String, Value>,
+    deduplicate: usize,
+}
+
+fn config(props: &Props) -> Result<Config, Error> {
+    let interval = prop::<i64>(props, "interval")?.unwrap_or(1000);
+    if interval <= 0 {
+        return Err(Error::config(format!(
+            "interval must be positive, got {interval}"
+        )));
+    }
+    let seed = prop::<i64>(props, "seed")?.unwrap_or(1);
+    if seed <= 0 {
+        return Err(Error::config(format!("seed must be positive, got {seed}")));
+    }
+    let pattern = match props.get("pattern") {
+        None | Some(Value::Null) => {
+            let mut m = Map::new();
+            m.insert("count".into(), Value::from(50));
+            m
+        }
+        Some(Value::Object(m)) => m.clone(),
+        Some(other) => {
+            return Err(Error::config(format!(
+                "pattern must be a JSON object, got {other}"
+            )))
+        }
+    };
+    let deduplicate = prop::<i64>(props, "deduplicate")?.unwrap_or(0);
+    if deduplicate < 0 {
+        return Err(Error::config(format!(
+            "deduplicate must not be negative, got {deduplicate}"
+        )));
+    }
+    Ok(Config {
+        interval: Duration::from_millis(interval as u64),
+        seed: seed as u64,
+        pattern,
+        deduplicate: deduplicate as usize,
+    })
+}
+
+/// splitmix64: small, fast, good enough for test data.
+struct Rng(u64);
+
+impl Rng {
+    fn from_host() -> Self {
+        // RandomState is seeded from wasi:random, which every plugin may use.
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(0x5eed);
+        Rng(h.finish())
+    }
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+struct Random {
+    cfg: Config,
+    rng: Rng,
+    next_due: Instant,
+    recent: VecDeque<Vec<u8>>,
+}
+
+impl Random {
+    fn generate(&mut self) -> Vec<u8> {
+        let mut out = Map::new();
+        for (k, v) in &self.cfg.pattern {
+            let nv = match v {
+                Value::Number(n) if n.is_i64() || n.is_u64() => {
+                    let base = n.as_i64().unwrap_or(0);
+                    Value::from(base.saturating_add(self.rng.below(self.cfg.seed) as i64))
+                }
+                Value::Number(n) => {
+                    let base = n.as_f64().unwrap_or(0.0);
+                    let r = (self.rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+                    Number::from_f64(base + r * self.cfg.seed as f64)
+                        .map(Value::Number)
+                        .unwrap_or_else(|| v.clone())
+                }
+                other => other.clone(),
+            };
+            out.insert(k.clone(), nv);
+        }
+        oort_plugin_sdk::serde_json::to_vec(&Value::Object(out)).unwrap_or_default()
+    }
+
+    /// True when `payload` repeats one of the last `deduplicate` messages.
+    fn duplicate(&mut self, payload: &[u8]) -> bool {
+        let n = self.cfg.deduplicate;
+        if n == 0 {
+            return false;
+        }
+        if self.recent.iter().any(|p| p == payload) {
+            return true;
+        }
+        self.recent.push_back(payload.to_vec());
+        while self.recent.len() > n {
+            self.recent.pop_front();
+        }
+        false
+    }
+}
+
+impl Source for Random {
+    fn describe() -> PluginInfo {
+        PluginInfo::new("random", env!("CARGO_PKG_VERSION"))
+            .description(
+                "Generates JSON messages from a pattern whose numeric fields are randomised.",
+            )
+            .properties_schema(SCHEMA)
+    }
+
+    fn validate(props: &Props) -> Result<(), Error> {
+        config(props).map(|_| ())
+    }
+
+    fn open(_ctx: &Context, props: Props, _resume: Option<String>) -> Result<Self, Error> {
+        let cfg = config(&props)?;
+        Ok(Random {
+            next_due: Instant::now() + cfg.interval,
+            cfg,
+            rng: Rng::from_host(),
+            recent: VecDeque::new(),
+        })
+    }
+
+    fn read(&mut self, max_messages: u32, wait: Duration) -> Result<ReadOutcome, Error> {
+        let now = Instant::now();
+        if now < self.next_due {
+            let nap = (self.next_due - now).min(wait);
+            std::thread::sleep(nap);
+        }
+        let mut out = Vec::new();
+        // Emit one message per elapsed tick, at most `max_messages`.
+        while Instant::now() >= self.next_due && (out.len() as u32) < max_messages {
+            self.next_due += self.cfg.interval;
+            let payload = self.generate();
+            if !self.duplicate(&payload) {
+                out.push(Message::new(payload));
+            }
+        }
+        // After a long stall do not burst: restart the schedule from now.
+        if Instant::now() >= self.next_due + self.cfg.interval * 4 {
+            self.next_due = Instant::now() + self.cfg.interval;
+        }
+        Ok(ReadOutcome::Messages(out))
+    }
+}
+
+export_source!(Random);

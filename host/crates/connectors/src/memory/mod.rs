@@ -1,0 +1,339 @@
+//! `memory` source and sink: rules talk to each other through the in-process
+//! [`bus`] without encoding. The sink publishes result rows on `topic` (a
+//! template); the source subscribes to DATASOURCE (`+`/`#` wildcards) and
+//! emits the row batches as they come, with meta `{topic}`.
+
+pub mod bus;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use oort_core::{
+    ConnectorError, Map, Props, Row, Schema, Sink, SinkContext, SinkFactory, SinkItem, Source,
+    SourceContext, SourceFactory, SourceMsg, Value,
+};
+use serde::Deserialize;
+
+pub use bus::{bus, BusMsg, MemoryBus, Publisher, Subscription, TopicFilter};
+
+use crate::util::{de, parse_config, rows_from_value, PropTemplate};
+
+/// Rows merged into one emitted batch when several messages are queued.
+const MAX_MERGED_ROWS: usize = 4096;
+
+fn default_buffer() -> u64 {
+    1024
+}
+
+#[derive(Debug, Deserialize)]
+struct SourceConf {
+    #[serde(
+        rename = "bufferlength",
+        default = "default_buffer",
+        deserialize_with = "de::u64_lenient"
+    )]
+    buffer_length: u64,
+}
+
+/// Factory of `memory` sources.
+pub struct MemorySourceFactory;
+
+impl SourceFactory for MemorySourceFactory {
+    fn kind(&self) -> &str {
+        "memory"
+    }
+
+    fn create(&self, datasource: &str, props: &Props) -> Result<Box<dyn Source>, ConnectorError> {
+        let conf: SourceConf = parse_config("memory", props)?;
+        let topic = datasource.trim();
+        if topic.is_empty() {
+            return Err(ConnectorError::config(
+                "memory: DATASOURCE (the topic) is required",
+            ));
+        }
+        TopicFilter::parse(topic).map_err(|e| ConnectorError::Config(format!("memory: {e}")))?;
+        Ok(Box::new(MemorySource {
+            topic: topic.to_string(),
+            capacity: conf.buffer_length.clamp(1, 1 << 20) as usize,
+            bus: bus(),
+        }))
+    }
+
+    fn emits_rows(&self) -> bool {
+        true
+    }
+}
+
+/// A running `memory` source.
+pub struct MemorySource {
+    topic: String,
+    capacity: usize,
+    bus: Arc<MemoryBus>,
+}
+
+impl MemorySource {
+    /// A source on a private bus (tests).
+    pub fn with_bus(topic: &str, capacity: usize, bus: Arc<MemoryBus>) -> MemorySource {
+        MemorySource {
+            topic: topic.to_string(),
+            capacity,
+            bus,
+        }
+    }
+}
+
+#[async_trait]
+impl Source for MemorySource {
+    async fn run(&mut self, ctx: SourceContext) -> Result<(), ConnectorError> {
+        let mut sub = self
+            .bus
+            .subscribe(&self.topic, self.capacity)
+            .map_err(|e| ConnectorError::Config(format!("memory: {e}")))?;
+        ctx.conn.connected();
+        let mut meta: Option<(Arc<str>, Arc<Map>)> = None;
+        let mut pending: Option<BusMsg> = None;
+        loop {
+            let msg = match pending.take() {
+                Some(m) => m,
+                None => tokio::select! {
+                    m = sub.recv() => match m {
+                        Some(m) => m,
+                        None => return Ok(()),
+                    },
+                    _ = ctx.cancel.cancelled() => return Ok(()),
+                },
+            };
+            let BusMsg { topic, mut rows } = msg;
+            // Merge batches already queued for the same topic into one emit.
+            while rows.len() < MAX_MERGED_ROWS {
+                match sub.try_recv() {
+                    Some(next) if next.topic == topic => rows.extend(next.rows),
+                    Some(next) => {
+                        pending = Some(next);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            let m = match &meta {
+                Some((t, m)) if Arc::ptr_eq(t, &topic) || *t == topic => m.clone(),
+                _ => {
+                    let mut m = Map::new();
+                    m.insert(Arc::from("topic"), Value::Str(topic.clone()));
+                    let m = Arc::new(m);
+                    meta = Some((topic.clone(), m.clone()));
+                    m
+                }
+            };
+            if !ctx
+                .emit(SourceMsg::Rows {
+                    rows,
+                    meta: Some(m),
+                })
+                .await
+            {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SinkConf {
+    #[serde(default)]
+    topic: String,
+}
+
+/// Factory of `memory` sinks.
+pub struct MemorySinkFactory;
+
+impl SinkFactory for MemorySinkFactory {
+    fn kind(&self) -> &str {
+        "memory"
+    }
+
+    fn create(&self, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
+        let conf: SinkConf = parse_config("memory", props)?;
+        if conf.topic.trim().is_empty() {
+            return Err(ConnectorError::config("memory: property topic is required"));
+        }
+        let topic = PropTemplate::parse("topic", conf.topic.trim())?;
+        if let Some(t) = topic.static_text() {
+            if t.contains(['+', '#']) {
+                return Err(ConnectorError::Config(format!(
+                    "memory: property topic {t:?} must not contain wildcards"
+                )));
+            }
+        }
+        Ok(Box::new(MemorySink::with_bus(topic, bus())))
+    }
+
+    fn wants_bytes(&self) -> bool {
+        false
+    }
+}
+
+/// A running `memory` sink.
+pub struct MemorySink {
+    topic: PropTemplate,
+    publisher: Publisher,
+    schema: Option<Arc<Schema>>,
+}
+
+impl MemorySink {
+    fn with_bus(topic: PropTemplate, bus: Arc<MemoryBus>) -> MemorySink {
+        MemorySink {
+            topic,
+            publisher: Publisher::new(bus),
+            schema: None,
+        }
+    }
+}
+
+#[async_trait]
+impl Sink for MemorySink {
+    async fn connect(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
+        ctx.conn.connected();
+        Ok(())
+    }
+
+    async fn collect(
+        &mut self,
+        _ctx: &SinkContext,
+        items: &[SinkItem],
+    ) -> Result<(), ConnectorError> {
+        let mut batch: Vec<Row> = Vec::new();
+        let mut skipped = 0usize;
+        if let Some(topic) = self.topic.static_text() {
+            let topic = topic.into_owned();
+            for it in items {
+                skipped += rows_from_value(&it.data, &mut self.schema, &mut batch);
+            }
+            if !batch.is_empty() {
+                self.publisher.publish(&topic, batch).await;
+            }
+        } else {
+            // Group consecutive items that render to the same topic.
+            let mut current: Option<String> = None;
+            for it in items {
+                let t = self.topic.render(&it.data);
+                if current.as_deref() != Some(t.as_str()) {
+                    if let Some(prev) = current.take() {
+                        if !batch.is_empty() {
+                            self.publisher
+                                .publish(&prev, std::mem::take(&mut batch))
+                                .await;
+                        }
+                    }
+                    current = Some(t);
+                }
+                skipped += rows_from_value(&it.data, &mut self.schema, &mut batch);
+            }
+            if let Some(t) = current {
+                if !batch.is_empty() {
+                    self.publisher.publish(&t, batch).await;
+                }
+            }
+        }
+        if skipped > 0 {
+            return Err(ConnectorError::InvalidData(format!(
+                "memory: {skipped} item(s) were not row objects"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oort_core::codec::json::decode_value;
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    fn props(v: serde_json::Value) -> Props {
+        v.as_object().cloned().unwrap()
+    }
+
+    fn item(json: &str) -> SinkItem {
+        SinkItem {
+            data: decode_value(json.as_bytes()).unwrap(),
+            payload: bytes::Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn factories_validate() {
+        assert!(MemorySourceFactory.create("", &Props::new()).is_err());
+        assert!(MemorySourceFactory.create("a/#/b", &Props::new()).is_err());
+        let e = MemorySourceFactory
+            .create("a", &props(serde_json::json!({"bufferLength": "x"})))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("bufferLength"), "{e}");
+        assert!(MemorySinkFactory.create(&Props::new()).is_err());
+        assert!(MemorySinkFactory
+            .create(&props(serde_json::json!({"topic": "a/+"})))
+            .is_err());
+        assert!(MemorySinkFactory
+            .create(&props(
+                serde_json::json!({"topic": "a/{{.id}}", "sendSingle": true})
+            ))
+            .is_ok());
+        assert!(!MemorySinkFactory.wants_bytes());
+        assert!(MemorySourceFactory.emits_rows());
+    }
+
+    #[tokio::test]
+    async fn sink_to_source_through_a_wildcard() {
+        let bus = MemoryBus::new();
+        let cancel = CancellationToken::new();
+        let (tx, mut rx) = mpsc::channel(16);
+        let ctx = SourceContext::new("r1", cancel.clone(), tx);
+        let mut src = MemorySource::with_bus("dev/+", 8, bus.clone());
+        let task = tokio::spawn(async move { src.run(ctx).await });
+        while bus.subscription_count() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let mut sink = MemorySink::with_bus(
+            PropTemplate::parse("topic", "dev/{{.id}}").unwrap(),
+            bus.clone(),
+        );
+        let sctx = SinkContext::new("r0", cancel.clone());
+        sink.connect(&sctx).await.unwrap();
+        sink.collect(
+            &sctx,
+            &[
+                item(r#"{"id":"a","v":1}"#),
+                item(r#"[{"id":"b","v":2},{"id":"b","v":3}]"#),
+            ],
+        )
+        .await
+        .unwrap();
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            match rx.recv().await.unwrap() {
+                SourceMsg::Rows { rows, meta } => {
+                    let topic = meta.unwrap().get("topic").cloned().unwrap();
+                    for r in rows {
+                        got.push((topic.clone(), r.get("v").cloned().unwrap()));
+                    }
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(
+            got,
+            vec![
+                (Value::str("dev/a"), Value::Int(1)),
+                (Value::str("dev/b"), Value::Int(2)),
+                (Value::str("dev/b"), Value::Int(3)),
+            ]
+        );
+        let e = sink.collect(&sctx, &[item("5")]).await.unwrap_err();
+        assert!(matches!(e, ConnectorError::InvalidData(_)));
+        cancel.cancel();
+        task.await.unwrap().unwrap();
+        assert_eq!(bus.subscription_count(), 0);
+    }
+}

@@ -1,0 +1,13 @@
+//! `mqtt` source ([`source`]) and sink ([`sink`]) on rumqttc, MQTT 3.1.1 by
+//! default and MQTT 5 with `protocolVersion: "5"`; [`client`] holds the shared
+//! connection settings (`server`, credentials, TLS files, client id).
+
+pub(crate) mod client;
+pub mod sink;
+pub mod source;
+
+pub use sink::{MqttSink, MqttSinkFactory};
+pub use source::{MqttSource, MqttSourceFactory};
+
+#[cfg(test)]
+mod tests;

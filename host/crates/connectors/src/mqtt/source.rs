@@ -1,0 +1,163 @@
+//! `mqtt` source: subscribes to the DATASOURCE topic(s) and emits each message
+//! as bytes with meta `{topic, qos, messageId}`. Reconnects with backoff and
+//! subscribes again after every reconnect; reports status through `ctx.conn`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use oort_core::{
+    ConnectorError, Map, Props, Source, SourceContext, SourceFactory, SourceMsg, Value,
+};
+use serde::Deserialize;
+
+use super::client::{validate_filter, Client, ConnConf, Ev, EventLoop, Settings};
+use crate::util::{de, parse_config, sleep_or_cancel, Backoff};
+
+fn default_qos() -> u64 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+struct SourceConf {
+    #[serde(default = "default_qos", deserialize_with = "de::u64_lenient")]
+    qos: u64,
+}
+
+/// Factory of `mqtt` sources.
+pub struct MqttSourceFactory;
+
+impl SourceFactory for MqttSourceFactory {
+    fn kind(&self) -> &str {
+        "mqtt"
+    }
+
+    fn create(&self, datasource: &str, props: &Props) -> Result<Box<dyn Source>, ConnectorError> {
+        let conn: ConnConf = parse_config("mqtt", props)?;
+        let extra: SourceConf = parse_config("mqtt", props)?;
+        if extra.qos > 2 {
+            return Err(ConnectorError::Config(format!(
+                "mqtt: invalid property qos {}: expected 0, 1 or 2",
+                extra.qos
+            )));
+        }
+        let topics: Vec<String> = datasource
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect();
+        if topics.is_empty() {
+            return Err(ConnectorError::config(
+                "mqtt: DATASOURCE (the topic to subscribe to) is required",
+            ));
+        }
+        for t in &topics {
+            validate_filter(t).map_err(|e| ConnectorError::Config(format!("mqtt: {e}")))?;
+        }
+        Ok(Box::new(MqttSource {
+            settings: Settings::from_conf(&conn)?,
+            topics,
+            qos: extra.qos as u8,
+        }))
+    }
+}
+
+/// A running `mqtt` source.
+pub struct MqttSource {
+    settings: Settings,
+    topics: Vec<String>,
+    qos: u8,
+}
+
+/// Sends DISCONNECT and drives the loop briefly so it goes out.
+pub(crate) async fn disconnect(client: &Client, el: &mut EventLoop) {
+    client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            match el.poll().await {
+                Ok(Ev::Disconnected) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+}
+
+#[async_trait]
+impl Source for MqttSource {
+    async fn run(&mut self, ctx: SourceContext) -> Result<(), ConnectorError> {
+        let (client, mut el) = self.settings.build(64)?;
+        let server = self.settings.server_text();
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        let mut last_topic: Option<(String, Value)> = None;
+        let k_topic: Arc<str> = Arc::from("topic");
+        let k_qos: Arc<str> = Arc::from("qos");
+        let k_id: Arc<str> = Arc::from("messageId");
+        ctx.conn.connecting();
+        loop {
+            let ev = tokio::select! {
+                biased;
+                _ = ctx.cancel.cancelled() => {
+                    disconnect(&client, &mut el).await;
+                    return Ok(());
+                }
+                ev = el.poll() => ev,
+            };
+            match ev {
+                Ok(Ev::ConnAck) => {
+                    backoff.reset();
+                    ctx.conn.connected();
+                    tracing::info!(source = %ctx.id, %server, topics = ?self.topics, "mqtt source connected");
+                    if let Err(e) = client.try_subscribe(&self.topics, self.qos) {
+                        tracing::warn!(source = %ctx.id, "mqtt subscribe failed: {e}");
+                    }
+                }
+                Ok(Ev::Publish {
+                    topic,
+                    payload,
+                    qos,
+                    pkid,
+                }) => {
+                    let tv = match &last_topic {
+                        Some((t, v)) if *t == topic => v.clone(),
+                        _ => {
+                            let v = Value::str(&topic);
+                            last_topic = Some((topic, v.clone()));
+                            v
+                        }
+                    };
+                    let mut meta = Map::new();
+                    meta.insert(k_topic.clone(), tv);
+                    meta.insert(k_qos.clone(), Value::Int(qos as i64));
+                    meta.insert(k_id.clone(), Value::Int(pkid as i64));
+                    if !ctx.emit_bytes(payload, Some(Arc::new(meta))).await {
+                        disconnect(&client, &mut el).await;
+                        return Ok(());
+                    }
+                }
+                Ok(Ev::SubAck { refused }) if refused > 0 => {
+                    let msg = format!(
+                        "mqtt: the broker refused {refused} of the subscriptions {:?}",
+                        self.topics
+                    );
+                    tracing::warn!(source = %ctx.id, "{msg}");
+                    if !ctx.emit(SourceMsg::Error(msg)).await {
+                        disconnect(&client, &mut el).await;
+                        return Ok(());
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let msg = format!("mqtt {server}: {e}");
+                    tracing::warn!(source = %ctx.id, "{msg}");
+                    ctx.conn.disconnected(msg);
+                    if sleep_or_cancel(backoff.next_delay(), &ctx.cancel).await {
+                        return Ok(());
+                    }
+                    ctx.conn.connecting();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! MQTT tests against the real local Mosquitto (127.0.0.1:1883), each on its
+//! own uuid topic prefix so they can run in parallel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use oort_core::codec::json::decode_value;
+use oort_core::{
+    ConnState, ConnStatus, ConnectorError, Props, SinkContext, SinkFactory, SinkItem,
+    SourceContext, SourceFactory, SourceMsg, Value,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{MqttSinkFactory, MqttSourceFactory};
+
+const BROKER: &str = "tcp://127.0.0.1:1883";
+
+fn prefix() -> String {
+    format!("oorttest/{}", uuid::Uuid::new_v4().simple())
+}
+
+fn props(v: serde_json::Value) -> Props {
+    v.as_object().cloned().unwrap()
+}
+
+async fn wait_status(conn: &ConnState, want: ConnStatus) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while conn.snapshot().status != want {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("status never became {want:?}: {:?}", conn.snapshot()));
+}
+
+struct Running {
+    rx: mpsc::Receiver<SourceMsg>,
+    cancel: CancellationToken,
+    conn: ConnState,
+    task: JoinHandle<Result<(), ConnectorError>>,
+}
+
+async fn start_source(ds: &str, p: Props) -> Running {
+    let mut src = MqttSourceFactory.create(ds, &p).unwrap();
+    let (tx, rx) = mpsc::channel(64);
+    let cancel = CancellationToken::new();
+    let ctx = SourceContext::new("test-src", cancel.clone(), tx);
+    let conn = ctx.conn.clone();
+    let task = tokio::spawn(async move { src.run(ctx).await });
+    wait_status(&conn, ConnStatus::Connected).await;
+    // Let the SUBSCRIBE reach the broker.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Running {
+        rx,
+        cancel,
+        conn,
+        task,
+    }
+}
+
+async fn next_msg(r: &mut Running) -> (Bytes, Arc<oort_core::Map>) {
+    let m = tokio::time::timeout(Duration::from_secs(10), r.rx.recv())
+        .await
+        .expect("a message within 10s")
+        .expect("source still running");
+    match m {
+        SourceMsg::Bytes { payload, meta } => (payload, meta.unwrap()),
+        SourceMsg::Error(e) => panic!("source error: {e}"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn item(json: &str) -> SinkItem {
+    SinkItem {
+        data: decode_value(json.as_bytes()).unwrap(),
+        payload: Bytes::from(json.to_string()),
+    }
+}
+
+async fn sink(p: serde_json::Value) -> (Box<dyn oort_core::Sink>, SinkContext) {
+    let mut s = MqttSinkFactory.create(&props(p)).unwrap();
+    let ctx = SinkContext::new("test-sink", CancellationToken::new());
+    s.connect(&ctx).await.unwrap();
+    (s, ctx)
+}
+
+#[tokio::test]
+async fn source_gets_messages_with_meta_from_wildcards_and_several_topics() {
+    let t = prefix();
+    let mut r = start_source(
+        &format!("{t}/in/+, {t}/other/#"),
+        props(serde_json::json!({"server": BROKER, "qos": 1})),
+    )
+    .await;
+    let (mut s, sctx) =
+        sink(serde_json::json!({"server": BROKER, "topic": format!("{t}/in/a"), "qos": 1})).await;
+    s.collect(&sctx, &[item(r#"{"id":1}"#)]).await.unwrap();
+    let (payload, meta) = next_msg(&mut r).await;
+    assert_eq!(&payload[..], br#"{"id":1}"#);
+    assert_eq!(meta.get("topic"), Some(&Value::str(&format!("{t}/in/a"))));
+    assert_eq!(meta.get("qos"), Some(&Value::Int(1)));
+    assert!(matches!(meta.get("messageId"), Some(Value::Int(id)) if *id > 0));
+
+    let (mut s2, sctx2) =
+        sink(serde_json::json!({"server": BROKER, "topic": format!("{t}/other/x/y")})).await;
+    s2.collect(&sctx2, &[item(r#"{"id":2}"#)]).await.unwrap();
+    let (payload, meta) = next_msg(&mut r).await;
+    assert_eq!(&payload[..], br#"{"id":2}"#);
+    assert_eq!(meta.get("qos"), Some(&Value::Int(0)));
+    s.close(&sctx).await.unwrap();
+    s2.close(&sctx2).await.unwrap();
+
+    // Cancellation ends run promptly.
+    r.cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(2), r.task)
+        .await
+        .expect("run ends within 2s")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sink_renders_topic_templates_and_v5_works() {
+    let t = prefix();
+    let mut r = start_source(
+        &format!("{t}/dev/+"),
+        props(serde_json::json!({"server": BROKER, "protocolVersion": "5", "qos": 0})),
+    )
+    .await;
+    let (mut s, sctx) = sink(serde_json::json!({"server": BROKER,
+        "topic": format!("{t}/dev/{{{{.id}}}}"), "protocolVersion": 5, "sendSingle": true}))
+    .await;
+    s.collect(
+        &sctx,
+        &[item(r#"{"id":"d7","v":1}"#), item(r#"{"id":"d8","v":2}"#)],
+    )
+    .await
+    .unwrap();
+    let (_, m1) = next_msg(&mut r).await;
+    let (p2, m2) = next_msg(&mut r).await;
+    assert_eq!(m1.get("topic"), Some(&Value::str(&format!("{t}/dev/d7"))));
+    assert_eq!(m2.get("topic"), Some(&Value::str(&format!("{t}/dev/d8"))));
+    assert_eq!(&p2[..], br#"{"id":"d8","v":2}"#);
+    let e = s
+        .collect(&sctx, &[item(r#"{"id":"+"}"#)])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ConnectorError::InvalidData(_)), "{e:?}");
+    s.close(&sctx).await.unwrap();
+    r.cancel.cancel();
+    r.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn shared_subscription_receives() {
+    let t = prefix();
+    let mut r = start_source(
+        &format!("$share/g1/{t}/s"),
+        props(serde_json::json!({"server": BROKER})),
+    )
+    .await;
+    let (mut s, sctx) =
+        sink(serde_json::json!({"server": BROKER, "topic": format!("{t}/s"), "retained": false}))
+            .await;
+    s.collect(&sctx, &[item(r#"{"x":1}"#)]).await.unwrap();
+    let (p, _) = next_msg(&mut r).await;
+    assert_eq!(&p[..], br#"{"x":1}"#);
+    s.close(&sctx).await.unwrap();
+    r.cancel.cancel();
+    r.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn sink_connect_fails_fast_when_the_broker_is_down() {
+    let mut s = MqttSinkFactory
+        .create(&props(
+            serde_json::json!({"server": "tcp://127.0.0.1:1", "topic": "x"}),
+        ))
+        .unwrap();
+    let ctx = SinkContext::new("down", CancellationToken::new());
+    let started = std::time::Instant::now();
+    let e = s.connect(&ctx).await.unwrap_err();
+    assert!(matches!(e, ConnectorError::Unavailable(_)), "{e:?}");
+    assert!(started.elapsed() < Duration::from_secs(6));
+    assert_eq!(ctx.conn.snapshot().status, ConnStatus::Disconnected);
+    let e = s.collect(&ctx, &[item("{}")]).await.unwrap_err();
+    assert!(matches!(e, ConnectorError::Unavailable(_)));
+}
+
+#[tokio::test]
+async fn source_reports_down_broker_and_stops_on_cancel() {
+    let p = props(serde_json::json!({"server": "tcp://127.0.0.1:1"}));
+    let mut src = MqttSourceFactory.create("a/b", &p).unwrap();
+    let (tx, _rx) = mpsc::channel(4);
+    let cancel = CancellationToken::new();
+    let ctx = SourceContext::new("down", cancel.clone(), tx);
+    let conn = ctx.conn.clone();
+    let task = tokio::spawn(async move { src.run(ctx).await });
+    wait_status(&conn, ConnStatus::Disconnected).await;
+    assert!(!conn.snapshot().last_disconnected_message.is_empty());
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .expect("run ends within 2s")
+        .unwrap()
+        .unwrap();
+}
+
+#[test]
+fn factories_validate_props() {
+    let bad_sources = [
+        ("", serde_json::json!({})),
+        ("a/#/b", serde_json::json!({})),
+        ("a", serde_json::json!({"qos": 3})),
+        ("a", serde_json::json!({"qos": "x"})),
+        ("a", serde_json::json!({"server": "ws://h:1"})),
+        ("a", serde_json::json!({"protocolVersion": "2"})),
+    ];
+    for (ds, p) in bad_sources {
+        let e = MqttSourceFactory.create(ds, &props(p.clone())).err();
+        assert!(matches!(e, Some(ConnectorError::Config(_))), "{ds} {p}");
+    }
+    let e = MqttSourceFactory
+        .create("a", &props(serde_json::json!({"qos": "x"})))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("qos"), "{e}");
+    let bad_sinks = [
+        serde_json::json!({"topic": "a"}),
+        serde_json::json!({"server": BROKER}),
+        serde_json::json!({"server": BROKER, "topic": "a/+"}),
+        serde_json::json!({"server": BROKER, "topic": "a/{{.x"}),
+        serde_json::json!({"server": BROKER, "topic": "a", "retained": "maybe"}),
+    ];
+    for p in bad_sinks {
+        let e = MqttSinkFactory.create(&props(p.clone())).err();
+        assert!(matches!(e, Some(ConnectorError::Config(_))), "{p}");
+    }
+    // Common sink keys are tolerated.
+    assert!(MqttSinkFactory
+        .create(&props(serde_json::json!({"server": BROKER, "topic": "a",
+            "sendSingle": true, "format": "json", "bufferLength": 1024, "clientId": "c1"})))
+        .is_ok());
+}
+
+/// A TCP proxy to the broker whose connections can be cut.
+struct Proxy {
+    port: u16,
+    cut: Arc<parking_lot::Mutex<Vec<CancellationToken>>>,
+}
+
+impl Proxy {
+    async fn start() -> Proxy {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let cut: Arc<parking_lot::Mutex<Vec<CancellationToken>>> = Arc::default();
+        let c2 = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = l.accept().await {
+                let token = CancellationToken::new();
+                c2.lock().push(token.clone());
+                tokio::spawn(async move {
+                    let Ok(mut out) = TcpStream::connect("127.0.0.1:1883").await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut out) => {}
+                        _ = token.cancelled() => {}
+                    }
+                });
+            }
+        });
+        Proxy { port, cut }
+    }
+
+    fn cut_all(&self) {
+        for t in self.cut.lock().drain(..) {
+            t.cancel();
+        }
+    }
+}
+
+#[tokio::test]
+async fn source_reconnects_and_resubscribes() {
+    let t = prefix();
+    let proxy = Proxy::start().await;
+    let server = format!("tcp://127.0.0.1:{}", proxy.port);
+    let mut r = start_source(
+        &format!("{t}/r"),
+        props(serde_json::json!({"server": server})),
+    )
+    .await;
+    let (mut s, sctx) =
+        sink(serde_json::json!({"server": BROKER, "topic": format!("{t}/r")})).await;
+    s.collect(&sctx, &[item(r#"{"n":1}"#)]).await.unwrap();
+    assert_eq!(&next_msg(&mut r).await.0[..], br#"{"n":1}"#);
+
+    proxy.cut_all();
+    wait_status(&r.conn, ConnStatus::Disconnected).await;
+    wait_status(&r.conn, ConnStatus::Connected).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.collect(&sctx, &[item(r#"{"n":2}"#)]).await.unwrap();
+    assert_eq!(&next_msg(&mut r).await.0[..], br#"{"n":2}"#);
+    s.close(&sctx).await.unwrap();
+    r.cancel.cancel();
+    r.task.await.unwrap().unwrap();
+}

@@ -1,0 +1,617 @@
+//! FORMAT `json`: payload -> rows straight from serde_json into [`Value`]
+//! (no `serde_json::Value` in between), and [`Value`] -> bytes by hand.
+//!
+//! The decoder keeps the schema of the last object it saw and reuses it while
+//! the next object has the same keys in the same order, comparing keys as they
+//! are read without allocating, so rows of one producer share one schema.
+//! The encoder prints like Go's `encoding/json`: map keys in order, whole
+//! floats without a fraction, `<`, `>`, `&` escaped.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use super::text::{write_int, write_json_float};
+use super::{CodecError, Decoder, Encoder};
+use crate::value::{Map, Row, Schema, Value};
+
+/// Decodes a JSON object into one row, or an array of objects into several.
+#[derive(Debug, Default)]
+pub struct JsonDecoder {
+    cache: Option<Arc<Schema>>,
+}
+
+impl JsonDecoder {
+    pub fn new() -> JsonDecoder {
+        JsonDecoder { cache: None }
+    }
+}
+
+impl Decoder for JsonDecoder {
+    fn decode(&mut self, payload: &[u8], out: &mut Vec<Row>) -> Result<(), CodecError> {
+        let before = out.len();
+        let mut de = serde_json::Deserializer::from_slice(payload);
+        let r = TopSeed {
+            cache: &mut self.cache,
+            out,
+        }
+        .deserialize(&mut de)
+        .and_then(|_| de.end());
+        if let Err(e) = r {
+            out.truncate(before);
+            return Err(CodecError::Decode(e.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// Parses any JSON document into a [`Value`] (objects become sorted maps).
+pub fn decode_value(payload: &[u8]) -> Result<Value, CodecError> {
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let v = ValueSeed
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|_| v))
+        .map_err(|e| CodecError::Decode(e.to_string()))?;
+    Ok(v)
+}
+
+/// Top level: an object (one row) or an array of objects (one row each).
+struct TopSeed<'a> {
+    cache: &'a mut Option<Arc<Schema>>,
+    out: &'a mut Vec<Row>,
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object or an array of objects")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        let row = visit_row(self.cache, map)?;
+        self.out.push(row);
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(row) = seq.next_element_seed(RowSeed {
+            cache: &mut *self.cache,
+        })? {
+            self.out.push(row);
+        }
+        Ok(())
+    }
+}
+
+/// One array element that must be an object.
+struct RowSeed<'a> {
+    cache: &'a mut Option<Arc<Schema>>,
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
+    type Value = Row;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Row, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_> {
+    type Value = Row;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of JSON objects")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Row, A::Error> {
+        visit_row(self.cache, map)
+    }
+}
+
+/// Reads one object as a row, reusing `cache` when the keys match it.
+fn visit_row<'de, A: MapAccess<'de>>(
+    cache: &mut Option<Arc<Schema>>,
+    mut map: A,
+) -> Result<Row, A::Error> {
+    let cached: &[Arc<str>] = cache.as_ref().map(|s| s.names()).unwrap_or(&[]);
+    let mut values: Vec<Value> = Vec::with_capacity(cached.len().max(map.size_hint().unwrap_or(4)));
+    // `fresh` holds names only once a key differs from the cached schema.
+    let mut fresh: Option<Vec<Arc<str>>> = None;
+    let mut i = 0usize;
+    loop {
+        let expect = if fresh.is_none() { cached.get(i) } else { None };
+        let Some(key) = map.next_key_seed(KeySeed { expect })? else {
+            break;
+        };
+        if let Key::New(k) = key {
+            let names = fresh.get_or_insert_with(|| {
+                let mut v = Vec::with_capacity(i + 8);
+                v.extend(cached[..i].iter().cloned());
+                v
+            });
+            names.push(k);
+        }
+        // `Key::Same` only happens while no key has differed (`fresh` is None).
+        values.push(map.next_value_seed(ValueSeed)?);
+        i += 1;
+    }
+    match fresh {
+        None if i == cached.len() && cache.is_some() => {
+            let schema = cache.as_ref().map(Arc::clone).unwrap_or_default();
+            Ok(Row::new(schema, values))
+        }
+        fresh => {
+            let names = fresh.unwrap_or_else(|| cached[..i].to_vec());
+            let (schema, values) = build_schema(names, values);
+            let schema = Arc::new(schema);
+            *cache = Some(schema.clone());
+            Ok(Row::new(schema, values))
+        }
+    }
+}
+
+/// Builds a schema; on duplicate keys the last value wins (as in Go) at the
+/// position of the first occurrence.
+fn build_schema(names: Vec<Arc<str>>, values: Vec<Value>) -> (Schema, Vec<Value>) {
+    let schema = Schema::new(names);
+    let distinct = schema
+        .names()
+        .iter()
+        .enumerate()
+        .all(|(i, n)| schema.slot(n) == Some(i));
+    if distinct {
+        return (schema, values);
+    }
+    let mut keep_names: Vec<Arc<str>> = Vec::with_capacity(values.len());
+    let mut keep_values: Vec<Value> = Vec::with_capacity(values.len());
+    for (n, v) in schema.names().iter().zip(values) {
+        match keep_names.iter().position(|k| k == n) {
+            Some(p) => keep_values[p] = v,
+            None => {
+                keep_names.push(n.clone());
+                keep_values.push(v);
+            }
+        }
+    }
+    (Schema::new(keep_names), keep_values)
+}
+
+enum Key {
+    /// Equal to the expected cached name.
+    Same,
+    New(Arc<str>),
+}
+
+struct KeySeed<'a> {
+    expect: Option<&'a Arc<str>>,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Key;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Key, E> {
+        match self.expect {
+            Some(e) if e.as_ref() == s => Ok(Key::Same),
+            _ => Ok(Key::New(Arc::from(s))),
+        }
+    }
+}
+
+/// A map key of a nested object.
+struct ArcStrSeed;
+
+impl<'de> DeserializeSeed<'de> for ArcStrSeed {
+    type Value = Arc<str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Arc<str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ArcStrSeed {
+    type Value = Arc<str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Arc<str>, E> {
+        Ok(Arc::from(s))
+    }
+}
+
+/// Any JSON value as a [`Value`]: integers stay `Int`, objects become [`Map`]s.
+pub struct ValueSeed;
+
+impl<'de> DeserializeSeed<'de> for ValueSeed {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(i64::try_from(v)
+            .map(Value::Int)
+            .unwrap_or(Value::Float(v as f64)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(Arc::from(v)))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        ValueSeed.deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+        while let Some(x) = seq.next_element_seed(ValueSeed)? {
+            v.push(x);
+        }
+        Ok(Value::Array(Arc::new(v)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut m = Map::new();
+        while let Some(k) = map.next_key_seed(ArcStrSeed)? {
+            let v = map.next_value_seed(ValueSeed)?;
+            m.insert(k, v);
+        }
+        Ok(Value::Object(Arc::new(m)))
+    }
+}
+
+/// Encodes a row object or an array of rows as JSON.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct JsonEncoder;
+
+impl Encoder for JsonEncoder {
+    fn encode(&self, data: &Value) -> Result<Bytes, CodecError> {
+        let mut out = Vec::with_capacity(128);
+        write_value(&mut out, data);
+        Ok(Bytes::from(out))
+    }
+
+    fn encode_row(&self, row: &Row) -> Result<Bytes, CodecError> {
+        let mut out = Vec::with_capacity(128);
+        write_row(&mut out, row);
+        Ok(Bytes::from(out))
+    }
+
+    fn encode_rows(&self, rows: &[Row]) -> Result<Bytes, CodecError> {
+        let mut out = Vec::with_capacity(128 * rows.len().max(1));
+        out.push(b'[');
+        for (i, r) in rows.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_row(&mut out, r);
+        }
+        out.push(b']');
+        Ok(Bytes::from(out))
+    }
+}
+
+/// Appends `v` as JSON (bytes as base64, datetimes as unix ms, NaN as null).
+pub fn write_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Int(i) => write_int(out, *i),
+        Value::Float(f) => write_json_float(out, *f),
+        Value::Str(s) => write_str(out, s),
+        Value::Bytes(b) => {
+            use base64::Engine;
+            out.push(b'"');
+            let s = base64::engine::general_purpose::STANDARD.encode(b);
+            out.extend_from_slice(s.as_bytes());
+            out.push(b'"');
+        }
+        Value::Datetime(t) => write_int(out, *t),
+        Value::Array(a) => {
+            out.push(b'[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, x);
+            }
+            out.push(b']');
+        }
+        Value::Object(m) => write_map(out, m),
+    }
+}
+
+/// Appends a map as a JSON object, keys in map (sorted) order.
+pub fn write_map(out: &mut Vec<u8>, m: &Map) {
+    out.push(b'{');
+    for (i, (k, x)) in m.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, k);
+        out.push(b':');
+        write_value(out, x);
+    }
+    out.push(b'}');
+}
+
+/// Appends a row as a JSON object with its keys sorted (as Go prints maps).
+pub fn write_row(out: &mut Vec<u8>, row: &Row) {
+    let names = row.schema.names();
+    let mut order: Vec<usize> = (0..names.len().min(row.values.len())).collect();
+    if !names.windows(2).all(|w| w[0] <= w[1]) {
+        order.sort_by(|a, b| names[*a].cmp(&names[*b]));
+    }
+    out.push(b'{');
+    let mut first = true;
+    let mut prev: Option<&str> = None;
+    for i in order {
+        let k = names[i].as_ref();
+        if prev == Some(k) {
+            continue; // duplicate name: the first slot is the row's value
+        }
+        prev = Some(k);
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_str(out, k);
+        out.push(b':');
+        write_value(out, &row.values[i]);
+    }
+    out.push(b'}');
+}
+
+/// Escapes needed by Go's `encoding/json` (with HTML escaping on).
+const ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[0x08] = b'b';
+    t[0x0c] = b'f';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t[b'<' as usize] = b'u';
+    t[b'>' as usize] = b'u';
+    t[b'&' as usize] = b'u';
+    // First byte of U+2028 / U+2029; checked further in write_str.
+    t[0xE2] = b'E';
+    t
+};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends a JSON string literal.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    out.reserve(b.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let e = ESCAPE[c as usize];
+        if e == 0 {
+            i += 1;
+            continue;
+        }
+        if e == b'E' {
+            // U+2028 and U+2029 are E2 80 A8 / E2 80 A9.
+            if i + 2 < b.len() && b[i + 1] == 0x80 && (b[i + 2] == 0xA8 || b[i + 2] == 0xA9) {
+                out.extend_from_slice(&b[start..i]);
+                out.extend_from_slice(if b[i + 2] == 0xA8 {
+                    b"\\u2028"
+                } else {
+                    b"\\u2029"
+                });
+                i += 3;
+                start = i;
+            } else {
+                i += 1;
+            }
+            continue;
+        }
+        out.extend_from_slice(&b[start..i]);
+        if e == b'u' {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(c >> 4) as usize]);
+            out.push(HEX[(c & 0xf) as usize]);
+        } else {
+            out.push(b'\\');
+            out.push(e);
+        }
+        i += 1;
+        start = i;
+    }
+    out.extend_from_slice(&b[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(dec: &mut JsonDecoder, s: &str) -> Vec<Row> {
+        let mut out = Vec::new();
+        dec.decode(s.as_bytes(), &mut out).unwrap();
+        out
+    }
+
+    fn enc(v: &Value) -> String {
+        String::from_utf8(JsonEncoder.encode(v).unwrap().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn object_becomes_one_row_with_typed_values() {
+        let mut d = JsonDecoder::new();
+        let rows = decode(
+            &mut d,
+            r#"{"id":7,"temp":25.0,"name":"a\"b","ok":true,"n":null,"o":{"z":1,"a":[1,2.5]},"big":18446744073709551615}"#,
+        );
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        let names: Vec<&str> = r.schema.names().iter().map(|n| n.as_ref()).collect();
+        assert_eq!(names, ["id", "temp", "name", "ok", "n", "o", "big"]);
+        assert!(matches!(r.get("id"), Some(Value::Int(7))));
+        assert!(matches!(r.get("temp"), Some(Value::Float(f)) if *f == 25.0));
+        assert_eq!(r.get("name"), Some(&Value::str("a\"b")));
+        assert_eq!(r.get("ok"), Some(&Value::Bool(true)));
+        assert_eq!(r.get("n"), Some(&Value::Null));
+        assert!(matches!(r.get("big"), Some(Value::Float(_))));
+        let Some(Value::Object(o)) = r.get("o") else {
+            panic!("nested object expected");
+        };
+        assert_eq!(o.keys().map(|k| k.as_ref()).collect::<Vec<_>>(), ["a", "z"]);
+        assert_eq!(
+            o.get("a"),
+            Some(&Value::Array(Arc::new(vec![
+                Value::Int(1),
+                Value::Float(2.5)
+            ])))
+        );
+    }
+
+    #[test]
+    fn same_keys_share_one_schema_and_changes_make_a_new_one() {
+        let mut d = JsonDecoder::new();
+        let a = decode(&mut d, r#"{"x":1,"y":2}"#);
+        let b = decode(&mut d, r#"{"x":3,"y":4}"#);
+        assert!(Arc::ptr_eq(&a[0].schema, &b[0].schema));
+        assert_eq!(b[0].get("y"), Some(&Value::Int(4)));
+        // Different order, fewer keys, more keys: new schemas, right values.
+        let c = decode(&mut d, r#"{"y":5,"x":6}"#);
+        assert!(!Arc::ptr_eq(&b[0].schema, &c[0].schema));
+        assert_eq!(c[0].get("x"), Some(&Value::Int(6)));
+        let e = decode(&mut d, r#"{"y":7}"#);
+        assert_eq!(e[0].schema.len(), 1);
+        assert_eq!(e[0].get("y"), Some(&Value::Int(7)));
+        let f = decode(&mut d, r#"{"y":7,"x":1,"z":"s"}"#);
+        assert_eq!(f[0].schema.len(), 3);
+        assert_eq!(f[0].get("z"), Some(&Value::str("s")));
+        let g = decode(&mut d, r#"{"y":8,"x":2,"z":"t"}"#);
+        assert!(Arc::ptr_eq(&f[0].schema, &g[0].schema));
+    }
+
+    #[test]
+    fn array_of_objects_gives_rows_and_bad_input_errors() {
+        let mut d = JsonDecoder::new();
+        let rows = decode(&mut d, r#"[{"a":1},{"a":2},{"b":3}]"#);
+        assert_eq!(rows.len(), 3);
+        assert!(Arc::ptr_eq(&rows[0].schema, &rows[1].schema));
+        assert_eq!(rows[2].get("b"), Some(&Value::Int(3)));
+        assert!(decode(&mut d, "[]").is_empty());
+        let mut out = Vec::new();
+        assert!(d.decode(b"this is not json", &mut out).is_err());
+        assert!(d.decode(b"42", &mut out).is_err());
+        assert!(d.decode(br#"[{"a":1}, 3]"#, &mut out).is_err());
+        assert!(d.decode(br#"{"a":1} x"#, &mut out).is_err());
+        assert!(d.decode(br#"{"a":1"#, &mut out).is_err());
+        assert!(out.is_empty(), "failed decodes leave no partial rows");
+    }
+
+    #[test]
+    fn duplicate_keys_keep_the_last_value() {
+        let mut d = JsonDecoder::new();
+        let rows = decode(&mut d, r#"{"a":1,"b":2,"a":3}"#);
+        assert_eq!(rows[0].schema.len(), 2);
+        assert_eq!(rows[0].get("a"), Some(&Value::Int(3)));
+        assert_eq!(rows[0].values, vec![Value::Int(3), Value::Int(2)]);
+    }
+
+    #[test]
+    fn encodes_like_go() {
+        let v =
+            decode_value(br#"{"temp":25.0,"id":1,"s":"<a&b>\n\u2028","l":[1.5,null,true],"o":{}}"#)
+                .unwrap();
+        assert_eq!(
+            enc(&v),
+            r#"{"id":1,"l":[1.5,null,true],"o":{},"s":"\u003ca\u0026b\u003e\n\u2028","temp":25}"#
+        );
+        let arr = Value::Array(Arc::new(vec![v.clone(), Value::Null]));
+        assert!(enc(&arr).starts_with(r#"[{"id":1,"#));
+        assert_eq!(enc(&Value::Bytes(Arc::from(&b"hi"[..]))), r#""aGk=""#);
+        assert_eq!(enc(&Value::str("\u{1}")), r#""\u0001""#);
+        // Round trip through serde_json agrees on the data.
+        let back: serde_json::Value =
+            serde_json::from_slice(&JsonEncoder.encode(&v).unwrap()).unwrap();
+        assert_eq!(back["s"], "<a&b>\n\u{2028}");
+    }
+
+    #[test]
+    fn row_fast_paths_match_value_encoding() {
+        let mut d = JsonDecoder::new();
+        let rows = decode(
+            &mut d,
+            r#"[{"z":1.0,"a":{"k":[1]},"m":"s"},{"z":2,"a":null,"m":"t"}]"#,
+        );
+        for r in &rows {
+            assert_eq!(
+                JsonEncoder.encode_row(r).unwrap(),
+                JsonEncoder.encode(&r.to_value()).unwrap()
+            );
+        }
+        let arr = Value::Array(Arc::new(rows.iter().map(Row::to_value).collect()));
+        assert_eq!(
+            JsonEncoder.encode_rows(&rows).unwrap(),
+            JsonEncoder.encode(&arr).unwrap()
+        );
+        assert_eq!(&JsonEncoder.encode_rows(&[]).unwrap()[..], b"[]");
+    }
+
+    #[test]
+    fn row_writes_sorted_keys() {
+        let mut d = JsonDecoder::new();
+        let rows = decode(&mut d, r#"{"b":1,"a":"x"}"#);
+        let mut out = Vec::new();
+        write_row(&mut out, &rows[0]);
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"a":"x","b":1}"#);
+    }
+}

@@ -1,0 +1,149 @@
+//! Joins: combines the rows of a collection (one event, or a window's
+//! content) with the rows of the other sources (scan tables, or the other
+//! streams' rows of the same window) following each JOIN clause in order.
+//! INNER, LEFT, RIGHT, FULL and CROSS are supported.
+
+use std::collections::VecDeque;
+
+use oort_core::{SharedEvent, Value};
+
+use super::expr::Ctx;
+use super::plan::Plan;
+use super::tuple::{Hits, Parts, Tuple};
+use crate::ast::{JoinKind, StreamKind};
+
+/// A partial combination: one optional event per source, and the analytic
+/// values of the stream row it started from.
+struct Combo {
+    parts: Vec<Option<SharedEvent>>,
+    analytic: Box<[Value]>,
+    ts: i64,
+}
+
+impl Combo {
+    fn tuple(&self) -> Tuple {
+        Tuple {
+            parts: Parts::Many(self.parts.clone().into_boxed_slice()),
+            ts: self.ts,
+            analytic: self.analytic.clone(),
+        }
+    }
+}
+
+/// Candidate rows of source `src`: table rows, or the collection's rows of
+/// that stream (with their analytic values and time).
+fn candidates<'a>(
+    plan: &Plan,
+    src: usize,
+    rows: &'a [Tuple],
+    tables: &'a [VecDeque<SharedEvent>],
+) -> Vec<(SharedEvent, Option<&'a Tuple>)> {
+    match plan.srcs.get(src).map(|s| s.kind) {
+        Some(StreamKind::Table) => tables
+            .get(src)
+            .map(|t| t.iter().map(|e| (e.clone(), None)).collect())
+            .unwrap_or_default(),
+        _ => rows
+            .iter()
+            .filter_map(|t| t.part_shared(src).map(|e| (e.clone(), Some(t))))
+            .collect(),
+    }
+}
+
+/// Joins `rows` per the plan's JOIN clauses. An error in an ON condition
+/// aborts the whole collection (`run Join error: ...`).
+pub(crate) fn join(
+    plan: &Plan,
+    rows: &[Tuple],
+    tables: &[VecDeque<SharedEvent>],
+    hits: &Hits,
+    win: Option<super::tuple::WinRange>,
+) -> Result<Vec<Tuple>, String> {
+    let n = plan.srcs.len();
+    let mut current: Vec<Combo> = candidates(plan, 0, rows, tables)
+        .into_iter()
+        .map(|(ev, t)| {
+            let mut parts = vec![None; n];
+            let ts = t.map(|t| t.ts).unwrap_or(ev.ts);
+            parts[0] = Some(ev);
+            Combo {
+                parts,
+                analytic: t.map(|t| t.analytic.clone()).unwrap_or_default(),
+                ts,
+            }
+        })
+        .collect();
+    for j in &plan.joins {
+        let rights = candidates(plan, j.src, rows, tables);
+        let mut next = Vec::with_capacity(current.len());
+        let mut right_matched = vec![false; rights.len()];
+        for combo in current {
+            let mut any = false;
+            for (ri, (rev, rt)) in rights.iter().enumerate() {
+                let mut parts = combo.parts.clone();
+                if let Some(p) = parts.get_mut(j.src) {
+                    *p = Some(rev.clone());
+                }
+                let (analytic, ts) = if combo.analytic.is_empty() {
+                    match rt {
+                        Some(t) => (t.analytic.clone(), t.ts),
+                        None => (combo.analytic.clone(), combo.ts),
+                    }
+                } else {
+                    (combo.analytic.clone(), combo.ts)
+                };
+                let cand = Combo {
+                    parts,
+                    analytic,
+                    ts,
+                };
+                let ok = match (&j.on, j.kind) {
+                    (_, JoinKind::Cross) | (None, _) => true,
+                    (Some(on), _) => {
+                        let t = cand.tuple();
+                        let ctx = Ctx {
+                            tuple: Some(&t),
+                            analytic: &t.analytic,
+                            aggs: &[],
+                            win,
+                            agg_ctx: false,
+                            row_number: 1,
+                            hits,
+                            agg_hits: (0, 0),
+                            rule_id: &plan.opts.rule_id,
+                        };
+                        on.eval_cond(&ctx)
+                            .map_err(|e| format!("run Join error: {e}"))?
+                    }
+                };
+                if ok {
+                    any = true;
+                    if let Some(m) = right_matched.get_mut(ri) {
+                        *m = true;
+                    }
+                    next.push(cand);
+                }
+            }
+            if !any && matches!(j.kind, JoinKind::Left | JoinKind::Full) {
+                next.push(combo);
+            }
+        }
+        if matches!(j.kind, JoinKind::Right | JoinKind::Full) {
+            for ((rev, rt), matched) in rights.iter().zip(&right_matched) {
+                if !matched {
+                    let mut parts = vec![None; n];
+                    if let Some(p) = parts.get_mut(j.src) {
+                        *p = Some(rev.clone());
+                    }
+                    next.push(Combo {
+                        parts,
+                        analytic: rt.map(|t| t.analytic.clone()).unwrap_or_default(),
+                        ts: rt.map(|t| t.ts).unwrap_or(rev.ts),
+                    });
+                }
+            }
+        }
+        current = next;
+    }
+    Ok(current.iter().map(Combo::tuple).collect())
+}

@@ -1,0 +1,582 @@
+//! Unit tests of the engine through its public API, one group per operator.
+
+use std::sync::Arc;
+
+use oort_core::{Event, Row, Schema, Value};
+use serde_json::{json, Value as Json};
+
+use super::*;
+use crate::ast::{
+    BinaryOp, Expr, FromItem, Select, SelectItem, Statement, StreamDef, StreamKind, StreamOptions,
+};
+use crate::parser::{parse_select, parse_statement};
+
+struct Cat(Vec<StreamDef>);
+
+impl Catalog for Cat {
+    fn lookup(&self, name: &str) -> Option<StreamDef> {
+        self.0.iter().find(|d| d.name == name).cloned()
+    }
+}
+
+fn cat(defs: &[&str]) -> Cat {
+    Cat(defs
+        .iter()
+        .map(|d| match parse_statement(d) {
+            Ok(Statement::CreateStream(s)) => s,
+            other => panic!("{d}: {other:?}"),
+        })
+        .collect())
+}
+
+fn schemaless(name: &str) -> StreamDef {
+    StreamDef {
+        kind: StreamKind::Stream,
+        name: name.into(),
+        columns: vec![],
+        options: StreamOptions::default(),
+    }
+}
+
+fn ev(j: Json, ts: i64) -> SharedEvent {
+    let Value::Object(m) = Value::from_json(&j) else {
+        panic!("object expected")
+    };
+    Arc::new(Event {
+        row: Row::from_map(&m),
+        meta: None,
+        ts,
+    })
+}
+
+fn plan(sql: &str, c: &Cat, o: QueryOptions) -> QueryPlan {
+    let sel = parse_select(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    compile(&sel, c, &o).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+fn s_cat() -> Cat {
+    Cat(vec![schemaless("s"), schemaless("s2")])
+}
+
+fn rows_json(out: &[Output]) -> Vec<Vec<Json>> {
+    out.iter()
+        .map(|o| match o {
+            Output::Rows(r) => r.iter().map(Row::to_json).collect(),
+            Output::Error(e) => vec![json!({"error": e})],
+        })
+        .collect()
+}
+
+fn opts() -> QueryOptions {
+    QueryOptions {
+        send_error: true,
+        ..QueryOptions::default()
+    }
+}
+
+/// Feeds `events` (json, ts) to source 0 and returns the emissions.
+fn feed(sql: &str, events: &[(Json, i64)], end: i64) -> Vec<Vec<Json>> {
+    let p = plan(sql, &s_cat(), opts());
+    let mut q = p.instantiate();
+    let mut out = vec![];
+    if let Some(first) = events.first() {
+        q.on_tick(first.1 / 1000 * 1000, &mut out);
+    }
+    for (j, ts) in events {
+        q.on_event(0, &ev(j.clone(), *ts), &mut out);
+    }
+    while let Some(d) = q.next_deadline() {
+        if d > end {
+            break;
+        }
+        q.on_tick(d, &mut out);
+    }
+    rows_json(&out)
+}
+
+#[test]
+fn types_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<QueryPlan>();
+    send::<Query>();
+}
+
+#[test]
+fn hand_built_ast_filter_passes_rows_through() {
+    let sel = Select {
+        fields: vec![SelectItem::Wildcard {
+            except: vec![],
+            replace: vec![],
+        }],
+        from: FromItem {
+            name: "s".into(),
+            alias: None,
+        },
+        joins: vec![],
+        where_: Some(Expr::bin(
+            BinaryOp::Gt,
+            Expr::col("temp"),
+            Expr::lit_int(20),
+        )),
+        group_by: vec![],
+        window: None,
+        having: None,
+        order_by: vec![],
+        limit: None,
+    };
+    let p = compile(&sel, &s_cat(), &QueryOptions::default()).expect("compiles");
+    assert_eq!(p.op_names(), vec!["op_2_filter", "op_3_project"]);
+    assert_eq!(
+        p.sources(),
+        &[SourceRef {
+            name: "s".into(),
+            kind: StreamKind::Stream
+        }]
+    );
+    let mut q = p.instantiate();
+    let mut out = vec![];
+    let hot = ev(json!({"temp": 25.5, "id": 1}), 1);
+    q.on_event(0, &hot, &mut out);
+    q.on_event(0, &ev(json!({"temp": 10}), 2), &mut out);
+    q.on_event(0, &ev(json!({"id": 3}), 3), &mut out);
+    assert_eq!(out.len(), 1);
+    let Output::Rows(rows) = &out[0] else {
+        panic!("rows expected")
+    };
+    // Passthrough: the very same schema.
+    assert!(Arc::ptr_eq(&rows[0].schema, &hot.row.schema));
+    assert_eq!(q.next_deadline(), None);
+    let m = q.metrics();
+    assert_eq!(m[0].1.records_in, 3);
+    assert_eq!(m[0].1.records_out, 1);
+}
+
+#[test]
+fn nil_fields_are_dropped_unless_asked() {
+    let sql = "SELECT a, b FROM s";
+    let got = feed(sql, &[(json!({"a": 1}), 1)], 0);
+    assert_eq!(got, vec![vec![json!({"a": 1})]]);
+    let p = plan(
+        sql,
+        &s_cat(),
+        QueryOptions {
+            send_nil_field: true,
+            ..opts()
+        },
+    );
+    let mut q = p.instantiate();
+    let mut out = vec![];
+    q.on_event(0, &ev(json!({"a": 1}), 1), &mut out);
+    assert_eq!(rows_json(&out), vec![vec![json!({"a": 1, "b": null})]]);
+}
+
+#[test]
+fn wildcard_except_replace_and_overrides() {
+    let got = feed(
+        "SELECT * EXCEPT(b) REPLACE(a * 10 AS a), upper(c) AS c2 FROM s",
+        &[(json!({"a": 2, "b": 3, "c": "x"}), 1)],
+        0,
+    );
+    assert_eq!(got, vec![vec![json!({"a": 20, "c": "x", "c2": "X"})]]);
+}
+
+#[test]
+fn expressions_in_sql() {
+    let got = feed(
+        "SELECT a IN (1, 2) AS i, a BETWEEN 2 AND 3 AS btw, name LIKE 'ab%' AS l, \
+         name NOT LIKE '_b_' AS nl, o->x AS ox, o.x AS ox2, arr[-1] AS last, \
+         CASE a WHEN 2 THEN 'two' ELSE 'other' END AS cs, a / 4 AS idiv, a / 4.0 AS fdiv, \
+         missing IS NULL AS mn, -a AS neg, 7 % 3 AS m \
+         FROM s",
+        &[(
+            json!({"a": 2, "name": "abc", "o": {"x": 5}, "arr": [1, 2, 9]}),
+            1,
+        )],
+        0,
+    );
+    assert_eq!(
+        got,
+        vec![vec![json!({
+            "i": true, "btw": true, "l": true, "nl": false, "ox": 5, "ox2": 5, "last": 9,
+            "cs": "two", "idiv": 0, "fdiv": 0.5, "mn": true, "neg": -2, "m": 1
+        })]]
+    );
+}
+
+#[test]
+fn runtime_errors_without_send_error_are_counted() {
+    let p = plan(
+        "SELECT a * 2 AS d FROM s",
+        &s_cat(),
+        QueryOptions::default(),
+    );
+    let mut q = p.instantiate();
+    let mut out = vec![];
+    q.on_event(0, &ev(json!({"a": "x"}), 1), &mut out);
+    q.on_event(0, &ev(json!({"a": 2}), 2), &mut out);
+    assert_eq!(rows_json(&out), vec![vec![json!({"d": 4})]]);
+    let (name, m) = &q.metrics()[0];
+    assert_eq!(name, "op_2_project");
+    assert_eq!(m.exceptions, 1);
+    assert!(m
+        .last_exception
+        .starts_with("run Select error: alias: d expr: binaryExpr:{ s.a * 2 }"));
+    assert!(m.last_exception_time > 0);
+}
+
+#[test]
+fn tumbling_incremental_group_by() {
+    let mut events = vec![];
+    for i in 0..300 {
+        events.push((
+            json!({"k": format!("k{}", i % 3), "v": i % 10}),
+            10_000 + i * 3,
+        ));
+    }
+    let got = feed(
+        "SELECT k, count(*) AS c, avg(v) AS a, max(v) AS mx FROM s GROUP BY k, TUMBLINGWINDOW(ss, 1)",
+        &events,
+        11_000,
+    );
+    assert_eq!(got.len(), 1);
+    let rows = &got[0];
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0], json!({"k": "k0", "c": 100, "a": 4.5, "mx": 9}));
+    assert_eq!(rows[1]["k"], json!("k1"));
+    assert_eq!(rows[1]["c"], json!(100));
+}
+
+#[test]
+fn buffered_and_incremental_agree() {
+    let mut events = vec![];
+    for i in 0..50 {
+        events.push((json!({"k": i % 4, "v": i}), 20_000 + i * 7));
+    }
+    // row_number() forces the buffered path.
+    let inc = feed(
+        "SELECT k, sum(v) AS s FROM s GROUP BY k, TUMBLINGWINDOW(ms, 100) ORDER BY k",
+        &events,
+        20_400,
+    );
+    let buf = feed(
+        "SELECT k, sum(v) AS s, row_number() AS rn FROM s GROUP BY k, TUMBLINGWINDOW(ms, 100) ORDER BY k",
+        &events,
+        20_400,
+    );
+    assert_eq!(inc.len(), buf.len());
+    assert!(inc.len() >= 3);
+    for (a, b) in inc.iter().zip(&buf) {
+        let strip: Vec<Json> = b
+            .iter()
+            .map(|r| json!({"k": r["k"].clone(), "s": r["s"].clone()}))
+            .collect();
+        assert_eq!(a, &strip);
+    }
+}
+
+#[test]
+fn aggregate_of_empty_window_and_limit() {
+    let got = feed(
+        "SELECT count(*) AS c FROM s GROUP BY TUMBLINGWINDOW(ss, 1)",
+        &[(json!({"a": 1}), 5_100), (json!({"a": 1}), 5_200)],
+        7_000,
+    );
+    assert_eq!(got, vec![vec![json!({"c": 2})], vec![json!({"c": 0})]]);
+    let got = feed(
+        "SELECT a FROM s GROUP BY COUNTWINDOW(4) ORDER BY a DESC LIMIT 2",
+        &[
+            (json!({"a": 1}), 1),
+            (json!({"a": 4}), 2),
+            (json!({"a": 3}), 3),
+            (json!({"a": 2}), 4),
+        ],
+        0,
+    );
+    assert_eq!(got, vec![vec![json!({"a": 4}), json!({"a": 3})]]);
+}
+
+#[test]
+fn aggregate_in_where_of_count_window() {
+    let got = feed(
+        "SELECT a FROM s WHERE a > avg(a) GROUP BY COUNTWINDOW(3)",
+        &[
+            (json!({"a": 1}), 1),
+            (json!({"a": 2}), 2),
+            (json!({"a": 6}), 3),
+        ],
+        0,
+    );
+    assert_eq!(got, vec![vec![json!({"a": 6})]]);
+}
+
+#[test]
+fn count_window_with_interval() {
+    let got = feed(
+        "SELECT collect(a) AS l FROM s GROUP BY COUNTWINDOW(3, 2)",
+        &(1..=6).map(|i| (json!({"a": i}), i)).collect::<Vec<_>>(),
+        0,
+    );
+    assert_eq!(
+        got,
+        vec![vec![json!({"l": [2, 3, 4]})], vec![json!({"l": [4, 5, 6]})]]
+    );
+}
+
+#[test]
+fn deadlines_and_alignment() {
+    let p = plan(
+        "SELECT * FROM s GROUP BY TUMBLINGWINDOW(ss, 10)",
+        &s_cat(),
+        opts(),
+    );
+    let mut q = p.instantiate();
+    let mut out = vec![];
+    assert_eq!(q.next_deadline(), Some(0));
+    q.on_tick(1_000_003, &mut out);
+    assert!(out.is_empty());
+    assert_eq!(q.next_deadline(), Some(1_010_000));
+    // A late tick fires every missed window, each emitting (even empty).
+    q.on_tick(1_030_500, &mut out);
+    assert_eq!(out.len(), 3);
+    assert_eq!(q.next_deadline(), Some(1_040_000));
+    // An event past the deadline fires the window before it is added.
+    q.on_event(0, &ev(json!({"a": 1}), 1_040_001), &mut out);
+    assert_eq!(out.len(), 4);
+    assert_eq!(rows_json(&out[3..]), vec![Vec::<Json>::new()]);
+}
+
+#[test]
+fn sliding_and_hopping_op_names() {
+    let c = s_cat();
+    assert_eq!(
+        plan(
+            "SELECT a FROM s WHERE a > 1 GROUP BY SLIDINGWINDOW(ss, 1) FILTER (WHERE b = 1)",
+            &c,
+            opts()
+        )
+        .op_names(),
+        vec![
+            "op_2_windowFilter",
+            "op_2_window",
+            "op_3_filter",
+            "op_4_project"
+        ]
+    );
+    assert_eq!(
+        plan(
+            "SELECT a FROM s WHERE a > 1 GROUP BY HOPPINGWINDOW(ss, 2, 1) FILTER (WHERE b = 1)",
+            &c,
+            opts()
+        )
+        .op_names(),
+        vec!["op_2_filter", "op_3_window", "op_4_project"]
+    );
+    assert_eq!(
+        plan("SELECT lag(a), unnest(arr) FROM s", &c, opts()).op_names(),
+        vec!["op_2_analytic", "op_3_project", "op_4_projectset"]
+    );
+}
+
+#[test]
+fn table_join_left_retain_and_multi_match() {
+    let c = cat(&[
+        "CREATE STREAM st (id BIGINT, v BIGINT) WITH (TYPE=\"memory\")",
+        "CREATE TABLE tb (id BIGINT, name STRING) WITH (TYPE=\"memory\", RETAIN_SIZE=\"2\")",
+    ]);
+    let p = plan(
+        "SELECT st.id, v, name FROM st LEFT JOIN tb ON st.id = tb.id",
+        &c,
+        opts(),
+    );
+    assert_eq!(
+        p.op_names(),
+        vec!["op_3_join_aligner", "op_4_join", "op_5_project"]
+    );
+    let mut q = p.instantiate();
+    let table: Vec<Row> = [
+        json!({"id": 1, "name": "old"}),
+        json!({"id": 1, "name": "a"}),
+        json!({"id": 1, "name": "b"}),
+    ]
+    .iter()
+    .map(|j| ev(j.clone(), 0).row.clone())
+    .collect();
+    q.on_table_rows(1, &table);
+    let mut out = vec![];
+    q.on_event(0, &ev(json!({"id": 1, "v": 10}), 1), &mut out);
+    q.on_event(0, &ev(json!({"id": 2, "v": 20}), 2), &mut out);
+    assert_eq!(
+        rows_json(&out),
+        vec![
+            // RETAIN_SIZE 2: "old" is gone; both matches in one emission.
+            vec![
+                json!({"id": 1, "v": 10, "name": "a"}),
+                json!({"id": 1, "v": 10, "name": "b"})
+            ],
+            vec![json!({"id": 2, "v": 20})],
+        ]
+    );
+}
+
+#[test]
+fn stream_join_kinds_in_window() {
+    let c = s_cat();
+    let run = |kind: &str| {
+        let p = plan(
+            &format!("SELECT s.k AS l, s2.k AS r FROM s {kind} JOIN s2 ON s.k = s2.k GROUP BY COUNTWINDOW(4)"),
+            &c,
+            opts(),
+        );
+        let mut q = p.instantiate();
+        let mut out = vec![];
+        q.on_event(0, &ev(json!({"k": 1}), 1), &mut out);
+        q.on_event(1, &ev(json!({"k": 1}), 2), &mut out);
+        q.on_event(0, &ev(json!({"k": 2}), 3), &mut out);
+        q.on_event(1, &ev(json!({"k": 3}), 4), &mut out);
+        rows_json(&out)
+    };
+    assert_eq!(run("INNER"), vec![vec![json!({"l": 1, "r": 1})]]);
+    assert_eq!(
+        run("LEFT"),
+        vec![vec![json!({"l": 1, "r": 1}), json!({"l": 2})]]
+    );
+    assert_eq!(
+        run("RIGHT"),
+        vec![vec![json!({"l": 1, "r": 1}), json!({"r": 3})]]
+    );
+    assert_eq!(
+        run("FULL"),
+        vec![vec![
+            json!({"l": 1, "r": 1}),
+            json!({"l": 2}),
+            json!({"r": 3})
+        ]]
+    );
+}
+
+#[test]
+fn session_window_incremental_matches_rows() {
+    let events: Vec<(Json, i64)> = [13, 823, 1932, 2442, 3252]
+        .iter()
+        .map(|t| (json!({"v": 1}), 100_000 + t))
+        .collect();
+    let got = feed(
+        "SELECT count(*) AS c, window_start() AS ws, window_end() AS we FROM s GROUP BY SESSIONWINDOW(ss, 2, 1)",
+        &events,
+        110_000,
+    );
+    assert_eq!(
+        got,
+        vec![
+            vec![json!({"c": 2, "ws": 100_013, "we": 101_823})],
+            vec![json!({"c": 3, "ws": 101_932, "we": 104_000})],
+        ]
+    );
+}
+
+#[test]
+fn strict_validation_converts_types() {
+    let c = cat(&["CREATE STREAM t (a BIGINT, b FLOAT) WITH (STRICT_VALIDATION=\"true\")"]);
+    let p = plan("SELECT a, b FROM t", &c, opts());
+    let mut q = p.instantiate();
+    let mut out = vec![];
+    q.on_event(0, &ev(json!({"a": 2.0, "b": 3}), 1), &mut out);
+    q.on_event(0, &ev(json!({"b": 3}), 2), &mut out);
+    assert_eq!(
+        rows_json(&out),
+        vec![
+            vec![json!({"a": 2, "b": 3.0})],
+            vec![json!({"error": "error in preprocessor: field a is not found"})],
+        ]
+    );
+}
+
+#[test]
+fn plan_errors_are_clear() {
+    let c = cat(&[
+        "CREATE STREAM d (a BIGINT) WITH (TYPE=\"memory\")",
+        "CREATE STREAM e (a BIGINT) WITH (TYPE=\"memory\")",
+    ]);
+    let err = |sql: &str| {
+        compile(&parse_select(sql).expect("parses"), &c, &opts())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        err("SELECT a FROM d INNER JOIN e ON d.a = e.a GROUP BY COUNTWINDOW(2)"),
+        "ambiguous field a"
+    );
+    assert_eq!(
+        err("SELECT a FROM d GROUP BY STATEWINDOW(a > 1)"),
+        "state windows are not supported"
+    );
+    assert!(err("SELECT sum(count(a)) FROM d GROUP BY COUNTWINDOW(2)")
+        .contains("aggregate argument is not allowed"));
+    assert!(err("SELECT lag(a, -1) FROM d").contains("nagtive"));
+    assert!(err("SELECT upper(a) OVER (PARTITION BY a) FROM d").contains("OVER"));
+    assert_eq!(err("SELECT a AS x, a AS x FROM d"), "duplicate alias x");
+}
+
+#[test]
+fn weird_inputs_never_panic() {
+    let c = s_cat();
+    let sqls = [
+        "SELECT a[10], a[-10], a[1:0], a[5:], b->c, b[0], c / 0, c % 0, d LIKE e FROM s",
+        "SELECT lag(a, 100000000), latest(b), changed_col(x, a), had_changed(1, a) FROM s",
+        "SELECT acc_min(a), acc_avg(b) FROM s WHERE a IN b",
+        "SELECT * FROM s GROUP BY SLIDINGWINDOW(ms, 1, 1) OVER (WHEN a)",
+        "SELECT count(*), collect(*), deduplicate(a, b) FROM s GROUP BY a, SESSIONWINDOW(ms, 1, 1)",
+        "SELECT unnest(a), changed_cols(a, b, *) FROM s",
+        "SELECT meta(*), meta(topic), rule_id(), window_start(), event_time() FROM s",
+    ];
+    let rows = [
+        json!({"a": [1], "b": {"c": 1}, "c": 1, "d": "x", "e": 1}),
+        json!({"a": "str", "b": [1, 2], "c": 1.5, "d": null}),
+        json!({"a": null, "b": null, "x": true}),
+        json!({"a": {"k": [1, {"z": 2}]}, "b": i64::MAX, "c": i64::MIN}),
+        json!({}),
+    ];
+    for sql in sqls {
+        let p = plan(sql, &c, opts());
+        let mut q = p.instantiate();
+        let mut out = vec![];
+        for (i, r) in rows.iter().enumerate() {
+            for ts in [i64::MIN, -5, 0, i as i64, i64::MAX - 1, i64::MAX] {
+                q.on_event(0, &ev(r.clone(), ts), &mut out);
+                q.on_tick(ts, &mut out);
+            }
+        }
+        q.on_event(7, &ev(json!({}), 1), &mut out);
+        q.on_table_rows(9, &[Row::new(Arc::new(Schema::default()), vec![])]);
+        let _ = q.metrics();
+    }
+}
+
+#[test]
+fn event_time_without_timestamp_field_uses_arrival() {
+    let p = plan(
+        "SELECT a FROM s GROUP BY TUMBLINGWINDOW(ss, 1)",
+        &s_cat(),
+        QueryOptions {
+            is_event_time: true,
+            late_tolerance_ms: 0,
+            ..opts()
+        },
+    );
+    let mut q = p.instantiate();
+    let mut out = vec![];
+    for (a, ts) in [(1, 100), (2, 900), (3, 1100), (4, 50), (5, 2100)] {
+        q.on_event(0, &ev(json!({"a": a}), ts), &mut out);
+    }
+    assert_eq!(q.next_deadline(), None);
+    // a=4 is late; windows close as the watermark passes them.
+    assert_eq!(
+        rows_json(&out),
+        vec![
+            vec![json!({"a": 1}), json!({"a": 2})],
+            vec![json!({"a": 3})]
+        ]
+    );
+}

@@ -1,0 +1,422 @@
+//! Capability grants: the outbound `scheme://host:port` pattern grammar, the
+//! declared ∩ granted intersection, and the per-address socket check that
+//! enforces it (every denial is logged).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use wasmtime_wasi::sockets::SocketAddrUse;
+
+use crate::config::Grants;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Proto {
+    Any,
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostPat {
+    Any,
+    Ip(IpAddr),
+    Cidr(Ipv4Addr, u8),
+    Name(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PortPat {
+    lo: u16,
+    hi: u16,
+}
+
+/// One parsed outbound pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    text: String,
+    scheme: String,
+    proto: Proto,
+    host: HostPat,
+    port: PortPat,
+}
+
+impl Outbound {
+    /// Parses `scheme://host:port`. Errors name the problem.
+    pub fn parse(s: &str) -> Result<Outbound, String> {
+        let (scheme, rest) = s
+            .split_once("://")
+            .ok_or_else(|| format!("outbound pattern {s:?} must look like scheme://host:port"))?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme.is_empty() {
+            return Err(format!("outbound pattern {s:?} has an empty scheme"));
+        }
+        let proto = match scheme.as_str() {
+            "*" => Proto::Any,
+            "udp" => Proto::Udp,
+            _ => Proto::Tcp,
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+            let (h, p) = r
+                .split_once("]:")
+                .ok_or_else(|| format!("outbound pattern {s:?}: IPv6 host needs [addr]:port"))?;
+            (h, p)
+        } else {
+            rest.rsplit_once(':').ok_or_else(|| {
+                format!("outbound pattern {s:?} needs a port (a number, a..b or *)")
+            })?
+        };
+        let host = if host == "*" {
+            HostPat::Any
+        } else if let Ok(ip) = host.parse::<IpAddr>() {
+            HostPat::Ip(ip)
+        } else if let Some((ip, bits)) = host.split_once('/') {
+            let ip: Ipv4Addr = ip
+                .parse()
+                .map_err(|_| format!("outbound pattern {s:?}: bad CIDR"))?;
+            let bits: u8 = bits
+                .parse()
+                .ok()
+                .filter(|b| *b <= 32)
+                .ok_or_else(|| format!("outbound pattern {s:?}: bad CIDR prefix"))?;
+            HostPat::Cidr(ip, bits)
+        } else if !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+        {
+            HostPat::Name(host.to_ascii_lowercase())
+        } else {
+            return Err(format!(
+                "outbound pattern {s:?}: host must be a name, an IP, a CIDR or *"
+            ));
+        };
+        let port = if port == "*" {
+            PortPat {
+                lo: 0,
+                hi: u16::MAX,
+            }
+        } else if let Some((a, b)) = port.split_once("..") {
+            let lo: u16 = a
+                .parse()
+                .map_err(|_| format!("outbound pattern {s:?}: bad port range"))?;
+            let hi: u16 = b
+                .parse()
+                .map_err(|_| format!("outbound pattern {s:?}: bad port range"))?;
+            if lo > hi {
+                return Err(format!("outbound pattern {s:?}: empty port range"));
+            }
+            PortPat { lo, hi }
+        } else {
+            let p: u16 = port
+                .parse()
+                .map_err(|_| format!("outbound pattern {s:?}: bad port {port:?}"))?;
+            PortPat { lo: p, hi: p }
+        };
+        Ok(Outbound {
+            text: s.to_string(),
+            scheme,
+            proto,
+            host,
+            port,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// True when every address `other` allows is also allowed by `self`.
+    fn covers(&self, other: &Outbound) -> bool {
+        let scheme_ok = self.scheme == "*" || self.scheme == other.scheme;
+        let port_ok = self.port.lo <= other.port.lo && other.port.hi <= self.port.hi;
+        let host_ok = match (&self.host, &other.host) {
+            (HostPat::Any, _) => true,
+            (_, HostPat::Any) => false,
+            (HostPat::Ip(a), HostPat::Ip(b)) => a == b,
+            (HostPat::Name(a), HostPat::Name(b)) => a == b,
+            (HostPat::Cidr(net, bits), HostPat::Ip(IpAddr::V4(ip))) => in_cidr(*ip, *net, *bits),
+            (HostPat::Cidr(n1, b1), HostPat::Cidr(n2, b2)) => b1 <= b2 && in_cidr(*n2, *n1, *b1),
+            _ => false,
+        };
+        scheme_ok && port_ok && host_ok
+    }
+
+    fn needs_dns(&self) -> bool {
+        matches!(self.host, HostPat::Name(_))
+    }
+
+    fn proto_allows(&self, udp: bool) -> bool {
+        match self.proto {
+            Proto::Any => true,
+            Proto::Udp => udp,
+            Proto::Tcp => !udp,
+        }
+    }
+}
+
+fn in_cidr(ip: Ipv4Addr, net: Ipv4Addr, bits: u8) -> bool {
+    if bits == 0 {
+        return true;
+    }
+    let mask = u32::MAX << (32 - u32::from(bits));
+    (u32::from(ip) & mask) == (u32::from(net) & mask)
+}
+
+/// Checks every pattern of a grant set; returns the first error.
+pub fn validate(g: &Grants) -> Result<(), String> {
+    for o in &g.outbound {
+        Outbound::parse(o)?;
+    }
+    for d in &g.dirs {
+        if !d.starts_with('/') {
+            return Err(format!("directory {d:?} must be an absolute path"));
+        }
+    }
+    for e in &g.env {
+        if e.is_empty() || e.contains('=') {
+            return Err(format!("environment variable name {e:?} is invalid"));
+        }
+    }
+    Ok(())
+}
+
+/// The effective set: for each declared entry covered by a grant the declared
+/// one, for each grant narrower than a declaration the grant. Also returns
+/// what was declared and not granted (logged as denials by the caller).
+pub fn intersect(declared: &Grants, granted: &Grants) -> (Grants, Vec<String>) {
+    let mut eff = Grants::default();
+    let mut denied = Vec::new();
+    let gs: Vec<Outbound> = granted
+        .outbound
+        .iter()
+        .filter_map(|g| Outbound::parse(g).ok())
+        .collect();
+    for d in &declared.outbound {
+        let Ok(dp) = Outbound::parse(d) else {
+            denied.push(format!("outbound {d} (unparsable)"));
+            continue;
+        };
+        let mut hit = false;
+        for g in &gs {
+            let pick = if g.covers(&dp) {
+                Some(dp.text.clone())
+            } else if dp.covers(g) {
+                Some(g.text.clone())
+            } else {
+                None
+            };
+            if let Some(p) = pick {
+                hit = true;
+                if !eff.outbound.contains(&p) {
+                    eff.outbound.push(p);
+                }
+            }
+        }
+        if !hit {
+            denied.push(format!("outbound {d}"));
+        }
+    }
+    for d in &declared.dirs {
+        let ok = granted
+            .dirs
+            .iter()
+            .any(|g| d == g || d.starts_with(&format!("{}/", g.trim_end_matches('/'))));
+        if ok {
+            eff.dirs.push(d.clone());
+        } else {
+            denied.push(format!("dir {d}"));
+        }
+    }
+    for e in &declared.env {
+        if granted.env.contains(e) {
+            eff.env.push(e.clone());
+        } else {
+            denied.push(format!("env {e}"));
+        }
+    }
+    (eff, denied)
+}
+
+type DnsCache = Arc<Mutex<HashMap<(String, u16), Vec<IpAddr>>>>;
+
+/// Enforces an effective outbound set on resolved socket addresses.
+#[derive(Clone)]
+pub struct SocketPolicy {
+    plugin: Arc<str>,
+    rules: Arc<Vec<Outbound>>,
+    dns: DnsCache,
+}
+
+impl SocketPolicy {
+    pub fn new(plugin: Arc<str>, effective: &Grants) -> Self {
+        SocketPolicy {
+            plugin,
+            rules: Arc::new(
+                effective
+                    .outbound
+                    .iter()
+                    .filter_map(|o| Outbound::parse(o).ok())
+                    .collect(),
+            ),
+            dns: Arc::default(),
+        }
+    }
+
+    pub fn any_tcp(&self) -> bool {
+        self.rules.iter().any(|r| r.proto_allows(false))
+    }
+    pub fn any_udp(&self) -> bool {
+        self.rules.iter().any(|r| r.proto_allows(true))
+    }
+    pub fn needs_dns(&self) -> bool {
+        self.rules.iter().any(Outbound::needs_dns)
+    }
+
+    async fn resolve(&self, name: &str, port: u16) -> Vec<IpAddr> {
+        let key = (name.to_string(), port);
+        if let Some(v) = self.dns.lock().get(&key) {
+            return v.clone();
+        }
+        let ips: Vec<IpAddr> = match tokio::net::lookup_host((name, port)).await {
+            Ok(it) => it.map(|a| a.ip()).collect(),
+            Err(_) => Vec::new(),
+        };
+        self.dns.lock().insert(key, ips.clone());
+        ips
+    }
+
+    async fn matches(&self, addr: SocketAddr, udp: bool) -> bool {
+        for r in self.rules.iter() {
+            if !r.proto_allows(udp) || addr.port() < r.port.lo || addr.port() > r.port.hi {
+                continue;
+            }
+            let ok = match &r.host {
+                HostPat::Any => true,
+                HostPat::Ip(ip) => *ip == addr.ip(),
+                HostPat::Cidr(net, bits) => match addr.ip() {
+                    IpAddr::V4(ip) => in_cidr(ip, *net, *bits),
+                    IpAddr::V6(_) => false,
+                },
+                HostPat::Name(n) => self.resolve(n, addr.port()).await.contains(&addr.ip()),
+            };
+            if ok {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Decides one socket use; logs denials with what was refused.
+    pub async fn check(&self, addr: SocketAddr, usage: SocketAddrUse) -> bool {
+        let allowed = match usage {
+            // Implicit binds before connect/send use the wildcard address and port 0.
+            SocketAddrUse::TcpBind => {
+                addr.ip().is_unspecified() && addr.port() == 0 && self.any_tcp()
+            }
+            SocketAddrUse::UdpBind => {
+                addr.ip().is_unspecified() && addr.port() == 0 && self.any_udp()
+            }
+            SocketAddrUse::TcpConnect => self.matches(addr, false).await,
+            SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => self.matches(addr, true).await,
+            SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => false,
+        };
+        if !allowed {
+            tracing::warn!(plugin = %self.plugin, %addr, usage = ?usage, "wasm plugin: network access denied (not granted)");
+        }
+        allowed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(outbound: &[&str]) -> Grants {
+        Grants {
+            outbound: outbound.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn parse_rejects_bad_patterns() {
+        assert!(Outbound::parse("tcp://127.0.0.1:4222").is_ok());
+        assert!(Outbound::parse("tcp://*:*").is_ok());
+        assert!(Outbound::parse("udp://10.0.0.0/8:1000..2000").is_ok());
+        assert!(Outbound::parse("127.0.0.1:4222")
+            .unwrap_err()
+            .contains("scheme://"));
+        assert!(Outbound::parse("tcp://host").unwrap_err().contains("port"));
+        assert!(Outbound::parse("tcp://h:9..1")
+            .unwrap_err()
+            .contains("empty"));
+        assert!(Outbound::parse("tcp://a b:1").is_err());
+    }
+
+    #[test]
+    fn intersection_keeps_the_narrower_side_and_reports_denials() {
+        let declared = Grants {
+            outbound: vec![
+                "tcp://127.0.0.1:4222".into(),
+                "tcp://example.com:443".into(),
+            ],
+            env: vec!["TOKEN".into()],
+            dirs: vec!["/data/in".into()],
+        };
+        let granted = Grants {
+            outbound: vec!["tcp://127.0.0.1:*".into()],
+            env: vec![],
+            dirs: vec!["/data".into()],
+        };
+        let (eff, denied) = intersect(&declared, &granted);
+        assert_eq!(eff.outbound, vec!["tcp://127.0.0.1:4222".to_string()]);
+        assert_eq!(eff.dirs, vec!["/data/in".to_string()]);
+        assert!(eff.env.is_empty());
+        assert_eq!(
+            denied,
+            vec![
+                "outbound tcp://example.com:443".to_string(),
+                "env TOKEN".to_string()
+            ]
+        );
+        // A wide declaration is narrowed to the grant.
+        let (eff, _) = intersect(&g(&["tcp://*:*"]), &g(&["tcp://127.0.0.1:4222"]));
+        assert_eq!(eff.outbound, vec!["tcp://127.0.0.1:4222".to_string()]);
+        // Nothing declared: nothing effective, whatever is granted.
+        let (eff, denied) = intersect(&Grants::default(), &g(&["tcp://*:*"]));
+        assert!(eff.is_empty() && denied.is_empty());
+    }
+
+    #[tokio::test]
+    async fn socket_policy_allows_only_granted_addresses() {
+        let p = SocketPolicy::new(
+            "t".into(),
+            &g(&["tcp://127.0.0.1:4222", "tcp://10.1.0.0/16:80..90"]),
+        );
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(
+            p.check(a("127.0.0.1:4222"), SocketAddrUse::TcpConnect)
+                .await
+        );
+        assert!(
+            !p.check(a("127.0.0.1:4223"), SocketAddrUse::TcpConnect)
+                .await
+        );
+        assert!(p.check(a("10.1.2.3:85"), SocketAddrUse::TcpConnect).await);
+        assert!(!p.check(a("10.2.2.3:85"), SocketAddrUse::TcpConnect).await);
+        assert!(p.check(a("0.0.0.0:0"), SocketAddrUse::TcpBind).await);
+        assert!(!p.check(a("0.0.0.0:8080"), SocketAddrUse::TcpBind).await);
+        assert!(!p.check(a("0.0.0.0:0"), SocketAddrUse::TcpListen).await);
+        assert!(!p.check(a("127.0.0.1:4222"), SocketAddrUse::UdpSend).await);
+        let none = SocketPolicy::new("t".into(), &Grants::default());
+        assert!(
+            !none
+                .check(a("127.0.0.1:4222"), SocketAddrUse::TcpConnect)
+                .await
+        );
+        assert!(!none.check(a("0.0.0.0:0"), SocketAddrUse::TcpBind).await);
+    }
+}

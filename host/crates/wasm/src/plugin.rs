@@ -1,0 +1,467 @@
+//! A loaded plugin (compiled component + cached `InstancePre` + sandbox) and
+//! its live instances: one store and one component instance per connector
+//! node, every export call under a deadline, and an instance that trapped is
+//! never called again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oort_core::ConnectorError;
+use parking_lot::RwLock;
+use wasmtime::component::Component;
+use wasmtime::Store;
+
+use crate::bindings::sink_world::{SinkPlugin, SinkPluginPre};
+use crate::bindings::source_world::exports::oort::connector::source::ReadOutcome;
+use crate::bindings::source_world::{SourcePlugin, SourcePluginPre};
+use crate::bindings::{WitContext, WitMessage, WitPluginInfo};
+use crate::config::{Grants, WasmConfig};
+use crate::manifest::{Limits, PluginKind};
+use crate::runtime::{
+    arm, disarm, finish, plugin_error, CallFailure, PluginState, Runtime, Sandbox,
+};
+
+enum Pre {
+    Source(SourcePluginPre<PluginState>),
+    Sink(SinkPluginPre<PluginState>),
+}
+
+/// Timeouts and batch sizes that apply to one plugin.
+#[derive(Debug, Clone)]
+pub struct CallLimits {
+    pub call_timeout: Duration,
+    pub open_timeout: Duration,
+    pub read_wait: Duration,
+    pub read_batch: u32,
+    pub memory_limit: usize,
+}
+
+impl CallLimits {
+    /// Server settings, narrowed (never widened) by the manifest's `limits`.
+    pub fn new(cfg: &WasmConfig, m: Option<&Limits>) -> CallLimits {
+        let mut l = CallLimits {
+            call_timeout: cfg.call_timeout,
+            open_timeout: cfg.open_timeout,
+            read_wait: cfg.read_wait,
+            read_batch: cfg.read_batch.max(1),
+            memory_limit: cfg.memory_limit_bytes,
+        };
+        if let Some(m) = m {
+            if let Some(mib) = m.memory_mib {
+                l.memory_limit = l.memory_limit.min((mib as usize).saturating_mul(1 << 20));
+            }
+            if let Some(ms) = m.call_timeout_ms {
+                l.call_timeout = l.call_timeout.min(Duration::from_millis(ms));
+            }
+            if let Some(ms) = m.open_timeout_ms {
+                l.open_timeout = l.open_timeout.min(Duration::from_millis(ms));
+            }
+        }
+        l
+    }
+}
+
+/// An installed, compiled plugin ready to instantiate.
+pub struct LoadedPlugin {
+    pub name: Arc<str>,
+    pub kind: PluginKind,
+    pub version: String,
+    pub limits: CallLimits,
+    runtime: Arc<Runtime>,
+    pre: Pre,
+    sandbox: Sandbox,
+}
+
+impl LoadedPlugin {
+    /// Links the component (every import must be satisfiable) and checks it
+    /// exports the interface of `kind`. Errors are user-facing messages.
+    pub fn new(
+        runtime: Arc<Runtime>,
+        component: &Component,
+        kind: PluginKind,
+        name: &str,
+        version: &str,
+        effective: Grants,
+        limits: CallLimits,
+    ) -> Result<LoadedPlugin, String> {
+        let ty = component.component_type();
+        let exports: Vec<String> = ty
+            .exports(&runtime.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        if !exports.iter().any(|e| e == kind.export()) {
+            let found = if exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                exports.join(", ")
+            };
+            return Err(format!(
+                "wrong world or version: a {kind} plugin must export {} (world {}), this component exports {found}",
+                kind.export(),
+                kind.world()
+            ));
+        }
+        let ipre = runtime.linker.instantiate_pre(component).map_err(|e| {
+            format!("the component's imports cannot be satisfied by the host: {e:#}")
+        })?;
+        let pre = match kind {
+            PluginKind::Source => {
+                Pre::Source(SourcePluginPre::new(ipre).map_err(|e| format!("{e:#}"))?)
+            }
+            PluginKind::Sink => Pre::Sink(SinkPluginPre::new(ipre).map_err(|e| format!("{e:#}"))?),
+        };
+        let name: Arc<str> = Arc::from(name);
+        Ok(LoadedPlugin {
+            sandbox: Sandbox::new(name.clone(), limits.memory_limit, effective),
+            name,
+            kind,
+            version: version.to_string(),
+            limits,
+            runtime,
+            pre,
+        })
+    }
+
+    pub fn effective_grants(&self) -> &Grants {
+        &self.sandbox.effective
+    }
+
+    fn dead(&self, m: String) -> ConnectorError {
+        tracing::error!(plugin = %self.name, "{m}");
+        ConnectorError::Fatal(m)
+    }
+
+    pub async fn instantiate_source(&self, node: &str) -> Result<SourceInstance, ConnectorError> {
+        let Pre::Source(pre) = &self.pre else {
+            return Err(ConnectorError::Config(format!(
+                "plugin {} is not a source",
+                self.name
+            )));
+        };
+        let mut store = self.sandbox.store(&self.runtime, node);
+        arm(&mut store, self.limits.call_timeout);
+        let r = finish(
+            pre.instantiate_async(&mut store),
+            &self.name,
+            "instantiate",
+            self.limits.call_timeout,
+        )
+        .await;
+        disarm(&mut store);
+        let bindings = r.map_err(|CallFailure::Dead(m)| self.dead(m))?;
+        Ok(SourceInstance {
+            inner: Inst::new(self, store),
+            bindings,
+        })
+    }
+
+    pub async fn instantiate_sink(&self, node: &str) -> Result<SinkInstance, ConnectorError> {
+        let Pre::Sink(pre) = &self.pre else {
+            return Err(ConnectorError::Config(format!(
+                "plugin {} is not a sink",
+                self.name
+            )));
+        };
+        let mut store = self.sandbox.store(&self.runtime, node);
+        arm(&mut store, self.limits.call_timeout);
+        let r = finish(
+            pre.instantiate_async(&mut store),
+            &self.name,
+            "instantiate",
+            self.limits.call_timeout,
+        )
+        .await;
+        disarm(&mut store);
+        let bindings = r.map_err(|CallFailure::Dead(m)| self.dead(m))?;
+        Ok(SinkInstance {
+            inner: Inst::new(self, store),
+            bindings,
+        })
+    }
+
+    /// `describe` in a throwaway instance.
+    pub async fn describe(&self) -> Result<WitPluginInfo, ConnectorError> {
+        match self.kind {
+            PluginKind::Source => self.instantiate_source("describe").await?.describe().await,
+            PluginKind::Sink => self.instantiate_sink("describe").await?.describe().await,
+        }
+    }
+
+    /// `validate` in a throwaway instance.
+    pub async fn validate(&self, props_json: &str) -> Result<(), ConnectorError> {
+        match self.kind {
+            PluginKind::Source => {
+                self.instantiate_source("validate")
+                    .await?
+                    .validate(props_json)
+                    .await
+            }
+            PluginKind::Sink => {
+                self.instantiate_sink("validate")
+                    .await?
+                    .validate(props_json)
+                    .await
+            }
+        }
+    }
+
+    /// [`LoadedPlugin::validate`] from synchronous code (factories' `create`),
+    /// on a helper thread so it works inside or outside a tokio runtime.
+    pub fn validate_blocking(self: &Arc<Self>, props_json: String) -> Result<(), ConnectorError> {
+        let me = self.clone();
+        let h = std::thread::Builder::new()
+            .name("oort-wasm-validate".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| {
+                        ConnectorError::Fatal(format!("plugin {}: validate: {e}", me.name))
+                    })?;
+                rt.block_on(me.validate(&props_json))
+            })
+            .map_err(|e| ConnectorError::Fatal(format!("plugin {}: validate: {e}", self.name)))?;
+        h.join().unwrap_or_else(|_| {
+            Err(ConnectorError::Fatal(format!(
+                "plugin {}: validate panicked",
+                self.name
+            )))
+        })
+    }
+
+    /// The `context` record handed to `open`.
+    pub fn context(&self, rule_id: &str) -> WitContext {
+        WitContext {
+            rule_id: rule_id.to_string(),
+            op_id: format!("{}_{}", self.kind, self.name),
+            instance_index: 0,
+        }
+    }
+}
+
+/// State common to source and sink instances.
+struct Inst {
+    plugin: Arc<str>,
+    limits: CallLimits,
+    store: Store<PluginState>,
+    dead: Option<String>,
+}
+
+impl Inst {
+    fn new(p: &LoadedPlugin, store: Store<PluginState>) -> Inst {
+        Inst {
+            plugin: p.name.clone(),
+            limits: p.limits.clone(),
+            store,
+            dead: None,
+        }
+    }
+
+    fn check_alive(&self) -> Result<(), ConnectorError> {
+        match &self.dead {
+            Some(m) => Err(ConnectorError::Fatal(m.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn kill(&mut self, f: CallFailure) -> ConnectorError {
+        let CallFailure::Dead(m) = f;
+        tracing::error!(plugin = %self.plugin, "{m}");
+        self.dead = Some(m.clone());
+        ConnectorError::Fatal(m)
+    }
+}
+
+/// Runs one export call on an instance: deadline armed, trap -> instance dead.
+macro_rules! call {
+    ($self:ident, $what:literal, $limit:expr, |$b:ident, $s:ident| $e:expr) => {{
+        $self.inner.check_alive()?;
+        let limit = $limit;
+        arm(&mut $self.inner.store, limit);
+        let $b = &$self.bindings;
+        let $s = &mut $self.inner.store;
+        let r = finish($e, &$self.inner.plugin, $what, limit).await;
+        disarm(&mut $self.inner.store);
+        match r {
+            Ok(v) => v,
+            Err(f) => return Err($self.inner.kill(f)),
+        }
+    }};
+}
+
+/// One live source instance.
+pub struct SourceInstance {
+    inner: Inst,
+    bindings: SourcePlugin,
+}
+
+impl SourceInstance {
+    pub fn is_dead(&self) -> bool {
+        self.inner.dead.is_some()
+    }
+
+    pub async fn describe(&mut self) -> Result<WitPluginInfo, ConnectorError> {
+        let t = self.inner.limits.call_timeout;
+        Ok(call!(self, "describe", t, |b, s| b
+            .oort_connector_source()
+            .call_describe(s)))
+    }
+
+    pub async fn validate(&mut self, props_json: &str) -> Result<(), ConnectorError> {
+        let t = self.inner.limits.call_timeout;
+        let r = call!(self, "validate", t, |b, s| b
+            .oort_connector_source()
+            .call_validate(s, props_json));
+        r.map_err(|e| plugin_error(&self.inner.plugin, e))
+    }
+
+    pub async fn open(
+        &mut self,
+        ctx: &WitContext,
+        props_json: &str,
+        resume: Option<&str>,
+    ) -> Result<(), ConnectorError> {
+        let t = self.inner.limits.open_timeout;
+        let r = call!(self, "open", t, |b, s| b
+            .oort_connector_source()
+            .call_open(s, ctx, props_json, resume));
+        r.map_err(|e| plugin_error(&self.inner.plugin, e))
+    }
+
+    /// `read(max, wait)`; the deadline is the read wait plus the call timeout.
+    pub async fn read(&mut self, max: u32, wait: Duration) -> Result<ReadOutcome, ConnectorError> {
+        let t = self.inner.limits.call_timeout + wait;
+        let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+        let r = call!(self, "read", t, |b, s| b
+            .oort_connector_source()
+            .call_read(s, max, wait_ms));
+        r.map_err(|e| plugin_error(&self.inner.plugin, e))
+    }
+
+    pub async fn offset(&mut self) -> Result<Option<String>, ConnectorError> {
+        let t = self.inner.limits.call_timeout;
+        let r = call!(self, "offset", t, |b, s| b
+            .oort_connector_source()
+            .call_offset(s));
+        r.map_err(|e| plugin_error(&self.inner.plugin, e))
+    }
+
+    pub async fn commit(&mut self, offset: &str) -> Result<(), ConnectorError> {
+        let t = self.inner.limits.call_timeout;
+        let r = call!(self, "commit", t, |b, s| b
+            .oort_connector_source()
+            .call_commit(s, offset));
+        r.map_err(|e| plugin_error(&self.inner.plugin, e))
+    }
+
+    pub async fn close(&mut self) -> Result<(), ConnectorError> {
+        if self.is_dead() {
+            return Ok(());
+        }
+        let t = self.inner.limits.call_timeout;
+        let r = call!(self, "close", t, |b, s| b
+            .oort_connector_source()
+            .call_close(s));
+        r.map_err(|e| plugin_error(&self.inner.plugin, e))
+    }
+}
+
+/// A sink write that failed part-way.
+#[derive(Debug)]
+pub struct PartialWrite {
+    pub accepted: u32,
+    pub error: ConnectorError,
+}
+
+/// One live sink instance.
+pub struct SinkInstance {
+    inner: Inst,
+    bindings: SinkPlugin,
+}
+
+impl SinkInstance {
+    pub fn is_dead(&self) -> bool {
+        self.inner.dead.is_some()
+    }
+
+    pub async fn describe(&mut self) -> Result<WitPluginInfo, ConnectorError> {
+        let t = self.inner.limits.call_timeout;
+        Ok(call!(self, "describe", t, |b, s| b
+            .oort_connector_sink()
+            .call_describe(s)))
+    }
+
+    pub async fn validate(&mut self, props_json: &str) -> Result<(), ConnectorError> {
+        let t = self.inner.limits.call_timeout;
+        let r = call!(self, "validate", t, |b, s| b
+            .oort_connector_sink()
+            .call_validate(s, props_json));
+        r.map_err(|e| plugin_error(&self.inner.plugin, e))
+    }
+
+    pub async fn open(&mut self, ctx: &WitContext, props_json: &str) -> Result<(), ConnectorError> {
+        let t = self.inner.limits.open_timeout;
+        let r = call!(self, "open", t, |b, s| b
+            .oort_connector_sink()
+            .call_open(s, ctx, props_json));
+        r.map_err(|e| plugin_error(&self.inner.plugin, e))
+    }
+
+    /// Writes a batch. `Err(Ok(partial))` is a plugin-reported failure,
+    /// `Err(Err(e))` a dead instance.
+    pub async fn write(
+        &mut self,
+        batch: &[WitMessage],
+    ) -> Result<(), Result<PartialWrite, ConnectorError>> {
+        let t = self.inner.limits.call_timeout;
+        let r = (async {
+            Ok::<_, ConnectorError>(call!(self, "write", t, |b, s| b
+                .oort_connector_sink()
+                .call_write(s, batch)))
+        })
+        .await
+        .map_err(Err)?;
+        r.map_err(|f| {
+            Ok(PartialWrite {
+                accepted: f.accepted,
+                error: plugin_error(&self.inner.plugin, f.error),
+            })
+        })
+    }
+
+    pub async fn flush(&mut self) -> Result<(), ConnectorError> {
+        let t = self.inner.limits.call_timeout;
+        let r = call!(self, "flush", t, |b, s| b
+            .oort_connector_sink()
+            .call_flush(s));
+        r.map_err(|e| plugin_error(&self.inner.plugin, e))
+    }
+
+    pub async fn close(&mut self) -> Result<(), ConnectorError> {
+        if self.is_dead() {
+            return Ok(());
+        }
+        let t = self.inner.limits.call_timeout;
+        let r = call!(self, "close", t, |b, s| b
+            .oort_connector_sink()
+            .call_close(s));
+        r.map_err(|e| plugin_error(&self.inner.plugin, e))
+    }
+}
+
+/// The current version of an installed plugin, shared between the manager
+/// (which swaps it on upgrade and clears it on delete) and its factory.
+#[derive(Default)]
+pub struct PluginSlot(RwLock<Option<Arc<LoadedPlugin>>>);
+
+impl PluginSlot {
+    pub fn new(p: Arc<LoadedPlugin>) -> Arc<PluginSlot> {
+        Arc::new(PluginSlot(RwLock::new(Some(p))))
+    }
+    pub fn get(&self) -> Option<Arc<LoadedPlugin>> {
+        self.0.read().clone()
+    }
+    pub fn set(&self, p: Option<Arc<LoadedPlugin>>) {
+        *self.0.write() = p;
+    }
+}

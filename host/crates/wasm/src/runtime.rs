@@ -1,0 +1,390 @@
+//! The wasmtime side: one `Engine` with an epoch ticker thread, the shared
+//! `Linker` (WASI 0.2 + `oort:connector/host`), precompilation, per-instance
+//! stores (memory limit, per-call deadline, WASI context built from the
+//! plugin's effective grants, stdout/stderr into the log) and the guarded
+//! call helper that turns traps and deadlines into `ConnectorError::Fatal`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context as TaskCx, Poll};
+use std::time::{Duration, Instant};
+
+use oort_core::ConnectorError;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, Store, StoreLimits, StoreLimitsBuilder,
+    UpdateDeadline,
+};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::bindings::source_world::oort::connector::{host, types};
+use crate::bindings::{Level, WitError, WitErrorKind};
+use crate::config::Grants;
+use crate::grants::SocketPolicy;
+
+/// How often the epoch advances; deadlines are checked at this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Engine + linker shared by every plugin.
+pub struct Runtime {
+    pub engine: Engine,
+    pub linker: Linker<PluginState>,
+    /// Changes whenever a cached `.cwasm` would no longer load (wasmtime version, settings, rustc).
+    pub engine_key: String,
+    stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    pub fn new(pooling: bool, memory_limit: usize) -> wasmtime::Result<Arc<Runtime>> {
+        let mut cfg = Config::new();
+        cfg.wasm_component_model(true);
+        cfg.epoch_interruption(true);
+        if pooling {
+            let mut pool = wasmtime::PoolingAllocationConfig::default();
+            pool.total_component_instances(256)
+                .total_memories(256)
+                .total_tables(512)
+                .total_stacks(256)
+                .total_core_instances(1024)
+                .max_memory_size(memory_limit);
+            cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&cfg)?;
+        let mut linker = Linker::<PluginState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        crate::bindings::source_world::SourcePlugin::add_to_linker::<
+            PluginState,
+            HasSelf<PluginState>,
+        >(&mut linker, |s| s)?;
+        let engine_key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut h);
+            "wasmtime-48.0.8".hash(&mut h);
+            format!("{:016x}", h.finish())
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("oort-wasm-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })?;
+        }
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            engine_key,
+            stop,
+        }))
+    }
+
+    /// Compiles a component to wasmtime's native artifact (`.cwasm`).
+    pub fn precompile(&self, wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
+        self.engine.precompile_component(wasm)
+    }
+
+    /// Loads an artifact produced by [`Runtime::precompile`] on this engine.
+    pub fn load_precompiled(&self, cwasm: &[u8]) -> wasmtime::Result<Component> {
+        // SAFETY: `cwasm` is only ever bytes this host produced with
+        // `precompile` (in memory, or read back from its own cache directory
+        // under the data dir); wasmtime additionally checks that the artifact
+        // matches this engine's version and settings.
+        #[allow(unsafe_code)]
+        unsafe {
+            Component::deserialize(&self.engine, cwasm)
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Per-instance store data.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    deadline: Option<Instant>,
+    plugin: Arc<str>,
+    node: Arc<str>,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for PluginState {}
+
+impl host::Host for PluginState {
+    fn log(&mut self, level: Level, message: String) {
+        let (p, n) = (&*self.plugin, &*self.node);
+        match level {
+            Level::Trace => tracing::trace!(plugin = p, node = n, "{message}"),
+            Level::Debug => tracing::debug!(plugin = p, node = n, "{message}"),
+            Level::Info => tracing::info!(plugin = p, node = n, "{message}"),
+            Level::Warn => tracing::warn!(plugin = p, node = n, "{message}"),
+            Level::Error => tracing::error!(plugin = p, node = n, "{message}"),
+        }
+    }
+}
+
+/// What a new store needs: limits and the sandbox of one plugin.
+#[derive(Clone)]
+pub struct Sandbox {
+    pub plugin: Arc<str>,
+    pub memory_limit: usize,
+    pub effective: Grants,
+    pub policy: SocketPolicy,
+}
+
+impl Sandbox {
+    pub fn new(plugin: Arc<str>, memory_limit: usize, effective: Grants) -> Sandbox {
+        let policy = SocketPolicy::new(plugin.clone(), &effective);
+        Sandbox {
+            plugin,
+            memory_limit,
+            effective,
+            policy,
+        }
+    }
+
+    /// A fresh store: nothing granted beyond clocks and random unless the
+    /// effective grants say so.
+    pub fn store(&self, rt: &Runtime, node: &str) -> Store<PluginState> {
+        let node: Arc<str> = Arc::from(node);
+        let mut b = WasiCtxBuilder::new();
+        b.stdout(LogStream {
+            plugin: self.plugin.clone(),
+            node: node.clone(),
+            stderr: false,
+        });
+        b.stderr(LogStream {
+            plugin: self.plugin.clone(),
+            node: node.clone(),
+            stderr: true,
+        });
+        for name in &self.effective.env {
+            if let Ok(v) = std::env::var(name) {
+                b.env(name, v);
+            }
+        }
+        for dir in &self.effective.dirs {
+            if let Err(e) = b.preopened_dir(dir, dir, wasmtime_wasi::FsPerms::ReadOnly) {
+                tracing::warn!(plugin = %self.plugin, dir = %dir, "wasm plugin: cannot pre-open granted dir: {e}");
+            }
+        }
+        if self.policy.any_tcp() {
+            b.allow_tcp(true);
+        }
+        if self.policy.any_udp() {
+            b.allow_udp(true);
+        }
+        b.allow_ip_name_lookup(self.policy.needs_dns());
+        let policy = self.policy.clone();
+        b.socket_addr_check(move |addr, usage| {
+            let policy = policy.clone();
+            Box::pin(async move { policy.check(addr, usage).await })
+        });
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.memory_limit)
+            .instances(64)
+            .trap_on_grow_failure(true)
+            .build();
+        let state = PluginState {
+            wasi: b.build(),
+            table: ResourceTable::new(),
+            limits,
+            deadline: None,
+            plugin: self.plugin.clone(),
+            node,
+        };
+        let mut store = Store::new(&rt.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|cx| {
+            Ok(match cx.data().deadline {
+                Some(d) if Instant::now() > d => UpdateDeadline::Interrupt,
+                _ => UpdateDeadline::Yield(1),
+            })
+        });
+        store
+    }
+}
+
+/// Why a guarded call failed.
+#[derive(Debug)]
+pub enum CallFailure {
+    /// Trap, deadline or host-side timeout: the instance must be discarded.
+    Dead(String),
+}
+
+impl From<CallFailure> for ConnectorError {
+    fn from(f: CallFailure) -> Self {
+        match f {
+            CallFailure::Dead(m) => ConnectorError::Fatal(m),
+        }
+    }
+}
+
+/// Arms the per-call deadline checked by the epoch callback.
+pub fn arm(store: &mut Store<PluginState>, limit: Duration) {
+    store.data_mut().deadline = Some(Instant::now() + limit);
+    store.set_epoch_deadline(1);
+}
+
+/// Clears the deadline after a call.
+pub fn disarm(store: &mut Store<PluginState>) {
+    store.data_mut().deadline = None;
+}
+
+/// Awaits one export call started after [`arm`]: the epoch callback
+/// interrupts wasm running past `limit`; an outer timeout bounds time spent
+/// blocked in host calls. Any failure means the instance must be discarded.
+pub async fn finish<R>(
+    fut: impl Future<Output = wasmtime::Result<R>>,
+    plugin: &str,
+    what: &str,
+    limit: Duration,
+) -> Result<R, CallFailure> {
+    let outer = limit + Duration::from_secs(1);
+    match tokio::time::timeout(outer, fut).await {
+        Err(_) => Err(CallFailure::Dead(format!(
+            "plugin {plugin}: {what} did not return within {} ms and was stopped",
+            outer.as_millis()
+        ))),
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(CallFailure::Dead(describe_trap(plugin, what, limit, &e))),
+    }
+}
+
+fn describe_trap(plugin: &str, what: &str, limit: Duration, e: &wasmtime::Error) -> String {
+    if matches!(
+        e.downcast_ref::<wasmtime::Trap>(),
+        Some(wasmtime::Trap::Interrupt)
+    ) {
+        return format!(
+            "plugin {plugin}: {what} exceeded its {} ms deadline and was stopped",
+            limit.as_millis()
+        );
+    }
+    let text = format!("{e:#}");
+    if text.contains("growing memory") || text.contains("memory limit") {
+        return format!("plugin {plugin}: {what} trapped: memory limit exceeded ({text})");
+    }
+    format!("plugin {plugin}: {what} trapped: {text}")
+}
+
+/// Maps a plugin-reported error to what the runtime does next.
+pub fn plugin_error(plugin: &str, e: WitError) -> ConnectorError {
+    let msg = format!("plugin {plugin}: {}", e.message);
+    match e.kind {
+        WitErrorKind::Config | WitErrorKind::Unauthorized => ConnectorError::Config(msg),
+        WitErrorKind::Unavailable => ConnectorError::Unavailable(msg),
+        WitErrorKind::InvalidData => ConnectorError::InvalidData(msg),
+        WitErrorKind::Internal => ConnectorError::Fatal(msg),
+    }
+}
+
+/// Guest stdout/stderr: complete lines go to the log, labelled with plugin and node.
+struct LogStream {
+    plugin: Arc<str>,
+    node: Arc<str>,
+    stderr: bool,
+}
+
+impl IsTerminal for LogStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogStream {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(LogWriter {
+            plugin: self.plugin.clone(),
+            node: self.node.clone(),
+            stderr: self.stderr,
+            buf: Vec::new(),
+        })
+    }
+}
+
+struct LogWriter {
+    plugin: Arc<str>,
+    node: Arc<str>,
+    stderr: bool,
+    buf: Vec<u8>,
+}
+
+const MAX_LINE: usize = 4096;
+
+impl LogWriter {
+    fn emit(&self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end();
+        if text.is_empty() {
+            return;
+        }
+        let (p, n) = (&*self.plugin, &*self.node);
+        if self.stderr {
+            tracing::warn!(plugin = p, node = n, stream = "stderr", "{text}");
+        } else {
+            tracing::info!(plugin = p, node = n, stream = "stdout", "{text}");
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for LogWriter {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut TaskCx<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.buf.extend_from_slice(data);
+        while let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=i).collect();
+            self.emit(&line);
+        }
+        if self.buf.len() > MAX_LINE {
+            let line = std::mem::take(&mut self.buf);
+            self.emit(&line);
+        }
+        Poll::Ready(Ok(data.len()))
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, _cx: &mut TaskCx<'_>) -> Poll<std::io::Result<()>> {
+        if !self.buf.is_empty() {
+            let line = std::mem::take(&mut self.buf);
+            self.emit(&line);
+        }
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        if !self.buf.is_empty() {
+            let line = std::mem::take(&mut self.buf);
+            self.emit(&line);
+        }
+    }
+}

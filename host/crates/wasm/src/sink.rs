@@ -1,0 +1,153 @@
+//! `SinkFactory`/`Sink` for installed sink plugins: validate at creation,
+//! one instance per connected sink, batches written with partial accept
+//! (`invalid-data` drops one message and goes on, `unavailable` resends the
+//! unaccepted rest a few times before the runtime's own retry).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use oort_core::{ConnectorError, Props, Sink, SinkContext, SinkFactory, SinkItem};
+
+use crate::bindings::WitMessage;
+use crate::plugin::{LoadedPlugin, PluginSlot, SinkInstance};
+
+const RESEND_ATTEMPTS: u32 = 3;
+
+pub struct WasmSinkFactory {
+    name: String,
+    slot: Arc<PluginSlot>,
+}
+
+impl WasmSinkFactory {
+    pub fn new(name: &str, slot: Arc<PluginSlot>) -> Self {
+        WasmSinkFactory {
+            name: name.to_string(),
+            slot,
+        }
+    }
+}
+
+impl SinkFactory for WasmSinkFactory {
+    fn kind(&self) -> &str {
+        &self.name
+    }
+
+    fn create(&self, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
+        let plugin = self.slot.get().ok_or_else(|| {
+            ConnectorError::Config(format!("sink plugin {} is not installed", self.name))
+        })?;
+        let props_json = serde_json::Value::Object(props.clone()).to_string();
+        plugin.validate_blocking(props_json.clone())?;
+        Ok(Box::new(WasmSink {
+            plugin,
+            props_json,
+            inst: None,
+        }))
+    }
+}
+
+pub struct WasmSink {
+    plugin: Arc<LoadedPlugin>,
+    props_json: String,
+    inst: Option<SinkInstance>,
+}
+
+fn to_message(item: &SinkItem) -> WitMessage {
+    let payload = if item.payload.is_empty() {
+        serde_json::to_vec(&item.data.to_json()).unwrap_or_default()
+    } else {
+        item.payload.to_vec()
+    };
+    WitMessage {
+        payload,
+        meta: Vec::new(),
+        timestamp_ms: None,
+    }
+}
+
+#[async_trait]
+impl Sink for WasmSink {
+    async fn connect(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
+        ctx.conn.connecting();
+        let mut inst = self.plugin.instantiate_sink(&ctx.id).await?;
+        let wctx = self.plugin.context(&ctx.id);
+        match inst.open(&wctx, &self.props_json).await {
+            Ok(()) => {
+                ctx.conn.connected();
+                self.inst = Some(inst);
+                Ok(())
+            }
+            Err(e) => {
+                ctx.conn.disconnected(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    async fn collect(
+        &mut self,
+        ctx: &SinkContext,
+        items: &[SinkItem],
+    ) -> Result<(), ConnectorError> {
+        if self.inst.as_ref().is_none_or(|i| i.is_dead()) {
+            self.connect(ctx).await?;
+        }
+        let Some(inst) = self.inst.as_mut() else {
+            return Err(ConnectorError::Fatal(format!(
+                "plugin {}: sink not connected",
+                self.plugin.name
+            )));
+        };
+        let msgs: Vec<WitMessage> = items.iter().map(to_message).collect();
+        let mut start = 0usize;
+        let mut dropped: Vec<String> = Vec::new();
+        let mut attempts = 0u32;
+        while start < msgs.len() {
+            match inst.write(&msgs[start..]).await {
+                Ok(()) => break,
+                Err(Err(e)) => return Err(e),
+                Err(Ok(partial)) => {
+                    start = (start + partial.accepted as usize).min(msgs.len());
+                    match partial.error {
+                        ConnectorError::InvalidData(m) => {
+                            dropped.push(m);
+                            start += 1;
+                        }
+                        ConnectorError::Unavailable(m) => {
+                            attempts += 1;
+                            if attempts >= RESEND_ATTEMPTS || ctx.cancel.is_cancelled() {
+                                ctx.conn.disconnected(m.clone());
+                                return Err(ConnectorError::Unavailable(format!(
+                                    "{m} ({start} of {} messages accepted)",
+                                    msgs.len()
+                                )));
+                            }
+                            tokio::time::sleep(Duration::from_millis(50 << attempts)).await;
+                        }
+                        other => return Err(other),
+                    }
+                }
+            }
+        }
+        if dropped.is_empty() {
+            Ok(())
+        } else {
+            Err(ConnectorError::InvalidData(format!(
+                "{} message(s) dropped: {}",
+                dropped.len(),
+                dropped.join("; ")
+            )))
+        }
+    }
+
+    async fn close(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {
+        if let Some(mut inst) = self.inst.take() {
+            if !inst.is_dead() {
+                inst.flush().await?;
+            }
+            inst.close().await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,163 @@
+//! `SourceFactory`/`Source` for installed source plugins: validate at
+//! creation, one instance per run, the pull loop (`read` in batches with a
+//! bounded wait), retry with backoff on `unavailable`, an exception per
+//! `invalid-data`, and a fatal error naming the plugin on a trap or deadline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use oort_core::{
+    ConnectorError, Meta, Props, Source, SourceContext, SourceFactory, SourceMsg, Value,
+};
+
+use crate::bindings::source_world::exports::oort::connector::source::ReadOutcome;
+use crate::bindings::WitMessage;
+use crate::plugin::{LoadedPlugin, PluginSlot};
+
+/// The key under which a stream's DATASOURCE reaches a source plugin in `props-json`.
+pub const DATASOURCE_KEY: &str = "datasource";
+
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+pub struct WasmSourceFactory {
+    name: String,
+    slot: Arc<PluginSlot>,
+}
+
+impl WasmSourceFactory {
+    pub fn new(name: &str, slot: Arc<PluginSlot>) -> Self {
+        WasmSourceFactory {
+            name: name.to_string(),
+            slot,
+        }
+    }
+}
+
+/// The exact JSON a source plugin receives: the props with `datasource` set.
+pub fn source_props_json(datasource: &str, props: &Props) -> String {
+    let mut p = props.clone();
+    p.insert(
+        DATASOURCE_KEY.into(),
+        serde_json::Value::String(datasource.to_string()),
+    );
+    serde_json::Value::Object(p).to_string()
+}
+
+impl SourceFactory for WasmSourceFactory {
+    fn kind(&self) -> &str {
+        &self.name
+    }
+
+    fn create(&self, datasource: &str, props: &Props) -> Result<Box<dyn Source>, ConnectorError> {
+        let plugin = self.slot.get().ok_or_else(|| {
+            ConnectorError::Config(format!("source plugin {} is not installed", self.name))
+        })?;
+        let props_json = source_props_json(datasource, props);
+        plugin.validate_blocking(props_json.clone())?;
+        Ok(Box::new(WasmSource { plugin, props_json }))
+    }
+}
+
+pub struct WasmSource {
+    plugin: Arc<LoadedPlugin>,
+    props_json: String,
+}
+
+fn to_meta(m: &WitMessage) -> Option<Arc<Meta>> {
+    if m.meta.is_empty() && m.timestamp_ms.is_none() {
+        return None;
+    }
+    let mut meta = Meta::new();
+    for (k, v) in &m.meta {
+        meta.insert(Arc::from(k.as_str()), Value::from(v.as_str()));
+    }
+    if let Some(ts) = m.timestamp_ms {
+        meta.insert(
+            Arc::from("timestamp"),
+            Value::from(i64::try_from(ts).unwrap_or(i64::MAX)),
+        );
+    }
+    Some(Arc::new(meta))
+}
+
+/// Sleeps unless cancelled; false when cancelled.
+async fn pause(ctx: &SourceContext, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = ctx.cancel.cancelled() => false,
+    }
+}
+
+#[async_trait]
+impl Source for WasmSource {
+    async fn run(&mut self, ctx: SourceContext) -> Result<(), ConnectorError> {
+        let p = &self.plugin;
+        let mut inst = p.instantiate_source(&ctx.id).await?;
+        let wctx = p.context(&ctx.id);
+        let mut backoff = Duration::from_millis(100);
+        ctx.conn.connecting();
+        loop {
+            match inst.open(&wctx, &self.props_json, None).await {
+                Ok(()) => break,
+                Err(ConnectorError::Unavailable(m)) => {
+                    tracing::warn!(plugin = %p.name, rule = %ctx.id, "open: {m}; retrying in {backoff:?}");
+                    ctx.conn.disconnected(m);
+                    if !pause(&ctx, backoff).await {
+                        return Ok(());
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(e) => {
+                    ctx.conn.disconnected(e.to_string());
+                    return Err(e);
+                }
+            }
+        }
+        ctx.conn.connected();
+        backoff = Duration::from_millis(100);
+        let result = loop {
+            if ctx.cancel.is_cancelled() {
+                break Ok(());
+            }
+            match inst.read(p.limits.read_batch, p.limits.read_wait).await {
+                Ok(ReadOutcome::Messages(msgs)) => {
+                    backoff = Duration::from_millis(100);
+                    for m in msgs {
+                        let meta = to_meta(&m);
+                        if !ctx.emit_bytes(Bytes::from(m.payload), meta).await {
+                            break;
+                        }
+                    }
+                }
+                Ok(ReadOutcome::EndOfStream) => {
+                    ctx.emit(SourceMsg::Eof).await;
+                    break Ok(());
+                }
+                Err(ConnectorError::Unavailable(m)) => {
+                    tracing::warn!(plugin = %p.name, rule = %ctx.id, "read: {m}; retrying in {backoff:?}");
+                    ctx.conn.disconnected(m);
+                    if !pause(&ctx, backoff).await {
+                        break Ok(());
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    ctx.conn.connected();
+                }
+                Err(ConnectorError::InvalidData(m)) => {
+                    if !ctx.emit(SourceMsg::Error(m)).await {
+                        break Ok(());
+                    }
+                }
+                Err(e) => {
+                    ctx.conn.disconnected(e.to_string());
+                    break Err(e);
+                }
+            }
+        };
+        if let Err(e) = inst.close().await {
+            tracing::warn!(plugin = %p.name, rule = %ctx.id, "close: {e}");
+        }
+        result
+    }
+}

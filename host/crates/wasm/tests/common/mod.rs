@@ -1,0 +1,127 @@
+//! Test helpers: build the built-in plugins (builtin-plugins/build.sh) and the
+//! test plugins (tests/plugins, hostile ones included) for wasm32-wasip2, each
+//! with its own CARGO_TARGET_DIR so the outer `cargo test` lock is not hit.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use oort_wasm::{PluginManager, WasmConfig};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn cargo_cmd() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for v in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WRAPPER",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+/// `builtin-plugins/dist`, built once per test binary.
+pub fn builtin_dist() -> PathBuf {
+    static DIST: OnceLock<PathBuf> = OnceLock::new();
+    DIST.get_or_init(|| {
+        let root = repo_root();
+        let status = Command::new("bash")
+            .arg(root.join("builtin-plugins/build.sh"))
+            .env("CARGO_TARGET_DIR", root.join("target/wasm-plugins"))
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .expect("run build.sh");
+        assert!(status.success(), "builtin-plugins/build.sh failed");
+        root.join("builtin-plugins/dist")
+    })
+    .clone()
+}
+
+/// Path of a test plugin's component (`spin`, `hog`, `sneaky`, `tcpsink`).
+pub fn test_plugin(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let root = repo_root();
+        let target = root.join("target/wasm-test-plugins");
+        let status = cargo_cmd()
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plugins/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "building test plugins failed");
+        target.join("wasm32-wasip2/release")
+    });
+    dir.join(format!("{name}.wasm"))
+}
+
+pub fn file_uri(p: &Path) -> String {
+    format!("file://{}", p.display())
+}
+
+/// Short deadlines so hostile plugins are stopped quickly.
+pub fn test_config() -> WasmConfig {
+    WasmConfig {
+        memory_limit_bytes: 32 << 20,
+        call_timeout: Duration::from_millis(500),
+        open_timeout: Duration::from_secs(2),
+        read_wait: Duration::from_millis(50),
+        ..WasmConfig::default()
+    }
+}
+
+pub fn manager(dir: &Path, cfg: WasmConfig) -> (PluginManager, oort_core::Registry) {
+    let reg = oort_core::Registry::default();
+    let m = PluginManager::open(dir, reg.clone(), cfg).expect("open manager");
+    (m, reg)
+}
+
+/// Files under `<data>/plugins` except the (empty) top-level folders.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(d: &Path, out: &mut Vec<String>) {
+        if let Ok(rd) = std::fs::read_dir(d) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else {
+                    out.push(p.display().to_string());
+                }
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(&dir.join("plugins"), &mut v);
+    v.sort();
+    v
+}
+
+pub fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (n, d) in entries {
+        w.start_file(*n, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(d).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}

@@ -1,0 +1,278 @@
+//! `oort import` and `oort export`: REST clients of a running server's
+//! data import/export API, with progress shown while plugins install. Also
+//! the process exit status requested by a `stop=1` import (read by
+//! `cli::main` once the server has shut down).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::{json, Value as Json};
+
+static EXIT_CODE: AtomicI32 = AtomicI32::new(0);
+
+/// Asks the process to exit with `code` after the server stops.
+pub fn request_exit(code: i32) {
+    EXIT_CODE.store(code, Ordering::SeqCst);
+}
+
+/// The exit status requested so far (0 when none).
+pub fn requested_exit() -> i32 {
+    EXIT_CODE.load(Ordering::SeqCst)
+}
+
+/// Exits the process with the requested status, if one was requested.
+pub fn exit_if_requested() {
+    let code = requested_exit();
+    if code != 0 {
+        std::process::exit(code);
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// A local file (sent as content), or a file:// / http(s):// URI the server reads.
+    pub source: String,
+    /// Keep what exists and apply the document on top (streams, tables and conf
+    /// keys replaced, rules upserted, plugins installed only if absent).
+    #[arg(long)]
+    pub partial: bool,
+    /// The document is YAML (v2 format); default: by file extension.
+    #[arg(long)]
+    pub yaml: bool,
+    /// Base URL of the server's REST API.
+    #[arg(long, env = "OORT_SERVER", default_value = "http://127.0.0.1:9081")]
+    pub server: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// Export only these rules and what they need (comma-separated ids).
+    #[arg(long, value_delimiter = ',')]
+    pub rules: Vec<String>,
+    /// Write the YAML (v2) format instead of JSON.
+    #[arg(long)]
+    pub yaml: bool,
+    /// Write to this file instead of standard output.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    /// Base URL of the server's REST API.
+    #[arg(long, env = "OORT_SERVER", default_value = "http://127.0.0.1:9081")]
+    pub server: String,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .build()?)
+}
+
+fn is_uri(s: &str) -> bool {
+    s.starts_with("file://") || s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// The error message of an eKuiper-style error body, or the body itself.
+fn error_text(body: &str) -> String {
+    serde_json::from_str::<Json>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Json::as_str).map(str::to_string))
+        .unwrap_or_else(|| body.trim().to_string())
+}
+
+/// Prints the non-empty entries of a per-item status object; returns how many.
+fn print_errors(errors: &Json) -> usize {
+    let mut n = 0;
+    if let Some(sections) = errors.as_object() {
+        for (section, items) in sections {
+            for (name, msg) in items.as_object().into_iter().flatten() {
+                let msg = msg.as_str().unwrap_or_default();
+                if !msg.is_empty() {
+                    n += 1;
+                    eprintln!("  {section}.{name}: {msg}");
+                }
+            }
+        }
+    }
+    n
+}
+
+/// `oort import`: exits with status 1 (after printing why) when the import fails.
+pub fn import(args: ImportArgs) -> anyhow::Result<()> {
+    finish(runtime()?.block_on(import_async(args)))
+}
+
+/// Prints a command's error without a backtrace and exits with status 1.
+fn finish(r: anyhow::Result<()>) -> anyhow::Result<()> {
+    if let Err(e) = r {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn import_async(args: ImportArgs) -> anyhow::Result<()> {
+    let base = args.server.trim_end_matches('/').to_string();
+    let yaml = args.yaml
+        || [".yaml", ".yml"]
+            .iter()
+            .any(|e| args.source.to_ascii_lowercase().ends_with(e));
+    let body = if is_uri(&args.source) {
+        json!({ "file": args.source })
+    } else {
+        let text = std::fs::read_to_string(&args.source)
+            .with_context(|| format!("cannot read {}", args.source))?;
+        json!({ "content": text })
+    };
+    let http = client()?;
+    if yaml {
+        let r = http
+            .post(format!("{base}/v2/data/import"))
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {base}"))?;
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        if status.is_success() {
+            eprintln!("imported {}", args.source);
+            return Ok(());
+        }
+        return report_failure(&error_text(&text));
+    }
+    let mut url = format!("{base}/async/data/import");
+    if args.partial {
+        url.push_str("?partial=1");
+    }
+    let r = http
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {base}"))?;
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("import refused: {}", error_text(&text));
+    }
+    let id = serde_json::from_str::<Json>(&text)
+        .ok()
+        .and_then(|v| v.get("id").and_then(Json::as_str).map(str::to_string))
+        .ok_or_else(|| anyhow!("unexpected answer: {text}"))?;
+    let mut last_line = String::new();
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let r = http
+            .get(format!("{base}/async/task/{id}"))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {base}"))?;
+        let t: Json = r.json().await.context("task status is not JSON")?;
+        let line = progress_line(&t);
+        if line != last_line {
+            eprintln!("{line}");
+            last_line = line;
+        }
+        match t["status"].as_str().unwrap_or_default() {
+            "finish" => {
+                eprintln!("imported {}", args.source);
+                let _ = std::io::stderr().flush();
+                return Ok(());
+            }
+            "error" | "cancel" => {
+                let n = print_errors(&t["errors"]);
+                let msg = t["message"].as_str().unwrap_or_default();
+                if n == 0 && !msg.is_empty() {
+                    eprintln!("  {msg}");
+                }
+                bail!(
+                    "import {}: {}",
+                    t["status"].as_str().unwrap_or_default(),
+                    if n > 0 {
+                        format!("{n} item(s) failed")
+                    } else {
+                        msg.to_string()
+                    }
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+fn report_failure(msg: &str) -> anyhow::Result<()> {
+    match serde_json::from_str::<Json>(msg) {
+        Ok(v) if v.is_object() => {
+            let n = print_errors(&v);
+            bail!("import failed: {n} item(s) failed")
+        }
+        _ => bail!("import failed: {msg}"),
+    }
+}
+
+fn progress_line(t: &Json) -> String {
+    let p = &t["progress"];
+    let g = |a: &str, b: &str| p[a][b].as_u64().unwrap_or(0);
+    format!(
+        "[{}] {}: plugins {}/{} installed ({} present, {} failed), items {}/{} applied ({} failed)",
+        t["status"].as_str().unwrap_or_default(),
+        p["phase"].as_str().unwrap_or_default(),
+        g("plugins", "installed"),
+        g("plugins", "total"),
+        g("plugins", "skipped"),
+        g("plugins", "failed"),
+        g("items", "applied"),
+        g("items", "total"),
+        g("items", "failed"),
+    )
+}
+
+/// `oort export`: exits with status 1 (after printing why) when the export fails.
+pub fn export(args: ExportArgs) -> anyhow::Result<()> {
+    finish(runtime()?.block_on(export_async(args)))
+}
+
+async fn export_async(args: ExportArgs) -> anyhow::Result<()> {
+    let base = args.server.trim_end_matches('/').to_string();
+    let path = if args.yaml {
+        "/v2/data/export"
+    } else {
+        "/data/export"
+    };
+    let http = client()?;
+    let req = if args.rules.is_empty() {
+        http.get(format!("{base}{path}"))
+    } else {
+        http.post(format!("{base}{path}")).json(&args.rules)
+    };
+    let r = req
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {base}"))?;
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("export failed: {}", error_text(&text));
+    }
+    match &args.output {
+        Some(p) => {
+            std::fs::write(p, &text).with_context(|| format!("cannot write {}", p.display()))?;
+            eprintln!("exported to {}", p.display());
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            if !text.ends_with('\n') {
+                out.write_all(b"\n")?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! Server settings: defaults, then an optional YAML file (`--config`), then
+//! environment overrides `OORT__<SECTION>__<KEY>=value` (e.g.
+//! `OORT__REST__ADDR=0.0.0.0:9081`), then command-line flags.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub rest: RestConfig,
+    pub log: LogConfig,
+    pub rule: RuleDefaults,
+    pub plugins: PluginsConfig,
+}
+
+/// WebAssembly plugin host settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Where the built-in plugins (`*.wasm` / `*.zip`) are loaded from at start.
+    /// Default: `plugins/` beside the binary, else the checkout's `builtin-plugins/dist`.
+    pub builtin_dir: Option<PathBuf>,
+    /// Linear-memory cap per plugin instance, MiB.
+    pub memory_limit_mb: usize,
+    /// Deadline of one plugin call, milliseconds.
+    pub call_timeout_ms: u64,
+    /// Capabilities granted per plugin name (intersected with what its manifest asks for).
+    pub grants: std::collections::BTreeMap<String, oort_wasm::Grants>,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        let d = oort_wasm::WasmConfig::default();
+        PluginsConfig {
+            builtin_dir: None,
+            memory_limit_mb: d.memory_limit_bytes / (1024 * 1024),
+            call_timeout_ms: d.call_timeout.as_millis() as u64,
+            grants: Default::default(),
+        }
+    }
+}
+
+impl PluginsConfig {
+    pub fn wasm_config(&self) -> oort_wasm::WasmConfig {
+        oort_wasm::WasmConfig {
+            memory_limit_bytes: self.memory_limit_mb.max(1) * 1024 * 1024,
+            call_timeout: std::time::Duration::from_millis(self.call_timeout_ms.max(1)),
+            grants: self.grants.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// The directory of built-in plugins, if one exists.
+    pub fn builtin_dir(&self) -> Option<PathBuf> {
+        if let Some(d) = &self.builtin_dir {
+            return Some(d.clone());
+        }
+        let beside = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("plugins")));
+        let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../builtin-plugins/dist");
+        [beside, Some(checkout)]
+            .into_iter()
+            .flatten()
+            .find(|d| d.is_dir())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RestConfig {
+    /// Listen address of the REST API.
+    pub addr: String,
+    /// Largest accepted request body, bytes.
+    pub body_limit: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `trace`, `debug`, `info`, `warn`, `error`, or a tracing filter.
+    pub level: String,
+    /// Emit JSON log lines instead of text.
+    pub json: bool,
+}
+
+/// Defaults applied to every rule's `options` (per-rule options win).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuleDefaults {
+    #[serde(rename = "bufferLength")]
+    pub buffer_length: usize,
+    #[serde(rename = "sendError")]
+    pub send_error: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("oort-data"),
+            rest: RestConfig::default(),
+            log: LogConfig::default(),
+            rule: RuleDefaults::default(),
+            plugins: PluginsConfig::default(),
+        }
+    }
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        RestConfig {
+            addr: "127.0.0.1:9081".into(),
+            body_limit: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            json: false,
+        }
+    }
+}
+
+impl Default for RuleDefaults {
+    fn default() -> Self {
+        RuleDefaults {
+            buffer_length: 1024,
+            send_error: false,
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults <- file <- environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut doc = serde_yaml_ng::to_value(Config::default())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let user: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
+                .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
+            merge(&mut doc, user);
+        }
+        for (k, v) in std::env::vars() {
+            if let Some(rest) = k.strip_prefix("OORT__") {
+                let keys: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+                set_path(&mut doc, &keys, &v);
+            }
+        }
+        serde_yaml_ng::from_value(doc).map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+}
+
+fn merge(base: &mut serde_yaml_ng::Value, over: serde_yaml_ng::Value) {
+    use serde_yaml_ng::Value;
+    match (base, over) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+fn set_path(doc: &mut serde_yaml_ng::Value, keys: &[String], raw: &str) {
+    use serde_yaml_ng::Value;
+    let Some((first, rest)) = keys.split_first() else {
+        return;
+    };
+    let Value::Mapping(map) = doc else {
+        return;
+    };
+    // Match keys case-insensitively against existing ones (bufferLength vs BUFFERLENGTH).
+    let existing = map
+        .keys()
+        .find(|k| k.as_str().is_some_and(|s| s.eq_ignore_ascii_case(first)))
+        .cloned();
+    let key = existing.unwrap_or_else(|| Value::String(first.clone()));
+    if rest.is_empty() {
+        let v: Value = serde_yaml_ng::from_str(raw).unwrap_or_else(|_| Value::String(raw.into()));
+        // Keep strings as strings where YAML would read e.g. an address oddly.
+        let v = match (&v, map.get(&key)) {
+            (Value::String(_), _) => v,
+            (_, Some(Value::String(_))) => Value::String(raw.into()),
+            _ => v,
+        };
+        map.insert(key, v);
+    } else {
+        let slot = map
+            .entry(key)
+            .or_insert_with(|| Value::Mapping(Default::default()));
+        set_path(slot, rest, raw);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_then_file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("oort.yaml");
+        std::fs::write(&f, "rest:\n  addr: 127.0.0.1:9999\nlog:\n  level: debug\n").unwrap();
+        let c = Config::load(Some(&f)).unwrap();
+        assert_eq!(c.rest.addr, "127.0.0.1:9999");
+        assert_eq!(c.log.level, "debug");
+        assert_eq!(c.rule.buffer_length, 1024);
+
+        let mut doc = serde_yaml_ng::to_value(Config::default()).unwrap();
+        set_path(&mut doc, &["rule".into(), "bufferlength".into()], "7");
+        let c: Config = serde_yaml_ng::from_value(doc).unwrap();
+        assert_eq!(c.rule.buffer_length, 7);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("oort.yaml");
+        std::fs::write(&f, "rest:\n  adr: x\n").unwrap();
+        let e = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(e.contains("adr"), "{e}");
+    }
+}

@@ -1,0 +1,160 @@
+//! Conf keys: named property sets per connector type, as in eKuiper.
+//! Files under `<data-dir>/etc/`: `mqtt_source.yaml` (MQTT sources, eKuiper's
+//! name), `sources/<type>.yaml`, `sinks/<type>.yaml`; each holds sections
+//! (`default`, and any conf key). Keys stored through the REST API (namespace
+//! `conf`, key `sources.<type>.<name>`) override file keys of the same name.
+//! Resolution for a source: `default` <- CONF_KEY section <- EXTRA <- statement.
+
+use std::path::{Path, PathBuf};
+
+use oort_core::Props;
+use serde_json::Value as Json;
+
+use crate::store::{ns, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfError {
+    #[error("conf key {key:?} not found for {kind} {typ}")]
+    NotFound { kind: String, typ: String, key: String },
+    #[error("invalid conf file {path}: {msg}")]
+    File { path: String, msg: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+const MQTT_SOURCE_DEFAULT: &str = "default:\n  qos: 1\n  server: \"tcp://127.0.0.1:1883\"\n  protocolVersion: \"3.1.1\"\n  insecureSkipVerify: false\n";
+const SIMULATOR_DEFAULT: &str =
+    "default:\n  data:\n    - temperature: 22.5\n      humidity: 50\n  interval: 1s\n  loop: true\n";
+const FILE_DEFAULT: &str = "default:\n  fileType: json\n  path: data\n  interval: 0\n  sendInterval: 0\n  hasHeader: false\n  ignoreStartLines: 0\n  ignoreEndLines: 0\n";
+const MQTT_SINK_DEFAULT: &str = "default:\n  server: \"tcp://127.0.0.1:1883\"\n";
+
+#[derive(Clone)]
+pub struct ConfKeys {
+    etc: PathBuf,
+    store: Store,
+}
+
+impl ConfKeys {
+    /// Writes the shipped default files when they are missing.
+    pub fn init(data_dir: &Path, store: Store) -> std::io::Result<ConfKeys> {
+        let etc = data_dir.join("etc");
+        std::fs::create_dir_all(etc.join("sources"))?;
+        std::fs::create_dir_all(etc.join("sinks"))?;
+        std::fs::create_dir_all(etc.join("connections"))?;
+        for (rel, text) in [
+            ("mqtt_source.yaml", MQTT_SOURCE_DEFAULT),
+            ("sources/simulator.yaml", SIMULATOR_DEFAULT),
+            ("sources/file.yaml", FILE_DEFAULT),
+            ("sinks/mqtt.yaml", MQTT_SINK_DEFAULT),
+        ] {
+            let p = etc.join(rel);
+            if !p.exists() {
+                std::fs::write(p, text)?;
+            }
+        }
+        Ok(ConfKeys { etc, store })
+    }
+
+    fn file_for(&self, kind: &str, typ: &str) -> PathBuf {
+        if kind == "sources" && typ == "mqtt" {
+            self.etc.join("mqtt_source.yaml")
+        } else {
+            self.etc.join(kind).join(format!("{typ}.yaml"))
+        }
+    }
+
+    /// All keys of one connector type: file sections overlaid by stored ones.
+    pub fn keys(&self, kind: &str, typ: &str) -> Result<serde_json::Map<String, Json>, ConfError> {
+        let mut out = serde_json::Map::new();
+        let path = self.file_for(kind, typ);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let y: serde_yaml_ng::Value =
+                serde_yaml_ng::from_str(&text).map_err(|e| ConfError::File {
+                    path: path.display().to_string(),
+                    msg: e.to_string(),
+                })?;
+            let j: Json = serde_json::to_value(y).map_err(|e| ConfError::File {
+                path: path.display().to_string(),
+                msg: e.to_string(),
+            })?;
+            if let Json::Object(m) = j {
+                out.extend(m);
+            }
+        }
+        let stored_ns = format!("{kind}.{typ}");
+        for (key, value) in self.store.list(&format!("{}:{stored_ns}", ns::CONF))? {
+            if let Ok(v) = serde_json::from_str::<Json>(&value) {
+                out.insert(key, v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Props for a connector: `default` overlaid by the named key (when given).
+    pub fn resolve(&self, kind: &str, typ: &str, key: Option<&str>) -> Result<Props, ConfError> {
+        let keys = self.keys(kind, typ)?;
+        let mut props = Props::new();
+        if let Some(Json::Object(d)) = keys.get("default") {
+            props.extend(d.clone());
+        }
+        if let Some(k) = key.filter(|k| !k.is_empty()) {
+            let found = keys
+                .iter()
+                .find(|(name, _)| name.as_str() == k || name.eq_ignore_ascii_case(k));
+            match found {
+                Some((_, Json::Object(m))) => props.extend(m.clone()),
+                _ => {
+                    return Err(ConfError::NotFound {
+                        kind: kind.trim_end_matches('s').into(),
+                        typ: typ.into(),
+                        key: k.into(),
+                    })
+                }
+            }
+        }
+        Ok(props)
+    }
+
+    pub fn put(&self, kind: &str, typ: &str, key: &str, props: &Json) -> Result<(), ConfError> {
+        self.store.put(
+            &format!("{}:{kind}.{typ}", ns::CONF),
+            key,
+            &props.to_string(),
+        )?;
+        Ok(())
+    }
+
+    pub fn delete(&self, kind: &str, typ: &str, key: &str) -> Result<(), ConfError> {
+        self.store
+            .delete(&format!("{}:{kind}.{typ}", ns::CONF), key)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_then_conf_key_then_stored_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ck = ConfKeys::init(dir.path(), store).unwrap();
+        std::fs::write(
+            dir.path().join("etc/mqtt_source.yaml"),
+            "default:\n  qos: 1\n  server: tcp://127.0.0.1:1883\nremote:\n  server: tcp://10.0.0.1:1883\n",
+        )
+        .unwrap();
+        let p = ck.resolve("sources", "mqtt", None).unwrap();
+        assert_eq!(p["server"], "tcp://127.0.0.1:1883");
+        let p = ck.resolve("sources", "mqtt", Some("remote")).unwrap();
+        assert_eq!(p["server"], "tcp://10.0.0.1:1883");
+        assert_eq!(p["qos"], 1);
+        ck.put("sources", "mqtt", "remote", &serde_json::json!({"server": "tcp://h:1"}))
+            .unwrap();
+        let p = ck.resolve("sources", "mqtt", Some("remote")).unwrap();
+        assert_eq!(p["server"], "tcp://h:1");
+        let e = ck.resolve("sources", "mqtt", Some("nope")).unwrap_err();
+        assert!(e.to_string().contains("nope"));
+    }
+}

@@ -1,0 +1,269 @@
+//! The rule JSON users post (eKuiper's format), parsed and validated.
+
+use std::time::Duration;
+
+use oort_core::Props;
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+/// A rule as posted; unknown keys are ignored as eKuiper does.
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct RuleDef {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub sql: Option<String>,
+    #[serde(default)]
+    pub graph: Option<Json>,
+    #[serde(default)]
+    pub actions: Vec<serde_json::Map<String, Json>>,
+    #[serde(default)]
+    pub options: Option<serde_json::Map<String, Json>>,
+    #[serde(default)]
+    pub triggered: Option<bool>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// Options of a rule after defaults (eKuiper v2 defaults).
+#[derive(Debug, Clone)]
+pub struct RuleOptions {
+    pub is_event_time: bool,
+    pub late_tolerance: Duration,
+    pub buffer_length: usize,
+    pub send_nil_field: bool,
+    pub send_error: bool,
+    pub send_meta_to_sink: bool,
+    pub qos: u8,
+    pub concurrency: usize,
+    pub debug: bool,
+    pub restart_attempts: u32,
+}
+
+impl Default for RuleOptions {
+    fn default() -> Self {
+        RuleOptions {
+            is_event_time: false,
+            late_tolerance: Duration::from_secs(1),
+            buffer_length: 1024,
+            send_nil_field: false,
+            send_error: false,
+            send_meta_to_sink: false,
+            qos: 0,
+            concurrency: 1,
+            debug: false,
+            restart_attempts: 0,
+        }
+    }
+}
+
+/// One action: connector type and its props.
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub kind: String,
+    pub props: Props,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuleDefError {
+    #[error("invalid rule json: {0}")]
+    Json(String),
+    #[error("Missing rule id.")]
+    MissingId,
+    #[error("RuleId is not consistent with rule id.")]
+    IdMismatch,
+    #[error("{0}")]
+    InvalidId(String),
+    #[error("invalid rule json: Missing rule actions.")]
+    MissingActions,
+    #[error("invalid rule json: Rule should have either sql or graph.")]
+    NoSql,
+    #[error("invalid rule json: Rule cannot have both sql and graph.")]
+    Both,
+    #[error("invalid rule json: graph rules are not supported yet; use sql and actions")]
+    Graph,
+    #[error("invalid rule options: {0}")]
+    Options(String),
+    #[error("invalid rule json: action {0}")]
+    Action(String),
+}
+
+/// Checks an id against eKuiper's rule: `^[a-zA-Z0-9_\-]+$`.
+pub fn validate_id(id: &str) -> Result<(), String> {
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "id '{id}' contains invalid characters: only alphanumeric, hyphens and underscores are allowed"
+        ));
+    }
+    Ok(())
+}
+
+impl RuleDef {
+    /// Parses and validates in eKuiper's order. `path_id` is the id in the URL for PUT.
+    pub fn parse(body: &str, path_id: Option<&str>) -> Result<RuleDef, RuleDefError> {
+        let def: RuleDef =
+            serde_json::from_str(body).map_err(|e| RuleDefError::Json(e.to_string()))?;
+        if def.id.is_empty() {
+            match path_id {
+                Some(_) => {}
+                None => return Err(RuleDefError::MissingId),
+            }
+        }
+        let mut def = def;
+        if let Some(p) = path_id {
+            if def.id.is_empty() {
+                def.id = p.to_string();
+            } else if def.id != p {
+                return Err(RuleDefError::IdMismatch);
+            }
+        }
+        validate_id(&def.id).map_err(RuleDefError::InvalidId)?;
+        match (&def.sql, &def.graph) {
+            (Some(_), Some(_)) => return Err(RuleDefError::Both),
+            (None, Some(_)) => return Err(RuleDefError::Graph),
+            (None, None) => return Err(RuleDefError::NoSql),
+            _ => {}
+        }
+        if def.sql.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            return Err(RuleDefError::NoSql);
+        }
+        if def.actions.is_empty() {
+            return Err(RuleDefError::MissingActions);
+        }
+        def.actions()?;
+        def.options()?;
+        Ok(def)
+    }
+
+    pub fn triggered(&self) -> bool {
+        self.triggered.unwrap_or(true)
+    }
+
+    pub fn actions(&self) -> Result<Vec<Action>, RuleDefError> {
+        let mut out = Vec::new();
+        for a in &self.actions {
+            if a.len() != 1 {
+                return Err(RuleDefError::Action(format!(
+                    "must have exactly one sink type, found {}",
+                    a.len()
+                )));
+            }
+            for (k, v) in a {
+                let props = match v {
+                    Json::Object(m) => m.clone(),
+                    Json::Null => Props::new(),
+                    other => {
+                        return Err(RuleDefError::Action(format!(
+                            "{k}: properties must be an object, found {other}"
+                        )))
+                    }
+                };
+                out.push(Action {
+                    kind: k.clone(),
+                    props,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn options(&self) -> Result<RuleOptions, RuleDefError> {
+        let mut o = RuleOptions::default();
+        let Some(m) = &self.options else {
+            return Ok(o);
+        };
+        let bad = |k: &str, v: &Json, want: &str| {
+            RuleDefError::Options(format!("{k} must be {want}, found {v}"))
+        };
+        for (k, v) in m {
+            match k.as_str() {
+                "isEventTime" => o.is_event_time = v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))?,
+                "sendNilField" => o.send_nil_field = v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))?,
+                "sendError" => o.send_error = v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))?,
+                "sendMetaToSink" => {
+                    o.send_meta_to_sink = v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))?
+                }
+                "debug" => o.debug = v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))?,
+                "bufferLength" => {
+                    let n = v.as_i64().ok_or_else(|| bad(k, v, "an integer"))?;
+                    if n <= 0 {
+                        return Err(bad(k, v, "greater than 0"));
+                    }
+                    o.buffer_length = n as usize;
+                }
+                "concurrency" => {
+                    let n = v.as_i64().ok_or_else(|| bad(k, v, "an integer"))?;
+                    if n < 0 {
+                        return Err(bad(k, v, "0 or more"));
+                    }
+                    o.concurrency = n.max(1) as usize;
+                }
+                "qos" => {
+                    let n = v.as_i64().ok_or_else(|| bad(k, v, "0, 1 or 2"))?;
+                    if !(0..=2).contains(&n) {
+                        return Err(bad(k, v, "0, 1 or 2"));
+                    }
+                    o.qos = n as u8;
+                }
+                "lateTolerance" => {
+                    o.late_tolerance = oort_core::duration::duration_from_json(v)
+                        .map_err(|e| RuleDefError::Options(format!("lateTolerance: {e}")))?
+                }
+                "checkpointInterval" => {
+                    oort_core::duration::duration_from_json(v)
+                        .map_err(|e| RuleDefError::Options(format!("checkpointInterval: {e}")))?;
+                }
+                "restartStrategy" => {
+                    if let Some(a) = v.get("attempts") {
+                        let n = a.as_i64().ok_or_else(|| bad("restartStrategy.attempts", a, "an integer"))?;
+                        o.restart_attempts = n.max(0) as u32;
+                    }
+                }
+                // Accepted and ignored for compatibility (documented in docs/rules.md).
+                _ => {}
+            }
+        }
+        Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_order_and_messages() {
+        let e = RuleDef::parse(r#"{"sql":"select * from s","actions":[{"log":{}}]}"#, None)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "Missing rule id.");
+        let e = RuleDef::parse(r#"{"id":"r1","sql":"select * from s"}"#, None).unwrap_err();
+        assert_eq!(e.to_string(), "invalid rule json: Missing rule actions.");
+        let e = RuleDef::parse(r#"{"id":"r/1","sql":"x","actions":[{"log":{}}]}"#, None)
+            .unwrap_err();
+        assert!(e.to_string().contains("invalid characters"));
+        let e = RuleDef::parse(r#"{"id":"a","sql":"x","actions":[{"log":{}}]}"#, Some("b"))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "RuleId is not consistent with rule id.");
+        let e = RuleDef::parse(
+            r#"{"id":"a","sql":"x","actions":[{"log":{}}],"options":{"bufferLength":-1}}"#,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("bufferLength"));
+        let d = RuleDef::parse(
+            r#"{"id":"a","sql":"x","actions":[{"log":{}}],"options":{"lateTolerance":"2s"}}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(d.options().unwrap().late_tolerance, Duration::from_secs(2));
+        assert!(d.triggered());
+    }
+}

@@ -1,0 +1,865 @@
+//! Data import/export (eKuiper's `/data/import`, `/data/export`, the v2 YAML
+//! form and the legacy ruleset): the whole document is read and checked
+//! before anything changes; then (full import) everything is reset and the
+//! document applied in order: plugins (concurrently, bounded), conf keys and
+//! connections, streams, tables, rules (started when `triggered`). Every
+//! item that fails is named in the [`Report`]; streams and rules that fail
+//! because a plugin did not install say which plugin and why. Export writes
+//! everything, or only what some rules need.
+//!
+//! [`Ruleset`] serialises imports (one at a time) and keeps the status of the
+//! last one (also in the store, so it survives the restart after `stop=1`).
+
+pub mod doc;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use oort_sql::ast::StreamKind;
+use oort_wasm::{InstallRequest, PluginKind, PluginManager};
+use serde_json::{json, Map, Value as Json};
+use tokio_util::sync::CancellationToken;
+
+pub use doc::{parse_json, parse_yaml, DocError, Document, PluginEntry, Report, Section};
+
+use super::rule_def::RuleDef;
+use super::{rule_sources, streams, Manager};
+use crate::error::{AppError, AppResult};
+use crate::store::{ns, Op};
+
+/// Store namespace holding the status of the last import.
+const STATUS_NS: &str = "import_status";
+/// Plugins installed at the same time during an import.
+pub const PLUGIN_CONCURRENCY: usize = 4;
+
+/// How a document is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode {
+    /// `POST /data/import`: reset everything, then apply.
+    Full,
+    /// `?partial=1`: keep what exists; streams/tables/conf keys replaced,
+    /// rules upserted (version-gated), plugins installed only if absent.
+    Partial,
+    /// `POST /v2/data/import`: like partial, but an existing rule is replaced
+    /// (deleted, then created) as eKuiper's YAML import does.
+    Yaml,
+    /// `POST /ruleset/import`: streams/tables replaced, rules created only if new.
+    Legacy,
+}
+
+/// Live progress of an import (read by `GET /async/task/{id}`).
+#[derive(Debug, Default)]
+pub struct Progress {
+    phase: parking_lot::Mutex<&'static str>,
+    pub plugins_total: AtomicUsize,
+    pub plugins_installed: AtomicUsize,
+    pub plugins_skipped: AtomicUsize,
+    pub plugins_failed: AtomicUsize,
+    pub items_total: AtomicUsize,
+    pub items_applied: AtomicUsize,
+    pub items_failed: AtomicUsize,
+}
+
+impl Progress {
+    pub fn set_phase(&self, p: &'static str) {
+        *self.phase.lock() = p;
+    }
+
+    pub fn phase(&self) -> &'static str {
+        *self.phase.lock()
+    }
+
+    fn item(&self, ok: bool) {
+        if ok {
+            self.items_applied.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.items_failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn to_json(&self) -> Json {
+        let g = |a: &AtomicUsize| a.load(Ordering::Relaxed);
+        json!({
+            "phase": self.phase(),
+            "plugins": {
+                "total": g(&self.plugins_total),
+                "installed": g(&self.plugins_installed),
+                "skipped": g(&self.plugins_skipped),
+                "failed": g(&self.plugins_failed),
+            },
+            "items": {
+                "total": g(&self.items_total),
+                "applied": g(&self.items_applied),
+                "failed": g(&self.items_failed),
+            },
+        })
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Per-item errors (empty when everything was applied).
+    pub report: Report,
+    /// Items applied per section.
+    pub applied: BTreeMap<Section, usize>,
+    /// The import stopped early because it was cancelled.
+    pub cancelled: bool,
+}
+
+impl Outcome {
+    fn applied(&mut self, s: Section) {
+        *self.applied.entry(s).or_default() += 1;
+    }
+    pub fn count(&self, s: Section) -> usize {
+        self.applied.get(&s).copied().unwrap_or(0)
+    }
+}
+
+/// Why an import did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The document is unreadable or has invalid items; nothing changed.
+    #[error(transparent)]
+    Doc(#[from] DocError),
+    /// A server fault (store, reset) part-way.
+    #[error("{0}")]
+    Failed(#[from] AppError),
+}
+
+/// Serialises imports and remembers the status of the last one.
+pub struct Ruleset {
+    lock: tokio::sync::Mutex<()>,
+    status: parking_lot::Mutex<Report>,
+}
+
+/// Text formats of a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Yaml,
+}
+
+impl Ruleset {
+    /// Loads the status of the last import from the store.
+    pub fn new(mgr: &Manager) -> Ruleset {
+        let status = mgr
+            .inner
+            .store
+            .get(STATUS_NS, "last")
+            .ok()
+            .flatten()
+            .and_then(|t| report_from_json(&t))
+            .unwrap_or_default();
+        Ruleset {
+            lock: tokio::sync::Mutex::new(()),
+            status: parking_lot::Mutex::new(status),
+        }
+    }
+
+    /// `GET /data/import/status`.
+    pub fn status(&self) -> Json {
+        self.status.lock().to_json()
+    }
+
+    /// Parses, checks and applies a document. Concurrent calls run one after the other.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn import(
+        &self,
+        mgr: &Manager,
+        plugins: Option<&PluginManager>,
+        text: &str,
+        format: Format,
+        mode: ImportMode,
+        progress: &Progress,
+        cancel: &CancellationToken,
+    ) -> Result<Outcome, ImportError> {
+        progress.set_phase("waiting");
+        let _g = self.lock.lock().await;
+        if cancel.is_cancelled() {
+            progress.set_phase("done");
+            return Ok(Outcome {
+                cancelled: true,
+                ..Outcome::default()
+            });
+        }
+        progress.set_phase("checking");
+        let parsed = match format {
+            Format::Json => parse_json(text),
+            Format::Yaml => parse_yaml(text),
+        };
+        let doc = match parsed {
+            Ok(d) => d,
+            Err(e) => {
+                if let DocError::Invalid(r) = &e {
+                    self.set_status(mgr, r.clone());
+                }
+                progress.set_phase("done");
+                return Err(e.into());
+            }
+        };
+        let r = mgr
+            .apply_document(plugins, &doc, mode, progress, cancel)
+            .await;
+        progress.set_phase("done");
+        let outcome = r?;
+        self.set_status(mgr, outcome.report.clone());
+        Ok(outcome)
+    }
+
+    fn set_status(&self, mgr: &Manager, r: Report) {
+        if let Err(e) = mgr
+            .inner
+            .store
+            .put(STATUS_NS, "last", &r.to_json().to_string())
+        {
+            tracing::warn!(error = %e, "import status not persisted");
+        }
+        *self.status.lock() = r;
+    }
+}
+
+fn report_from_json(text: &str) -> Option<Report> {
+    let Json::Object(m) = serde_json::from_str::<Json>(text).ok()? else {
+        return None;
+    };
+    let mut r = Report::default();
+    for (k, v) in m {
+        let (Some(s), Json::Object(items)) = (Section::from_key(&k), v) else {
+            continue;
+        };
+        for (name, msg) in items {
+            if let Json::String(msg) = msg {
+                r.add(s, name, msg);
+            }
+        }
+    }
+    Some(r)
+}
+
+/// Plugins that failed in this import, and streams that failed, for messages.
+#[derive(Default)]
+struct Failures {
+    plugins: HashMap<(PluginKind, String), String>,
+    streams: HashMap<String, String>,
+}
+
+struct PluginJob {
+    section: Section,
+    key: String,
+    entry: PluginEntry,
+    /// Known from the key (`sources_`/`sinks_`); `None` for portable entries.
+    kind: Option<PluginKind>,
+}
+
+struct JobResult {
+    section: Section,
+    key: String,
+    kind: Option<PluginKind>,
+    name: String,
+    result: Result<bool, String>,
+}
+
+const REBUILD_HINT: &str = "Oort runs WebAssembly components only, not Go .so plugins or plugin executables: \
+rebuild the connector as a WebAssembly component (see docs/import-export.md) and list it under wasmPlugins";
+
+/// Names of the entries of a zip (empty when it is not one).
+fn zip_names(bytes: &[u8]) -> Vec<String> {
+    match zip::ZipArchive::new(std::io::Cursor::new(bytes)) {
+        Ok(z) => z.file_names().map(str::to_string).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Why a native/portable package cannot run, and what to do.
+fn explain_foreign(
+    section: Section,
+    entry: &PluginEntry,
+    kind: Option<PluginKind>,
+    bytes: &[u8],
+    why: &str,
+) -> String {
+    let names = zip_names(bytes);
+    let so: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| n.ends_with(".so"))
+        .collect();
+    let what = if !so.is_empty() {
+        format!("holds a Go plugin ({})", so.join(", "))
+    } else if bytes.starts_with(b"\x7fELF") {
+        "is a native executable or shared library".to_string()
+    } else if section == Section::PortablePlugins {
+        "holds a portable plugin (an executable run as a separate process)".to_string()
+    } else {
+        format!("is not a WebAssembly component package ({why})")
+    };
+    let key = match kind {
+        Some(k) => format!("{}_{}", k.plural(), entry.name),
+        None => format!("sources_{0} or sinks_{0}", entry.name),
+    };
+    format!("{} {what}. {REBUILD_HINT} as {key}", entry.file)
+}
+
+async fn install_job(pm: PluginManager, job: PluginJob) -> JobResult {
+    let PluginJob {
+        section,
+        key,
+        entry,
+        mut kind,
+    } = job;
+    let name = entry.name.clone();
+    let result = async {
+        if section == Section::NativePlugins && key.starts_with("functions_") {
+            return Err(format!(
+                "Go function plugins cannot run in Oort (it has no function plugins); \
+                 the SQL functions of {name} are unavailable"
+            ));
+        }
+        let foreign = section != Section::WasmPlugins;
+        if foreign {
+            // Honoured only when the package holds a component.
+            let cfg = oort_wasm::WasmConfig::default();
+            let bytes = oort_wasm::package::fetch(&entry.file, &cfg).await?;
+            match oort_wasm::package::unpack(&bytes, &name, &cfg) {
+                Ok(u) => {
+                    if kind.is_none() {
+                        kind = u
+                            .manifest
+                            .as_deref()
+                            .and_then(|m| serde_json::from_slice::<Json>(m).ok())
+                            .and_then(|v| v.get("kind").and_then(Json::as_str).and_then(PluginKind::parse));
+                    }
+                }
+                Err(e) => return Err(explain_foreign(section, &entry, kind, &bytes, &e)),
+            }
+        }
+        let k = kind.ok_or_else(|| {
+            format!("cannot tell whether {name} is a source or a sink: its manifest {name}.json has no kind")
+        })?;
+        if pm.get(k, &name).is_some() {
+            return Ok(false);
+        }
+        pm.install(InstallRequest {
+            kind: k,
+            name: name.clone(),
+            file: entry.file.clone(),
+            sha256: entry.sha256.clone(),
+            grants: entry.grants.clone(),
+        })
+        .await
+        .map(|_| true)
+        .map_err(|e| e.to_string())
+    }
+    .await;
+    JobResult {
+        section,
+        key,
+        kind,
+        name,
+        result,
+    }
+}
+
+impl Manager {
+    /// Deletes every rule, stream, table, stored conf key and installed
+    /// (non built-in) plugin.
+    async fn reset_all(&self, plugins: Option<&PluginManager>) -> AppResult<()> {
+        let ids: Vec<String> = self.inner.rules.lock().await.keys().cloned().collect();
+        for id in ids {
+            match self.delete_rule(&id).await {
+                Ok(()) | Err(AppError::NotFound(_)) => {}
+                Err(e) => return Err(e.context(&format!("reset: rule {id}"))),
+            }
+        }
+        for kind in [StreamKind::Stream, StreamKind::Table] {
+            for name in self.list(kind) {
+                match self.drop_stream(kind, &name, true).await {
+                    Ok(()) | Err(AppError::NotFound(_)) => {}
+                    Err(e) => return Err(e.context(&format!("reset: {kind} {name}"))),
+                }
+            }
+        }
+        let conf = self.inner.store.list_prefix(&format!("{}:", ns::CONF))?;
+        let ops: Vec<Op> = conf
+            .into_iter()
+            .map(|(ns, key, _)| Op::Delete { ns, key })
+            .collect();
+        self.inner.store.apply(&ops)?;
+        if let Some(pm) = plugins {
+            for kind in [PluginKind::Source, PluginKind::Sink] {
+                for name in pm.list(kind) {
+                    if pm.get(kind, &name).is_some_and(|i| !i.builtin) {
+                        pm.delete(kind, &name).map_err(|e| {
+                            AppError::Internal(format!("reset: plugin {name}: {e}"))
+                        })?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a checked document. Per-item failures go to the report; only
+    /// a server fault during the reset is an `Err`.
+    pub async fn apply_document(
+        &self,
+        plugins: Option<&PluginManager>,
+        doc: &Document,
+        mode: ImportMode,
+        progress: &Progress,
+        cancel: &CancellationToken,
+    ) -> AppResult<Outcome> {
+        let mut out = Outcome::default();
+        progress
+            .plugins_total
+            .store(doc.plugin_count(), Ordering::Relaxed);
+        progress
+            .items_total
+            .store(doc.item_count(), Ordering::Relaxed);
+        if mode == ImportMode::Full {
+            progress.set_phase("resetting");
+            self.reset_all(plugins).await?;
+        }
+        let mut failures = Failures::default();
+
+        progress.set_phase("plugins");
+        self.import_plugins(plugins, doc, progress, cancel, &mut out, &mut failures)
+            .await;
+        if out.cancelled {
+            return Ok(out);
+        }
+
+        progress.set_phase("confKeys");
+        for section in [
+            Section::SourceConfig,
+            Section::SinkConfig,
+            Section::ConnectionConfig,
+        ] {
+            let (Some(conf), Some(kind)) = (doc.conf(section), section.conf_kind()) else {
+                continue;
+            };
+            for (typ, keys) in conf {
+                let mut errs = Vec::new();
+                for (k, props) in keys {
+                    match self
+                        .inner
+                        .conf
+                        .put(kind, typ, k, &Json::Object(props.clone()))
+                    {
+                        Ok(()) => {
+                            progress.item(true);
+                            out.applied(section);
+                        }
+                        Err(e) => {
+                            progress.item(false);
+                            errs.push(format!("{k}: {e}"));
+                        }
+                    }
+                }
+                if !errs.is_empty() {
+                    out.report.add(section, typ.clone(), errs.join("; "));
+                }
+            }
+        }
+
+        for (kind, section, phase, map) in [
+            (
+                StreamKind::Stream,
+                Section::Streams,
+                "streams",
+                &doc.streams,
+            ),
+            (StreamKind::Table, Section::Tables, "tables", &doc.tables),
+        ] {
+            progress.set_phase(phase);
+            for (name, sql) in map {
+                if cancel.is_cancelled() {
+                    out.cancelled = true;
+                    return Ok(out);
+                }
+                match self.import_stream(kind, name, sql, mode).await {
+                    Ok(()) => {
+                        progress.item(true);
+                        out.applied(section);
+                    }
+                    Err(e) => {
+                        progress.item(false);
+                        let mut msg = e.to_string();
+                        if let Ok(def) = streams::parse_def(sql) {
+                            let typ = streams::source_type(&def);
+                            if let Some(pe) =
+                                failures.plugins.get(&(PluginKind::Source, typ.clone()))
+                            {
+                                msg =
+                                    format!("source plugin {typ} failed to install ({pe}); {msg}");
+                            }
+                        }
+                        failures.streams.insert(name.clone(), msg.clone());
+                        out.report.add(section, name.clone(), msg);
+                    }
+                }
+            }
+        }
+
+        progress.set_phase("rules");
+        for (id, text) in &doc.rules {
+            if cancel.is_cancelled() {
+                out.cancelled = true;
+                return Ok(out);
+            }
+            match self.import_rule(id, text, mode).await {
+                Ok(()) => {
+                    progress.item(true);
+                    out.applied(Section::Rules);
+                }
+                Err(e) => {
+                    progress.item(false);
+                    let msg = match self.rule_failure_cause(id, text, &failures) {
+                        Some(cause) => format!("{cause}; {e}"),
+                        None => e.to_string(),
+                    };
+                    out.report.add(Section::Rules, id.clone(), msg);
+                }
+            }
+        }
+
+        for (section, items) in &doc.unsupported {
+            if let Some(why) = section.unsupported_reason() {
+                for key in items.keys() {
+                    out.report.add(*section, key.clone(), why);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn import_plugins(
+        &self,
+        plugins: Option<&PluginManager>,
+        doc: &Document,
+        progress: &Progress,
+        cancel: &CancellationToken,
+        out: &mut Outcome,
+        failures: &mut Failures,
+    ) {
+        let mut jobs = Vec::new();
+        for (section, map) in [
+            (Section::WasmPlugins, &doc.wasm_plugins),
+            (Section::NativePlugins, &doc.native_plugins),
+            (Section::PortablePlugins, &doc.portable_plugins),
+        ] {
+            for (key, entry) in map {
+                let kind = match section {
+                    Section::PortablePlugins => None,
+                    _ => doc::split_plugin_key(key).and_then(|(t, _)| PluginKind::parse(t)),
+                };
+                jobs.push(PluginJob {
+                    section,
+                    key: key.clone(),
+                    entry: entry.clone(),
+                    kind,
+                });
+            }
+        }
+        if jobs.is_empty() {
+            return;
+        }
+        let Some(pm) = plugins else {
+            for j in jobs {
+                progress.plugins_failed.fetch_add(1, Ordering::Relaxed);
+                let msg = "the WebAssembly plugin host is not available on this server".to_string();
+                if let Some(k) = j.kind {
+                    failures
+                        .plugins
+                        .insert((k, j.entry.name.clone()), msg.clone());
+                }
+                out.report.add(j.section, j.key, msg);
+            }
+            return;
+        };
+        let sem = Arc::new(tokio::sync::Semaphore::new(PLUGIN_CONCURRENCY));
+        let mut set = tokio::task::JoinSet::new();
+        for job in jobs {
+            let pm = pm.clone();
+            let sem = sem.clone();
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                install_job(pm, job).await
+            });
+        }
+        loop {
+            let next = tokio::select! {
+                n = set.join_next() => n,
+                _ = cancel.cancelled() => {
+                    set.abort_all();
+                    out.cancelled = true;
+                    return;
+                }
+            };
+            let Some(joined) = next else { break };
+            let r = match joined {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "plugin install task failed");
+                    progress.plugins_failed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
+            match r.result {
+                Ok(true) => {
+                    progress.plugins_installed.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(false) => {
+                    progress.plugins_skipped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    progress.plugins_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(plugin = %r.key, error = %e, "import: plugin not installed");
+                    if let Some(k) = r.kind {
+                        failures.plugins.insert((k, r.name.clone()), e.clone());
+                    }
+                    out.report.add(r.section, r.key, e);
+                    continue;
+                }
+            }
+            out.applied(r.section);
+        }
+    }
+
+    async fn import_stream(
+        &self,
+        kind: StreamKind,
+        name: &str,
+        sql: &str,
+        mode: ImportMode,
+    ) -> AppResult<()> {
+        let def = streams::parse_def(sql)?;
+        let replace = mode != ImportMode::Full;
+        if replace {
+            let other = match kind {
+                StreamKind::Stream => &self.inner.tables,
+                StreamKind::Table => &self.inner.streams,
+            };
+            if other.read().contains_key(name) {
+                let word = if kind == StreamKind::Stream {
+                    "table"
+                } else {
+                    "stream"
+                };
+                return Err(AppError::bad(format!(
+                    "a {word} named {name} already exists"
+                )));
+            }
+        }
+        self.create_stream(def, sql, replace).await
+    }
+
+    async fn import_rule(&self, id: &str, text: &str, mode: ImportMode) -> AppResult<()> {
+        let exists = self.inner.rules.lock().await.contains_key(id);
+        match mode {
+            ImportMode::Full | ImportMode::Partial => {}
+            ImportMode::Yaml => {
+                if exists {
+                    // Check the new one first so a bad rule does not remove the old.
+                    let def =
+                        RuleDef::parse(text, Some(id)).map_err(|e| AppError::bad(e.to_string()))?;
+                    self.prepare(&def)?;
+                    self.delete_rule(id).await?;
+                }
+            }
+            ImportMode::Legacy => {
+                if exists {
+                    return Err(AppError::bad(format!("rule {id} already exists")));
+                }
+            }
+        }
+        // Upsert keyed by the map key (the JSON may omit its id).
+        self.update_rule(id, text).await
+    }
+
+    fn rule_failure_cause(&self, id: &str, text: &str, f: &Failures) -> Option<String> {
+        let def = RuleDef::parse(text, Some(id)).ok()?;
+        for s in rule_sources(&def) {
+            if let Some(e) = f.streams.get(&s) {
+                return Some(format!("stream {s} was not imported ({e})"));
+            }
+            if let Some(entry) = self.stream_entry(&s) {
+                let typ = streams::source_type(&entry.def);
+                if let Some(pe) = f.plugins.get(&(PluginKind::Source, typ.clone())) {
+                    return Some(format!("source plugin {typ} failed to install ({pe})"));
+                }
+            }
+        }
+        for a in def.actions().ok()? {
+            if let Some(pe) = f.plugins.get(&(PluginKind::Sink, a.kind.clone())) {
+                return Some(format!("sink plugin {} failed to install ({pe})", a.kind));
+            }
+        }
+        None
+    }
+
+    /// Stored conf keys of one `sources`/`sinks`/`connections` type.
+    fn stored_conf(&self, kind: &str, typ: &str) -> AppResult<BTreeMap<String, Map<String, Json>>> {
+        let mut out = BTreeMap::new();
+        for (k, v) in self
+            .inner
+            .store
+            .list(&format!("{}:{kind}.{typ}", ns::CONF))?
+        {
+            if let Ok(Json::Object(m)) = serde_json::from_str::<Json>(&v) {
+                out.insert(k, m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Everything (`rule_ids == None`) or what the listed rules need.
+    pub async fn export_document(
+        &self,
+        plugins: Option<&PluginManager>,
+        rule_ids: Option<&[String]>,
+    ) -> AppResult<Document> {
+        let mut doc = Document::default();
+        let installed = |kind: PluginKind, name: &str| -> Option<PluginEntry> {
+            let info = plugins?.get(kind, name)?;
+            if info.builtin {
+                return None;
+            }
+            Some(PluginEntry {
+                name: info.name,
+                file: info.file,
+                sha256: Some(info.package_sha256).filter(|s| !s.is_empty()),
+                grants: Some(info.operator_grants).filter(|g| !g.is_empty()),
+            })
+        };
+        let Some(ids) = rule_ids else {
+            for (name, e) in self.inner.streams.read().iter() {
+                doc.streams.insert(name.clone(), e.sql.clone());
+            }
+            for (name, e) in self.inner.tables.read().iter() {
+                doc.tables.insert(name.clone(), e.sql.clone());
+            }
+            for (id, r) in self.inner.rules.lock().await.iter() {
+                doc.rules.insert(id.clone(), r.json.clone());
+            }
+            for (nsname, key, value) in self.inner.store.list_prefix(&format!("{}:", ns::CONF))? {
+                let Some((kind, typ)) = nsname
+                    .strip_prefix(&format!("{}:", ns::CONF))
+                    .and_then(|r| r.split_once('.'))
+                else {
+                    continue;
+                };
+                let section = match kind {
+                    "sources" => &mut doc.source_config,
+                    "sinks" => &mut doc.sink_config,
+                    "connections" => &mut doc.connection_config,
+                    _ => continue,
+                };
+                if let Ok(Json::Object(m)) = serde_json::from_str::<Json>(&value) {
+                    section.entry(typ.to_string()).or_default().insert(key, m);
+                }
+            }
+            if let Some(pm) = plugins {
+                for kind in [PluginKind::Source, PluginKind::Sink] {
+                    for name in pm.list(kind) {
+                        if let Some(e) = installed(kind, &name) {
+                            doc.wasm_plugins
+                                .insert(format!("{}_{name}", kind.plural()), e);
+                        }
+                    }
+                }
+            }
+            return Ok(doc);
+        };
+
+        let mut selectors: BTreeSet<String> = BTreeSet::new();
+        let collect_selector = |props: &Map<String, Json>, sel: &mut BTreeSet<String>| {
+            if let Some(Json::String(s)) = props.get("connectionSelector") {
+                if !s.is_empty() {
+                    sel.insert(s.clone());
+                }
+            }
+        };
+        let rules = self.inner.rules.lock().await;
+        for id in ids {
+            let r = rules
+                .get(id)
+                .ok_or_else(|| AppError::not_found(format!("Rule {id} is not found.")))?;
+            doc.rules.insert(id.clone(), r.json.clone());
+            for s in &r.sources {
+                let (entry, is_table) = match self.inner.streams.read().get(s) {
+                    Some(e) => (Some(e.clone()), false),
+                    None => (self.inner.tables.read().get(s).cloned(), true),
+                };
+                let Some(entry) = entry else { continue };
+                if is_table {
+                    doc.tables.insert(s.clone(), entry.sql.clone());
+                } else {
+                    doc.streams.insert(s.clone(), entry.sql.clone());
+                }
+                let typ = streams::source_type(&entry.def);
+                if let Some(p) = installed(PluginKind::Source, &typ) {
+                    doc.wasm_plugins.insert(format!("sources_{typ}"), p);
+                }
+                if let Some(ck) = entry
+                    .def
+                    .options
+                    .conf_key
+                    .as_deref()
+                    .filter(|k| !k.is_empty())
+                {
+                    let stored = self.stored_conf("sources", &typ)?;
+                    if let Some((k, props)) = stored
+                        .into_iter()
+                        .find(|(k, _)| k == ck || k.eq_ignore_ascii_case(ck))
+                    {
+                        collect_selector(&props, &mut selectors);
+                        doc.source_config
+                            .entry(typ.clone())
+                            .or_default()
+                            .insert(k, props);
+                    }
+                }
+            }
+            for a in r.def.actions().map_err(|e| AppError::bad(e.to_string()))? {
+                if let Some(p) = installed(PluginKind::Sink, &a.kind) {
+                    doc.wasm_plugins.insert(format!("sinks_{}", a.kind), p);
+                }
+                collect_selector(&a.props, &mut selectors);
+                if let Some(Json::String(rid)) = a.props.get("resourceId") {
+                    let stored = self.stored_conf("sinks", &a.kind)?;
+                    if let Some(props) = stored.get(rid) {
+                        collect_selector(props, &mut selectors);
+                        doc.sink_config
+                            .entry(a.kind.clone())
+                            .or_default()
+                            .insert(rid.clone(), props.clone());
+                    }
+                }
+            }
+        }
+        drop(rules);
+        if !selectors.is_empty() {
+            let prefix = format!("{}:connections.", ns::CONF);
+            for (nsname, key, value) in self.inner.store.list_prefix(&prefix)? {
+                let Some(typ) = nsname.strip_prefix(&prefix) else {
+                    continue;
+                };
+                let wanted =
+                    selectors.contains(&key) || selectors.contains(&format!("{typ}.{key}"));
+                if !wanted {
+                    continue;
+                }
+                if let Ok(Json::Object(m)) = serde_json::from_str::<Json>(&value) {
+                    doc.connection_config
+                        .entry(typ.to_string())
+                        .or_default()
+                        .insert(key, m);
+                }
+            }
+        }
+        Ok(doc)
+    }
+}

@@ -1,0 +1,8 @@
+//! Running rules: stream hubs (source + decode + fan-out), the rule task that
+//! drives a compiled query, and sink pipelines. See ARCHITECTURE.md for the
+//! path of one event.
+
+pub mod hub;
+pub mod metrics;
+pub mod rule;
+pub mod sink;

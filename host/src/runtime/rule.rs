@@ -1,0 +1,425 @@
+//! One running rule: subscriptions to stream hubs, the compiled query
+//! (`oort_sql::engine::Query`) driven by events and clock ticks, and the sink
+//! nodes its emissions go to. The rule task is the only owner of the query
+//! state; status readers take a short lock on it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oort_core::now_ms;
+use oort_sql::ast::StreamKind;
+use oort_sql::engine::{Output, Query, QueryPlan};
+use parking_lot::Mutex;
+use serde_json::{Map, Value as Json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::hub::{Hub, HubMsg};
+use super::metrics::NodeMetrics;
+use super::sink::SinkNode;
+
+/// Lifecycle state, named as eKuiper names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleState {
+    Stopped,
+    Running,
+    /// Ended with an error (shown as `stopped by error` + message).
+    Failed(String),
+}
+
+/// Shared, readable status of a rule (whether or not it runs).
+#[derive(Default)]
+pub struct RuleStatus {
+    inner: Mutex<StatusInner>,
+}
+
+#[derive(Default)]
+struct StatusInner {
+    state: Option<RuleState>,
+    last_start: i64,
+    last_stop: i64,
+}
+
+impl RuleStatus {
+    pub fn set_running(&self) {
+        let mut g = self.inner.lock();
+        g.state = Some(RuleState::Running);
+        g.last_start = now_ms();
+    }
+    pub fn set_stopped(&self, err: Option<String>) {
+        let mut g = self.inner.lock();
+        g.state = Some(match err {
+            Some(e) => RuleState::Failed(e),
+            None => RuleState::Stopped,
+        });
+        g.last_stop = now_ms();
+    }
+    pub fn state(&self) -> RuleState {
+        self.inner.lock().state.clone().unwrap_or(RuleState::Stopped)
+    }
+    /// `running`, `stopped`, or `stopped by error`.
+    pub fn state_name(&self) -> &'static str {
+        match self.state() {
+            RuleState::Running => "running",
+            RuleState::Stopped => "stopped",
+            RuleState::Failed(_) => "stopped by error",
+        }
+    }
+    pub fn message(&self) -> String {
+        match self.state() {
+            RuleState::Failed(m) => m,
+            _ => String::new(),
+        }
+    }
+    pub fn times(&self) -> (i64, i64) {
+        let g = self.inner.lock();
+        (g.last_start, g.last_stop)
+    }
+}
+
+/// A rule's source input: which hub and whether it is a table.
+pub struct Input {
+    pub stream: String,
+    pub kind: StreamKind,
+    pub hub: Arc<Hub>,
+    /// Per-rule counters for this source node.
+    pub metrics: Arc<NodeMetrics>,
+}
+
+/// Handle kept by the manager while the rule runs.
+pub struct RunningRule {
+    pub cancel: CancellationToken,
+    pub inputs: Vec<Input>,
+    pub sinks: Vec<Arc<SinkNodeInfo>>,
+    pub query: Arc<Mutex<Query>>,
+    pub op_names: Vec<String>,
+    pub done: tokio::sync::watch::Receiver<bool>,
+}
+
+pub struct SinkNodeInfo {
+    pub kind: String,
+    pub index: usize,
+    pub metrics: Arc<NodeMetrics>,
+    pub conn: oort_core::ConnState,
+}
+
+impl RunningRule {
+    /// Metrics in eKuiper's key order: sources, ops, sinks.
+    pub fn write_metrics(&self, out: &mut Map<String, Json>) {
+        for inp in &self.inputs {
+            inp.metrics
+                .write(&format!("source_{}_0", inp.stream), out, Some(&inp.hub.conn));
+        }
+        let q = self.query.lock();
+        for (name, m) in q.metrics() {
+            let p = format!("{name}_0");
+            out.insert(format!("{p}_records_in_total"), m.records_in.into());
+            out.insert(format!("{p}_records_out_total"), m.records_out.into());
+            out.insert(format!("{p}_messages_processed_total"), m.records_in.into());
+            out.insert(
+                format!("{p}_process_latency_us"),
+                m.process_latency_us.into(),
+            );
+            out.insert(format!("{p}_buffer_length"), 0.into());
+            out.insert(format!("{p}_last_invocation"), m.last_invocation.into());
+            out.insert(format!("{p}_exceptions_total"), m.exceptions.into());
+            out.insert(
+                format!("{p}_last_exception"),
+                m.last_exception.clone().into(),
+            );
+            out.insert(
+                format!("{p}_last_exception_time"),
+                m.last_exception_time.into(),
+            );
+        }
+        drop(q);
+        for s in &self.sinks {
+            s.metrics.write(
+                &format!("sink_{}_{}_0", s.kind, s.index),
+                out,
+                Some(&s.conn),
+            );
+        }
+    }
+
+    /// eKuiper's topo document: `{"sources":[..],"edges":{..}}`.
+    pub fn topo(&self) -> Json {
+        let sources: Vec<String> = self
+            .inputs
+            .iter()
+            .map(|i| format!("source_{}", i.stream))
+            .collect();
+        let sinks: Vec<String> = self
+            .sinks
+            .iter()
+            .map(|s| format!("sink_{}_{}", s.kind, s.index))
+            .collect();
+        let mut edges = Map::new();
+        let first = self.op_names.first().cloned();
+        for s in &sources {
+            let next = match &first {
+                Some(op) => vec![Json::from(op.clone())],
+                None => sinks.iter().map(|x| Json::from(x.clone())).collect(),
+            };
+            edges.insert(s.clone(), Json::Array(next));
+        }
+        for w in self.op_names.windows(2) {
+            edges.insert(w[0].clone(), Json::Array(vec![Json::from(w[1].clone())]));
+        }
+        if let Some(last) = self.op_names.last() {
+            edges.insert(
+                last.clone(),
+                Json::Array(sinks.iter().map(|x| Json::from(x.clone())).collect()),
+            );
+        }
+        serde_json::json!({ "sources": sources, "edges": edges })
+    }
+}
+
+/// Starts the rule task. `rx` receives every subscribed hub's messages.
+#[allow(clippy::too_many_arguments)]
+pub fn spawn(
+    rule_id: String,
+    plan: &QueryPlan,
+    inputs: Vec<Input>,
+    rx: mpsc::Receiver<(usize, HubMsg)>,
+    sinks: Vec<SinkNode>,
+    fatal_rx: mpsc::Receiver<String>,
+    cancel: CancellationToken,
+    status: Arc<RuleStatus>,
+) -> RunningRule {
+    let query = Arc::new(Mutex::new(plan.instantiate()));
+    let op_names = plan.op_names();
+    let sink_infos: Vec<Arc<SinkNodeInfo>> = sinks
+        .iter()
+        .map(|s| {
+            Arc::new(SinkNodeInfo {
+                kind: s.kind.clone(),
+                index: s.index,
+                metrics: s.metrics.clone(),
+                conn: s.conn.clone(),
+            })
+        })
+        .collect();
+    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+    let input_meta: Vec<(StreamKind, Arc<NodeMetrics>)> =
+        inputs.iter().map(|i| (i.kind, i.metrics.clone())).collect();
+    let mut sink_txs = Vec::new();
+    let mut sink_tasks = Vec::new();
+    for s in sinks {
+        sink_txs.push(s.tx);
+        sink_tasks.push(s.task);
+    }
+    let task = RuleTask {
+        rule_id,
+        query: query.clone(),
+        inputs: input_meta,
+        sinks: sink_txs,
+        sink_tasks,
+        cancel: cancel.clone(),
+        status,
+    };
+    tokio::spawn(async move {
+        task.run(rx, fatal_rx).await;
+        let _ = done_tx.send(true);
+    });
+    RunningRule {
+        cancel,
+        inputs,
+        sinks: sink_infos,
+        query,
+        op_names,
+        done: done_rx,
+    }
+}
+
+struct RuleTask {
+    rule_id: String,
+    query: Arc<Mutex<Query>>,
+    inputs: Vec<(StreamKind, Arc<NodeMetrics>)>,
+    sinks: Vec<mpsc::Sender<Arc<Vec<oort_core::Row>>>>,
+    sink_tasks: Vec<tokio::task::JoinHandle<()>>,
+    cancel: CancellationToken,
+    status: Arc<RuleStatus>,
+}
+
+impl RuleTask {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<(usize, HubMsg)>,
+        mut fatal_rx: mpsc::Receiver<String>,
+    ) {
+        let mut out: Vec<Output> = Vec::with_capacity(64);
+        let mut live_streams = self
+            .inputs
+            .iter()
+            .filter(|(k, _)| *k == StreamKind::Stream)
+            .count();
+        let mut error: Option<String> = None;
+        // Scan tables load before stream events are joined against them:
+        // stream batches wait (bounded by TABLE_LOAD_WAIT) until every table
+        // delivered its first rows or ended.
+        let mut tables_pending: Vec<usize> = self
+            .inputs
+            .iter()
+            .enumerate()
+            .filter(|(_, (k, _))| *k == StreamKind::Table)
+            .map(|(i, _)| i)
+            .collect();
+        let mut held: Vec<(usize, HubMsg)> = Vec::new();
+        let load_deadline = Instant::now() + TABLE_LOAD_WAIT;
+        while !tables_pending.is_empty() && Instant::now() < load_deadline {
+            let left = load_deadline.saturating_duration_since(Instant::now());
+            tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                _ = tokio::time::sleep(left) => break,
+                m = rx.recv() => {
+                    let Some((idx, msg)) = m else { break };
+                    if tables_pending.contains(&idx) {
+                        tables_pending.retain(|i| *i != idx);
+                        let _ = self.on_msg(idx, msg, &mut out);
+                    } else {
+                        held.push((idx, msg));
+                    }
+                }
+            }
+        }
+        let mut stop_early = false;
+        for (idx, msg) in held {
+            match self.on_msg(idx, msg, &mut out) {
+                Flow::Continue => {}
+                Flow::StreamEnded => {
+                    live_streams = live_streams.saturating_sub(1);
+                    if live_streams == 0 {
+                        self.query.lock().on_tick(now_ms(), &mut out);
+                        stop_early = true;
+                    }
+                }
+                Flow::Failed(e) => {
+                    error = Some(e);
+                    stop_early = true;
+                }
+            }
+        }
+        self.dispatch(&mut out).await;
+        loop {
+            if stop_early {
+                break;
+            }
+            let deadline = self.query.lock().next_deadline();
+            let sleep = async {
+                match deadline {
+                    Some(d) => {
+                        let wait = (d - now_ms()).max(0) as u64;
+                        tokio::time::sleep(Duration::from_millis(wait)).await
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => break,
+                Some(msg) = fatal_rx.recv() => { error = Some(msg); break; }
+                m = rx.recv() => {
+                    let Some((idx, msg)) = m else { break };
+                    match self.on_msg(idx, msg, &mut out) {
+                        Flow::Continue => {}
+                        Flow::StreamEnded => {
+                            live_streams = live_streams.saturating_sub(1);
+                            if live_streams == 0 {
+                                // Bounded input done: stop after this tick.
+                                self.query.lock().on_tick(now_ms(), &mut out);
+                                self.dispatch(&mut out).await;
+                                break;
+                            }
+                        }
+                        Flow::Failed(e) => { error = Some(e); break; }
+                    }
+                }
+                _ = sleep => {
+                    self.query.lock().on_tick(now_ms(), &mut out);
+                }
+            }
+            self.dispatch(&mut out).await;
+        }
+        if let Some(e) = &error {
+            tracing::warn!(rule = %self.rule_id, error = %e, "rule stopped by error");
+        }
+        if error.is_none() && !self.cancel.is_cancelled() {
+            // The input ended: let the sinks write what is queued, then stop.
+            self.sinks.clear();
+            for t in std::mem::take(&mut self.sink_tasks) {
+                let _ = tokio::time::timeout(SINK_DRAIN_WAIT, t).await;
+            }
+        }
+        self.cancel.cancel();
+        self.status.set_stopped(error);
+    }
+
+    fn on_msg(&self, idx: usize, msg: HubMsg, out: &mut Vec<Output>) -> Flow {
+        let Some((kind, metrics)) = self.inputs.get(idx) else {
+            return Flow::Continue;
+        };
+        match msg {
+            HubMsg::Events(batch) => {
+                let start = Instant::now();
+                metrics.inc_in(batch.len() as u64);
+                let mut q = self.query.lock();
+                if *kind == StreamKind::Table {
+                    let rows: Vec<oort_core::Row> = batch.iter().map(|e| e.row.clone()).collect();
+                    q.on_table_rows(idx, &rows);
+                } else {
+                    for ev in batch.iter() {
+                        q.on_event(idx, ev, out);
+                    }
+                }
+                metrics.inc_out(batch.len() as u64);
+                metrics.invoked(now_ms(), start.elapsed().as_micros() as u64);
+                Flow::Continue
+            }
+            HubMsg::Error(e) => {
+                metrics.exception(e.to_string());
+                Flow::Continue
+            }
+            HubMsg::End(None) => {
+                if *kind == StreamKind::Table {
+                    Flow::Continue
+                } else {
+                    Flow::StreamEnded
+                }
+            }
+            HubMsg::End(Some(e)) => Flow::Failed(format!("source error: {e}")),
+        }
+    }
+
+    async fn dispatch(&self, out: &mut Vec<Output>) {
+        if out.is_empty() {
+            return;
+        }
+        for o in out.drain(..) {
+            let rows = match o {
+                Output::Rows(rows) => Arc::new(rows),
+                Output::Error(e) => {
+                    // sendError: errors flow to sinks as {"error": "..."}.
+                    let schema = Arc::new(oort_core::Schema::from_strs(&["error"]));
+                    Arc::new(vec![oort_core::Row::new(schema, vec![oort_core::Value::str(&e)])])
+                }
+            };
+            for s in &self.sinks {
+                let _ = s.send(rows.clone()).await;
+            }
+        }
+    }
+}
+
+/// Longest wait for sinks to write what is queued when the input ends.
+const SINK_DRAIN_WAIT: Duration = Duration::from_secs(10);
+
+/// Longest wait for scan tables to load before stream events flow.
+const TABLE_LOAD_WAIT: Duration = Duration::from_secs(2);
+
+enum Flow {
+    Continue,
+    StreamEnded,
+    Failed(String),
+}

@@ -1,0 +1,567 @@
+//! Data import/export routes, shaped like eKuiper's: `POST /data/import`
+//! (`?partial=1`, `?stop=1`), `GET /data/import/status`, the asynchronous
+//! import (`POST /async/data/import`, `GET /async/task/{id}`,
+//! `POST /async/task/{id}/cancel`), `GET`/`POST /data/export`, the YAML form
+//! (`/v2/data/export`, `/v2/data/import`) and the legacy `/ruleset/import`
+//! and `/ruleset/export`. The work is done by [`crate::manager::ruleset`];
+//! imports run in their own task so a client that disconnects does not cut
+//! one short.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use serde::Deserialize;
+use serde_json::{json, Map, Value as Json};
+use tokio_util::sync::CancellationToken;
+
+use super::routes::{json_resp, text};
+use super::AppState;
+use crate::error::{AppError, AppResult};
+use crate::manager::ruleset::{
+    DocError, Document, Format, ImportError, ImportMode, Outcome, Progress, Ruleset, Section,
+};
+
+/// Largest document fetched from an `http(s)://` URI.
+const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
+/// Finished asynchronous tasks kept for `GET /async/task/{id}`.
+const MAX_TASKS: usize = 100;
+/// Delay between the reply to a `stop=1` import and the shutdown.
+const STOP_DELAY: Duration = Duration::from_millis(500);
+
+/// Process exit status after a successful `stop=1` import.
+pub const STOP_EXIT_CODE: i32 = 100;
+
+#[derive(Clone)]
+struct Data {
+    ruleset: Arc<Ruleset>,
+    tasks: Arc<parking_lot::Mutex<BTreeMap<String, Arc<Task>>>>,
+}
+
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let data = Data {
+        ruleset: Arc::new(Ruleset::new(&state.mgr)),
+        tasks: Arc::new(parking_lot::Mutex::new(BTreeMap::new())),
+    };
+    Router::new()
+        .route("/data/import", post(import))
+        .route("/data/import/status", get(import_status))
+        .route("/async/data/import", post(async_import))
+        .route("/async/task/{id}", get(task_status))
+        .route("/async/task/{id}/cancel", post(task_cancel))
+        .route("/data/export", get(export_all).post(export_rules))
+        .route("/v2/data/export", get(export_yaml).post(export_yaml_rules))
+        .route("/v2/data/import", post(import_yaml))
+        .route("/ruleset/import", post(ruleset_import))
+        .route("/ruleset/export", post(ruleset_export).get(ruleset_export))
+        .layer(Extension(data))
+}
+
+// ---------- request bodies ----------
+
+/// `{"content": "..."}` xor `{"file": "file:///..." | "http(s)://..."}`.
+enum Source {
+    Content(String),
+    File(String),
+}
+
+fn get_ci<'a>(m: &'a Map<String, Json>, key: &str) -> Option<&'a Json> {
+    m.get(key).or_else(|| {
+        m.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+fn parse_source(body: &Bytes) -> AppResult<Source> {
+    let v: Json = serde_json::from_slice(body)
+        .map_err(|e| AppError::bad(format!("invalid request body: {e}")))?;
+    let Json::Object(m) = v else {
+        return Err(AppError::bad(
+            "Invalid body: must be an object with content or file",
+        ));
+    };
+    let content = match get_ci(&m, "content") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(s)) if s.is_empty() => None,
+        Some(Json::String(s)) => Some(s.clone()),
+        // An inline document (Oort accepts it besides the string form).
+        Some(Json::Object(o)) => Some(Json::Object(o.clone()).to_string()),
+        Some(_) => return Err(AppError::bad("Invalid body: content must be a string")),
+    };
+    let file = match get_ci(&m, "file") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(s)) if s.is_empty() => None,
+        Some(Json::String(s)) => Some(s.clone()),
+        Some(_) => return Err(AppError::bad("Invalid body: file must be a URI string")),
+    };
+    match (content, file) {
+        (Some(_), Some(_)) => Err(AppError::bad("Cannot specify both content and file")),
+        (None, None) => Err(AppError::bad("Invalid body: must specify content or file")),
+        (Some(c), None) => Ok(Source::Content(c)),
+        (None, Some(f)) => Ok(Source::File(f)),
+    }
+}
+
+/// The document text: inline, or read from `file://` / fetched from `http(s)://`.
+async fn read_source(src: Source) -> AppResult<String> {
+    let uri = match src {
+        Source::Content(c) => return Ok(c),
+        Source::File(f) => f,
+    };
+    if let Some(path) = uri.strip_prefix("file://") {
+        if !std::path::Path::new(path).is_absolute() {
+            return Err(AppError::bad(format!(
+                "file URI {uri:?} must hold an absolute path (file:///...)"
+            )));
+        }
+        return tokio::fs::read_to_string(path)
+            .await
+            .map_err(|e| AppError::bad(format!("fail to read file {uri}: {e}")));
+    }
+    if uri.starts_with("http://") || uri.starts_with("https://") {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| AppError::Internal(format!("http client: {e}")))?;
+        let mut resp = client
+            .get(&uri)
+            .send()
+            .await
+            .map_err(|e| AppError::bad(format!("fail to download file {uri}: {e}")))?;
+        if !resp.status().is_success() {
+            return Err(AppError::bad(format!(
+                "fail to download file {uri}: HTTP {}",
+                resp.status()
+            )));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| AppError::bad(format!("fail to download file {uri}: {e}")))?
+        {
+            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                return Err(AppError::bad(format!(
+                    "fail to download file {uri}: larger than {MAX_DOCUMENT_BYTES} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        return String::from_utf8(body)
+            .map_err(|_| AppError::bad(format!("file {uri} is not UTF-8 text")));
+    }
+    Err(AppError::bad(format!(
+        "unsupported URI {uri:?}: use file:// or http(s)://"
+    )))
+}
+
+#[derive(Deserialize, Default)]
+struct ImportQuery {
+    partial: Option<String>,
+    stop: Option<String>,
+}
+
+fn flag(v: &Option<String>) -> bool {
+    matches!(v.as_deref(), Some("1" | "true"))
+}
+
+/// Runs an import in its own task (a dropped connection does not abort it).
+async fn run_import(
+    s: &AppState,
+    d: &Data,
+    text: String,
+    format: Format,
+    mode: ImportMode,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> Result<Outcome, ImportError> {
+    let (mgr, plugins, ruleset) = (s.mgr.clone(), s.plugins.clone(), d.ruleset.clone());
+    tokio::spawn(async move {
+        ruleset
+            .import(
+                &mgr,
+                plugins.as_ref(),
+                &text,
+                format,
+                mode,
+                &progress,
+                &cancel,
+            )
+            .await
+    })
+    .await
+    .map_err(|e| ImportError::Failed(AppError::Internal(format!("import task: {e}"))))?
+}
+
+/// The error response of a failed import: the per-item object as the message.
+fn import_error(e: ImportError) -> AppError {
+    match e {
+        ImportError::Doc(DocError::Invalid(r)) => AppError::bad(r.to_json().to_string()),
+        ImportError::Doc(DocError::Syntax(m)) => AppError::bad(m),
+        ImportError::Failed(e) => e,
+    }
+}
+
+fn schedule_stop(s: &AppState) {
+    crate::cli_data::request_exit(STOP_EXIT_CODE);
+    let token = s.shutdown.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(STOP_DELAY).await;
+        tracing::info!("import with stop=1 done: shutting down (exit status {STOP_EXIT_CODE})");
+        token.cancel();
+    });
+}
+
+// ---------- synchronous import ----------
+
+async fn import(
+    State(s): State<AppState>,
+    Extension(d): Extension<Data>,
+    Query(q): Query<ImportQuery>,
+    body: Bytes,
+) -> AppResult<Response> {
+    let text = read_source(parse_source(&body)?).await?;
+    let mode = if flag(&q.partial) {
+        ImportMode::Partial
+    } else {
+        ImportMode::Full
+    };
+    let out = run_import(
+        &s,
+        &d,
+        text,
+        Format::Json,
+        mode,
+        Arc::new(Progress::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .map_err(import_error)?;
+    if !out.report.is_empty() {
+        return Err(AppError::bad(out.report.to_json().to_string()));
+    }
+    // eKuiper ignores stop for partial imports.
+    if flag(&q.stop) && mode == ImportMode::Full {
+        schedule_stop(&s);
+    }
+    Ok(json_resp(json!({
+        "ErrorMsg": "",
+        "ConfigResponse": out.report.to_json(),
+    })))
+}
+
+async fn import_status(Extension(d): Extension<Data>) -> Response {
+    json_resp(d.ruleset.status())
+}
+
+async fn import_yaml(
+    State(s): State<AppState>,
+    Extension(d): Extension<Data>,
+    body: Bytes,
+) -> AppResult<Response> {
+    let text = read_source(parse_source(&body)?).await?;
+    let out = run_import(
+        &s,
+        &d,
+        text,
+        Format::Yaml,
+        ImportMode::Yaml,
+        Arc::new(Progress::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .map_err(import_error)?;
+    if !out.report.is_empty() {
+        return Err(AppError::bad(out.report.to_json().to_string()));
+    }
+    Ok(text_ok("success"))
+}
+
+fn text_ok(t: &str) -> Response {
+    text(StatusCode::OK, t.to_string())
+}
+
+async fn ruleset_import(
+    State(s): State<AppState>,
+    Extension(d): Extension<Data>,
+    body: Bytes,
+) -> AppResult<Response> {
+    let text = read_source(parse_source(&body)?).await?;
+    let out = run_import(
+        &s,
+        &d,
+        text,
+        Format::Json,
+        ImportMode::Legacy,
+        Arc::new(Progress::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .map_err(import_error)?;
+    if !out.report.is_empty() {
+        tracing::warn!(
+            failed = out.report.len(),
+            errors = %out.report.to_json(),
+            "ruleset import: some items were not imported"
+        );
+    }
+    Ok(text_ok(&format!(
+        "imported {} streams, {} tables and {} rules",
+        out.count(Section::Streams),
+        out.count(Section::Tables),
+        out.count(Section::Rules)
+    )))
+}
+
+// ---------- asynchronous import ----------
+
+struct TaskState {
+    /// `None` while queued or running; then `finish`, `error` or `cancel`.
+    end: Option<&'static str>,
+    message: String,
+    updated: i64,
+    errors: Option<Json>,
+}
+
+struct Task {
+    id: String,
+    created: i64,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+    state: parking_lot::Mutex<TaskState>,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Task {
+    fn status(&self) -> &'static str {
+        if let Some(e) = self.state.lock().end {
+            return e;
+        }
+        match self.progress.phase() {
+            "" | "waiting" => "register",
+            _ => "running",
+        }
+    }
+
+    fn end(&self, status: &'static str, message: String, errors: Option<Json>) {
+        let mut st = self.state.lock();
+        st.end = Some(status);
+        st.message = message;
+        st.errors = errors;
+        st.updated = unix_now();
+    }
+
+    fn to_json(&self) -> Json {
+        let status = self.status();
+        let st = self.state.lock();
+        json!({
+            "id": self.id,
+            "status": status,
+            "message": st.message,
+            "createdTimestamp": self.created,
+            "updatedTimestamp": if st.end.is_some() { st.updated } else { unix_now() },
+            "progress": self.progress.to_json(),
+            "errors": st.errors.clone().unwrap_or(Json::Null),
+        })
+    }
+}
+
+impl Data {
+    fn new_task(&self) -> Arc<Task> {
+        let now = unix_now();
+        let mut tasks = self.tasks.lock();
+        let base = format!("dataImport-{now}");
+        let mut id = base.clone();
+        let mut n = 1;
+        while tasks.contains_key(&id) {
+            n += 1;
+            id = format!("{base}-{n}");
+        }
+        if tasks.len() >= MAX_TASKS {
+            let oldest_done = tasks
+                .iter()
+                .filter(|(_, t)| t.state.lock().end.is_some())
+                .min_by_key(|(_, t)| t.created)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest_done {
+                tasks.remove(&k);
+            }
+        }
+        let t = Arc::new(Task {
+            id: id.clone(),
+            created: now,
+            progress: Arc::new(Progress::default()),
+            cancel: CancellationToken::new(),
+            state: parking_lot::Mutex::new(TaskState {
+                end: None,
+                message: String::new(),
+                updated: now,
+                errors: None,
+            }),
+        });
+        tasks.insert(id, t.clone());
+        t
+    }
+}
+
+async fn async_import(
+    State(s): State<AppState>,
+    Extension(d): Extension<Data>,
+    Query(q): Query<ImportQuery>,
+    body: Bytes,
+) -> AppResult<Response> {
+    let src = parse_source(&body)?;
+    let mode = if flag(&q.partial) {
+        ImportMode::Partial
+    } else {
+        ImportMode::Full
+    };
+    let stop = flag(&q.stop) && mode == ImportMode::Full;
+    let task = d.new_task();
+    let id = task.id.clone();
+    tokio::spawn(async move {
+        let text = match read_source(src).await {
+            Ok(t) => t,
+            Err(e) => {
+                task.end("error", e.to_string(), None);
+                return;
+            }
+        };
+        let r = run_import(
+            &s,
+            &d,
+            text,
+            Format::Json,
+            mode,
+            task.progress.clone(),
+            task.cancel.clone(),
+        )
+        .await;
+        match r {
+            Ok(out) if out.cancelled => task.end(
+                "cancel",
+                "import cancelled".into(),
+                Some(out.report.to_json()),
+            ),
+            Ok(out) if out.report.is_empty() => {
+                task.end("finish", String::new(), Some(out.report.to_json()));
+                if stop {
+                    schedule_stop(&s);
+                }
+            }
+            Ok(out) => {
+                let msg = format!("{} item(s) failed; see errors", out.report.len());
+                task.end("error", msg, Some(out.report.to_json()));
+            }
+            Err(ImportError::Doc(DocError::Invalid(r))) => task.end(
+                "error",
+                "the document has invalid items; nothing was imported".into(),
+                Some(r.to_json()),
+            ),
+            Err(e) => task.end("error", e.to_string(), None),
+        }
+    });
+    Ok(json_resp(json!({ "id": id })))
+}
+
+fn find_task(d: &Data, id: &str) -> AppResult<Arc<Task>> {
+    d.tasks
+        .lock()
+        .get(id)
+        .cloned()
+        .ok_or_else(|| AppError::not_found(format!("async task: {id} not found")))
+}
+
+async fn task_status(Extension(d): Extension<Data>, Path(id): Path<String>) -> AppResult<Response> {
+    Ok(json_resp(find_task(&d, &id)?.to_json()))
+}
+
+async fn task_cancel(Extension(d): Extension<Data>, Path(id): Path<String>) -> AppResult<Response> {
+    let t = find_task(&d, &id)?;
+    if let Some(end) = t.state.lock().end {
+        return Err(AppError::bad(format!(
+            "async task {id} has already ended ({end})"
+        )));
+    }
+    t.cancel.cancel();
+    Ok(text_ok("cancel success"))
+}
+
+// ---------- export ----------
+
+fn attachment(body: String, name: &str) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("Attachment; filename={name}"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn rule_ids(body: &Bytes) -> AppResult<Vec<String>> {
+    serde_json::from_slice::<Vec<String>>(body).map_err(|e| {
+        AppError::bad(format!(
+            "invalid request body: expected a JSON array of rule ids: {e}"
+        ))
+    })
+}
+
+async fn export_doc(s: &AppState, ids: Option<&[String]>) -> AppResult<Document> {
+    s.mgr.export_document(s.plugins.as_ref(), ids).await
+}
+
+fn json_attachment(doc: &Document) -> Response {
+    attachment(doc.to_json().to_string(), "ekuiper_export.json")
+}
+
+fn yaml_attachment(doc: &Document) -> AppResult<Response> {
+    let y = doc.to_yaml().map_err(AppError::Internal)?;
+    Ok(attachment(y, "ekuiper_export.yaml"))
+}
+
+async fn export_all(State(s): State<AppState>) -> AppResult<Response> {
+    Ok(json_attachment(&export_doc(&s, None).await?))
+}
+
+async fn export_rules(State(s): State<AppState>, body: Bytes) -> AppResult<Response> {
+    let ids = rule_ids(&body)?;
+    Ok(json_attachment(&export_doc(&s, Some(&ids)).await?))
+}
+
+async fn export_yaml(State(s): State<AppState>) -> AppResult<Response> {
+    yaml_attachment(&export_doc(&s, None).await?)
+}
+
+async fn export_yaml_rules(State(s): State<AppState>, body: Bytes) -> AppResult<Response> {
+    let ids = rule_ids(&body)?;
+    yaml_attachment(&export_doc(&s, Some(&ids)).await?)
+}
+
+async fn ruleset_export(State(s): State<AppState>) -> AppResult<Response> {
+    let doc = export_doc(&s, None).await?;
+    let full = doc.to_json();
+    let mut m = Map::new();
+    for k in ["streams", "tables", "rules"] {
+        m.insert(k.into(), full[k].clone());
+    }
+    Ok(attachment(Json::Object(m).to_string(), "ruleset.json"))
+}

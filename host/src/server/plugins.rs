@@ -1,0 +1,173 @@
+//! Plugin routes, shaped like eKuiper's: `/plugins/sources`, `/plugins/sinks`.
+//! Install, list, show, upgrade in place, delete (refused while rules use the
+//! plugin unless `force`, which stops them).
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use oort_wasm::{InstallRequest, PluginError, PluginKind};
+use serde::Deserialize;
+use serde_json::{json, Value as Json};
+
+use super::routes::{json_resp, text};
+use super::AppState;
+use crate::error::{AppError, AppResult};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/plugins/{kind}", get(list).post(install))
+        .route(
+            "/plugins/{kind}/{name}",
+            get(show).put(upgrade).delete(delete),
+        )
+}
+
+impl From<PluginError> for AppError {
+    fn from(e: PluginError) -> Self {
+        match e {
+            PluginError::BadRequest(m) => AppError::bad(m),
+            PluginError::NotFound(m) => AppError::NotFound(m),
+            PluginError::Internal(m) => AppError::Internal(m),
+        }
+    }
+}
+
+fn kind_of(s: &str) -> AppResult<PluginKind> {
+    match s {
+        "sources" => Ok(PluginKind::Source),
+        "sinks" => Ok(PluginKind::Sink),
+        "functions" | "portables" => Err(AppError::bad(format!(
+            "{s} plugins are not supported: Oort plugins are WebAssembly sources and sinks (POST /plugins/sources or /plugins/sinks)"
+        ))),
+        other => Err(AppError::not_found(format!("no plugin type {other}"))),
+    }
+}
+
+fn word(k: PluginKind) -> &'static str {
+    match k {
+        PluginKind::Source => "source",
+        PluginKind::Sink => "sink",
+    }
+}
+
+fn plugins(s: &AppState) -> AppResult<&oort_wasm::PluginManager> {
+    s.plugins
+        .as_ref()
+        .ok_or_else(|| AppError::Internal("the plugin host is not available".into()))
+}
+
+async fn list(State(s): State<AppState>, Path(kind): Path<String>) -> AppResult<Response> {
+    let k = kind_of(&kind)?;
+    Ok(json_resp(json!(plugins(&s)?.list(k))))
+}
+
+fn parse_req(kind: PluginKind, body: &Bytes) -> AppResult<InstallRequest> {
+    let mut req: InstallRequest = serde_json::from_slice(body)
+        .map_err(|e| AppError::bad(format!("invalid request body: {e}")))?;
+    req.kind = kind;
+    Ok(req)
+}
+
+async fn install(
+    State(s): State<AppState>,
+    Path(kind): Path<String>,
+    body: Bytes,
+) -> AppResult<Response> {
+    let k = kind_of(&kind)?;
+    let req = parse_req(k, &body)?;
+    let name = req.name.clone();
+    if plugins(&s)?.get(k, &name).is_some() {
+        return Err(AppError::bad(format!("invalid name {name}: duplicate")));
+    }
+    plugins(&s)?.install(req).await?;
+    Ok(text(
+        StatusCode::CREATED,
+        format!("{} plugin {name} is created", word(k)),
+    ))
+}
+
+async fn show(
+    State(s): State<AppState>,
+    Path((kind, name)): Path<(String, String)>,
+) -> AppResult<Response> {
+    let k = kind_of(&kind)?;
+    let info = plugins(&s)?
+        .get(k, &name)
+        .ok_or_else(|| AppError::not_found(format!("{} plugin {name} is not found", word(k))))?;
+    let mut v = serde_json::to_value(&info).map_err(|e| AppError::Internal(e.to_string()))?;
+    if let Json::Object(m) = &mut v {
+        m.insert(
+            "rules".into(),
+            json!(s.mgr.rules_using_connector(k == PluginKind::Source, &name).await),
+        );
+    }
+    Ok(json_resp(v))
+}
+
+async fn upgrade(
+    State(s): State<AppState>,
+    Path((kind, name)): Path<(String, String)>,
+    body: Bytes,
+) -> AppResult<Response> {
+    let k = kind_of(&kind)?;
+    let req = parse_req(k, &body)?;
+    if req.name != name {
+        return Err(AppError::bad(format!(
+            "the name in the body ({}) must be {name}",
+            req.name
+        )));
+    }
+    plugins(&s)?.upgrade(req).await?;
+    // Rules using it restart on the new version.
+    let users = s.mgr.rules_using_connector(k == PluginKind::Source, &name).await;
+    for id in &users {
+        if let Err(e) = s.mgr.restart_if_running(id).await {
+            tracing::warn!(rule = %id, error = %e, "rule did not restart on the upgraded plugin");
+        }
+    }
+    Ok(text(
+        StatusCode::OK,
+        format!("{} plugin {name} is updated", word(k)),
+    ))
+}
+
+#[derive(Deserialize)]
+struct DeleteQuery {
+    force: Option<String>,
+}
+
+async fn delete(
+    State(s): State<AppState>,
+    Path((kind, name)): Path<(String, String)>,
+    Query(q): Query<DeleteQuery>,
+) -> AppResult<Response> {
+    let k = kind_of(&kind)?;
+    if plugins(&s)?.get(k, &name).is_none() {
+        return Err(AppError::not_found(format!(
+            "{} plugin {name} is not found",
+            word(k)
+        )));
+    }
+    let users = s.mgr.rules_using_connector(k == PluginKind::Source, &name).await;
+    let force = matches!(q.force.as_deref(), Some("1" | "true"));
+    if !users.is_empty() {
+        if !force {
+            return Err(AppError::bad(format!(
+                "{} plugin {name} is used by rules {}; stop or delete them first, or delete with ?force=1 to stop them",
+                word(k),
+                users.join(", ")
+            )));
+        }
+        for id in &users {
+            s.mgr.stop_rule(id).await?;
+        }
+    }
+    plugins(&s)?.delete(k, &name)?;
+    Ok(text(
+        StatusCode::OK,
+        format!("{} plugin {name} is deleted", word(k)),
+    ))
+}
