@@ -104,6 +104,16 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
     };
     let mgr = Manager::open(&data_dir, registry)?;
+    if let Some(p) = plugins.clone() {
+        mgr.conf().set_packaged(std::sync::Arc::new(move |kind, typ| {
+            let k = match kind {
+                "sources" => oort_wasm::PluginKind::Source,
+                "sinks" => oort_wasm::PluginKind::Sink,
+                _ => return None,
+            };
+            p.get(k, typ)?.conf_keys?.as_object().cloned()
+        }));
+    }
     mgr.restore().await?;
     let shutdown = CancellationToken::new();
     let state = AppState {

@@ -221,7 +221,7 @@ fn progress_line(t: &Json) -> String {
     let p = &t["progress"];
     let g = |a: &str, b: &str| p[a][b].as_u64().unwrap_or(0);
     format!(
-        "[{}] {}: plugins {}/{} installed ({} present, {} failed), items {}/{} applied ({} failed)",
+        "[{}] {}: plugins {}/{} installed, {} already present, {} failed; items {}/{} applied, {} failed",
         t["status"].as_str().unwrap_or_default(),
         p["phase"].as_str().unwrap_or_default(),
         g("plugins", "installed"),

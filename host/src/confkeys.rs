@@ -6,6 +6,9 @@
 //! Resolution for a source: `default` <- CONF_KEY section <- EXTRA <- statement.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use oort_core::Props;
 use serde_json::Value as Json;
@@ -28,10 +31,16 @@ const SIMULATOR_DEFAULT: &str =
 const FILE_DEFAULT: &str = "default:\n  fileType: json\n  path: data\n  interval: 0\n  sendInterval: 0\n  hasHeader: false\n  ignoreStartLines: 0\n  ignoreEndLines: 0\n";
 const MQTT_SINK_DEFAULT: &str = "default:\n  server: \"tcp://127.0.0.1:1883\"\n";
 
+/// Supplies conf keys shipped inside plugin packages (`<name>.yaml`), by
+/// kind (`sources`/`sinks`) and type. They sit below file and stored keys.
+pub type PackagedKeys =
+    Arc<dyn Fn(&str, &str) -> Option<serde_json::Map<String, Json>> + Send + Sync>;
+
 #[derive(Clone)]
 pub struct ConfKeys {
     etc: PathBuf,
     store: Store,
+    packaged: Arc<RwLock<Option<PackagedKeys>>>,
 }
 
 impl ConfKeys {
@@ -52,7 +61,11 @@ impl ConfKeys {
                 std::fs::write(p, text)?;
             }
         }
-        Ok(ConfKeys { etc, store })
+        Ok(ConfKeys {
+            etc,
+            store,
+            packaged: Arc::new(RwLock::new(None)),
+        })
     }
 
     fn file_for(&self, kind: &str, typ: &str) -> PathBuf {
@@ -63,9 +76,20 @@ impl ConfKeys {
         }
     }
 
-    /// All keys of one connector type: file sections overlaid by stored ones.
+    /// Sets where packaged (plugin) conf keys come from.
+    pub fn set_packaged(&self, p: PackagedKeys) {
+        *self.packaged.write() = Some(p);
+    }
+
+    /// All keys of one connector type: packaged keys, overlaid by file
+    /// sections, overlaid by stored ones.
     pub fn keys(&self, kind: &str, typ: &str) -> Result<serde_json::Map<String, Json>, ConfError> {
         let mut out = serde_json::Map::new();
+        if let Some(p) = self.packaged.read().as_ref() {
+            if let Some(m) = p(kind, typ) {
+                out.extend(m);
+            }
+        }
         let path = self.file_for(kind, typ);
         if let Ok(text) = std::fs::read_to_string(&path) {
             let y: serde_yaml_ng::Value =

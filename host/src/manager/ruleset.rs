@@ -262,7 +262,7 @@ struct JobResult {
 }
 
 const REBUILD_HINT: &str = "Oort runs WebAssembly components only, not Go .so plugins or plugin executables: \
-rebuild the connector as a WebAssembly component (see docs/import-export.md) and list it under wasmPlugins";
+rebuild the connector as a WebAssembly component (see docs/plugins/) and list it under wasmPlugins";
 
 /// Names of the entries of a zip (empty when it is not one).
 fn zip_names(bytes: &[u8]) -> Vec<String> {
