@@ -16,7 +16,11 @@ mod scenarios;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let want = |s: &str| args.is_empty() || args.iter().any(|a| a == s);
-    println!("oort-bench {} ({} cores)", env!("CARGO_PKG_VERSION"), cores());
+    println!(
+        "oort-bench {} ({} cores)",
+        env!("CARGO_PKG_VERSION"),
+        cores()
+    );
     if want("a") {
         scenarios::memory_filter_nop()?;
     }

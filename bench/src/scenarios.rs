@@ -145,7 +145,11 @@ pub fn tumbling_window() -> anyhow::Result<()> {
         }
     }
     let el = start.elapsed();
-    report("d tumbling window count/avg, 100 keys (1 core)", N as u64, el);
+    report(
+        "d tumbling window count/avg, 100 keys (1 core)",
+        N as u64,
+        el,
+    );
     println!("  window rows emitted: {emitted_rows}");
     Ok(())
 }
@@ -187,7 +191,9 @@ impl Srv {
     fn start() -> anyhow::Result<Srv> {
         let bin = oort_release()?;
         let dir = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let child = Command::new(bin)
             .args(["serve", "--data-dir"])
             .arg(dir.path())
@@ -238,7 +244,10 @@ pub fn rss_per_rule() -> anyhow::Result<()> {
     std::thread::sleep(Duration::from_millis(500));
     let pid = s.child.id();
     let idle = rss_kb(pid).context("read RSS")?;
-    println!("e idle server RSS: {idle} KB ({:.1} MB)", idle as f64 / 1024.0);
+    println!(
+        "e idle server RSS: {idle} KB ({:.1} MB)",
+        idle as f64 / 1024.0
+    );
     s.post(
         "/streams",
         &serde_json::json!({"sql": "CREATE STREAM s () WITH (DATASOURCE=\"bench/rules\", TYPE=\"memory\")"}),
@@ -314,7 +323,11 @@ pub fn mqtt_round_trip() -> anyhow::Result<()> {
 /// which they arrive on `sub_topic`.
 async fn pipe_rate(pub_topic: &str, sub_topic: &str, n: usize) -> anyhow::Result<f64> {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-    let mut so = MqttOptions::new(format!("bs-{}", uuid::Uuid::new_v4().simple()), "127.0.0.1", 1883);
+    let mut so = MqttOptions::new(
+        format!("bs-{}", uuid::Uuid::new_v4().simple()),
+        "127.0.0.1",
+        1883,
+    );
     so.set_inflight(1000);
     so.set_keep_alive(Duration::from_secs(30));
     let (sub, mut sub_loop) = AsyncClient::new(so, 10_000);
@@ -341,7 +354,11 @@ async fn pipe_rate(pub_topic: &str, sub_topic: &str, n: usize) -> anyhow::Result
         }
         (got, first, last)
     });
-    let mut po = MqttOptions::new(format!("bp-{}", uuid::Uuid::new_v4().simple()), "127.0.0.1", 1883);
+    let mut po = MqttOptions::new(
+        format!("bp-{}", uuid::Uuid::new_v4().simple()),
+        "127.0.0.1",
+        1883,
+    );
     po.set_inflight(1000);
     let (publ, mut pub_loop) = AsyncClient::new(po, 10_000);
     let pl = tokio::spawn(async move { while pub_loop.poll().await.is_ok() {} });

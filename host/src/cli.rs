@@ -11,7 +11,11 @@ use crate::manager::Manager;
 use crate::server::{self, AppState};
 
 #[derive(Parser)]
-#[command(name = "oort", version, about = "Edge stream processing with SQL rules and WebAssembly connectors")]
+#[command(
+    name = "oort",
+    version,
+    about = "Edge stream processing with SQL rules and WebAssembly connectors"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -90,8 +94,12 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         Ok(p) => {
             if let Some(dir) = cfg.plugins.builtin_dir() {
                 match p.load_builtin(&dir) {
-                    Ok(names) => tracing::info!(dir = %dir.display(), plugins = ?names, "built-in plugins loaded"),
-                    Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "built-in plugins not loaded"),
+                    Ok(names) => {
+                        tracing::info!(dir = %dir.display(), plugins = ?names, "built-in plugins loaded")
+                    }
+                    Err(e) => {
+                        tracing::warn!(dir = %dir.display(), error = %e, "built-in plugins not loaded")
+                    }
                 }
             } else {
                 tracing::info!("no built-in plugin directory found (run builtin-plugins/build.sh)");
@@ -105,14 +113,15 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let mgr = Manager::open(&data_dir, registry)?;
     if let Some(p) = plugins.clone() {
-        mgr.conf().set_packaged(std::sync::Arc::new(move |kind, typ| {
-            let k = match kind {
-                "sources" => oort_wasm::PluginKind::Source,
-                "sinks" => oort_wasm::PluginKind::Sink,
-                _ => return None,
-            };
-            p.get(k, typ)?.conf_keys?.as_object().cloned()
-        }));
+        mgr.conf()
+            .set_packaged(std::sync::Arc::new(move |kind, typ| {
+                let k = match kind {
+                    "sources" => oort_wasm::PluginKind::Source,
+                    "sinks" => oort_wasm::PluginKind::Sink,
+                    _ => return None,
+                };
+                p.get(k, typ)?.conf_keys?.as_object().cloned()
+            }));
     }
     mgr.restore().await?;
     let shutdown = CancellationToken::new();

@@ -18,7 +18,11 @@ use crate::store::{ns, Store, StoreError};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfError {
     #[error("conf key {key:?} not found for {kind} {typ}")]
-    NotFound { kind: String, typ: String, key: String },
+    NotFound {
+        kind: String,
+        typ: String,
+        key: String,
+    },
     #[error("invalid conf file {path}: {msg}")]
     File { path: String, msg: String },
     #[error(transparent)]
@@ -174,8 +178,13 @@ mod tests {
         let p = ck.resolve("sources", "mqtt", Some("remote")).unwrap();
         assert_eq!(p["server"], "tcp://10.0.0.1:1883");
         assert_eq!(p["qos"], 1);
-        ck.put("sources", "mqtt", "remote", &serde_json::json!({"server": "tcp://h:1"}))
-            .unwrap();
+        ck.put(
+            "sources",
+            "mqtt",
+            "remote",
+            &serde_json::json!({"server": "tcp://h:1"}),
+        )
+        .unwrap();
         let p = ck.resolve("sources", "mqtt", Some("remote")).unwrap();
         assert_eq!(p["server"], "tcp://h:1");
         let e = ck.resolve("sources", "mqtt", Some("nope")).unwrap_err();

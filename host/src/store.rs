@@ -31,8 +31,15 @@ pub mod ns {
 /// One write in a batch applied atomically.
 #[derive(Debug, Clone)]
 pub enum Op {
-    Put { ns: String, key: String, value: String },
-    Delete { ns: String, key: String },
+    Put {
+        ns: String,
+        key: String,
+        value: String,
+    },
+    Delete {
+        ns: String,
+        key: String,
+    },
 }
 
 #[derive(Clone)]
@@ -116,7 +123,10 @@ impl Store {
                     )?;
                 }
                 Op::Delete { ns, key } => {
-                    tx.execute("DELETE FROM kv WHERE ns = ?1 AND key = ?2", params![ns, key])?;
+                    tx.execute(
+                        "DELETE FROM kv WHERE ns = ?1 AND key = ?2",
+                        params![ns, key],
+                    )?;
                 }
             }
         }

@@ -31,27 +31,52 @@ fn streams_crud_and_errors() {
     assert_eq!(d["StreamType"], 0);
     assert_eq!(d["Options"]["datasource"], "demo");
     assert_eq!(d["Options"]["format"], "json");
-    assert_eq!(d["StreamFields"][1], json!({"Name":"size","FieldType":"bigint"}));
+    assert_eq!(
+        d["StreamFields"][1],
+        json!({"Name":"size","FieldType":"bigint"})
+    );
     let det = s.get("/streamdetails").json();
     assert_eq!(det, json!([{"name":"demo","type":"mqtt","format":"json"}]));
     let schema = s.get("/streams/demo/schema").json();
     assert_eq!(schema["size"], json!({"type":"bigint"}));
 
     // Duplicate, malformed SQL, missing stream, bad id.
-    let dup = s.post("/streams", r#"{"sql":"CREATE STREAM demo () WITH (DATASOURCE=\"x\")"}"#);
+    let dup = s.post(
+        "/streams",
+        r#"{"sql":"CREATE STREAM demo () WITH (DATASOURCE=\"x\")"}"#,
+    );
     assert_eq!(dup.status, 400, "{}", dup.body);
-    assert!(dup.json()["message"].as_str().unwrap().contains("already exists"));
-    let bad = s.post("/streams", r#"{"sql":"CREATE STWREAM demo2 () WITH (DATASOURCE=\"x\")"}"#);
+    assert!(dup.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("already exists"));
+    let bad = s.post(
+        "/streams",
+        r#"{"sql":"CREATE STWREAM demo2 () WITH (DATASOURCE=\"x\")"}"#,
+    );
     assert_eq!(bad.status, 400);
     let msg = bad.json()["message"].as_str().unwrap().to_string();
     assert!(msg.contains("STWREAM"), "{msg}");
-    let bad_opt = s.post("/streams", r#"{"sql":"CREATE STREAM d3 () WITH (DATASOURCE=\"x\", FOO=\"1\")"}"#);
+    let bad_opt = s.post(
+        "/streams",
+        r#"{"sql":"CREATE STREAM d3 () WITH (DATASOURCE=\"x\", FOO=\"1\")"}"#,
+    );
     assert_eq!(bad_opt.status, 400);
-    assert!(bad_opt.body.contains("FOO") || bad_opt.body.to_lowercase().contains("foo"), "{}", bad_opt.body);
+    assert!(
+        bad_opt.body.contains("FOO") || bad_opt.body.to_lowercase().contains("foo"),
+        "{}",
+        bad_opt.body
+    );
     let bad_json = s.post("/streams", "{not json");
     assert_eq!(bad_json.status, 400);
-    assert!(bad_json.json()["message"].as_str().unwrap().contains("invalid request body"));
-    let unknown_type = s.post("/streams", r#"{"sql":"CREATE STREAM d4 () WITH (DATASOURCE=\"x\", TYPE=\"nosuch\")"}"#);
+    assert!(bad_json.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("invalid request body"));
+    let unknown_type = s.post(
+        "/streams",
+        r#"{"sql":"CREATE STREAM d4 () WITH (DATASOURCE=\"x\", TYPE=\"nosuch\")"}"#,
+    );
     assert_eq!(unknown_type.status, 400);
     assert!(unknown_type.body.contains("nosuch"));
     assert_eq!(s.get("/streams/nosuch").status, 404);
@@ -65,12 +90,20 @@ fn streams_crud_and_errors() {
         200,
     );
     assert_eq!(r.body, "Stream demo is replaced.");
-    assert_eq!(s.get("/streams/demo").json()["Options"]["datasource"], "demo2");
-    let mismatch = s.put("/streams/demo", r#"{"sql":"CREATE STREAM other () WITH (DATASOURCE=\"x\")"}"#);
+    assert_eq!(
+        s.get("/streams/demo").json()["Options"]["datasource"],
+        "demo2"
+    );
+    let mismatch = s.put(
+        "/streams/demo",
+        r#"{"sql":"CREATE STREAM other () WITH (DATASOURCE=\"x\")"}"#,
+    );
     assert_eq!(mismatch.status, 400);
 
     // Drop refused while a rule uses it, allowed with force or after the rule is gone.
-    s.create_rule(&json!({"id":"r1","sql":"SELECT * FROM demo","actions":[{"nop":{}}],"triggered":false}));
+    s.create_rule(
+        &json!({"id":"r1","sql":"SELECT * FROM demo","actions":[{"nop":{}}],"triggered":false}),
+    );
     let refused = s.delete("/streams/demo");
     assert_eq!(refused.status, 400);
     assert!(refused.body.contains("r1"), "{}", refused.body);
@@ -114,7 +147,8 @@ fn rules_crud_lifecycle_and_errors() {
     s.create_stream(&format!(
         "CREATE STREAM demo () WITH (DATASOURCE=\"{topic}/in\", TYPE=\"mqtt\")"
     ));
-    let rule = json!({"id":"rule1","sql":"SELECT * FROM demo WHERE temp > 20","actions":[{"nop":{}}]});
+    let rule =
+        json!({"id":"rule1","sql":"SELECT * FROM demo WHERE temp > 20","actions":[{"nop":{}}]});
     let r = s.expect("POST", "/rules", Some(&rule.to_string()), 201);
     assert_eq!(r.body, "Rule rule1 was created successfully.");
     let dup = s.post("/rules", &rule.to_string());
@@ -159,15 +193,42 @@ fn rules_crud_lifecycle_and_errors() {
 
     // Bad rules: each names the problem.
     for (body, needle) in [
-        (r#"{"sql":"SELECT * FROM demo","actions":[{"nop":{}}]}"#, "Missing rule id"),
-        (r#"{"id":"x1","sql":"SELECT * FROM demo"}"#, "Missing rule actions"),
-        (r#"{"id":"x2","sql":"SELEC * FROM demo","actions":[{"nop":{}}]}"#, "SELEC"),
-        (r#"{"id":"x3","sql":"SELECT * FROM nosuch","actions":[{"nop":{}}]}"#, "nosuch"),
-        (r#"{"id":"x4","sql":"SELECT * FROM demo","actions":[{"nosuchsink":{}}]}"#, "nosuchsink"),
-        (r#"{"id":"x5","sql":"SELECT nofunc(a) FROM demo","actions":[{"nop":{}}]}"#, "nofunc"),
-        (r#"{"id":"x 6","sql":"SELECT * FROM demo","actions":[{"nop":{}}]}"#, "invalid characters"),
-        (r#"{"id":"x7","sql":"SELECT * FROM demo","actions":[{"mqtt":{"qos":"high"}}]}"#, "qos"),
-        (r#"{"id":"x8","sql":"SELECT * FROM demo","actions":[{"nop":{}}],"options":{"bufferLength":"big"}}"#, "bufferLength"),
+        (
+            r#"{"sql":"SELECT * FROM demo","actions":[{"nop":{}}]}"#,
+            "Missing rule id",
+        ),
+        (
+            r#"{"id":"x1","sql":"SELECT * FROM demo"}"#,
+            "Missing rule actions",
+        ),
+        (
+            r#"{"id":"x2","sql":"SELEC * FROM demo","actions":[{"nop":{}}]}"#,
+            "SELEC",
+        ),
+        (
+            r#"{"id":"x3","sql":"SELECT * FROM nosuch","actions":[{"nop":{}}]}"#,
+            "nosuch",
+        ),
+        (
+            r#"{"id":"x4","sql":"SELECT * FROM demo","actions":[{"nosuchsink":{}}]}"#,
+            "nosuchsink",
+        ),
+        (
+            r#"{"id":"x5","sql":"SELECT nofunc(a) FROM demo","actions":[{"nop":{}}]}"#,
+            "nofunc",
+        ),
+        (
+            r#"{"id":"x 6","sql":"SELECT * FROM demo","actions":[{"nop":{}}]}"#,
+            "invalid characters",
+        ),
+        (
+            r#"{"id":"x7","sql":"SELECT * FROM demo","actions":[{"mqtt":{"qos":"high"}}]}"#,
+            "qos",
+        ),
+        (
+            r#"{"id":"x8","sql":"SELECT * FROM demo","actions":[{"nop":{}}],"options":{"bufferLength":"big"}}"#,
+            "bufferLength",
+        ),
         ("[1,2", "invalid rule json"),
     ] {
         let r = s.post("/rules", body);
@@ -189,7 +250,10 @@ fn rules_crud_lifecycle_and_errors() {
     );
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert_eq!(ok.json(), json!({"sources":["demo"],"valid":true}));
-    let bad = s.post("/rules/validate", r#"{"id":"v1","sql":"SELECT * FROM demo"}"#);
+    let bad = s.post(
+        "/rules/validate",
+        r#"{"id":"v1","sql":"SELECT * FROM demo"}"#,
+    );
     assert_eq!(bad.status, 422);
     assert!(bad.body.contains("Missing rule actions"));
 }
@@ -198,7 +262,9 @@ fn rules_crud_lifecycle_and_errors() {
 fn rule_created_stopped_stays_stopped() {
     let s = Server::start();
     s.create_stream("CREATE STREAM demo () WITH (DATASOURCE=\"x\", TYPE=\"memory\")");
-    s.create_rule(&json!({"id":"r","sql":"SELECT * FROM demo","actions":[{"nop":{}}],"triggered":false}));
+    s.create_rule(
+        &json!({"id":"r","sql":"SELECT * FROM demo","actions":[{"nop":{}}],"triggered":false}),
+    );
     assert_eq!(s.status("r")["status"], "stopped");
 }
 
@@ -227,7 +293,11 @@ fn restart_and_kill_restore_everything() {
     });
     mqtt::publish(
         &format!("{topic}/in"),
-        &[r#"{"temp":25}"#.into(), r#"{"temp":10}"#.into(), r#"{"temp":30}"#.into()],
+        &[
+            r#"{"temp":25}"#.into(),
+            r#"{"temp":10}"#.into(),
+            r#"{"temp":30}"#.into(),
+        ],
     );
     let got = sub.take_json(2, 10);
     assert_eq!(got, vec![json!({"temp":25}), json!({"temp":30})]);

@@ -36,7 +36,10 @@ fn mqtt_to_mqtt_filter_project_and_bad_payloads() {
     );
     mqtt::publish(&format!("{t}/in/b"), &[r#"{"id":3,"temp":21}"#.into()]);
     let got = sub.take_json(2, 10);
-    assert_eq!(got[0], json!({"id":1,"double":51,"topic":format!("{t}/in/a")}));
+    assert_eq!(
+        got[0],
+        json!({"id":1,"double":51,"topic":format!("{t}/in/a")})
+    );
     assert_eq!(got[1]["id"], 3);
     // The undecodable payload is an exception on the source; the rule runs on.
     let st = s.wait_status("m2m", "exception counted", |st| {
@@ -51,7 +54,9 @@ fn mqtt_to_mqtt_filter_project_and_bad_payloads() {
 fn mqtt_array_output_and_fields() {
     let s = Server::start();
     let t = unique("arr");
-    s.create_stream(&format!("CREATE STREAM demo () WITH (DATASOURCE=\"{t}/in\")"));
+    s.create_stream(&format!(
+        "CREATE STREAM demo () WITH (DATASOURCE=\"{t}/in\")"
+    ));
     s.create_rule(&json!({
         "id": "arr",
         "sql": "SELECT * FROM demo",
@@ -67,7 +72,9 @@ fn mqtt_array_output_and_fields() {
 fn tumbling_window_count_by_key() {
     let s = Server::start();
     let t = unique("win");
-    s.create_stream(&format!("CREATE STREAM demo () WITH (DATASOURCE=\"{t}/in\")"));
+    s.create_stream(&format!(
+        "CREATE STREAM demo () WITH (DATASOURCE=\"{t}/in\")"
+    ));
     s.create_rule(&json!({
         "id": "win",
         "sql": "SELECT color, count(*) AS c, avg(size) AS a FROM demo GROUP BY color, TUMBLINGWINDOW(ss, 2) ORDER BY color",
@@ -101,7 +108,9 @@ fn tumbling_window_count_by_key() {
 fn memory_topics_chain_rules() {
     let s = Server::start();
     let t = unique("mem");
-    s.create_stream(&format!("CREATE STREAM src () WITH (DATASOURCE=\"{t}/in\")"));
+    s.create_stream(&format!(
+        "CREATE STREAM src () WITH (DATASOURCE=\"{t}/in\")"
+    ));
     s.create_stream(&format!(
         "CREATE STREAM mid () WITH (DATASOURCE=\"{t}/mid/#\", TYPE=\"memory\")"
     ));
@@ -111,7 +120,10 @@ fn memory_topics_chain_rules() {
         "actions": [{"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": format!("{t}/out"), "sendSingle": true}}]}));
     let sub = mqtt::subscribe(&format!("{t}/out"));
     wait_connected(&s, "first", "src");
-    mqtt::publish(&format!("{t}/in"), &[r#"{"v":1}"#.into(), r#"{"v":2}"#.into()]);
+    mqtt::publish(
+        &format!("{t}/in"),
+        &[r#"{"v":1}"#.into(), r#"{"v":2}"#.into()],
+    );
     assert_eq!(sub.take_json(2, 10), vec![json!({"v":20}), json!({"v":30})]);
 }
 
@@ -132,9 +144,7 @@ fn file_source_and_file_sink_and_table_join() {
     .unwrap();
     std::fs::write(data.join("lines.txt"), "{\"a\":1}\n{\"a\":2}\n").unwrap();
     std::fs::write(data.join("rows.csv"), "a,b\n1,x\n2,y\n").unwrap();
-    s.create_stream(
-        "CREATE STREAM readings () WITH (DATASOURCE=\"readings.json\", TYPE=\"file\")",
-    );
+    s.create_stream("CREATE STREAM readings () WITH (DATASOURCE=\"readings.json\", TYPE=\"file\")");
     s.expect(
         "POST",
         "/tables",
@@ -151,16 +161,28 @@ fn file_source_and_file_sink_and_table_join() {
         "sql": "SELECT readings.id, temp, names.name FROM readings LEFT JOIN names ON readings.id = names.id",
         "actions": [{"file": {"path": out.to_str().unwrap(), "fileType": "lines", "sendSingle": true}}]}));
     let lines = wait_lines(&out, 3);
-    let rows: Vec<Json> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Json> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows[0], json!({"id":1,"temp":20,"name":"boiler"}));
     assert_eq!(rows[1], json!({"id":2,"temp":30,"name":"pump"}));
     // A bounded file stream ends the rule as stopped.
-    s.wait_status("join", "rule stopped at end of file", |st| st["status"] == "stopped");
+    s.wait_status("join", "rule stopped at end of file", |st| {
+        st["status"] == "stopped"
+    });
 
     // lines and csv file types.
     let out2 = s.data_dir.join("out2.jsonl");
-    s.expect("PUT", "/metadata/sources/file/confKeys/lines", Some(r#"{"fileType":"lines"}"#), 200);
-    s.create_stream("CREATE STREAM ls () WITH (DATASOURCE=\"lines.txt\", TYPE=\"file\", CONF_KEY=\"lines\")");
+    s.expect(
+        "PUT",
+        "/metadata/sources/file/confKeys/lines",
+        Some(r#"{"fileType":"lines"}"#),
+        200,
+    );
+    s.create_stream(
+        "CREATE STREAM ls () WITH (DATASOURCE=\"lines.txt\", TYPE=\"file\", CONF_KEY=\"lines\")",
+    );
     s.create_rule(&json!({"id": "lines", "sql": "SELECT a FROM ls",
         "actions": [{"file": {"path": out2.to_str().unwrap(), "sendSingle": true}}]}));
     assert_eq!(wait_lines(&out2, 2), vec![r#"{"a":1}"#, r#"{"a":2}"#]);
@@ -171,7 +193,9 @@ fn file_source_and_file_sink_and_table_join() {
         Some(r#"{"fileType":"csv","hasHeader":true}"#),
         200,
     );
-    s.create_stream("CREATE STREAM cs () WITH (DATASOURCE=\"rows.csv\", TYPE=\"file\", CONF_KEY=\"csv\")");
+    s.create_stream(
+        "CREATE STREAM cs () WITH (DATASOURCE=\"rows.csv\", TYPE=\"file\", CONF_KEY=\"csv\")",
+    );
     s.create_rule(&json!({"id": "csv", "sql": "SELECT a, b FROM cs",
         "actions": [{"file": {"path": out3.to_str().unwrap(), "fileType": "csv", "format": "delimited", "hasHeader": true, "sendSingle": true}}]}));
     let csv = wait_lines(&out3, 3);
@@ -189,12 +213,17 @@ fn simulator_log_and_nop() {
         200,
     );
     s.create_stream("CREATE STREAM sim () WITH (TYPE=\"simulator\", CONF_KEY=\"fast\")");
-    s.create_rule(&json!({"id": "simlog", "sql": "SELECT t FROM sim", "actions": [{"log": {}}, {"nop": {}}]}));
+    s.create_rule(
+        &json!({"id": "simlog", "sql": "SELECT t FROM sim", "actions": [{"log": {}}, {"nop": {}}]}),
+    );
     s.wait_status("simlog", "rows through log and nop", |st| {
         st["sink_log_0_0_records_out_total"].as_u64().unwrap_or(0) >= 5
             && st["sink_nop_1_0_records_out_total"].as_u64().unwrap_or(0) >= 5
     });
-    assert!(s.log().contains("\"t\""), "log sink output missing from the server log");
+    assert!(
+        s.log().contains("\"t\""),
+        "log sink output missing from the server log"
+    );
 }
 
 fn wait_lines(path: &std::path::Path, n: usize) -> Vec<String> {

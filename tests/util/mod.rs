@@ -69,8 +69,7 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> Json {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 }
 
@@ -98,8 +97,14 @@ impl Server {
             .expect("spawn oort");
         let log = Arc::new(Mutex::new(Vec::new()));
         for pipe in [
-            child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -207,7 +212,10 @@ impl Server {
                 return s;
             }
             if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; status: {s:#}\nlog:\n{}", self.log());
+                panic!(
+                    "timed out waiting for {what}; status: {s:#}\nlog:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -284,7 +292,9 @@ pub mod mqtt {
         let mut opts = MqttOptions::new(id, "127.0.0.1", 1883);
         opts.set_keep_alive(Duration::from_secs(10));
         let (client, mut conn) = Client::new(opts, 100);
-        client.subscribe(topic, QoS::AtLeastOnce).expect("subscribe");
+        client
+            .subscribe(topic, QoS::AtLeastOnce)
+            .expect("subscribe");
         let (tx, rx) = mpsc::channel();
         let (ack_tx, ack_rx) = mpsc::channel();
         std::thread::spawn(move || {

@@ -115,7 +115,10 @@ impl Manager {
     /// Loads streams, tables and rules from the store and starts the rules
     /// that were running. A rule that cannot start is kept, marked failed.
     pub async fn restore(&self) -> AppResult<()> {
-        for (kind, nsname) in [(StreamKind::Stream, ns::STREAMS), (StreamKind::Table, ns::TABLES)] {
+        for (kind, nsname) in [
+            (StreamKind::Stream, ns::STREAMS),
+            (StreamKind::Table, ns::TABLES),
+        ] {
             for (name, sql) in self.inner.store.list(nsname)? {
                 match streams::parse_def(&sql) {
                     Ok(def) => {
@@ -125,7 +128,9 @@ impl Manager {
                         };
                         map.write().insert(name, StreamEntry { def, sql });
                     }
-                    Err(e) => tracing::error!(%name, error = %e, "stored {kind} does not parse; skipped"),
+                    Err(e) => {
+                        tracing::error!(%name, error = %e, "stored {kind} does not parse; skipped")
+                    }
                 }
             }
         }
@@ -388,10 +393,7 @@ impl Manager {
         let sources = rule_sources(&def);
         {
             let mut rules = self.inner.rules.lock().await;
-            let status = rules
-                .get(&id)
-                .map(|r| r.status.clone())
-                .unwrap_or_default();
+            let status = rules.get(&id).map(|r| r.status.clone()).unwrap_or_default();
             rules.insert(
                 id.clone(),
                 RuleEntry {
@@ -556,11 +558,8 @@ impl Manager {
         if let Some(r) = running {
             r.cancel.cancel();
             let mut done = r.done.clone();
-            let _ = tokio::time::timeout(
-                std::time::Duration::from_secs(5),
-                done.wait_for(|d| *d),
-            )
-            .await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), done.wait_for(|d| *d))
+                .await;
         }
         if let Some(r) = self.inner.rules.lock().await.get(id) {
             if r.status.state_name() == "running" {
@@ -678,9 +677,11 @@ impl Manager {
                     let rules = self.inner.rules.lock().await;
                     rules.get(id).map(|r| r.def.clone())
                 };
-                let def = def.ok_or_else(|| AppError::not_found(format!("Rule {id} is not found.")))?;
+                let def =
+                    def.ok_or_else(|| AppError::not_found(format!("Rule {id} is not found.")))?;
                 let p = self.prepare(&def)?;
-                let sources: Vec<String> = p.sources.iter().map(|s| format!("source_{s}")).collect();
+                let sources: Vec<String> =
+                    p.sources.iter().map(|s| format!("source_{s}")).collect();
                 let ops = p.plan.op_names();
                 let sinks: Vec<String> = p
                     .sinks
@@ -705,10 +706,7 @@ impl Manager {
                             .is_some_and(|e| streams::source_type(&e.def) == typ)
                     })
                 } else {
-                    r.def
-                        .actions
-                        .iter()
-                        .any(|a| a.keys().any(|k| k == typ))
+                    r.def.actions.iter().any(|a| a.keys().any(|k| k == typ))
                 }
             })
             .map(|(id, _)| id.clone())

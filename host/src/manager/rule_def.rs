@@ -185,8 +185,12 @@ impl RuleDef {
         };
         for (k, v) in m {
             match k.as_str() {
-                "isEventTime" => o.is_event_time = v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))?,
-                "sendNilField" => o.send_nil_field = v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))?,
+                "isEventTime" => {
+                    o.is_event_time = v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))?
+                }
+                "sendNilField" => {
+                    o.send_nil_field = v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))?
+                }
                 "sendError" => o.send_error = v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))?,
                 "sendMetaToSink" => {
                     o.send_meta_to_sink = v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))?
@@ -223,7 +227,9 @@ impl RuleDef {
                 }
                 "restartStrategy" => {
                     if let Some(a) = v.get("attempts") {
-                        let n = a.as_i64().ok_or_else(|| bad("restartStrategy.attempts", a, "an integer"))?;
+                        let n = a
+                            .as_i64()
+                            .ok_or_else(|| bad("restartStrategy.attempts", a, "an integer"))?;
                         o.restart_attempts = n.max(0) as u32;
                     }
                 }
@@ -246,8 +252,8 @@ mod tests {
         assert_eq!(e.to_string(), "Missing rule id.");
         let e = RuleDef::parse(r#"{"id":"r1","sql":"select * from s"}"#, None).unwrap_err();
         assert_eq!(e.to_string(), "invalid rule json: Missing rule actions.");
-        let e = RuleDef::parse(r#"{"id":"r/1","sql":"x","actions":[{"log":{}}]}"#, None)
-            .unwrap_err();
+        let e =
+            RuleDef::parse(r#"{"id":"r/1","sql":"x","actions":[{"log":{}}]}"#, None).unwrap_err();
         assert!(e.to_string().contains("invalid characters"));
         let e = RuleDef::parse(r#"{"id":"a","sql":"x","actions":[{"log":{}}]}"#, Some("b"))
             .unwrap_err();

@@ -261,7 +261,8 @@ struct JobResult {
     result: Result<bool, String>,
 }
 
-const REBUILD_HINT: &str = "Oort runs WebAssembly components only, not Go .so plugins or plugin executables: \
+const REBUILD_HINT: &str =
+    "Oort runs WebAssembly components only, not Go .so plugins or plugin executables: \
 rebuild the connector as a WebAssembly component (see docs/plugins/) and list it under wasmPlugins";
 
 /// Names of the entries of a zip (empty when it is not one).
@@ -861,5 +862,104 @@ impl Manager {
             }
         }
         Ok(doc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (n, d) in entries {
+            w.start_file(*n, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            w.write_all(d).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    fn entry(name: &str) -> PluginEntry {
+        PluginEntry {
+            name: name.into(),
+            file: format!("file:///p/{name}.zip"),
+            sha256: None,
+            grants: None,
+        }
+    }
+
+    #[test]
+    fn foreign_packages_are_explained() {
+        let go = zip_of(&[("video.so", b"\x7fELF"), ("video.json", b"{}")]);
+        let m = explain_foreign(
+            Section::NativePlugins,
+            &entry("video"),
+            Some(PluginKind::Source),
+            &go,
+            "no video.wasm",
+        );
+        assert!(
+            m.starts_with("file:///p/video.zip holds a Go plugin (video.so)"),
+            "{m}"
+        );
+        assert!(
+            m.ends_with("list it under wasmPlugins as sources_video"),
+            "{m}"
+        );
+
+        let portable = zip_of(&[("mirror", b"#!/bin/sh"), ("mirror.json", b"{}")]);
+        let m = explain_foreign(
+            Section::PortablePlugins,
+            &entry("mirror"),
+            None,
+            &portable,
+            "x",
+        );
+        assert!(m.contains("portable plugin (an executable"), "{m}");
+        assert!(m.ends_with("as sources_mirror or sinks_mirror"), "{m}");
+
+        let m = explain_foreign(
+            Section::NativePlugins,
+            &entry("x"),
+            Some(PluginKind::Sink),
+            b"\x7fELF..",
+            "y",
+        );
+        assert!(m.contains("native executable or shared library"), "{m}");
+        let m = explain_foreign(
+            Section::NativePlugins,
+            &entry("x"),
+            Some(PluginKind::Sink),
+            b"garbage",
+            "not a zip",
+        );
+        assert!(
+            m.contains("is not a WebAssembly component package (not a zip)"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn status_survives_a_store_round_trip() {
+        let mut r = Report::default();
+        r.add(Section::WasmPlugins, "sources_random", "sha256 mismatch");
+        r.add(Section::Streams, "demo", "bad");
+        let back = report_from_json(&r.to_json().to_string()).unwrap();
+        assert_eq!(back, r);
+        assert!(report_from_json("[1]").is_none());
+    }
+
+    #[test]
+    fn progress_counts_items() {
+        let p = Progress::default();
+        p.set_phase("rules");
+        p.items_total.store(3, Ordering::Relaxed);
+        p.item(true);
+        p.item(true);
+        p.item(false);
+        let j = p.to_json();
+        assert_eq!(j["phase"], "rules");
+        assert_eq!(j["items"], json!({"total": 3, "applied": 2, "failed": 1}));
     }
 }

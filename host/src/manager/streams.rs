@@ -49,7 +49,10 @@ pub enum StmtResult {
 }
 
 impl Manager {
-    fn map(&self, kind: StreamKind) -> &parking_lot::RwLock<std::collections::BTreeMap<String, StreamEntry>> {
+    fn map(
+        &self,
+        kind: StreamKind,
+    ) -> &parking_lot::RwLock<std::collections::BTreeMap<String, StreamEntry>> {
         match kind {
             StreamKind::Stream => &self.inner.streams,
             StreamKind::Table => &self.inner.tables,
@@ -71,11 +74,17 @@ impl Manager {
                 let name = def.name.clone();
                 let kind = def.kind;
                 self.create_stream(def, sql, false).await?;
-                Ok(StmtResult::Text(format!("{} {name} is created.", kind_word(kind))))
+                Ok(StmtResult::Text(format!(
+                    "{} {name} is created.",
+                    kind_word(kind)
+                )))
             }
             Statement::Drop { kind, name } => {
                 self.drop_stream(kind, &name, false).await?;
-                Ok(StmtResult::Text(format!("{} {name} is dropped.", kind_word(kind))))
+                Ok(StmtResult::Text(format!(
+                    "{} {name} is dropped.",
+                    kind_word(kind)
+                )))
             }
             Statement::Describe { kind, name } => Ok(StmtResult::Json(self.describe(kind, &name)?)),
             Statement::Show { kind } => Ok(StmtResult::Json(json!(self.list(kind)))),
@@ -138,7 +147,12 @@ impl Manager {
     }
 
     /// `PUT /streams/{name}`: the statement's name must match the path.
-    pub async fn replace_stream(&self, kind: StreamKind, name: &str, sql: &str) -> AppResult<String> {
+    pub async fn replace_stream(
+        &self,
+        kind: StreamKind,
+        name: &str,
+        sql: &str,
+    ) -> AppResult<String> {
         let def = parse_def(sql)?;
         if def.name != name {
             return Err(AppError::bad_code(
@@ -149,7 +163,10 @@ impl Manager {
         if def.kind != kind {
             return Err(AppError::bad_code(
                 code::STREAM_TABLE,
-                format!("expected a CREATE {} statement", kind.to_string().to_uppercase()),
+                format!(
+                    "expected a CREATE {} statement",
+                    kind.to_string().to_uppercase()
+                ),
             ));
         }
         self.create_stream(def, sql, true).await?;

@@ -91,5 +91,8 @@ pub fn write_conn(prefix: &str, c: &ConnState, out: &mut Map<String, Json>) {
         format!("{prefix}_connection_last_disconnected_message"),
         s.last_disconnected_message.into(),
     );
-    out.insert(format!("{prefix}_connection_last_try_time"), s.last_try_ms.into());
+    out.insert(
+        format!("{prefix}_connection_last_try_time"),
+        s.last_try_ms.into(),
+    );
 }

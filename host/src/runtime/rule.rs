@@ -55,7 +55,11 @@ impl RuleStatus {
         g.last_stop = now_ms();
     }
     pub fn state(&self) -> RuleState {
-        self.inner.lock().state.clone().unwrap_or(RuleState::Stopped)
+        self.inner
+            .lock()
+            .state
+            .clone()
+            .unwrap_or(RuleState::Stopped)
     }
     /// `running`, `stopped`, or `stopped by error`.
     pub fn state_name(&self) -> &'static str {
@@ -107,8 +111,11 @@ impl RunningRule {
     /// Metrics in eKuiper's key order: sources, ops, sinks.
     pub fn write_metrics(&self, out: &mut Map<String, Json>) {
         for inp in &self.inputs {
-            inp.metrics
-                .write(&format!("source_{}_0", inp.stream), out, Some(&inp.hub.conn));
+            inp.metrics.write(
+                &format!("source_{}_0", inp.stream),
+                out,
+                Some(&inp.hub.conn),
+            );
         }
         let q = self.query.lock();
         for (name, m) in q.metrics() {
@@ -402,7 +409,10 @@ impl RuleTask {
                 Output::Error(e) => {
                     // sendError: errors flow to sinks as {"error": "..."}.
                     let schema = Arc::new(oort_core::Schema::from_strs(&["error"]));
-                    Arc::new(vec![oort_core::Row::new(schema, vec![oort_core::Value::str(&e)])])
+                    Arc::new(vec![oort_core::Row::new(
+                        schema,
+                        vec![oort_core::Value::str(&e)],
+                    )])
                 }
             };
             for s in &self.sinks {

@@ -74,7 +74,9 @@ impl SinkCommon {
             ));
         }
         if c.buffer_length == 0 {
-            return Err(ConnectorError::config("bufferLength must be greater than 0"));
+            return Err(ConnectorError::config(
+                "bufferLength must be greater than 0",
+            ));
         }
         Ok(c)
     }
@@ -130,7 +132,11 @@ pub fn translate_go_template(t: &str) -> String {
             out.push_str(&rest[start..]);
             return out;
         };
-        let inner = after[..end].trim().trim_start_matches('-').trim_end_matches('-').trim();
+        let inner = after[..end]
+            .trim()
+            .trim_start_matches('-')
+            .trim_end_matches('-')
+            .trim();
         out.push_str("{{");
         out.push_str(&translate_action(inner));
         out.push_str("}}");
@@ -330,7 +336,10 @@ pub fn start(
     let shaper = make_shaper(spec.common.clone(), spec.wants_bytes)?;
     let (tx, rx) = mpsc::channel::<Arc<Vec<Row>>>(spec.common.buffer_length.max(1));
     let metrics = Arc::new(NodeMetrics::default());
-    let mut ctx = SinkContext::new(format!("{}_{}_{}", spec.rule_id, spec.kind, spec.index), cancel);
+    let mut ctx = SinkContext::new(
+        format!("{}_{}_{}", spec.rule_id, spec.kind, spec.index),
+        cancel,
+    );
     let conn = ctx.conn.clone();
     ctx.conn = conn.clone();
     let kind = spec.kind.clone();

@@ -48,16 +48,11 @@ impl IntoResponse for AppError {
 }
 
 pub fn router(state: AppState, body_limit: usize) -> Router {
-    routes::router(state)
-        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+    routes::router(state).layer(axum::extract::DefaultBodyLimit::max(body_limit))
 }
 
 /// Binds and serves until `state.shutdown` is cancelled.
-pub async fn serve(
-    state: AppState,
-    addr: &str,
-    body_limit: usize,
-) -> anyhow::Result<SocketAddr> {
+pub async fn serve(state: AppState, addr: &str, body_limit: usize) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;

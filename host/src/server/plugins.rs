@@ -101,7 +101,11 @@ async fn show(
     if let Json::Object(m) = &mut v {
         m.insert(
             "rules".into(),
-            json!(s.mgr.rules_using_connector(k == PluginKind::Source, &name).await),
+            json!(
+                s.mgr
+                    .rules_using_connector(k == PluginKind::Source, &name)
+                    .await
+            ),
         );
     }
     Ok(json_resp(v))
@@ -122,7 +126,10 @@ async fn upgrade(
     }
     plugins(&s)?.upgrade(req).await?;
     // Rules using it restart on the new version.
-    let users = s.mgr.rules_using_connector(k == PluginKind::Source, &name).await;
+    let users = s
+        .mgr
+        .rules_using_connector(k == PluginKind::Source, &name)
+        .await;
     for id in &users {
         if let Err(e) = s.mgr.restart_if_running(id).await {
             tracing::warn!(rule = %id, error = %e, "rule did not restart on the upgraded plugin");
@@ -151,7 +158,10 @@ async fn delete(
             word(k)
         )));
     }
-    let users = s.mgr.rules_using_connector(k == PluginKind::Source, &name).await;
+    let users = s
+        .mgr
+        .rules_using_connector(k == PluginKind::Source, &name)
+        .await;
     let force = matches!(q.force.as_deref(), Some("1" | "true"));
     if !users.is_empty() {
         if !force {

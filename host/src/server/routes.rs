@@ -204,7 +204,11 @@ async fn drop_(s: &AppState, kind: StreamKind, n: &str, q: &ForceQuery) -> AppRe
     check_id(n)?;
     let force = matches!(q.force.as_deref(), Some("true" | "1"));
     s.mgr.drop_stream(kind, n, force).await?;
-    let word = if kind == StreamKind::Stream { "Stream" } else { "Table" };
+    let word = if kind == StreamKind::Stream {
+        "Stream"
+    } else {
+        "Table"
+    };
     Ok(text(StatusCode::OK, format!("{word} {n} is dropped.")))
 }
 async fn drop_stream(

@@ -47,9 +47,15 @@ impl ConnectorError {
 #[derive(Debug, Clone)]
 pub enum SourceMsg {
     /// Raw bytes to decode with the stream's FORMAT.
-    Bytes { payload: Bytes, meta: Option<Arc<Meta>> },
+    Bytes {
+        payload: Bytes,
+        meta: Option<Arc<Meta>>,
+    },
     /// Already-structured rows (memory, simulator): no decoding.
-    Rows { rows: Vec<Row>, meta: Option<Arc<Meta>> },
+    Rows {
+        rows: Vec<Row>,
+        meta: Option<Arc<Meta>>,
+    },
     /// A record the source could not read; counted as an exception.
     Error(String),
     /// The source will produce nothing more (a bounded file, a non-looping simulator).
@@ -122,7 +128,11 @@ pub struct SourceContext {
 }
 
 impl SourceContext {
-    pub fn new(id: impl Into<String>, cancel: CancellationToken, out: mpsc::Sender<SourceMsg>) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        cancel: CancellationToken,
+        out: mpsc::Sender<SourceMsg>,
+    ) -> Self {
         SourceContext {
             id: id.into(),
             cancel,
@@ -202,7 +212,11 @@ impl SinkContext {
 pub trait Sink: Send {
     async fn connect(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError>;
     /// Writes a batch. `Unavailable` errors are retried by the runtime.
-    async fn collect(&mut self, ctx: &SinkContext, items: &[SinkItem]) -> Result<(), ConnectorError>;
+    async fn collect(
+        &mut self,
+        ctx: &SinkContext,
+        items: &[SinkItem],
+    ) -> Result<(), ConnectorError>;
     async fn close(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {
         Ok(())
     }
@@ -259,7 +273,10 @@ impl Registry {
 }
 
 /// Reads a typed property with a clear error naming the key.
-pub fn prop<T: serde::de::DeserializeOwned>(props: &Props, key: &str) -> Result<Option<T>, ConnectorError> {
+pub fn prop<T: serde::de::DeserializeOwned>(
+    props: &Props,
+    key: &str,
+) -> Result<Option<T>, ConnectorError> {
     match props.get(key) {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(v) => serde_json::from_value(v.clone())

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
-#[error("invalid duration {0:?}: expected milliseconds or a duration such as \"500ms\", \"1s\", \"5m\"")]
+#[error(
+    "invalid duration {0:?}: expected milliseconds or a duration such as \"500ms\", \"1s\", \"5m\""
+)]
 pub struct DurationError(pub String);
 
 /// Parses a Go-style duration string or plain milliseconds.
@@ -24,7 +26,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
         while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.') {
             i += 1;
         }
-        let num: f64 = t[start..i].parse().map_err(|_| DurationError(s.to_string()))?;
+        let num: f64 = t[start..i]
+            .parse()
+            .map_err(|_| DurationError(s.to_string()))?;
         let ustart = i;
         while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
             i += 1;

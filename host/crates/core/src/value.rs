@@ -133,7 +133,9 @@ impl Value {
             }
             Value::Array(a) => serde_json::Value::Array(a.iter().map(Value::to_json).collect()),
             Value::Object(o) => serde_json::Value::Object(
-                o.iter().map(|(k, v)| (k.to_string(), v.to_json())).collect(),
+                o.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_json()))
+                    .collect(),
             ),
             Value::Datetime(t) => serde_json::Value::from(*t),
         }
@@ -376,8 +378,8 @@ mod tests {
 
     #[test]
     fn json_round_trip_keeps_ints() {
-        let j: serde_json::Value = serde_json::from_str(r#"{"a":1,"b":1.5,"c":[true,null]}"#)
-            .expect("valid json");
+        let j: serde_json::Value =
+            serde_json::from_str(r#"{"a":1,"b":1.5,"c":[true,null]}"#).expect("valid json");
         let v = Value::from_json(&j);
         assert_eq!(v.to_json(), j);
     }

@@ -19,11 +19,19 @@ pub enum Statement {
     CreateStream(StreamDef),
     Select(Box<Select>),
     /// `DROP STREAM name` / `DROP TABLE name`
-    Drop { kind: StreamKind, name: String },
+    Drop {
+        kind: StreamKind,
+        name: String,
+    },
     /// `DESCRIBE STREAM name` / `DESCRIBE TABLE name` (also EXPLAIN)
-    Describe { kind: StreamKind, name: String },
+    Describe {
+        kind: StreamKind,
+        name: String,
+    },
     /// `SHOW STREAMS` / `SHOW TABLES`
-    Show { kind: StreamKind },
+    Show {
+        kind: StreamKind,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,7 +206,10 @@ pub enum WindowKind {
     /// size, every (every == size for a tumbling count window)
     Count { size: u64, every: u64 },
     /// begin, emit conditions
-    State { begin: Box<Expr>, emit: Option<Box<Expr>> },
+    State {
+        begin: Box<Expr>,
+        emit: Option<Box<Expr>>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -268,21 +279,37 @@ pub enum Expr {
     /// A column, optionally qualified by stream name or alias: `s.col` / `col`.
     /// (The parser cannot tell `a.b` stream-qualified from nested access; it
     /// emits `Column { qualifier: Some("a"), name: "b" }` and the planner decides.)
-    Column { qualifier: Option<String>, name: String },
+    Column {
+        qualifier: Option<String>,
+        name: String,
+    },
     /// `*` as a function argument (`count(*)`, `collect(*)`).
     Wildcard,
     /// `expr->name` (nested field access).
-    Field { expr: Box<Expr>, name: String },
+    Field {
+        expr: Box<Expr>,
+        name: String,
+    },
     /// `expr[index]`
-    Index { expr: Box<Expr>, index: Box<Expr> },
+    Index {
+        expr: Box<Expr>,
+        index: Box<Expr>,
+    },
     /// `expr[from:to]`, either bound optional.
     Slice {
         expr: Box<Expr>,
         from: Option<Box<Expr>>,
         to: Option<Box<Expr>>,
     },
-    Binary { op: BinaryOp, left: Box<Expr>, right: Box<Expr> },
-    Unary { op: UnaryOp, expr: Box<Expr> },
+    Binary {
+        op: BinaryOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    Unary {
+        op: UnaryOp,
+        expr: Box<Expr>,
+    },
     /// `expr [NOT] BETWEEN low AND high`
     Between {
         expr: Box<Expr>,
@@ -291,11 +318,22 @@ pub enum Expr {
         negated: bool,
     },
     /// `expr [NOT] LIKE pattern`
-    Like { expr: Box<Expr>, pattern: Box<Expr>, negated: bool },
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        negated: bool,
+    },
     /// `expr [NOT] IN (list)`; a single non-literal element may be an array expression.
-    InList { expr: Box<Expr>, list: Vec<Expr>, negated: bool },
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
     /// `expr IS [NOT] NULL`
-    IsNull { expr: Box<Expr>, negated: bool },
+    IsNull {
+        expr: Box<Expr>,
+        negated: bool,
+    },
     /// `CASE [operand] WHEN .. THEN .. [ELSE ..] END`
     Case {
         operand: Option<Box<Expr>>,
@@ -314,7 +352,10 @@ pub enum Expr {
 
 impl Expr {
     pub fn col(name: &str) -> Expr {
-        Expr::Column { qualifier: None, name: name.to_string() }
+        Expr::Column {
+            qualifier: None,
+            name: name.to_string(),
+        }
     }
     pub fn lit_int(i: i64) -> Expr {
         Expr::Literal(Literal::Int(i))
@@ -323,9 +364,18 @@ impl Expr {
         Expr::Literal(Literal::Str(s.to_string()))
     }
     pub fn call(name: &str, args: Vec<Expr>) -> Expr {
-        Expr::Call { name: name.to_string(), args, over: None, filter: None }
+        Expr::Call {
+            name: name.to_string(),
+            args,
+            over: None,
+            filter: None,
+        }
     }
     pub fn bin(op: BinaryOp, left: Expr, right: Expr) -> Expr {
-        Expr::Binary { op, left: Box::new(left), right: Box::new(right) }
+        Expr::Binary {
+            op,
+            left: Box::new(left),
+            right: Box::new(right),
+        }
     }
 }

@@ -14,7 +14,10 @@ pub enum SqlError {
 
 impl SqlError {
     pub fn parse(message: impl Into<String>, pos: Option<Pos>) -> Self {
-        SqlError::Parse { message: message.into(), pos }
+        SqlError::Parse {
+            message: message.into(),
+            pos,
+        }
     }
     pub fn plan(message: impl Into<String>) -> Self {
         SqlError::Plan(message.into())

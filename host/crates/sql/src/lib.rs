@@ -9,8 +9,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod ast;
+pub mod engine;
 pub mod error;
 pub mod parser;
-pub mod engine;
 
 pub use error::SqlError;

@@ -453,7 +453,7 @@ impl State {
             if !self.pre_filter(plan, &t, out) {
                 return;
             }
-            if plan.is_agg || plan.having.is_some() {
+            if plan.is_agg || plan.having.is_some() || plan.limit.is_some() {
                 let agg_hits = (self.hits.agg_count.get(), self.hits.agg_time.get());
                 self.finish_rows(plan, vec![t], None, agg_hits, out);
             } else {
@@ -878,6 +878,9 @@ impl State {
             }
         }
         self.count_out(op);
+        if let Some(l) = plan.limit {
+            out_rows.truncate(l);
+        }
         if plan.proj.has_unnest {
             self.count_in(plan.ops.projectset);
             self.count_out(plan.ops.projectset);
@@ -1003,6 +1006,9 @@ impl State {
             }
         }
         self.count_out(op);
+        if let Some(l) = plan.limit {
+            rows.truncate(l);
+        }
         if plan.proj.has_unnest {
             self.count_in(plan.ops.projectset);
             self.count_out(plan.ops.projectset);

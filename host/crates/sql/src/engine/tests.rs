@@ -297,6 +297,16 @@ fn aggregate_of_empty_window_and_limit() {
 }
 
 #[test]
+fn limit_applies_to_unnest_rows() {
+    let got = feed(
+        "SELECT unnest(arr) AS x FROM s LIMIT 2",
+        &[(json!({"arr": [1, 2, 3]}), 1)],
+        0,
+    );
+    assert_eq!(got, vec![vec![json!({"x": 1})], vec![json!({"x": 2})]]);
+}
+
+#[test]
 fn aggregate_in_where_of_count_window() {
     let got = feed(
         "SELECT a FROM s WHERE a > avg(a) GROUP BY COUNTWINDOW(3)",
