@@ -10,7 +10,8 @@ cd "$(dirname "$0")"
 # crate  artifact  plugin-name  dist-subdir
 table="random random random .
 nats-source nats_source nats sources
-nats-sink nats_sink nats sinks"
+nats-sink nats_sink nats sinks
+discard discard discard ."
 want=" $* "
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 args=()

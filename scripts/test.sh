@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # The one test command: installs what tests need, builds the built-in
-# WebAssembly plugins, starts local services, runs every test and the gates.
+# WebAssembly plugins, starts local services, runs the gates and every test
+# (unit, golden, end-to-end against the real binary, plugin examples in
+# Python/JavaScript/C).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Toolchains for the example plugins are cached per machine (they take a while
+# to build the first time); override with OORT_TOOLCHAINS.
+export OORT_TOOLCHAINS="${OORT_TOOLCHAINS:-$HOME/.cache/oort/toolchains}"
+
 rustup target list --installed 2>/dev/null | grep -q '^wasm32-wasip2$' || rustup target add wasm32-wasip2
 bash scripts/services.sh
-if [ -x builtin-plugins/build.sh ]; then
-  bash builtin-plugins/build.sh
-fi
+bash builtin-plugins/build.sh
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build -p oort --bin oort
 OORT_BIN="$(pwd)/target/debug/oort" cargo test --workspace -- --test-threads 4
+
+bash examples/test-examples.sh

@@ -11,6 +11,7 @@
 //! Figures are printed as one line per measurement; ratios are to a baseline
 //! measured in the same run where one exists.
 
+mod plugins;
 mod scenarios;
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +36,9 @@ fn main() -> anyhow::Result<()> {
     }
     if want("e") {
         scenarios::rss_per_rule()?;
+    }
+    if want("f") {
+        plugins::wasm_plugins()?;
     }
     Ok(())
 }

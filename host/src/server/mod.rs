@@ -48,7 +48,35 @@ impl IntoResponse for AppError {
 }
 
 pub fn router(state: AppState, body_limit: usize) -> Router {
-    routes::router(state).layer(axum::extract::DefaultBodyLimit::max(body_limit))
+    routes::router(state)
+        .layer(axum::middleware::map_response(json_rejections))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+}
+
+/// Turns axum's plain-text rejections (body too large, bad method) into the
+/// JSON error shape every other error has.
+async fn json_rejections(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_client_error() || is_json || status == StatusCode::UNPROCESSABLE_ENTITY {
+        return resp;
+    }
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "request body too large".to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this path".to_string(),
+        other => other.canonical_reason().unwrap_or("bad request").to_string(),
+    };
+    let body = serde_json::json!({"error": crate::error::code::UNDEFINED, "message": message});
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{body}\n"),
+    )
+        .into_response()
 }
 
 /// Binds and serves until `state.shutdown` is cancelled.

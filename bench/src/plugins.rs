@@ -1,0 +1,411 @@
+//! Scenario `f`: the WebAssembly plugin path.
+//!
+//! - a rule `memory -> SELECT * -> sink` with the built-in `discard` plugin
+//!   sink vs the native `nop` sink, same rule, same run, `batchSize` 1, 8, 64,
+//!   512 (`sendSingle`, so each row is one message handed to the plugin);
+//! - the sink call alone: `collect` of exactly B pre-encoded messages on a
+//!   connected `discard` instance vs `nop`, to isolate the per-call cost;
+//! - the built-in `random` source at its fastest setting (`interval: 1`);
+//! - instance start time from the cached `InstancePre` (sink and source);
+//! - install time of a ~2 MB component (fetch, unpack, precompile, describe,
+//!   commit), then its load time from the precompiled cache at the next start.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use oort_core::{Props, Row, SinkContext, SinkItem, Value};
+use oort_wasm::{InstallRequest, PluginKind, PluginManager, WasmConfig};
+
+fn root() -> anyhow::Result<PathBuf> {
+    Ok(Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or_else(|| anyhow!("no workspace root"))?
+        .to_path_buf())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(env!("CARGO"));
+    for v in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WRAPPER",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+/// `builtin-plugins/dist`, built by `build.sh` when `discard` or `random` is missing.
+fn builtin_dist() -> anyhow::Result<PathBuf> {
+    let root = root()?;
+    let dist = root.join("builtin-plugins/dist");
+    if !dist.join("discard.wasm").is_file() || !dist.join("random.wasm").is_file() {
+        let st = Command::new("bash")
+            .arg(root.join("builtin-plugins/build.sh"))
+            .env("CARGO_TARGET_DIR", root.join("target/wasm-plugins"))
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .context("run builtin-plugins/build.sh")?;
+        if !st.success() {
+            return Err(anyhow!("builtin-plugins/build.sh failed"));
+        }
+    }
+    Ok(dist)
+}
+
+/// `discard` built with the `bulky` feature: the same sink plus ~2 MB of code.
+fn bulky_component() -> anyhow::Result<PathBuf> {
+    let root = root()?;
+    let target = root.join("target/wasm-bench");
+    let st = cargo()
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "discard",
+            "--features",
+            "bulky",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .current_dir(root.join("builtin-plugins"))
+        .status()
+        .context("build the bulky discard component")?;
+    if !st.success() {
+        return Err(anyhow!("building discard --features bulky failed"));
+    }
+    Ok(target.join("wasm32-wasip2/release/discard.wasm"))
+}
+
+fn stats(mut v: Vec<Duration>) -> String {
+    v.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let mean = v.iter().map(|d| us(*d)).sum::<f64>() / v.len().max(1) as f64;
+    let at = |q: f64| v.get(((v.len() as f64 - 1.0) * q) as usize).copied();
+    format!(
+        "mean {:.0} us, p50 {:.0} us, p99 {:.0} us ({} runs)",
+        mean,
+        at(0.5).map(us).unwrap_or(0.0),
+        at(0.99).map(us).unwrap_or(0.0),
+        v.len()
+    )
+}
+
+/// Runs scenario `f`.
+pub fn wasm_plugins() -> anyhow::Result<()> {
+    let dist = builtin_dist()?;
+    let bulky = bulky_component()?;
+    let dir = tempfile::tempdir()?;
+    let registry = oort_core::Registry::default();
+    oort_connectors::builtin(&registry);
+    let plugins = PluginManager::open(dir.path(), registry.clone(), WasmConfig::default())
+        .map_err(|e| anyhow!("{e}"))?;
+    let loaded = plugins.load_builtin(&dist).map_err(|e| anyhow!("{e}"))?;
+    if !loaded.iter().any(|n| n == "discard") {
+        return Err(anyhow!("the discard plugin did not load: {loaded:?}"));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mgr = oort::manager::Manager::open(dir.path(), registry.clone())?;
+        println!("f rule memory -> SELECT * -> sink, sendSingle (1 worker thread):");
+        for batch in [1usize, 8, 64, 512] {
+            let nop = rule_rate(&mgr, "nop", batch).await?;
+            let wasm = rule_rate(&mgr, "discard", batch).await?;
+            println!(
+                "f   batchSize {batch:>3}: nop {nop:>9.0} rows/s, discard (wasm) {wasm:>9.0} rows/s = {:.2} of nop",
+                wasm / nop
+            );
+        }
+        println!("f sink collect() of B pre-encoded messages, alone:");
+        for batch in [1usize, 8, 64, 512] {
+            let nop = collect_rate(&registry, "nop", batch).await?;
+            let wasm = collect_rate(&registry, "discard", batch).await?;
+            println!(
+                "f   B = {batch:>3}: nop {:>7.3} us/call, discard (wasm) {:>7.3} us/call = {:.3} us/message",
+                1e6 / nop.0,
+                1e6 / wasm.0,
+                1e6 / (wasm.0 * batch as f64)
+            );
+        }
+        random_rate(&mgr).await?;
+        instance_start(&plugins).await?;
+        mgr.shutdown().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    drop(rt);
+    install_time(&bulky, &dist)?;
+    Ok(())
+}
+
+async fn status_u64(mgr: &oort::manager::Manager, rule: &str, key: &str) -> anyhow::Result<u64> {
+    let st = mgr.rule_status(rule).await.map_err(|e| anyhow!("{e}"))?;
+    Ok(st.get(key).and_then(|v| v.as_u64()).unwrap_or(0))
+}
+
+/// Rows per second through `memory -> SELECT * -> <sink>` with `batchSize`.
+async fn rule_rate(mgr: &oort::manager::Manager, sink: &str, batch: usize) -> anyhow::Result<f64> {
+    // A multiple of 512 and of the publish batch, so every sink batch fills.
+    const N: usize = 128_000;
+    const PUBLISH: usize = 1000;
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let topic = format!("bench/f/{tag}");
+    let stream = format!("f_{}", &tag[..12]);
+    let id = format!("f_{sink}_{batch}_{}", &tag[..6]);
+    mgr.exec_stream_sql(&format!(
+        "CREATE STREAM {stream} () WITH (DATASOURCE=\"{topic}\", TYPE=\"memory\")"
+    ))
+    .await
+    .map_err(|e| anyhow!("{e}"))?;
+    let rule = serde_json::json!({
+        "id": id,
+        "sql": format!("SELECT * FROM {stream}"),
+        "actions": [{ sink: {"batchSize": batch, "sendSingle": true, "bufferLength": 4096} }]
+    });
+    mgr.create_rule(&rule.to_string())
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let conn_key = format!("sink_{sink}_0_0_connection_status");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status_u64(mgr, &id, &conn_key).await? != 1 {
+        if Instant::now() > deadline {
+            return Err(anyhow!("sink {sink} of rule {id} did not connect"));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let schema = Arc::new(oort_core::Schema::from_strs(&["id", "temp", "humidity"]));
+    let batches: Vec<Vec<Row>> = (0..N / PUBLISH)
+        .map(|b| {
+            (0..PUBLISH)
+                .map(|i| {
+                    let n = (b * PUBLISH + i) as i64;
+                    Row::new(
+                        schema.clone(),
+                        vec![
+                            Value::Int(n),
+                            Value::Float((n % 40) as f64 + 0.5),
+                            Value::Int(n % 100),
+                        ],
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let bus = oort_connectors::memory::bus::bus();
+    let out_key = format!("sink_{sink}_0_0_records_out_total");
+    let start = Instant::now();
+    for b in batches {
+        bus.publish(&topic, b).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let got = status_u64(mgr, &id, &out_key).await?;
+        if got >= N as u64 {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(anyhow!("{sink}: only {got} of {N} rows left the sink"));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let el = start.elapsed();
+    mgr.delete_rule(&id).await.map_err(|e| anyhow!("{e}"))?;
+    Ok(N as f64 / el.as_secs_f64())
+}
+
+/// Calls per second of `collect` with exactly `batch` messages.
+async fn collect_rate(
+    registry: &oort_core::Registry,
+    kind: &str,
+    batch: usize,
+) -> anyhow::Result<(f64, u64)> {
+    let f = registry
+        .sink(kind)
+        .ok_or_else(|| anyhow!("no sink {kind}"))?;
+    let mut sink = f.create(&Props::new()).map_err(|e| anyhow!("{e}"))?;
+    let ctx = SinkContext::new("bench_f", tokio_util::sync::CancellationToken::new());
+    sink.connect(&ctx).await.map_err(|e| anyhow!("{e}"))?;
+    let payload = bytes::Bytes::from_static(br#"{"id":1,"temp":25.5,"humidity":40}"#);
+    let data = Value::from_json(&serde_json::json!({"id":1,"temp":25.5,"humidity":40}));
+    let items: Vec<SinkItem> = (0..batch)
+        .map(|_| SinkItem {
+            data: data.clone(),
+            payload: payload.clone(),
+        })
+        .collect();
+    // Warm up, then about half a second of calls.
+    for _ in 0..100 {
+        sink.collect(&ctx, &items)
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+    }
+    let mut calls = 0u64;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(500) {
+        for _ in 0..64 {
+            sink.collect(&ctx, &items)
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+        }
+        calls += 64;
+    }
+    let el = start.elapsed();
+    sink.close(&ctx).await.map_err(|e| anyhow!("{e}"))?;
+    Ok((calls as f64 / el.as_secs_f64(), calls))
+}
+
+/// The `random` source as fast as it goes (`interval: 1` ms), into `nop`.
+async fn random_rate(mgr: &oort::manager::Manager) -> anyhow::Result<()> {
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let stream = format!("fr_{}", &tag[..12]);
+    mgr.conf()
+        .put(
+            "sources",
+            "random",
+            "bench_f",
+            &serde_json::json!({"interval": 1, "pattern": {"id": 1, "temp": 25.5}}),
+        )
+        .map_err(|e| anyhow!("{e}"))?;
+    mgr.exec_stream_sql(&format!(
+        "CREATE STREAM {stream} () WITH (DATASOURCE=\"x\", TYPE=\"random\", CONF_KEY=\"bench_f\")"
+    ))
+    .await
+    .map_err(|e| anyhow!("{e}"))?;
+    let id = format!("fr_{}", &tag[..6]);
+    mgr.create_rule(
+        &serde_json::json!({"id": id, "sql": format!("SELECT * FROM {stream}"), "actions": [{"nop": {}}]})
+            .to_string(),
+    )
+    .await
+    .map_err(|e| anyhow!("{e}"))?;
+    let key = format!("source_{stream}_0_records_in_total");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let a = status_u64(mgr, &id, &key).await?;
+    let t = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let b = status_u64(mgr, &id, &key).await?;
+    let rate = (b - a) as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "f random source (interval 1 ms) -> nop: {rate:.0} messages/s (the interval caps it at 1000/s)"
+    );
+    mgr.delete_rule(&id).await.map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// New instances from the cached `InstancePre` (store + instantiate, no `open`).
+async fn instance_start(plugins: &PluginManager) -> anyhow::Result<()> {
+    let sink = plugins
+        .loaded(PluginKind::Sink, "discard")
+        .ok_or_else(|| anyhow!("discard not loaded"))?;
+    let source = plugins
+        .loaded(PluginKind::Source, "random")
+        .ok_or_else(|| anyhow!("random not loaded"))?;
+    for _ in 0..20 {
+        sink.instantiate_sink("warm")
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+    }
+    let mut t = Vec::new();
+    for _ in 0..500 {
+        let s = Instant::now();
+        let inst = sink
+            .instantiate_sink("bench")
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+        t.push(s.elapsed());
+        drop(inst);
+    }
+    println!(
+        "f instance start, sink discard (cached InstancePre): {}",
+        stats(t)
+    );
+    let mut t = Vec::new();
+    for _ in 0..500 {
+        let s = Instant::now();
+        let inst = source
+            .instantiate_source("bench")
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+        t.push(s.elapsed());
+        drop(inst);
+    }
+    println!(
+        "f instance start, source random (cached InstancePre): {}",
+        stats(t)
+    );
+    Ok(())
+}
+
+/// Install of a ~2 MB component through the plugin manager, then a cold open.
+fn install_time(bulky: &Path, dist: &Path) -> anyhow::Result<()> {
+    let size = std::fs::metadata(bulky)?.len();
+    let pkg = tempfile::tempdir()?;
+    // Same manifest as the shipped discard: name, version and kind match.
+    std::fs::copy(bulky, pkg.path().join("discard.wasm"))?;
+    std::fs::copy(dist.join("discard.json"), pkg.path().join("discard.json"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let small = dist.join("discard.wasm");
+    for (label, file, bytes) in [
+        ("~2 MB component", pkg.path().join("discard.wasm"), size),
+        (
+            "small component",
+            small.clone(),
+            std::fs::metadata(&small)?.len(),
+        ),
+    ] {
+        let data = tempfile::tempdir()?;
+        let reg = oort_core::Registry::default();
+        let m = PluginManager::open(data.path(), reg.clone(), WasmConfig::default())
+            .map_err(|e| anyhow!("{e}"))?;
+        let req = InstallRequest {
+            kind: PluginKind::Sink,
+            name: "discard".into(),
+            file: format!("file://{}", file.display()),
+            sha256: None,
+            grants: None,
+        };
+        let s = Instant::now();
+        rt.block_on(m.install(req)).map_err(|e| anyhow!("{e}"))?;
+        let install = s.elapsed();
+        drop(m);
+        // The next start: load from the precompiled cache.
+        let s = Instant::now();
+        let m2 = PluginManager::open(
+            data.path(),
+            oort_core::Registry::default(),
+            WasmConfig::default(),
+        )
+        .map_err(|e| anyhow!("{e}"))?;
+        let reopen = s.elapsed();
+        let state = m2
+            .get(PluginKind::Sink, "discard")
+            .map(|i| i.state)
+            .unwrap_or_default();
+        let cache: u64 = std::fs::read_dir(data.path().join("plugins/cache"))?
+            .flatten()
+            .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+            .sum();
+        println!(
+            "f install {label} ({:.2} MB .wasm, {:.2} MB precompiled): {:.0} ms incl. precompile; \
+             next start loads it from the cache in {:.1} ms ({state})",
+            bytes as f64 / 1e6,
+            cache as f64 / 1e6,
+            install.as_secs_f64() * 1e3,
+            reopen.as_secs_f64() * 1e3,
+        );
+    }
+    Ok(())
+}
