@@ -20,3 +20,4 @@ cargo build -p oort --bin oort
 OORT_BIN="$(pwd)/target/debug/oort" cargo test --workspace -- --test-threads 4
 
 bash examples/test-examples.sh
+OORT_BIN="$(pwd)/target/debug/oort" bash examples/e2e-examples.sh

@@ -68,7 +68,10 @@ async fn json_rejections(resp: Response) -> Response {
     let message = match status {
         StatusCode::PAYLOAD_TOO_LARGE => "request body too large".to_string(),
         StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this path".to_string(),
-        other => other.canonical_reason().unwrap_or("bad request").to_string(),
+        other => other
+            .canonical_reason()
+            .unwrap_or("bad request")
+            .to_string(),
     };
     let body = serde_json::json!({"error": crate::error::code::UNDEFINED, "message": message});
     (
