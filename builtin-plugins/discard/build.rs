@@ -16,7 +16,9 @@ fn main() {
         // Constants from a fixed LCG so every function is different.
         let mut s: u64 = 0x2545_F491_4F6C_DD1D;
         let mut next = || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             s
         };
         for i in 0..FUNCTIONS {

@@ -8,7 +8,9 @@ use oort_plugin_sdk::{
     export_sink, Context, Error, Message, PluginInfo, Props, Sink, WriteFailure,
 };
 
+/// Generated code (`build.rs`): lints do not apply.
 #[cfg(feature = "bulky")]
+#[allow(clippy::all)]
 mod bulky {
     include!(concat!(env!("OUT_DIR"), "/bulky.rs"));
 }
