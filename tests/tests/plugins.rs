@@ -967,7 +967,6 @@ fn random_v2_zip(dir: &Path) -> PathBuf {
 }
 
 #[test]
-#[ignore = "bug in oort-wasm: PluginManager::upgrade keeps builtin=true, so load_builtin reinstalls the shipped version at the next start"]
 fn an_upgraded_builtin_plugin_survives_a_restart() {
     let site = Site::new("");
     let zip = random_v2_zip(site.path());

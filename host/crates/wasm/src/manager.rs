@@ -614,16 +614,20 @@ impl PluginManager {
     pub async fn upgrade(&self, req: InstallRequest) -> Result<PluginInfo, PluginError> {
         check_name(&req.name)?;
         let _g = self.inner.ops.lock().await;
-        let builtin = match self.inner.plugins.read().get(&(req.kind, req.name.clone())) {
-            Some(e) => e.info.builtin,
-            None => {
-                return Err(PluginError::NotFound(format!(
-                    "{} plugin {} is not installed",
-                    req.kind, req.name
-                )))
-            }
-        };
-        self.install_from_uri(req, builtin).await
+        if !self
+            .inner
+            .plugins
+            .read()
+            .contains_key(&(req.kind, req.name.clone()))
+        {
+            return Err(PluginError::NotFound(format!(
+                "{} plugin {} is not installed",
+                req.kind, req.name
+            )));
+        }
+        // An upgraded built-in becomes the operator's plugin: the shipped
+        // file no longer replaces it at the next start.
+        self.install_from_uri(req, false).await
     }
 
     /// Uninstalls a plugin: unregisters it and removes its files.
