@@ -304,9 +304,9 @@ impl PluginManager {
     fn load_component(&self, dir: &Path, info: &PluginInfo) -> Result<LoadedPlugin, String> {
         let rt = &self.inner.runtime;
         let cache = self.cache_path(&info.sha256);
-        let component = match std::fs::read(&cache)
-            .map_err(|e| e.to_string())
-            .and_then(|b| rt.load_precompiled(&b).map_err(|e| format!("{e:#}")))
+        let component = match rt
+            .load_precompiled_file(&cache)
+            .map_err(|e| format!("{e:#}"))
         {
             Ok(c) => c,
             Err(why) => {

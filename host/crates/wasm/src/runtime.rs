@@ -93,6 +93,18 @@ impl Runtime {
     }
 
     /// Loads an artifact produced by [`Runtime::precompile`] on this engine.
+    /// Loads a precompiled component from the cache by mapping the file, so
+    /// its code pages are shared, file-backed and only resident once used.
+    pub fn load_precompiled_file(&self, path: &std::path::Path) -> wasmtime::Result<Component> {
+        // SAFETY: the file is a cache entry this host wrote with `precompile`
+        // under its own data dir (atomically, by rename); wasmtime checks that
+        // the artifact matches this engine's version and settings.
+        #[allow(unsafe_code)]
+        unsafe {
+            Component::deserialize_file(&self.engine, path)
+        }
+    }
+
     pub fn load_precompiled(&self, cwasm: &[u8]) -> wasmtime::Result<Component> {
         // SAFETY: `cwasm` is only ever bytes this host produced with
         // `precompile` (in memory, or read back from its own cache directory
