@@ -97,11 +97,37 @@ fn tumbling_window_count_by_key() {
             r#"{"color":"red","size":1}"#.into(),
         ],
     );
-    let got = sub.take_json(1, 10);
-    assert_eq!(
-        got[0],
-        json!([{"color":"blue","c":1,"a":6},{"color":"red","c":2,"a":2}])
-    );
+    // Normally all three land in one window; on a loaded machine the
+    // publish may straddle a boundary, so collect windows until 3 events.
+    let mut windows = Vec::new();
+    let mut seen = 0;
+    while seen < 3 {
+        let w = sub.take_json(1, 10).remove(0);
+        seen += w
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["c"].as_u64().unwrap())
+            .sum::<u64>();
+        windows.push(w);
+    }
+    assert_eq!(seen, 3, "{windows:?}");
+    if windows.len() == 1 {
+        assert_eq!(
+            windows[0],
+            json!([{"color":"blue","c":1,"a":6},{"color":"red","c":2,"a":2}])
+        );
+    } else {
+        let count = |color: &str| -> u64 {
+            windows
+                .iter()
+                .flat_map(|w| w.as_array().unwrap().clone())
+                .filter(|r| r["color"] == color)
+                .map(|r| r["c"].as_u64().unwrap())
+                .sum()
+        };
+        assert_eq!((count("red"), count("blue")), (2, 1), "{windows:?}");
+    }
 }
 
 #[test]
