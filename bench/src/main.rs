@@ -6,11 +6,14 @@
 //! - `c`: MQTT -> rule -> MQTT through the local Mosquitto, beside the raw rumqttc
 //!   publisher -> broker -> subscriber rate measured in the same run;
 //! - `d`: tumbling window `count(*)`/`avg` GROUP BY a key with 100 distinct keys;
-//! - `e`: idle server RSS, and RSS per rule with 1000 rules on one stream.
+//! - `e`: idle server RSS, and RSS per rule with 1000 rules on one stream;
+//! - `f`: WebAssembly plugins (see `plugins.rs`);
+//! - `g`: data import of 1,000 streams + rules + 10 plugin packages, and export.
 //!
 //! Figures are printed as one line per measurement; ratios are to a baseline
 //! measured in the same run where one exists.
 
+mod import;
 mod plugins;
 mod scenarios;
 
@@ -39,6 +42,9 @@ fn main() -> anyhow::Result<()> {
     }
     if want("f") {
         plugins::wasm_plugins()?;
+    }
+    if want("g") {
+        import::import_export()?;
     }
     Ok(())
 }

@@ -110,9 +110,23 @@ impl Store {
     }
 
     /// Applies several writes in one transaction: all or nothing.
+    /// Starts a group commit: every write through this store until the
+    /// returned [`Batch`] is committed (or dropped) lands in one SQLite
+    /// transaction, so a crash in between leaves the store as it was before
+    /// `begin`. Used by data import. Reads see the batch's writes.
+    pub fn begin(&self) -> Result<Batch, StoreError> {
+        self.conn.lock().execute_batch("SAVEPOINT oort_batch")?;
+        Ok(Batch {
+            store: self.clone(),
+            open: true,
+        })
+    }
+
     pub fn apply(&self, ops: &[Op]) -> Result<(), StoreError> {
         let mut c = self.conn.lock();
-        let tx = c.transaction()?;
+        // A savepoint nests inside an open `Batch` and is a plain
+        // transaction otherwise.
+        let tx = c.savepoint()?;
         for op in ops {
             match op {
                 Op::Put { ns, key, value } => {
@@ -135,9 +149,59 @@ impl Store {
     }
 }
 
+/// An open group commit (see [`Store::begin`]). Dropping it commits too:
+/// the engine's in-memory state already reflects the writes, so throwing
+/// them away would make the two disagree; only a crash discards them.
+pub struct Batch {
+    store: Store,
+    open: bool,
+}
+
+impl Batch {
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        self.open = false;
+        self.store.conn.lock().execute_batch("RELEASE oort_batch")?;
+        Ok(())
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if self.open {
+            if let Err(e) = self.store.conn.lock().execute_batch("RELEASE oort_batch") {
+                tracing::error!(error = %e, "metadata store: cannot commit a batch");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_is_all_or_nothing_across_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.put(ns::RULES, "old", "1").unwrap();
+        let b = s.begin().unwrap();
+        s.delete(ns::RULES, "old").unwrap();
+        s.put(ns::RULES, "new", "2").unwrap();
+        assert_eq!(s.get(ns::RULES, "new").unwrap().as_deref(), Some("2"));
+        // A second connection is what the next process would see after a
+        // crash now: nothing of the batch.
+        let other = Store::open(dir.path()).unwrap();
+        assert_eq!(other.get(ns::RULES, "old").unwrap().as_deref(), Some("1"));
+        assert_eq!(other.get(ns::RULES, "new").unwrap(), None);
+        b.commit().unwrap();
+        assert_eq!(other.get(ns::RULES, "old").unwrap(), None);
+        assert_eq!(other.get(ns::RULES, "new").unwrap().as_deref(), Some("2"));
+        // Dropping commits as well.
+        let b = s.begin().unwrap();
+        s.put(ns::RULES, "third", "3").unwrap();
+        drop(b);
+        assert_eq!(other.get(ns::RULES, "third").unwrap().as_deref(), Some("3"));
+    }
 
     #[test]
     fn put_get_list_delete_and_reopen() {

@@ -933,3 +933,55 @@ fn bulk_import_timing() {
         "import of {n} streams + {n} rules + 1 plugin: {import_time:?}; export: {export_time:?}"
     );
 }
+
+/// A kill -9 in the middle of an import: after the restart the store holds
+/// the setup from before the import, whole (the import is one transaction).
+#[test]
+fn a_crash_during_an_import_leaves_the_previous_setup() {
+    let mut s = start();
+    s.create_stream("CREATE STREAM before () WITH (DATASOURCE=\"b\", TYPE=\"memory\")");
+    s.create_rule(&json!({"id":"rbefore","sql":"SELECT * FROM before","actions":[{"nop":{}}]}));
+    let n = 1500;
+    let mut streams = serde_json::Map::new();
+    let mut rules = serde_json::Map::new();
+    for i in 0..n {
+        streams.insert(
+            format!("c{i}"),
+            json!(format!(
+                "CREATE STREAM c{i} () WITH (DATASOURCE=\"c{i}\", TYPE=\"memory\")"
+            )),
+        );
+        rules.insert(
+            format!("rc{i}"),
+            json!(json!({"id": format!("rc{i}"), "sql": format!("SELECT * FROM c{i}"), "actions": [{"nop": {}}]}).to_string()),
+        );
+    }
+    let doc = json!({"streams": streams, "rules": rules});
+    let t = s
+        .expect("POST", "/async/data/import", Some(&body_of(&doc)), 200)
+        .json();
+    let id = t["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let t = s
+            .expect("GET", &format!("/async/task/{id}"), None, 200)
+            .json();
+        assert_ne!(
+            t["status"], "finish",
+            "the import ended before it could be interrupted: {t}"
+        );
+        if t["progress"]["items"]["applied"].as_u64().unwrap_or(0) >= 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the import did not progress: {t}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    s.kill();
+    let s2 = Server::start_in(&s.data_dir);
+    assert_eq!(s2.get("/streams").json(), json!(["before"]));
+    assert_eq!(s2.get("/rules").json().as_array().map(Vec::len), Some(1));
+    assert_eq!(s2.status("rbefore")["status"], "running");
+}

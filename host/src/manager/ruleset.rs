@@ -251,6 +251,9 @@ struct PluginJob {
     entry: PluginEntry,
     /// Known from the key (`sources_`/`sinks_`); `None` for portable entries.
     kind: Option<PluginKind>,
+    /// Full import: an installed plugin of the same name is replaced in
+    /// place (upgrade) instead of kept.
+    replace: bool,
 }
 
 struct JobResult {
@@ -309,6 +312,7 @@ async fn install_job(pm: PluginManager, job: PluginJob) -> JobResult {
         key,
         entry,
         mut kind,
+        replace,
     } = job;
     let name = entry.name.clone();
     let result = async {
@@ -339,17 +343,30 @@ async fn install_job(pm: PluginManager, job: PluginJob) -> JobResult {
         let k = kind.ok_or_else(|| {
             format!("cannot tell whether {name} is a source or a sink: its manifest {name}.json has no kind")
         })?;
-        if pm.get(k, &name).is_some() {
-            return Ok(false);
-        }
-        pm.install(InstallRequest {
+        let req = InstallRequest {
             kind: k,
             name: name.clone(),
             file: entry.file.clone(),
             sha256: entry.sha256.clone(),
             grants: entry.grants.clone(),
-        })
-        .await
+        };
+        match pm.get(k, &name) {
+            None => pm.install(req).await,
+            Some(cur) => {
+                let same = entry
+                    .sha256
+                    .as_deref()
+                    .is_some_and(|s| s.trim().eq_ignore_ascii_case(&cur.package_sha256))
+                    && entry.file == cur.file
+                    && entry.grants.clone().unwrap_or_default() == cur.operator_grants;
+                if !replace || cur.builtin || same {
+                    return Ok(false);
+                }
+                // Replaced in place: the plugin never disappears, so a crash
+                // during the import cannot strand the rules it had.
+                pm.upgrade(req).await
+            }
+        }
         .map(|_| true)
         .map_err(|e| e.to_string())
     }
@@ -364,9 +381,10 @@ async fn install_job(pm: PluginManager, job: PluginJob) -> JobResult {
 }
 
 impl Manager {
-    /// Deletes every rule, stream, table, stored conf key and installed
-    /// (non built-in) plugin.
-    async fn reset_all(&self, plugins: Option<&PluginManager>) -> AppResult<()> {
+    /// Deletes every rule, stream, table and stored conf key. Installed
+    /// plugins are replaced or pruned by the import itself (see
+    /// [`Manager::prune_plugins`]), after the metadata is committed.
+    async fn reset_all(&self) -> AppResult<()> {
         let ids: Vec<String> = self.inner.rules.lock().await.keys().cloned().collect();
         for id in ids {
             match self.delete_rule(&id).await {
@@ -388,18 +406,56 @@ impl Manager {
             .map(|(ns, key, _)| Op::Delete { ns, key })
             .collect();
         self.inner.store.apply(&ops)?;
-        if let Some(pm) = plugins {
-            for kind in [PluginKind::Source, PluginKind::Sink] {
-                for name in pm.list(kind) {
-                    if pm.get(kind, &name).is_some_and(|i| !i.builtin) {
-                        pm.delete(kind, &name).map_err(|e| {
-                            AppError::Internal(format!("reset: plugin {name}: {e}"))
-                        })?;
-                    }
+        Ok(())
+    }
+
+    /// After a full import: uninstalls the plugins that were installed
+    /// before, are not named by the document and are used by nothing now.
+    async fn prune_plugins(&self, plugins: Option<&PluginManager>, doc: &Document) {
+        let Some(pm) = plugins else { return };
+        let named: BTreeSet<(PluginKind, String)> = doc
+            .wasm_plugins
+            .iter()
+            .chain(doc.native_plugins.iter())
+            .chain(doc.portable_plugins.iter())
+            .flat_map(|(key, e)| {
+                let kind = doc::split_plugin_key(key).and_then(|(t, _)| PluginKind::parse(t));
+                let kinds = match kind {
+                    Some(k) => vec![k],
+                    None => vec![PluginKind::Source, PluginKind::Sink],
+                };
+                kinds.into_iter().map(move |k| (k, e.name.clone()))
+            })
+            .collect();
+        for kind in [PluginKind::Source, PluginKind::Sink] {
+            for name in pm.list(kind) {
+                let Some(info) = pm.get(kind, &name) else {
+                    continue;
+                };
+                if info.builtin || named.contains(&(kind, name.clone())) {
+                    continue;
+                }
+                let users = match kind {
+                    PluginKind::Source => self
+                        .inner
+                        .streams
+                        .read()
+                        .iter()
+                        .chain(self.inner.tables.read().iter())
+                        .filter(|(_, e)| streams::source_type(&e.def) == name)
+                        .map(|(n, _)| n.clone())
+                        .collect::<Vec<_>>(),
+                    PluginKind::Sink => self.rules_using_connector(false, &name).await,
+                };
+                if !users.is_empty() {
+                    tracing::info!(plugin = %name, "import: plugin not in the document kept, still used by {}", users.join(", "));
+                    continue;
+                }
+                if let Err(e) = pm.delete(kind, &name) {
+                    tracing::warn!(plugin = %name, error = %e, "import: could not uninstall a plugin the document does not name");
                 }
             }
         }
-        Ok(())
     }
 
     /// Applies a checked document. Per-item failures go to the report; only
@@ -419,15 +475,26 @@ impl Manager {
         progress
             .items_total
             .store(doc.item_count(), Ordering::Relaxed);
+        // Every metadata write from here on is one SQLite transaction: a
+        // crash before the end leaves the store as it was before the import.
+        let batch = self.inner.store.begin()?;
         if mode == ImportMode::Full {
             progress.set_phase("resetting");
-            self.reset_all(plugins).await?;
+            self.reset_all().await?;
         }
         let mut failures = Failures::default();
 
         progress.set_phase("plugins");
-        self.import_plugins(plugins, doc, progress, cancel, &mut out, &mut failures)
-            .await;
+        self.import_plugins(
+            plugins,
+            doc,
+            mode,
+            progress,
+            cancel,
+            &mut out,
+            &mut failures,
+        )
+        .await;
         if out.cancelled {
             return Ok(out);
         }
@@ -533,13 +600,19 @@ impl Manager {
                 }
             }
         }
+        batch.commit()?;
+        if mode == ImportMode::Full {
+            self.prune_plugins(plugins, doc).await;
+        }
         Ok(out)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn import_plugins(
         &self,
         plugins: Option<&PluginManager>,
         doc: &Document,
+        mode: ImportMode,
         progress: &Progress,
         cancel: &CancellationToken,
         out: &mut Outcome,
@@ -561,6 +634,7 @@ impl Manager {
                     key: key.clone(),
                     entry: entry.clone(),
                     kind,
+                    replace: mode == ImportMode::Full,
                 });
             }
         }

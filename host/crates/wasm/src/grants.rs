@@ -312,12 +312,13 @@ impl SocketPolicy {
     /// Decides one socket use; logs denials with what was refused.
     pub async fn check(&self, addr: SocketAddr, usage: SocketAddrUse) -> bool {
         let allowed = match usage {
-            // Implicit binds before connect/send use the wildcard address and port 0.
-            SocketAddrUse::TcpBind => {
-                addr.ip().is_unspecified() && addr.port() == 0 && self.any_tcp()
-            }
-            SocketAddrUse::UdpBind => {
-                addr.ip().is_unspecified() && addr.port() == 0 && self.any_udp()
+            // Implicit binds before connect/send use the wildcard address and
+            // port 0. They are harmless (listening is never allowed) and
+            // letting them through means the connect or send that follows is
+            // checked, and logged with its real target, even for a plugin
+            // that was granted no network at all.
+            SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
+                addr.ip().is_unspecified() && addr.port() == 0
             }
             SocketAddrUse::TcpConnect => self.matches(addr, false).await,
             SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => self.matches(addr, true).await,
@@ -417,6 +418,11 @@ mod tests {
                 .check(a("127.0.0.1:4222"), SocketAddrUse::TcpConnect)
                 .await
         );
-        assert!(!none.check(a("0.0.0.0:0"), SocketAddrUse::TcpBind).await);
+        // The implicit wildcard bind before a connect passes, so that the
+        // connect itself is refused and logged with its target.
+        assert!(none.check(a("0.0.0.0:0"), SocketAddrUse::TcpBind).await);
+        assert!(!none.check(a("0.0.0.0:9000"), SocketAddrUse::TcpBind).await);
+        assert!(!none.check(a("127.0.0.1:53"), SocketAddrUse::UdpSend).await);
+        assert!(!none.check(a("0.0.0.0:0"), SocketAddrUse::TcpListen).await);
     }
 }

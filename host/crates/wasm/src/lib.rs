@@ -16,6 +16,7 @@ pub mod package;
 pub mod plugin;
 pub mod runtime;
 pub mod sink;
+pub mod slot;
 pub mod source;
 
 pub use config::{Grants, Permissions, WasmConfig};

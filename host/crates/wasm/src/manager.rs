@@ -102,6 +102,10 @@ pub struct PluginInfo {
     pub conf_keys: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    /// Whether the compiled component is in memory (shown by `get`, not
+    /// persisted). Installed plugins load on first use after a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loaded: Option<bool>,
 }
 
 struct Entry {
@@ -115,9 +119,29 @@ struct Inner {
     runtime: Arc<Runtime>,
     cfg: WasmConfig,
     plugins: RwLock<BTreeMap<(PluginKind, String), Entry>>,
-    /// Serialises install/upgrade/delete.
+    /// Serialises the short commit step of install/upgrade/delete; the
+    /// download, unpack and compilation run outside it, concurrently.
     ops: tokio::sync::Mutex<()>,
+    /// Plugins with an install or upgrade under way (one at a time per name).
+    pending: parking_lot::Mutex<std::collections::BTreeSet<(PluginKind, String)>>,
+    /// Bounds concurrent compilations (each one already uses every core).
+    compiles: tokio::sync::Semaphore,
 }
+
+/// Claims a plugin name for one install or upgrade; released on drop.
+struct Reservation {
+    inner: Arc<Inner>,
+    key: (PluginKind, String),
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.inner.pending.lock().remove(&self.key);
+    }
+}
+
+/// Concurrent compilations allowed; more only queue up and use memory.
+const MAX_CONCURRENT_COMPILES: usize = 2;
 
 /// The plugin manager. Cheap to clone.
 #[derive(Clone)]
@@ -200,6 +224,8 @@ impl PluginManager {
                 cfg,
                 plugins: RwLock::new(BTreeMap::new()),
                 ops: tokio::sync::Mutex::new(()),
+                pending: parking_lot::Mutex::new(Default::default()),
+                compiles: tokio::sync::Semaphore::new(MAX_CONCURRENT_COMPILES),
             }),
         };
         mgr.clean_cache();
@@ -276,6 +302,34 @@ impl PluginManager {
                 return;
             }
         };
+        if self.cache_path(&info.sha256).is_file() {
+            // The compiled artifact is there: register now, map it on first use.
+            let operator = self.operator_grants(&info.name, &info.operator_grants);
+            info.permissions_granted = grants::intersect(&info.permissions_requested, &operator).0;
+            info.state = "installed".into();
+            let weak = Arc::downgrade(&self.inner);
+            let for_load = info.clone();
+            let slot = PluginSlot::lazy(Box::new(move || {
+                let inner = weak
+                    .upgrade()
+                    .ok_or_else(|| "the plugin manager has shut down".to_string())?;
+                let mgr = PluginManager { inner };
+                let dir = mgr.plugin_dir(for_load.kind, &for_load.name);
+                let started = std::time::Instant::now();
+                let loaded = mgr.load_component(&dir, &for_load)?;
+                tracing::debug!(plugin = %for_load.name, ms = started.elapsed().as_millis() as u64, "wasm plugin loaded on first use");
+                Ok(loaded)
+            }));
+            self.register(kind, name, slot.clone());
+            self.inner.plugins.write().insert(
+                (kind, name.to_string()),
+                Entry {
+                    info,
+                    slot: Some(slot),
+                },
+            );
+            return;
+        }
         match self.load_component(&dir, &info) {
             Ok(loaded) => {
                 info.permissions_granted = loaded.effective_grants().clone();
@@ -377,10 +431,12 @@ impl PluginManager {
         grants::validate(&request_grants).map_err(|e| bad(format!("grants: {e}")))?;
         let rt = self.inner.runtime.clone();
         let wasm = unpacked.wasm.clone();
+        let permit = self.inner.compiles.acquire().await.map_err(internal)?;
         let cwasm = tokio::task::spawn_blocking(move || rt.precompile(&wasm))
             .await
             .map_err(internal)?
             .map_err(|e| bad(format!("the component does not compile: {e:#}")))?;
+        drop(permit);
         let component: Component = self
             .inner
             .runtime
@@ -463,6 +519,7 @@ impl PluginManager {
             properties_schema: described.properties_schema.clone(),
             conf_keys,
             limits,
+            loaded: None,
         };
         Ok(Prepared {
             info,
@@ -531,10 +588,13 @@ impl PluginManager {
             .map_err(internal)
     }
 
+    /// Downloads, checks and compiles without holding the manager lock (so
+    /// several installs run at once), then commits under it.
     async fn install_from_uri(
         &self,
         req: InstallRequest,
         builtin: bool,
+        upgrade: bool,
     ) -> Result<PluginInfo, PluginError> {
         let staging = self.staging()?;
         let bytes = package::fetch(&req.file, &self.inner.cfg)
@@ -567,9 +627,43 @@ impl PluginManager {
                 },
             )
             .await?;
+        let _g = self.inner.ops.lock().await;
+        let present = self
+            .inner
+            .plugins
+            .read()
+            .contains_key(&(req.kind, req.name.clone()));
+        if present != upgrade {
+            // Deleted (or installed) by someone else while this one compiled.
+            return Err(if upgrade {
+                PluginError::NotFound(format!(
+                    "{} plugin {} was deleted during the upgrade",
+                    req.kind, req.name
+                ))
+            } else {
+                PluginError::BadRequest(format!(
+                    "{} plugin {} is already installed; use PUT to upgrade it",
+                    req.kind, req.name
+                ))
+            });
+        }
         let info = self.commit(prepared, staging.path())?;
         tracing::info!(plugin = %info.name, kind = %info.kind, version = %info.version, "wasm plugin installed");
         Ok(info)
+    }
+
+    /// Claims `kind/name` for one install or upgrade.
+    fn reserve(&self, kind: PluginKind, name: &str) -> Result<Reservation, PluginError> {
+        let key = (kind, name.to_string());
+        if !self.inner.pending.lock().insert(key.clone()) {
+            return Err(PluginError::BadRequest(format!(
+                "an install or upgrade of {kind} plugin {name} is already in progress"
+            )));
+        }
+        Ok(Reservation {
+            inner: self.inner.clone(),
+            key,
+        })
     }
 
     fn name_taken_by_builtin(&self, kind: PluginKind, name: &str) -> bool {
@@ -588,7 +682,7 @@ impl PluginManager {
     /// Installs a new plugin. Refused if the name is taken.
     pub async fn install(&self, req: InstallRequest) -> Result<PluginInfo, PluginError> {
         check_name(&req.name)?;
-        let _g = self.inner.ops.lock().await;
+        let _claim = self.reserve(req.kind, &req.name)?;
         if self
             .inner
             .plugins
@@ -606,14 +700,14 @@ impl PluginManager {
                 req.kind, req.name
             )));
         }
-        self.install_from_uri(req, false).await
+        self.install_from_uri(req, false, false).await
     }
 
     /// Replaces an installed plugin in place. New instances use the new
     /// version; running ones keep the old until their rule restarts.
     pub async fn upgrade(&self, req: InstallRequest) -> Result<PluginInfo, PluginError> {
         check_name(&req.name)?;
-        let _g = self.inner.ops.lock().await;
+        let _claim = self.reserve(req.kind, &req.name)?;
         if !self
             .inner
             .plugins
@@ -627,11 +721,21 @@ impl PluginManager {
         }
         // An upgraded built-in becomes the operator's plugin: the shipped
         // file no longer replaces it at the next start.
-        self.install_from_uri(req, false).await
+        self.install_from_uri(req, false, true).await
     }
 
     /// Uninstalls a plugin: unregisters it and removes its files.
     pub fn delete(&self, kind: PluginKind, name: &str) -> Result<(), PluginError> {
+        if self
+            .inner
+            .pending
+            .lock()
+            .contains(&(kind, name.to_string()))
+        {
+            return Err(PluginError::BadRequest(format!(
+                "{kind} plugin {name} is being upgraded; delete it when the upgrade has finished"
+            )));
+        }
         let entry = self
             .inner
             .plugins
@@ -681,7 +785,18 @@ impl PluginManager {
             .plugins
             .read()
             .get(&(kind, name.to_string()))
-            .map(|e| e.info.clone())
+            .map(|e| {
+                let mut info = e.info.clone();
+                if let Some(slot) = &e.slot {
+                    if let Some(err) = slot.error() {
+                        info.state = format!("error: {err}");
+                    }
+                    info.loaded = Some(slot.peek().is_some());
+                } else {
+                    info.loaded = Some(false);
+                }
+                info
+            })
     }
 
     /// The loaded plugin (for benchmarks and tests).

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oort_core::ConnectorError;
-use parking_lot::RwLock;
 use wasmtime::component::Component;
 use wasmtime::Store;
 
@@ -451,17 +450,4 @@ impl SinkInstance {
 
 /// The current version of an installed plugin, shared between the manager
 /// (which swaps it on upgrade and clears it on delete) and its factory.
-#[derive(Default)]
-pub struct PluginSlot(RwLock<Option<Arc<LoadedPlugin>>>);
-
-impl PluginSlot {
-    pub fn new(p: Arc<LoadedPlugin>) -> Arc<PluginSlot> {
-        Arc::new(PluginSlot(RwLock::new(Some(p))))
-    }
-    pub fn get(&self) -> Option<Arc<LoadedPlugin>> {
-        self.0.read().clone()
-    }
-    pub fn set(&self, p: Option<Arc<LoadedPlugin>>) {
-        *self.0.write() = p;
-    }
-}
+pub use crate::slot::PluginSlot;

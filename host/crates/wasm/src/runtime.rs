@@ -202,12 +202,12 @@ impl Sandbox {
                 tracing::warn!(plugin = %self.plugin, dir = %dir, "wasm plugin: cannot pre-open granted dir: {e}");
             }
         }
-        if self.policy.any_tcp() {
-            b.allow_tcp(true);
-        }
-        if self.policy.any_udp() {
-            b.allow_udp(true);
-        }
+        // Sockets can always be created; every bind, connect and send goes
+        // through the policy below, which refuses what was not granted and
+        // logs each refusal with its address (a plugin with no grant at all
+        // included). Name lookups stay off unless a granted pattern needs them.
+        b.allow_tcp(true);
+        b.allow_udp(true);
         b.allow_ip_name_lookup(self.policy.needs_dns());
         let policy = self.policy.clone();
         b.socket_addr_check(move |addr, usage| {

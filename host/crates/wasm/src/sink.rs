@@ -34,9 +34,7 @@ impl SinkFactory for WasmSinkFactory {
     }
 
     fn create(&self, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
-        let plugin = self.slot.get().ok_or_else(|| {
-            ConnectorError::Config(format!("sink plugin {} is not installed", self.name))
-        })?;
+        let plugin = self.slot.require("sink", &self.name)?;
         let props_json = serde_json::Value::Object(props.clone()).to_string();
         plugin.validate_blocking(props_json.clone())?;
         Ok(Box::new(WasmSink {

@@ -51,9 +51,7 @@ impl SourceFactory for WasmSourceFactory {
     }
 
     fn create(&self, datasource: &str, props: &Props) -> Result<Box<dyn Source>, ConnectorError> {
-        let plugin = self.slot.get().ok_or_else(|| {
-            ConnectorError::Config(format!("source plugin {} is not installed", self.name))
-        })?;
+        let plugin = self.slot.require("source", &self.name)?;
         let props_json = source_props_json(datasource, props);
         plugin.validate_blocking(props_json.clone())?;
         Ok(Box::new(WasmSource { plugin, props_json }))

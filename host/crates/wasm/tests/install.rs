@@ -89,7 +89,16 @@ async fn install_zip_persist_upgrade_delete() {
     let again = m2.get(PluginKind::Source, "random").expect("persisted");
     assert_eq!(again.sha256, info.sha256);
     assert_eq!(again.state, "installed");
-    assert!(reg2.source("random").is_some());
+    // Registered at start-up, loaded on first use.
+    assert_eq!(again.loaded, Some(false));
+    assert_eq!(again.permissions_granted, info.permissions_granted);
+    let f = reg2.source("random").expect("registered");
+    f.create("x", &serde_json::Map::new())
+        .expect("first use loads it");
+    assert_eq!(
+        m2.get(PluginKind::Source, "random").unwrap().loaded,
+        Some(true)
+    );
     assert_eq!(
         std::fs::metadata(&cache_path).unwrap().modified().unwrap(),
         mtime
@@ -131,6 +140,101 @@ async fn install_zip_persist_upgrade_delete() {
     );
     let e = m3.delete(PluginKind::Source, "random").unwrap_err();
     assert!(matches!(e, PluginError::NotFound(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installs_run_concurrently_one_per_name() {
+    let data = tempfile::tempdir().unwrap();
+    let pkgs = tempfile::tempdir().unwrap();
+    let wasm = std::fs::read(builtin_dist().join("discard.wasm")).unwrap();
+    let zip = random_zip();
+    let random_uri = write(pkgs.path(), "random.zip", &zip);
+    let discard_uri = write(pkgs.path(), "discard.wasm", &wasm);
+    let (m, reg) = manager(data.path(), WasmConfig::default());
+    // Two different plugins at once, and the same name twice at once.
+    let (a, b, c) = tokio::join!(
+        m.install(req(PluginKind::Source, "random", random_uri.clone())),
+        m.install(req(PluginKind::Sink, "discard", discard_uri)),
+        async {
+            // Starts while the first `random` install is compiling.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            m.install(req(PluginKind::Source, "random", random_uri.clone()))
+                .await
+        },
+    );
+    a.expect("random installs");
+    b.expect("discard installs");
+    let e = c.expect_err("the same name twice at once");
+    assert!(
+        matches!(e, PluginError::BadRequest(ref s)
+            if s.contains("already in progress") || s.contains("already installed")),
+        "{e}"
+    );
+    assert!(reg.source("random").is_some() && reg.sink("discard").is_some());
+    // Nothing half-written stays in staging.
+    let tmp: Vec<_> = std::fs::read_dir(data.path().join("plugins/.tmp"))
+        .unwrap()
+        .collect();
+    assert!(tmp.is_empty(), "{tmp:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_cache_shows_as_an_error_on_first_use() {
+    let data = tempfile::tempdir().unwrap();
+    let pkgs = tempfile::tempdir().unwrap();
+    let uri = write(pkgs.path(), "random.zip", &random_zip());
+    let (m, _reg) = manager(data.path(), WasmConfig::default());
+    m.install(req(PluginKind::Source, "random", uri))
+        .await
+        .expect("install");
+    drop(m);
+    for e in std::fs::read_dir(data.path().join("plugins/cache"))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::write(e.path(), b"not an artifact").unwrap();
+    }
+    let (m2, reg2) = manager(data.path(), WasmConfig::default());
+    assert_eq!(
+        m2.get(PluginKind::Source, "random").unwrap().state,
+        "installed"
+    );
+    // The cached artifact is unreadable: the first use recompiles from the
+    // installed .wasm rather than failing.
+    reg2.source("random")
+        .unwrap()
+        .create("x", &serde_json::Map::new())
+        .expect("recompiled on first use");
+    let info = m2.get(PluginKind::Source, "random").unwrap();
+    assert_eq!(
+        (info.state.as_str(), info.loaded),
+        ("installed", Some(true))
+    );
+    // Now break the component itself: the error is the plugin's state.
+    drop(m2);
+    drop(reg2);
+    std::fs::write(
+        data.path().join("plugins/sources/random/random.wasm"),
+        b"junk",
+    )
+    .unwrap();
+    for e in std::fs::read_dir(data.path().join("plugins/cache"))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::write(e.path(), b"not an artifact").unwrap();
+    }
+    let (m3, reg3) = manager(data.path(), WasmConfig::default());
+    let e = reg3
+        .source("random")
+        .unwrap()
+        .create("x", &serde_json::Map::new())
+        .err()
+        .expect("cannot load");
+    assert!(e.to_string().contains("random"), "{e}");
+    let info = m3.get(PluginKind::Source, "random").unwrap();
+    assert!(info.state.starts_with("error:"), "{}", info.state);
+    assert!(info.state.contains("sha256"), "{}", info.state);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -71,6 +71,39 @@ async fn finished(r: Running, within: Duration) -> Result<(), ConnectorError> {
         .expect("task not panicked")
 }
 
+/// Everything logged by any test of this binary (a global subscriber:
+/// plugin calls run on runtime worker threads).
+fn captured_log() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOG: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let make = move || Capture(sink.clone());
+        let sub = tracing_subscriber::fmt()
+            .with_writer(make)
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        let _ = tracing::subscriber::set_global_default(sub);
+        buf
+    })
+    .clone()
+}
+
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(b);
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn builtin_manager(dir: &std::path::Path) -> (PluginManager, Registry) {
     let (m, reg) = manager(dir, test_config());
     m.load_builtin(&builtin_dist()).expect("builtins");
@@ -214,6 +247,7 @@ async fn allocation_past_the_limit_traps_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socket_file_and_env_are_refused_without_a_grant() {
+    let log = captured_log();
     let data = tempfile::tempdir().unwrap();
     let (m, reg) = manager(data.path(), test_config());
     // Even if the operator grants everything, the plugin declared nothing.
@@ -264,6 +298,16 @@ async fn socket_file_and_env_are_refused_without_a_grant() {
         tokio::time::timeout(Duration::from_millis(200), listener.accept())
             .await
             .is_err()
+    );
+    // The refused connect was logged with the plugin and the address, even
+    // though this plugin has no outbound grant at all.
+    let text = String::from_utf8_lossy(&log.lock().unwrap()).to_string();
+    assert!(
+        text.lines().any(|l| l.contains("network access denied")
+            && l.contains("sneaky")
+            && l.contains(&addr)
+            && l.contains("TcpConnect")),
+        "no denial logged for {addr}:\n{text}"
     );
 }
 
