@@ -4,6 +4,9 @@
 //! (`default`, and any conf key). Keys stored through the REST API (namespace
 //! `conf`, key `sources.<type>.<name>`) override file keys of the same name.
 //! Resolution for a source: `default` <- CONF_KEY section <- EXTRA <- statement.
+//! Connection profiles (kind `connections`) live in one file,
+//! `connections/connection.yaml` (`type -> key -> props`), and in the store
+//! under `connections.<type>`; [`crate::connections`] resolves selectors.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -80,6 +83,76 @@ impl ConfKeys {
         }
     }
 
+    /// `etc/connections/connection.yaml`: connection profiles by type.
+    pub fn connection_file(&self) -> PathBuf {
+        self.etc.join("connections").join("connection.yaml")
+    }
+
+    /// Reads a YAML file as a JSON object (missing file: empty).
+    fn read_yaml(path: &Path) -> Result<serde_json::Map<String, Json>, ConfError> {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return Ok(serde_json::Map::new());
+        };
+        let bad = |msg: String| ConfError::File {
+            path: path.display().to_string(),
+            msg,
+        };
+        let y: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        match serde_json::to_value(y).map_err(|e| bad(e.to_string()))? {
+            Json::Object(m) => Ok(m),
+            _ => Ok(serde_json::Map::new()),
+        }
+    }
+
+    /// Sections of one type from the `etc` files.
+    pub fn file_keys(
+        &self,
+        kind: &str,
+        typ: &str,
+    ) -> Result<serde_json::Map<String, Json>, ConfError> {
+        if kind == "connections" {
+            let mut all = Self::read_yaml(&self.connection_file())?;
+            return Ok(match all.remove(typ) {
+                Some(Json::Object(m)) => m,
+                _ => serde_json::Map::new(),
+            });
+        }
+        Self::read_yaml(&self.file_for(kind, typ))
+    }
+
+    /// Keys of one type stored through the REST API or an import.
+    pub fn stored_keys(
+        &self,
+        kind: &str,
+        typ: &str,
+    ) -> Result<serde_json::Map<String, Json>, ConfError> {
+        let mut out = serde_json::Map::new();
+        for (key, value) in self.store.list(&format!("{}:{kind}.{typ}", ns::CONF))? {
+            if let Ok(v) = serde_json::from_str::<Json>(&value) {
+                out.insert(key, v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Types that have connection profiles, in the file or stored.
+    pub fn connection_types(&self) -> Result<Vec<String>, ConfError> {
+        let mut types: std::collections::BTreeSet<String> =
+            Self::read_yaml(&self.connection_file())?
+                .into_iter()
+                .filter(|(_, v)| v.is_object())
+                .map(|(k, _)| k)
+                .collect();
+        let prefix = format!("{}:connections.", ns::CONF);
+        for (nsname, _, _) in self.store.list_prefix(&prefix)? {
+            if let Some(t) = nsname.strip_prefix(&prefix) {
+                types.insert(t.to_string());
+            }
+        }
+        Ok(types.into_iter().collect())
+    }
+
     /// Sets where packaged (plugin) conf keys come from.
     pub fn set_packaged(&self, p: PackagedKeys) {
         *self.packaged.write() = Some(p);
@@ -94,27 +167,8 @@ impl ConfKeys {
                 out.extend(m);
             }
         }
-        let path = self.file_for(kind, typ);
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            let y: serde_yaml_ng::Value =
-                serde_yaml_ng::from_str(&text).map_err(|e| ConfError::File {
-                    path: path.display().to_string(),
-                    msg: e.to_string(),
-                })?;
-            let j: Json = serde_json::to_value(y).map_err(|e| ConfError::File {
-                path: path.display().to_string(),
-                msg: e.to_string(),
-            })?;
-            if let Json::Object(m) = j {
-                out.extend(m);
-            }
-        }
-        let stored_ns = format!("{kind}.{typ}");
-        for (key, value) in self.store.list(&format!("{}:{stored_ns}", ns::CONF))? {
-            if let Ok(v) = serde_json::from_str::<Json>(&value) {
-                out.insert(key, v);
-            }
-        }
+        out.extend(self.file_keys(kind, typ)?);
+        out.extend(self.stored_keys(kind, typ)?);
         Ok(out)
     }
 

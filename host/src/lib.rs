@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cli_data;
 pub mod config;
 pub mod confkeys;
+pub mod connections;
 pub mod error;
 pub mod manager;
 pub mod runtime;

@@ -225,12 +225,7 @@ impl Manager {
                     self.inner.registry.sink_kinds().join(", ")
                 ))
             })?;
-            let mut props = a.props.clone();
-            if let Some(Json::String(rid)) = a.props.get("resourceId") {
-                let mut base = self.inner.conf.resolve("sinks", &a.kind, Some(rid))?;
-                base.extend(props);
-                props = base;
-            }
+            let mut props = crate::connections::resolve_sink(&self.inner.conf, &a.kind, &a.props)?;
             props.insert(
                 "__data_dir".into(),
                 Json::String(self.inner.data_dir.display().to_string()),
@@ -270,16 +265,13 @@ impl Manager {
                 self.inner.registry.source_kinds().join(", ")
             ))
         })?;
-        let mut props = self
-            .inner
-            .conf
-            .resolve("sources", &typ, o.conf_key.as_deref())
-            .map_err(|e| AppError::bad(format!("stream {name}: {e}")))?;
-        if let Some(extra) = &o.extra {
-            if let Ok(Json::Object(m)) = serde_json::from_str::<Json>(extra) {
-                props.extend(m);
-            }
-        }
+        let mut props = crate::connections::resolve_source(
+            &self.inner.conf,
+            &typ,
+            o.conf_key.as_deref(),
+            o.extra.as_deref(),
+        )
+        .map_err(|e| AppError::bad(format!("stream {name}: {e}")))?;
         let format = o.format.clone().unwrap_or_else(|| "json".into());
         props.insert("format".into(), Json::String(format.clone()));
         if let Some(d) = &o.delimiter {
@@ -726,6 +718,42 @@ impl Manager {
             self.restart_rule(id).await?;
         }
         Ok(())
+    }
+
+    /// Running rules' uses of connection profiles: `(rule id, "stream <name>"
+    /// or "action <i> (<type>)", canonical selector)`.
+    pub async fn running_selectors(&self) -> Vec<(String, String, String)> {
+        let running: Vec<(String, RuleDef, Vec<String>)> = {
+            let rules = self.inner.rules.lock().await;
+            rules
+                .iter()
+                .filter(|(_, r)| r.running.is_some())
+                .map(|(id, r)| (id.clone(), r.def.clone(), r.sources.clone()))
+                .collect()
+        };
+        let mut out = Vec::new();
+        for (id, def, sources) in running {
+            for name in sources {
+                let Some(entry) = self.stream_entry(&name) else {
+                    continue;
+                };
+                if let Ok(spec) = self.hub_spec(&name, &entry) {
+                    if let Some(sel) = crate::connections::selector_in(&spec.props) {
+                        out.push((id.clone(), format!("stream {name}"), sel));
+                    }
+                }
+            }
+            for (i, a) in def.actions().unwrap_or_default().into_iter().enumerate() {
+                if let Ok(props) =
+                    crate::connections::resolve_sink(&self.inner.conf, &a.kind, &a.props)
+                {
+                    if let Some(sel) = crate::connections::selector_in(&props) {
+                        out.push((id.clone(), format!("action {i} ({})", a.kind), sel));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Rules that read a stream or table.

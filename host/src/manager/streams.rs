@@ -119,11 +119,14 @@ impl Manager {
                 ),
             ));
         }
-        if let Some(k) = def.options.conf_key.as_deref() {
-            self.inner
-                .conf
-                .resolve("sources", &typ, Some(k))
-                .map_err(|e| AppError::bad_code(code::STREAM_TABLE, e.to_string()))?;
+        if def.options.conf_key.is_some() || def.options.extra.is_some() {
+            crate::connections::resolve_source(
+                &self.inner.conf,
+                &typ,
+                def.options.conf_key.as_deref(),
+                def.options.extra.as_deref(),
+            )
+            .map_err(|e| AppError::bad_code(code::STREAM_TABLE, e.to_string()))?;
         }
         if replace {
             if let Some(old) = self.map(kind).read().get(&name) {

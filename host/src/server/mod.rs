@@ -1,6 +1,7 @@
 //! The REST API (axum), eKuiper-compatible paths, status codes and bodies.
 //! Handlers are thin: they parse the request and call [`Manager`].
 
+mod connections;
 mod data;
 mod plugins;
 mod routes;

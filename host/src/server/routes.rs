@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metadata/sources", get(source_kinds))
         .route("/metadata/sinks", get(sink_kinds))
         .merge(super::plugins::routes())
+        .merge(super::connections::routes())
         .merge(super::data::routes(&state))
         .fallback(not_found)
         .with_state(state)

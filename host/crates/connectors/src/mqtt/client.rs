@@ -133,6 +133,8 @@ pub(crate) struct Settings {
     pub username: String,
     pub password: String,
     pub client_id: String,
+    /// False when `client_id` was generated.
+    pub client_id_given: bool,
     pub v5: bool,
     pub tls: TlsFiles,
     pub keep_alive: Duration,
@@ -214,7 +216,8 @@ impl Settings {
                 "mqtt: property insecureSkipVerify is not supported: give the broker's CA in rootCaPath instead",
             ));
         }
-        let client_id = if c.client_id.trim().is_empty() {
+        let client_id_given = !c.client_id.trim().is_empty();
+        let client_id = if !client_id_given {
             format!("oort-{}", uuid::Uuid::new_v4().simple())
         } else {
             c.client_id.trim().to_string()
@@ -224,6 +227,7 @@ impl Settings {
             username: c.username.clone(),
             password: c.password.clone(),
             client_id,
+            client_id_given,
             v5,
             tls,
             keep_alive: Duration::from_secs(30),
@@ -277,6 +281,27 @@ impl Settings {
             let (c, l) = rumqttc::AsyncClient::new(o, cap);
             Ok((Client::V4(c), EventLoop::V4(Box::new(l))))
         }
+    }
+
+    /// Identity of the physical connection these settings open: equal keys
+    /// may share one client. A client id generated because none was given
+    /// does not count. Holds credentials: never log it.
+    pub fn link_key(&self) -> String {
+        format!(
+            "{}|{}|{}|{}|{}|{}|{:?}|{}",
+            self.server_text(),
+            self.username.len(),
+            self.username,
+            self.password.len(),
+            self.password,
+            if self.client_id_given {
+                self.client_id.as_str()
+            } else {
+                ""
+            },
+            self.tls,
+            self.v5,
+        )
     }
 
     pub fn server_text(&self) -> String {
@@ -405,6 +430,34 @@ impl Client {
                         .map(|t| rumqttc::v5::mqttbytes::v5::Filter::new(t.clone(), qos5_of(qos))),
                 )
                 .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Queues one SUBSCRIBE holding every `(filter, qos)` pair, without waiting.
+    pub fn try_subscribe_each(&self, filters: &[(String, u8)]) -> Result<(), String> {
+        match self {
+            Client::V4(c) => c
+                .try_subscribe_many(
+                    filters
+                        .iter()
+                        .map(|(t, q)| rumqttc::SubscribeFilter::new(t.clone(), qos_of(*q))),
+                )
+                .map_err(|e| e.to_string()),
+            Client::V5(c) => c
+                .try_subscribe_many(
+                    filters.iter().map(|(t, q)| {
+                        rumqttc::v5::mqttbytes::v5::Filter::new(t.clone(), qos5_of(*q))
+                    }),
+                )
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Queues an UNSUBSCRIBE for one filter without waiting.
+    pub fn try_unsubscribe(&self, filter: &str) -> Result<(), String> {
+        match self {
+            Client::V4(c) => c.try_unsubscribe(filter).map_err(|e| e.to_string()),
+            Client::V5(c) => c.try_unsubscribe(filter).map_err(|e| e.to_string()),
         }
     }
 

@@ -1,8 +1,10 @@
 //! `mqtt` source ([`source`]) and sink ([`sink`]) on rumqttc, MQTT 3.1.1 by
 //! default and MQTT 5 with `protocolVersion: "5"`; [`client`] holds the shared
-//! connection settings (`server`, credentials, TLS files, client id).
+//! connection settings (`server`, credentials, TLS files, client id);
+//! [`shared`] the connections shared through `connectionSelector`.
 
 pub(crate) mod client;
+pub(crate) mod shared;
 pub mod sink;
 pub mod source;
 

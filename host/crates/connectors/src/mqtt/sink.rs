@@ -2,6 +2,7 @@
 //! `{{.field}}` template) with `qos` and `retained`. `connect` waits for the
 //! broker (with a timeout) and fails with `Unavailable` when it is down; a
 //! background task keeps the connection up afterwards and reports its status.
+//! With `connectionSelector` it publishes on a shared connection instead.
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Client, ConnConf, Ev, EventLoop, Settings};
+use super::shared::{self, LinkState as SharedState};
 use crate::util::{de, parse_config, sleep_or_cancel, Backoff, PropTemplate};
 
 /// How long `connect` waits for the broker.
@@ -30,6 +32,9 @@ struct SinkConf {
     qos: u64,
     #[serde(default, deserialize_with = "de::bool_lenient")]
     retained: bool,
+    /// Names a connection profile: the connection is shared ([`super::shared`]).
+    #[serde(rename = "connectionselector", default)]
+    connection_selector: String,
 }
 
 /// Factory of `mqtt` sinks.
@@ -69,6 +74,8 @@ impl SinkFactory for MqttSinkFactory {
             qos: c.qos as u8,
             retained: c.retained,
             link: None,
+            selector: Some(c.connection_selector.trim().to_string()).filter(|s| !s.is_empty()),
+            shared: None,
         }))
     }
 }
@@ -94,6 +101,22 @@ pub struct MqttSink {
     qos: u8,
     retained: bool,
     link: Option<Link>,
+    /// `connectionSelector`: publish on the shared connection of this profile.
+    selector: Option<String>,
+    shared: Option<SharedUse>,
+}
+
+/// A sink's hold on a shared connection and the task mirroring its state
+/// into the sink's status.
+struct SharedUse {
+    lease: shared::Lease,
+    mirror: CancellationToken,
+}
+
+impl Drop for SharedUse {
+    fn drop(&mut self) {
+        self.mirror.cancel();
+    }
 }
 
 /// Keeps the connection up until stopped or our DISCONNECT went out.
@@ -136,7 +159,60 @@ async fn drive(
 }
 
 impl MqttSink {
+    /// `connect` on a shared connection: joins it once (later calls only wait)
+    /// and waits for it to be up.
+    async fn connect_shared(
+        &mut self,
+        ctx: &SinkContext,
+        selector: &str,
+    ) -> Result<(), ConnectorError> {
+        if self.shared.is_none() {
+            let lease = shared::acquire(selector, &self.settings, &ctx.id)?;
+            tracing::info!(sink = %ctx.id, selector, server = %lease.server(), "mqtt sink on a shared connection");
+            let mirror = ctx.cancel.child_token();
+            let mut st = lease.state();
+            let conn = ctx.conn.clone();
+            let stop = mirror.clone();
+            tokio::spawn(async move {
+                st.borrow_and_update().mirror(&conn);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        r = st.changed() => {
+                            if r.is_err() {
+                                return;
+                            }
+                            st.borrow_and_update().mirror(&conn);
+                        }
+                    }
+                }
+            });
+            self.shared = Some(SharedUse { lease, mirror });
+        }
+        let Some(sh) = &self.shared else {
+            return Err(ConnectorError::unavailable("mqtt sink is not connected"));
+        };
+        let mut st = sh.lease.state();
+        let up = matches!(
+            tokio::time::timeout(CONNECT_TIMEOUT, st.wait_for(|s| *s == SharedState::Up)).await,
+            Ok(Ok(_))
+        );
+        let current = st.borrow().clone();
+        current.mirror(&ctx.conn);
+        if up {
+            return Ok(());
+        }
+        Err(ConnectorError::Unavailable(match current {
+            SharedState::Down(m) => m,
+            _ => format!(
+                "mqtt {}: no connection within {CONNECT_TIMEOUT:?}",
+                sh.lease.server()
+            ),
+        }))
+    }
+
     async fn shutdown(&mut self) {
+        self.shared = None;
         if let Some(link) = self.link.take() {
             link.client.try_disconnect();
             let mut driver = link.driver;
@@ -155,6 +231,9 @@ impl MqttSink {
 #[async_trait]
 impl Sink for MqttSink {
     async fn connect(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
+        if let Some(sel) = self.selector.clone() {
+            return self.connect_shared(ctx, &sel).await;
+        }
         self.shutdown().await;
         let (client, el) = self.settings.build(QUEUE)?;
         let (tx, mut rx) = watch::channel(LinkState::Connecting);
@@ -205,12 +284,20 @@ impl Sink for MqttSink {
         ctx: &SinkContext,
         items: &[SinkItem],
     ) -> Result<(), ConnectorError> {
-        let Some(link) = &self.link else {
-            return Err(ConnectorError::unavailable("mqtt sink is not connected"));
+        let client = if let Some(sh) = &self.shared {
+            if let SharedState::Down(m) = &*sh.lease.state().borrow() {
+                return Err(ConnectorError::Unavailable(m.clone()));
+            }
+            sh.lease.client()
+        } else {
+            let Some(link) = &self.link else {
+                return Err(ConnectorError::unavailable("mqtt sink is not connected"));
+            };
+            if let LinkState::Down(m) = &*link.state.borrow() {
+                return Err(ConnectorError::Unavailable(m.clone()));
+            }
+            &link.client
         };
-        if let LinkState::Down(m) = &*link.state.borrow() {
-            return Err(ConnectorError::Unavailable(m.clone()));
-        }
         let static_topic = self.topic.static_text().map(|t| t.into_owned());
         for it in items {
             let topic = match &static_topic {
@@ -225,9 +312,7 @@ impl Sink for MqttSink {
                     t
                 }
             };
-            let publish = link
-                .client
-                .publish(topic, self.qos, self.retained, it.payload.clone());
+            let publish = client.publish(topic, self.qos, self.retained, it.payload.clone());
             tokio::select! {
                 r = tokio::time::timeout(PUBLISH_TIMEOUT, publish) => match r {
                     Ok(Ok(())) => {}

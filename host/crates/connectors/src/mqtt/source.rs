@@ -1,6 +1,7 @@
 //! `mqtt` source: subscribes to the DATASOURCE topic(s) and emits each message
 //! as bytes with meta `{topic, qos, messageId}`. Reconnects with backoff and
 //! subscribes again after every reconnect; reports status through `ctx.conn`.
+//! With `connectionSelector` it subscribes on a shared connection instead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use oort_core::{
 use serde::Deserialize;
 
 use super::client::{validate_filter, Client, ConnConf, Ev, EventLoop, Settings};
+use super::shared;
 use crate::util::{de, parse_config, sleep_or_cancel, Backoff};
 
 fn default_qos() -> u64 {
@@ -22,6 +24,9 @@ fn default_qos() -> u64 {
 struct SourceConf {
     #[serde(default = "default_qos", deserialize_with = "de::u64_lenient")]
     qos: u64,
+    /// Names a connection profile: the connection is shared ([`super::shared`]).
+    #[serde(rename = "connectionselector", default)]
+    connection_selector: String,
 }
 
 /// Factory of `mqtt` sources.
@@ -59,6 +64,7 @@ impl SourceFactory for MqttSourceFactory {
             settings: Settings::from_conf(&conn)?,
             topics,
             qos: extra.qos as u8,
+            selector: Some(extra.connection_selector.trim().to_string()).filter(|s| !s.is_empty()),
         }))
     }
 }
@@ -68,6 +74,39 @@ pub struct MqttSource {
     settings: Settings,
     topics: Vec<String>,
     qos: u8,
+    /// `connectionSelector`: use the shared connection of this profile.
+    selector: Option<String>,
+}
+
+impl MqttSource {
+    /// Runs on the shared connection of `selector`: subscribes, mirrors the
+    /// connection's state into `ctx.conn`, unsubscribes when done.
+    async fn run_shared(&self, ctx: SourceContext, selector: &str) -> Result<(), ConnectorError> {
+        let lease = shared::acquire(selector, &self.settings, &ctx.id)?;
+        tracing::info!(source = %ctx.id, selector, server = %lease.server(), topics = ?self.topics, "mqtt source on a shared connection");
+        let (id, gone) = lease.subscribe(self.topics.clone(), self.qos, ctx.clone());
+        let mut state = lease.state();
+        state.borrow_and_update().mirror(&ctx.conn);
+        loop {
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => break,
+                _ = gone.cancelled() => break,
+                r = state.changed() => {
+                    if r.is_err() {
+                        // The driver ended; wait for the end of this run.
+                        tokio::select! {
+                            _ = ctx.cancel.cancelled() => {}
+                            _ = gone.cancelled() => {}
+                        }
+                        break;
+                    }
+                    state.borrow_and_update().mirror(&ctx.conn);
+                }
+            }
+        }
+        lease.unsubscribe(id);
+        Ok(())
+    }
 }
 
 /// Sends DISCONNECT and drives the loop briefly so it goes out.
@@ -87,6 +126,9 @@ pub(crate) async fn disconnect(client: &Client, el: &mut EventLoop) {
 #[async_trait]
 impl Source for MqttSource {
     async fn run(&mut self, ctx: SourceContext) -> Result<(), ConnectorError> {
+        if let Some(sel) = &self.selector {
+            return self.run_shared(ctx, sel).await;
+        }
         let (client, mut el) = self.settings.build(64)?;
         let server = self.settings.server_text();
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));

@@ -251,6 +251,8 @@ fn factories_validate_props() {
 struct Proxy {
     port: u16,
     cut: Arc<parking_lot::Mutex<Vec<CancellationToken>>>,
+    /// TCP connections accepted so far (what the broker would count as clients).
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Proxy {
@@ -259,8 +261,11 @@ impl Proxy {
         let port = l.local_addr().unwrap().port();
         let cut: Arc<parking_lot::Mutex<Vec<CancellationToken>>> = Arc::default();
         let c2 = cut.clone();
+        let accepted: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let a2 = accepted.clone();
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = l.accept().await {
+                a2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let token = CancellationToken::new();
                 c2.lock().push(token.clone());
                 tokio::spawn(async move {
@@ -274,7 +279,15 @@ impl Proxy {
                 });
             }
         });
-        Proxy { port, cut }
+        Proxy {
+            port,
+            cut,
+            accepted,
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn cut_all(&self) {
@@ -308,4 +321,135 @@ async fn source_reconnects_and_resubscribes() {
     s.close(&sctx).await.unwrap();
     r.cancel.cancel();
     r.task.await.unwrap().unwrap();
+}
+
+/// A source started with `connectionSelector` (waits until connected).
+async fn start_shared_source(ds: &str, p: Props) -> Running {
+    start_source(ds, p).await
+}
+
+#[tokio::test]
+async fn selector_shares_one_client_between_sources_and_sink() {
+    let t = prefix();
+    let sel = format!("mqtt.{}", uuid::Uuid::new_v4().simple());
+    let proxy = Proxy::start().await;
+    let server = format!("tcp://127.0.0.1:{}", proxy.port);
+    let shared = |extra: serde_json::Value| {
+        let mut p = props(serde_json::json!({"server": server, "connectionSelector": sel}));
+        p.extend(props(extra));
+        p
+    };
+    let mut a = start_shared_source(&format!("{t}/a"), shared(serde_json::json!({"qos": 1}))).await;
+    let mut b =
+        start_shared_source(&format!("{t}/b/+"), shared(serde_json::json!({"qos": 0}))).await;
+    // A second subscriber to the same filter gets its own copy.
+    let mut a2 = start_shared_source(&format!("{t}/a"), shared(serde_json::json!({}))).await;
+    let mut out = MqttSinkFactory
+        .create(&shared(serde_json::json!({"topic": format!("{t}/out")})))
+        .unwrap();
+    let octx = SinkContext::new("shared-sink", CancellationToken::new());
+    out.connect(&octx).await.unwrap();
+    assert_eq!(octx.conn.snapshot().status, ConnStatus::Connected);
+    assert_eq!(super::shared::users_of(&sel), 4);
+    let st = oort_core::shared_conn::shared_links().status(&sel).unwrap();
+    assert_eq!(
+        (st.users, st.links, st.status),
+        (4, 1, ConnStatus::Connected)
+    );
+
+    // An outside reader of the sink's topic, on its own connection.
+    let mut reader = start_source(
+        &format!("{t}/out"),
+        props(serde_json::json!({"server": BROKER})),
+    )
+    .await;
+    let (mut pubs, pctx) =
+        sink(serde_json::json!({"server": BROKER, "topic": format!("{t}/a")})).await;
+    pubs.collect(&pctx, &[item(r#"{"to":"a"}"#)]).await.unwrap();
+    let (mut pubb, bctx) =
+        sink(serde_json::json!({"server": BROKER, "topic": format!("{t}/b/x")})).await;
+    pubb.collect(&bctx, &[item(r#"{"to":"b"}"#)]).await.unwrap();
+    let (p, meta) = next_msg(&mut a).await;
+    assert_eq!(&p[..], br#"{"to":"a"}"#);
+    assert_eq!(meta.get("topic"), Some(&Value::str(&format!("{t}/a"))));
+    assert_eq!(&next_msg(&mut a2).await.0[..], br#"{"to":"a"}"#);
+    let (p, meta) = next_msg(&mut b).await;
+    assert_eq!(&p[..], br#"{"to":"b"}"#);
+    assert_eq!(meta.get("topic"), Some(&Value::str(&format!("{t}/b/x"))));
+    out.collect(&octx, &[item(r#"{"from":"sink"}"#)])
+        .await
+        .unwrap();
+    assert_eq!(&next_msg(&mut reader).await.0[..], br#"{"from":"sink"}"#);
+    // Nothing crossed over between filters.
+    assert!(a.rx.try_recv().is_err() && b.rx.try_recv().is_err());
+    assert_eq!(
+        proxy.accepted(),
+        1,
+        "one TCP connection for three sources and a sink"
+    );
+
+    // Different credentials under the same selector: a connection of its own.
+    let mut c = start_shared_source(
+        &format!("{t}/a"),
+        shared(serde_json::json!({"username": "other"})),
+    )
+    .await;
+    assert_eq!(proxy.accepted(), 2);
+    let st = oort_core::shared_conn::shared_links().status(&sel).unwrap();
+    assert_eq!((st.users, st.links), (5, 2));
+    pubs.collect(&pctx, &[item(r#"{"n":2}"#)]).await.unwrap();
+    assert_eq!(&next_msg(&mut c).await.0[..], br#"{"n":2}"#);
+    assert_eq!(&next_msg(&mut a).await.0[..], br#"{"n":2}"#);
+
+    // Users leave; the last one closes the connection.
+    for r in [a, a2, b, c, reader] {
+        r.cancel.cancel();
+        r.task.await.unwrap().unwrap();
+    }
+    assert_eq!(super::shared::users_of(&sel), 1);
+    out.close(&octx).await.unwrap();
+    pubs.close(&pctx).await.unwrap();
+    pubb.close(&bctx).await.unwrap();
+    assert_eq!(super::shared::users_of(&sel), 0);
+    assert!(oort_core::shared_conn::shared_links()
+        .status(&sel)
+        .is_none());
+}
+
+#[tokio::test]
+async fn shared_connection_resubscribes_every_user_after_a_reconnect() {
+    let t = prefix();
+    let sel = format!("mqtt.{}", uuid::Uuid::new_v4().simple());
+    let proxy = Proxy::start().await;
+    let p = props(serde_json::json!({
+        "server": format!("tcp://127.0.0.1:{}", proxy.port), "connectionSelector": sel}));
+    let mut a = start_shared_source(&format!("{t}/a"), p.clone()).await;
+    let mut b = start_shared_source(&format!("{t}/b"), p.clone()).await;
+    let (mut pa, actx) =
+        sink(serde_json::json!({"server": BROKER, "topic": format!("{t}/a")})).await;
+    let (mut pb, bctx) =
+        sink(serde_json::json!({"server": BROKER, "topic": format!("{t}/b")})).await;
+
+    proxy.cut_all();
+    wait_status(&a.conn, ConnStatus::Disconnected).await;
+    wait_status(&b.conn, ConnStatus::Disconnected).await;
+    wait_status(&a.conn, ConnStatus::Connected).await;
+    wait_status(&b.conn, ConnStatus::Connected).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pa.collect(&actx, &[item(r#"{"n":1}"#)]).await.unwrap();
+    pb.collect(&bctx, &[item(r#"{"n":2}"#)]).await.unwrap();
+    assert_eq!(&next_msg(&mut a).await.0[..], br#"{"n":1}"#);
+    assert_eq!(&next_msg(&mut b).await.0[..], br#"{"n":2}"#);
+    assert_eq!(proxy.accepted(), 2, "one connection, reconnected once");
+
+    // One user leaving keeps the other subscribed.
+    a.cancel.cancel();
+    a.task.await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    pb.collect(&bctx, &[item(r#"{"n":3}"#)]).await.unwrap();
+    assert_eq!(&next_msg(&mut b).await.0[..], br#"{"n":3}"#);
+    b.cancel.cancel();
+    b.task.await.unwrap().unwrap();
+    pa.close(&actx).await.unwrap();
+    pb.close(&bctx).await.unwrap();
 }
