@@ -759,6 +759,39 @@ fn nats_plugins_with_a_grant_carry_data() {
     assert_eq!(st["status"], "running", "{st}");
     let info = s.get_json("/plugins/sinks/nats");
     assert_eq!(info["rules"], json!(["to_nats"]));
+
+    // A plugin sink takes its properties from a connection profile: first
+    // one pointing at a port it may not reach (the rule fails naming it),
+    // then, after the profile is fixed, the real server.
+    let conn = unique("natsconn");
+    s.expect(
+        "POST",
+        "/connections",
+        Some(&json!({"id": conn, "typ": "nats", "props": {"server": "nats://127.0.0.1:4299"}})),
+        201,
+    );
+    s.rule(json!({
+        "id": "to_nats_profile",
+        "sql": "SELECT * FROM feed",
+        "actions": [{"nats": {"connectionSelector": conn, "subject": subject, "sendSingle": true}}]
+    }));
+    let st = s.wait_status("to_nats_profile", "stopped by error", |st| {
+        st["status"] == "stopped by error"
+    });
+    assert!(
+        st["message"].as_str().unwrap_or_default().contains("4299"),
+        "the profile's server did not reach the plugin: {st}"
+    );
+    s.expect(
+        "PUT",
+        &format!("/connections/{conn}"),
+        Some(&json!({"typ": "nats", "props": {"server": format!("nats://{NATS}")}})),
+        200,
+    );
+    s.expect("POST", "/rules/to_nats_profile/restart", None, 200);
+    s.wait_status("to_nats_profile", "records out through the profile", |st| {
+        st["sink_nats_0_0_records_out_total"].as_u64().unwrap_or(0) >= 2
+    });
 }
 
 #[test]

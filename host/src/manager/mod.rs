@@ -727,7 +727,12 @@ impl Manager {
             let rules = self.inner.rules.lock().await;
             rules
                 .iter()
-                .filter(|(_, r)| r.running.is_some())
+                // A rule stopped by an error keeps its task handle but
+                // holds no connection.
+                .filter(|(_, r)| {
+                    r.running.is_some()
+                        && r.status.state() == crate::runtime::rule::RuleState::Running
+                })
                 .map(|(id, r)| (id.clone(), r.def.clone(), r.sources.clone()))
                 .collect()
         };
