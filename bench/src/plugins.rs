@@ -2,11 +2,15 @@
 //!
 //! - a rule `memory -> SELECT * -> sink` with the built-in `discard` plugin
 //!   sink vs the native `nop` sink, same rule, same run, `batchSize` 1, 8, 64,
-//!   512 (`sendSingle`, so each row is one message handed to the plugin);
+//!   512 (`sendSingle`, so each row is one message and each plugin `write`
+//!   gets exactly `batchSize` of them); both sinks get the same warm-up, every
+//!   row is counted out of the sink, and the two alternate over a few rounds
+//!   (the median is printed);
 //! - the sink call alone: `collect` of exactly B pre-encoded messages on a
 //!   connected `discard` instance vs `nop`, to isolate the per-call cost;
-//! - the built-in `random` source at its fastest setting (`interval: 1`);
+//! - the built-in `random` source unpaced (`interval: 0`) into `nop`;
 //! - instance start time from the cached `InstancePre` (sink and source);
+//! - memory per `discard` sink instance (RSS delta over many instances);
 //! - install time of a ~2 MB component (fetch, unpack, precompile, describe,
 //!   commit), then its load time from the precompiled cache at the next start.
 
@@ -17,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use oort_core::{Props, Row, SinkContext, SinkItem, Value};
+use oort_wasm::plugin::MessageRef;
 use oort_wasm::{InstallRequest, PluginKind, PluginManager, WasmConfig};
 
 fn root() -> anyhow::Result<PathBuf> {
@@ -85,6 +90,31 @@ fn bulky_component() -> anyhow::Result<PathBuf> {
     Ok(target.join("wasm32-wasip2/release/discard.wasm"))
 }
 
+/// Rounds of each rule measurement (nop and discard alternate).
+const ROUNDS: usize = 5;
+
+/// Median (sorts `v`); 0 when empty.
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Resident memory from the page tables (`smaps_rollup`): exact, unlike
+/// `VmRSS`, whose per-thread counters are folded in lazily.
+fn self_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Rss:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
 fn stats(mut v: Vec<Duration>) -> String {
     v.sort();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
@@ -118,13 +148,33 @@ pub fn wasm_plugins() -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async {
         let mgr = oort::manager::Manager::open(dir.path(), registry.clone())?;
-        println!("f rule memory -> SELECT * -> sink, sendSingle (1 worker thread):");
+        if let Ok(spec) = std::env::var("OORT_BENCH_F_LOOP") {
+            return profile_loop(&mgr, &registry, &spec).await;
+        }
+        println!(
+            "f rule memory -> SELECT * -> sink, sendSingle (1 worker thread; median of {ROUNDS} alternating rounds):"
+        );
         for batch in [1usize, 8, 64, 512] {
-            let nop = rule_rate(&mgr, "nop", batch).await?;
-            let wasm = rule_rate(&mgr, "discard", batch).await?;
+            let mut nop = Vec::new();
+            let mut wasm = Vec::new();
+            let mut ratio = Vec::new();
+            for _ in 0..ROUNDS {
+                let n = rule_rate(&mgr, "nop", batch).await?;
+                let w = rule_rate(&mgr, "discard", batch).await?;
+                nop.push(n);
+                wasm.push(w);
+                ratio.push(w / n);
+            }
             println!(
-                "f   batchSize {batch:>3}: nop {nop:>9.0} rows/s, discard (wasm) {wasm:>9.0} rows/s = {:.2} of nop",
-                wasm / nop
+                "f   batchSize {batch:>3}: nop {:>9.0} rows/s, discard (wasm) {:>9.0} rows/s = {:.2} of nop (rounds: {})",
+                median(&mut nop),
+                median(&mut wasm),
+                median(&mut ratio),
+                ratio
+                    .iter()
+                    .map(|r| format!("{r:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             );
         }
         println!("f sink collect() of B pre-encoded messages, alone:");
@@ -140,11 +190,48 @@ pub fn wasm_plugins() -> anyhow::Result<()> {
         }
         random_rate(&mgr).await?;
         instance_start(&plugins).await?;
+        memory_per_instance(&plugins).await?;
         mgr.shutdown().await;
         Ok::<_, anyhow::Error>(())
     })?;
     drop(rt);
+    if std::env::var_os("OORT_BENCH_F_LOOP").is_some() {
+        return Ok(());
+    }
     install_time(&bulky, &dist)?;
+    Ok(())
+}
+
+/// `OORT_BENCH_F_LOOP="rule|collect <sink> <batch>"`: repeats one
+/// measurement for about ten seconds (for `perf record -p`), nothing else.
+async fn profile_loop(
+    mgr: &oort::manager::Manager,
+    registry: &oort_core::Registry,
+    spec: &str,
+) -> anyhow::Result<()> {
+    let w: Vec<&str> = spec.split_whitespace().collect();
+    let (what, sink, batch) = match w.as_slice() {
+        [what, sink, batch] => (*what, *sink, batch.parse::<usize>()?),
+        _ => {
+            return Err(anyhow!(
+                "OORT_BENCH_F_LOOP: want \"rule|collect <sink> <batch>\""
+            ))
+        }
+    };
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        match what {
+            "rule" => println!(
+                "f loop rule {sink} {batch}: {:.0} rows/s",
+                rule_rate(mgr, sink, batch).await?
+            ),
+            "collect" => {
+                let (calls, _) = collect_rate(registry, sink, batch).await?;
+                println!("f loop collect {sink} {batch}: {:.3} us/call", 1e6 / calls);
+            }
+            other => return Err(anyhow!("OORT_BENCH_F_LOOP: unknown {other}")),
+        }
+    }
     Ok(())
 }
 
@@ -153,10 +240,75 @@ async fn status_u64(mgr: &oort::manager::Manager, rule: &str, key: &str) -> anyh
     Ok(st.get(key).and_then(|v| v.as_u64()).unwrap_or(0))
 }
 
-/// Rows per second through `memory -> SELECT * -> <sink>` with `batchSize`.
+/// `n` rows `{id, temp, humidity}` (in that, unsorted, order) numbered from
+/// `from`, in publishes of `per`.
+fn make_rows(from: usize, n: usize, per: usize) -> Vec<Vec<Row>> {
+    let schema = Arc::new(oort_core::Schema::from_strs(&["id", "temp", "humidity"]));
+    (from..from + n)
+        .collect::<Vec<_>>()
+        .chunks(per)
+        .map(|c| {
+            c.iter()
+                .map(|&i| {
+                    let n = i as i64;
+                    Row::new(
+                        schema.clone(),
+                        vec![
+                            Value::Int(n),
+                            Value::Float((n % 40) as f64 + 0.5),
+                            Value::Int(n % 100),
+                        ],
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Publishes `batches` and waits until the sink's out counter reaches `target`.
+async fn pump(
+    mgr: &oort::manager::Manager,
+    id: &str,
+    topic: &str,
+    out_key: &str,
+    batches: Vec<Vec<Row>>,
+    target: u64,
+) -> anyhow::Result<()> {
+    let bus = oort_connectors::memory::bus::bus();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (i, b) in batches.into_iter().enumerate() {
+        // The memory source subscribes when its hub starts, which may be
+        // after the sink reports connected: the first publish is retried
+        // until someone listens; later ones must all be delivered.
+        if i == 0 {
+            while bus.publish(topic, b.clone()).await == 0 {
+                if Instant::now() > deadline {
+                    return Err(anyhow!("{id}: nobody subscribed to {topic}"));
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        } else if bus.publish(topic, b).await == 0 {
+            return Err(anyhow!("{id}: a publish to {topic} reached nobody"));
+        }
+    }
+    loop {
+        let got = status_u64(mgr, id, out_key).await?;
+        if got >= target {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(anyhow!("{id}: only {got} of {target} rows left the sink"));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Rows per second through `memory -> SELECT * -> <sink>` with `batchSize`,
+/// after the same warm-up for every sink.
 async fn rule_rate(mgr: &oort::manager::Manager, sink: &str, batch: usize) -> anyhow::Result<f64> {
-    // A multiple of 512 and of the publish batch, so every sink batch fills.
-    const N: usize = 128_000;
+    // Multiples of 512, so every sink batch fills and every row is counted out.
+    const WARM: usize = 16_384;
+    const N: usize = 512_000;
     const PUBLISH: usize = 1000;
     let tag = uuid::Uuid::new_v4().simple().to_string();
     let topic = format!("bench/f/{tag}");
@@ -183,43 +335,21 @@ async fn rule_rate(mgr: &oort::manager::Manager, sink: &str, batch: usize) -> an
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let schema = Arc::new(oort_core::Schema::from_strs(&["id", "temp", "humidity"]));
-    let batches: Vec<Vec<Row>> = (0..N / PUBLISH)
-        .map(|b| {
-            (0..PUBLISH)
-                .map(|i| {
-                    let n = (b * PUBLISH + i) as i64;
-                    Row::new(
-                        schema.clone(),
-                        vec![
-                            Value::Int(n),
-                            Value::Float((n % 40) as f64 + 0.5),
-                            Value::Int(n % 100),
-                        ],
-                    )
-                })
-                .collect()
-        })
-        .collect();
-    let bus = oort_connectors::memory::bus::bus();
     let out_key = format!("sink_{sink}_0_0_records_out_total");
+    let warm = make_rows(0, WARM, 1024);
+    pump(mgr, &id, &topic, &out_key, warm, WARM as u64).await?;
+    let timed = make_rows(WARM, N, PUBLISH);
     let start = Instant::now();
-    for b in batches {
-        bus.publish(&topic, b).await;
-    }
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let got = status_u64(mgr, &id, &out_key).await?;
-        if got >= N as u64 {
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err(anyhow!("{sink}: only {got} of {N} rows left the sink"));
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    pump(mgr, &id, &topic, &out_key, timed, (WARM + N) as u64).await?;
     let el = start.elapsed();
+    let exceptions = status_u64(mgr, &id, &format!("sink_{sink}_0_0_exceptions_total")).await?;
     mgr.delete_rule(&id).await.map_err(|e| anyhow!("{e}"))?;
+    mgr.exec_stream_sql(&format!("DROP STREAM {stream}"))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    if exceptions > 0 {
+        return Err(anyhow!("{sink}: {exceptions} sink exceptions"));
+    }
     Ok(N as f64 / el.as_secs_f64())
 }
 
@@ -264,7 +394,8 @@ async fn collect_rate(
     Ok((calls as f64 / el.as_secs_f64(), calls))
 }
 
-/// The `random` source as fast as it goes (`interval: 1` ms), into `nop`.
+/// The `random` source unpaced (`interval: 0`), into `nop`: rows per second
+/// (the source reads `read_batch` messages per `read` call).
 async fn random_rate(mgr: &oort::manager::Manager) -> anyhow::Result<()> {
     let tag = uuid::Uuid::new_v4().simple().to_string();
     let stream = format!("fr_{}", &tag[..12]);
@@ -273,7 +404,7 @@ async fn random_rate(mgr: &oort::manager::Manager) -> anyhow::Result<()> {
             "sources",
             "random",
             "bench_f",
-            &serde_json::json!({"interval": 1, "pattern": {"id": 1, "temp": 25.5}}),
+            &serde_json::json!({"interval": 0, "seed": 100, "pattern": {"id": 1, "temp": 25.5}}),
         )
         .map_err(|e| anyhow!("{e}"))?;
     mgr.exec_stream_sql(&format!(
@@ -288,16 +419,14 @@ async fn random_rate(mgr: &oort::manager::Manager) -> anyhow::Result<()> {
     )
     .await
     .map_err(|e| anyhow!("{e}"))?;
-    let key = format!("source_{stream}_0_records_in_total");
+    let key = "sink_nop_0_0_records_out_total";
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let a = status_u64(mgr, &id, &key).await?;
+    let a = status_u64(mgr, &id, key).await?;
     let t = Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let b = status_u64(mgr, &id, &key).await?;
+    let b = status_u64(mgr, &id, key).await?;
     let rate = (b - a) as f64 / t.elapsed().as_secs_f64();
-    println!(
-        "f random source (interval 1 ms) -> nop: {rate:.0} messages/s (the interval caps it at 1000/s)"
-    );
+    println!("f random source (interval 0: unpaced) -> nop: {rate:.0} rows/s");
     mgr.delete_rule(&id).await.map_err(|e| anyhow!("{e}"))?;
     Ok(())
 }
@@ -342,6 +471,55 @@ async fn instance_start(plugins: &PluginManager) -> anyhow::Result<()> {
     println!(
         "f instance start, source random (cached InstancePre): {}",
         stats(t)
+    );
+    Ok(())
+}
+
+/// Resident memory per `discard` sink instance: `N` instances kept alive,
+/// the growth of the process's resident set divided by `N`. Opened ones also
+/// got one 64-message write (their linear memory is touched). A first round
+/// is created and dropped unmeasured, so allocator warm-up is not counted.
+async fn memory_per_instance(plugins: &PluginManager) -> anyhow::Result<()> {
+    const N: usize = 200;
+    let plugin = plugins
+        .loaded(PluginKind::Sink, "discard")
+        .ok_or_else(|| anyhow!("discard not loaded"))?;
+    let wctx = plugin.context("bench_mem");
+    let payload = br#"{"humidity":40,"id":1,"temp":25.5}"#;
+    let msgs: Vec<MessageRef<'_>> = (0..64)
+        .map(|_| MessageRef {
+            payload,
+            meta: &[],
+            timestamp_ms: None,
+        })
+        .collect();
+    let mut per_instance = Vec::new();
+    for (opened, measured) in [(true, false), (true, true), (false, true)] {
+        let before = self_rss_kb();
+        let mut keep = Vec::with_capacity(N);
+        for _ in 0..N {
+            let mut inst = plugin
+                .instantiate_sink("bench_mem")
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+            if opened {
+                inst.open(&wctx, "{}").await.map_err(|e| anyhow!("{e}"))?;
+                inst.write_refs(&msgs)
+                    .await
+                    .map_err(|e| anyhow!("write: {e:?}"))?;
+            }
+            keep.push(inst);
+        }
+        let grown = self_rss_kb().saturating_sub(before) as f64 / N as f64;
+        drop(keep);
+        if measured {
+            per_instance.push(grown);
+        }
+    }
+    println!(
+        "f memory per discard sink instance: {:.1} KB RSS opened and written, {:.1} KB instantiated only ({N} instances)",
+        per_instance.first().copied().unwrap_or(0.0),
+        per_instance.get(1).copied().unwrap_or(0.0),
     );
     Ok(())
 }

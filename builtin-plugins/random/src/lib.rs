@@ -3,6 +3,10 @@
 //! each integer field increased by a random value in `[0, seed)` (float
 //! fields by a random float in the same range); with `deduplicate: N > 0`
 //! a message equal to one of the previous N is skipped.
+//!
+//! `interval: 0` is an Oort extension (eKuiper rejects it): no pacing, each
+//! `read` returns as many messages as the host asks for, so the source runs
+//! as fast as the rule consumes (load tests, benchmarks).
 
 use std::collections::hash_map::RandomState;
 use std::collections::VecDeque;
@@ -14,7 +18,7 @@ use oort_plugin_sdk::{
     export_source, prop, Context, Error, Message, PluginInfo, Props, ReadOutcome, Source,
 };
 
-const SCHEMA: &str = r#"{"interval":"int (ms, default 1000)","seed":"int > 0 (default 1)","pattern":"object (default {\"count\":50})","deduplicate":"int >= 0 (default 0)"}"#;
+const SCHEMA: &str = r#"{"interval":"int (ms, default 1000; 0: unpaced)","seed":"int > 0 (default 1)","pattern":"object (default {\"count\":50})","deduplicate":"int >= 0 (default 0)"}"#;
 
 struct Config {
     interval: Duration,
@@ -25,9 +29,9 @@ struct Config {
 
 fn config(props: &Props) -> Result<Config, Error> {
     let interval = prop::<i64>(props, "interval")?.unwrap_or(1000);
-    if interval <= 0 {
+    if interval < 0 {
         return Err(Error::config(format!(
-            "interval must be positive, got {interval}"
+            "interval must be positive (or 0: unpaced), got {interval}"
         )));
     }
     let seed = prop::<i64>(props, "seed")?.unwrap_or(1);
@@ -113,6 +117,22 @@ impl Random {
         oort_plugin_sdk::serde_json::to_vec(&Value::Object(out)).unwrap_or_default()
     }
 
+    /// `interval: 0`: up to `max` messages at once. When every one of them
+    /// was a duplicate, naps for `wait` rather than spin.
+    fn unpaced(&mut self, max: u32, wait: Duration) -> Vec<Message> {
+        let mut out = Vec::with_capacity(max as usize);
+        for _ in 0..max {
+            let payload = self.generate();
+            if !self.duplicate(&payload) {
+                out.push(Message::new(payload));
+            }
+        }
+        if out.is_empty() {
+            std::thread::sleep(wait);
+        }
+        out
+    }
+
     /// True when `payload` repeats one of the last `deduplicate` messages.
     fn duplicate(&mut self, payload: &[u8]) -> bool {
         let n = self.cfg.deduplicate;
@@ -154,6 +174,9 @@ impl Source for Random {
     }
 
     fn read(&mut self, max_messages: u32, wait: Duration) -> Result<ReadOutcome, Error> {
+        if self.cfg.interval.is_zero() {
+            return Ok(ReadOutcome::Messages(self.unpaced(max_messages, wait)));
+        }
         let now = Instant::now();
         if now < self.next_due {
             let nap = (self.next_due - now).min(wait);
@@ -177,3 +200,74 @@ impl Source for Random {
 }
 
 export_source!(Random);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(json: &str) -> Props {
+        oort_plugin_sdk::serde_json::from_str(json).expect("props object")
+    }
+
+    fn open(json: &str) -> Random {
+        let ctx = Context::default();
+        <Random as Source>::open(&ctx, props(json), None).expect("open")
+    }
+
+    fn count(out: ReadOutcome) -> usize {
+        match out {
+            ReadOutcome::Messages(m) => m.len(),
+            ReadOutcome::EndOfStream => 0,
+        }
+    }
+
+    #[test]
+    fn interval_zero_is_accepted_and_negative_is_not() {
+        assert!(config(&props(r#"{"interval": 0}"#)).is_ok());
+        let e = config(&props(r#"{"interval": -1}"#))
+            .err()
+            .map(|e| e.message);
+        assert!(e.is_some_and(|m| m.contains("interval must be positive")));
+    }
+
+    #[test]
+    fn interval_zero_fills_every_read_at_once() {
+        let mut r = open(r#"{"interval": 0, "seed": 1000, "pattern": {"v": 1}}"#);
+        let t = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(count(r.read(64, Duration::from_millis(200)).unwrap()), 64);
+        }
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[test]
+    fn paced_reads_still_wait_for_the_interval() {
+        let mut r = open(r#"{"interval": 50}"#);
+        let t = Instant::now();
+        let n = count(r.read(64, Duration::from_millis(200)).unwrap());
+        assert_eq!(n, 1);
+        assert!(
+            t.elapsed() >= Duration::from_millis(40),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[test]
+    fn interval_zero_with_only_duplicates_naps_instead_of_spinning() {
+        // seed 1: every message is the same; dedup 1 lets only the first through.
+        let mut r = open(r#"{"interval": 0, "pattern": {"v": 1}, "deduplicate": 1}"#);
+        assert_eq!(count(r.read(8, Duration::from_millis(30)).unwrap()), 1);
+        let t = Instant::now();
+        assert_eq!(count(r.read(8, Duration::from_millis(30)).unwrap()), 0);
+        assert!(
+            t.elapsed() >= Duration::from_millis(25),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+}

@@ -202,12 +202,50 @@ struct Shaper {
     encoder: Box<dyn Encoder>,
     template: Option<Template>,
     wants_bytes: bool,
+    /// The sink reads payloads only and no transform applies: rows are
+    /// encoded straight into payloads, `SinkItem::data` stays `Null`.
+    direct: bool,
+    /// Reused row buffer for array payloads whose rows span emissions.
+    scratch: Vec<Row>,
+    /// Size of the last one-buffer encoding, to size the next one.
+    last_len: usize,
+    /// That buffer, taken back for the next batch once the sink dropped its
+    /// payloads (saves a large allocation per batch).
+    spare: Option<Bytes>,
+    /// Reused payload end offsets in that buffer.
+    ends: Vec<usize>,
 }
 
 impl Shaper {
-    fn shape(&self, rows: &[Row], out: &mut Vec<SinkItem>) -> Result<(), String> {
-        if self.common.omit_if_empty && rows.is_empty() {
+    /// Shapes the rows of `parts` (consecutive slices of one batch) into
+    /// items: one per row with `sendSingle`, else one for all of them.
+    fn shape(&mut self, parts: &[&[Row]], out: &mut Vec<SinkItem>) -> Result<(), String> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if self.common.omit_if_empty && total == 0 {
             return Ok(());
+        }
+        let rows = parts.iter().flat_map(|p| p.iter());
+        if self.direct {
+            return if self.common.send_single {
+                self.encode_each(rows, out)
+            } else {
+                let payload = match parts {
+                    [] => self.encoder.encode_rows(&[]),
+                    [one] => self.encoder.encode_rows(one),
+                    _ => {
+                        self.scratch.clear();
+                        self.scratch.extend(rows.cloned());
+                        let r = self.encoder.encode_rows(&self.scratch);
+                        self.scratch.clear();
+                        r
+                    }
+                };
+                out.push(SinkItem {
+                    data: Value::Null,
+                    payload: payload.map_err(|e| e.to_string())?,
+                });
+                Ok(())
+            };
         }
         if self.common.send_single {
             for r in rows {
@@ -215,14 +253,50 @@ impl Shaper {
                 out.push(self.encode(v)?);
             }
         } else {
-            let arr: Vec<Value> = rows
-                .iter()
-                .map(|r| Value::Object(Arc::new(r.to_map())))
-                .collect();
+            let arr: Vec<Value> = rows.map(|r| Value::Object(Arc::new(r.to_map()))).collect();
             let v = self.transform(Value::Array(Arc::new(arr)));
             out.push(self.encode(v)?);
         }
         Ok(())
+    }
+
+    /// One payload per row, all encoded into one buffer and handed out as
+    /// slices of it: no allocation per row, and the buffer itself is reused
+    /// once the sink has dropped the previous batch's payloads.
+    fn encode_each<'a>(
+        &mut self,
+        mut rows: impl Iterator<Item = &'a Row>,
+        out: &mut Vec<SinkItem>,
+    ) -> Result<(), String> {
+        let mut buf = self
+            .spare
+            .take()
+            .and_then(|b| b.try_into_mut().ok())
+            .map(Vec::from)
+            .unwrap_or_default();
+        buf.clear();
+        buf.reserve(self.last_len.max(64));
+        self.ends.clear();
+        let failed = self
+            .encoder
+            .append_each_row(&mut rows, &mut buf, &mut self.ends)
+            .err()
+            .map(|e| e.to_string());
+        self.last_len = buf.len();
+        let buf = Bytes::from(buf);
+        let mut start = 0;
+        for &end in &self.ends {
+            out.push(SinkItem {
+                data: Value::Null,
+                payload: buf.slice(start..end),
+            });
+            start = end;
+        }
+        self.spare = Some(buf);
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn transform(&self, v: Value) -> Value {
@@ -302,10 +376,14 @@ fn pick_data_field(v: &Value, field: &str) -> Value {
 
 /// Validates the common props and builds the encoder/template; no IO.
 pub fn prepare(common: &SinkCommon) -> Result<(), ConnectorError> {
-    make_shaper(common.clone(), true).map(|_| ())
+    make_shaper(common.clone(), true, true).map(|_| ())
 }
 
-fn make_shaper(common: SinkCommon, wants_bytes: bool) -> Result<Shaper, ConnectorError> {
+fn make_shaper(
+    common: SinkCommon,
+    wants_bytes: bool,
+    wants_data: bool,
+) -> Result<Shaper, ConnectorError> {
     let encoder = codec::encoder(
         &common.format.to_ascii_lowercase(),
         &EncodeOptions {
@@ -319,11 +397,22 @@ fn make_shaper(common: SinkCommon, wants_bytes: bool) -> Result<Shaper, Connecto
         Some(t) if !t.is_empty() => Some(Template::compile(t)?),
         _ => None,
     };
+    let direct = wants_bytes
+        && !wants_data
+        && template.is_none()
+        && common.data_field.is_none()
+        && common.fields.is_none()
+        && common.exclude_fields.is_none();
     Ok(Shaper {
         common,
         encoder,
         template,
         wants_bytes,
+        direct,
+        scratch: Vec::new(),
+        last_len: 0,
+        spare: None,
+        ends: Vec::new(),
     })
 }
 
@@ -333,7 +422,11 @@ pub fn start(
     cancel: CancellationToken,
     fatal: mpsc::Sender<String>,
 ) -> Result<SinkNode, ConnectorError> {
-    let shaper = make_shaper(spec.common.clone(), spec.wants_bytes)?;
+    let shaper = make_shaper(
+        spec.common.clone(),
+        spec.wants_bytes,
+        spec.sink.wants_data(),
+    )?;
     let (tx, rx) = mpsc::channel::<Arc<Vec<Row>>>(spec.common.buffer_length.max(1));
     let metrics = Arc::new(NodeMetrics::default());
     let mut ctx = SinkContext::new(
@@ -357,7 +450,7 @@ pub fn start(
 
 async fn run(
     mut spec: SinkSpec,
-    shaper: Shaper,
+    mut shaper: Shaper,
     mut rx: mpsc::Receiver<Arc<Vec<Row>>>,
     ctx: SinkContext,
     metrics: Arc<NodeMetrics>,
@@ -388,59 +481,227 @@ async fn run(
     }
     let batch_size = spec.common.batch_size;
     let linger = Duration::from_millis(spec.common.linger_interval);
-    let mut pending: Vec<Row> = Vec::new();
+    let batching = batch_size > 0 || !linger.is_zero();
+    let mut pending = Pending::default();
+    // When lingering rows must be written even if no batch fills.
+    let mut due: Option<tokio::time::Instant> = None;
     let mut items: Vec<SinkItem> = Vec::with_capacity(64);
-    let mut emissions: Vec<Arc<Vec<Row>>> = Vec::with_capacity(64);
-    loop {
+    let mut emissions: Vec<Arc<Vec<Row>>> = Vec::with_capacity(RECV_MANY);
+    let mut w = Writer {
+        spec: &mut spec,
+        ctx: &ctx,
+        metrics: &metrics,
+    };
+    let ended = loop {
         emissions.clear();
-        let n = if batch_size > 0 && !pending.is_empty() && !linger.is_zero() {
-            tokio::select! {
-                n = rx.recv_many(&mut emissions, 64) => n,
-                _ = tokio::time::sleep(linger) => usize::MAX,
-                _ = ctx.cancel.cancelled() => 0,
+        let got = match due {
+            Some(at) => tokio::select! {
+                n = rx.recv_many(&mut emissions, RECV_MANY) => Got::Emissions(n),
+                _ = tokio::time::sleep_until(at) => Got::Linger,
+                _ = ctx.cancel.cancelled() => Got::Cancelled,
+            },
+            None => tokio::select! {
+                n = rx.recv_many(&mut emissions, RECV_MANY) => Got::Emissions(n),
+                _ = ctx.cancel.cancelled() => Got::Cancelled,
+            },
+        };
+        let step = match got {
+            Got::Cancelled => break Ok(false),
+            Got::Emissions(0) => break Ok(true),
+            Got::Linger => {
+                due = None;
+                let n = pending.len();
+                w.write_pending(&mut shaper, &mut pending, n, &mut items)
+                    .await
             }
-        } else {
-            tokio::select! {
-                n = rx.recv_many(&mut emissions, 64) => n,
-                _ = ctx.cancel.cancelled() => 0,
+            Got::Emissions(_) if batching => {
+                let mut r = Ok(());
+                for e in emissions.drain(..) {
+                    w.metrics.inc_in(e.len() as u64);
+                    if pending.is_empty() && !e.is_empty() && !linger.is_zero() {
+                        due = Some(tokio::time::Instant::now() + linger);
+                    }
+                    pending.push(e);
+                    while batch_size > 0 && pending.len() >= batch_size {
+                        r = w
+                            .write_pending(&mut shaper, &mut pending, batch_size, &mut items)
+                            .await;
+                        if r.is_err() {
+                            break;
+                        }
+                    }
+                    if pending.is_empty() {
+                        due = None;
+                    }
+                    if r.is_err() {
+                        break;
+                    }
+                }
+                r
+            }
+            Got::Emissions(_) => {
+                // Not batched: what was queued, in writes of at most MAX_UNBATCHED items.
+                let mut r = Ok(());
+                let start = std::time::Instant::now();
+                for e in emissions.drain(..) {
+                    w.metrics.inc_in(e.len().max(1) as u64);
+                    if let Err(err) = shaper.shape(&[&e[..]], &mut items) {
+                        w.metrics.exception(err);
+                    }
+                    while r.is_ok() && items.len() >= MAX_UNBATCHED {
+                        r = w.write(&mut items, MAX_UNBATCHED, start).await;
+                    }
+                    if r.is_err() {
+                        break;
+                    }
+                }
+                match r {
+                    Ok(()) => w.write(&mut items, usize::MAX, start).await,
+                    e => e,
+                }
             }
         };
-        if n == 0 {
-            break;
+        if let Err(msg) = step {
+            break Err(msg);
         }
-        items.clear();
-        let start = std::time::Instant::now();
-        if batch_size > 0 {
-            for e in &emissions {
-                metrics.inc_in(e.len() as u64);
-                pending.extend(e.iter().cloned());
-            }
-            let linger_fired = n == usize::MAX;
-            while pending.len() >= batch_size || (linger_fired && !pending.is_empty()) {
-                let take = pending.len().min(batch_size);
-                let chunk: Vec<Row> = pending.drain(..take).collect();
-                if let Err(e) = shaper.shape(&chunk, &mut items) {
-                    metrics.exception(e);
-                }
-            }
-        } else {
-            for e in &emissions {
-                metrics.inc_in(e.len().max(1) as u64);
-                if let Err(err) = shaper.shape(e, &mut items) {
-                    metrics.exception(err);
-                }
+    };
+    match ended {
+        // The input ended (the rule is draining): write what still lingers.
+        Ok(true) if !pending.is_empty() => {
+            let n = pending.len();
+            if let Err(msg) = w
+                .write_pending(&mut shaper, &mut pending, n, &mut items)
+                .await
+            {
+                let _ = fatal.send(msg).await;
             }
         }
-        if items.is_empty() {
-            continue;
-        }
-        if let Err(msg) = deliver(&mut spec, &ctx, &items, &metrics).await {
+        Err(msg) => {
             let _ = fatal.send(msg).await;
-            break;
         }
-        metrics.invoked(oort_core::now_ms(), start.elapsed().as_micros() as u64);
+        _ => {}
     }
     let _ = spec.sink.close(&ctx).await;
+}
+
+/// Most emissions taken from the input queue at once.
+const RECV_MANY: usize = 64;
+
+/// Without `batchSize`/`lingerInterval`, one `collect` gets what was queued,
+/// up to this many items.
+const MAX_UNBATCHED: usize = 512;
+
+enum Got {
+    Emissions(usize),
+    Linger,
+    Cancelled,
+}
+
+/// Rows waiting for a batch to fill, kept as the emissions they came in
+/// (shared, not copied).
+#[derive(Default)]
+struct Pending {
+    parts: std::collections::VecDeque<(Arc<Vec<Row>>, usize)>,
+    len: usize,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn push(&mut self, e: Arc<Vec<Row>>) {
+        if !e.is_empty() {
+            self.len += e.len();
+            self.parts.push_back((e, 0));
+        }
+    }
+
+    /// The first `n` rows (at most all), as consecutive slices.
+    fn front(&self, n: usize) -> Vec<&[Row]> {
+        let mut left = n.min(self.len);
+        let mut out = Vec::new();
+        for (e, at) in &self.parts {
+            if left == 0 {
+                break;
+            }
+            let rows = &e[*at..];
+            let k = rows.len().min(left);
+            out.push(&rows[..k]);
+            left -= k;
+        }
+        out
+    }
+
+    /// Drops the first `n` rows.
+    fn consume(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some((e, at)) = self.parts.front_mut() else {
+                break;
+            };
+            let avail = e.len() - *at;
+            if avail <= n {
+                n -= avail;
+                self.len -= avail;
+                self.parts.pop_front();
+            } else {
+                *at += n;
+                self.len -= n;
+                n = 0;
+            }
+        }
+    }
+}
+
+/// The write side of a sink node: one `collect` per call, with metrics.
+struct Writer<'a> {
+    spec: &'a mut SinkSpec,
+    ctx: &'a SinkContext,
+    metrics: &'a NodeMetrics,
+}
+
+impl Writer<'_> {
+    /// Shapes the first `n` pending rows into one batch and writes it.
+    async fn write_pending(
+        &mut self,
+        shaper: &mut Shaper,
+        pending: &mut Pending,
+        n: usize,
+        items: &mut Vec<SinkItem>,
+    ) -> Result<(), String> {
+        let start = std::time::Instant::now();
+        let shaped = shaper.shape(&pending.front(n), items);
+        pending.consume(n);
+        if let Err(e) = shaped {
+            self.metrics.exception(e);
+        }
+        self.write(items, usize::MAX, start).await
+    }
+
+    /// Writes the first `n` of `items` (at most all; nothing when empty) in
+    /// one `collect`, then removes them.
+    async fn write(
+        &mut self,
+        items: &mut Vec<SinkItem>,
+        n: usize,
+        start: std::time::Instant,
+    ) -> Result<(), String> {
+        let n = n.min(items.len());
+        if n == 0 {
+            return Ok(());
+        }
+        let r = deliver(self.spec, self.ctx, &items[..n], self.metrics).await;
+        items.drain(..n);
+        if r.is_ok() {
+            self.metrics
+                .invoked(oort_core::now_ms(), start.elapsed().as_micros() as u64);
+        }
+        r
+    }
 }
 
 /// Writes items; retries `Unavailable` a few times, counts other errors.
@@ -485,6 +746,249 @@ async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_trait::async_trait;
+    use oort_core::Schema;
+    use parking_lot::Mutex;
+    use tokio::sync::oneshot;
+
+    /// Records every `collect`; `connect` waits for the gate, so a test can
+    /// queue emissions before the node reads any.
+    struct Recorder {
+        writes: Arc<Mutex<Vec<Vec<SinkItem>>>>,
+        gate: Option<oneshot::Receiver<()>>,
+        data: bool,
+    }
+
+    #[async_trait]
+    impl Sink for Recorder {
+        async fn connect(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
+            if let Some(g) = self.gate.take() {
+                let _ = g.await;
+            }
+            ctx.conn.connected();
+            Ok(())
+        }
+        async fn collect(
+            &mut self,
+            _ctx: &SinkContext,
+            items: &[SinkItem],
+        ) -> Result<(), ConnectorError> {
+            // Copies, so the node may reuse its encode buffer (as with real sinks).
+            let copies = items
+                .iter()
+                .map(|it| SinkItem {
+                    data: it.data.clone(),
+                    payload: Bytes::copy_from_slice(&it.payload),
+                })
+                .collect();
+            self.writes.lock().push(copies);
+            Ok(())
+        }
+        fn wants_data(&self) -> bool {
+            self.data
+        }
+    }
+
+    fn rows(from: i64, n: usize) -> Arc<Vec<Row>> {
+        let schema = Arc::new(Schema::from_strs(&["id", "t"]));
+        Arc::new(
+            (0..n as i64)
+                .map(|i| Row::new(schema.clone(), vec![Value::Int(from + i), Value::str("x")]))
+                .collect(),
+        )
+    }
+
+    struct Node {
+        tx: Option<mpsc::Sender<Arc<Vec<Row>>>>,
+        gate: Option<oneshot::Sender<()>>,
+        task: tokio::task::JoinHandle<()>,
+        writes: Arc<Mutex<Vec<Vec<SinkItem>>>>,
+    }
+
+    impl Node {
+        fn new(props: serde_json::Value, wants_data: bool) -> Node {
+            let props = props.as_object().cloned().unwrap_or_default();
+            let (gate_tx, gate_rx) = oneshot::channel();
+            let writes = Arc::new(Mutex::new(Vec::new()));
+            let spec = SinkSpec {
+                rule_id: "t".into(),
+                kind: "rec".into(),
+                index: 0,
+                sink: Box::new(Recorder {
+                    writes: writes.clone(),
+                    gate: Some(gate_rx),
+                    data: wants_data,
+                }),
+                wants_bytes: true,
+                common: SinkCommon::from_props(&props).unwrap(),
+            };
+            let (fatal_tx, _) = mpsc::channel(4);
+            let n = start(spec, CancellationToken::new(), fatal_tx).unwrap();
+            Node {
+                tx: Some(n.tx),
+                gate: Some(gate_tx),
+                task: n.task,
+                writes,
+            }
+        }
+        async fn send(&self, e: Arc<Vec<Row>>) {
+            if let Some(tx) = &self.tx {
+                tx.send(e).await.unwrap();
+            }
+        }
+        fn open(&mut self) {
+            if let Some(g) = self.gate.take() {
+                let _ = g.send(());
+            }
+        }
+        /// Opens the gate, closes the input and waits for the node to end.
+        async fn finish(mut self) -> Vec<Vec<SinkItem>> {
+            self.open();
+            self.tx = None;
+            self.task.await.unwrap();
+            let w = self.writes.lock().clone();
+            w
+        }
+        fn sizes(&self) -> Vec<usize> {
+            self.writes.lock().iter().map(Vec::len).collect()
+        }
+    }
+
+    fn sizes(w: &[Vec<SinkItem>]) -> Vec<usize> {
+        w.iter().map(Vec::len).collect()
+    }
+
+    fn text(it: &SinkItem) -> String {
+        String::from_utf8_lossy(&it.payload).into_owned()
+    }
+
+    #[tokio::test]
+    async fn each_write_gets_exactly_batch_size_rows() {
+        let node = Node::new(
+            serde_json::json!({"batchSize": 3, "sendSingle": true}),
+            false,
+        );
+        for i in 0..7 {
+            node.send(rows(i, 1)).await;
+        }
+        node.send(rows(7, 4)).await;
+        let w = node.finish().await;
+        // The last two rows are written when the input ends.
+        assert_eq!(sizes(&w), vec![3, 3, 3, 2]);
+        let ids: Vec<String> = w.iter().flatten().map(text).collect();
+        let want: Vec<String> = (0..11)
+            .map(|i| format!(r#"{{"id":{i},"t":"x"}}"#))
+            .collect();
+        assert_eq!(ids, want);
+    }
+
+    #[tokio::test]
+    async fn a_batch_without_send_single_is_one_array_message() {
+        let node = Node::new(serde_json::json!({"batchSize": 2}), true);
+        for i in 0..5 {
+            node.send(rows(i, 1)).await;
+        }
+        let w = node.finish().await;
+        assert_eq!(sizes(&w), vec![1, 1, 1]);
+        assert_eq!(text(&w[0][0]), r#"[{"id":0,"t":"x"},{"id":1,"t":"x"}]"#);
+        assert_eq!(text(&w[2][0]), r#"[{"id":4,"t":"x"}]"#);
+        assert!(matches!(&w[0][0].data, Value::Array(a) if a.len() == 2));
+    }
+
+    #[tokio::test]
+    async fn linger_writes_what_accumulated() {
+        for props in [
+            serde_json::json!({"batchSize": 100, "lingerInterval": 40, "sendSingle": true}),
+            serde_json::json!({"lingerInterval": "40ms", "sendSingle": true}),
+        ] {
+            let mut node = Node::new(props.clone(), false);
+            node.open();
+            for i in 0..3 {
+                node.send(rows(i, 1)).await;
+            }
+            let t = std::time::Instant::now();
+            while node.sizes().is_empty() && t.elapsed() < Duration::from_secs(5) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            assert_eq!(node.sizes(), vec![3], "{props}");
+            node.send(rows(3, 2)).await;
+            let t = std::time::Instant::now();
+            while node.sizes().len() < 2 && t.elapsed() < Duration::from_secs(5) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            assert_eq!(node.sizes(), vec![3, 2], "{props}");
+            assert_eq!(sizes(&node.finish().await), vec![3, 2], "{props}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unbatched_writes_take_what_is_queued_up_to_a_cap() {
+        let node = Node::new(serde_json::json!({}), true);
+        for i in 0..5 {
+            node.send(rows(i, 1)).await;
+        }
+        assert_eq!(sizes(&node.finish().await), vec![5]);
+
+        let node = Node::new(serde_json::json!({"sendSingle": true}), false);
+        node.send(rows(0, 400)).await;
+        node.send(rows(400, 400)).await;
+        let w = node.finish().await;
+        assert_eq!(sizes(&w), vec![MAX_UNBATCHED, 800 - MAX_UNBATCHED]);
+        assert_eq!(
+            text(&w[1][0]),
+            format!(r#"{{"id":{MAX_UNBATCHED},"t":"x"}}"#)
+        );
+    }
+
+    #[test]
+    fn encode_buffer_is_reused_once_payloads_are_dropped() {
+        let props = serde_json::json!({"sendSingle": true});
+        let common = SinkCommon::from_props(props.as_object().unwrap()).unwrap();
+        let mut sh = make_shaper(common, true, false).unwrap();
+        let batch = rows(0, 8);
+        let mut items = Vec::new();
+        sh.shape(&[&batch[..]], &mut items).unwrap();
+        let first = items[0].payload.as_ptr();
+        let kept = items[0].payload.clone();
+        items.clear();
+        // A payload still held elsewhere: a fresh buffer, the old bytes intact.
+        sh.shape(&[&batch[..]], &mut items).unwrap();
+        assert_ne!(items[0].payload.as_ptr(), first);
+        assert_eq!(&kept[..], br#"{"id":0,"t":"x"}"#);
+        drop(kept);
+        let second = items[0].payload.as_ptr();
+        items.clear();
+        sh.shape(&[&batch[1..]], &mut items).unwrap();
+        assert_eq!(items[0].payload.as_ptr(), second);
+        assert_eq!(&items[0].payload[..], br#"{"id":1,"t":"x"}"#);
+        assert_eq!(items.len(), 7);
+    }
+
+    #[tokio::test]
+    async fn payload_only_sinks_get_the_same_bytes_without_data() {
+        for props in [
+            serde_json::json!({"sendSingle": true, "batchSize": 2}),
+            serde_json::json!({"batchSize": 3}),
+            serde_json::json!({}),
+            serde_json::json!({"sendSingle": true, "fields": ["t"]}),
+            serde_json::json!({"format": "delimited", "sendSingle": true}),
+        ] {
+            let mut got = Vec::new();
+            for wants_data in [true, false] {
+                let node = Node::new(props.clone(), wants_data);
+                node.send(rows(0, 1)).await;
+                node.send(rows(1, 3)).await;
+                let w = node.finish().await;
+                let direct = !wants_data && props.get("fields").is_none();
+                for it in w.iter().flatten() {
+                    assert_eq!(matches!(it.data, Value::Null), direct, "{props}");
+                }
+                got.push(w.iter().flatten().map(text).collect::<Vec<_>>());
+            }
+            assert_eq!(got[0], got[1], "{props}");
+            assert!(!got[0].is_empty());
+        }
+    }
 
     #[test]
     fn go_templates_translate() {

@@ -182,7 +182,9 @@ pub trait SourceFactory: Send + Sync {
 /// One item handed to a sink: the result data and, if the sink wants bytes, its encoding.
 #[derive(Debug, Clone)]
 pub struct SinkItem {
-    /// A row object (sendSingle) or an array of row objects.
+    /// A row object (sendSingle) or an array of row objects. Sinks whose
+    /// [`Sink::wants_data`] is false must not rely on it (it is `Value::Null`
+    /// when the rows were encoded directly).
     pub data: Value,
     /// The encoded payload (format, fields, dataTemplate applied). Empty when
     /// the sink declared it does not need bytes.
@@ -219,6 +221,15 @@ pub trait Sink: Send {
     ) -> Result<(), ConnectorError>;
     async fn close(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {
         Ok(())
+    }
+    /// False when this instance reads only [`SinkItem::payload`] (plugin
+    /// sinks: they see bytes and metadata). The runtime then leaves
+    /// [`SinkItem::data`] as `Value::Null` and, when no `fields`,
+    /// `excludeFields`, `dataField` or `dataTemplate` applies, encodes the
+    /// rows straight into the payload without building row objects.
+    /// Asked once, when the sink node starts.
+    fn wants_data(&self) -> bool {
+        true
     }
 }
 

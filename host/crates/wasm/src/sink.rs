@@ -7,10 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oort_core::{ConnectorError, Props, Sink, SinkContext, SinkFactory, SinkItem};
+use oort_core::{ConnectorError, Props, Sink, SinkContext, SinkFactory, SinkItem, Value};
 
-use crate::bindings::WitMessage;
-use crate::plugin::{LoadedPlugin, PluginSlot, SinkInstance};
+use crate::plugin::{LoadedPlugin, MessageRef, PluginSlot, SinkInstance};
 
 const RESEND_ATTEMPTS: u32 = 3;
 
@@ -51,17 +50,27 @@ pub struct WasmSink {
     inst: Option<SinkInstance>,
 }
 
-fn to_message(item: &SinkItem) -> WitMessage {
-    let payload = if item.payload.is_empty() {
-        serde_json::to_vec(&item.data.to_json()).unwrap_or_default()
-    } else {
-        item.payload.to_vec()
-    };
-    WitMessage {
-        payload,
-        meta: Vec::new(),
-        timestamp_ms: None,
-    }
+/// An item the runtime did not encode (a caller that built items itself):
+/// its data as JSON.
+fn needs_json(item: &SinkItem) -> bool {
+    item.payload.is_empty() && !matches!(item.data, Value::Null)
+}
+
+/// The payload bytes of each item, borrowed; `owned` holds the JSON of
+/// items without a payload (empty when there are none).
+fn to_refs<'a>(items: &'a [SinkItem], owned: &'a [Option<Vec<u8>>]) -> Vec<MessageRef<'a>> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| MessageRef {
+            payload: owned
+                .get(i)
+                .and_then(|o| o.as_deref())
+                .unwrap_or(&it.payload[..]),
+            meta: &[],
+            timestamp_ms: None,
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -97,12 +106,23 @@ impl Sink for WasmSink {
                 self.plugin.name
             )));
         };
-        let msgs: Vec<WitMessage> = items.iter().map(to_message).collect();
+        let owned: Vec<Option<Vec<u8>>> = if items.iter().any(needs_json) {
+            items
+                .iter()
+                .map(|it| {
+                    needs_json(it)
+                        .then(|| serde_json::to_vec(&it.data.to_json()).unwrap_or_default())
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let msgs = to_refs(items, &owned);
         let mut start = 0usize;
         let mut dropped: Vec<String> = Vec::new();
         let mut attempts = 0u32;
         while start < msgs.len() {
-            match inst.write(&msgs[start..]).await {
+            match inst.write_refs(&msgs[start..]).await {
                 Ok(()) => break,
                 Err(Err(e)) => return Err(e),
                 Err(Ok(partial)) => {
@@ -137,6 +157,11 @@ impl Sink for WasmSink {
                 dropped.join("; ")
             )))
         }
+    }
+
+    /// Plugins see bytes and metadata only.
+    fn wants_data(&self) -> bool {
+        false
     }
 
     async fn close(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {

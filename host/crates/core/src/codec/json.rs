@@ -318,17 +318,105 @@ impl Encoder for JsonEncoder {
         Ok(Bytes::from(out))
     }
 
+    fn append_row(&self, row: &Row, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        write_row(out, row);
+        Ok(())
+    }
+
+    fn append_each_row(
+        &self,
+        rows: &mut dyn Iterator<Item = &Row>,
+        out: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<(), CodecError> {
+        let mut layout: Option<RowLayout> = None;
+        for r in rows {
+            RowLayout::for_row(&mut layout, r).write(out, r);
+            ends.push(out.len());
+        }
+        Ok(())
+    }
+
     fn encode_rows(&self, rows: &[Row]) -> Result<Bytes, CodecError> {
         let mut out = Vec::with_capacity(128 * rows.len().max(1));
+        let mut layout: Option<RowLayout> = None;
         out.push(b'[');
         for (i, r) in rows.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            write_row(&mut out, r);
+            RowLayout::for_row(&mut layout, r).write(&mut out, r);
         }
         out.push(b']');
         Ok(Bytes::from(out))
+    }
+}
+
+/// How rows of one schema print as JSON objects: keys in sorted order (the
+/// first slot of a duplicated name), each already escaped with its `:` (and
+/// the `,` before all but the first), so a batch of rows sharing a schema
+/// sorts and escapes the keys once.
+struct RowLayout {
+    schema: Arc<Schema>,
+    /// `"a":,"b":,"c":` one after another.
+    keys: Vec<u8>,
+    /// Per key: where its text ends in `keys`, and the value slot.
+    parts: Vec<(usize, usize)>,
+    /// How many slots the layout covers (names and values of the row).
+    width: usize,
+}
+
+impl RowLayout {
+    fn new(row: &Row) -> RowLayout {
+        let names = row.schema.names();
+        let n = names.len().min(row.values.len());
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|a, b| names[*a].cmp(&names[*b]));
+        let mut keys = Vec::with_capacity(n * 12);
+        let mut parts = Vec::with_capacity(n);
+        let mut prev: Option<&str> = None;
+        for i in order {
+            let k = names[i].as_ref();
+            if prev == Some(k) {
+                continue;
+            }
+            prev = Some(k);
+            if !parts.is_empty() {
+                keys.push(b',');
+            }
+            write_str(&mut keys, k);
+            keys.push(b':');
+            parts.push((keys.len(), i));
+        }
+        RowLayout {
+            schema: row.schema.clone(),
+            keys,
+            parts,
+            width: n,
+        }
+    }
+
+    /// The layout cached in `slot` if it is for `row`'s schema, else a new one.
+    fn for_row<'s>(slot: &'s mut Option<RowLayout>, row: &Row) -> &'s RowLayout {
+        let stale = slot.as_ref().is_none_or(|l| {
+            !Arc::ptr_eq(&l.schema, &row.schema)
+                || l.width != row.schema.names().len().min(row.values.len())
+        });
+        if stale {
+            *slot = Some(RowLayout::new(row));
+        }
+        slot.get_or_insert_with(|| RowLayout::new(row))
+    }
+
+    fn write(&self, out: &mut Vec<u8>, row: &Row) {
+        out.push(b'{');
+        let mut start = 0;
+        for &(end, slot) in &self.parts {
+            out.extend_from_slice(&self.keys[start..end]);
+            write_value(out, row.values.get(slot).unwrap_or(&Value::Null));
+            start = end;
+        }
+        out.push(b'}');
     }
 }
 
@@ -380,14 +468,39 @@ pub fn write_map(out: &mut Vec<u8>, m: &Map) {
 /// Appends a row as a JSON object with its keys sorted (as Go prints maps).
 pub fn write_row(out: &mut Vec<u8>, row: &Row) {
     let names = row.schema.names();
-    let mut order: Vec<usize> = (0..names.len().min(row.values.len())).collect();
-    if !names.windows(2).all(|w| w[0] <= w[1]) {
-        order.sort_by(|a, b| names[*a].cmp(&names[*b]));
+    let n = names.len().min(row.values.len());
+    if names[..n].windows(2).all(|w| w[0] < w[1]) {
+        // Already sorted, no duplicates (the common case): no index to build.
+        out.push(b'{');
+        for (i, (k, v)) in names[..n].iter().zip(&row.values).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, k);
+            out.push(b':');
+            write_value(out, v);
+        }
+        out.push(b'}');
+        return;
     }
+    // Slot indexes in key order (stable: a duplicate name keeps its first slot
+    // first); on the stack for rows of ordinary width.
+    let mut small = [0usize; 32];
+    let mut large = Vec::new();
+    let order: &mut [usize] = if n <= small.len() {
+        for (i, o) in small[..n].iter_mut().enumerate() {
+            *o = i;
+        }
+        &mut small[..n]
+    } else {
+        large.extend(0..n);
+        &mut large
+    };
+    order.sort_by(|a, b| names[*a].cmp(&names[*b]));
     out.push(b'{');
     let mut first = true;
     let mut prev: Option<&str> = None;
-    for i in order {
+    for &i in order.iter() {
         let k = names[i].as_ref();
         if prev == Some(k) {
             continue; // duplicate name: the first slot is the row's value
@@ -604,6 +717,63 @@ mod tests {
             JsonEncoder.encode(&arr).unwrap()
         );
         assert_eq!(&JsonEncoder.encode_rows(&[]).unwrap()[..], b"[]");
+    }
+
+    #[test]
+    fn sorted_and_duplicate_schemas_encode_like_the_map() {
+        use crate::value::Schema;
+        let sorted = Row::new(
+            Arc::new(Schema::from_strs(&["a", "b", "c"])),
+            vec![Value::Int(1), Value::str("x"), Value::Null],
+        );
+        let dup = Row::new(
+            Arc::new(Schema::from_strs(&["b", "a", "b"])),
+            vec![Value::Int(1), Value::Int(2), Value::Int(3)],
+        );
+        let sorted_dup = Row::new(
+            Arc::new(Schema::from_strs(&["a", "a"])),
+            vec![Value::Int(1), Value::Int(2)],
+        );
+        let wide_names: Vec<String> = (0..40).map(|i| format!("k{}", 39 - i)).collect();
+        let wide_refs: Vec<&str> = wide_names.iter().map(String::as_str).collect();
+        let wide = Row::new(
+            Arc::new(Schema::from_strs(&wide_refs)),
+            (0..40).map(Value::Int).collect(),
+        );
+        for r in [&sorted, &dup, &sorted_dup, &wide] {
+            let want = JsonEncoder.encode(&r.to_value()).unwrap();
+            assert_eq!(JsonEncoder.encode_row(r).unwrap(), want);
+            let mut out = b"x".to_vec();
+            JsonEncoder.append_row(r, &mut out).unwrap();
+            assert_eq!(&out[1..], &want[..]);
+        }
+        // Rows of different schemas in one batch (the layout is per schema).
+        let batch = [&sorted, &dup, &dup, &wide, &sorted_dup, &sorted];
+        let mut out = Vec::new();
+        let mut ends = Vec::new();
+        JsonEncoder
+            .append_each_row(&mut batch.iter().copied(), &mut out, &mut ends)
+            .unwrap();
+        let mut start = 0;
+        for (r, end) in batch.iter().zip(&ends) {
+            assert_eq!(&out[start..*end], &JsonEncoder.encode_row(r).unwrap()[..]);
+            start = *end;
+        }
+        assert_eq!(ends.len(), batch.len());
+        let owned: Vec<Row> = batch.iter().map(|r| (*r).clone()).collect();
+        let arr = Value::Array(Arc::new(owned.iter().map(Row::to_value).collect()));
+        assert_eq!(
+            JsonEncoder.encode_rows(&owned).unwrap(),
+            JsonEncoder.encode(&arr).unwrap()
+        );
+        assert_eq!(
+            &JsonEncoder.encode_row(&dup).unwrap()[..],
+            br#"{"a":2,"b":1}"#
+        );
+        assert_eq!(
+            &JsonEncoder.encode_row(&sorted_dup).unwrap()[..],
+            br#"{"a":1}"#
+        );
     }
 
     #[test]

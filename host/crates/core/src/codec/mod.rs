@@ -65,6 +65,30 @@ pub trait Encoder: Send + Sync {
         let arr: Vec<Value> = rows.iter().map(Row::to_value).collect();
         self.encode(&Value::Array(std::sync::Arc::new(arr)))
     }
+
+    /// Appends the bytes of [`Encoder::encode_row`] to `out`, so a caller can
+    /// encode many rows into one buffer. On error `out` may hold a partial row.
+    fn append_row(&self, row: &Row, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        out.extend_from_slice(&self.encode_row(row)?);
+        Ok(())
+    }
+
+    /// Encodes each row as with [`Encoder::append_row`], one after another
+    /// into `out`, pushing the end offset of each to `ends`; stops at the
+    /// first error. Lets an encoder reuse per-schema work across a batch
+    /// (JSON prepares the sorted, escaped keys once per schema).
+    fn append_each_row(
+        &self,
+        rows: &mut dyn Iterator<Item = &Row>,
+        out: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<(), CodecError> {
+        for r in rows {
+            self.append_row(r, out)?;
+            ends.push(out.len());
+        }
+        Ok(())
+    }
 }
 
 /// The delimiter to use: the configured one unless empty, else `,`.

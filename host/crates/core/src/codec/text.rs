@@ -152,6 +152,14 @@ fn write_float_style(out: &mut Vec<u8>, f: f64, style: FloatStyle) {
         out.extend_from_slice(ib.format(abs as u64).as_bytes());
         return;
     }
+    // In [1e-4, 1e15) every style prints fixed notation, which is what ryu
+    // prints there too (shortest digits, and never a bare ".0": whole numbers
+    // took the path above).
+    if (1e-4..1e15).contains(&abs) {
+        let mut rb = ryu::Buffer::new();
+        out.extend_from_slice(rb.format_finite(abs).as_bytes());
+        return;
+    }
     let d = Digits::of(abs);
     let exp = d.point - 1;
     match style {
@@ -253,6 +261,36 @@ mod tests {
         assert_eq!(json(0.0), "0");
         assert_eq!(json(f64::NAN), "null");
         assert_eq!(json(1.0 / 3.0), "0.3333333333333333");
+    }
+
+    #[test]
+    fn fixed_range_fast_path_agrees_with_digits() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut checked = 0;
+        for i in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mant = (x >> 11) as f64 / (1u64 << 53) as f64;
+            let f = mant * 10f64.powi((i % 20) - 4);
+            if !(1e-4..1e15).contains(&f) || f.fract() == 0.0 {
+                continue;
+            }
+            let mut slow = Vec::new();
+            Digits::of(f).write_fixed(&mut slow);
+            for style in [FloatStyle::Json, FloatStyle::Verb, FloatStyle::Fixed] {
+                let mut fast = Vec::new();
+                write_float_style(&mut fast, f, style);
+                assert_eq!(fast, slow, "{f:e}");
+            }
+            checked += 1;
+        }
+        assert!(checked > 10_000);
+        for f in [1e-4, 0.00012, 25.5, 999999999999999.9, 0.1 + 0.2] {
+            let mut slow = Vec::new();
+            Digits::of(f).write_fixed(&mut slow);
+            assert_eq!(json(f).into_bytes(), slow, "{f}");
+        }
     }
 
     #[test]
