@@ -265,12 +265,6 @@ impl SocketPolicy {
         }
     }
 
-    pub fn any_tcp(&self) -> bool {
-        self.rules.iter().any(|r| r.proto_allows(false))
-    }
-    pub fn any_udp(&self) -> bool {
-        self.rules.iter().any(|r| r.proto_allows(true))
-    }
     pub fn needs_dns(&self) -> bool {
         self.rules.iter().any(Outbound::needs_dns)
     }
