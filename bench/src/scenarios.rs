@@ -85,6 +85,7 @@ pub fn decode_filter_encode() -> anyhow::Result<()> {
             let ev = Arc::new(Event {
                 row,
                 meta: None,
+                seq: 0,
                 ts: 0,
             });
             q.on_event(0, &ev, &mut out);
@@ -123,6 +124,7 @@ pub fn tumbling_window() -> anyhow::Result<()> {
                     vec![keys[(i % 100) as usize].clone(), Value::Int(i % 50)],
                 ),
                 meta: None,
+                seq: 0,
                 // 100k events per second of event time: 10 windows in all.
                 ts: 1_700_000_000_000 + i / 100,
             })

@@ -26,6 +26,8 @@ pub mod ns {
     pub const RULE_STATE: &str = "rule_state";
     /// `sources.<type>` / `sinks.<type>` / `connections.<type>` prefix + conf key name.
     pub const CONF: &str = "conf";
+    /// Committed source offsets (checkpoints of `qos` >= 1 rules), by stream name.
+    pub const CHECKPOINTS: &str = "checkpoints";
 }
 
 /// One write in a batch applied atomically.

@@ -24,7 +24,7 @@ use crate::error::{code, AppError, AppResult};
 use crate::runtime::hub::{self, Hub, HubSpec, Subscriber};
 use crate::runtime::metrics::NodeMetrics;
 use crate::runtime::rule::{self as rt, Input, RuleStatus, RunningRule};
-use crate::runtime::sink::{self, SinkCommon, SinkSpec};
+use crate::runtime::sink::{self, SinkCommon, SinkProgress, SinkSpec};
 use crate::store::{ns, Op, Store};
 use rule_def::RuleDef;
 
@@ -294,6 +294,7 @@ impl Manager {
                 delimiter: o.delimiter.clone(),
                 columns: entry.def.columns.iter().map(|c| c.name.clone()).collect(),
             },
+            checkpoint: None,
         })
     }
 
@@ -313,10 +314,37 @@ impl Manager {
         if let Some(h) = hubs.get(&key) {
             return Ok((key, h.clone()));
         }
-        let spec = self.hub_spec(name, &entry)?;
+        let mut spec = self.hub_spec(name, &entry)?;
+        if shared {
+            spec.checkpoint = Some(self.checkpoint_spec(name));
+        }
         let h = hub::start(spec).map_err(|e| AppError::bad(format!("stream {name}: {e}")))?;
         hubs.insert(key.clone(), h.clone());
         Ok((key, h))
+    }
+
+    /// Offsets of a shared hub: stored by stream name, read back at start.
+    fn checkpoint_spec(&self, name: &str) -> hub::CheckpointSpec {
+        let resume = match self.inner.store.get(ns::CHECKPOINTS, name) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(stream = %name, error = %e, "cannot read the stored offset; starting afresh");
+                None
+            }
+        };
+        let weak = Arc::downgrade(&self.inner);
+        let persist: hub::PersistOffset = Arc::new(move |key: &str, offset: &str| {
+            if let Some(inner) = weak.upgrade() {
+                if let Err(e) = inner.store.put(ns::CHECKPOINTS, key, offset) {
+                    tracing::warn!(stream = %key, error = %e, "cannot store the committed offset");
+                }
+            }
+        });
+        hub::CheckpointSpec {
+            key: name.to_string(),
+            resume,
+            persist,
+        }
     }
 
     /// Unsubscribes one rule run from its hubs; stops hubs nobody uses any more.
@@ -462,6 +490,9 @@ impl Manager {
         let opts = def.options().map_err(|e| AppError::bad(e.to_string()))?;
         let (tx, rx) = mpsc::channel(opts.buffer_length.clamp(1, 65536));
         let (fatal_tx, fatal_rx) = mpsc::channel::<String>(4);
+        let checkpoints = opts.qos >= 1;
+        let sink_wake = Arc::new(tokio::sync::Notify::new());
+        let mut progress = Vec::new();
         let mut sinks = Vec::new();
         for (i, (kind, props, common)) in p.sinks.into_iter().enumerate() {
             let factory = self
@@ -480,6 +511,11 @@ impl Manager {
                     sink: s,
                     wants_bytes: factory.wants_bytes(),
                     common,
+                    progress: checkpoints.then(|| {
+                        let p = Arc::new(SinkProgress::new(sink_wake.clone()));
+                        progress.push(p.clone());
+                        p
+                    }),
                 },
                 cancel.child_token(),
                 fatal_tx.clone(),
@@ -508,6 +544,7 @@ impl Manager {
                 rule_id: run_key.clone(),
                 index: idx,
                 tx: tx.clone(),
+                checkpoint: checkpoints && s.kind == StreamKind::Stream,
             });
             hub_keys.push(key);
             inputs.push(Input {
@@ -528,6 +565,12 @@ impl Manager {
             fatal_rx,
             cancel,
             status,
+            checkpoints.then(|| rt::CheckpointCfg {
+                interval: opts.checkpoint_interval,
+                run_key: run_key.clone(),
+                sinks: progress,
+                wake: sink_wake,
+            }),
         ));
         // When the run ends (stopped, error, end of input), release its hubs.
         let weak = Arc::downgrade(&self.inner);

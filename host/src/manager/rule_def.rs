@@ -39,6 +39,8 @@ pub struct RuleOptions {
     pub send_error: bool,
     pub send_meta_to_sink: bool,
     pub qos: u8,
+    /// How often a `qos` >= 1 rule takes a checkpoint (eKuiper: 5 minutes).
+    pub checkpoint_interval: Duration,
     pub concurrency: usize,
     pub debug: bool,
     pub restart_attempts: u32,
@@ -54,6 +56,7 @@ impl Default for RuleOptions {
             send_error: false,
             send_meta_to_sink: false,
             qos: 0,
+            checkpoint_interval: Duration::from_secs(300),
             concurrency: 1,
             debug: false,
             restart_attempts: 0,
@@ -222,8 +225,12 @@ impl RuleDef {
                         .map_err(|e| RuleDefError::Options(format!("lateTolerance: {e}")))?
                 }
                 "checkpointInterval" => {
-                    oort_core::duration::duration_from_json(v)
+                    let d = oort_core::duration::duration_from_json(v)
                         .map_err(|e| RuleDefError::Options(format!("checkpointInterval: {e}")))?;
+                    if d.is_zero() {
+                        return Err(bad(k, v, "a positive duration"));
+                    }
+                    o.checkpoint_interval = d;
                 }
                 "restartStrategy" => {
                     if let Some(a) = v.get("attempts") {

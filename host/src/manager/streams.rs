@@ -138,7 +138,24 @@ impl Manager {
                 }
             }
         }
-        self.inner.store.put(Self::ns(kind), &name, sql)?;
+        let mut ops = vec![crate::store::Op::Put {
+            ns: Self::ns(kind).into(),
+            key: name.clone(),
+            value: sql.to_string(),
+        }];
+        let changed = self
+            .map(kind)
+            .read()
+            .get(&name)
+            .is_some_and(|e| e.sql != sql);
+        if changed {
+            // Offsets of the old definition mean nothing to the new one.
+            ops.push(crate::store::Op::Delete {
+                ns: ns::CHECKPOINTS.into(),
+                key: name.clone(),
+            });
+        }
+        self.inner.store.apply(&ops)?;
         self.map(kind).write().insert(
             name,
             StreamEntry {
@@ -190,7 +207,17 @@ impl Manager {
                 ),
             ));
         }
-        self.inner.store.delete(Self::ns(kind), name)?;
+        self.inner.store.apply(&[
+            crate::store::Op::Delete {
+                ns: Self::ns(kind).into(),
+                key: name.into(),
+            },
+            // A stream created again under this name starts afresh.
+            crate::store::Op::Delete {
+                ns: ns::CHECKPOINTS.into(),
+                key: name.into(),
+            },
+        ])?;
         self.map(kind).write().remove(name);
         Ok(())
     }

@@ -7,6 +7,8 @@
 //! bounded sources (file, simulator) get a private hub per rule unless shared,
 //! so each rule reads the whole input.
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use oort_core::codec::{self, DecodeOptions, Decoder};
@@ -32,6 +34,57 @@ pub struct Subscriber {
     pub rule_id: String,
     pub index: usize,
     pub tx: mpsc::Sender<(usize, HubMsg)>,
+    /// The rule takes checkpoints (`qos` >= 1): offsets wait for its acks.
+    pub checkpoint: bool,
+}
+
+/// Stores a committed offset under the hub's checkpoint key.
+pub type PersistOffset = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+/// Where a hub's committed source offsets are kept.
+pub struct CheckpointSpec {
+    /// Store key (`stream:<name>`, or `rule:<id>:<name>` for a private hub).
+    pub key: String,
+    /// The offset committed last time, handed to the source at start.
+    pub resume: Option<String>,
+    pub persist: PersistOffset,
+}
+
+/// Most offsets remembered while waiting for acks; beyond it every other
+/// one is dropped (a later commit then covers a little less: still safe).
+const MAX_OFFSETS: usize = 1024;
+
+/// Offsets reported by the source, each with the sequence number of the
+/// last event before it, and how far each checkpointing rule has got.
+#[derive(Default)]
+struct OffsetLog {
+    entries: VecDeque<(u64, String)>,
+    acks: HashMap<String, u64>,
+    committed: Option<String>,
+}
+
+/// Arrival sequence numbers: process-wide, handed to each hub in blocks so
+/// that numbering costs no shared atomic per event. Within one hub they
+/// increase with arrival order. 0 is never used.
+static NEXT_SEQ: AtomicU64 = AtomicU64::new(1);
+const SEQ_BLOCK: u64 = 4096;
+
+#[derive(Default)]
+struct SeqGen {
+    next: u64,
+    end: u64,
+}
+
+impl SeqGen {
+    fn next(&mut self) -> u64 {
+        if self.next == self.end {
+            self.next = NEXT_SEQ.fetch_add(SEQ_BLOCK, Ordering::Relaxed);
+            self.end = self.next + SEQ_BLOCK;
+        }
+        let s = self.next;
+        self.next += 1;
+        s
+    }
 }
 
 pub struct Hub {
@@ -40,18 +93,95 @@ pub struct Hub {
     cancel: CancellationToken,
     pub conn: oort_core::ConnState,
     pub metrics: Arc<NodeMetrics>,
+    /// Sequence number of the last event broadcast.
+    last_seq: AtomicU64,
+    offsets: Mutex<OffsetLog>,
+    commit_slot: Arc<Mutex<Option<String>>>,
+    checkpoint_key: String,
+    persist: Option<PersistOffset>,
+    /// Events flow once the first rule has subscribed (none are lost to a
+    /// hub nobody listens to yet).
+    first_sub: tokio::sync::Notify,
 }
 
 impl Hub {
     pub fn subscribe(&self, s: Subscriber) {
+        self.first_sub.notify_one();
+        if s.checkpoint {
+            // A new rule has nothing to finish before this point.
+            let at = self.last_seq.load(Ordering::Acquire);
+            self.offsets.lock().acks.insert(s.rule_id.clone(), at);
+        }
         self.subs.lock().push(s);
     }
 
     /// Removes a rule; returns true when no subscriber is left.
     pub fn unsubscribe(&self, rule_id: &str) -> bool {
+        self.offsets.lock().acks.remove(rule_id);
         let mut g = self.subs.lock();
         g.retain(|s| s.rule_id != rule_id);
         g.is_empty()
+    }
+
+    /// The offset committed last (this run or, before the first commit,
+    /// the one the source resumed from).
+    pub fn committed_offset(&self) -> Option<String> {
+        self.offsets.lock().committed.clone()
+    }
+
+    fn wants_offsets(&self) -> bool {
+        !self.offsets.lock().acks.is_empty()
+    }
+
+    fn record_offset(&self, offset: String) {
+        let seq = self.last_seq.load(Ordering::Acquire);
+        let mut log = self.offsets.lock();
+        if log.acks.is_empty() {
+            return;
+        }
+        if log.entries.back().is_some_and(|(s, _)| *s == seq) {
+            // Nothing new arrived since the previous offset: keep the newer one.
+            log.entries.pop_back();
+        }
+        log.entries.push_back((seq, offset));
+        if log.entries.len() > MAX_OFFSETS {
+            let mut i = 0usize;
+            log.entries.retain(|_| {
+                i += 1;
+                i % 2 == 0
+            });
+        }
+    }
+
+    /// A checkpointing rule (`run_key`) finished with every event of this
+    /// hub up to `seq`. Commits the newest offset all of them have passed:
+    /// stored under the checkpoint key and handed to the source.
+    pub fn ack(&self, run_key: &str, seq: u64) {
+        let commit = {
+            let mut log = self.offsets.lock();
+            match log.acks.get_mut(run_key) {
+                Some(a) if *a < seq => *a = seq,
+                Some(_) => {}
+                None => return,
+            }
+            let Some(low) = log.acks.values().copied().min() else {
+                return;
+            };
+            let mut newest = None;
+            while log.entries.front().is_some_and(|(s, _)| *s <= low) {
+                newest = log.entries.pop_front().map(|(_, o)| o);
+            }
+            if let Some(o) = &newest {
+                log.committed = Some(o.clone());
+            }
+            newest
+        };
+        if let Some(o) = commit {
+            if let Some(p) = &self.persist {
+                p(&self.checkpoint_key, &o);
+            }
+            *self.commit_slot.lock() = Some(o);
+        }
     }
 
     pub fn stop(&self) {
@@ -81,6 +211,7 @@ pub struct HubSpec {
     pub props: Props,
     pub format: String,
     pub decode: DecodeOptions,
+    pub checkpoint: Option<CheckpointSpec>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,15 +231,29 @@ pub fn start(spec: HubSpec) -> Result<Arc<Hub>, HubError> {
         Some(codec::decoder(&spec.format, &spec.decode)?)
     };
     let cancel = CancellationToken::new();
+    let (tx, rx) = mpsc::channel::<SourceMsg>(1024);
+    let mut ctx = SourceContext::new(spec.name.clone(), cancel.clone(), tx);
+    let (checkpoint_key, persist, resume) = match spec.checkpoint {
+        Some(c) => (c.key, Some(c.persist), c.resume),
+        None => (String::new(), None, None),
+    };
+    ctx.resume = resume.clone();
     let hub = Arc::new(Hub {
         name: spec.name.clone(),
         subs: Mutex::new(Vec::new()),
         cancel: cancel.clone(),
         conn: oort_core::ConnState::default(),
         metrics: Arc::new(NodeMetrics::default()),
+        last_seq: AtomicU64::new(0),
+        offsets: Mutex::new(OffsetLog {
+            committed: resume,
+            ..OffsetLog::default()
+        }),
+        commit_slot: ctx.commit_slot(),
+        checkpoint_key,
+        persist,
+        first_sub: tokio::sync::Notify::new(),
     });
-    let (tx, rx) = mpsc::channel::<SourceMsg>(1024);
-    let mut ctx = SourceContext::new(spec.name.clone(), cancel.clone(), tx);
     ctx.conn = hub.conn.clone();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Option<String>>();
     tokio::spawn(async move {
@@ -130,7 +275,12 @@ async fn pump(
     cancel: CancellationToken,
 ) {
     let mut rows: Vec<Row> = Vec::with_capacity(16);
+    let mut seqs = SeqGen::default();
     let mut msgs: Vec<SourceMsg> = Vec::with_capacity(MAX_BATCH);
+    tokio::select! {
+        _ = hub.first_sub.notified() => {}
+        _ = cancel.cancelled() => return,
+    }
     loop {
         msgs.clear();
         let n = tokio::select! {
@@ -157,6 +307,7 @@ async fn pump(
                                 batch.push(Arc::new(Event {
                                     row,
                                     meta: meta.clone(),
+                                    seq: seqs.next(),
                                     ts: now,
                                 }));
                             }
@@ -174,6 +325,7 @@ async fn pump(
                         batch.push(Arc::new(Event {
                             row,
                             meta: meta.clone(),
+                            seq: seqs.next(),
                             ts: now,
                         }));
                     }
@@ -185,6 +337,14 @@ async fn pump(
                 }
                 SourceMsg::Eof => {
                     ended = true;
+                }
+                SourceMsg::Offset(o) => {
+                    if hub.wants_offsets() {
+                        // The events before the offset go out first, so its
+                        // sequence number is that of the last of them.
+                        flush(&hub, &mut batch).await;
+                        hub.record_offset(o);
+                    }
                 }
             }
         }
@@ -208,6 +368,9 @@ async fn flush(hub: &Hub, batch: &mut Vec<SharedEvent>) {
         return;
     }
     hub.metrics.inc_out(batch.len() as u64);
+    if let Some(last) = batch.last() {
+        hub.last_seq.store(last.seq, Ordering::Release);
+    }
     let b = Arc::new(std::mem::take(batch));
     hub.broadcast(HubMsg::Events(b)).await;
 }

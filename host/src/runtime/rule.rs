@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::hub::{Hub, HubMsg};
 use super::metrics::NodeMetrics;
-use super::sink::SinkNode;
+use super::sink::{SinkNode, SinkProgress};
 
 /// Lifecycle state, named as eKuiper names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,6 +183,90 @@ impl RunningRule {
     }
 }
 
+/// Checkpoints of a rule with `qos` >= 1.
+pub struct CheckpointCfg {
+    pub interval: Duration,
+    /// The key the rule's run subscribed to its hubs with.
+    pub run_key: String,
+    /// One per sink node, in sink order (see [`SinkProgress`]).
+    pub sinks: Vec<Arc<SinkProgress>>,
+    /// Woken when a sink confirms progress.
+    pub wake: Arc<tokio::sync::Notify>,
+}
+
+/// At-least-once bookkeeping. Every `interval` the rule notes how many
+/// emissions it has sent to its sinks and, per stream input, the sequence
+/// number of the last event it has finished with (processed and not held by
+/// a window). Once every sink confirms those emissions written and flushed,
+/// the hubs are told, and a hub commits the newest source offset all its
+/// checkpointing rules have passed. After a crash the source resumes from
+/// there: events may be seen twice, never lost.
+struct Checkpointer {
+    cfg: CheckpointCfg,
+    next: tokio::time::Instant,
+    sent: u64,
+    /// Per input: sequence number of the last event handed to the query.
+    in_seq: Vec<u64>,
+    candidates: std::collections::VecDeque<(u64, Vec<u64>)>,
+}
+
+impl Checkpointer {
+    fn take(&mut self, query: &Query) {
+        let held = query.min_retained_seq();
+        let acks = self
+            .in_seq
+            .iter()
+            .map(|&s| match held {
+                Some(h) => s.min(h.saturating_sub(1)),
+                None => s,
+            })
+            .collect();
+        self.candidates.push_back((self.sent, acks));
+        for p in &self.cfg.sinks {
+            p.request(self.sent);
+        }
+        self.next = tokio::time::Instant::now() + self.cfg.interval;
+    }
+
+    /// Acks the checkpoints every sink has confirmed.
+    fn confirm(&mut self, hubs: &[Option<Arc<Hub>>]) {
+        let written = self
+            .cfg
+            .sinks
+            .iter()
+            .map(|p| p.done())
+            .min()
+            .unwrap_or(u64::MAX);
+        let mut last = None;
+        while self.candidates.front().is_some_and(|(s, _)| *s <= written) {
+            last = self.candidates.pop_front();
+        }
+        if let Some((_, acks)) = last {
+            for (hub, seq) in hubs.iter().zip(acks) {
+                if let Some(h) = hub {
+                    h.ack(&self.cfg.run_key, seq);
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps until the next checkpoint (forever without checkpoints).
+async fn checkpoint_due(c: &Option<Checkpointer>) {
+    match c {
+        Some(c) => tokio::time::sleep_until(c.next).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for a sink to confirm progress (forever without checkpoints).
+async fn sink_progress(c: &Option<Checkpointer>) {
+    match c {
+        Some(c) if !c.candidates.is_empty() => c.cfg.wake.notified().await,
+        _ => std::future::pending().await,
+    }
+}
+
 /// Starts the rule task. `rx` receives every subscribed hub's messages.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn(
@@ -194,6 +278,7 @@ pub fn spawn(
     fatal_rx: mpsc::Receiver<String>,
     cancel: CancellationToken,
     status: Arc<RuleStatus>,
+    checkpoint: Option<CheckpointCfg>,
 ) -> RunningRule {
     let query = Arc::new(Mutex::new(plan.instantiate()));
     let op_names = plan.op_names();
@@ -211,6 +296,18 @@ pub fn spawn(
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
     let input_meta: Vec<(StreamKind, Arc<NodeMetrics>)> =
         inputs.iter().map(|i| (i.kind, i.metrics.clone())).collect();
+    // Hubs acked by checkpoints: stream inputs only (tables are kept whole).
+    let ack_hubs: Vec<Option<Arc<Hub>>> = inputs
+        .iter()
+        .map(|i| (i.kind == StreamKind::Stream).then(|| i.hub.clone()))
+        .collect();
+    let checkpoint = checkpoint.map(|cfg| Checkpointer {
+        next: tokio::time::Instant::now() + cfg.interval,
+        cfg,
+        sent: 0,
+        in_seq: vec![0; inputs.len()],
+        candidates: Default::default(),
+    });
     let mut sink_txs = Vec::new();
     let mut sink_tasks = Vec::new();
     for s in sinks {
@@ -225,6 +322,8 @@ pub fn spawn(
         sink_tasks,
         cancel: cancel.clone(),
         status,
+        checkpoint,
+        ack_hubs,
     };
     tokio::spawn(async move {
         task.run(rx, fatal_rx).await;
@@ -248,6 +347,8 @@ struct RuleTask {
     sink_tasks: Vec<tokio::task::JoinHandle<()>>,
     cancel: CancellationToken,
     status: Arc<RuleStatus>,
+    checkpoint: Option<Checkpointer>,
+    ack_hubs: Vec<Option<Arc<Hub>>>,
 }
 
 impl RuleTask {
@@ -346,8 +447,21 @@ impl RuleTask {
                 _ = sleep => {
                     self.query.lock().on_tick(now_ms(), &mut out);
                 }
+                _ = checkpoint_due(&self.checkpoint) => {
+                    // Emissions of this pass count in the checkpoint.
+                    self.dispatch(&mut out).await;
+                    if let Some(c) = self.checkpoint.as_mut() {
+                        c.take(&self.query.lock());
+                    }
+                }
+                _ = sink_progress(&self.checkpoint) => {}
             }
             self.dispatch(&mut out).await;
+            if let Some(c) = self.checkpoint.as_mut() {
+                if !c.candidates.is_empty() {
+                    c.confirm(&self.ack_hubs);
+                }
+            }
         }
         if let Some(e) = &error {
             tracing::warn!(rule = %self.rule_id, error = %e, "rule stopped by error");
@@ -363,12 +477,17 @@ impl RuleTask {
         self.status.set_stopped(error);
     }
 
-    fn on_msg(&self, idx: usize, msg: HubMsg, out: &mut Vec<Output>) -> Flow {
+    fn on_msg(&mut self, idx: usize, msg: HubMsg, out: &mut Vec<Output>) -> Flow {
         let Some((kind, metrics)) = self.inputs.get(idx) else {
             return Flow::Continue;
         };
         match msg {
             HubMsg::Events(batch) => {
+                if let (Some(c), Some(last)) = (self.checkpoint.as_mut(), batch.last()) {
+                    if let Some(s) = c.in_seq.get_mut(idx) {
+                        *s = last.seq;
+                    }
+                }
                 let start = Instant::now();
                 metrics.inc_in(batch.len() as u64);
                 let mut q = self.query.lock();
@@ -399,9 +518,12 @@ impl RuleTask {
         }
     }
 
-    async fn dispatch(&self, out: &mut Vec<Output>) {
+    async fn dispatch(&mut self, out: &mut Vec<Output>) {
         if out.is_empty() {
             return;
+        }
+        if let Some(c) = self.checkpoint.as_mut() {
+            c.sent += out.len() as u64;
         }
         for o in out.drain(..) {
             let rows = match o {

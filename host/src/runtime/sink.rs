@@ -194,6 +194,50 @@ pub struct SinkSpec {
     pub sink: Box<dyn Sink>,
     pub wants_bytes: bool,
     pub common: SinkCommon,
+    /// Set for rules with checkpoints (`qos` >= 1).
+    pub progress: Option<Arc<SinkProgress>>,
+}
+
+/// How far a sink node has written, for checkpoints: the rule counts the
+/// emissions it sends; a checkpoint asks the node to confirm the first
+/// `want` of them; the node confirms (after [`Sink::flush`]) once they are
+/// all written.
+#[derive(Default)]
+pub struct SinkProgress {
+    want: std::sync::atomic::AtomicU64,
+    done: std::sync::atomic::AtomicU64,
+    wake: tokio::sync::Notify,
+    /// Woken when `done` moves (shared by the rule's sinks).
+    pub rule: Arc<tokio::sync::Notify>,
+}
+
+impl SinkProgress {
+    pub fn new(rule: Arc<tokio::sync::Notify>) -> SinkProgress {
+        SinkProgress {
+            rule,
+            ..SinkProgress::default()
+        }
+    }
+
+    /// Asks for the first `sent` emissions to be confirmed.
+    pub fn request(&self, sent: u64) {
+        self.want
+            .fetch_max(sent, std::sync::atomic::Ordering::AcqRel);
+        self.wake.notify_one();
+    }
+
+    /// Emissions written and flushed.
+    pub fn done(&self) -> u64 {
+        self.done.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// Waits for a checkpoint request (never, without checkpoints).
+async fn checkpoint_wanted(p: &Option<Arc<SinkProgress>>) {
+    match p {
+        Some(p) => p.wake.notified().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Prepared transform + encode step.
@@ -487,6 +531,9 @@ async fn run(
     let mut due: Option<tokio::time::Instant> = None;
     let mut items: Vec<SinkItem> = Vec::with_capacity(64);
     let mut emissions: Vec<Arc<Vec<Row>>> = Vec::with_capacity(RECV_MANY);
+    let progress = spec.progress.clone();
+    // Emissions taken from the input queue.
+    let mut received: u64 = 0;
     let mut w = Writer {
         spec: &mut spec,
         ctx: &ctx,
@@ -498,16 +545,22 @@ async fn run(
             Some(at) => tokio::select! {
                 n = rx.recv_many(&mut emissions, RECV_MANY) => Got::Emissions(n),
                 _ = tokio::time::sleep_until(at) => Got::Linger,
+                _ = checkpoint_wanted(&progress) => Got::Checkpoint,
                 _ = ctx.cancel.cancelled() => Got::Cancelled,
             },
             None => tokio::select! {
                 n = rx.recv_many(&mut emissions, RECV_MANY) => Got::Emissions(n),
+                _ = checkpoint_wanted(&progress) => Got::Checkpoint,
                 _ = ctx.cancel.cancelled() => Got::Cancelled,
             },
         };
+        if let Got::Emissions(n) = got {
+            received += n as u64;
+        }
         let step = match got {
             Got::Cancelled => break Ok(false),
             Got::Emissions(0) => break Ok(true),
+            Got::Checkpoint => Ok(()),
             Got::Linger => {
                 due = None;
                 let n = pending.len();
@@ -564,6 +617,20 @@ async fn run(
         if let Err(msg) = step {
             break Err(msg);
         }
+        if let Some(p) = &progress {
+            // Emissions whose rows have all been written.
+            let written = received - pending.parts.len() as u64;
+            let want = p.want.load(std::sync::atomic::Ordering::Acquire);
+            if want > p.done() && written >= want {
+                match w.spec.sink.flush(w.ctx).await {
+                    Ok(()) => {
+                        p.done.store(written, std::sync::atomic::Ordering::Release);
+                        p.rule.notify_one();
+                    }
+                    Err(e) => w.metrics.exception(format!("flush: {e}")),
+                }
+            }
+        }
     };
     match ended {
         // The input ended (the rule is draining): write what still lingers.
@@ -594,6 +661,7 @@ const MAX_UNBATCHED: usize = 512;
 enum Got {
     Emissions(usize),
     Linger,
+    Checkpoint,
     Cancelled,
 }
 
@@ -803,6 +871,7 @@ mod tests {
         gate: Option<oneshot::Sender<()>>,
         task: tokio::task::JoinHandle<()>,
         writes: Arc<Mutex<Vec<Vec<SinkItem>>>>,
+        progress: Arc<SinkProgress>,
     }
 
     impl Node {
@@ -810,6 +879,7 @@ mod tests {
             let props = props.as_object().cloned().unwrap_or_default();
             let (gate_tx, gate_rx) = oneshot::channel();
             let writes = Arc::new(Mutex::new(Vec::new()));
+            let progress = Arc::new(SinkProgress::new(Arc::default()));
             let spec = SinkSpec {
                 rule_id: "t".into(),
                 kind: "rec".into(),
@@ -821,6 +891,7 @@ mod tests {
                 }),
                 wants_bytes: true,
                 common: SinkCommon::from_props(&props).unwrap(),
+                progress: Some(progress.clone()),
             };
             let (fatal_tx, _) = mpsc::channel(4);
             let n = start(spec, CancellationToken::new(), fatal_tx).unwrap();
@@ -829,6 +900,7 @@ mod tests {
                 gate: Some(gate_tx),
                 task: n.task,
                 writes,
+                progress,
             }
         }
         async fn send(&self, e: Arc<Vec<Row>>) {
@@ -860,6 +932,40 @@ mod tests {
 
     fn text(it: &SinkItem) -> String {
         String::from_utf8_lossy(&it.payload).into_owned()
+    }
+
+    /// Waits until the node confirms `n` emissions (or a second passes).
+    async fn confirmed(node: &Node, n: u64) -> u64 {
+        let until = tokio::time::Instant::now() + Duration::from_secs(1);
+        while node.progress.done() < n && tokio::time::Instant::now() < until {
+            let _ = tokio::time::timeout(Duration::from_millis(20), node.progress.rule.notified())
+                .await;
+        }
+        node.progress.done()
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_is_confirmed_only_when_its_rows_are_written() {
+        let mut node = Node::new(
+            serde_json::json!({"batchSize": 3, "sendSingle": true}),
+            false,
+        );
+        node.open();
+        for i in 0..5 {
+            node.send(rows(i, 1)).await;
+        }
+        // Rows 3 and 4 wait for a batch: emissions 1..=3 are written, 4 and 5 are not.
+        node.progress.request(3);
+        assert_eq!(confirmed(&node, 3).await, 3);
+        node.progress.request(5);
+        assert_eq!(
+            confirmed(&node, 5).await,
+            3,
+            "rows still waiting for a batch"
+        );
+        node.send(rows(5, 1)).await;
+        assert_eq!(confirmed(&node, 5).await, 6);
+        assert_eq!(node.sizes(), vec![3, 3]);
     }
 
     #[tokio::test]

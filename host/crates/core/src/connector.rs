@@ -60,6 +60,12 @@ pub enum SourceMsg {
     Error(String),
     /// The source will produce nothing more (a bounded file, a non-looping simulator).
     Eof,
+    /// A rewindable source's position after everything emitted so far. Once
+    /// every rule with checkpoints (`qos` >= 1) has finished with those
+    /// events, the runtime stores it, hands it back through
+    /// [`SourceContext::take_commit`] and passes it as
+    /// [`SourceContext::resume`] at the next start.
+    Offset(String),
 }
 
 /// Connection status as shown in rule metrics (`connection_status`).
@@ -124,6 +130,10 @@ pub struct SourceContext {
     pub id: String,
     pub cancel: CancellationToken,
     pub conn: ConnState,
+    /// The last committed offset of a rewindable source (see
+    /// [`SourceMsg::Offset`]); `None` on a first start.
+    pub resume: Option<String>,
+    commit: Arc<Mutex<Option<String>>>,
     out: mpsc::Sender<SourceMsg>,
 }
 
@@ -137,8 +147,22 @@ impl SourceContext {
             id: id.into(),
             cancel,
             conn: ConnState::default(),
+            resume: None,
+            commit: Arc::default(),
             out,
         }
+    }
+
+    /// The slot the runtime puts committed offsets in (shared with the source).
+    pub fn commit_slot(&self) -> Arc<Mutex<Option<String>>> {
+        self.commit.clone()
+    }
+
+    /// The newest offset committed since the last call, if any: every rule
+    /// with checkpoints is done with the events before it, so the source
+    /// may acknowledge it upstream.
+    pub fn take_commit(&self) -> Option<String> {
+        self.commit.lock().take()
     }
 
     /// Sends one message; returns false when the consumer is gone (stop running).
@@ -220,6 +244,11 @@ pub trait Sink: Send {
         items: &[SinkItem],
     ) -> Result<(), ConnectorError>;
     async fn close(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+    /// Hands off whatever the sink buffers internally. Called before a
+    /// checkpoint counts the written rows as done (rules with `qos` >= 1).
+    async fn flush(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {
         Ok(())
     }
     /// False when this instance reads only [`SinkItem::payload`] (plugin

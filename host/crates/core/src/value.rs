@@ -342,6 +342,10 @@ pub struct Event {
     pub meta: Option<Arc<Meta>>,
     /// Processing (or event) time, unix ms.
     pub ts: i64,
+    /// Arrival sequence number, assigned by the stream hub (0 outside one).
+    /// Increases with arrival order within a stream; checkpoints use it to
+    /// tell which events a rule has finished with.
+    pub seq: u64,
 }
 
 pub type SharedEvent = Arc<Event>;

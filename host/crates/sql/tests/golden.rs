@@ -227,6 +227,7 @@ fn run_with(sql: &str, o: QueryOptions) -> (Vec<Emission>, Query) {
         let ev = Arc::new(Event {
             row: row(&j),
             meta: Some(meta.clone()),
+            seq: 0,
             ts,
         });
         q.on_event(src, &ev, &mut out);

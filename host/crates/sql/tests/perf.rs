@@ -46,6 +46,7 @@ fn filter_throughput() {
                     ],
                 ),
                 meta: None,
+                seq: 0,
                 ts: 0,
             })
         })
@@ -86,6 +87,7 @@ fn tumbling_group_throughput() {
                     vec![keys[(i % 100) as usize].clone(), Value::Int(i % 50)],
                 ),
                 meta: None,
+                seq: 0,
                 ts: 1_700_000_000_000 + i / 100,
             })
         })

@@ -159,6 +159,13 @@ impl Sink for WasmSink {
         }
     }
 
+    async fn flush(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {
+        match self.inst.as_mut() {
+            Some(inst) if !inst.is_dead() => inst.flush().await,
+            _ => Ok(()),
+        }
+    }
+
     /// Plugins see bytes and metadata only.
     fn wants_data(&self) -> bool {
         false

@@ -97,7 +97,10 @@ impl Source for WasmSource {
         let mut backoff = Duration::from_millis(100);
         ctx.conn.connecting();
         loop {
-            match inst.open(&wctx, &self.props_json, None).await {
+            match inst
+                .open(&wctx, &self.props_json, ctx.resume.as_deref())
+                .await
+            {
                 Ok(()) => break,
                 Err(ConnectorError::Unavailable(m)) => {
                     tracing::warn!(plugin = %p.name, rule = %ctx.id, "open: {m}; retrying in {backoff:?}");
@@ -113,19 +116,47 @@ impl Source for WasmSource {
                 }
             }
         }
+        if let Some(o) = &ctx.resume {
+            tracing::info!(plugin = %p.name, stream = %ctx.id, offset = %o, "source resumed from its committed offset");
+        }
         ctx.conn.connected();
         backoff = Duration::from_millis(100);
+        // Unknown until the first `offset` after a non-empty read; a source
+        // that answers `none` then is not asked again.
+        let mut rewindable = true;
         let result = loop {
             if ctx.cancel.is_cancelled() {
                 break Ok(());
             }
+            if let Some(o) = ctx.take_commit() {
+                match inst.commit(&o).await {
+                    Ok(()) => {}
+                    Err(e @ ConnectorError::Fatal(_)) => break Err(e),
+                    Err(e) => {
+                        tracing::warn!(plugin = %p.name, stream = %ctx.id, offset = %o, "commit: {e}")
+                    }
+                }
+            }
             match inst.read(p.limits.read_batch, p.limits.read_wait).await {
                 Ok(ReadOutcome::Messages(msgs)) => {
                     backoff = Duration::from_millis(100);
+                    let any = !msgs.is_empty();
                     for m in msgs {
                         let meta = to_meta(&m);
                         if !ctx.emit_bytes(Bytes::from(m.payload), meta).await {
                             break;
+                        }
+                    }
+                    if any && rewindable {
+                        match inst.offset().await {
+                            Ok(Some(o)) => {
+                                ctx.emit(SourceMsg::Offset(o)).await;
+                            }
+                            Ok(None) => rewindable = false,
+                            Err(e @ ConnectorError::Fatal(_)) => break Err(e),
+                            Err(e) => {
+                                tracing::warn!(plugin = %p.name, stream = %ctx.id, "offset: {e}")
+                            }
                         }
                     }
                 }

@@ -119,6 +119,8 @@ pub(crate) struct IncGroups {
     pub groups: Vec<IncGroup>,
     /// Time of the window's first row (session windows).
     pub first_ts: Option<i64>,
+    /// Smallest arrival sequence number folded in (checkpoints).
+    pub first_seq: Option<u64>,
 }
 
 impl IncGroups {
@@ -130,6 +132,7 @@ impl IncGroups {
         self.index.clear();
         self.key.clear();
         self.first_ts = None;
+        self.first_seq = None;
         std::mem::take(&mut self.groups)
     }
 
@@ -157,6 +160,8 @@ impl IncGroups {
         if self.first_ts.is_none() {
             self.first_ts = Some(t.ts);
         }
+        let seq = t.min_seq();
+        self.first_seq = Some(self.first_seq.map_or(seq, |f| f.min(seq)));
         match self.groups.get_mut(gi) {
             Some(g) => feed(&plan.aggs, &mut g.accs, ctx, buf),
             None => Ok(()),

@@ -553,6 +553,7 @@ mod tests {
                     vec![arr, Value::Int(1), Value::str("abc")],
                 ),
                 meta: None,
+                seq: 0,
                 ts: 42,
             }),
         )

@@ -256,6 +256,16 @@ impl Query {
         self.st.win.as_ref().and_then(|w| w.deadline())
     }
 
+    /// The smallest arrival sequence number ([`oort_core::Event::seq`]) of
+    /// the stream events this query still holds (window contents, rows
+    /// waiting for the watermark): events before it are finished with.
+    /// `None` when it holds none. Scan-table rows are not counted.
+    pub fn min_retained_seq(&self) -> Option<u64> {
+        let win = self.st.win.as_ref().and_then(|w| w.min_seq());
+        let pending = self.st.evt.pending.iter().map(|t| t.min_seq()).min();
+        win.into_iter().chain(pending).min()
+    }
+
     /// Counters per operator name, in plan order.
     pub fn metrics(&self) -> Vec<(String, OpMetrics)> {
         self.plan
@@ -316,6 +326,7 @@ impl State {
             let ev = Arc::new(Event {
                 row: row.clone(),
                 meta: None,
+                seq: 0,
                 ts: 0,
             });
             let ev = match &src.validator {

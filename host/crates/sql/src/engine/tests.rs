@@ -45,6 +45,7 @@ fn ev(j: Json, ts: i64) -> SharedEvent {
     Arc::new(Event {
         row: Row::from_map(&m),
         meta: None,
+        seq: 0,
         ts,
     })
 }
@@ -589,4 +590,37 @@ fn event_time_without_timestamp_field_uses_arrival() {
             vec![json!({"a": 3})]
         ]
     );
+}
+
+fn ev_seq(j: Json, ts: i64, seq: u64) -> SharedEvent {
+    let mut e = (*ev(j, ts)).clone();
+    e.seq = seq;
+    Arc::new(e)
+}
+
+#[test]
+fn retained_events_are_reported_until_their_window_closes() {
+    for sql in [
+        "SELECT * FROM s GROUP BY TumblingWindow(ss, 1)",
+        // Incremental aggregation keeps no rows, only groups.
+        "SELECT count(*) FROM s GROUP BY TumblingWindow(ss, 1)",
+    ] {
+        let p = plan(sql, &s_cat(), opts());
+        let mut q = p.instantiate();
+        let mut out = vec![];
+        q.on_tick(10_000, &mut out);
+        assert_eq!(q.min_retained_seq(), None, "{sql}");
+        q.on_event(0, &ev_seq(json!({"a": 1}), 10_100, 7), &mut out);
+        q.on_event(0, &ev_seq(json!({"a": 2}), 10_200, 8), &mut out);
+        assert_eq!(q.min_retained_seq(), Some(7), "{sql}");
+        q.on_tick(11_000, &mut out);
+        assert_eq!(q.min_retained_seq(), None, "{sql}: the window fired");
+        assert_eq!(rows_json(&out).len(), 1, "{sql}");
+    }
+    // Without a window nothing is held.
+    let p = plan("SELECT a FROM s WHERE a > 1", &s_cat(), opts());
+    let mut q = p.instantiate();
+    let mut out = vec![];
+    q.on_event(0, &ev_seq(json!({"a": 2}), 1, 3), &mut out);
+    assert_eq!(q.min_retained_seq(), None);
 }

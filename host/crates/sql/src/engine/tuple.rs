@@ -38,6 +38,11 @@ impl Tuple {
         }
     }
 
+    /// The smallest arrival sequence number of its events.
+    pub fn min_seq(&self) -> u64 {
+        self.events().map(|e| e.seq).min().unwrap_or(u64::MAX)
+    }
+
     /// The event of source `src`, if present.
     #[inline]
     pub fn part(&self, src: usize) -> Option<&Event> {
@@ -214,6 +219,7 @@ mod tests {
             Arc::new(Event {
                 row: Row::new(Arc::new(Schema::from_strs(names)), vals),
                 meta: None,
+                seq: 0,
                 ts: 5,
             })
         };

@@ -118,6 +118,7 @@ impl Validator {
         Ok(Some(Arc::new(Event {
             row: Row::new(schema, values),
             meta: ev.meta.clone(),
+            seq: ev.seq,
             ts: ev.ts,
         })))
     }
@@ -251,6 +252,7 @@ mod tests {
         Arc::new(Event {
             row: Row::new(Arc::new(Schema::from_strs(names)), vals),
             meta: None,
+            seq: 0,
             ts: 1,
         })
     }

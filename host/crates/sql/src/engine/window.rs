@@ -245,6 +245,14 @@ impl WinState {
         }
     }
 
+    /// The smallest arrival sequence number of the rows the window still
+    /// holds (buffered or folded into incremental groups).
+    pub fn min_seq(&self) -> Option<u64> {
+        let buffered = self.buf.iter().map(Tuple::min_seq).min();
+        let folded = self.inc.as_ref().and_then(|i| i.first_seq);
+        buffered.into_iter().chain(folded).min()
+    }
+
     /// Fires every deadline up to `now`, in time order.
     pub fn tick(&mut self, now: i64, out: &mut Vec<Emission>) {
         if !self.inited {
@@ -387,6 +395,7 @@ mod tests {
             Arc::new(Event {
                 row: Row::new(Arc::new(Schema::from_strs(&["v"])), vec![Value::Int(ts)]),
                 meta: None,
+                seq: 0,
                 ts,
             }),
         )
