@@ -148,7 +148,7 @@ impl Hub {
             let mut i = 0usize;
             log.entries.retain(|_| {
                 i += 1;
-                i % 2 == 0
+                i.is_multiple_of(2)
             });
         }
     }

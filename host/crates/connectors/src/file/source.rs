@@ -446,7 +446,9 @@ mod tests {
                 SourceMsg::Rows { rows: r, .. } => rows.extend(r),
                 SourceMsg::Error(e) => errs.push(e),
                 SourceMsg::Eof => eof = true,
-                SourceMsg::Bytes { .. } => panic!("file source emits rows"),
+                SourceMsg::Bytes { .. } | SourceMsg::Offset(_) => {
+                    panic!("file source emits rows and no offsets")
+                }
             }
         }
         task.await.unwrap().unwrap();
