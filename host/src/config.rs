@@ -40,6 +40,10 @@ pub struct PluginsConfig {
     pub call_timeout_ms: u64,
     /// Capabilities granted per plugin name (intersected with what its manifest asks for).
     pub grants: std::collections::BTreeMap<String, oort_wasm::Grants>,
+    /// Components of at least this many KiB install on baseline code (Winch)
+    /// and switch to optimised code (Cranelift) when it is ready; 0 turns
+    /// tiered compilation off (everything compiles with Cranelift first).
+    pub tiered_min_kb: usize,
 }
 
 impl Default for PluginsConfig {
@@ -50,6 +54,7 @@ impl Default for PluginsConfig {
             memory_limit_mb: d.memory_limit_bytes / (1024 * 1024),
             call_timeout_ms: d.call_timeout.as_millis() as u64,
             grants: Default::default(),
+            tiered_min_kb: d.tiered_min_bytes.map_or(0, |b| b / 1024),
         }
     }
 }
@@ -60,6 +65,7 @@ impl PluginsConfig {
             memory_limit_bytes: self.memory_limit_mb.max(1) * 1024 * 1024,
             call_timeout: std::time::Duration::from_millis(self.call_timeout_ms.max(1)),
             grants: self.grants.clone(),
+            tiered_min_bytes: (self.tiered_min_kb > 0).then(|| self.tiered_min_kb * 1024),
             ..Default::default()
         }
     }

@@ -75,6 +75,10 @@ pub struct WasmConfig {
     pub grants: BTreeMap<String, Grants>,
     /// Use wasmtime's pooling allocator (off by default: small boards often lack the address space).
     pub pooling: bool,
+    /// Components of at least this many bytes are installed with the fast
+    /// baseline compiler (Winch) and recompiled with Cranelift in the
+    /// background; `None` compiles everything with Cranelift up front.
+    pub tiered_min_bytes: Option<usize>,
 }
 
 impl Default for WasmConfig {
@@ -91,6 +95,7 @@ impl Default for WasmConfig {
             max_unpacked_bytes: 128 << 20,
             grants: BTreeMap::new(),
             pooling: false,
+            tiered_min_bytes: Some(1 << 20),
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::grants;
 use crate::manifest::{Limits, Manifest, PluginKind};
 use crate::package::{self, sha256_hex, Unpacked};
 use crate::plugin::{CallLimits, LoadedPlugin, PluginSlot};
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, Tier};
 use crate::sink::WasmSinkFactory;
 use crate::source::WasmSourceFactory;
 
@@ -106,6 +106,10 @@ pub struct PluginInfo {
     /// persisted). Installed plugins load on first use after a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loaded: Option<bool>,
+    /// `baseline` (Winch, right after installing a large component) or
+    /// `optimized` (Cranelift) when loaded; shown by `get`, not persisted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compiled: Option<String>,
 }
 
 struct Entry {
@@ -117,6 +121,8 @@ struct Inner {
     root: PathBuf,
     registry: Registry,
     runtime: Arc<Runtime>,
+    /// The baseline (Winch) engine, created on first need.
+    baseline: parking_lot::Mutex<Option<Arc<Runtime>>>,
     cfg: WasmConfig,
     plugins: RwLock<BTreeMap<(PluginKind, String), Entry>>,
     /// Serialises the short commit step of install/upgrade/delete; the
@@ -221,6 +227,7 @@ impl PluginManager {
                 root,
                 registry,
                 runtime,
+                baseline: parking_lot::Mutex::new(None),
                 cfg,
                 plugins: RwLock::new(BTreeMap::new()),
                 ops: tokio::sync::Mutex::new(()),
@@ -429,17 +436,49 @@ impl PluginManager {
             None => None,
         };
         grants::validate(&request_grants).map_err(|e| bad(format!("grants: {e}")))?;
-        let rt = self.inner.runtime.clone();
-        let wasm = unpacked.wasm.clone();
         let permit = self.inner.compiles.acquire().await.map_err(internal)?;
-        let cwasm = tokio::task::spawn_blocking(move || rt.precompile(&wasm))
-            .await
-            .map_err(internal)?
-            .map_err(|e| bad(format!("the component does not compile: {e:#}")))?;
-        drop(permit);
-        let component: Component = self
+        let tiered = self
             .inner
-            .runtime
+            .cfg
+            .tiered_min_bytes
+            .is_some_and(|min| unpacked.wasm.len() >= min);
+        let mut compiled = None;
+        if tiered {
+            // Large component: baseline code now, optimised code later.
+            match self.baseline_runtime() {
+                Ok(rt) => {
+                    let wasm = unpacked.wasm.clone();
+                    let brt = rt.clone();
+                    match tokio::task::spawn_blocking(move || brt.precompile(&wasm))
+                        .await
+                        .map_err(internal)?
+                    {
+                        Ok(c) => compiled = Some((rt, c)),
+                        Err(e) => {
+                            tracing::info!(plugin = %name, "wasm plugin: baseline compiler declined ({e:#}); compiling with Cranelift")
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(plugin = %name, "wasm plugin: no baseline engine ({e}); compiling with Cranelift")
+                }
+            }
+        }
+        let (rt, cwasm) = match compiled {
+            Some(c) => c,
+            None => {
+                let rt = self.inner.runtime.clone();
+                let ort = rt.clone();
+                let wasm = unpacked.wasm.clone();
+                let cwasm = tokio::task::spawn_blocking(move || ort.precompile(&wasm))
+                    .await
+                    .map_err(internal)?
+                    .map_err(|e| bad(format!("the component does not compile: {e:#}")))?;
+                (rt, cwasm)
+            }
+        };
+        drop(permit);
+        let component: Component = rt
             .load_precompiled(&cwasm)
             .map_err(|e| internal(format!("{e:#}")))?;
         let limits = manifest.as_ref().and_then(|m| m.limits.clone());
@@ -450,7 +489,7 @@ impl PluginManager {
             .unwrap_or_default();
         // A first link without grants, to run `describe`.
         let probe = LoadedPlugin::new(
-            self.inner.runtime.clone(),
+            rt.clone(),
             &component,
             kind,
             name,
@@ -485,7 +524,7 @@ impl PluginManager {
         let operator = self.operator_grants(name, &request_grants);
         let eff = self.effective(name, &requested, &operator);
         let loaded = LoadedPlugin::new(
-            self.inner.runtime.clone(),
+            rt.clone(),
             &component,
             kind,
             name,
@@ -520,6 +559,7 @@ impl PluginManager {
             conf_keys,
             limits,
             loaded: None,
+            compiled: None,
         };
         Ok(Prepared {
             info,
@@ -545,7 +585,8 @@ impl PluginManager {
         let info_json = serde_json::to_vec_pretty(&p.info).map_err(internal)?;
         std::fs::write(pkg.join("info.json"), info_json).map_err(internal)?;
         let cache = self.cache_path(&p.info.sha256);
-        if !cache.exists() {
+        let baseline = p.loaded.tier() == Tier::Baseline;
+        if !baseline && !cache.exists() {
             let staged = staging.join("component.cwasm");
             std::fs::write(&staged, &p.cwasm).map_err(internal)?;
             std::fs::rename(&staged, &cache).map_err(internal)?;
@@ -558,13 +599,15 @@ impl PluginManager {
         std::fs::rename(&pkg, &dest).map_err(internal)?;
         let mut map = self.inner.plugins.write();
         let key = (kind, name.clone());
-        match map.get_mut(&key) {
+        let loaded = p.loaded.clone();
+        let slot = match map.get_mut(&key) {
             Some(Entry {
                 slot: Some(slot),
                 info,
             }) => {
                 slot.set(Some(p.loaded));
                 *info = p.info.clone();
+                slot.clone()
             }
             _ => {
                 let slot = PluginSlot::new(p.loaded);
@@ -573,12 +616,100 @@ impl PluginManager {
                     key,
                     Entry {
                         info: p.info.clone(),
-                        slot: Some(slot),
+                        slot: Some(slot.clone()),
                     },
                 );
+                slot
             }
+        };
+        drop(map);
+        let mut info = p.info;
+        info.compiled = Some(loaded.tier().as_str().to_string());
+        if baseline {
+            self.optimize_later(p.unpacked.wasm, cache, loaded, slot);
         }
-        Ok(p.info)
+        Ok(info)
+    }
+
+    /// The baseline (Winch) engine, created on first use.
+    fn baseline_runtime(&self) -> Result<Arc<Runtime>, String> {
+        let mut g = self.inner.baseline.lock();
+        if let Some(rt) = g.as_ref() {
+            return Ok(rt.clone());
+        }
+        let rt = Runtime::with_tier(false, self.inner.cfg.memory_limit_bytes, Tier::Baseline)
+            .map_err(|e| format!("{e:#}"))?;
+        *g = Some(rt.clone());
+        Ok(rt)
+    }
+
+    /// Compiles a plugin installed on baseline code with Cranelift in the
+    /// background, caches the artifact and swaps the slot to it. Instances
+    /// already running keep the baseline code until their rule restarts.
+    /// Nothing happens if the plugin was upgraded or deleted meanwhile.
+    fn optimize_later(
+        &self,
+        wasm: Vec<u8>,
+        cache: PathBuf,
+        baseline: Arc<LoadedPlugin>,
+        slot: Arc<PluginSlot>,
+    ) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let weak = Arc::downgrade(&self.inner);
+        handle.spawn(async move {
+            let name = baseline.name.clone();
+            let started = std::time::Instant::now();
+            let Some(inner) = weak.upgrade() else { return };
+            let Ok(permit) = inner.compiles.acquire().await else {
+                return;
+            };
+            let rt = inner.runtime.clone();
+            let crt = rt.clone();
+            let compiled = tokio::task::spawn_blocking(move || crt.precompile(&wasm)).await;
+            drop(permit);
+            drop(inner);
+            let cwasm = match compiled {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    tracing::warn!(plugin = %name, "wasm plugin: optimising compile failed, staying on baseline code: {e:#}");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(plugin = %name, "wasm plugin: optimising compile failed: {e}");
+                    return;
+                }
+            };
+            let optimized = rt
+                .load_precompiled(&cwasm)
+                .map_err(|e| format!("{e:#}"))
+                .and_then(|c| {
+                    LoadedPlugin::new(
+                        rt.clone(),
+                        &c,
+                        baseline.kind,
+                        &baseline.name,
+                        &baseline.version,
+                        baseline.effective_grants().clone(),
+                        baseline.limits.clone(),
+                    )
+                });
+            let optimized = match optimized {
+                Ok(p) => Arc::new(p),
+                Err(e) => {
+                    tracing::warn!(plugin = %name, "wasm plugin: optimised code does not load, staying on baseline code: {e}");
+                    return;
+                }
+            };
+            if !slot.replace_if(&baseline, optimized) {
+                return; // upgraded or deleted meanwhile
+            }
+            if let Err(e) = write_atomic(&cache, &cwasm) {
+                tracing::warn!(plugin = %name, "wasm plugin: cannot cache the optimised code: {e}");
+            }
+            tracing::info!(plugin = %name, ms = started.elapsed().as_millis() as u64, "wasm plugin: optimised code in use for new instances");
+        });
     }
 
     fn staging(&self) -> Result<tempfile::TempDir, PluginError> {
@@ -791,7 +922,9 @@ impl PluginManager {
                     if let Some(err) = slot.error() {
                         info.state = format!("error: {err}");
                     }
-                    info.loaded = Some(slot.peek().is_some());
+                    let cur = slot.peek();
+                    info.loaded = Some(cur.is_some());
+                    info.compiled = cur.map(|p| p.tier().as_str().to_string());
                 } else {
                     info.loaded = Some(false);
                 }

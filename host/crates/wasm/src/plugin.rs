@@ -73,6 +73,16 @@ pub struct LoadedPlugin {
 }
 
 impl LoadedPlugin {
+    /// The compiler tier of its code.
+    pub fn tier(&self) -> crate::runtime::Tier {
+        self.runtime.tier
+    }
+
+    /// The engine it runs on.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
     /// Links the component (every import must be satisfiable) and checks it
     /// exports the interface of `kind`. Errors are user-facing messages.
     pub fn new(

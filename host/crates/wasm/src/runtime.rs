@@ -28,9 +28,30 @@ use crate::grants::SocketPolicy;
 /// How often the epoch advances; deadlines are checked at this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Which compiler produced a runtime's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Winch: compiles several times faster, runs slower. Used so that the
+    /// install of a large component finishes quickly; the optimised code
+    /// replaces it in the background.
+    Baseline,
+    /// Cranelift with optimisations: what plugins normally run on.
+    Optimized,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Baseline => "baseline",
+            Tier::Optimized => "optimized",
+        }
+    }
+}
+
 /// Engine + linker shared by every plugin.
 pub struct Runtime {
     pub engine: Engine,
+    pub tier: Tier,
     pub linker: Linker<PluginState>,
     /// Changes whenever a cached `.cwasm` would no longer load (wasmtime version, settings, rustc).
     pub engine_key: String,
@@ -39,9 +60,20 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(pooling: bool, memory_limit: usize) -> wasmtime::Result<Arc<Runtime>> {
+        Self::with_tier(pooling, memory_limit, Tier::Optimized)
+    }
+
+    pub fn with_tier(
+        pooling: bool,
+        memory_limit: usize,
+        tier: Tier,
+    ) -> wasmtime::Result<Arc<Runtime>> {
         let mut cfg = Config::new();
         cfg.wasm_component_model(true);
         cfg.epoch_interruption(true);
+        if tier == Tier::Baseline {
+            cfg.strategy(wasmtime::Strategy::Winch);
+        }
         if pooling {
             let mut pool = wasmtime::PoolingAllocationConfig::default();
             pool.total_component_instances(256)
@@ -64,6 +96,7 @@ impl Runtime {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             engine.precompile_compatibility_hash().hash(&mut h);
             "wasmtime-48.0.8".hash(&mut h);
+            tier.as_str().hash(&mut h);
             format!("{:016x}", h.finish())
         };
         let stop = Arc::new(AtomicBool::new(false));
@@ -81,6 +114,7 @@ impl Runtime {
         }
         Ok(Arc::new(Runtime {
             engine,
+            tier,
             linker,
             engine_key,
             stop,

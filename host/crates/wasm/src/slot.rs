@@ -90,6 +90,19 @@ impl PluginSlot {
         self.error.read().clone()
     }
 
+    /// Replaces `old` by `new` if `old` is still the content (a later
+    /// upgrade or delete wins). True when swapped.
+    pub fn replace_if(&self, old: &Arc<LoadedPlugin>, new: Arc<LoadedPlugin>) -> bool {
+        let _pending = self.loader.lock();
+        let mut cur = self.current.write();
+        if cur.as_ref().is_some_and(|c| Arc::ptr_eq(c, old)) {
+            *cur = Some(new);
+            true
+        } else {
+            false
+        }
+    }
+
     /// Replaces the content (upgrade) or empties it (delete); drops a
     /// pending loader and a previous load error.
     pub fn set(&self, p: Option<Arc<LoadedPlugin>>) {

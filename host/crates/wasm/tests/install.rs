@@ -608,3 +608,93 @@ async fn builtin_names_cannot_be_taken() {
         "{e}"
     );
 }
+
+/// The compiled artifacts in the cache.
+fn cached(data: &Path) -> Vec<String> {
+    files_under(data)
+        .into_iter()
+        .filter(|f| f.contains("/plugins/cache/"))
+        .collect()
+}
+
+/// Reads one message from a fresh instance of an installed source plugin.
+async fn read_one(m: &PluginManager, name: &str) -> oort_wasm::runtime::Tier {
+    let p = m.loaded(PluginKind::Source, name).expect("loaded");
+    let mut inst = p.instantiate_source("t").await.expect("instantiate");
+    inst.open(&p.context("t"), r#"{"interval": 1}"#, None)
+        .await
+        .expect("open");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = inst
+            .read(1, Duration::from_millis(100))
+            .await
+            .expect("read");
+        if let oort_wasm::bindings::source_world::exports::oort::connector::source::ReadOutcome::Messages(v) = got {
+            if !v.is_empty() {
+                break;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no message");
+    }
+    p.tier()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_component_installs_on_baseline_code_then_switches_to_optimized() {
+    use oort_wasm::runtime::Tier;
+    let data = tempfile::tempdir().unwrap();
+    let pkgs = tempfile::tempdir().unwrap();
+    let uri = write(pkgs.path(), "random.zip", &random_zip());
+    // Every component counts as large here.
+    let cfg = WasmConfig {
+        tiered_min_bytes: Some(0),
+        ..WasmConfig::default()
+    };
+    let (m, _reg) = manager(data.path(), cfg.clone());
+    let info = m
+        .install(req(PluginKind::Source, "random", uri))
+        .await
+        .expect("install");
+    assert_eq!(info.compiled.as_deref(), Some("baseline"));
+    // Usable at once; instances made before the switch run baseline code.
+    let first = read_one(&m, "random").await;
+    // The optimised code replaces it in the background.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = m.get(PluginKind::Source, "random").expect("installed");
+        if now.compiled.as_deref() == Some("optimized") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {:?}",
+            now.compiled
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(first == Tier::Baseline || first == Tier::Optimized);
+    assert_eq!(read_one(&m, "random").await, Tier::Optimized);
+    // Only the optimised artifact is cached, and the next start maps it.
+    let cache = cached(data.path());
+    assert_eq!(cache.len(), 1, "{cache:?}");
+    drop(m);
+    let (m2, _reg2) = manager(data.path(), cfg);
+    assert_eq!(read_one(&m2, "random").await, Tier::Optimized);
+    assert_eq!(cached(data.path()), cache);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_components_compile_optimized_before_the_install_returns() {
+    let data = tempfile::tempdir().unwrap();
+    let pkgs = tempfile::tempdir().unwrap();
+    let uri = write(pkgs.path(), "random.zip", &random_zip());
+    // The default threshold (1 MiB) is far above random's size.
+    let (m, _reg) = manager(data.path(), WasmConfig::default());
+    let info = m
+        .install(req(PluginKind::Source, "random", uri))
+        .await
+        .expect("install");
+    assert_eq!(info.compiled.as_deref(), Some("optimized"));
+    assert_eq!(cached(data.path()).len(), 1);
+}

@@ -420,3 +420,36 @@ async fn instance_start_is_fast_from_the_cached_instance_pre() {
     // Generous bound for an unoptimised test build on a shared 2-core box.
     assert!(per < Duration::from_millis(20), "{per:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baseline_code_is_interrupted_by_its_deadline_too() {
+    use oort_wasm::plugin::{CallLimits, LoadedPlugin};
+    use oort_wasm::runtime::{Runtime, Tier};
+    // Large components run Winch code until Cranelift's is ready: a loop
+    // there must be stopped the same way.
+    let cfg = test_config();
+    let rt = Runtime::with_tier(false, cfg.memory_limit_bytes, Tier::Baseline).unwrap();
+    let wasm = std::fs::read(test_plugin("spin")).unwrap();
+    let cwasm = rt.precompile(&wasm).unwrap();
+    let c = rt.load_precompiled(&cwasm).unwrap();
+    let p = LoadedPlugin::new(
+        rt.clone(),
+        &c,
+        PluginKind::Source,
+        "spin",
+        "0.1.0",
+        oort_wasm::Grants::default(),
+        CallLimits::new(&cfg, None),
+    )
+    .unwrap();
+    assert_eq!(p.tier(), Tier::Baseline);
+    let mut inst = p.instantiate_source("t").await.unwrap();
+    inst.open(&p.context("t"), "{}", None).await.unwrap();
+    let t0 = Instant::now();
+    let err = inst
+        .read(1, Duration::from_millis(50))
+        .await
+        .expect_err("spin must be stopped");
+    assert!(err.to_string().contains("deadline"), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+}
