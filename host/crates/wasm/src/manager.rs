@@ -660,6 +660,7 @@ impl PluginManager {
         let weak = Arc::downgrade(&self.inner);
         handle.spawn(async move {
             let name = baseline.name.clone();
+            let sha = sha256_hex(&wasm);
             let started = std::time::Instant::now();
             let Some(inner) = weak.upgrade() else { return };
             let Ok(permit) = inner.compiles.acquire().await else {
@@ -702,11 +703,20 @@ impl PluginManager {
                     return;
                 }
             };
-            if !slot.replace_if(&baseline, optimized) {
-                return; // upgraded or deleted meanwhile
-            }
+            // Cached before the swap, so a restart right after it finds the artifact.
             if let Err(e) = write_atomic(&cache, &cwasm) {
                 tracing::warn!(plugin = %name, "wasm plugin: cannot cache the optimised code: {e}");
+            }
+            if !slot.replace_if(&baseline, optimized) {
+                // Upgraded or deleted meanwhile: keep the artifact only if an
+                // installed plugin still has this component.
+                let used = weak.upgrade().is_some_and(|inner| {
+                    inner.plugins.read().values().any(|e| e.info.sha256 == sha)
+                });
+                if !used {
+                    let _ = std::fs::remove_file(&cache);
+                }
+                return;
             }
             tracing::info!(plugin = %name, ms = started.elapsed().as_millis() as u64, "wasm plugin: optimised code in use for new instances");
         });
