@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use oort_core::{ConnectorError, Props, Sink, SinkContext, SinkFactory, SinkItem, Value};
 
-use crate::plugin::{LoadedPlugin, MessageRef, PluginSlot, SinkInstance};
+use crate::plugin::{LoadedPlugin, MessageRef, MetaRef, PluginSlot, SinkInstance};
 
 const RESEND_ATTEMPTS: u32 = 3;
 
@@ -67,7 +67,7 @@ fn to_refs<'a>(items: &'a [SinkItem], owned: &'a [Option<Vec<u8>>]) -> Vec<Messa
                 .get(i)
                 .and_then(|o| o.as_deref())
                 .unwrap_or(&it.payload[..]),
-            meta: &[],
+            meta: MetaRef(&[]),
             timestamp_ms: None,
         })
         .collect()
