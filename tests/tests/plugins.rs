@@ -1062,6 +1062,11 @@ fn a_rewindable_plugin_source_resumes_from_its_last_checkpoint() {
         "a qos 0 rule committed offsets:\n{}",
         s.log()
     );
+    assert!(
+        s.status("plain").get("source_cnt_0_committed_offset").is_none(),
+        "{}",
+        s.status("plain")
+    );
     s.expect("DELETE", "/rules/plain", None, 200);
 
     s.rule(json!({
@@ -1076,6 +1081,14 @@ fn a_rewindable_plugin_source_resumes_from_its_last_checkpoint() {
         assert!(Instant::now() < deadline, "no commits:\n{}", s.log());
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The committed offset is visible in the rule's status.
+    let st = s.wait_status("ckpt", "a committed offset", |st| {
+        st["source_cnt_0_committed_offset"]
+            .as_str()
+            .and_then(|o| o.parse::<u64>().ok())
+            .is_some_and(|o| o >= 5)
+    });
+    assert_eq!(st["status"], "running", "{st}");
     let lines = s.log.clone();
     drop(s); // SIGKILL: no clean shutdown
     std::thread::sleep(Duration::from_millis(300)); // the pipes drain

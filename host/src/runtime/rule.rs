@@ -111,11 +111,13 @@ impl RunningRule {
     /// Metrics in eKuiper's key order: sources, ops, sinks.
     pub fn write_metrics(&self, out: &mut Map<String, Json>) {
         for inp in &self.inputs {
-            inp.metrics.write(
-                &format!("source_{}_0", inp.stream),
-                out,
-                Some(&inp.hub.conn),
-            );
+            let prefix = format!("source_{}_0", inp.stream);
+            inp.metrics.write(&prefix, out, Some(&inp.hub.conn));
+            // Oort extension: the source offset committed by checkpoints
+            // (rewindable plugin sources; `qos` >= 1 rules).
+            if let Some(o) = inp.hub.committed_offset() {
+                out.insert(format!("{prefix}_committed_offset"), o.into());
+            }
         }
         let q = self.query.lock();
         for (name, m) in q.metrics() {
