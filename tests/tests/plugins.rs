@@ -1063,7 +1063,9 @@ fn a_rewindable_plugin_source_resumes_from_its_last_checkpoint() {
         s.log()
     );
     assert!(
-        s.status("plain").get("source_cnt_0_committed_offset").is_none(),
+        s.status("plain")
+            .get("source_cnt_0_committed_offset")
+            .is_none(),
         "{}",
         s.status("plain")
     );

@@ -106,13 +106,14 @@ pub struct Hub {
 
 impl Hub {
     pub fn subscribe(&self, s: Subscriber) {
-        self.first_sub.notify_one();
         if s.checkpoint {
             // A new rule has nothing to finish before this point.
             let at = self.last_seq.load(Ordering::Acquire);
             self.offsets.lock().acks.insert(s.rule_id.clone(), at);
         }
         self.subs.lock().push(s);
+        // Only now may the first events go out: they have someone to go to.
+        self.first_sub.notify_one();
     }
 
     /// Removes a rule; returns true when no subscriber is left.
