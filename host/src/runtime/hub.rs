@@ -43,7 +43,7 @@ pub type PersistOffset = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// Where a hub's committed source offsets are kept.
 pub struct CheckpointSpec {
-    /// Store key (`stream:<name>`, or `rule:<id>:<name>` for a private hub).
+    /// Store key: the stream name (only shared hubs keep offsets).
     pub key: String,
     /// The offset committed last time, handed to the source at start.
     pub resume: Option<String>,

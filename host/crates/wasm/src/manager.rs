@@ -446,19 +446,12 @@ impl PluginManager {
         if tiered {
             // Large component: baseline code now, optimised code later.
             match self.baseline_runtime() {
-                Ok(rt) => {
-                    let wasm = unpacked.wasm.clone();
-                    let brt = rt.clone();
-                    match tokio::task::spawn_blocking(move || brt.precompile(&wasm))
-                        .await
-                        .map_err(internal)?
-                    {
-                        Ok(c) => compiled = Some((rt, c)),
-                        Err(e) => {
-                            tracing::info!(plugin = %name, "wasm plugin: baseline compiler declined ({e:#}); compiling with Cranelift")
-                        }
+                Ok(rt) => match precompile_blocking(&rt, unpacked.wasm.clone()).await? {
+                    Ok(c) => compiled = Some((rt, c)),
+                    Err(e) => {
+                        tracing::info!(plugin = %name, "wasm plugin: baseline compiler declined ({e:#}); compiling with Cranelift")
                     }
-                }
+                },
                 Err(e) => {
                     tracing::warn!(plugin = %name, "wasm plugin: no baseline engine ({e}); compiling with Cranelift")
                 }
@@ -468,11 +461,8 @@ impl PluginManager {
             Some(c) => c,
             None => {
                 let rt = self.inner.runtime.clone();
-                let ort = rt.clone();
-                let wasm = unpacked.wasm.clone();
-                let cwasm = tokio::task::spawn_blocking(move || ort.precompile(&wasm))
-                    .await
-                    .map_err(internal)?
+                let cwasm = precompile_blocking(&rt, unpacked.wasm.clone())
+                    .await?
                     .map_err(|e| bad(format!("the component does not compile: {e:#}")))?;
                 (rt, cwasm)
             }
@@ -626,7 +616,7 @@ impl PluginManager {
         let mut info = p.info;
         info.compiled = Some(loaded.tier().as_str().to_string());
         if baseline {
-            self.optimize_later(p.unpacked.wasm, cache, loaded, slot);
+            self.optimize_later(p.unpacked.wasm, info.sha256.clone(), cache, loaded, slot);
         }
         Ok(info)
     }
@@ -650,25 +640,25 @@ impl PluginManager {
     fn optimize_later(
         &self,
         wasm: Vec<u8>,
+        sha: String,
         cache: PathBuf,
         baseline: Arc<LoadedPlugin>,
         slot: Arc<PluginSlot>,
     ) {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(plugin = %baseline.name, "wasm plugin: no async runtime to optimise in; staying on baseline code");
             return;
         };
         let weak = Arc::downgrade(&self.inner);
         handle.spawn(async move {
             let name = baseline.name.clone();
-            let sha = sha256_hex(&wasm);
             let started = std::time::Instant::now();
             let Some(inner) = weak.upgrade() else { return };
             let Ok(permit) = inner.compiles.acquire().await else {
                 return;
             };
             let rt = inner.runtime.clone();
-            let crt = rt.clone();
-            let compiled = tokio::task::spawn_blocking(move || crt.precompile(&wasm)).await;
+            let compiled = precompile_blocking(&rt, wasm).await;
             drop(permit);
             drop(inner);
             let cwasm = match compiled {
@@ -1167,6 +1157,18 @@ fn block_on<T: Send + 'static>(
         .join()
         .unwrap_or_else(|_| Err(PluginError::Internal("plugin loader panicked".into())))
     })
+}
+
+/// Compiles on a blocking thread (seconds for a large component). The outer
+/// error is a panicked compile task, the inner one the compiler's verdict.
+async fn precompile_blocking(
+    rt: &Arc<Runtime>,
+    wasm: Vec<u8>,
+) -> Result<wasmtime::Result<Vec<u8>>, PluginError> {
+    let rt = rt.clone();
+    tokio::task::spawn_blocking(move || rt.precompile(&wasm))
+        .await
+        .map_err(internal)
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -657,8 +657,9 @@ async fn a_large_component_installs_on_baseline_code_then_switches_to_optimized(
         .await
         .expect("install");
     assert_eq!(info.compiled.as_deref(), Some("baseline"));
-    // Usable at once; instances made before the switch run baseline code.
-    let first = read_one(&m, "random").await;
+    // Usable at once (on baseline code unless the switch below already
+    // happened: it races with this read).
+    read_one(&m, "random").await;
     // The optimised code replaces it in the background.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -673,7 +674,6 @@ async fn a_large_component_installs_on_baseline_code_then_switches_to_optimized(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(first == Tier::Baseline || first == Tier::Optimized);
     assert_eq!(read_one(&m, "random").await, Tier::Optimized);
     // Only the optimised artifact is cached, and the next start maps it.
     let cache = cached(data.path());

@@ -453,3 +453,40 @@ async fn baseline_code_is_interrupted_by_its_deadline_too() {
     assert!(err.to_string().contains("deadline"), "{err}");
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baseline_code_runs_a_plugin() {
+    use oort_wasm::bindings::source_world::exports::oort::connector::source::ReadOutcome;
+    use oort_wasm::plugin::{CallLimits, LoadedPlugin};
+    use oort_wasm::runtime::{Runtime, Tier};
+    let cfg = test_config();
+    let rt = Runtime::with_tier(false, cfg.memory_limit_bytes, Tier::Baseline).unwrap();
+    let wasm = std::fs::read(builtin_dist().join("random.wasm")).unwrap();
+    let c = rt.load_precompiled(&rt.precompile(&wasm).unwrap()).unwrap();
+    let p = LoadedPlugin::new(
+        rt.clone(),
+        &c,
+        PluginKind::Source,
+        "random",
+        "0.1.0",
+        oort_wasm::Grants::default(),
+        CallLimits::new(&cfg, None),
+    )
+    .unwrap();
+    let mut inst = p.instantiate_source("t").await.unwrap();
+    inst.open(
+        &p.context("t"),
+        r#"{"interval": 0, "pattern": {"a": 1}}"#,
+        None,
+    )
+    .await
+    .unwrap();
+    match inst.read(4, Duration::from_millis(100)).await.unwrap() {
+        ReadOutcome::Messages(v) => {
+            assert_eq!(v.len(), 4);
+            let j: serde_json::Value = serde_json::from_slice(&v[0].payload).unwrap();
+            assert_eq!(j["a"], 1, "{j}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
