@@ -149,7 +149,8 @@ impl Source for MqttSource {
             match ev {
                 Ok(Ev::ConnAck) => {
                     backoff.reset();
-                    ctx.conn.connected();
+                    // `connected` waits for the SUBACK: a message published
+                    // before the broker has the subscription would be lost.
                     tracing::info!(source = %ctx.id, %server, topics = ?self.topics, "mqtt source connected");
                     if let Err(e) = client.try_subscribe(&self.topics, self.qos) {
                         tracing::warn!(source = %ctx.id, "mqtt subscribe failed: {e}");
@@ -178,7 +179,9 @@ impl Source for MqttSource {
                         return Ok(());
                     }
                 }
-                Ok(Ev::SubAck { refused }) if refused > 0 => {
+                Ok(Ev::SubAck { refused: 0 }) => ctx.conn.connected(),
+                Ok(Ev::SubAck { refused }) => {
+                    ctx.conn.connected();
                     let msg = format!(
                         "mqtt: the broker refused {refused} of the subscriptions {:?}",
                         self.topics
