@@ -1,7 +1,8 @@
 //! Golden tests of the template engine: every case in `golden/cases.json`
 //! must render byte for byte what Go's `text/template` rendered into
 //! `golden/expected.json` (regenerate with `golden/regen.sh`, which needs Go;
-//! this test does not). A case Go fails to render must fail here too.
+//! this test does not). A case Go fails to render must fail here too, and one Go refuses to parse
+//! must be refused by `Template::compile`.
 
 use std::path::Path;
 
@@ -33,6 +34,13 @@ fn templates_render_like_go() {
         match (want, &got) {
             (serde_json::Value::String(w), Ok(g)) if w == g => {}
             (serde_json::Value::Object(o), Err(_)) if o.contains_key("error") => {}
+            (serde_json::Value::Object(o), Err(_)) if o.contains_key("parse_error") => {
+                if Template::compile(src).is_ok() {
+                    failures.push(format!(
+                        "{name}: Go refuses {src:?} at parse time, Oort compiles it"
+                    ));
+                }
+            }
             (serde_json::Value::Null, _) => {
                 failures.push(format!("{name}: no expectation (run golden/regen.sh)"))
             }

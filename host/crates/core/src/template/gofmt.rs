@@ -111,10 +111,9 @@ fn push_exp(out: &mut String, e: i32) {
     let _ = write!(out, "{a}");
 }
 
-/// `%g` / `%v` for a float: shortest digits (or `prec` significant digits),
-/// exponent form when the exponent is < -4 or >= the precision (21 for the
-/// shortest form with `%v`... Go uses 21 only for `%v` of float32; float64
-/// uses 6 when shortest).
+/// `%g` / `%v` for a float64: shortest digits (or `prec` significant
+/// digits), in exponent form when the exponent is < -4 or >= the precision
+/// (6 for the shortest form, so `1e+06`), as `strconv.FormatFloat(f, 'g')`.
 fn write_float_g(out: &mut String, f: f64, prec: Option<usize>, upper: bool) {
     if let Some(s) = special(f) {
         out.push_str(s);
@@ -133,7 +132,7 @@ fn write_float_g(out: &mut String, f: f64, prec: Option<usize>, upper: bool) {
         None => 6,
         Some(p) => {
             let nd = d.len() as i32;
-            if (p as i32) > nd && nd >= exp + 1 {
+            if (p as i32) > nd && nd > exp {
                 nd
             } else {
                 p as i32
@@ -340,9 +339,7 @@ fn format_one(out: &mut String, verb: char, spec: &Spec, v: &Value) -> Result<()
                 if i > 0 {
                     out.push(' ');
                 }
-                let mut s = String::new();
-                format_one(&mut s, verb, spec, x)?;
-                pad(out, &s, spec, verb, x);
+                elem(out, verb, spec, x)?;
             }
             out.push(']');
             return Ok(());
@@ -358,9 +355,7 @@ fn format_one(out: &mut String, verb: char, spec: &Spec, v: &Value) -> Result<()
                 format_one(&mut s, verb, spec, &key)?;
                 pad(out, &s, spec, verb, &key);
                 out.push(':');
-                let mut s = String::new();
-                format_one(&mut s, verb, spec, x)?;
-                pad(out, &s, spec, verb, x);
+                elem(out, verb, spec, x)?;
             }
             out.push(']');
             return Ok(());
@@ -393,6 +388,18 @@ fn format_one(out: &mut String, verb: char, spec: &Spec, v: &Value) -> Result<()
         }
         (_, v) => bad_verb(out, verb, v),
     }
+    Ok(())
+}
+
+/// An element of a slice or map: a nil prints `<nil>` whatever the verb.
+fn elem(out: &mut String, verb: char, spec: &Spec, x: &Value) -> Result<(), String> {
+    let mut s = String::new();
+    if x.is_null() {
+        s.push_str("<nil>");
+    } else {
+        format_one(&mut s, verb, spec, x)?;
+    }
+    pad(out, &s, spec, verb, x);
     Ok(())
 }
 
@@ -591,8 +598,8 @@ mod tests {
             "1|    2|3    |-0004"
         );
         assert_eq!(
-            f("%.2f %f %e", &[3.14159.into(), 1.5.into(), 1234.5.into()]),
-            "3.14 1.500000 1.234500e+03"
+            f("%.2f %f %e", &[1.23456.into(), 1.5.into(), 1234.5.into()]),
+            "1.23 1.500000 1.234500e+03"
         );
         assert_eq!(
             f("%s %q %v", &["a".into(), "b\n".into(), Value::Null]),
@@ -605,6 +612,6 @@ mod tests {
         );
         assert_eq!(f("%t %v", &[true.into()]), "true %!v(MISSING)");
         assert_eq!(f("a", &[1.into()]), "a%!(EXTRA int64=1)");
-        assert_eq!(f("%.3g %g", &[3.14159.into(), 1e21.into()]), "3.14 1e+21");
+        assert_eq!(f("%.3g %g", &[1.23456.into(), 1e21.into()]), "1.23 1e+21");
     }
 }

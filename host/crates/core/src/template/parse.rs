@@ -85,7 +85,7 @@ pub(super) fn parse(tokens: Vec<Token>) -> Result<Parsed, TemplateError> {
     };
     let (root, end) = p.list()?;
     match end {
-        End::Eof => {}
+        Stop::Eof => {}
         other => return Err(TemplateError(format!("unexpected {}", other.name()))),
     }
     Ok(Parsed {
@@ -104,20 +104,20 @@ struct Parser {
 }
 
 /// What ended a list of nodes.
-enum End {
+enum Stop {
     Eof,
     End,
     Else,
     /// `{{else if pipeline}}` / `{{else with pipeline}}`: the keyword.
-    ElseChain(String),
+    ElseIf(String),
 }
 
-impl End {
+impl Stop {
     fn name(&self) -> &'static str {
         match self {
-            End::Eof => "end of template",
-            End::End => "{{end}}",
-            End::Else | End::ElseChain(_) => "{{else}}",
+            Stop::Eof => "end of template",
+            Stop::End => "{{end}}",
+            Stop::Else | Stop::ElseIf(_) => "{{else}}",
         }
     }
 }
@@ -149,11 +149,11 @@ impl Parser {
     }
 
     /// Parses nodes until `{{end}}`, `{{else...}}` or the end of input.
-    fn list(&mut self) -> Result<(Vec<Node>, End), TemplateError> {
+    fn list(&mut self) -> Result<(Vec<Node>, Stop), TemplateError> {
         let mut nodes = Vec::new();
         loop {
             match self.next() {
-                None => return Ok((nodes, End::Eof)),
+                None => return Ok((nodes, Stop::Eof)),
                 Some(Tok::Text(t)) => nodes.push(Node::Text(t)),
                 Some(Tok::Open) => {
                     if let Some(end) = self.action(&mut nodes)? {
@@ -166,14 +166,14 @@ impl Parser {
     }
 
     /// One `{{...}}` after its opening; returns an `End` for end/else.
-    fn action(&mut self, nodes: &mut Vec<Node>) -> Result<Option<End>, TemplateError> {
+    fn action(&mut self, nodes: &mut Vec<Node>) -> Result<Option<Stop>, TemplateError> {
         if let Some(Tok::Ident(kw)) = self.peek() {
             let kw = kw.clone();
             match kw.as_str() {
                 "end" => {
                     self.pos += 1;
                     self.expect_close("end")?;
-                    return Ok(Some(End::End));
+                    return Ok(Some(Stop::End));
                 }
                 "else" => {
                     self.pos += 1;
@@ -181,11 +181,11 @@ impl Parser {
                         let k = k.clone();
                         if k == "if" || k == "with" {
                             self.pos += 1;
-                            return Ok(Some(End::ElseChain(k)));
+                            return Ok(Some(Stop::ElseIf(k)));
                         }
                     }
                     self.expect_close("else")?;
-                    return Ok(Some(End::Else));
+                    return Ok(Some(Stop::Else));
                 }
                 "if" | "range" | "with" => {
                     self.pos += 1;
@@ -262,7 +262,7 @@ impl Parser {
         let (body, end) = self.list()?;
         self.vars = saved_vars;
         self.range_depth = saved_range;
-        if !matches!(end, End::End) {
+        if !matches!(end, Stop::End) {
             return err(format!("unexpected {} in {ctx}", end.name()));
         }
         if self.defines.insert(name.clone(), body).is_some() {
@@ -290,10 +290,10 @@ impl Parser {
         }
         let (body, end) = res?;
         let els = match end {
-            End::End => Vec::new(),
-            End::Else => {
+            Stop::End => Vec::new(),
+            Stop::Else => {
                 let (els, end2) = self.list()?;
-                if !matches!(end2, End::End) {
+                if !matches!(end2, Stop::End) {
                     return err(format!(
                         "expected {{{{end}}}} in {kw}, found {}",
                         end2.name()
@@ -301,7 +301,7 @@ impl Parser {
                 }
                 els
             }
-            End::ElseChain(k) => {
+            Stop::ElseIf(k) => {
                 if k != kw || kw == "range" {
                     return err(format!(
                         "{{{{else {k}}}}} inside {{{{{kw}}}}} is not supported"
@@ -313,7 +313,7 @@ impl Parser {
                 // `{{else if p}}...{{end}}` is `{{else}}{{if p}}...{{end}}{{end}}`.
                 vec![self.control(&k)?]
             }
-            End::Eof => return err(format!("unexpected end of template in {{{{{kw}}}}}")),
+            Stop::Eof => return err(format!("unexpected end of template in {{{{{kw}}}}}")),
         };
         self.vars.truncate(mark);
         Ok(match kw {
@@ -335,11 +335,8 @@ impl Parser {
         if let Some(Tok::Var(_)) = self.peek() {
             let save = self.pos;
             let mut names = Vec::new();
-            loop {
-                match self.next() {
-                    Some(Tok::Var(v)) => names.push(v),
-                    _ => break,
-                }
+            while let Some(Tok::Var(v)) = self.next() {
+                names.push(v);
                 match self.peek() {
                     Some(Tok::Comma) if ctx == "range" && names.len() < 2 => {
                         self.pos += 1;

@@ -426,7 +426,10 @@ func main() {
 		data = convert(data)
 		t, err := template.New("sink").Funcs(funcs()).Parse(c.Template)
 		if err != nil {
-			panic(fmt.Sprintf("%s: parse: %v", c.Name, err))
+			// A parse error: the Rust engine must refuse the template too.
+			out[c.Name] = map[string]string{"parse_error": err.Error()}
+			names = append(names, c.Name)
+			continue
 		}
 		var b bytes.Buffer
 		if err := t.Execute(&b, data); err != nil {
