@@ -1,13 +1,13 @@
 //! Helpers shared by the connectors: props -> config structs (case-insensitive
-//! keys, lenient scalars, errors naming the property), `{{.field}}` property
-//! templates, data-dir path resolution, value -> rows conversion, backoff.
+//! keys, lenient scalars, errors naming the property), dynamic (template)
+//! properties, data-dir path resolution, value -> rows conversion, backoff.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use oort_core::codec::text::value_to_text;
+use oort_core::template::Template;
 use oort_core::{ConnectorError, Props, Row, Schema, Value};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -258,148 +258,78 @@ pub fn row_from_json(
     Row::new(schema, values)
 }
 
-/// A property that may be a data template such as `devices/{{.id}}`.
+/// A property that may be a Go template, such as `devices/{{.id}}` (eKuiper's
+/// dynamic properties). A value with `{{` is compiled once, at sink creation,
+/// by the one template engine ([`oort_core::template`]), so a bad template or
+/// an unsupported form fails the rule naming the property; any other value is
+/// a literal that costs nothing to "render".
 ///
-/// Supported actions: `{{.field}}`, `{{.a.b}}` (nested), `{{.}}` (the whole
-/// data as JSON) and `{{index . N "field"}}` (field of the N-th row when the
-/// data is an array). When the data is an array, `{{.field}}` reads the first
-/// row. A missing field renders as `<no value>`, like Go's templates.
+/// eKuiper renders dynamic properties against the rule's result before
+/// `dataField`, `fields` and `dataTemplate` apply: a row object with
+/// `sendSingle`, else the array of row objects (then `{{index . 0 "id"}}`
+/// reads the first row, and `{{.id}}` is an error, as in Go). Callers pass
+/// [`oort_core::SinkItem::data`], which the runtime fills accordingly.
 #[derive(Debug, Clone)]
 pub struct PropTemplate {
-    parts: Vec<Part>,
+    prop: Arc<str>,
+    kind: PropKind,
 }
 
 #[derive(Debug, Clone)]
-enum Part {
-    Lit(String),
-    Path {
-        index: Option<usize>,
-        path: Vec<String>,
-    },
+enum PropKind {
+    Literal(String),
+    Template(Arc<Template>),
 }
 
 impl PropTemplate {
     /// Parses `text`; `prop` names the property in error messages.
     pub fn parse(prop: &str, text: &str) -> Result<PropTemplate, ConnectorError> {
-        let mut parts = Vec::new();
-        let mut rest = text;
-        while let Some(start) = rest.find("{{") {
-            if start > 0 {
-                parts.push(Part::Lit(rest[..start].to_string()));
+        let kind = if text.contains("{{") {
+            let t = Template::parse(text).map_err(|e| {
+                ConnectorError::Config(format!("property {prop}: invalid template {text:?}: {e}"))
+            })?;
+            match t.as_literal() {
+                Some(l) => PropKind::Literal(l.to_string()),
+                None => PropKind::Template(Arc::new(t)),
             }
-            let after = &rest[start + 2..];
-            let Some(end) = after.find("}}") else {
-                return Err(ConnectorError::Config(format!(
-                    "property {prop}: unclosed {{{{ in template {text:?}"
-                )));
-            };
-            let action = after[..end]
-                .trim()
-                .trim_start_matches('-')
-                .trim_end_matches('-')
-                .trim();
-            parts.push(parse_action(prop, action)?);
-            rest = &after[end + 2..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Lit(rest.to_string()));
-        }
-        Ok(PropTemplate { parts })
+        } else {
+            PropKind::Literal(text.to_string())
+        };
+        Ok(PropTemplate {
+            prop: Arc::from(prop),
+            kind,
+        })
     }
 
     /// The text when it has no template action.
     pub fn static_text(&self) -> Option<Cow<'_, str>> {
-        match self.parts.as_slice() {
-            [] => Some(Cow::Borrowed("")),
-            [Part::Lit(s)] => Some(Cow::Borrowed(s.as_str())),
-            _ => None,
+        match &self.kind {
+            PropKind::Literal(s) => Some(Cow::Borrowed(s.as_str())),
+            PropKind::Template(_) => None,
         }
     }
 
-    /// Renders the template against a row object or an array of rows.
-    pub fn render(&self, data: &Value) -> String {
+    /// Renders against the result row (an object, or an array of rows).
+    /// A template that fails on this data (a field of a non-object, `index`
+    /// out of range...) is [`ConnectorError::InvalidData`] naming the property.
+    pub fn render(&self, data: &Value) -> Result<String, ConnectorError> {
         let mut out = String::new();
-        for p in &self.parts {
-            match p {
-                Part::Lit(s) => out.push_str(s),
-                Part::Path { index, path } => {
-                    let base = match (index, data) {
-                        (Some(i), Value::Array(a)) => a.get(*i),
-                        (None, Value::Array(a)) if !path.is_empty() => a.first(),
-                        (Some(_), _) => None,
-                        (None, v) => Some(v),
-                    };
-                    match base.and_then(|b| lookup(b, path)) {
-                        Some(v) if path.is_empty() => {
-                            let mut buf = Vec::new();
-                            oort_core::codec::json::write_value(&mut buf, v);
-                            out.push_str(&String::from_utf8_lossy(&buf));
-                        }
-                        Some(Value::Null) | None => out.push_str("<no value>"),
-                        Some(v) => out.push_str(&value_to_text(v, true)),
-                    }
-                }
-            }
-        }
-        out
+        self.render_into(data, &mut out)?;
+        Ok(out)
     }
-}
 
-fn lookup<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
-    let mut cur = v;
-    for seg in path {
-        match cur {
-            Value::Object(m) => cur = m.get(seg.as_str())?,
-            _ => return None,
-        }
-    }
-    Some(cur)
-}
-
-fn parse_action(prop: &str, action: &str) -> Result<Part, ConnectorError> {
-    let unsupported = || {
-        ConnectorError::Config(format!(
-            "property {prop}: unsupported template action {{{{{action}}}}}: only {{{{.field}}}} and {{{{index . N \"field\"}}}} are supported"
-        ))
-    };
-    if let Some(p) = action.strip_prefix('.') {
-        if p.is_empty() {
-            return Ok(Part::Path {
-                index: None,
-                path: Vec::new(),
-            });
-        }
-        let path: Vec<String> = p.split('.').map(str::to_string).collect();
-        if path
-            .iter()
-            .any(|s| s.is_empty() || s.contains(char::is_whitespace))
-        {
-            return Err(unsupported());
-        }
-        return Ok(Part::Path { index: None, path });
-    }
-    if let Some(args) = action.strip_prefix("index ") {
-        let toks: Vec<&str> = args.split_whitespace().collect();
-        if toks.first() != Some(&".") || toks.len() < 2 {
-            return Err(unsupported());
-        }
-        let mut index = None;
-        let mut path = Vec::new();
-        for t in &toks[1..] {
-            if let Some(s) = t.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
-                path.push(s.to_string());
-            } else if let Ok(i) = t.parse::<usize>() {
-                if index.is_some() || !path.is_empty() {
-                    return Err(unsupported());
-                }
-                index = Some(i);
-            } else {
-                return Err(unsupported());
+    /// [`PropTemplate::render`] appending to `out`.
+    pub fn render_into(&self, data: &Value, out: &mut String) -> Result<(), ConnectorError> {
+        match &self.kind {
+            PropKind::Literal(s) => {
+                out.push_str(s);
+                Ok(())
             }
+            PropKind::Template(t) => t
+                .render_into(data, out)
+                .map_err(|e| ConnectorError::InvalidData(format!("property {}: {e}", self.prop))),
         }
-        return Ok(Part::Path { index, path });
     }
-    Err(unsupported())
 }
 
 #[cfg(test)]
@@ -460,18 +390,46 @@ mod tests {
         let row = decode_value(br#"{"id":"d1","n":{"k":2.5},"x":3}"#).unwrap();
         let t = PropTemplate::parse("topic", "devices/{{.id}}/{{ .n.k }}/{{.missing}}").unwrap();
         assert!(t.static_text().is_none());
-        assert_eq!(t.render(&row), "devices/d1/2.5/<no value>");
+        assert_eq!(t.render(&row).unwrap(), "devices/d1/2.5/<no value>");
         let arr = Value::Array(Arc::new(vec![
             row.clone(),
             decode_value(br#"{"id":"d2"}"#).unwrap(),
         ]));
-        assert_eq!(t.render(&arr), "devices/d1/2.5/<no value>");
+        // On a batch (an array of rows) a field is an error, as in eKuiper.
+        let e = t.render(&arr).unwrap_err();
+        assert!(
+            matches!(&e, ConnectorError::InvalidData(m) if m.contains("topic")),
+            "{e}"
+        );
         let t = PropTemplate::parse("topic", r#"t/{{index . 1 "id"}}"#).unwrap();
-        assert_eq!(t.render(&arr), "t/d2");
+        assert_eq!(t.render(&arr).unwrap(), "t/d2");
         let s = PropTemplate::parse("topic", "plain/topic").unwrap();
         assert_eq!(s.static_text().as_deref(), Some("plain/topic"));
-        assert!(PropTemplate::parse("topic", "a/{{.id").is_err());
-        assert!(PropTemplate::parse("topic", "{{printf \"%s\" .id}}").is_err());
+        let e = PropTemplate::parse("topic", "a/{{.id").unwrap_err();
+        assert!(
+            matches!(&e, ConnectorError::Config(m) if m.contains("topic")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn templates_have_go_semantics() {
+        let row = decode_value(br#"{"id":"d1","on":false,"n":3,"t":21.5}"#).unwrap();
+        let t = PropTemplate::parse(
+            "topic",
+            r#"{{if .on}}on{{else}}off{{end}}/{{printf "%03d" .n}}/{{upper .id}}/{{.t}}"#,
+        )
+        .unwrap();
+        assert_eq!(t.render(&row).unwrap(), "off/003/D1/21.5");
+        // Unsupported forms are refused when the sink is created.
+        let e = PropTemplate::parse("path", "{{now}}").unwrap_err();
+        assert!(
+            matches!(&e, ConnectorError::Config(m) if m.contains("path") && m.contains("now")),
+            "{e}"
+        );
+        // A template with only a comment is a literal.
+        let c = PropTemplate::parse("topic", "a/{{/* x */}}b").unwrap();
+        assert_eq!(c.static_text().as_deref(), Some("a/b"));
     }
 
     #[test]

@@ -440,11 +440,13 @@ impl Sink for FileSink {
         for it in items {
             let r = match (&static_key, &static_path) {
                 (Some(k), Some(p)) => st.write(k, p, it),
-                _ => {
-                    let k = self.path.render(&it.data);
-                    let p = self.resolve(&k);
-                    st.write(&k, &p, it)
-                }
+                _ => match self.path.render(&it.data) {
+                    Ok(k) => {
+                        let p = self.resolve(&k);
+                        st.write(&k, &p, it)
+                    }
+                    Err(e) => Err(e),
+                },
             };
             if let Err(e) = r {
                 result = Err(e);

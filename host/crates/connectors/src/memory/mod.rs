@@ -204,6 +204,7 @@ impl Sink for MemorySink {
     ) -> Result<(), ConnectorError> {
         let mut batch: Vec<Row> = Vec::new();
         let mut skipped = 0usize;
+        let mut bad_topic: Option<ConnectorError> = None;
         if let Some(topic) = self.topic.static_text() {
             let topic = topic.into_owned();
             for it in items {
@@ -216,7 +217,15 @@ impl Sink for MemorySink {
             // Group consecutive items that render to the same topic.
             let mut current: Option<String> = None;
             for it in items {
-                let t = self.topic.render(&it.data);
+                let t = match self.topic.render(&it.data) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        // This item is not published; the others are.
+                        skipped += 1;
+                        bad_topic.get_or_insert(e);
+                        continue;
+                    }
+                };
                 if current.as_deref() != Some(t.as_str()) {
                     if let Some(prev) = current.take() {
                         if !batch.is_empty() {
@@ -234,6 +243,9 @@ impl Sink for MemorySink {
                     self.publisher.publish(&t, batch).await;
                 }
             }
+        }
+        if let Some(e) = bad_topic {
+            return Err(e);
         }
         if skipped > 0 {
             return Err(ConnectorError::InvalidData(format!(
@@ -301,15 +313,24 @@ mod tests {
         );
         let sctx = SinkContext::new("r0", cancel.clone());
         sink.connect(&sctx).await.unwrap();
-        sink.collect(
-            &sctx,
-            &[
-                item(r#"{"id":"a","v":1}"#),
-                item(r#"[{"id":"b","v":2},{"id":"b","v":3}]"#),
-            ],
-        )
-        .await
-        .unwrap();
+        // `{{.id}}` on a batch (an array of rows) fails as in eKuiper: that
+        // item is reported, the others are published.
+        let e = sink
+            .collect(
+                &sctx,
+                &[
+                    item(r#"{"id":"a","v":1}"#),
+                    item(r#"[{"id":"x","v":9}]"#),
+                    item(r#"{"id":"b","v":2}"#),
+                    item(r#"{"id":"b","v":3}"#),
+                ],
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, ConnectorError::InvalidData(m) if m.contains("topic")),
+            "{e}"
+        );
         let mut got = Vec::new();
         while got.len() < 3 {
             match rx.recv().await.unwrap() {

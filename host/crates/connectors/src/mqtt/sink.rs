@@ -303,7 +303,7 @@ impl Sink for MqttSink {
             let topic = match &static_topic {
                 Some(t) => t.clone(),
                 None => {
-                    let t = self.topic.render(&it.data);
+                    let t = self.topic.render(&it.data)?;
                     if t.is_empty() || t.contains(['+', '#']) {
                         return Err(ConnectorError::InvalidData(format!(
                             "mqtt: rendered topic {t:?} is empty or has wildcards"

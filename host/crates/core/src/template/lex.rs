@@ -109,7 +109,19 @@ fn close_of_comment(tail: &str) -> Result<(bool, &str), TemplateError> {
 }
 
 fn push_text(out: &mut Vec<Token>, text: &str) {
-    if !text.is_empty() {
+    if text.is_empty() {
+        return;
+    }
+    // Text around a comment is one piece.
+    if let Some(Token {
+        tok: Tok::Text(prev),
+        ..
+    }) = out.last_mut()
+    {
+        prev.push_str(text);
+        return;
+    }
+    {
         out.push(Token {
             tok: Tok::Text(text.to_string()),
             spaced: false,
