@@ -8,7 +8,8 @@
 //! - `d`: tumbling window `count(*)`/`avg` GROUP BY a key with 100 distinct keys;
 //! - `e`: idle server RSS, and RSS per rule with 1000 rules on one stream;
 //! - `f`: WebAssembly plugins (see `plugins.rs`);
-//! - `g`: data import of 1,000 streams + rules + 10 plugin packages, and export.
+//! - `g`: data import of 1,000 streams + rules + 10 plugin packages, and export;
+//! - `h`: template rendering (`dataTemplate`, dynamic properties) per event.
 //!
 //! Figures are printed as one line per measurement; ratios are to a baseline
 //! measured in the same run where one exists.
@@ -16,6 +17,7 @@
 mod import;
 mod plugins;
 mod scenarios;
+mod template;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -45,6 +47,9 @@ fn main() -> anyhow::Result<()> {
     }
     if want("g") {
         import::import_export()?;
+    }
+    if want("h") {
+        template::template_render()?;
     }
     Ok(())
 }

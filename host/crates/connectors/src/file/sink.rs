@@ -437,6 +437,9 @@ impl Sink for FileSink {
         let static_path = static_key.as_deref().map(|k| self.resolve(k));
         let mut st = self.state.lock();
         let mut result = Ok(());
+        // An item whose path cannot be rendered is not written; the others
+        // are, and the first such error is reported at the end.
+        let mut bad_path: Option<ConnectorError> = None;
         for it in items {
             let r = match (&static_key, &static_path) {
                 (Some(k), Some(p)) => st.write(k, p, it),
@@ -445,13 +448,19 @@ impl Sink for FileSink {
                         let p = self.resolve(&k);
                         st.write(&k, &p, it)
                     }
-                    Err(e) => Err(e),
+                    Err(e) => {
+                        bad_path.get_or_insert(e);
+                        continue;
+                    }
                 },
             };
             if let Err(e) = r {
                 result = Err(e);
                 break;
             }
+        }
+        if let (Ok(()), Some(e)) = (&result, bad_path) {
+            result = Err(e);
         }
         let flushed = st.flush();
         result.and(flushed)
@@ -593,6 +602,39 @@ mod tests {
         assert_eq!(names.len(), 3, "{names:?}");
         assert_eq!(names.iter().filter(|n| n.ends_with("-a.txt")).count(), 2);
         assert_eq!(names.iter().filter(|n| n.ends_with("-b.txt")).count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_path_that_fails_to_render_skips_only_its_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = format!("{}/{{{{.dev | upper}}}}.txt", dir.path().display());
+        let mut s = FileSinkFactory
+            .create(&props(serde_json::json!({ "path": p })))
+            .unwrap();
+        let c = ctx();
+        s.connect(&c).await.unwrap();
+        // `upper` of a number is an error in Go: that item is reported and
+        // not written, the items around it are.
+        let e = s
+            .collect(
+                &c,
+                &[
+                    item(r#"{"dev":"a"}"#, "1"),
+                    item(r#"{"dev":5}"#, "2"),
+                    item(r#"{"dev":"b"}"#, "3"),
+                ],
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, ConnectorError::InvalidData(m) if m.contains("path")),
+            "{e}"
+        );
+        s.close(&c).await.unwrap();
+        let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap();
+        assert_eq!(read("A.txt"), "1");
+        assert_eq!(read("B.txt"), "3");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
     #[test]

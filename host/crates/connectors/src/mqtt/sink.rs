@@ -299,18 +299,25 @@ impl Sink for MqttSink {
             &link.client
         };
         let static_topic = self.topic.static_text().map(|t| t.into_owned());
+        // An item whose topic cannot be rendered is not published; the
+        // others are, and the first such error is reported at the end.
+        let mut bad_topic: Option<ConnectorError> = None;
         for it in items {
             let topic = match &static_topic {
                 Some(t) => t.clone(),
-                None => {
-                    let t = self.topic.render(&it.data)?;
-                    if t.is_empty() || t.contains(['+', '#']) {
-                        return Err(ConnectorError::InvalidData(format!(
+                None => match self.topic.render(&it.data) {
+                    Ok(t) if t.is_empty() || t.contains(['+', '#']) => {
+                        bad_topic.get_or_insert(ConnectorError::InvalidData(format!(
                             "mqtt: rendered topic {t:?} is empty or has wildcards"
                         )));
+                        continue;
                     }
-                    t
-                }
+                    Ok(t) => t,
+                    Err(e) => {
+                        bad_topic.get_or_insert(e);
+                        continue;
+                    }
+                },
             };
             let publish = client.publish(topic, self.qos, self.retained, it.payload.clone());
             tokio::select! {
@@ -322,7 +329,10 @@ impl Sink for MqttSink {
                 _ = ctx.cancel.cancelled() => return Ok(()),
             }
         }
-        Ok(())
+        match bad_topic {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     async fn close(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {

@@ -15,7 +15,9 @@ const MAX_DEPTH: usize = 1000;
 
 pub(super) struct Exec<'t> {
     pub tpl: &'t Parsed,
-    /// Variables in scope, innermost last; `$` first.
+    /// `$`: the data the template (or the called `{{template}}`) started with.
+    pub root: Val,
+    /// Variables in scope other than `$`, innermost last.
     pub vars: Vec<(&'t str, Option<Value>)>,
     pub depth: usize,
 }
@@ -97,11 +99,13 @@ impl<'t> Exec<'t> {
                         None => None,
                     };
                     // A called template sees only `$` (its own dot).
-                    let saved = std::mem::replace(&mut self.vars, vec![("$", new_dot.clone())]);
+                    let saved = std::mem::take(&mut self.vars);
+                    let saved_root = std::mem::replace(&mut self.root, new_dot.clone());
                     self.depth += 1;
                     let r = self.walk(out, &new_dot, body);
                     self.depth -= 1;
                     self.vars = saved;
+                    self.root = saved_root;
                     r?;
                 }
                 Node::Break => return Ok(Flow::Break),
@@ -254,20 +258,23 @@ impl<'t> Exec<'t> {
             Arg::Dot => Ok(dot.clone()),
             Arg::Nil => Ok(Some(Value::Null)),
             Arg::Lit(v) => Ok(Some(v.clone())),
-            Arg::Field(path) => chain(dot.clone(), path),
+            Arg::Field(path) => chain(dot.as_ref(), path),
             Arg::Var(name, path) => {
-                let v = self
-                    .vars
-                    .iter()
-                    .rev()
-                    .find(|(n, _)| *n == name.as_str())
-                    .map(|(_, v)| v.clone())
-                    .ok_or_else(|| format!("undefined variable: {name}"))?;
+                let v = if name == "$" {
+                    self.root.as_ref()
+                } else {
+                    self.vars
+                        .iter()
+                        .rev()
+                        .find(|(n, _)| *n == name.as_str())
+                        .map(|(_, v)| v.as_ref())
+                        .ok_or_else(|| format!("undefined variable: {name}"))?
+                };
                 chain(v, path)
             }
             Arg::Sub(pipe, path) => {
                 let v = self.cmds(dot, pipe)?;
-                chain(v, path)
+                chain(v.as_ref(), path)
             }
             Arg::Func(f) => self.call(dot, f, &[], None),
         }
@@ -276,23 +283,23 @@ impl<'t> Exec<'t> {
 
 /// `.a.b.c` from `v`: a missing key gives invalid; a field of invalid is
 /// invalid; a field of nil or of a non-map is an error.
-fn chain(mut v: Val, path: &[String]) -> Result<Val, String> {
+fn chain(mut v: Option<&Value>, path: &[String]) -> Result<Val, String> {
     for name in path {
         v = match v {
             None => None,
-            Some(Value::Object(m)) => m.get(name.as_str()).cloned(),
+            Some(Value::Object(m)) => m.get(name.as_str()),
             Some(Value::Null) => {
                 return Err(format!("nil pointer evaluating interface {{}}.{name}"))
             }
             Some(other) => {
                 return Err(format!(
                     "can't evaluate field {name} in type {}",
-                    gofmt::type_name(&other)
+                    gofmt::type_name(other)
                 ))
             }
         };
     }
-    Ok(v)
+    Ok(v.cloned())
 }
 
 fn print(out: &mut String, v: &Val) {
@@ -308,7 +315,8 @@ pub(super) fn run(tpl: &Parsed, data: &Value, out: &mut String) -> Result<(), St
     let dot = Some(data.clone());
     let mut ex = Exec {
         tpl,
-        vars: vec![("$", dot.clone())],
+        root: dot.clone(),
+        vars: Vec::new(),
         depth: 0,
     };
     ex.walk(out, &dot, &tpl.root).map(|_| ())

@@ -336,6 +336,10 @@ impl Parser {
             let save = self.pos;
             let mut names = Vec::new();
             while let Some(Tok::Var(v)) = self.next() {
+                if v == "$" && matches!(self.peek(), Some(Tok::Declare | Tok::Assign | Tok::Comma))
+                {
+                    return err("declaring or assigning $ is not supported");
+                }
                 names.push(v);
                 match self.peek() {
                     Some(Tok::Comma) if ctx == "range" && names.len() < 2 => {

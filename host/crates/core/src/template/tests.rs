@@ -57,6 +57,7 @@ fn unsupported_forms_are_refused_by_name() {
     assert!(compile_err("{{break}}").contains("outside"));
     assert!(compile_err("{{len}}").contains("wrong number of args for len"));
     assert!(compile_err("{{.a").contains("unclosed"));
+    assert!(compile_err("{{$ = 1}}").contains("$"));
 }
 
 #[test]
