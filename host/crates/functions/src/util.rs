@@ -4,7 +4,6 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use ahash::AHashMap;
@@ -120,48 +119,9 @@ pub(crate) fn go_v(v: &Value) -> String {
 }
 
 pub(crate) fn push_go_v(out: &mut String, v: &Value) {
-    match v {
-        Value::Null => out.push_str("<nil>"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Value::Float(f) => out.push_str(&go_float_v(*f)),
-        Value::Str(s) => out.push_str(s),
-        Value::Bytes(b) => {
-            out.push('[');
-            for (i, x) in b.iter().enumerate() {
-                if i > 0 {
-                    out.push(' ');
-                }
-                let _ = write!(out, "{x}");
-            }
-            out.push(']');
-        }
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(' ');
-                }
-                push_go_v(out, x);
-            }
-            out.push(']');
-        }
-        Value::Object(m) => {
-            out.push_str("map[");
-            for (i, (k, x)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push(' ');
-                }
-                out.push_str(k);
-                out.push(':');
-                push_go_v(out, x);
-            }
-            out.push(']');
-        }
-        Value::Datetime(ms) => out.push_str(&crate::time::rfc3339_millis(*ms)),
-    }
+    oort_core::gofmt::write_v_with(out, v, &|out: &mut String, ms: i64| {
+        out.push_str(&crate::time::rfc3339_millis(ms))
+    });
 }
 
 /// Splits the shortest round-trip representation of a finite, non-zero `f`
@@ -209,19 +169,11 @@ fn go_special(f: f64) -> Option<&'static str> {
 
 /// Go's `%v` for a float64 (`strconv.FormatFloat(f, 'g', -1, 64)`): plain
 /// decimal unless the decimal exponent is < -4 or >= 6 (`1e+06`).
-pub(crate) fn go_float_v(f: f64) -> String {
-    if let Some(s) = go_special(f) {
-        return s.to_string();
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0" } else { "0" }.to_string();
-    }
-    let (_, exp) = shortest_digits(f);
-    if !(-4..6).contains(&exp) {
-        go_exp_form(f, 2)
-    } else {
-        format!("{f}")
-    }
+#[cfg(test)]
+fn go_float_v(f: f64) -> String {
+    let mut s = String::new();
+    oort_core::gofmt::write_float_g(&mut s, f, None, false);
+    s
 }
 
 /// Go's `strconv.FormatFloat(f, 'f', -1, 64)`: never an exponent.

@@ -5,9 +5,9 @@
 //! scoped to the control structure that declared them.
 
 use super::funcs::{self, Kind};
-use super::gofmt;
 use super::helpers;
 use super::parse::{Arg, Cmd, Node, Parsed, Pipe};
+use crate::gofmt;
 use crate::value::Value;
 
 /// Template calls deeper than this fail (Go's limit is 100,000).

@@ -7,9 +7,9 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use super::gofmt;
 use super::helpers;
 use super::TemplateError;
+use crate::gofmt;
 use crate::value::Value;
 
 pub(super) type Plain = fn(&[Value]) -> Result<Value, String>;

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use base64::Engine;
 
 use super::funcs::{slice_of, truth, wrong_type, FuncDef, Kind};
-use super::gofmt;
 use crate::codec::json::write_value;
 use crate::codec::text::float_to_fixed_string;
+use crate::gofmt;
 use crate::value::{Map, Value};
 
 const V: usize = usize::MAX;

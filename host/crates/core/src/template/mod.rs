@@ -17,7 +17,7 @@
 //! the parsed tree directly over [`Value`] is less code (`exec.rs`, ~330
 //! lines) and renders `{{json .}}` without any conversion. So this module
 //! parses Go templates (`lex.rs`, `parse.rs`) and evaluates them
-//! (`exec.rs`), with Go's builtins (`funcs.rs`), Go's `fmt` (`gofmt.rs`) and
+//! (`exec.rs`), with Go's builtins (`funcs.rs`), Go's `fmt` ([`crate::gofmt`]) and
 //! eKuiper's helper functions (`helpers.rs`).
 //!
 //! A form we do not support (Go 1.23's `{{else with}}`, `call`, Sprig helpers
@@ -35,7 +35,6 @@
 
 mod exec;
 mod funcs;
-mod gofmt;
 mod helpers;
 mod lex;
 mod parse;

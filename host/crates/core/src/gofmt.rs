@@ -1,15 +1,25 @@
 //! Go's `fmt` on our values: `%v` printing (what a template prints for a
-//! value) and `Sprintf` with Go's verbs, flags, width and precision. Values
-//! have Go's types as eKuiper sees them: `Int` is `int64`, `Float` `float64`,
-//! `Array` `[]interface {}`, `Object` `map[string]interface {}` (printed with
-//! sorted keys, `map[a:1 b:2]`), `Null` a nil interface (`<nil>`).
+//! value, what eKuiper's functions print through `cast`) and `Sprintf` with
+//! Go's verbs, flags, width and precision. Values have Go's types as eKuiper
+//! sees them: `Int` is `int64`, `Float` `float64`, `Array` `[]interface {}`,
+//! `Object` `map[string]interface {}` (printed with sorted keys,
+//! `map[a:1 b:2]`), `Null` a nil interface (`<nil>`). The one Go formatter of
+//! the project: the template engine and the SQL functions both use it.
 
 use std::fmt::Write;
 
 use crate::value::Value;
 
-/// Appends `v` as `fmt.Sprint(v)` prints it.
+/// Appends `v` as `fmt.Sprint(v)` prints it (datetimes as unix ms).
 pub fn write_v(out: &mut String, v: &Value) {
+    write_v_with(out, v, &|out: &mut String, ms: i64| {
+        let mut b = itoa::Buffer::new();
+        out.push_str(b.format(ms));
+    })
+}
+
+/// [`write_v`] with the caller's printing of datetimes (at any depth).
+pub fn write_v_with(out: &mut String, v: &Value, datetime: &dyn Fn(&mut String, i64)) {
     match v {
         Value::Null => out.push_str("<nil>"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -29,17 +39,14 @@ pub fn write_v(out: &mut String, v: &Value) {
             }
             out.push(']');
         }
-        Value::Datetime(ms) => {
-            let mut b = itoa::Buffer::new();
-            out.push_str(b.format(*ms));
-        }
+        Value::Datetime(ms) => datetime(out, *ms),
         Value::Array(a) => {
             out.push('[');
             for (i, x) in a.iter().enumerate() {
                 if i > 0 {
                     out.push(' ');
                 }
-                write_v(out, x);
+                write_v_with(out, x, datetime);
             }
             out.push(']');
         }
@@ -51,7 +58,7 @@ pub fn write_v(out: &mut String, v: &Value) {
                 }
                 out.push_str(k);
                 out.push(':');
-                write_v(out, x);
+                write_v_with(out, x, datetime);
             }
             out.push(']');
         }
@@ -111,10 +118,10 @@ fn push_exp(out: &mut String, e: i32) {
     let _ = write!(out, "{a}");
 }
 
-/// `%g` / `%v` for a float64: shortest digits (or `prec` significant
+/// `%g` / `%v` for a float64 (`prec` None: `strconv.FormatFloat(f, 'g', -1, 64)`): shortest digits (or `prec` significant
 /// digits), in exponent form when the exponent is < -4 or >= the precision
 /// (6 for the shortest form, so `1e+06`), as `strconv.FormatFloat(f, 'g')`.
-fn write_float_g(out: &mut String, f: f64, prec: Option<usize>, upper: bool) {
+pub fn write_float_g(out: &mut String, f: f64, prec: Option<usize>, upper: bool) {
     if let Some(s) = special(f) {
         out.push_str(s);
         return;
