@@ -81,6 +81,7 @@ pub(super) fn parse(tokens: Vec<Token>) -> Result<Parsed, TemplateError> {
         pos: 0,
         vars: vec!["$".to_string()],
         range_depth: 0,
+        nesting: 0,
         defines: HashMap::new(),
     };
     let (root, end) = p.list()?;
@@ -100,6 +101,9 @@ struct Parser {
     /// Variables in scope (compile-time check of `$x`).
     vars: Vec<String>,
     range_depth: usize,
+    /// Control structures and definitions around the current position:
+    /// `{{define}}` is only allowed at the top level, as in Go.
+    nesting: usize,
     defines: HashMap<String, Vec<Node>>,
 }
 
@@ -193,6 +197,9 @@ impl Parser {
                     return Ok(None);
                 }
                 "define" => {
+                    if self.nesting > 0 {
+                        return err("{{define}} is only allowed at the top level");
+                    }
                     self.pos += 1;
                     self.define(false)?;
                     return Ok(None);
@@ -259,7 +266,10 @@ impl Parser {
         // A template body has its own variables: only `$`.
         let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
         let saved_range = std::mem::replace(&mut self.range_depth, 0);
-        let (body, end) = self.list()?;
+        self.nesting += 1;
+        let res = self.list();
+        self.nesting -= 1;
+        let (body, end) = res?;
         self.vars = saved_vars;
         self.range_depth = saved_range;
         if !matches!(end, Stop::End) {
@@ -284,7 +294,9 @@ impl Parser {
         if kw == "range" {
             self.range_depth += 1;
         }
+        self.nesting += 1;
         let res = self.list();
+        self.nesting -= 1;
         if kw == "range" {
             self.range_depth -= 1;
         }
@@ -292,7 +304,10 @@ impl Parser {
         let els = match end {
             Stop::End => Vec::new(),
             Stop::Else => {
-                let (els, end2) = self.list()?;
+                self.nesting += 1;
+                let res = self.list();
+                self.nesting -= 1;
+                let (els, end2) = res?;
                 if !matches!(end2, Stop::End) {
                     return err(format!(
                         "expected {{{{end}}}} in {kw}, found {}",
