@@ -41,16 +41,18 @@ impl FuncDef {
 
 const V: usize = usize::MAX;
 
+/// A plain function's table entry: name, arity range, implementation.
 macro_rules! f {
     ($name:literal, $min:expr, $max:expr, $f:expr) => {
-        FuncDef {
+        $crate::template::funcs::FuncDef {
             name: $name,
             min: $min,
             max: $max,
-            kind: Kind::Plain($f),
+            kind: $crate::template::funcs::Kind::Plain($f),
         }
     };
 }
+pub(super) use f;
 
 static FUNCS: &[FuncDef] = &[
     FuncDef {

@@ -11,24 +11,13 @@ use std::sync::Arc;
 
 use base64::Engine;
 
-use super::funcs::{slice_of, truth, wrong_type, FuncDef, Kind};
+use super::funcs::{f as h, slice_of, truth, wrong_type, FuncDef};
 use crate::codec::json::write_value;
 use crate::codec::text::float_to_fixed_string;
 use crate::gofmt;
 use crate::value::{Map, Value};
 
 const V: usize = usize::MAX;
-
-macro_rules! h {
-    ($name:literal, $min:expr, $max:expr, $f:expr) => {
-        FuncDef {
-            name: $name,
-            min: $min,
-            max: $max,
-            kind: Kind::Plain($f),
-        }
-    };
-}
 
 pub(super) static HELPERS: &[FuncDef] = &[
     h!("json", 1, 1, |a| Ok(Value::str(&to_json(&a[0])))),
