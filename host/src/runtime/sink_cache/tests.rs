@@ -8,7 +8,7 @@ use super::{CacheConfig, CacheError, ResendCache};
 
 /// Item `i`: even ones carry a row, odd ones are payload-only (data Null).
 fn item(i: u64) -> SinkItem {
-    let data = if i % 2 == 0 {
+    let data = if i.is_multiple_of(2) {
         let mut m = Map::new();
         m.insert(Arc::from("i"), Value::Int(i as i64));
         Value::Object(Arc::new(m))
