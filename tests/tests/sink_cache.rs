@@ -47,6 +47,39 @@ fn setup(s: &Server, broker: &Broker, t: &str, rule: &str, extra: Json) -> IdCou
     counter
 }
 
+/// The harness itself: a private broker killed (SIGKILL) and restarted on
+/// its port keeps the counter's persistent session, the counter reconnects on
+/// its own, and the publisher's messages are all accounted for.
+#[test]
+fn harness_broker_restart_keeps_the_persistent_session() {
+    const N: u64 = 2000;
+    let mut broker = Broker::start();
+    let t = unique("harness");
+    let counter = IdCounter::subscribe(broker.port, &format!("{t}/x"));
+    let subscribed = SystemTime::now();
+    broker.wait_saved_since(subscribed);
+    let port = broker.port;
+    broker.kill();
+    assert!(!broker.is_running());
+    broker.restart();
+    assert_eq!(broker.port, port);
+    assert_eq!(broker.starts, 2);
+
+    let publisher = Publisher::start(broker.port, &format!("{t}/x"), 0..N, 0);
+    assert_eq!(publisher.finish(), N, "every message acknowledged");
+    assert!(
+        counter.wait_distinct(N as usize, Duration::from_secs(30)),
+        "{} of {N} arrived; missing {:?}...\nbroker log:\n{}",
+        counter.distinct(),
+        &counter.missing(0..N)[..10.min(N as usize - counter.distinct())],
+        broker.log()
+    );
+    assert!(counter.missing(0..N).is_empty());
+    assert_eq!(counter.subscribes(), 1, "the session survived the SIGKILL");
+    assert_eq!(counter.unparsed(), 0);
+    assert_eq!(counter.messages(), N + counter.duplicates());
+}
+
 #[test]
 #[ignore = "needs sink cache wiring"]
 fn broker_down_5s_with_cache_loses_nothing() {

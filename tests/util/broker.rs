@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::TcpStream;
 use std::ops::Range;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,6 +36,10 @@ impl Broker {
     /// Starts a broker on a free port and waits until it accepts connections.
     pub fn start() -> Broker {
         let dir = tempfile::tempdir().expect("tempdir for mosquitto");
+        // Started as root, mosquitto drops to the `mosquitto` user, which must
+        // be able to write its persistence file here.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod the mosquitto dir");
         let port = super::free_port();
         let conf = format!(
             "listener {port} 127.0.0.1\n\
@@ -193,6 +198,7 @@ pub struct IdCounter {
     seen: Arc<Mutex<HashMap<u64, u32>>>,
     total: Arc<AtomicU64>,
     unparsed: Arc<AtomicU64>,
+    subscribes: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     client: Client,
 }
@@ -210,13 +216,15 @@ impl IdCounter {
             seen: Arc::default(),
             total: Arc::default(),
             unparsed: Arc::default(),
+            subscribes: Arc::default(),
             stop: Arc::default(),
             client: client.clone(),
         };
-        let (seen, total, unparsed, stop) = (
+        let (seen, total, unparsed, subscribes, stop) = (
             c.seen.clone(),
             c.total.clone(),
             c.unparsed.clone(),
+            c.subscribes.clone(),
             c.stop.clone(),
         );
         let topic = topic.to_string();
@@ -227,6 +235,7 @@ impl IdCounter {
                 }
                 match ev {
                     Ok(Event::Incoming(Packet::ConnAck(ack))) if !ack.session_present => {
+                        subscribes.fetch_add(1, Ordering::Relaxed);
                         let _ = client.try_subscribe(&topic, QoS::AtLeastOnce);
                     }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
@@ -272,6 +281,12 @@ impl IdCounter {
     /// Messages received (a message may carry several ids).
     pub fn messages(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
+    }
+
+    /// How many times it had to subscribe: 1 while the broker kept its
+    /// session across restarts.
+    pub fn subscribes(&self) -> u64 {
+        self.subscribes.load(Ordering::Relaxed)
     }
 
     /// Messages without a readable id.
