@@ -157,6 +157,8 @@ pub struct ResendCache {
     dropped: u64,
     lost_unreadable: u64,
     scratch: Vec<u8>,
+    /// The oldest page as `front` last read it, reused when it is loaded.
+    peeked: Option<(u64, Vec<SinkItem>)>,
 }
 
 impl ResendCache {
@@ -209,6 +211,7 @@ impl ResendCache {
             dropped: 0,
             lost_unreadable: 0,
             scratch: Vec::new(),
+            peeked: None,
         };
         for p in found {
             match page::check_header(&p.path, p.count) {
@@ -260,12 +263,23 @@ impl ResendCache {
     /// Up to `n` of the oldest items, left in the cache.
     pub fn front(&mut self, n: usize) -> Result<Vec<SinkItem>, CacheError> {
         let mut out: Vec<SinkItem> = self.head.iter().take(n).cloned().collect();
-        for p in &self.pages {
+        for (i, p) in self.pages.iter().enumerate() {
             if out.len() >= n {
                 return Ok(out);
             }
+            if let Some((seq, items)) = &self.peeked {
+                if *seq == p.seq {
+                    out.extend(items.iter().take(n - out.len()).cloned());
+                    continue;
+                }
+            }
             match page::read_page(&p.path, p.count) {
-                Ok(items) => out.extend(items.into_iter().take(n - out.len())),
+                Ok(items) => {
+                    out.extend(items.iter().take(n - out.len()).cloned());
+                    if i == 0 {
+                        self.peeked = Some((p.seq, items));
+                    }
+                }
                 // Dealt with (skipped and counted) when the page is loaded;
                 // items behind it wait until then, to keep the order.
                 Err(CacheError::Corrupt { .. }) => return Ok(out),
@@ -449,7 +463,11 @@ impl ResendCache {
             }
             if let Some(p) = self.pages.pop_front() {
                 self.disk_items -= p.count as u64;
-                match page::read_page(&p.path, p.count) {
+                let read = match self.peeked.take() {
+                    Some((seq, items)) if seq == p.seq => Ok(items),
+                    _ => page::read_page(&p.path, p.count),
+                };
+                match read {
                     Ok(items) => {
                         let skip = match self.open_cursor.take() {
                             Some((seq, n)) if seq == p.seq => n.min(p.count as u64),
