@@ -10,10 +10,13 @@
 //! - `f`: WebAssembly plugins (see `plugins.rs`);
 //! - `g`: data import of 1,000 streams + rules + 10 plugin packages, and export;
 //! - `h`: template rendering (`dataTemplate`, dynamic properties) per event.
+//! - `k`: the sink resend cache, write and read throughput, memory-only and
+//!   spilling to disk (see `cache.rs`).
 //!
 //! Figures are printed as one line per measurement; ratios are to a baseline
 //! measured in the same run where one exists.
 
+mod cache;
 mod import;
 mod plugins;
 mod scenarios;
@@ -50,6 +53,9 @@ fn main() -> anyhow::Result<()> {
     }
     if want("h") {
         template::template_render()?;
+    }
+    if want("k") {
+        cache::resend_cache()?;
     }
     Ok(())
 }

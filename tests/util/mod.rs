@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
+pub mod broker;
+
 /// Path of the `oort` binary: `$OORT_BIN`, else built once per test process.
 pub fn oort_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();

@@ -6,3 +6,4 @@ pub mod hub;
 pub mod metrics;
 pub mod rule;
 pub mod sink;
+pub mod sink_cache;
