@@ -183,17 +183,19 @@ impl Stages {
         } else if !self.send_single && parts.len() > 1 {
             scratch.extend(parts.iter().flat_map(|p| p.iter()).cloned());
         }
-        let rows: &[Row] = if projected || parts.len() > 1 {
-            &scratch
+        let own: [&[Row]; 1] = [&scratch[..]];
+        let whole: &[&[Row]] = if projected || (!self.send_single && parts.len() > 1) {
+            &own
         } else {
-            parts.first().copied().unwrap_or(&[])
+            parts
         };
         let r = if self.send_single {
             let first = out.len();
+            let rows = || whole.iter().flat_map(|p| p.iter());
             let r = if self.want_payload {
-                self.encode_each(rows, out)
+                self.encode_each(&mut rows(), out)
             } else {
-                out.extend(rows.iter().map(|_| SinkItem {
+                out.extend(rows().map(|_| SinkItem {
                     data: Value::Null,
                     payload: Bytes::new(),
                 }));
@@ -205,12 +207,13 @@ impl Stages {
                     it.data = row.to_value();
                 }
             } else if self.want_data {
-                for (it, row) in out[first..].iter_mut().zip(rows) {
+                for (it, row) in out[first..].iter_mut().zip(rows()) {
                     it.data = row.to_value();
                 }
             }
             r
         } else {
+            let rows: &[Row] = whole.first().copied().unwrap_or(&[]);
             let payload = if self.want_payload {
                 self.encoder.encode_rows(rows).map_err(|e| e.to_string())
             } else {
@@ -242,7 +245,11 @@ impl Stages {
     /// One payload per row, all encoded into one buffer and handed out as
     /// slices of it: no allocation per row, and the buffer itself is reused
     /// once the sink has dropped the previous batch's payloads.
-    fn encode_each(&mut self, rows: &[Row], out: &mut Vec<SinkItem>) -> Result<(), String> {
+    fn encode_each<'a>(
+        &mut self,
+        rows: &mut dyn Iterator<Item = &'a Row>,
+        out: &mut Vec<SinkItem>,
+    ) -> Result<(), String> {
         let mut buf = self
             .spare
             .take()
@@ -254,7 +261,7 @@ impl Stages {
         self.ends.clear();
         let failed = self
             .encoder
-            .append_each_row(&mut rows.iter(), &mut buf, &mut self.ends)
+            .append_each_row(rows, &mut buf, &mut self.ends)
             .err()
             .map(|e| e.to_string());
         self.last_len = buf.len();

@@ -4,7 +4,8 @@ use super::*;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oort_core::Schema;
+use bytes::Bytes;
+use oort_core::{Schema, Value};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
@@ -292,13 +293,14 @@ async fn an_undelivered_batch_is_counted_dropped_not_written() {
 
 #[tokio::test]
 async fn with_checkpoints_an_unavailable_batch_is_retried_not_dropped() {
-    let node = Node::with(
+    let mut node = Node::with(
         serde_json::json!({"sendSingle": true, "retryCount": 0, "retryInterval": 1}),
         Consumes::Payload,
         5,
         true,
     );
     let metrics_of = node.metrics.clone();
+    node.open();
     node.send(rows(0, 2)).await;
     node.progress.request(1);
     assert_eq!(confirmed(&node, 1).await, 1);
