@@ -245,9 +245,9 @@ impl Stages {
     /// One payload per row, all encoded into one buffer and handed out as
     /// slices of it: no allocation per row, and the buffer itself is reused
     /// once the sink has dropped the previous batch's payloads.
-    fn encode_each<'a>(
+    fn encode_each(
         &mut self,
-        rows: &mut dyn Iterator<Item = &'a Row>,
+        rows: &mut dyn Iterator<Item = &Row>,
         out: &mut Vec<SinkItem>,
     ) -> Result<(), String> {
         let mut buf = self

@@ -25,12 +25,14 @@ enum Select {
     Exclude(Vec<Arc<str>>),
 }
 
+/// A cached plan: the input schema (kept alive so its pointer identifies
+/// it), the output schema, and the input slot of each output field.
+type Plan = (Arc<Schema>, Arc<Schema>, Vec<Option<usize>>);
+
 /// Key selection for rows (cached per schema) and for maps.
 pub struct Projection {
     select: Select,
-    /// Input schema (kept alive so its pointer identifies it), output schema,
-    /// and the input slot of each output field.
-    cache: Option<(Arc<Schema>, Arc<Schema>, Vec<Option<usize>>)>,
+    cache: Option<Plan>,
 }
 
 impl Projection {
