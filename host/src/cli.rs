@@ -111,6 +111,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             None
         }
     };
+    if !cfg.sink.aes_key.is_empty() {
+        crate::runtime::sink::compress::set_aes_key(&cfg.sink.aes_key)
+            .map_err(anyhow::Error::msg)?;
+    }
     let mgr = Manager::open(&data_dir, registry)?;
     if let Some(p) = plugins.clone() {
         mgr.conf()

@@ -25,6 +25,17 @@ pub struct Config {
     pub log: LogConfig,
     pub rule: RuleDefaults,
     pub plugins: PluginsConfig,
+    pub sink: SinkSettings,
+}
+
+/// Server-wide sink settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SinkSettings {
+    /// The AES key of the `encryption: aes` sink property: base64 of 16, 24
+    /// or 32 bytes (eKuiper's `basic.aesKey`). Empty: encryption is refused.
+    #[serde(rename = "aesKey")]
+    pub aes_key: String,
 }
 
 /// WebAssembly plugin host settings.
@@ -122,6 +133,7 @@ impl Default for Config {
             log: LogConfig::default(),
             rule: RuleDefaults::default(),
             plugins: PluginsConfig::default(),
+            sink: SinkSettings::default(),
         }
     }
 }

@@ -232,10 +232,11 @@ impl Manager {
             );
             let mut common = SinkCommon::from_props(&props)
                 .map_err(|e| AppError::bad(format!("action {} ({}): {e}", i, a.kind)))?;
-            if !props.contains_key("bufferLength") {
-                common.buffer_length = opts.buffer_length;
+            if !sink::config::has_key(&props, "bufferLength") {
+                common.buffer_length =
+                    (opts.buffer_length as u64).clamp(1, sink::config::MAX_BUFFER_LENGTH);
             }
-            sink::prepare(&common)
+            sink::prepare(&def.id, &a.kind, &props, &common, factory.consumes())
                 .map_err(|e| AppError::bad(format!("action {} ({}): {e}", i, a.kind)))?;
             factory
                 .create(&props)
@@ -500,16 +501,22 @@ impl Manager {
                 .registry
                 .sink(&kind)
                 .ok_or_else(|| AppError::bad(format!("sink type {kind} not found")))?;
-            let s = factory
-                .create(&props)
-                .map_err(|e| AppError::bad(format!("action {i} ({kind}): {e}")))?;
+            let mut instances = Vec::new();
+            for _ in 0..common.concurrency.max(1) {
+                instances.push(
+                    factory
+                        .create(&props)
+                        .map_err(|e| AppError::bad(format!("action {i} ({kind}): {e}")))?,
+                );
+            }
             let node = sink::start(
                 SinkSpec {
                     rule_id: def.id.clone(),
                     kind: kind.clone(),
                     index: i,
-                    sink: s,
-                    wants_bytes: factory.wants_bytes(),
+                    sinks: instances,
+                    consumes: factory.consumes(),
+                    dynamic_props: sink::has_dynamic_props(&props),
                     common,
                     progress: checkpoints.then(|| {
                         let p = Arc::new(SinkProgress::new(sink_wake.clone()));

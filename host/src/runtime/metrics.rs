@@ -11,6 +11,8 @@ use serde_json::{Map, Value as Json};
 pub struct NodeMetrics {
     pub records_in: AtomicU64,
     pub records_out: AtomicU64,
+    /// Sinks: items that could not be delivered (never counted in `records_out`).
+    pub records_dropped: AtomicU64,
     pub exceptions: AtomicU64,
     pub process_latency_us: AtomicU64,
     pub last_invocation: AtomicI64,
@@ -25,6 +27,9 @@ impl NodeMetrics {
     pub fn inc_out(&self, n: u64) {
         self.records_out.fetch_add(n, Ordering::Relaxed);
     }
+    pub fn inc_dropped(&self, n: u64) {
+        self.records_dropped.fetch_add(n, Ordering::Relaxed);
+    }
     pub fn exception(&self, msg: impl Into<String>) {
         self.exceptions.fetch_add(1, Ordering::Relaxed);
         *self.last_exception.lock() = (msg.into(), oort_core::now_ms());
@@ -35,6 +40,16 @@ impl NodeMetrics {
     }
     pub fn last_exception(&self) -> (String, i64) {
         self.last_exception.lock().clone()
+    }
+
+    /// Appends a sink node's metrics: [`NodeMetrics::write`] plus
+    /// `<prefix>_records_dropped_total` (an Oort extension).
+    pub fn write_sink(&self, prefix: &str, out: &mut Map<String, Json>, conn: &ConnState) {
+        self.write(prefix, out, Some(conn));
+        out.insert(
+            format!("{prefix}_records_dropped_total"),
+            self.records_dropped.load(Ordering::Relaxed).into(),
+        );
     }
 
     /// Appends this node's metrics under `<prefix>_<metric>`.

@@ -143,11 +143,8 @@ impl RunningRule {
         }
         drop(q);
         for s in &self.sinks {
-            s.metrics.write(
-                &format!("sink_{}_{}_0", s.kind, s.index),
-                out,
-                Some(&s.conn),
-            );
+            s.metrics
+                .write_sink(&format!("sink_{}_{}_0", s.kind, s.index), out, &s.conn);
         }
     }
 

@@ -203,15 +203,40 @@ pub trait SourceFactory: Send + Sync {
     }
 }
 
-/// One item handed to a sink: the result data and, if the sink wants bytes, its encoding.
+/// What a sink reads of each [`SinkItem`], declared once on its factory
+/// ([`SinkFactory::consumes`]). The runtime builds only that: encoded bytes,
+/// row objects, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumes {
+    /// Only [`SinkItem::payload`] (the FORMAT encoding, compressed and
+    /// encrypted when asked); `data` is `Value::Null` unless a dynamic
+    /// property (`{{...}}` in a prop) needs the row.
+    Payload,
+    /// Only [`SinkItem::data`] (row objects); `payload` is empty.
+    Rows,
+    /// Both.
+    Both,
+}
+
+impl Consumes {
+    pub fn payload(self) -> bool {
+        matches!(self, Consumes::Payload | Consumes::Both)
+    }
+    pub fn rows(self) -> bool {
+        matches!(self, Consumes::Rows | Consumes::Both)
+    }
+}
+
+/// One item handed to a sink: the result data and/or its encoding, as the
+/// factory declared with [`SinkFactory::consumes`].
 #[derive(Debug, Clone)]
 pub struct SinkItem {
-    /// A row object (sendSingle) or an array of row objects. Sinks whose
-    /// [`Sink::wants_data`] is false must not rely on it (it is `Value::Null`
-    /// when the rows were encoded directly).
+    /// A row object (sendSingle) or an array of row objects (after
+    /// `dataTemplate`, `dataField`, `fields`). `Value::Null` for sinks that
+    /// consume the payload only (unless a dynamic property needs it).
     pub data: Value,
-    /// The encoded payload (format, fields, dataTemplate applied). Empty when
-    /// the sink declared it does not need bytes.
+    /// The encoded payload (format, fields, dataTemplate, compression and
+    /// encryption applied). Empty for sinks that consume rows only.
     pub payload: Bytes,
 }
 
@@ -251,15 +276,6 @@ pub trait Sink: Send {
     async fn flush(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {
         Ok(())
     }
-    /// False when this instance reads only [`SinkItem::payload`] (plugin
-    /// sinks: they see bytes and metadata). The runtime then leaves
-    /// [`SinkItem::data`] as `Value::Null` and, when no `fields`,
-    /// `excludeFields`, `dataField` or `dataTemplate` applies, encodes the
-    /// rows straight into the payload without building row objects.
-    /// Asked once, when the sink node starts.
-    fn wants_data(&self) -> bool {
-        true
-    }
 }
 
 /// Creates sinks of one type.
@@ -268,9 +284,9 @@ pub trait SinkFactory: Send + Sync {
     /// Validates props (connector-specific keys; the common sink keys such as
     /// `format` or `sendSingle` are also present and must be tolerated).
     fn create(&self, props: &Props) -> Result<Box<dyn Sink>, ConnectorError>;
-    /// False when the sink consumes `SinkItem::data` only (memory, log).
-    fn wants_bytes(&self) -> bool {
-        true
+    /// What this sink reads of each item (the one declaration; see [`Consumes`]).
+    fn consumes(&self) -> Consumes {
+        Consumes::Both
     }
 }
 

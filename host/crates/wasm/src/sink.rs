@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oort_core::{ConnectorError, Props, Sink, SinkContext, SinkFactory, SinkItem, Value};
+use oort_core::{ConnectorError, Consumes, Props, Sink, SinkContext, SinkFactory, SinkItem, Value};
 
 use crate::plugin::{LoadedPlugin, MessageRef, MetaRef, PluginSlot, SinkInstance};
 
@@ -30,6 +30,11 @@ impl WasmSinkFactory {
 impl SinkFactory for WasmSinkFactory {
     fn kind(&self) -> &str {
         &self.name
+    }
+
+    /// Plugins see bytes and metadata only.
+    fn consumes(&self) -> Consumes {
+        Consumes::Payload
     }
 
     fn create(&self, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
@@ -164,11 +169,6 @@ impl Sink for WasmSink {
             Some(inst) if !inst.is_dead() => inst.flush().await,
             _ => Ok(()),
         }
-    }
-
-    /// Plugins see bytes and metadata only.
-    fn wants_data(&self) -> bool {
-        false
     }
 
     async fn close(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {

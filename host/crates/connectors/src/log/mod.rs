@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use oort_core::codec::json::write_value;
-use oort_core::{ConnectorError, Props, Sink, SinkContext, SinkFactory, SinkItem};
+use oort_core::{ConnectorError, Consumes, Props, Sink, SinkContext, SinkFactory, SinkItem};
 
 /// Factory of `log` sinks.
 pub struct LogSinkFactory;
@@ -16,8 +16,8 @@ impl SinkFactory for LogSinkFactory {
         Ok(Box::new(LogSink))
     }
 
-    fn wants_bytes(&self) -> bool {
-        false
+    fn consumes(&self) -> Consumes {
+        Consumes::Rows
     }
 }
 

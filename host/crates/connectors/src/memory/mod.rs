@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use oort_core::{
-    ConnectorError, Map, Props, Row, Schema, Sink, SinkContext, SinkFactory, SinkItem, Source,
-    SourceContext, SourceFactory, SourceMsg, Value,
+    ConnectorError, Consumes, Map, Props, Row, Schema, Sink, SinkContext, SinkFactory, SinkItem,
+    Source, SourceContext, SourceFactory, SourceMsg, Value,
 };
 use serde::Deserialize;
 
@@ -168,8 +168,8 @@ impl SinkFactory for MemorySinkFactory {
         Ok(Box::new(MemorySink::with_bus(topic, bus())))
     }
 
-    fn wants_bytes(&self) -> bool {
-        false
+    fn consumes(&self) -> Consumes {
+        Consumes::Rows
     }
 }
 
@@ -292,7 +292,7 @@ mod tests {
                 serde_json::json!({"topic": "a/{{.id}}", "sendSingle": true})
             ))
             .is_ok());
-        assert!(!MemorySinkFactory.wants_bytes());
+        assert_eq!(MemorySinkFactory.consumes(), Consumes::Rows);
         assert!(MemorySourceFactory.emits_rows());
     }
 

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oort_core::{ConnectorError, Props, Sink, SinkContext, SinkFactory, SinkItem};
+use oort_core::{ConnectorError, Consumes, Props, Sink, SinkContext, SinkFactory, SinkItem};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -43,6 +43,11 @@ pub struct MqttSinkFactory;
 impl SinkFactory for MqttSinkFactory {
     fn kind(&self) -> &str {
         "mqtt"
+    }
+
+    /// The payload; the runtime adds the row when `topic` is a template.
+    fn consumes(&self) -> Consumes {
+        Consumes::Payload
     }
 
     fn create(&self, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {

@@ -2,7 +2,7 @@
 //! at debug level first.
 
 use async_trait::async_trait;
-use oort_core::{ConnectorError, Props, Sink, SinkContext, SinkFactory, SinkItem};
+use oort_core::{ConnectorError, Consumes, Props, Sink, SinkContext, SinkFactory, SinkItem};
 use serde::Deserialize;
 
 use crate::util::{de, parse_config};
@@ -26,8 +26,8 @@ impl SinkFactory for NopSinkFactory {
         Ok(Box::new(NopSink { log: conf.log }))
     }
 
-    fn wants_bytes(&self) -> bool {
-        false
+    fn consumes(&self) -> Consumes {
+        Consumes::Rows
     }
 }
 
@@ -73,6 +73,6 @@ mod tests {
             .cloned()
             .unwrap();
         assert!(NopSinkFactory.create(&p).is_err());
-        assert!(!NopSinkFactory.wants_bytes());
+        assert_eq!(NopSinkFactory.consumes(), Consumes::Rows);
     }
 }

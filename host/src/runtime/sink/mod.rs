@@ -1,0 +1,421 @@
+//! The sink pipeline of one rule action, one module per stage, in eKuiper's
+//! order (`internal/topo/planner/planner_sink.go`):
+//!
+//! batch (`batchSize`, `lingerInterval`: this module) -> transform
+//! ([`transform`]: `dataTemplate`, then `dataField`, then
+//! `fields`/`excludeFields`; [`template`]) -> encode (`format`, [`encode`])
+//! -> compress and encrypt ([`compress`]) -> deliver (retries, drops:
+//! [`deliver`]) -> the connector's `collect`; checkpoint progress in
+//! [`progress`]. Common properties are parsed in [`config`].
+
+pub mod compress;
+pub mod config;
+pub mod deliver;
+pub mod encode;
+pub mod progress;
+pub mod template;
+pub mod transform;
+
+use std::sync::Arc;
+
+use oort_core::{ConnectorError, Consumes, Props, Row, Sink, SinkContext, SinkItem};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::metrics;
+use super::metrics::NodeMetrics;
+pub use config::SinkCommon;
+use deliver::{Deliver, Delivery, Pool};
+use encode::Stages;
+use progress::checkpoint_wanted;
+pub use progress::SinkProgress;
+
+/// A running sink node.
+pub struct SinkNode {
+    pub kind: String,
+    pub index: usize,
+    pub tx: mpsc::Sender<Arc<Vec<Row>>>,
+    pub metrics: Arc<NodeMetrics>,
+    pub conn: oort_core::ConnState,
+    /// Ends after the input channel closed and everything queued was written.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+pub struct SinkSpec {
+    pub rule_id: String,
+    pub kind: String,
+    pub index: usize,
+    /// One instance per writer (`concurrency`; at least one).
+    pub sinks: Vec<Box<dyn Sink>>,
+    /// The factory's declaration.
+    pub consumes: Consumes,
+    /// A connector property is a `{{...}}` template (it needs the row).
+    pub dynamic_props: bool,
+    pub common: SinkCommon,
+    /// Set for rules with checkpoints (`qos` >= 1).
+    pub progress: Option<Arc<SinkProgress>>,
+}
+
+/// True when a connector property (not a common one) is a `{{...}}`
+/// template: such a sink is handed the row with each payload.
+pub fn has_dynamic_props(props: &Props) -> bool {
+    props.iter().any(|(k, v)| {
+        !config::COMMON_KEYS
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(k))
+            && v.as_str().is_some_and(|s| s.contains("{{"))
+    })
+}
+
+/// Validates the common props against the sink's declaration and builds
+/// every stage; no IO. Warns about keys that look like misspelt common ones.
+pub fn prepare(
+    rule_id: &str,
+    kind: &str,
+    props: &Props,
+    common: &SinkCommon,
+    consumes: Consumes,
+) -> Result<(), ConnectorError> {
+    config::warn_unknown(rule_id, kind, props);
+    Stages::new(common, consumes, has_dynamic_props(props)).map(|_| ())
+}
+
+/// Starts the sink task. Errors that stop the rule are sent on `fatal`.
+pub fn start(
+    spec: SinkSpec,
+    cancel: CancellationToken,
+    fatal: mpsc::Sender<String>,
+) -> Result<SinkNode, ConnectorError> {
+    let stages = Stages::new(&spec.common, spec.consumes, spec.dynamic_props)?;
+    let (tx, rx) = mpsc::channel::<Arc<Vec<Row>>>(spec.common.buffer_length.max(1) as usize);
+    let metrics = Arc::new(NodeMetrics::default());
+    let ctx = SinkContext::new(
+        format!("{}_{}_{}", spec.rule_id, spec.kind, spec.index),
+        cancel,
+    );
+    let conn = ctx.conn.clone();
+    let kind = spec.kind.clone();
+    let index = spec.index;
+    let task = tokio::spawn(run(spec, stages, rx, ctx, metrics.clone(), fatal));
+    Ok(SinkNode {
+        kind,
+        index,
+        tx,
+        metrics,
+        conn,
+        task,
+    })
+}
+
+async fn run(
+    mut spec: SinkSpec,
+    mut stages: Stages,
+    mut rx: mpsc::Receiver<Arc<Vec<Row>>>,
+    ctx: SinkContext,
+    metrics: Arc<NodeMetrics>,
+    fatal: mpsc::Sender<String>,
+) {
+    let batch_size = spec.common.batch_size as usize;
+    let linger = spec.common.linger_interval;
+    let batching = batch_size > 0 || !linger.is_zero();
+    let mut pending = Pending::default();
+    // When lingering rows must be written even if no batch fills.
+    let mut due: Option<tokio::time::Instant> = None;
+    let mut items: Vec<SinkItem> = Vec::with_capacity(64);
+    let mut emissions: Vec<Arc<Vec<Row>>> = Vec::with_capacity(RECV_MANY);
+    let progress = spec.progress.clone();
+    // Emissions taken from the input queue.
+    let mut received: u64 = 0;
+    let label = format!("{}_{}", spec.kind, spec.index);
+    let make_deliver = || {
+        Deliver::new(
+            label.clone(),
+            spec.common.retry_count,
+            spec.common.retry_interval,
+            progress.is_some(),
+        )
+    };
+    let mut sinks = std::mem::take(&mut spec.sinks);
+    let out = if sinks.len() > 1 {
+        Out::Pool(Pool::start(sinks, &ctx, &metrics, make_deliver, &fatal))
+    } else {
+        let Some(mut sink) = sinks.pop() else {
+            let _ = fatal.send(format!("sink {label}: no sink instance")).await;
+            return;
+        };
+        match deliver::connect(sink.as_mut(), &ctx, &metrics, &label).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(m) => {
+                let _ = fatal.send(m).await;
+                return;
+            }
+        }
+        Out::Inline(sink, make_deliver())
+    };
+    let mut w = Writer {
+        out,
+        ctx: &ctx,
+        metrics: &metrics,
+    };
+    let ended = loop {
+        emissions.clear();
+        let got = match due {
+            Some(at) => tokio::select! {
+                n = rx.recv_many(&mut emissions, RECV_MANY) => Got::Emissions(n),
+                _ = tokio::time::sleep_until(at) => Got::Linger,
+                _ = checkpoint_wanted(&progress) => Got::Checkpoint,
+                _ = ctx.cancel.cancelled() => Got::Cancelled,
+            },
+            None => tokio::select! {
+                n = rx.recv_many(&mut emissions, RECV_MANY) => Got::Emissions(n),
+                _ = checkpoint_wanted(&progress) => Got::Checkpoint,
+                _ = ctx.cancel.cancelled() => Got::Cancelled,
+            },
+        };
+        if let Got::Emissions(n) = got {
+            received += n as u64;
+        }
+        let step = match got {
+            Got::Cancelled => break Ok(false),
+            Got::Emissions(0) => break Ok(true),
+            Got::Checkpoint => Ok(()),
+            Got::Linger => {
+                due = None;
+                let n = pending.len();
+                w.write_pending(&mut stages, &mut pending, n, &mut items)
+                    .await
+            }
+            Got::Emissions(_) if batching => {
+                let mut r = Ok(());
+                for e in emissions.drain(..) {
+                    w.metrics.inc_in(e.len() as u64);
+                    if pending.is_empty() && !e.is_empty() && !linger.is_zero() {
+                        due = Some(tokio::time::Instant::now() + linger);
+                    }
+                    pending.push(e);
+                    while batch_size > 0 && pending.len() >= batch_size {
+                        r = w
+                            .write_pending(&mut stages, &mut pending, batch_size, &mut items)
+                            .await;
+                        if r.is_err() {
+                            break;
+                        }
+                    }
+                    if pending.is_empty() {
+                        due = None;
+                    }
+                    if r.is_err() {
+                        break;
+                    }
+                }
+                r
+            }
+            Got::Emissions(_) => {
+                // Not batched: what was queued, in writes of at most MAX_UNBATCHED items.
+                let mut r = Ok(());
+                let start = std::time::Instant::now();
+                for e in emissions.drain(..) {
+                    w.metrics.inc_in(e.len().max(1) as u64);
+                    if let Err(err) = stages.shape(&[&e[..]], &mut items) {
+                        w.metrics.exception(err);
+                    }
+                    while r.is_ok() && items.len() >= MAX_UNBATCHED {
+                        r = w.write(&mut items, MAX_UNBATCHED, start).await;
+                    }
+                    if r.is_err() {
+                        break;
+                    }
+                }
+                match r {
+                    Ok(()) => w.write(&mut items, usize::MAX, start).await,
+                    e => e,
+                }
+            }
+        };
+        if let Err(msg) = step {
+            break Err(msg);
+        }
+        if let Some(p) = &progress {
+            // Emissions whose rows have all been delivered (with checkpoints
+            // the deliver stage does not drop for unavailability).
+            let written = received - pending.parts.len() as u64;
+            if p.wanted().is_some_and(|want| written >= want) {
+                match w.flush().await {
+                    Ok(()) => p.confirm(written),
+                    Err(e) => w.metrics.exception(format!("flush: {e}")),
+                }
+            }
+        }
+    };
+    match ended {
+        // The input ended (the rule is draining): write what still lingers.
+        Ok(true) if !pending.is_empty() => {
+            let n = pending.len();
+            if let Err(msg) = w
+                .write_pending(&mut stages, &mut pending, n, &mut items)
+                .await
+            {
+                let _ = fatal.send(msg).await;
+            }
+        }
+        Err(msg) => {
+            let _ = fatal.send(msg).await;
+        }
+        _ => {}
+    }
+    w.finish().await;
+}
+
+/// Most emissions taken from the input queue at once.
+const RECV_MANY: usize = 64;
+
+/// Without `batchSize`/`lingerInterval`, one `collect` gets what was queued,
+/// up to this many items.
+const MAX_UNBATCHED: usize = 512;
+
+enum Got {
+    Emissions(usize),
+    Linger,
+    Checkpoint,
+    Cancelled,
+}
+
+/// Rows waiting for a batch to fill, kept as the emissions they came in
+/// (shared, not copied).
+#[derive(Default)]
+struct Pending {
+    parts: std::collections::VecDeque<(Arc<Vec<Row>>, usize)>,
+    len: usize,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn push(&mut self, e: Arc<Vec<Row>>) {
+        if !e.is_empty() {
+            self.len += e.len();
+            self.parts.push_back((e, 0));
+        }
+    }
+
+    /// The first `n` rows (at most all), as consecutive slices.
+    fn front(&self, n: usize) -> Vec<&[Row]> {
+        let mut left = n.min(self.len);
+        let mut out = Vec::new();
+        for (e, at) in &self.parts {
+            if left == 0 {
+                break;
+            }
+            let rows = &e[*at..];
+            let k = rows.len().min(left);
+            out.push(&rows[..k]);
+            left -= k;
+        }
+        out
+    }
+
+    /// Drops the first `n` rows.
+    fn consume(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some((e, at)) = self.parts.front_mut() else {
+                break;
+            };
+            let avail = e.len() - *at;
+            if avail <= n {
+                n -= avail;
+                self.len -= avail;
+                self.parts.pop_front();
+            } else {
+                *at += n;
+                self.len -= n;
+                n = 0;
+            }
+        }
+    }
+}
+
+/// Where batches go: the node's one sink, or a pool of writers.
+enum Out {
+    Inline(Box<dyn Sink>, Deliver),
+    Pool(Pool),
+}
+
+/// The write side of a sink node: one `collect` per call, with metrics.
+struct Writer<'a> {
+    out: Out,
+    ctx: &'a SinkContext,
+    metrics: &'a NodeMetrics,
+}
+
+impl Writer<'_> {
+    async fn flush(&mut self) -> Result<(), String> {
+        match &mut self.out {
+            Out::Inline(sink, _) => sink.flush(self.ctx).await.map_err(|e| e.to_string()),
+            Out::Pool(p) => p.flush().await,
+        }
+    }
+
+    async fn finish(self) {
+        match self.out {
+            Out::Inline(mut sink, _) => {
+                let _ = sink.close(self.ctx).await;
+            }
+            Out::Pool(p) => p.finish().await,
+        }
+    }
+
+    /// Shapes the first `n` pending rows into one batch and writes it.
+    async fn write_pending(
+        &mut self,
+        stages: &mut Stages,
+        pending: &mut Pending,
+        n: usize,
+        items: &mut Vec<SinkItem>,
+    ) -> Result<(), String> {
+        let start = std::time::Instant::now();
+        let shaped = stages.shape(&pending.front(n), items);
+        pending.consume(n);
+        if let Err(e) = shaped {
+            self.metrics.exception(e);
+        }
+        self.write(items, usize::MAX, start).await
+    }
+
+    /// Writes the first `n` of `items` (at most all; nothing when empty) in
+    /// one `collect`, then removes them.
+    async fn write(
+        &mut self,
+        items: &mut Vec<SinkItem>,
+        n: usize,
+        start: std::time::Instant,
+    ) -> Result<(), String> {
+        let n = n.min(items.len());
+        if n == 0 {
+            return Ok(());
+        }
+        match &mut self.out {
+            Out::Inline(sink, deliver) => {
+                let r = deliver
+                    .deliver(sink.as_mut(), self.ctx, &items[..n], self.metrics)
+                    .await;
+                items.drain(..n);
+                if let Ok(Delivery::Delivered) = r {
+                    self.metrics
+                        .invoked(oort_core::now_ms(), start.elapsed().as_micros() as u64);
+                }
+                r.map(|_| ())
+            }
+            Out::Pool(p) => p.dispatch(items.drain(..n).collect(), start).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,373 @@
+//! Node tests: batching, linger, checkpoints, what each kind of sink gets, drops.
+
+use super::*;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use oort_core::{Schema, Value};
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+/// Records every `collect`; `connect` waits for the gate, so a test can
+/// queue emissions before the node reads any.
+struct Recorder {
+    writes: Arc<Mutex<Vec<Vec<SinkItem>>>>,
+    gate: Option<oneshot::Receiver<()>>,
+    /// Calls that fail with `Unavailable` first.
+    down: usize,
+}
+
+#[async_trait]
+impl Sink for Recorder {
+    async fn connect(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
+        if let Some(g) = self.gate.take() {
+            let _ = g.await;
+        }
+        ctx.conn.connected();
+        Ok(())
+    }
+    async fn collect(
+        &mut self,
+        _ctx: &SinkContext,
+        items: &[SinkItem],
+    ) -> Result<(), ConnectorError> {
+        // Copies, so the node may reuse its encode buffer (as with real sinks).
+        let copies = items
+            .iter()
+            .map(|it| SinkItem {
+                data: it.data.clone(),
+                payload: Bytes::copy_from_slice(&it.payload),
+            })
+            .collect();
+        if self.down > 0 {
+            self.down -= 1;
+            return Err(ConnectorError::unavailable("peer down"));
+        }
+        self.writes.lock().push(copies);
+        Ok(())
+    }
+}
+
+fn rows(from: i64, n: usize) -> Arc<Vec<Row>> {
+    let schema = Arc::new(Schema::from_strs(&["id", "t"]));
+    Arc::new(
+        (0..n as i64)
+            .map(|i| Row::new(schema.clone(), vec![Value::Int(from + i), Value::str("x")]))
+            .collect(),
+    )
+}
+
+struct Node {
+    tx: Option<mpsc::Sender<Arc<Vec<Row>>>>,
+    gate: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    writes: Arc<Mutex<Vec<Vec<SinkItem>>>>,
+    progress: Arc<SinkProgress>,
+    metrics: Arc<NodeMetrics>,
+}
+
+impl Node {
+    fn new(props: serde_json::Value, consumes: Consumes) -> Node {
+        Node::with(props, consumes, 0, true)
+    }
+
+    fn with(props: serde_json::Value, consumes: Consumes, down: usize, checkpoints: bool) -> Node {
+        let props = props.as_object().cloned().unwrap_or_default();
+        let (gate_tx, gate_rx) = oneshot::channel();
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let progress = Arc::new(SinkProgress::new(Arc::default()));
+        let spec = SinkSpec {
+            rule_id: "t".into(),
+            kind: "rec".into(),
+            index: 0,
+            sinks: vec![Box::new(Recorder {
+                writes: writes.clone(),
+                gate: Some(gate_rx),
+                down,
+            })],
+            consumes,
+            dynamic_props: false,
+            common: SinkCommon::from_props(&props).unwrap(),
+            progress: checkpoints.then(|| progress.clone()),
+        };
+        let (fatal_tx, _) = mpsc::channel(4);
+        let n = start(spec, CancellationToken::new(), fatal_tx).unwrap();
+        Node {
+            tx: Some(n.tx),
+            gate: Some(gate_tx),
+            task: n.task,
+            writes,
+            progress,
+            metrics: n.metrics,
+        }
+    }
+    async fn send(&self, e: Arc<Vec<Row>>) {
+        if let Some(tx) = &self.tx {
+            tx.send(e).await.unwrap();
+        }
+    }
+    fn open(&mut self) {
+        if let Some(g) = self.gate.take() {
+            let _ = g.send(());
+        }
+    }
+    /// Opens the gate, closes the input and waits for the node to end.
+    async fn finish(mut self) -> Vec<Vec<SinkItem>> {
+        self.open();
+        self.tx = None;
+        self.task.await.unwrap();
+        let w = self.writes.lock().clone();
+        w
+    }
+    fn sizes(&self) -> Vec<usize> {
+        self.writes.lock().iter().map(Vec::len).collect()
+    }
+}
+
+fn sizes(w: &[Vec<SinkItem>]) -> Vec<usize> {
+    w.iter().map(Vec::len).collect()
+}
+
+fn text(it: &SinkItem) -> String {
+    String::from_utf8_lossy(&it.payload).into_owned()
+}
+
+/// Waits until the node confirms `n` emissions (or a second passes).
+async fn confirmed(node: &Node, n: u64) -> u64 {
+    let until = tokio::time::Instant::now() + Duration::from_secs(1);
+    while node.progress.done() < n && tokio::time::Instant::now() < until {
+        let _ =
+            tokio::time::timeout(Duration::from_millis(20), node.progress.rule.notified()).await;
+    }
+    node.progress.done()
+}
+
+#[tokio::test]
+async fn a_checkpoint_is_confirmed_only_when_its_rows_are_written() {
+    let mut node = Node::new(
+        serde_json::json!({"batchSize": 3, "sendSingle": true}),
+        Consumes::Payload,
+    );
+    node.open();
+    for i in 0..5 {
+        node.send(rows(i, 1)).await;
+    }
+    // Rows 3 and 4 wait for a batch: emissions 1..=3 are written, 4 and 5 are not.
+    node.progress.request(3);
+    assert_eq!(confirmed(&node, 3).await, 3);
+    node.progress.request(5);
+    assert_eq!(
+        confirmed(&node, 5).await,
+        3,
+        "rows still waiting for a batch"
+    );
+    node.send(rows(5, 1)).await;
+    assert_eq!(confirmed(&node, 5).await, 6);
+    assert_eq!(node.sizes(), vec![3, 3]);
+}
+
+#[tokio::test]
+async fn each_write_gets_exactly_batch_size_rows() {
+    let node = Node::new(
+        serde_json::json!({"batchSize": 3, "sendSingle": true}),
+        Consumes::Payload,
+    );
+    for i in 0..7 {
+        node.send(rows(i, 1)).await;
+    }
+    node.send(rows(7, 4)).await;
+    let w = node.finish().await;
+    // The last two rows are written when the input ends.
+    assert_eq!(sizes(&w), vec![3, 3, 3, 2]);
+    let ids: Vec<String> = w.iter().flatten().map(text).collect();
+    let want: Vec<String> = (0..11)
+        .map(|i| format!(r#"{{"id":{i},"t":"x"}}"#))
+        .collect();
+    assert_eq!(ids, want);
+}
+
+#[tokio::test]
+async fn a_batch_without_send_single_is_one_array_message() {
+    let node = Node::new(serde_json::json!({"batchSize": 2}), Consumes::Both);
+    for i in 0..5 {
+        node.send(rows(i, 1)).await;
+    }
+    let w = node.finish().await;
+    assert_eq!(sizes(&w), vec![1, 1, 1]);
+    assert_eq!(text(&w[0][0]), r#"[{"id":0,"t":"x"},{"id":1,"t":"x"}]"#);
+    assert_eq!(text(&w[2][0]), r#"[{"id":4,"t":"x"}]"#);
+    assert!(matches!(&w[0][0].data, Value::Array(a) if a.len() == 2));
+}
+
+#[tokio::test]
+async fn linger_writes_what_accumulated() {
+    for props in [
+        serde_json::json!({"batchSize": 100, "lingerInterval": 40, "sendSingle": true}),
+        serde_json::json!({"lingerInterval": "40ms", "sendSingle": true}),
+    ] {
+        let mut node = Node::new(props.clone(), Consumes::Payload);
+        node.open();
+        for i in 0..3 {
+            node.send(rows(i, 1)).await;
+        }
+        let t = std::time::Instant::now();
+        while node.sizes().is_empty() && t.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(node.sizes(), vec![3], "{props}");
+        node.send(rows(3, 2)).await;
+        let t = std::time::Instant::now();
+        while node.sizes().len() < 2 && t.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(node.sizes(), vec![3, 2], "{props}");
+        assert_eq!(sizes(&node.finish().await), vec![3, 2], "{props}");
+    }
+}
+
+#[tokio::test]
+async fn unbatched_writes_take_what_is_queued_up_to_a_cap() {
+    let node = Node::new(serde_json::json!({}), Consumes::Both);
+    for i in 0..5 {
+        node.send(rows(i, 1)).await;
+    }
+    assert_eq!(sizes(&node.finish().await), vec![5]);
+
+    let node = Node::new(serde_json::json!({"sendSingle": true}), Consumes::Payload);
+    node.send(rows(0, 400)).await;
+    node.send(rows(400, 400)).await;
+    let w = node.finish().await;
+    assert_eq!(sizes(&w), vec![MAX_UNBATCHED, 800 - MAX_UNBATCHED]);
+    assert_eq!(
+        text(&w[1][0]),
+        format!(r#"{{"id":{MAX_UNBATCHED},"t":"x"}}"#)
+    );
+}
+
+#[tokio::test]
+async fn payload_only_sinks_get_the_same_bytes_without_data() {
+    for props in [
+        serde_json::json!({"sendSingle": true, "batchSize": 2}),
+        serde_json::json!({"batchSize": 3}),
+        serde_json::json!({}),
+        serde_json::json!({"sendSingle": true, "fields": ["t"]}),
+        serde_json::json!({"format": "delimited", "sendSingle": true}),
+    ] {
+        let mut got = Vec::new();
+        for consumes in [Consumes::Both, Consumes::Payload] {
+            let node = Node::new(props.clone(), consumes);
+            node.send(rows(0, 1)).await;
+            node.send(rows(1, 3)).await;
+            let w = node.finish().await;
+            for it in w.iter().flatten() {
+                assert_eq!(it.data.is_null(), consumes == Consumes::Payload, "{props}");
+            }
+            got.push(w.iter().flatten().map(text).collect::<Vec<_>>());
+        }
+        assert_eq!(got[0], got[1], "{props}");
+        assert!(!got[0].is_empty());
+    }
+}
+
+#[tokio::test]
+async fn an_undelivered_batch_is_counted_dropped_not_written() {
+    // Down for the first try and both retries: the first batch is dropped.
+    let node = Node::with(
+        serde_json::json!({"batchSize": 2, "retryCount": 2, "retryInterval": 1}),
+        Consumes::Payload,
+        3,
+        false,
+    );
+    let metrics_of = node.metrics.clone();
+    for i in 0..4 {
+        node.send(rows(i, 1)).await;
+    }
+    let w = node.finish().await;
+    assert_eq!(sizes(&w), vec![1], "the second batch is written");
+    use std::sync::atomic::Ordering;
+    assert_eq!(metrics_of.records_dropped.load(Ordering::Relaxed), 1);
+    assert_eq!(metrics_of.records_out.load(Ordering::Relaxed), 1);
+    assert!(metrics_of.exceptions.load(Ordering::Relaxed) >= 3);
+}
+
+#[tokio::test]
+async fn with_checkpoints_an_unavailable_batch_is_retried_not_dropped() {
+    let mut node = Node::with(
+        serde_json::json!({"sendSingle": true, "retryCount": 0, "retryInterval": 1}),
+        Consumes::Payload,
+        5,
+        true,
+    );
+    let metrics_of = node.metrics.clone();
+    node.open();
+    node.send(rows(0, 2)).await;
+    node.progress.request(1);
+    assert_eq!(confirmed(&node, 1).await, 1);
+    let w = node.finish().await;
+    assert_eq!(sizes(&w), vec![2]);
+    use std::sync::atomic::Ordering;
+    assert_eq!(metrics_of.records_dropped.load(Ordering::Relaxed), 0);
+    assert_eq!(metrics_of.records_out.load(Ordering::Relaxed), 2);
+}
+
+/// Its `collect` returns only once `n` collects run at the same time.
+struct Together {
+    barrier: Arc<tokio::sync::Barrier>,
+    rows: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait]
+impl Sink for Together {
+    async fn connect(&mut self, _: &SinkContext) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+    async fn collect(&mut self, _: &SinkContext, items: &[SinkItem]) -> Result<(), ConnectorError> {
+        self.barrier.wait().await;
+        self.rows
+            .fetch_add(items.len(), std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn concurrency_runs_that_many_writers_at_once() {
+    let barrier = Arc::new(tokio::sync::Barrier::new(3));
+    let rows_done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let props = serde_json::json!({"concurrency": 3, "batchSize": 1, "sendSingle": true});
+    let spec = SinkSpec {
+        rule_id: "t".into(),
+        kind: "rec".into(),
+        index: 0,
+        sinks: (0..3)
+            .map(|_| {
+                Box::new(Together {
+                    barrier: barrier.clone(),
+                    rows: rows_done.clone(),
+                }) as Box<dyn Sink>
+            })
+            .collect(),
+        consumes: Consumes::Payload,
+        dynamic_props: false,
+        common: SinkCommon::from_props(props.as_object().unwrap()).unwrap(),
+        progress: None,
+    };
+    let (fatal_tx, _) = mpsc::channel(4);
+    let n = start(spec, CancellationToken::new(), fatal_tx).unwrap();
+    for i in 0..6 {
+        n.tx.send(rows(i, 1)).await.unwrap();
+    }
+    drop(n.tx);
+    // With fewer than three writers in parallel the barrier never opens.
+    tokio::time::timeout(Duration::from_secs(10), n.task)
+        .await
+        .expect("three writers ran at once")
+        .unwrap();
+    assert_eq!(rows_done.load(std::sync::atomic::Ordering::Relaxed), 6);
+    assert_eq!(
+        n.metrics
+            .records_out
+            .load(std::sync::atomic::Ordering::Relaxed),
+        6
+    );
+}
