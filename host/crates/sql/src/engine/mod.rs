@@ -1107,3 +1107,5 @@ fn sort_by_keys(plan: &Plan, order: &mut [usize], keys: &[Vec<Value>]) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod depth_tests;
