@@ -1046,6 +1046,41 @@ mod tests {
         }
     }
 
+    /// A cancelled full import has already reset everything when it stops:
+    /// the rollback must bring back the store and the engine as they were.
+    #[tokio::test]
+    async fn a_cancelled_full_import_leaves_store_and_engine_as_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = oort_core::Registry::default();
+        oort_connectors::builtin(&registry);
+        let mgr = Manager::open(dir.path(), registry).unwrap();
+        mgr.exec_stream_sql(r#"CREATE STREAM old () WITH (DATASOURCE="o", TYPE="memory")"#)
+            .await
+            .unwrap();
+        mgr.create_rule(r#"{"id":"keep","sql":"SELECT * FROM old","actions":[{"nop":{}}]}"#)
+            .await
+            .unwrap();
+        let doc = parse_json(
+            &json!({"streams": {"new": "CREATE STREAM new () WITH (DATASOURCE=\"n\", TYPE=\"memory\")"}})
+                .to_string(),
+        )
+        .unwrap();
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let out = mgr
+            .apply_document(None, &doc, ImportMode::Full, &Progress::default(), &cancel)
+            .await
+            .unwrap();
+        assert!(out.cancelled);
+        assert_eq!(mgr.list(StreamKind::Stream), vec!["old".to_string()]);
+        let rules = mgr.list_rules().await;
+        assert_eq!(rules.len(), 1, "{rules:?}");
+        assert_eq!(rules[0]["status"], "running", "{rules:?}");
+        assert!(mgr.inner.store.get(ns::STREAMS, "new").unwrap().is_none());
+        assert!(mgr.inner.store.get(ns::RULES, "keep").unwrap().is_some());
+        assert!(!mgr.inner.store.batch_open());
+    }
+
     #[test]
     fn foreign_packages_are_explained() {
         let go = zip_of(&[("video.so", b"\x7fELF"), ("video.json", b"{}")]);
