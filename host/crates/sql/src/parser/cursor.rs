@@ -19,7 +19,7 @@ pub(crate) const MAX_DEPTH: usize = 64;
 /// `a[0][0]...`) and `x AND x AND ...` count as well as brackets. Every later
 /// pass over an expression (planning, evaluation, display, drop) recurses
 /// over the tree; this bound keeps all of them far from the stack's end.
-pub const MAX_EXPR_DEPTH: usize = 256;
+pub const MAX_EXPR_DEPTH: usize = 100;
 
 /// Words that cannot be used as bare identifiers (eKuiper's reserved words
 /// plus the few we add: IS, NULL).
