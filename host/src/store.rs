@@ -152,12 +152,14 @@ impl Store {
 
     pub fn get(&self, ns: &str, key: &str) -> Result<Option<String>, StoreError> {
         let db = self.db.lock();
-        Ok(db.conn.query_row(
-            "SELECT value FROM kv WHERE ns = ?1 AND key = ?2",
-            params![ns, key],
-            |r| r.get(0),
-        )
-        .optional()?)
+        Ok(db
+            .conn
+            .query_row(
+                "SELECT value FROM kv WHERE ns = ?1 AND key = ?2",
+                params![ns, key],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     pub fn put(&self, ns: &str, key: &str, value: &str) -> Result<(), StoreError> {
@@ -178,7 +180,9 @@ impl Store {
     /// All (key, value) pairs of a namespace, sorted by key.
     pub fn list(&self, ns: &str) -> Result<Vec<(String, String)>, StoreError> {
         let db = self.db.lock();
-        let mut st = db.conn.prepare_cached("SELECT key, value FROM kv WHERE ns = ?1 ORDER BY key")?;
+        let mut st = db
+            .conn
+            .prepare_cached("SELECT key, value FROM kv WHERE ns = ?1 ORDER BY key")?;
         let rows = st.query_map(params![ns], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
@@ -340,7 +344,13 @@ mod tests {
         assert!(r.unwrap_err().is_panic());
         assert_eq!(s.get(ns::RULES, "half").unwrap(), None);
         assert!(!s.batch_open());
-        assert_eq!(Store::open(dir.path()).unwrap().get(ns::RULES, "half").unwrap(), None);
+        assert_eq!(
+            Store::open(dir.path())
+                .unwrap()
+                .get(ns::RULES, "half")
+                .unwrap(),
+            None
+        );
     }
 
     #[tokio::test]
@@ -348,7 +358,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
         let b = s.begin().unwrap();
-        assert!(matches!(s.put(ns::RULES, "rest", "1"), Err(StoreError::Busy)));
+        assert!(matches!(
+            s.put(ns::RULES, "rest", "1"),
+            Err(StoreError::Busy)
+        ));
         assert!(matches!(s.check_writable(), Err(StoreError::Busy)));
         assert!(matches!(s.begin(), Err(StoreError::Busy)));
         b.scope(async { s.check_writable().unwrap() }).await;

@@ -128,7 +128,12 @@ fn a_rule_that_cannot_start_is_not_stored() {
     let bad = json!({"id": "huge", "sql": "SELECT a FROM s",
                      "actions": [{"nop": {"bufferLength": 2305843009213693952u64}}]});
     let r = s.post("/rules", &bad.to_string());
-    assert!(r.status == 400 || r.status == 500, "{} {}", r.status, r.body);
+    assert!(
+        r.status == 400 || r.status == 500,
+        "{} {}",
+        r.status,
+        r.body
+    );
     assert_eq!(s.get("/rules/huge").status, 404, "stored although refused");
     assert_eq!(s.get("/ping").status, 200);
     let dir = s.data_dir.clone();
@@ -189,7 +194,8 @@ fn bad_stored_rules_are_marked_failed_and_the_server_starts() {
     };
     assert_eq!(status_of("good"), "running", "{list}");
     assert!(
-        status_of("deep").starts_with("stopped: ") && status_of("deep").contains("nested too deeply"),
+        status_of("deep").starts_with("stopped: ")
+            && status_of("deep").contains("nested too deeply"),
         "{list}"
     );
     assert!(status_of("huge").starts_with("stopped: "), "{list}");
@@ -285,7 +291,12 @@ fn rest_writes_during_an_import_get_409_and_wait_for_nothing() {
     }
     s.create_rule(&rule("after", "SELECT a FROM s"));
     // The failed plugin is reported; the stream of the import is applied.
-    assert!(s.get("/streams").json().as_array().unwrap().contains(&json!("imp")));
+    assert!(s
+        .get("/streams")
+        .json()
+        .as_array()
+        .unwrap()
+        .contains(&json!("imp")));
 }
 
 #[test]

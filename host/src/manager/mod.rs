@@ -571,7 +571,11 @@ impl Manager {
 
     /// [`Self::launch`], with a panic turned into an error: whatever goes
     /// wrong, only this rule fails (marked stopped with the message).
-    fn launch_guarded(&self, def: &RuleDef, status: Arc<RuleStatus>) -> AppResult<Arc<RunningRule>> {
+    fn launch_guarded(
+        &self,
+        def: &RuleDef,
+        status: Arc<RuleStatus>,
+    ) -> AppResult<Arc<RunningRule>> {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.launch(def, status.clone())
         }))

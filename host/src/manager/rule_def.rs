@@ -296,7 +296,9 @@ fn restart_strategy(v: &Json) -> Result<u32, RuleDefError> {
                 duration_in(&name, f, Duration::ZERO, limits::MAX_DURATION)?;
             }
             "multiplier" => {
-                let x = f.as_f64().filter(|x| (1.0..=limits::MAX_MULTIPLIER).contains(x));
+                let x = f
+                    .as_f64()
+                    .filter(|x| (1.0..=limits::MAX_MULTIPLIER).contains(x));
                 if x.is_none() {
                     return Err(RuleDefError::Options(format!(
                         "{name} must be a number between 1 and {}, found {f}",

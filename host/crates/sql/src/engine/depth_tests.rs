@@ -76,7 +76,7 @@ fn chains_at_the_limit_run_every_pass_on_a_worker_stack() {
                     ..QueryOptions::default()
                 },
             )
-                .unwrap_or_else(|err| panic!("{shape}: {err}"));
+            .unwrap_or_else(|err| panic!("{shape}: {err}"));
             let mut q = plan.instantiate();
             let Value::Object(m) = Value::from_json(&json!({"a": 1, "b": {"c": 2}})) else {
                 unreachable!()
@@ -99,7 +99,10 @@ fn chains_at_the_limit_run_every_pass_on_a_worker_stack() {
 fn one_level_more_is_a_parse_error() {
     for (shape, e) in chains(MAX_EXPR_DEPTH + 1) {
         let err = parse_select(&format!("SELECT {e} FROM s")).unwrap_err();
-        assert!(err.to_string().contains("nested too deeply"), "{shape}: {err}");
+        assert!(
+            err.to_string().contains("nested too deeply"),
+            "{shape}: {err}"
+        );
     }
 }
 

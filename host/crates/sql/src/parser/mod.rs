@@ -30,9 +30,9 @@ mod window;
 mod tests;
 
 pub use cursor::MAX_EXPR_DEPTH;
-pub use window::{MAX_COUNT_WINDOW, MAX_WINDOW_MS};
 pub use ddl::{FORMATS, OPTION_KEYS};
 pub use dialect::OortDialect;
+pub use window::{MAX_COUNT_WINDOW, MAX_WINDOW_MS};
 
 use crate::ast::{Expr, Select, Statement};
 use crate::SqlError;

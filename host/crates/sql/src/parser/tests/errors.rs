@@ -234,9 +234,10 @@ fn window_sizes_and_delimiter_are_bounded() {
             .unwrap_err()
             .to_string();
     assert!(err.contains("3rd argument for slidingwindow"), "{err}");
-    let err =
-        parse_statement(r#"CREATE STREAM s () WITH (DATASOURCE="x", FORMAT="delimited", DELIMITER="")"#)
-            .unwrap_err()
-            .to_string();
+    let err = parse_statement(
+        r#"CREATE STREAM s () WITH (DATASOURCE="x", FORMAT="delimited", DELIMITER="")"#,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("DELIMITER must not be empty"), "{err}");
 }
