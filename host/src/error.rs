@@ -25,6 +25,9 @@ pub enum AppError {
     /// A server fault (store IO...). Still reported with a clear message.
     #[error("{0}")]
     Internal(String),
+    /// The change cannot be made now (a data import holds the store): HTTP 409.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl AppError {
@@ -48,6 +51,7 @@ impl AppError {
             AppError::NotFound(_) => code::NOT_FOUND,
             AppError::BadRequest { code, .. } => *code,
             AppError::Internal(_) => code::IO,
+            AppError::Conflict(_) => code::GENERAL,
         }
     }
     /// Prefixes the message, keeping the kind ("create rule error: ...").
@@ -59,20 +63,24 @@ impl AppError {
                 message: format!("{prefix}: {message}"),
             },
             AppError::Internal(m) => AppError::Internal(format!("{prefix}: {m}")),
+            AppError::Conflict(m) => AppError::Conflict(format!("{prefix}: {m}")),
         }
     }
 }
 
 impl From<crate::store::StoreError> for AppError {
     fn from(e: crate::store::StoreError) -> Self {
-        AppError::Internal(e.to_string())
+        match e {
+            crate::store::StoreError::Busy => AppError::Conflict(e.to_string()),
+            other => AppError::Internal(other.to_string()),
+        }
     }
 }
 
 impl From<crate::confkeys::ConfError> for AppError {
     fn from(e: crate::confkeys::ConfError) -> Self {
         match e {
-            crate::confkeys::ConfError::Store(s) => AppError::Internal(s.to_string()),
+            crate::confkeys::ConfError::Store(s) => AppError::from(s),
             other => AppError::bad_code(code::CONF_KEY, other.to_string()),
         }
     }

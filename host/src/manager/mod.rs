@@ -48,6 +48,9 @@ struct RuleEntry {
     sources: Vec<String>,
     status: Arc<RuleStatus>,
     running: Option<Arc<RunningRule>>,
+    /// Why a stored rule could not be loaded at boot (it is listed, failed,
+    /// and cannot start until it is replaced).
+    broken: Option<String>,
 }
 
 pub(crate) struct Inner {
@@ -141,10 +144,28 @@ impl Manager {
         {
             let mut rules = self.inner.rules.lock().await;
             for (id, json) in stored {
-                let def = match RuleDef::parse(&json, None) {
+                let def = match RuleDef::parse(&json, Some(&id)) {
                     Ok(d) => d,
                     Err(e) => {
-                        tracing::error!(rule = %id, error = %e, "stored rule does not parse; skipped");
+                        // Kept and shown as failed, so the user sees why.
+                        tracing::error!(rule = %id, error = %e, "stored rule is invalid; not started");
+                        let status = Arc::new(RuleStatus::default());
+                        status.set_stopped(Some(e.to_string()));
+                        rules.insert(
+                            id.clone(),
+                            RuleEntry {
+                                json,
+                                def: RuleDef {
+                                    id,
+                                    ..RuleDef::default()
+                                },
+                                triggered: false,
+                                sources: Vec::new(),
+                                status,
+                                running: None,
+                                broken: Some(e.to_string()),
+                            },
+                        );
                         continue;
                     }
                 };
@@ -165,16 +186,29 @@ impl Manager {
                         sources,
                         status: Arc::new(RuleStatus::default()),
                         running: None,
+                        broken: None,
                     },
                 );
             }
         }
+        // Each start is guarded (`launch_guarded`): a rule that fails, even
+        // by a panic, is marked failed with its message and the others start.
         for id in to_start {
             if let Err(e) = self.start_rule(&id).await {
                 tracing::warn!(rule = %id, error = %e, "rule could not restart at boot");
             }
         }
         Ok(())
+    }
+
+    /// Drops the in-memory state and loads it again from the store (after a
+    /// data import was rolled back, so memory and store agree again).
+    pub(crate) async fn reload(&self) -> AppResult<()> {
+        self.shutdown().await;
+        self.inner.rules.lock().await.clear();
+        self.inner.streams.write().clear();
+        self.inner.tables.write().clear();
+        self.restore().await
     }
 
     /// Stops every rule (server shutdown); definitions and `triggered` stay.
@@ -230,6 +264,16 @@ impl Manager {
                 "__data_dir".into(),
                 Json::String(self.inner.data_dir.display().to_string()),
             );
+            let delimited = props
+                .get("format")
+                .and_then(Json::as_str)
+                .is_some_and(|f| f.eq_ignore_ascii_case("delimited"));
+            if delimited && props.get("delimiter").and_then(Json::as_str) == Some("") {
+                return Err(AppError::bad(format!(
+                    "action {i} ({}): delimiter must not be empty for format delimited",
+                    a.kind
+                )));
+            }
             let mut common = SinkCommon::from_props(&props)
                 .map_err(|e| AppError::bad(format!("action {} ({}): {e}", i, a.kind)))?;
             if !sink::config::has_key(&props, "bufferLength") {
@@ -336,7 +380,7 @@ impl Manager {
         let weak = Arc::downgrade(&self.inner);
         let persist: hub::PersistOffset = Arc::new(move |key: &str, offset: &str| {
             if let Some(inner) = weak.upgrade() {
-                if let Err(e) = inner.store.put(ns::CHECKPOINTS, key, offset) {
+                if let Err(e) = inner.store.put_deferred(ns::CHECKPOINTS, key, offset) {
                     tracing::warn!(stream = %key, error = %e, "cannot store the committed offset");
                 }
             }
@@ -378,6 +422,7 @@ impl Manager {
             }
         }
         self.prepare(&def)?;
+        self.inner.store.check_writable()?;
         self.put_rule(def, body.to_string()).await?;
         Ok(id)
     }
@@ -392,14 +437,43 @@ impl Manager {
             }
         }
         self.prepare(&def)?;
+        self.inner.store.check_writable()?;
+        let was_running = self
+            .inner
+            .rules
+            .lock()
+            .await
+            .get(id)
+            .is_some_and(|r| r.running.is_some());
         self.halt(id, false).await;
-        self.put_rule(def, body.to_string()).await
+        if let Err(e) = self.put_rule(def, body.to_string()).await {
+            // The new definition was not stored: the old one runs again.
+            if was_running {
+                if let Err(e2) = self.start_rule(id).await {
+                    tracing::warn!(rule = %id, error = %e2, "the previous definition did not restart");
+                }
+            }
+            return Err(e);
+        }
+        Ok(())
     }
 
+    /// Stores a validated rule, started first when `triggered`: a rule that
+    /// cannot start is refused and nothing is stored, so nothing stored fails
+    /// at the next boot for a reason known now.
     async fn put_rule(&self, def: RuleDef, json: String) -> AppResult<()> {
         let id = def.id.clone();
         let triggered = def.triggered();
-        self.inner.store.apply(&[
+        let status = {
+            let rules = self.inner.rules.lock().await;
+            rules.get(&id).map(|r| r.status.clone()).unwrap_or_default()
+        };
+        let running = if triggered {
+            Some(self.launch_guarded(&def, status.clone())?)
+        } else {
+            None
+        };
+        let stored = self.inner.store.apply(&[
             Op::Put {
                 ns: ns::RULES.into(),
                 key: id.clone(),
@@ -410,25 +484,31 @@ impl Manager {
                 key: id.clone(),
                 value: triggered.to_string(),
             },
-        ])?;
-        let sources = rule_sources(&def);
-        {
-            let mut rules = self.inner.rules.lock().await;
-            let status = rules.get(&id).map(|r| r.status.clone()).unwrap_or_default();
-            rules.insert(
-                id.clone(),
-                RuleEntry {
-                    json,
-                    def,
-                    triggered,
-                    sources,
-                    status,
-                    running: None,
-                },
-            );
+        ]);
+        if let Err(e) = stored {
+            if let Some(r) = &running {
+                r.cancel.cancel();
+                status.set_stopped(Some(e.to_string()));
+            }
+            return Err(e.into());
         }
-        if triggered {
-            self.start_rule(&id).await?;
+        let sources = rule_sources(&def);
+        let mut rules = self.inner.rules.lock().await;
+        let old = rules.insert(
+            id.clone(),
+            RuleEntry {
+                json,
+                def,
+                triggered,
+                sources,
+                status,
+                running,
+                broken: None,
+            },
+        );
+        // A concurrent create of the same id lost the race: stop its run.
+        if let Some(r) = old.and_then(|o| o.running) {
+            r.cancel.cancel();
         }
         Ok(())
     }
@@ -437,6 +517,7 @@ impl Manager {
         if !self.inner.rules.lock().await.contains_key(id) {
             return Err(AppError::bad(format!("Rule {id} is not found.")));
         }
+        self.inner.store.check_writable()?;
         self.halt(id, false).await;
         self.inner.store.apply(&[
             Op::Delete {
@@ -453,7 +534,10 @@ impl Manager {
     }
 
     async fn set_triggered(&self, id: &str, t: bool) -> AppResult<()> {
-        self.inner.store.put(ns::RULE_STATE, id, &t.to_string())?;
+        let stored = self.inner.store.get(ns::RULE_STATE, id)?;
+        if stored.as_deref() != Some(if t { "true" } else { "false" }) {
+            self.inner.store.put(ns::RULE_STATE, id, &t.to_string())?;
+        }
         if let Some(r) = self.inner.rules.lock().await.get_mut(id) {
             r.triggered = t;
         }
@@ -468,26 +552,57 @@ impl Manager {
         if entry.running.is_some() && entry.status.state_name() == "running" {
             return Ok(());
         }
+        if let Some(why) = &entry.broken {
+            return Err(AppError::bad(format!(
+                "rule {id} is invalid and cannot start until it is replaced: {why}"
+            )));
+        }
+        if !entry.triggered {
+            self.inner.store.check_writable()?;
+        }
         let def = entry.def.clone();
         let status = entry.status.clone();
-        match self.launch(&def, status.clone()) {
-            Ok(r) => {
-                entry.running = Some(r);
-                entry.triggered = true;
-                drop(rules);
-                self.set_triggered(id, true).await?;
-                Ok(())
-            }
-            Err(e) => {
-                status.set_stopped(Some(e.to_string()));
-                Err(e)
-            }
+        let r = self.launch_guarded(&def, status)?;
+        entry.running = Some(r);
+        entry.triggered = true;
+        drop(rules);
+        self.set_triggered(id, true).await?;
+        Ok(())
+    }
+
+    /// [`Self::launch`], with a panic turned into an error: whatever goes
+    /// wrong, only this rule fails (marked stopped with the message).
+    fn launch_guarded(
+        &self,
+        def: &RuleDef,
+        status: Arc<RuleStatus>,
+    ) -> AppResult<Arc<RunningRule>> {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.launch(def, status.clone())
+        }))
+        .unwrap_or_else(|p| {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(rule = %def.id, panic = %what, "rule start panicked");
+            Err(AppError::Internal(format!(
+                "rule {} could not start: internal error: {what}",
+                def.id
+            )))
+        });
+        if let Err(e) = &r {
+            status.set_stopped(Some(e.to_string()));
         }
+        r
     }
 
     fn launch(&self, def: &RuleDef, status: Arc<RuleStatus>) -> AppResult<Arc<RunningRule>> {
         let p = self.prepare(def)?;
         let cancel = CancellationToken::new();
+        // Whatever was started is stopped again if this returns early or panics.
+        let cancel_on_failure = cancel.clone().drop_guard();
         let opts = def.options().map_err(|e| AppError::bad(e.to_string()))?;
         let (tx, rx) = mpsc::channel(opts.buffer_length.clamp(1, 65536));
         let (fatal_tx, fatal_rx) = mpsc::channel::<String>(4);
@@ -562,6 +677,7 @@ impl Manager {
             });
         }
         drop(tx);
+        cancel_on_failure.disarm();
         status.set_running();
         let running = Arc::new(rt::spawn(
             def.id.clone(),
@@ -617,6 +733,7 @@ impl Manager {
         if !self.inner.rules.lock().await.contains_key(id) {
             return Err(AppError::not_found(format!("Rule {id} is not found.")));
         }
+        self.inner.store.check_writable()?;
         self.halt(id, true).await;
         Ok(())
     }

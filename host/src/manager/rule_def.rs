@@ -200,18 +200,10 @@ impl RuleDef {
                 }
                 "debug" => o.debug = v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))?,
                 "bufferLength" => {
-                    let n = v.as_i64().ok_or_else(|| bad(k, v, "an integer"))?;
-                    if n <= 0 {
-                        return Err(bad(k, v, "greater than 0"));
-                    }
-                    o.buffer_length = n as usize;
+                    o.buffer_length = int_in(k, v, 1, limits::MAX_BUFFER_LENGTH)? as usize;
                 }
                 "concurrency" => {
-                    let n = v.as_i64().ok_or_else(|| bad(k, v, "an integer"))?;
-                    if n < 0 {
-                        return Err(bad(k, v, "0 or more"));
-                    }
-                    o.concurrency = n.max(1) as usize;
+                    o.concurrency = int_in(k, v, 0, limits::MAX_CONCURRENCY)?.max(1) as usize;
                 }
                 "qos" => {
                     let n = v.as_i64().ok_or_else(|| bad(k, v, "0, 1 or 2"))?;
@@ -221,24 +213,18 @@ impl RuleDef {
                     o.qos = n as u8;
                 }
                 "lateTolerance" => {
-                    o.late_tolerance = oort_core::duration::duration_from_json(v)
-                        .map_err(|e| RuleDefError::Options(format!("lateTolerance: {e}")))?
+                    o.late_tolerance = duration_in(k, v, Duration::ZERO, limits::MAX_DURATION)?
                 }
                 "checkpointInterval" => {
-                    let d = oort_core::duration::duration_from_json(v)
-                        .map_err(|e| RuleDefError::Options(format!("checkpointInterval: {e}")))?;
-                    if d.is_zero() {
-                        return Err(bad(k, v, "a positive duration"));
-                    }
-                    o.checkpoint_interval = d;
+                    o.checkpoint_interval = duration_in(
+                        k,
+                        v,
+                        limits::MIN_CHECKPOINT_INTERVAL,
+                        limits::MAX_CHECKPOINT_INTERVAL,
+                    )?;
                 }
                 "restartStrategy" => {
-                    if let Some(a) = v.get("attempts") {
-                        let n = a
-                            .as_i64()
-                            .ok_or_else(|| bad("restartStrategy.attempts", a, "an integer"))?;
-                        o.restart_attempts = n.max(0) as u32;
-                    }
+                    o.restart_attempts = restart_strategy(v)?;
                 }
                 // Accepted and ignored for compatibility (documented in docs/rules.md).
                 _ => {}
@@ -246,6 +232,91 @@ impl RuleDef {
         }
         Ok(o)
     }
+}
+
+/// Ranges of the numeric rule options (docs/rules.md, "Limits").
+pub mod limits {
+    use std::time::Duration;
+
+    /// `bufferLength`: a queue of this many emissions per node.
+    pub const MAX_BUFFER_LENGTH: i64 = 1 << 20;
+    /// `concurrency`.
+    pub const MAX_CONCURRENCY: i64 = 1024;
+    /// `restartStrategy.attempts`.
+    pub const MAX_RESTART_ATTEMPTS: i64 = 1_000_000;
+    /// `lateTolerance`, `restartStrategy.delay` / `maxDelay`: 366 days.
+    pub const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
+    /// `checkpointInterval`: from 10 ms to one day.
+    pub const MIN_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(10);
+    pub const MAX_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(86_400);
+    /// `restartStrategy.multiplier`.
+    pub const MAX_MULTIPLIER: f64 = 100.0;
+}
+
+fn int_in(k: &str, v: &Json, min: i64, max: i64) -> Result<i64, RuleDefError> {
+    let n = v
+        .as_i64()
+        .ok_or_else(|| RuleDefError::Options(format!("{k} must be an integer, found {v}")))?;
+    if n < min || n > max {
+        return Err(RuleDefError::Options(format!(
+            "{k} must be between {min} and {max}, found {n}"
+        )));
+    }
+    Ok(n)
+}
+
+fn duration_in(k: &str, v: &Json, min: Duration, max: Duration) -> Result<Duration, RuleDefError> {
+    let d = oort_core::duration::duration_from_json(v)
+        .map_err(|e| RuleDefError::Options(format!("{k}: {e}")))?;
+    if d < min || d > max {
+        return Err(RuleDefError::Options(format!(
+            "{k} must be between {} ms and {} ms, found {v}",
+            min.as_millis(),
+            max.as_millis()
+        )));
+    }
+    Ok(d)
+}
+
+/// `restartStrategy`: every field checked against its range; returns `attempts`.
+fn restart_strategy(v: &Json) -> Result<u32, RuleDefError> {
+    let Json::Object(m) = v else {
+        return Err(RuleDefError::Options(format!(
+            "restartStrategy must be an object, found {v}"
+        )));
+    };
+    let mut attempts = 0;
+    for (k, f) in m {
+        let name = format!("restartStrategy.{k}");
+        match k.as_str() {
+            "attempts" => {
+                attempts = int_in(&name, f, 0, limits::MAX_RESTART_ATTEMPTS)? as u32;
+            }
+            "delay" | "maxDelay" => {
+                duration_in(&name, f, Duration::ZERO, limits::MAX_DURATION)?;
+            }
+            "multiplier" => {
+                let x = f
+                    .as_f64()
+                    .filter(|x| (1.0..=limits::MAX_MULTIPLIER).contains(x));
+                if x.is_none() {
+                    return Err(RuleDefError::Options(format!(
+                        "{name} must be a number between 1 and {}, found {f}",
+                        limits::MAX_MULTIPLIER
+                    )));
+                }
+            }
+            "jitterFactor" => {
+                if f.as_f64().filter(|x| (0.0..=1.0).contains(x)).is_none() {
+                    return Err(RuleDefError::Options(format!(
+                        "{name} must be a number between 0 and 1, found {f}"
+                    )));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(attempts)
 }
 
 #[cfg(test)]

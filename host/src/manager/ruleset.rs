@@ -13,9 +13,11 @@
 pub mod doc;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use futures::FutureExt;
 use oort_sql::ast::StreamKind;
 use oort_wasm::{InstallRequest, PluginKind, PluginManager};
 use serde_json::{json, Map, Value as Json};
@@ -132,7 +134,13 @@ pub enum ImportError {
 pub struct Ruleset {
     lock: tokio::sync::Mutex<()>,
     status: parking_lot::Mutex<Report>,
+    /// Set when the last import never finished (the server stopped during it).
+    interrupted: parking_lot::Mutex<Option<String>>,
 }
+
+/// Store key (in [`STATUS_NS`]) present while an import runs: written outside
+/// the import's transaction, so after a crash it says the import was cut short.
+const RUNNING_KEY: &str = "running";
 
 /// Text formats of a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,15 +160,33 @@ impl Ruleset {
             .flatten()
             .and_then(|t| report_from_json(&t))
             .unwrap_or_default();
+        let interrupted = mgr
+            .inner
+            .store
+            .get(STATUS_NS, RUNNING_KEY)
+            .ok()
+            .flatten()
+            .map(|started| {
+                format!(
+                    "the import started at {started} was interrupted (the server stopped before \
+                     it finished); nothing of it was applied"
+                )
+            });
         Ruleset {
             lock: tokio::sync::Mutex::new(()),
             status: parking_lot::Mutex::new(status),
+            interrupted: parking_lot::Mutex::new(interrupted),
         }
     }
 
-    /// `GET /data/import/status`.
+    /// `GET /data/import/status`: the per-item object of the last import,
+    /// plus `"interrupted": "<message>"` when it never finished.
     pub fn status(&self) -> Json {
-        self.status.lock().to_json()
+        let mut j = self.status.lock().to_json();
+        if let (Some(msg), Json::Object(m)) = (self.interrupted.lock().clone(), &mut j) {
+            m.insert("interrupted".into(), Json::String(msg));
+        }
+        j
     }
 
     /// Parses, checks and applies a document. Concurrent calls run one after the other.
@@ -199,9 +225,18 @@ impl Ruleset {
                 return Err(e.into());
             }
         };
+        let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        mgr.inner
+            .store
+            .put(STATUS_NS, RUNNING_KEY, &started)
+            .map_err(AppError::from)?;
         let r = mgr
             .apply_document(plugins, &doc, mode, progress, cancel)
             .await;
+        if let Err(e) = mgr.inner.store.delete(STATUS_NS, RUNNING_KEY) {
+            tracing::warn!(error = %e, "import: in-progress marker not cleared");
+        }
+        *self.interrupted.lock() = None;
         progress.set_phase("done");
         let outcome = r?;
         self.set_status(mgr, outcome.report.clone());
@@ -468,16 +503,68 @@ impl Manager {
         progress: &Progress,
         cancel: &CancellationToken,
     ) -> AppResult<Outcome> {
-        let mut out = Outcome::default();
         progress
             .plugins_total
             .store(doc.plugin_count(), Ordering::Relaxed);
         progress
             .items_total
             .store(doc.item_count(), Ordering::Relaxed);
-        // Every metadata write from here on is one SQLite transaction: a
-        // crash before the end leaves the store as it was before the import.
+        // Every metadata write from here on is one SQLite transaction owned
+        // by this task: a crash before the end leaves the store as it was
+        // before the import, and other writers get a 409 meanwhile.
         let batch = self.inner.store.begin()?;
+        let applied = batch
+            .scope(
+                AssertUnwindSafe(self.apply_in_batch(plugins, doc, mode, progress, cancel))
+                    .catch_unwind(),
+            )
+            .await;
+        match applied {
+            Ok(Ok(out)) if !out.cancelled => {
+                batch.commit()?;
+                if mode == ImportMode::Full {
+                    self.prune_plugins(plugins, doc).await;
+                }
+                Ok(out)
+            }
+            other => {
+                // Cancelled, failed or panicked: nothing of it stays. The
+                // store rolls back; the engine reloads what the store holds.
+                if let Err(e) = batch.rollback() {
+                    tracing::error!(error = %e, "import: rollback failed");
+                }
+                progress.set_phase("rolling back");
+                if let Err(e) = self.reload().await {
+                    tracing::error!(error = %e, "import: reload after rollback failed");
+                }
+                match other {
+                    Ok(r) => r,
+                    Err(p) => {
+                        let what = p
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| p.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown panic".into());
+                        tracing::error!(panic = %what, "import panicked; rolled back");
+                        Err(AppError::Internal(format!(
+                            "import failed with an internal error ({what}); nothing was changed"
+                        )))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The part of [`Self::apply_document`] inside the batch.
+    async fn apply_in_batch(
+        &self,
+        plugins: Option<&PluginManager>,
+        doc: &Document,
+        mode: ImportMode,
+        progress: &Progress,
+        cancel: &CancellationToken,
+    ) -> AppResult<Outcome> {
+        let mut out = Outcome::default();
         if mode == ImportMode::Full {
             progress.set_phase("resetting");
             self.reset_all().await?;
@@ -599,10 +686,6 @@ impl Manager {
                     out.report.add(*section, key.clone(), why);
                 }
             }
-        }
-        batch.commit()?;
-        if mode == ImportMode::Full {
-            self.prune_plugins(plugins, doc).await;
         }
         Ok(out)
     }
@@ -961,6 +1044,41 @@ mod tests {
             sha256: None,
             grants: None,
         }
+    }
+
+    /// A cancelled full import has already reset everything when it stops:
+    /// the rollback must bring back the store and the engine as they were.
+    #[tokio::test]
+    async fn a_cancelled_full_import_leaves_store_and_engine_as_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = oort_core::Registry::default();
+        oort_connectors::builtin(&registry);
+        let mgr = Manager::open(dir.path(), registry).unwrap();
+        mgr.exec_stream_sql(r#"CREATE STREAM old () WITH (DATASOURCE="o", TYPE="memory")"#)
+            .await
+            .unwrap();
+        mgr.create_rule(r#"{"id":"keep","sql":"SELECT * FROM old","actions":[{"nop":{}}]}"#)
+            .await
+            .unwrap();
+        let doc = parse_json(
+            &json!({"streams": {"new": "CREATE STREAM new () WITH (DATASOURCE=\"n\", TYPE=\"memory\")"}})
+                .to_string(),
+        )
+        .unwrap();
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let out = mgr
+            .apply_document(None, &doc, ImportMode::Full, &Progress::default(), &cancel)
+            .await
+            .unwrap();
+        assert!(out.cancelled);
+        assert_eq!(mgr.list(StreamKind::Stream), vec!["old".to_string()]);
+        let rules = mgr.list_rules().await;
+        assert_eq!(rules.len(), 1, "{rules:?}");
+        assert_eq!(rules[0]["status"], "running", "{rules:?}");
+        assert!(mgr.inner.store.get(ns::STREAMS, "new").unwrap().is_none());
+        assert!(mgr.inner.store.get(ns::RULES, "keep").unwrap().is_some());
+        assert!(!mgr.inner.store.batch_open());
     }
 
     #[test]

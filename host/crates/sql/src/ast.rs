@@ -379,3 +379,76 @@ impl Expr {
         }
     }
 }
+
+impl Expr {
+    /// Calls `f` on each direct sub-expression.
+    pub fn for_each_child<'a>(&'a self, mut f: impl FnMut(&'a Expr)) {
+        match self {
+            Expr::Literal(_) | Expr::Column { .. } | Expr::Wildcard => {}
+            Expr::Field { expr, .. } | Expr::Unary { expr, .. } | Expr::IsNull { expr, .. } => {
+                f(expr)
+            }
+            Expr::Index { expr, index } => {
+                f(expr);
+                f(index);
+            }
+            Expr::Slice { expr, from, to } => {
+                f(expr);
+                from.iter().chain(to.iter()).for_each(|e| f(e));
+            }
+            Expr::Binary { left, right, .. } => {
+                f(left);
+                f(right);
+            }
+            Expr::Between {
+                expr, low, high, ..
+            } => {
+                f(expr);
+                f(low);
+                f(high);
+            }
+            Expr::Like { expr, pattern, .. } => {
+                f(expr);
+                f(pattern);
+            }
+            Expr::InList { expr, list, .. } => {
+                f(expr);
+                list.iter().for_each(f);
+            }
+            Expr::Case {
+                operand,
+                whens,
+                else_,
+            } => {
+                operand.iter().for_each(|e| f(e));
+                for (c, r) in whens {
+                    f(c);
+                    f(r);
+                }
+                else_.iter().for_each(|e| f(e));
+            }
+            Expr::Call {
+                args, over, filter, ..
+            } => {
+                args.iter().for_each(&mut f);
+                if let Some(o) = over {
+                    o.partition_by.iter().for_each(&mut f);
+                    o.when.iter().for_each(|e| f(e));
+                }
+                filter.iter().for_each(|e| f(e));
+            }
+        }
+    }
+
+    /// Height of the tree (a leaf is 1), computed without recursion so any
+    /// tree can be measured, however deep.
+    pub fn depth(&self) -> usize {
+        let mut max = 0;
+        let mut stack = vec![(self, 1usize)];
+        while let Some((e, d)) = stack.pop() {
+            max = max.max(d);
+            e.for_each_child(|c| stack.push((c, d + 1)));
+        }
+        max
+    }
+}

@@ -1106,4 +1106,6 @@ fn sort_by_keys(plan: &Plan, order: &mut [usize], keys: &[Vec<Value>]) {
 }
 
 #[cfg(test)]
+mod depth_tests;
+#[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@
 use sqlparser::tokenizer::Token;
 
 use super::lexer::{describe, tokenize, Lexeme};
-use crate::ast::Pos;
+use crate::ast::{Expr, Pos};
 use crate::SqlError;
 
 pub(crate) type PResult<T> = Result<T, SqlError>;
@@ -13,6 +13,13 @@ pub(crate) type PResult<T> = Result<T, SqlError>;
 /// Deepest nesting of expressions / types accepted before giving up (keeps
 /// hostile input from exhausting the stack).
 pub(crate) const MAX_DEPTH: usize = 64;
+
+/// Highest expression tree accepted, counted on the built tree (a leaf is
+/// 1), so operator chains (`a+a+...`), access chains (`a->b->...`,
+/// `a[0][0]...`) and `x AND x AND ...` count as well as brackets. Every later
+/// pass over an expression (planning, evaluation, display, drop) recurses
+/// over the tree; this bound keeps all of them far from the stack's end.
+pub const MAX_EXPR_DEPTH: usize = 100;
 
 /// Words that cannot be used as bare identifiers (eKuiper's reserved words
 /// plus the few we add: IS, NULL).
@@ -235,6 +242,37 @@ impl Cursor {
 
     pub fn leave(&mut self) {
         self.depth = self.depth.saturating_sub(1);
+    }
+
+    /// Checks an expression tree's height against [`MAX_EXPR_DEPTH`].
+    pub fn check_height(&self, height: usize, start: Pos) -> PResult<()> {
+        if height > MAX_EXPR_DEPTH {
+            return Err(SqlError::parse(
+                format!(
+                    "expression nested too deeply (more than {MAX_EXPR_DEPTH} levels: \
+                     long operator or access chains count, one level per operator)"
+                ),
+                Some(start),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Height of `node` given `first_height`, the height of its first child
+    /// (already measured): avoids re-measuring a growing left chain at each step.
+    pub fn height_after(&self, first_height: usize, node: &Expr, start: Pos) -> PResult<usize> {
+        let mut h = first_height;
+        let mut first = true;
+        node.for_each_child(|c| {
+            if first {
+                first = false;
+            } else {
+                h = h.max(c.depth());
+            }
+        });
+        let h = h + 1;
+        self.check_height(h, start)?;
+        Ok(h)
     }
 }
 

@@ -308,7 +308,14 @@ fn set_option(o: &mut StreamOptions, key: &str, value: String) -> Result<(), Str
             }
             o.kind = Some(k);
         }
-        "DELIMITER" => o.delimiter = Some(value),
+        "DELIMITER" => {
+            // An empty delimiter cannot split anything: refused rather than
+            // silently replaced by the default comma.
+            if value.is_empty() {
+                return Err("option DELIMITER must not be empty".to_string());
+            }
+            o.delimiter = Some(value)
+        }
         _ => return Err(format!("unknown option {key}")),
     }
     Ok(())

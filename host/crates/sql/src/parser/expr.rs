@@ -33,7 +33,10 @@ enum Infix {
 impl Cursor {
     /// A full expression.
     pub(crate) fn parse_expr(&mut self) -> PResult<Expr> {
-        self.parse_prec(PREC_OR)
+        let start = self.pos();
+        let e = self.parse_prec(PREC_OR)?;
+        self.check_height(e.depth(), start)?;
+        Ok(e)
     }
 
     /// An expression whose operators all bind at least as tightly as `min`.
@@ -45,7 +48,9 @@ impl Cursor {
     }
 
     fn parse_prec_inner(&mut self, min: u8) -> PResult<Expr> {
+        let start = self.pos();
         let mut lhs = self.parse_prefix()?;
+        let mut height = lhs.depth();
         while let Some((infix, prec, width)) = self.peek_infix() {
             if prec < min {
                 break;
@@ -98,6 +103,8 @@ impl Cursor {
                     }
                 }
             };
+            // The chain is built iteratively; bound the tree it makes.
+            height = self.height_after(height, &lhs, start)?;
         }
         Ok(lhs)
     }
@@ -261,6 +268,8 @@ impl Cursor {
 
     /// `->name`, `.name`, `[i]`, `[a:b]` chains.
     fn parse_postfix(&mut self, mut e: Expr) -> PResult<Expr> {
+        let start = self.pos();
+        let mut height = e.depth();
         loop {
             match self.peek() {
                 Token::Arrow => {
@@ -293,6 +302,10 @@ impl Cursor {
                     e = self.parse_bracket(e)?;
                 }
                 _ => return Ok(e),
+            }
+            // `a.b` stays a (qualified) column; every other step adds a level.
+            if !matches!(e, Expr::Column { .. }) {
+                height = self.height_after(height, &e, start)?;
             }
         }
     }

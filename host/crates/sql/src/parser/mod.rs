@@ -14,7 +14,9 @@
 //! - `select`: SELECT; `ddl`: stream/table statements and WITH options.
 //!
 //! Errors are [`SqlError::Parse`] with a 1-based line/column when known. No
-//! input makes the parser panic; nesting is capped to keep the stack bounded.
+//! input makes the parser panic; parser recursion is capped, and so is the
+//! height of every expression tree it builds ([`MAX_EXPR_DEPTH`]), so later
+//! passes over the tree stay far from the end of the stack.
 
 mod cursor;
 mod ddl;
@@ -27,8 +29,10 @@ mod window;
 #[cfg(test)]
 mod tests;
 
+pub use cursor::MAX_EXPR_DEPTH;
 pub use ddl::{FORMATS, OPTION_KEYS};
 pub use dialect::OortDialect;
+pub use window::{MAX_COUNT_WINDOW, MAX_WINDOW_MS};
 
 use crate::ast::{Expr, Select, Statement};
 use crate::SqlError;

@@ -8,6 +8,14 @@ use sqlparser::tokenizer::Token;
 use super::cursor::{Cursor, PResult};
 use crate::ast::{Expr, Literal, Pos, TimeUnit, Window, WindowKind};
 
+/// Largest `COUNTWINDOW` size (and step): a count window keeps that many
+/// events in memory, so a larger one is a memory leak waiting for traffic.
+pub const MAX_COUNT_WINDOW: i64 = 1_000_000;
+/// Longest time window length, hop, delay or session timeout (366 days): a
+/// window keeps its events in memory until it closes, and a timer further
+/// away than that is a mistake, not a plan.
+pub const MAX_WINDOW_MS: i64 = 366 * 86_400_000;
+
 const WINDOW_FUNCTIONS: &[&str] = &[
     "tumblingwindow",
     "hoppingwindow",
@@ -99,6 +107,12 @@ fn window_kind(
             } else {
                 size
             };
+            if size > MAX_COUNT_WINDOW {
+                return Err(err(format!(
+                    "the 1st argument for {name} must be at most {MAX_COUNT_WINDOW}, found {size}: \
+                     a count window keeps that many events in memory"
+                )));
+            }
             if every > size {
                 return Err(err(format!(
                     "the second parameter value {every} should be less than the first parameter {size}"
@@ -140,12 +154,16 @@ fn window_kind(
             })?;
             let ms = |i: usize, min: i64| -> PResult<i64> {
                 let v = int_arg(i, min)?;
-                v.checked_mul(unit.millis()).ok_or_else(|| {
-                    err(format!(
-                        "the {} argument for {name} is too large",
-                        ordinal(i + 1)
-                    ))
-                })
+                v.checked_mul(unit.millis())
+                    .filter(|ms| *ms <= MAX_WINDOW_MS)
+                    .ok_or_else(|| {
+                        err(format!(
+                            "the {} argument for {name} is too large: at most 366 days \
+                             ({MAX_WINDOW_MS} ms), found {v} {}",
+                            ordinal(i + 1),
+                            unit_name(unit)
+                        ))
+                    })
             };
             let kind = match name {
                 "tumblingwindow" => WindowKind::Tumbling { size_ms: ms(1, 1)? },
@@ -164,6 +182,16 @@ fn window_kind(
             };
             Ok((kind, Some(unit)))
         }
+    }
+}
+
+fn unit_name(u: TimeUnit) -> &'static str {
+    match u {
+        TimeUnit::Dd => "dd",
+        TimeUnit::Hh => "hh",
+        TimeUnit::Mi => "mi",
+        TimeUnit::Ss => "ss",
+        TimeUnit::Ms => "ms",
     }
 }
 

@@ -208,3 +208,36 @@ fn deep_nesting_is_an_error_not_a_crash() {
     let ok = format!("{}1{}", "(".repeat(40), ")".repeat(40));
     assert!(parse_expr(&ok).is_ok());
 }
+
+/// Issue 11 item 7: sizes that only make sense as mistakes are refused, with
+/// the argument named.
+#[test]
+fn window_sizes_and_delimiter_are_bounded() {
+    let err = parse_select("SELECT count(*) FROM s GROUP BY COUNTWINDOW(9223372036854775807)")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("1st argument for countwindow must be at most 1000000"),
+        "{err}"
+    );
+    parse_select("SELECT count(*) FROM s GROUP BY COUNTWINDOW(1000000, 10)").unwrap();
+    let err = parse_select("SELECT count(*) FROM s GROUP BY TUMBLINGWINDOW(dd, 367)")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("2nd argument for tumblingwindow is too large"),
+        "{err}"
+    );
+    parse_select("SELECT count(*) FROM s GROUP BY TUMBLINGWINDOW(dd, 366)").unwrap();
+    let err =
+        parse_select("SELECT count(*) FROM s GROUP BY SLIDINGWINDOW(ss, 10, 9223372036854775807)")
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("3rd argument for slidingwindow"), "{err}");
+    let err = parse_statement(
+        r#"CREATE STREAM s () WITH (DATASOURCE="x", FORMAT="delimited", DELIMITER="")"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("DELIMITER must not be empty"), "{err}");
+}

@@ -1,0 +1,1 @@
+SELECT *, upper(color), event_time() FROM demo

@@ -1,0 +1,1 @@
+SELECT color, ts, last_hit_count() + 1 as lc FROM demo WHERE size > 3

@@ -1,0 +1,1 @@
+SELECT size as Int8, ts FROM demoError WHERE size > 3

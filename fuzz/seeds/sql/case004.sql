@@ -1,0 +1,1 @@
+SELECT meta(topic) as m, ts FROM demo WHERE last_hit_count() < 4

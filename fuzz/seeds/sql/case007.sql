@@ -1,0 +1,1 @@
+SELECT changed_cols("tt_", true, color, size) FROM demo

@@ -1,0 +1,1 @@
+SELECT arr[1:y] as col1 FROM demoArr WHERE x=1

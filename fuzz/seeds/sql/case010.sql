@@ -1,0 +1,1 @@
+SELECT arr[x:4] as col1 FROM demoArr WHERE x=1

@@ -1,0 +1,1 @@
+SELECT arr[x:y+1] as col1 FROM demoArr WHERE x=1

@@ -1,0 +1,1 @@
+SELECT unnest(arr2) FROM demoArr WHERE x=1

@@ -1,0 +1,1 @@
+SELECT unnest(arr3) as col FROM demoArr WHERE x=1

@@ -1,0 +1,1 @@
+SELECT unnest(a) FROM demoArr WHERE x=1

@@ -1,0 +1,1 @@
+SELECT color, lag(size) over (partition by color) as lastSize, size, lastSize/size as changeRate FROM demo

@@ -1,0 +1,1 @@
+SELECT lag(size,1,0) + 1 as b, lag(b,1,0), size FROM demo

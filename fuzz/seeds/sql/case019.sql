@@ -1,0 +1,1 @@
+select acc_sum(size) over (partition by color), color from demo

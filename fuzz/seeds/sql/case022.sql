@@ -1,0 +1,1 @@
+select acc_max(size) over (when color = "red"), color from demo

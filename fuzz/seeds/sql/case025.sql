@@ -1,0 +1,1 @@
+select size, row_number() from demo

@@ -1,0 +1,1 @@
+select size + 1 as size, size + 1 as b from demo

@@ -1,0 +1,1 @@
+select a + 1 as b, size as a from demo

@@ -1,0 +1,1 @@
+SELECT color, ts FROM ldemo WHERE size >= 3

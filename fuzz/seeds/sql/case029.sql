@@ -1,0 +1,1 @@
+SELECT size * 5 FROM ldemo

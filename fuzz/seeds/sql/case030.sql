@@ -1,0 +1,1 @@
+SELECT * FROM demo INNER JOIN table1 on demo.ts = table1.id

@@ -1,0 +1,1 @@
+SELECT *, event_time() as et FROM demo GROUP BY HOPPINGWINDOW(ss, 2, 1)

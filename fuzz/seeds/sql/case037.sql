@@ -1,0 +1,1 @@
+SELECT color, window_end(), event_time() as et, ts, count(*) as c, window_start() FROM demo WHERE size > 2 GROUP BY TUMBLINGWINDOW(ss,1) HAVING c > 1

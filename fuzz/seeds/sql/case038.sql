@@ -1,0 +1,1 @@
+SELECT * FROM demoError GROUP BY HOPPINGWINDOW(ss, 2, 1)

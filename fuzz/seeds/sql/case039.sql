@@ -1,0 +1,1 @@
+SELECT color, window_start(), window_end() FROM demo GROUP BY HOPPINGWINDOW(ss,2,1) FILTER(WHERE size > 2)

@@ -1,0 +1,1 @@
+SELECT collect(size) as allSize FROM demo GROUP BY HOPPINGWINDOW(ss,2,1), color ORDER BY color

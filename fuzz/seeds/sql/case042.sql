@@ -1,0 +1,1 @@
+SELECT color, count(*) as c FROM demo WHERE color != "red" GROUP BY COUNTWINDOW(5), color ORDER BY c DESC

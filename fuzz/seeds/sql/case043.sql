@@ -1,0 +1,1 @@
+SELECT count(temp), window_start() as ws, window_end(), event_time() as et FROM sessionDemo GROUP BY SESSIONWINDOW(ss, 2, 1)

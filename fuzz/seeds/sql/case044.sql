@@ -1,0 +1,1 @@
+SELECT size,color FROM demo GROUP BY SLIDINGWINDOW(ss, 5) FILTER (WHERE color = "red") OVER (WHEN size = 1)

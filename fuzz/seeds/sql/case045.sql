@@ -1,0 +1,1 @@
+SELECT size,color FROM demo GROUP BY SLIDINGWINDOW(ss, 5, 1) OVER (WHEN size = 2)

@@ -1,0 +1,1 @@
+SELECT color, count(*) as c FROM demo GROUP BY SLIDINGWINDOW(ss, 2) OVER(WHEN ts - last_hit_time() > 1000), color ORDER BY color

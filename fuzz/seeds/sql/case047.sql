@@ -1,0 +1,1 @@
+SELECT deduplicate(color, false)->color as c FROM demo GROUP BY SLIDINGWINDOW(hh, 1)

@@ -1,0 +1,1 @@
+SELECT color, temp, demo.ts as ts1, demo1.ts as ts2, demo.ts - demo1.ts as diff FROM demo INNER JOIN demo1 ON ts1 = ts2 GROUP BY SLIDINGWINDOW(ss, 1) HAVING last_agg_hit_count() < 7

@@ -1,0 +1,1 @@
+SELECT window_start(), window_end(), color, ts FROM demoE WHERE size > 2 GROUP BY TUMBLINGWINDOW(ss, 1)

@@ -1,0 +1,1 @@
+SELECT temp, window_start(), window_end() FROM sessionDemoE GROUP BY SESSIONWINDOW(ss, 2, 1)

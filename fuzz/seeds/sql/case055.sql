@@ -1,0 +1,1 @@
+CREATE STREAM demoE (color STRING, size BIGINT, ts BIGINT) WITH (DATASOURCE="demoE", TYPE="mock", FORMAT="json", KEY="ts", TIMESTAMP="ts");

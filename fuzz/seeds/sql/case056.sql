@@ -1,0 +1,1 @@
+CREATE STREAM demo1 (temp FLOAT, hum BIGINT, `from` STRING, ts BIGINT) WITH (DATASOURCE="demo1", TYPE="mock", FORMAT="json", KEY="ts");

@@ -1,0 +1,1 @@
+CREATE STREAM sessionDemo (temp FLOAT, hum BIGINT, ts BIGINT) WITH (DATASOURCE="sessionDemo", TYPE="mock", FORMAT="json", KEY="ts");

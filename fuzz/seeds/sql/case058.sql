@@ -1,0 +1,1 @@
+CREATE STREAM sessionDemoE (temp FLOAT, hum BIGINT, ts BIGINT) WITH (DATASOURCE="sessionDemoE", TYPE="mock", FORMAT="json", KEY="ts", TIMESTAMP="ts");

@@ -1,0 +1,2 @@
+CREATE STREAM ldemo (					
+) WITH (DATASOURCE="ldemo", TYPE="mock", FORMAT="json");

@@ -1,0 +1,1 @@
+CREATE STREAM demoError (color STRING, size BIGINT, ts BIGINT) WITH (DATASOURCE="demoError", TYPE="mock", FORMAT="json", KEY="ts",STRICT_VALIDATION="true");

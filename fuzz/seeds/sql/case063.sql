@@ -1,0 +1,1 @@
+CREATE TABLE table1 (name STRING, size BIGINT, id BIGINT) WITH (DATASOURCE="lookup.json", FORMAT="json", CONF_KEY="test", STRICT_VALIDATION="true");

@@ -1,0 +1,1 @@
+CREATE TABLE demoTable (device STRING, ts BIGINT) WITH (DATASOURCE="demoTable", TYPE="mock", RETAIN_SIZE="3");

@@ -1,0 +1,1 @@
+CREATE STREAM ext (count bigint) WITH (DATASOURCE="ext", FORMAT="JSON", TYPE="random", CONF_KEY="ext",STRICT_VALIDATION="true")

@@ -1,0 +1,1 @@
+CREATE STREAM text (slogan string, brand string) WITH (DATASOURCE="text", TYPE="mock", FORMAT="JSON")

@@ -1,0 +1,1 @@
+CREATE STREAM binDemo () WITH (DATASOURCE="binDemo", TYPE="mock", FORMAT="BINARY")

@@ -1,0 +1,1 @@
+CREATE STREAM shelves (name string, size BIGINT, shelf STRUCT(theme STRING,id BIGINT, subfield STRING)) WITH (DATASOURCE="shelves", TYPE="mock", FORMAT="json");
