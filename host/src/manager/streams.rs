@@ -128,6 +128,18 @@ impl Manager {
             )
             .map_err(|e| AppError::bad_code(code::STREAM_TABLE, e.to_string()))?;
         }
+        // The source's properties are checked now (no IO: `create` only
+        // validates), so a refused path or property fails the creation.
+        let probe = StreamEntry {
+            def: def.clone(),
+            sql: sql.to_string(),
+        };
+        let spec = self
+            .hub_spec(&name, &probe)
+            .map_err(|e| AppError::bad_code(code::STREAM_TABLE, e.to_string()))?;
+        spec.factory
+            .create(&spec.datasource, &spec.props)
+            .map_err(|e| AppError::bad_code(code::STREAM_TABLE, e.to_string()))?;
         if replace {
             if let Some(old) = self.map(kind).read().get(&name) {
                 if old.def.options.shared != def.options.shared {

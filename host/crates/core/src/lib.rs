@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod connector;
 pub mod duration;
+pub mod paths;
 pub mod shared_conn;
 pub mod value;
 
