@@ -78,7 +78,7 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
     tower_http::cors::CorsLayer::new()
-        .allow_origin(list)
+        .allow_origin(tower_http::cors::AllowOrigin::list(list))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
 }

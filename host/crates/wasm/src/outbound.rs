@@ -226,6 +226,8 @@ fn internal_refusal(what: &str, ip: IpAddr) -> String {
     )
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Resolves names and refuses internal addresses unless listed.
 struct GuardedResolver {
     rules: Arc<Rules>,
@@ -237,12 +239,13 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let host = name.as_str().to_string();
         Box::pin(async move {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
+                .await
+                .map_err(|e| -> BoxError { Box::new(e) })?
                 .collect();
             if !rules.name_listed(&host) {
                 if let Some(bad) = addrs.iter().find(|a| !rules.ip_allowed(a.ip())) {
                     let msg = internal_refusal(&format!("host {host}"), bad.ip());
-                    return Err(msg.into());
+                    return Err::<reqwest::dns::Addrs, BoxError>(msg.into());
                 }
             }
             let it: reqwest::dns::Addrs = Box::new(addrs.into_iter());
@@ -311,7 +314,7 @@ pub async fn fetch(
                 return Err(format!("cannot read {uri}: not a regular file"));
             }
             if meta.len() > max {
-                return Err(format!("{uri} is larger than the maximum of {max} bytes"));
+                return Err(format!("{uri} is too large (more than {max} bytes)"));
             }
             tokio::fs::read(&path)
                 .await
@@ -342,12 +345,12 @@ async fn download(
         return Err(format!("cannot download {uri}: HTTP {}", resp.status()));
     }
     if resp.content_length().is_some_and(|l| l > max) {
-        return Err(format!("{uri} is larger than the maximum of {max} bytes"));
+        return Err(format!("{uri} is too large (more than {max} bytes)"));
     }
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(fail)? {
         if body.len() as u64 + chunk.len() as u64 > max {
-            return Err(format!("{uri} is larger than the maximum of {max} bytes"));
+            return Err(format!("{uri} is too large (more than {max} bytes)"));
         }
         body.extend_from_slice(&chunk);
     }
