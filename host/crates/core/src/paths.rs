@@ -69,11 +69,9 @@ impl AllowedDirs {
         if !inside_text {
             return Err(PathError::Outside(shown()));
         }
-        let real = resolve_existing(&n);
-        if self.canonical.iter().any(|d| real.starts_with(d)) {
-            Ok(real)
-        } else {
-            Err(PathError::Outside(shown()))
+        match resolve_existing(&n, 0) {
+            Some(real) if self.canonical.iter().any(|d| real.starts_with(d)) => Ok(real),
+            _ => Err(PathError::Outside(shown())),
         }
     }
 }
@@ -99,24 +97,36 @@ pub fn normalize(path: &Path) -> Option<PathBuf> {
 }
 
 /// Canonicalises the deepest existing ancestor of a normal absolute path and
-/// appends the rest (which has no `..` left).
-fn resolve_existing(n: &Path) -> PathBuf {
+/// appends the rest (which has no `..` left). A dangling symlink on the way
+/// is followed to where it points (creating a file through it would land
+/// there). `None` for a symlink loop.
+fn resolve_existing(n: &Path, depth: u32) -> Option<PathBuf> {
+    if depth > 40 {
+        return None;
+    }
     let mut head = n.to_path_buf();
     let mut tail: Vec<std::ffi::OsString> = Vec::new();
     loop {
-        if let Ok(real) = std::fs::canonicalize(&head) {
-            let mut out = real;
+        let rebuild = |mut out: PathBuf, tail: &[std::ffi::OsString]| {
             for t in tail.iter().rev() {
                 out.push(t);
             }
-            return out;
+            out
+        };
+        if let Ok(real) = std::fs::canonicalize(&head) {
+            return Some(rebuild(real, &tail));
+        }
+        if let Ok(target) = std::fs::read_link(&head) {
+            let parent = head.parent().unwrap_or(Path::new("/"));
+            let next = normalize(&parent.join(target))?;
+            return resolve_existing(&rebuild(next, &tail), depth + 1);
         }
         match (head.file_name().map(|s| s.to_os_string()), head.parent()) {
             (Some(name), Some(parent)) => {
                 tail.push(name);
                 head = parent.to_path_buf();
             }
-            _ => return n.to_path_buf(),
+            _ => return Some(n.to_path_buf()),
         }
     }
 }
@@ -168,8 +178,17 @@ mod tests {
             std::os::unix::fs::symlink(&outside, allowed.join("link")).unwrap();
             assert!(a.check(&allowed.join("link/f.txt")).is_err());
             assert!(a.check(&allowed.join("link/deeper/f.txt")).is_err());
+            // A dangling link: creating the file would create it outside.
             std::os::unix::fs::symlink(outside.join("file"), allowed.join("flink")).unwrap();
             assert!(a.check(&allowed.join("flink")).is_err());
+            // A dangling link that stays inside is fine; a loop is refused.
+            std::os::unix::fs::symlink(allowed.join("sub/new"), allowed.join("ilink")).unwrap();
+            assert_eq!(
+                a.check(&allowed.join("ilink")).unwrap(),
+                std::fs::canonicalize(&allowed).unwrap().join("sub/new")
+            );
+            std::os::unix::fs::symlink(allowed.join("loop"), allowed.join("loop")).unwrap();
+            assert!(a.check(&allowed.join("loop/x")).is_err());
         }
     }
 
