@@ -114,7 +114,12 @@ fn dns_rebinding_host_is_refused_on_loopback() {
     let r = s.raw("GET", "/rules", &[("Host", "evil.example:9081")], "");
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(r.body.contains("evil.example"), "{}", r.body);
-    let r = s.raw("GET", "/rules", &[("Host", &format!("localhost:{}", s.port))], "");
+    let r = s.raw(
+        "GET",
+        "/rules",
+        &[("Host", &format!("localhost:{}", s.port))],
+        "",
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     // A name the operator lists.
     let s = Server::start_with(Opts {
@@ -166,7 +171,12 @@ fn cors_is_off_by_default_and_answers_configured_origins_only() {
     );
     assert_eq!(r.status, 201, "{}", r.body);
     // Another origin is still refused.
-    let r = s.raw("GET", "/streams", &[("Origin", "https://other.example")], "");
+    let r = s.raw(
+        "GET",
+        "/streams",
+        &[("Origin", "https://other.example")],
+        "",
+    );
     assert_eq!(r.status, 403, "{}", r.body);
 }
 
@@ -382,7 +392,11 @@ fn file_source_and_sink_are_confined() {
         let r = s.post("/rules", &rule.to_string());
         assert_eq!(r.status, 400, "{path}: {}", r.body);
         assert!(r.body.contains("outside the allowed"), "{}", r.body);
-        assert!(r.body.contains(path.trim_start_matches("../")), "{}", r.body);
+        assert!(
+            r.body.contains(path.trim_start_matches("../")),
+            "{}",
+            r.body
+        );
     }
     // A symlink in the data dir pointing out.
     std::os::unix::fs::symlink(other.path(), s.data_dir.join("link")).unwrap();
@@ -431,8 +445,7 @@ fn plugin_install_from_a_file_outside_reveals_nothing() {
     // Missing and present files outside answer the same.
     let r2 = s.post(
         "/plugins/sources",
-        &json!({"name": "leak", "file": "file:///nonexistent/x.zip", "sha256": "00"})
-            .to_string(),
+        &json!({"name": "leak", "file": "file:///nonexistent/x.zip", "sha256": "00"}).to_string(),
     );
     assert_eq!(
         r2.body.replace("/nonexistent/x.zip", "/etc/passwd"),

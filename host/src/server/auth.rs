@@ -91,9 +91,8 @@ fn check_jwt(dir: &Path, token: &str) -> Result<(), String> {
     peek.validate_exp = false;
     peek.validate_aud = false;
     peek.required_spec_claims.clear();
-    let unverified =
-        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&[]), &peek)
-            .map_err(|e| format!("invalid token: {e}"))?;
+    let unverified = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&[]), &peek)
+        .map_err(|e| format!("invalid token: {e}"))?;
     let iss = unverified
         .claims
         .iss

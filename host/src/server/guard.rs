@@ -92,7 +92,8 @@ impl Guard {
         let origin = match headers.get(header::ORIGIN) {
             None => None,
             Some(o) => Some(normal_origin(
-                o.to_str().map_err(|_| "invalid Origin header".to_string())?,
+                o.to_str()
+                    .map_err(|_| "invalid Origin header".to_string())?,
             )),
         };
         let Some(o) = origin else {
@@ -243,13 +244,19 @@ mod tests {
         assert_eq!(host_name("[::1]:9081"), "::1");
         assert_eq!(host_name("example.com"), "example.com");
         let g = guard("127.0.0.1", &["oort.lan"], &[]);
-        assert!(g.host_allowed(&headers(&[("host", "127.0.0.1:9081")])).is_ok());
+        assert!(g
+            .host_allowed(&headers(&[("host", "127.0.0.1:9081")]))
+            .is_ok());
         assert!(g.host_allowed(&headers(&[("host", "localhost:1")])).is_ok());
         assert!(g.host_allowed(&headers(&[("host", "oort.lan")])).is_ok());
-        assert!(g.host_allowed(&headers(&[("host", "evil.example:9081")])).is_err());
+        assert!(g
+            .host_allowed(&headers(&[("host", "evil.example:9081")]))
+            .is_err());
         // Not loopback and no list: any host (authentication protects it).
         let g = guard("0.0.0.0", &[], &[]);
-        assert!(g.host_allowed(&headers(&[("host", "evil.example")])).is_ok());
+        assert!(g
+            .host_allowed(&headers(&[("host", "evil.example")]))
+            .is_ok());
     }
 
     #[test]

@@ -434,14 +434,9 @@ mod tests {
     #[tokio::test]
     async fn names_resolving_to_internal_addresses_are_refused_at_connect() {
         let p = strict(&[], vec![]);
-        let e = fetch(
-            &p,
-            "http://localhost:9/x",
-            10,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap_err();
+        let e = fetch(&p, "http://localhost:9/x", 10, Duration::from_secs(5))
+            .await
+            .unwrap_err();
         assert!(e.contains("internal address"), "{e}");
         // Listed by name: allowed through to the (closed) port.
         let p = strict(&["localhost"], vec![]);

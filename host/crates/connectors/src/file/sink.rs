@@ -270,10 +270,7 @@ impl State {
         };
         // One item's rendered path out of bounds drops that item only.
         let real = self.allowed.check(&real).map_err(|e| {
-            ConnectorError::InvalidData(format!(
-                "file sink: {}",
-                super::refusal(&self.allowed, &e)
-            ))
+            ConnectorError::InvalidData(format!("file sink: {}", super::refusal(&self.allowed, &e)))
         })?;
         if let Some(dir) = real.parent() {
             if !dir.as_os_str().is_empty() {
@@ -716,7 +713,9 @@ mod tests {
         assert!(!outside.join("esc.txt").exists());
         // The operator's list opens another directory.
         let f = FileSinkFactory::new(crate::file::FileAccess::new(vec![outside.clone()]));
-        let p = props(serde_json::json!({"path": format!("{}/x", outside.display()), "__data_dir": dd}));
+        let p = props(
+            serde_json::json!({"path": format!("{}/x", outside.display()), "__data_dir": dd}),
+        );
         assert!(f.create(&p).is_ok());
     }
 }

@@ -584,7 +584,8 @@ mod tests {
     #[tokio::test]
     async fn missing_file_fails_the_run_and_bad_props_fail_create() {
         let dir = tempfile::tempdir().unwrap();
-        let p = props(serde_json::json!({"path": dir.path().join("nonexistent").to_str().unwrap()}));
+        let p =
+            props(serde_json::json!({"path": dir.path().join("nonexistent").to_str().unwrap()}));
         let mut s = factory().create("nope.json", &p).unwrap();
         let (tx, _rx) = mpsc::channel(4);
         let ctx = SourceContext::new("r", CancellationToken::new(), tx);
@@ -625,9 +626,15 @@ mod tests {
             }
         };
         let m = refused("../outside/secret.json", serde_json::json!({"path": "."}));
-        assert!(m.contains("secret.json") && m.contains("outside the allowed"), "{m}");
+        assert!(
+            m.contains("secret.json") && m.contains("outside the allowed"),
+            "{m}"
+        );
         refused("/etc/passwd", serde_json::json!({}));
-        refused("x.json", serde_json::json!({"path": outside.to_str().unwrap()}));
+        refused(
+            "x.json",
+            serde_json::json!({"path": outside.to_str().unwrap()}),
+        );
         let m = refused(
             "ok.json",
             serde_json::json!({"path": "in", "actionAfterRead": 2, "moveTo": "/tmp"}),
