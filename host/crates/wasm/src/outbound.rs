@@ -200,7 +200,7 @@ impl Rules {
         if self.ip_allowed(ip) {
             Ok(())
         } else {
-            Err(internal_refusal(&url.to_string(), ip))
+            Err(internal_refusal(url.as_str(), ip))
         }
     }
 
