@@ -78,9 +78,7 @@ impl Guard {
         if self.hosts.is_empty() && !self.loopback {
             return Ok(());
         }
-        if self.hosts.iter().any(|a| *a == name)
-            || (!self.loopback && name.parse::<IpAddr>().is_ok())
-        {
+        if self.hosts.contains(&name) || (!self.loopback && name.parse::<IpAddr>().is_ok()) {
             return Ok(());
         }
         Err(format!(
@@ -106,7 +104,7 @@ impl Guard {
             }
             return Ok(false);
         };
-        if self.origins.iter().any(|a| *a == o) {
+        if self.origins.contains(&o) {
             return Ok(true);
         }
         // The page's own origin (same scheme-less host and port as Host).
