@@ -247,7 +247,11 @@ impl Config {
             })?;
             let user: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
                 .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
-            merge(&mut doc, user);
+            // An empty file is YAML null: nothing to merge (merging it
+            // would replace every default and drop the env overrides).
+            if !user.is_null() {
+                merge(&mut doc, user);
+            }
         }
         for (k, v) in std::env::vars() {
             if let Some(rest) = k.strip_prefix("OORT__") {
@@ -325,6 +329,16 @@ mod tests {
         set_path(&mut doc, &["rule".into(), "bufferlength".into()], "7");
         let c: Config = serde_yaml_ng::from_value(doc).unwrap();
         assert_eq!(c.rule.buffer_length, 7);
+    }
+
+    #[test]
+    fn an_empty_file_keeps_defaults_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("oort.yaml");
+        std::fs::write(&f, "").unwrap();
+        let c = Config::load(Some(&f)).unwrap();
+        assert_eq!(c.rest.addr, "127.0.0.1:9081");
+        assert_eq!(c.outbound.schemes.len(), 3);
     }
 
     #[test]
