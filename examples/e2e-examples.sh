@@ -17,7 +17,9 @@ done
 DATA="$(mktemp -d)"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 B="http://127.0.0.1:$PORT"
-OORT_LOG=info "$BIN" serve --data-dir "$DATA" --rest-addr "127.0.0.1:$PORT" >"$DATA/server.log" 2>&1 &
+# The example packages are built in this directory, outside the data dir:
+# let file:// reach them (docs/security.md).
+OORT__OUTBOUND__FILE_DIRS="[$HERE]" OORT_LOG=info "$BIN" serve --data-dir "$DATA" --rest-addr "127.0.0.1:$PORT" >"$DATA/server.log" 2>&1 &
 PID=$!
 cleanup() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$DATA"; }
 trap cleanup EXIT

@@ -68,6 +68,9 @@ json.dump(doc, open(dst, "w"), indent=2)
 EOF
 
 echo "== 3. start Oort and import the ruleset"
+# The package server is on 127.0.0.1, an internal address the default
+# outbound policy refuses (docs/security.md): list it.
+OORT__OUTBOUND__ALLOWED_HOSTS='[127.0.0.1]' \
 OORT__PLUGINS__BUILTIN_DIR="$WORK/no-builtins" "$OORT" serve --data-dir "$WORK/data" --rest-addr "$REST" \
   >"$WORK/oort.log" 2>&1 &
 OORT_PID=$!

@@ -83,14 +83,14 @@ fn init_tracing(cfg: &Config) {
 /// Runs the server until SIGINT/SIGTERM or `/stop`.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let registry = oort_core::Registry::default();
-    oort_connectors::builtin(&registry);
+    oort_connectors::builtin_with(&registry, cfg.file.access()?);
     std::fs::create_dir_all(&cfg.data_dir)?;
     let data_dir = std::fs::canonicalize(&cfg.data_dir)?;
-    let plugins = match oort_wasm::PluginManager::open(
-        &data_dir,
-        registry.clone(),
-        cfg.plugins.wasm_config(),
-    ) {
+    server::check_exposure(&cfg.rest, &data_dir).await?;
+    let outbound = cfg.outbound.policy(&data_dir)?;
+    let mut wasm_cfg = cfg.plugins.wasm_config();
+    wasm_cfg.outbound = outbound.clone();
+    let plugins = match oort_wasm::PluginManager::open(&data_dir, registry.clone(), wasm_cfg) {
         Ok(p) => {
             if let Some(dir) = cfg.plugins.builtin_dir() {
                 match p.load_builtin(&dir) {
@@ -134,6 +134,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         started: Instant::now(),
         shutdown: shutdown.clone(),
         plugins,
+        outbound,
     };
     let sig = shutdown.clone();
     tokio::spawn(async move {
@@ -142,7 +143,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         sig.cancel();
     });
     tracing::info!(data_dir = %data_dir.display(), version = env!("CARGO_PKG_VERSION"), "oort starting");
-    let r = server::serve(state, &cfg.rest.addr, cfg.rest.body_limit).await;
+    let r = server::serve(state, &cfg.rest, &data_dir).await;
     mgr.shutdown().await;
     tracing::info!("stopped");
     r.map(|_| ())

@@ -69,9 +69,19 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// The REST client; sends `Authorization: Bearer $OORT_API_TOKEN` when that
+/// variable is set (a static token or a JWT, see docs/security.md).
 fn client() -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(t) = std::env::var("OORT_API_TOKEN") {
+        let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", t.trim()))
+            .context("OORT_API_TOKEN is not a valid header value")?;
+        v.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+    }
     Ok(reqwest::Client::builder()
         .timeout(Duration::from_secs(600))
+        .default_headers(headers)
         .build()?)
 }
 

@@ -26,6 +26,8 @@ pub struct Config {
     pub rule: RuleDefaults,
     pub plugins: PluginsConfig,
     pub sink: SinkSettings,
+    pub file: FileConfig,
+    pub outbound: OutboundConfig,
 }
 
 /// Server-wide sink settings.
@@ -36,6 +38,66 @@ pub struct SinkSettings {
     /// or 32 bytes (eKuiper's `basic.aesKey`). Empty: encryption is refused.
     #[serde(rename = "aesKey")]
     pub aes_key: String,
+}
+
+/// Where the `file` source and sink may read and write besides the data dir.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    /// Absolute directories the `file` connectors may use (the data dir always).
+    pub allowed_dirs: Vec<PathBuf>,
+}
+
+/// What plugin installs and data imports may fetch (see docs/security.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// URI schemes allowed: `file`, `http`, `https`.
+    pub schemes: Vec<String>,
+    /// Hosts, addresses or networks (CIDR) allowed even when internal
+    /// (loopback, private, link-local); public hosts are always allowed.
+    pub allowed_hosts: Vec<String>,
+    /// Absolute directories `file://` URIs may point into (the data dir always).
+    pub file_dirs: Vec<PathBuf>,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            schemes: vec!["file".into(), "http".into(), "https".into()],
+            allowed_hosts: Vec::new(),
+            file_dirs: Vec::new(),
+        }
+    }
+}
+
+impl OutboundConfig {
+    /// The policy for a server whose (canonical) data dir is `data_dir`.
+    pub fn policy(&self, data_dir: &Path) -> Result<oort_wasm::OutboundPolicy, ConfigError> {
+        check_absolute("outbound.file_dirs", &self.file_dirs)?;
+        let dirs = std::iter::once(data_dir.to_path_buf()).chain(self.file_dirs.iter().cloned());
+        oort_wasm::OutboundPolicy::new(&self.schemes, &self.allowed_hosts, dirs)
+            .map_err(ConfigError::Invalid)
+    }
+}
+
+impl FileConfig {
+    pub fn access(&self) -> Result<oort_connectors::file::FileAccess, ConfigError> {
+        check_absolute("file.allowed_dirs", &self.allowed_dirs)?;
+        Ok(oort_connectors::file::FileAccess::new(
+            self.allowed_dirs.clone(),
+        ))
+    }
+}
+
+fn check_absolute(key: &str, dirs: &[PathBuf]) -> Result<(), ConfigError> {
+    match dirs.iter().find(|d| !d.is_absolute()) {
+        Some(d) => Err(ConfigError::Invalid(format!(
+            "{key}: {} is not an absolute path",
+            d.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// WebAssembly plugin host settings.
@@ -104,6 +166,19 @@ pub struct RestConfig {
     pub addr: String,
     /// Largest accepted request body, bytes.
     pub body_limit: usize,
+    /// A static bearer token required on every request (`Authorization:
+    /// Bearer <token>`); empty: none. Also `OORT__REST__TOKEN`.
+    pub token: String,
+    /// eKuiper's JWT authentication (RS256, public keys in `<data_dir>/etc/mgmt`).
+    pub jwt: bool,
+    /// Serve without authentication on a non-loopback address (refused otherwise).
+    pub insecure_no_auth: bool,
+    /// Host names accepted in the `Host` header besides the bind address
+    /// (and `localhost` when bound to loopback).
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`https://ui.example:8080`) allowed to call the API from a
+    /// browser; CORS is answered for these only. Empty: none.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,6 +209,8 @@ impl Default for Config {
             rule: RuleDefaults::default(),
             plugins: PluginsConfig::default(),
             sink: SinkSettings::default(),
+            file: FileConfig::default(),
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -143,6 +220,11 @@ impl Default for RestConfig {
         RestConfig {
             addr: "127.0.0.1:9081".into(),
             body_limit: 16 * 1024 * 1024,
+            token: String::new(),
+            jwt: false,
+            insecure_no_auth: false,
+            allowed_hosts: Vec::new(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -177,7 +259,11 @@ impl Config {
             })?;
             let user: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
                 .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
-            merge(&mut doc, user);
+            // An empty file is YAML null: nothing to merge (merging it
+            // would replace every default and drop the env overrides).
+            if !user.is_null() {
+                merge(&mut doc, user);
+            }
         }
         for (k, v) in std::env::vars() {
             if let Some(rest) = k.strip_prefix("OORT__") {
@@ -255,6 +341,16 @@ mod tests {
         set_path(&mut doc, &["rule".into(), "bufferlength".into()], "7");
         let c: Config = serde_yaml_ng::from_value(doc).unwrap();
         assert_eq!(c.rule.buffer_length, 7);
+    }
+
+    #[test]
+    fn an_empty_file_keeps_defaults_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("oort.yaml");
+        std::fs::write(&f, "").unwrap();
+        let c = Config::load(Some(&f)).unwrap();
+        assert_eq!(c.rest.addr, "127.0.0.1:9081");
+        assert_eq!(c.outbound.schemes.len(), 3);
     }
 
     #[test]

@@ -244,6 +244,18 @@ impl Site {
             .arg("--config")
             .arg(self.path().join("oort.yaml"))
             .env("OORT_LOG", "info")
+            // Packages come from temporary dirs, the checkout and HTTP
+            // servers on 127.0.0.1, which the default outbound policy
+            // refuses (docs/security.md; tests/tests/security.rs checks it).
+            .env(
+                "OORT__OUTBOUND__FILE_DIRS",
+                format!(
+                    "[{}, {}]",
+                    std::env::temp_dir().display(),
+                    workspace_root().display()
+                ),
+            )
+            .env("OORT__OUTBOUND__ALLOWED_HOSTS", "[127.0.0.1]")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

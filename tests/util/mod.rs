@@ -55,9 +55,49 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// A running server. Killed on drop; its log is kept for failure messages.
+/// How a test server is started.
+#[derive(Clone)]
+pub struct Opts {
+    /// Address to bind (the port is chosen); requests go to 127.0.0.1.
+    pub bind: String,
+    /// Extra environment, e.g. `OORT__REST__TOKEN`.
+    pub env: Vec<(String, String)>,
+    /// The server's default outbound policy, without the harness's
+    /// allowances (the system temp dir for `file://`, 127.0.0.1 for http).
+    pub strict: bool,
+    /// Sent as `Authorization: Bearer <token>` on every request.
+    pub token: Option<String>,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            bind: "127.0.0.1".into(),
+            env: Vec::new(),
+            strict: false,
+            token: None,
+        }
+    }
+}
+
+impl Opts {
+    fn headers(&self) -> reqwest::header::HeaderMap {
+        let mut h = reqwest::header::HeaderMap::new();
+        if let Some(t) = &self.token {
+            h.insert(
+                reqwest::header::AUTHORIZATION,
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
+                    .expect("token header"),
+            );
+        }
+        h
+    }
+}
+
 pub struct Server {
     pub child: Child,
     pub base: String,
+    pub port: u16,
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     log: Arc<Mutex<Vec<String>>>,
@@ -78,25 +118,48 @@ impl Resp {
 impl Server {
     /// Starts a server with a fresh temporary data dir.
     pub fn start() -> Server {
+        Server::start_with(Opts::default())
+    }
+
+    /// Starts a server with a fresh temporary data dir and options.
+    pub fn start_with(opts: Opts) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
-        let mut s = Server::start_in(&dir);
+        let mut s = Server::start_in_with(&dir, opts);
         s._tmp = Some(tmp);
         s
     }
 
     /// Starts a server on an existing data dir (restart tests).
     pub fn start_in(data_dir: &Path) -> Server {
+        Server::start_in_with(data_dir, Opts::default())
+    }
+
+    /// Starts a server on an existing data dir with options.
+    pub fn start_in_with(data_dir: &Path, opts: Opts) -> Server {
         let port = free_port();
-        let mut child = Command::new(oort_bin())
-            .args(["serve", "--data-dir"])
+        let mut cmd = Command::new(oort_bin());
+        cmd.args(["serve", "--data-dir"])
             .arg(data_dir)
-            .args(["--rest-addr", &format!("127.0.0.1:{port}")])
+            .args(["--rest-addr", &format!("{}:{port}", opts.bind)])
             .env("OORT_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn oort");
+            .stderr(Stdio::piped());
+        if !opts.strict {
+            // The harness serves plugin packages and documents from temporary
+            // directories and from HTTP servers on 127.0.0.1, which the
+            // default outbound policy refuses (tests/tests/security.rs runs
+            // with the defaults).
+            cmd.env(
+                "OORT__OUTBOUND__FILE_DIRS",
+                format!("[{}]", std::env::temp_dir().display()),
+            )
+            .env("OORT__OUTBOUND__ALLOWED_HOSTS", "[127.0.0.1]");
+        }
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn oort");
         let log = Arc::new(Mutex::new(Vec::new()));
         for pipe in [
             child
@@ -123,11 +186,13 @@ impl Server {
         let s = Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            port,
             data_dir: data_dir.to_path_buf(),
             _tmp: None,
             log,
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(30))
+                .default_headers(opts.headers())
                 .build()
                 .expect("http client"),
         };
@@ -155,6 +220,25 @@ impl Server {
             rb = rb
                 .header("Content-Type", "application/json")
                 .body(b.to_string());
+        }
+        let r = rb
+            .send()
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\nlog:\n{}", self.log()));
+        let status = r.status().as_u16();
+        let body = r.text().unwrap_or_default();
+        Resp { status, body }
+    }
+
+    /// A request with exactly these extra headers (no default Content-Type).
+    pub fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
+        let url = format!("{}{}", self.base, path);
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut rb = self.http.request(m, &url);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if !body.is_empty() {
+            rb = rb.body(body.to_string());
         }
         let r = rb
             .send()

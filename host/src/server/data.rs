@@ -109,57 +109,22 @@ fn parse_source(body: &Bytes) -> AppResult<Source> {
     }
 }
 
-/// The document text: inline, or read from `file://` / fetched from `http(s)://`.
-async fn read_source(src: Source) -> AppResult<String> {
+/// The document text: inline, or read from `file://` / fetched from
+/// `http(s)://` within the operator's outbound policy.
+async fn read_source(s: &AppState, src: Source) -> AppResult<String> {
     let uri = match src {
         Source::Content(c) => return Ok(c),
         Source::File(f) => f,
     };
-    if let Some(path) = uri.strip_prefix("file://") {
-        if !std::path::Path::new(path).is_absolute() {
-            return Err(AppError::bad(format!(
-                "file URI {uri:?} must hold an absolute path (file:///...)"
-            )));
-        }
-        return tokio::fs::read_to_string(path)
-            .await
-            .map_err(|e| AppError::bad(format!("fail to read file {uri}: {e}")));
-    }
-    if uri.starts_with("http://") || uri.starts_with("https://") {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| AppError::Internal(format!("http client: {e}")))?;
-        let mut resp = client
-            .get(&uri)
-            .send()
-            .await
-            .map_err(|e| AppError::bad(format!("fail to download file {uri}: {e}")))?;
-        if !resp.status().is_success() {
-            return Err(AppError::bad(format!(
-                "fail to download file {uri}: HTTP {}",
-                resp.status()
-            )));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| AppError::bad(format!("fail to download file {uri}: {e}")))?
-        {
-            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(AppError::bad(format!(
-                    "fail to download file {uri}: larger than {MAX_DOCUMENT_BYTES} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        return String::from_utf8(body)
-            .map_err(|_| AppError::bad(format!("file {uri} is not UTF-8 text")));
-    }
-    Err(AppError::bad(format!(
-        "unsupported URI {uri:?}: use file:// or http(s)://"
-    )))
+    let bytes = oort_wasm::outbound::fetch(
+        &s.outbound,
+        &uri,
+        MAX_DOCUMENT_BYTES as u64,
+        Duration::from_secs(60),
+    )
+    .await
+    .map_err(|e| AppError::bad(format!("fail to read file {uri}: {e}")))?;
+    String::from_utf8(bytes).map_err(|_| AppError::bad(format!("file {uri} is not UTF-8 text")))
 }
 
 #[derive(Deserialize, Default)]
@@ -227,7 +192,7 @@ async fn import(
     Query(q): Query<ImportQuery>,
     body: Bytes,
 ) -> AppResult<Response> {
-    let text = read_source(parse_source(&body)?).await?;
+    let text = read_source(&s, parse_source(&body)?).await?;
     let mode = if flag(&q.partial) {
         ImportMode::Partial
     } else {
@@ -266,7 +231,7 @@ async fn import_yaml(
     Extension(d): Extension<Data>,
     body: Bytes,
 ) -> AppResult<Response> {
-    let text = read_source(parse_source(&body)?).await?;
+    let text = read_source(&s, parse_source(&body)?).await?;
     let out = run_import(
         &s,
         &d,
@@ -293,7 +258,7 @@ async fn ruleset_import(
     Extension(d): Extension<Data>,
     body: Bytes,
 ) -> AppResult<Response> {
-    let text = read_source(parse_source(&body)?).await?;
+    let text = read_source(&s, parse_source(&body)?).await?;
     let out = run_import(
         &s,
         &d,
@@ -433,7 +398,7 @@ async fn async_import(
     let task = d.new_task();
     let id = task.id.clone();
     tokio::spawn(async move {
-        let text = match read_source(src).await {
+        let text = match read_source(&s, src).await {
             Ok(t) => t,
             Err(e) => {
                 task.end("error", e.to_string(), None);

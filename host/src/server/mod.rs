@@ -1,12 +1,16 @@
 //! The REST API (axum), eKuiper-compatible paths, status codes and bodies.
 //! Handlers are thin: they parse the request and call [`Manager`].
 
+pub mod auth;
 mod connections;
 mod data;
+pub mod guard;
 mod plugins;
 mod routes;
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::http::{header, StatusCode};
@@ -25,6 +29,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The WebAssembly plugin host (absent only if it failed to start).
     pub plugins: Option<oort_wasm::PluginManager>,
+    /// What `file://`/`http(s)://` URIs (import documents) may be fetched.
+    pub outbound: oort_wasm::OutboundPolicy,
 }
 
 /// eKuiper's error body: `{"error":code,"message":"..."}` + newline.
@@ -49,10 +55,33 @@ impl IntoResponse for AppError {
     }
 }
 
-pub fn router(state: AppState, body_limit: usize) -> Router {
-    routes::router(state)
+pub fn router(state: AppState, body_limit: usize, guard: Arc<guard::Guard>) -> Router {
+    let r = routes::router(state)
         .layer(axum::middleware::map_response(json_rejections))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            guard.clone(),
+            guard::access,
+        ));
+    let r = if guard.origins().is_empty() {
+        r
+    } else {
+        r.layer(cors(guard.origins()))
+    };
+    r.layer(axum::middleware::from_fn_with_state(guard, guard::site))
+}
+
+/// CORS for the configured origins only (checked again by [`guard::site`]).
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderValue, Method};
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::AllowOrigin::list(list))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
 }
 
 /// Turns axum's plain-text rejections (body too large, bad method) into the
@@ -84,17 +113,60 @@ async fn json_rejections(resp: Response) -> Response {
         .into_response()
 }
 
-/// Binds and serves until `state.shutdown` is cancelled.
-pub async fn serve(state: AppState, addr: &str, body_limit: usize) -> anyhow::Result<SocketAddr> {
+/// Binds and serves until `state.shutdown` is cancelled. Without
+/// authentication only a loopback address is served, unless the operator
+/// set `rest.insecure_no_auth` (then with a warning).
+pub async fn serve(
+    state: AppState,
+    rest: &crate::config::RestConfig,
+    data_dir: &Path,
+) -> anyhow::Result<SocketAddr> {
+    let addr = &rest.addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
+    let auth = auth::Auth::new(&rest.token, rest.jwt, data_dir);
+    let guard = Arc::new(guard::Guard::new(rest, local.ip(), auth));
     let shutdown = state.shutdown.clone();
-    let app = router(state, body_limit);
+    let app = router(state, rest.body_limit, guard);
     tracing::info!(addr = %local, "REST API listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
     Ok(local)
+}
+
+/// Refuses (before anything starts) to serve a non-loopback address without
+/// authentication unless the operator says so; warns when they do.
+pub async fn check_exposure(
+    rest: &crate::config::RestConfig,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
+    let auth = auth::Auth::new(&rest.token, rest.jwt, data_dir);
+    if let Some(dir) = auth.jwt_dir() {
+        let keys = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+        if keys == 0 {
+            tracing::warn!(dir = %dir.display(), "JWT authentication is on but there is no public key: every request will be refused");
+        }
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(rest.addr.as_str())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot resolve rest.addr {}: {e}", rest.addr))?
+        .collect();
+    let loopback = !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback());
+    if auth.enabled() || loopback {
+        return Ok(());
+    }
+    let local = &rest.addr;
+    if rest.insecure_no_auth {
+        tracing::warn!(
+            addr = %local,
+            "the REST API is served on a non-loopback address WITHOUT authentication (rest.insecure_no_auth): anyone who reaches it controls this server; set rest.token or rest.jwt"
+        );
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to serve the REST API on {local} (not a loopback address) without authentication: set rest.token (or OORT__REST__TOKEN) or rest.jwt, bind to a loopback address, or set rest.insecure_no_auth: true to accept the risk (see docs/security.md)"
+    )
 }

@@ -18,7 +18,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(info).post(info))
         .route("/ping", get(ping))
-        .route("/stop", get(stop).post(stop))
+        .route("/stop", post(stop))
         .route("/streams", get(list_streams).post(exec_streams))
         .route("/streamdetails", get(stream_details))
         .route(

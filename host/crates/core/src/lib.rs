@@ -6,6 +6,7 @@ pub mod codec;
 pub mod connector;
 pub mod duration;
 pub mod gofmt;
+pub mod paths;
 pub mod shared_conn;
 pub mod template;
 pub mod value;

@@ -79,6 +79,8 @@ pub struct WasmConfig {
     /// baseline compiler (Winch) and recompiled with Cranelift in the
     /// background; `None` compiles everything with Cranelift up front.
     pub tiered_min_bytes: Option<usize>,
+    /// Which URIs installs may fetch (the server's `outbound` settings).
+    pub outbound: crate::outbound::OutboundPolicy,
 }
 
 impl Default for WasmConfig {
@@ -96,6 +98,7 @@ impl Default for WasmConfig {
             grants: BTreeMap::new(),
             pooling: false,
             tiered_min_bytes: Some(1 << 20),
+            outbound: Default::default(),
         }
     }
 }

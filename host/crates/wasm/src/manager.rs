@@ -734,8 +734,10 @@ impl PluginManager {
         let package_sha = sha256_hex(&bytes);
         if let Some(want) = &req.sha256 {
             if !want.trim().eq_ignore_ascii_case(&package_sha) {
+                // The actual digest is not shown: it would tell the caller
+                // something about a file they may not be able to read.
                 return Err(PluginError::BadRequest(format!(
-                    "sha256 mismatch for {}: expected {}, got {package_sha}",
+                    "sha256 mismatch for {}: the file's digest is not {}",
                     req.file,
                     want.trim()
                 )));

@@ -5,7 +5,6 @@
 
 use std::io::Read;
 use std::path::{Component as PathComponent, Path};
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -19,82 +18,16 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Fetches a package. Caps: `max_download_bytes`, `download_timeout`.
+/// Fetches a package within the operator's outbound policy. Caps:
+/// `max_download_bytes`, `download_timeout`.
 pub async fn fetch(uri: &str, cfg: &WasmConfig) -> Result<Vec<u8>, String> {
-    if let Some(path) = uri.strip_prefix("file://") {
-        let path = Path::new(path);
-        if !path.is_absolute() {
-            return Err(format!(
-                "file URI {uri:?} must hold an absolute path (file:///...)"
-            ));
-        }
-        let meta = tokio::fs::metadata(path)
-            .await
-            .map_err(|e| format!("cannot read {uri}: {e}"))?;
-        if !meta.is_file() {
-            return Err(format!("cannot read {uri}: not a regular file"));
-        }
-        if meta.len() > cfg.max_download_bytes {
-            return Err(format!(
-                "package {uri} is too large: {} bytes (max {})",
-                meta.len(),
-                cfg.max_download_bytes
-            ));
-        }
-        return tokio::fs::read(path)
-            .await
-            .map_err(|e| format!("cannot read {uri}: {e}"));
-    }
-    if uri.starts_with("http://") || uri.starts_with("https://") {
-        return fetch_http(uri, cfg).await;
-    }
-    Err(format!(
-        "unsupported URI {uri:?}: use file://, http:// or https://"
-    ))
-}
-
-async fn fetch_http(uri: &str, cfg: &WasmConfig) -> Result<Vec<u8>, String> {
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10).min(cfg.download_timeout))
-        .build()
-        .map_err(|e| format!("cannot download {uri}: {e}"))?;
-    let max = cfg.max_download_bytes;
-    let work = async {
-        let mut resp = client
-            .get(uri)
-            .send()
-            .await
-            .map_err(|e| format!("cannot download {uri}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("cannot download {uri}: HTTP {}", resp.status()));
-        }
-        if let Some(len) = resp.content_length() {
-            if len > max {
-                return Err(format!(
-                    "package {uri} is too large: {len} bytes (max {max})"
-                ));
-            }
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| format!("cannot download {uri}: {e}"))?
-        {
-            if body.len() as u64 + chunk.len() as u64 > max {
-                return Err(format!("package {uri} is too large: more than {max} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
-    };
-    match tokio::time::timeout(cfg.download_timeout, work).await {
-        Ok(r) => r,
-        Err(_) => Err(format!(
-            "download of {uri} took longer than {} s and was abandoned",
-            cfg.download_timeout.as_secs_f64()
-        )),
-    }
+    crate::outbound::fetch(
+        &cfg.outbound,
+        uri,
+        cfg.max_download_bytes,
+        cfg.download_timeout,
+    )
+    .await
 }
 
 /// What a package holds after unpacking.

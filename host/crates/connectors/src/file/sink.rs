@@ -88,7 +88,16 @@ enum NamePattern {
 }
 
 /// Factory of `file` sinks.
-pub struct FileSinkFactory;
+#[derive(Debug, Clone, Default)]
+pub struct FileSinkFactory {
+    access: super::FileAccess,
+}
+
+impl FileSinkFactory {
+    pub fn new(access: super::FileAccess) -> Self {
+        FileSinkFactory { access }
+    }
+}
 
 impl SinkFactory for FileSinkFactory {
     fn kind(&self) -> &str {
@@ -137,6 +146,23 @@ impl SinkFactory for FileSinkFactory {
             }
         }
         let path = PropTemplate::parse("path", c.path.trim())?;
+        let allowed = self.access.allowed(props);
+        // A fixed path is checked now; a templated one up to its first
+        // template (its fixed directories), and each rendered path again
+        // before a file is opened.
+        let fixed = match path.static_text() {
+            Some(t) => Some(t.into_owned()),
+            None => c
+                .path
+                .trim()
+                .split("{{")
+                .next()
+                .and_then(|head| head.rfind('/').map(|i| head[..=i].to_string()))
+                .filter(|d| !d.is_empty()),
+        };
+        if let Some(f) = fixed {
+            super::confine(&allowed, "path", &resolve_path(&f, props))?;
+        }
         let delimiter = if c.delimiter.is_empty() {
             ",".to_string()
         } else {
@@ -163,6 +189,7 @@ impl SinkFactory for FileSinkFactory {
                 } else {
                     Some(c.fields.join(&delimiter))
                 },
+                allowed,
                 conf: Shape {
                     file_type,
                     has_header: c.has_header,
@@ -204,6 +231,8 @@ struct State {
     files: AHashMap<String, OpenFile>,
     /// The csv header, from `fields` or the first item.
     header: Option<String>,
+    /// Where files may be opened (checked again at each open).
+    allowed: oort_core::paths::AllowedDirs,
     conf: Shape,
 }
 
@@ -239,6 +268,10 @@ impl State {
                 path.with_file_name(new_name)
             }
         };
+        // One item's rendered path out of bounds drops that item only.
+        let real = self.allowed.check(&real).map_err(|e| {
+            ConnectorError::InvalidData(format!("file sink: {}", super::refusal(&self.allowed, &e)))
+        })?;
         if let Some(dir) = real.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
@@ -437,9 +470,9 @@ impl Sink for FileSink {
         let static_path = static_key.as_deref().map(|k| self.resolve(k));
         let mut st = self.state.lock();
         let mut result = Ok(());
-        // An item whose path cannot be rendered is not written; the others
-        // are, and the first such error is reported at the end.
-        let mut bad_path: Option<ConnectorError> = None;
+        // An item whose path cannot be rendered or is refused is not written;
+        // the others are, and the first such error is reported at the end.
+        let mut invalid: Option<ConnectorError> = None;
         for it in items {
             let r = match (&static_key, &static_path) {
                 (Some(k), Some(p)) => st.write(k, p, it),
@@ -449,21 +482,24 @@ impl Sink for FileSink {
                         st.write(&k, &p, it)
                     }
                     Err(e) => {
-                        bad_path.get_or_insert(e);
+                        invalid.get_or_insert(e);
                         continue;
                     }
                 },
             };
-            if let Err(e) = r {
-                result = Err(e);
-                break;
+            match r {
+                Ok(()) => {}
+                Err(e @ ConnectorError::InvalidData(_)) => {
+                    invalid.get_or_insert(e);
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
         }
-        if let (Ok(()), Some(e)) = (&result, bad_path) {
-            result = Err(e);
-        }
         let flushed = st.flush();
-        result.and(flushed)
+        result.and(flushed).and(invalid.map_or(Ok(()), Err))
     }
 
     async fn close(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {
@@ -491,6 +527,11 @@ mod tests {
         }
     }
 
+    /// A factory allowed the system temp dir (where the tests' files are).
+    fn factory() -> FileSinkFactory {
+        FileSinkFactory::new(crate::file::FileAccess::new(vec![std::env::temp_dir()]))
+    }
+
     fn ctx() -> SinkContext {
         SinkContext::new("r", CancellationToken::new())
     }
@@ -499,7 +540,7 @@ mod tests {
     async fn lines_and_json_files() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("sub/out.jsonl");
-        let mut s = FileSinkFactory
+        let mut s = factory()
             .create(&props(
                 serde_json::json!({"path": out.to_str().unwrap(), "sendSingle": true}),
             ))
@@ -523,7 +564,7 @@ mod tests {
         s.close(&c).await.unwrap();
 
         let out = dir.path().join("arr.json");
-        let mut s = FileSinkFactory
+        let mut s = factory()
             .create(&props(
                 serde_json::json!({"path": "arr.json", "fileType": "json",
                 "__data_dir": dir.path().to_str().unwrap()}),
@@ -546,7 +587,7 @@ mod tests {
     async fn csv_header_once_and_rolling_by_count_with_suffix() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("o.csv");
-        let mut s = FileSinkFactory
+        let mut s = factory()
             .create(&props(serde_json::json!({"path": out.to_str().unwrap(), "fileType": "csv",
                 "format": "delimited", "hasHeader": true, "rollingCount": 2, "rollingNamePattern": "suffix"})))
             .unwrap();
@@ -577,7 +618,7 @@ mod tests {
     async fn rolling_interval_and_templated_paths() {
         let dir = tempfile::tempdir().unwrap();
         let p = format!("{}/{{{{.dev}}}}.txt", dir.path().display());
-        let mut s = FileSinkFactory
+        let mut s = factory()
             .create(&props(
                 serde_json::json!({"path": p, "rollingInterval": "30ms",
                 "rollingCount": 0, "rollingNamePattern": "prefix"}),
@@ -648,9 +689,73 @@ mod tests {
             serde_json::json!({"compression": "gzip"}),
             serde_json::json!({"path": "a/{{.x"}),
         ] {
-            let e = FileSinkFactory.create(&props(bad.clone())).err();
+            let e = factory().create(&props(bad.clone())).err();
             assert!(matches!(e, Some(ConnectorError::Config(_))), "{bad}");
         }
-        assert!(FileSinkFactory.create(&Props::new()).is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let dd = serde_json::json!({"__data_dir": dir.path().to_str().unwrap()});
+        assert!(FileSinkFactory::default().create(&props(dd)).is_ok());
+    }
+
+    #[tokio::test]
+    async fn confined_to_the_data_dir_and_allowed_dirs() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        let outside = root.path().join("outside");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        let dd = data.to_str().unwrap();
+        let f = FileSinkFactory::default();
+        let create = |path: &str| {
+            f.create(&props(
+                serde_json::json!({"path": path, "__data_dir": dd, "sendSingle": true}),
+            ))
+        };
+        for bad in [
+            "../../../var/x".to_string(),
+            "/etc/oort-x".to_string(),
+            format!("{}/x", outside.display()),
+            format!("{}/{{{{.dev}}}}.txt", outside.display()),
+        ] {
+            match create(&bad) {
+                Err(ConnectorError::Config(m)) => assert!(
+                    m.contains("property path") && m.contains("outside the allowed"),
+                    "{m}"
+                ),
+                Err(e) => panic!("{bad}: {e}"),
+                Ok(_) => panic!("{bad} accepted"),
+            }
+        }
+        // A symlink out of the data dir, existing or as a parent of a new file.
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&outside, data.join("link")).unwrap();
+            assert!(create("link/new/out.txt").is_err());
+        }
+        // Relative paths resolve under the data dir; rendered paths are
+        // checked before each file is opened: the escaping item is dropped
+        // as invalid data, the others are written.
+        let mut s = create("{{.dev}}.txt").unwrap();
+        let c = ctx();
+        s.connect(&c).await.unwrap();
+        let r = s
+            .collect(
+                &c,
+                &[
+                    item(r#"{"dev":"../../outside/esc"}"#, "1"),
+                    item(r#"{"dev":"ok"}"#, "2"),
+                ],
+            )
+            .await;
+        assert!(matches!(r, Err(ConnectorError::InvalidData(_))), "{r:?}");
+        s.close(&c).await.unwrap();
+        assert_eq!(std::fs::read_to_string(data.join("ok.txt")).unwrap(), "2");
+        assert!(!outside.join("esc.txt").exists());
+        // The operator's list opens another directory.
+        let f = FileSinkFactory::new(crate::file::FileAccess::new(vec![outside.clone()]));
+        let p = props(
+            serde_json::json!({"path": format!("{}/x", outside.display()), "__data_dir": dd}),
+        );
+        assert!(f.create(&p).is_ok());
     }
 }

@@ -80,7 +80,16 @@ struct Conf {
 }
 
 /// Factory of `file` sources.
-pub struct FileSourceFactory;
+#[derive(Debug, Clone, Default)]
+pub struct FileSourceFactory {
+    access: super::FileAccess,
+}
+
+impl FileSourceFactory {
+    pub fn new(access: super::FileAccess) -> Self {
+        FileSourceFactory { access }
+    }
+}
 
 impl SourceFactory for FileSourceFactory {
     fn kind(&self) -> &str {
@@ -132,6 +141,17 @@ impl SourceFactory for FileSourceFactory {
         } else {
             base.join(datasource.trim())
         };
+        let allowed = self.access.allowed(props);
+        let target = super::confine(&allowed, "path (with DATASOURCE)", &target)?;
+        let move_to = if c.move_to.is_empty() {
+            None
+        } else {
+            Some(super::confine(
+                &allowed,
+                "moveTo",
+                &resolve_path(&c.move_to, props),
+            )?)
+        };
         Ok(Box::new(FileSource {
             target,
             reader: FileReader {
@@ -145,11 +165,8 @@ impl SourceFactory for FileSourceFactory {
             interval: c.interval,
             send_interval: c.send_interval,
             action_after_read: c.action_after_read,
-            move_to: if c.move_to.is_empty() {
-                None
-            } else {
-                Some(resolve_path(&c.move_to, props))
-            },
+            move_to,
+            allowed,
         }))
     }
 
@@ -166,6 +183,9 @@ pub struct FileSource {
     send_interval: Duration,
     action_after_read: u64,
     move_to: Option<PathBuf>,
+    /// Checked again before each read: the target may have been replaced
+    /// by a symlink since the rule was created.
+    allowed: oort_core::paths::AllowedDirs,
 }
 
 /// Parses file contents into rows.
@@ -293,14 +313,20 @@ impl FileReader {
 impl FileSource {
     /// The files to read: the target itself, or the files of a folder, sorted.
     async fn files(&self) -> Result<Vec<PathBuf>, String> {
-        let md = tokio::fs::metadata(&self.target)
+        let target = self
+            .allowed
+            .check(&self.target)
+            .map_err(|e| super::refusal(&self.allowed, &e))?;
+        let md = tokio::fs::metadata(&target)
             .await
             .map_err(|e| format!("cannot read {}: {e}", self.target.display()))?;
         if !md.is_dir() {
-            return Ok(vec![self.target.clone()]);
+            return Ok(vec![target]);
         }
         let mut out = Vec::new();
-        let mut rd = tokio::fs::read_dir(&self.target)
+        // Entries that are symlinks are not files here (file_type does not
+        // follow them), so a link out of the folder is never read.
+        let mut rd = tokio::fs::read_dir(&target)
             .await
             .map_err(|e| format!("cannot list {}: {e}", self.target.display()))?;
         while let Ok(Some(e)) = rd.next_entry().await {
@@ -433,8 +459,13 @@ mod tests {
         v.as_object().cloned().unwrap()
     }
 
+    /// A factory allowed the system temp dir (where the tests' files are).
+    fn factory() -> FileSourceFactory {
+        FileSourceFactory::new(crate::file::FileAccess::new(vec![std::env::temp_dir()]))
+    }
+
     async fn run_once(ds: &str, p: Props) -> (Vec<Row>, Vec<String>, bool) {
-        let mut s = FileSourceFactory.create(ds, &p).unwrap();
+        let mut s = factory().create(ds, &p).unwrap();
         let (tx, mut rx) = mpsc::channel(64);
         let ctx = SourceContext::new("r", CancellationToken::new(), tx);
         let task = tokio::spawn(async move { s.run(ctx).await });
@@ -538,7 +569,7 @@ mod tests {
         // With an interval the file is read again until cancelled.
         std::fs::write(dir.path().join("x.json"), r#"{"n":1}"#).unwrap();
         let p = props(serde_json::json!({"path": dir.path().to_str().unwrap(), "interval": "5ms"}));
-        let mut s = FileSourceFactory.create("x.json", &p).unwrap();
+        let mut s = factory().create("x.json", &p).unwrap();
         let (tx, mut rx) = mpsc::channel(64);
         let cancel = CancellationToken::new();
         let ctx = SourceContext::new("r", cancel.clone(), tx);
@@ -552,8 +583,10 @@ mod tests {
 
     #[tokio::test]
     async fn missing_file_fails_the_run_and_bad_props_fail_create() {
-        let p = props(serde_json::json!({"path": "/nonexistent/oort"}));
-        let mut s = FileSourceFactory.create("nope.json", &p).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p =
+            props(serde_json::json!({"path": dir.path().join("nonexistent").to_str().unwrap()}));
+        let mut s = factory().create("nope.json", &p).unwrap();
         let (tx, _rx) = mpsc::channel(4);
         let ctx = SourceContext::new("r", CancellationToken::new(), tx);
         assert!(matches!(
@@ -566,8 +599,63 @@ mod tests {
             serde_json::json!({"interval": "sometimes"}),
             serde_json::json!({"actionAfterRead": 2}),
         ] {
-            let e = FileSourceFactory.create("a", &props(bad.clone())).err();
+            let e = factory().create("a", &props(bad.clone())).err();
             assert!(matches!(e, Some(ConnectorError::Config(_))), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn confined_to_the_data_dir_and_allowed_dirs() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        let outside = root.path().join("outside");
+        std::fs::create_dir_all(data.join("in")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret.json"), r#"{"s":1}"#).unwrap();
+        std::fs::write(data.join("in/ok.json"), r#"{"n":1}"#).unwrap();
+        let dd = data.to_str().unwrap();
+        // Only the data dir: no operator list.
+        let f = FileSourceFactory::default();
+        let refused = |ds: &str, extra: serde_json::Value| {
+            let mut p = props(serde_json::json!({"__data_dir": dd}));
+            p.extend(props(extra));
+            match f.create(ds, &p) {
+                Err(ConnectorError::Config(m)) => m,
+                Err(e) => panic!("{ds}: wrong error {e}"),
+                Ok(_) => panic!("{ds}: accepted"),
+            }
+        };
+        let m = refused("../outside/secret.json", serde_json::json!({"path": "."}));
+        assert!(
+            m.contains("secret.json") && m.contains("outside the allowed"),
+            "{m}"
+        );
+        refused("/etc/passwd", serde_json::json!({}));
+        refused(
+            "x.json",
+            serde_json::json!({"path": outside.to_str().unwrap()}),
+        );
+        let m = refused(
+            "ok.json",
+            serde_json::json!({"path": "in", "actionAfterRead": 2, "moveTo": "/tmp"}),
+        );
+        assert!(m.contains("moveTo"), "{m}");
+        // Relative paths resolve under the data dir.
+        let p = props(serde_json::json!({"__data_dir": dd, "path": "in"}));
+        assert!(f.create("ok.json", &p).is_ok());
+        // A symlink out of the data dir.
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&outside, data.join("link")).unwrap();
+            refused("link/secret.json", serde_json::json!({"path": "."}));
+        }
+        // The operator's list opens another directory.
+        let f = FileSourceFactory::new(crate::file::FileAccess::new(vec![outside.clone()]));
+        let p = props(serde_json::json!({"__data_dir": dd, "path": outside.to_str().unwrap()}));
+        assert!(f.create("secret.json", &p).is_ok());
+        // Nothing allowed at all without a data dir or a list.
+        assert!(FileSourceFactory::default()
+            .create("a.json", &props(serde_json::json!({"path": dd})))
+            .is_err());
     }
 }
