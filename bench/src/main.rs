@@ -8,12 +8,15 @@
 //! - `d`: tumbling window `count(*)`/`avg` GROUP BY a key with 100 distinct keys;
 //! - `e`: idle server RSS, and RSS per rule with 1000 rules on one stream;
 //! - `f`: WebAssembly plugins (see `plugins.rs`);
-//! - `g`: data import of 1,000 streams + rules + 10 plugin packages, and export.
+//! - `g`: data import of 1,000 streams + rules + 10 plugin packages, and export;
+//! - `h`: plugin isolation: REST p99 and a neighbour rule's rate during each
+//!   hostile-plugin attack (see `isolation.rs`).
 //!
 //! Figures are printed as one line per measurement; ratios are to a baseline
 //! measured in the same run where one exists.
 
 mod import;
+mod isolation;
 mod plugins;
 mod scenarios;
 
@@ -45,6 +48,9 @@ fn main() -> anyhow::Result<()> {
     }
     if want("g") {
         import::import_export()?;
+    }
+    if want("h") {
+        isolation::plugin_isolation()?;
     }
     Ok(())
 }

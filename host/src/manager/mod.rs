@@ -460,19 +460,39 @@ impl Manager {
     }
 
     pub async fn start_rule(&self, id: &str) -> AppResult<()> {
+        let (def, json, status, before) = {
+            let rules = self.inner.rules.lock().await;
+            let entry = rules
+                .get(id)
+                .ok_or_else(|| AppError::not_found(format!("Rule {id} is not found.")))?;
+            if entry.running.is_some() && entry.status.state_name() == "running" {
+                return Ok(());
+            }
+            let before = entry.running.as_ref().map(Arc::as_ptr);
+            (entry.def.clone(), entry.json.clone(), entry.status.clone(), before)
+        };
+        // Launching validates and creates connectors, which calls into
+        // plugins (slow or hostile ones included): never under the rules lock.
+        let launched = self.launch(&def, status.clone());
         let mut rules = self.inner.rules.lock().await;
-        let entry = rules
-            .get_mut(id)
-            .ok_or_else(|| AppError::not_found(format!("Rule {id} is not found.")))?;
-        if entry.running.is_some() && entry.status.state_name() == "running" {
-            return Ok(());
-        }
-        let def = entry.def.clone();
-        let status = entry.status.clone();
-        match self.launch(&def, status.clone()) {
+        match launched {
             Ok(r) => {
-                entry.running = Some(r);
-                entry.triggered = true;
+                match rules.get_mut(id) {
+                    // Still the same definition and nobody started it meanwhile.
+                    Some(entry)
+                        if entry.json == json
+                            && entry.running.as_ref().map(Arc::as_ptr) == before =>
+                    {
+                        entry.running = Some(r);
+                        entry.triggered = true;
+                    }
+                    // Deleted, replaced or started by another request while
+                    // this one launched: this run is not wanted.
+                    _ => {
+                        r.cancel.cancel();
+                        return Ok(());
+                    }
+                }
                 drop(rules);
                 self.set_triggered(id, true).await?;
                 Ok(())

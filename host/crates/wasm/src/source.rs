@@ -14,6 +14,7 @@ use oort_core::{
 
 use crate::bindings::source_world::exports::oort::connector::source::ReadOutcome;
 use crate::bindings::WitMessage;
+use crate::isolation::on_guest_pool;
 use crate::plugin::{LoadedPlugin, PluginSlot};
 
 /// The key under which a stream's DATASOURCE reaches a source plugin in `props-json`.
@@ -90,15 +91,26 @@ async fn pause(ctx: &SourceContext, d: Duration) -> bool {
 
 #[async_trait]
 impl Source for WasmSource {
+    /// The whole pull loop runs on the guest pool; the hub's task only waits.
     async fn run(&mut self, ctx: SourceContext) -> Result<(), ConnectorError> {
-        let p = &self.plugin;
-        let mut inst = p.instantiate_source(&ctx.id).await?;
+        let p = self.plugin.clone();
+        let props = self.props_json.clone();
+        on_guest_pool("source", async move { pull(p, props, ctx).await }).await?
+    }
+}
+
+async fn pull(
+    p: Arc<LoadedPlugin>,
+    props_json: String,
+    ctx: SourceContext,
+) -> Result<(), ConnectorError> {
+        let mut inst = p.instantiate_source(&ctx.id, Some(ctx.cancel.clone())).await?;
         let wctx = p.context(&ctx.id);
         let mut backoff = Duration::from_millis(100);
         ctx.conn.connecting();
         loop {
             match inst
-                .open(&wctx, &self.props_json, ctx.resume.as_deref())
+                .open(&wctx, &props_json, ctx.resume.as_deref())
                 .await
             {
                 Ok(()) => break,
@@ -189,4 +201,3 @@ impl Source for WasmSource {
         }
         result
     }
-}
