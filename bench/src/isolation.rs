@@ -20,7 +20,13 @@ fn test_plugins() -> anyhow::Result<std::path::PathBuf> {
     let root = crate::plugins::root()?;
     let target = root.join("target/wasm-test-plugins");
     let st = crate::plugins::cargo()
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
         .arg(root.join("host/crates/wasm/tests/plugins/Cargo.toml"))
         .arg("--target-dir")
         .arg(&target)
@@ -57,7 +63,11 @@ fn measure(s: &Srv, attack: &(dyn Fn(&AtomicBool) + Sync)) -> anyhow::Result<(Du
                 .send()
                 .map(|r| r.status().is_success())
                 .unwrap_or(false);
-            v.push(if ok { t.elapsed() } else { Duration::from_secs(60) });
+            v.push(if ok {
+                t.elapsed()
+            } else {
+                Duration::from_secs(60)
+            });
             std::thread::sleep(Duration::from_millis(5));
         }
         stop.store(true, Ordering::Relaxed);
@@ -80,7 +90,10 @@ fn until(stop: &AtomicBool, every: Duration, mut f: impl FnMut()) {
 
 /// Creates a rule, lets the attack run, deletes it when the window ends.
 fn rule_during(s: &Srv, stop: &AtomicBool, id: &str, sql: &str, action: Json) {
-    let _ = s.post("/rules", &json!({"id": id, "sql": sql, "actions": [action]}));
+    let _ = s.post(
+        "/rules",
+        &json!({"id": id, "sql": sql, "actions": [action]}),
+    );
     until(stop, Duration::from_millis(20), || {});
     let _ = s.http.delete(format!("{}/rules/{id}", s.base)).send();
 }
@@ -98,7 +111,10 @@ pub fn plugin_isolation() -> anyhow::Result<()> {
         "/metadata/sources/simulator/confKeys/fast",
         &json!({"data": [{"ok": 1}], "interval": "1ms", "loop": true}),
     )?;
-    s.post("/streams", &json!({"sql": "CREATE STREAM calm () WITH (TYPE=\"simulator\", CONF_KEY=\"fast\")"}))?;
+    s.post(
+        "/streams",
+        &json!({"sql": "CREATE STREAM calm () WITH (TYPE=\"simulator\", CONF_KEY=\"fast\")"}),
+    )?;
     for a in ["spin-validate", "spin-open", "spin-read", "flood", "grow"] {
         let key = a.replace('-', "_");
         s.put(
@@ -147,11 +163,40 @@ pub fn plugin_isolation() -> anyhow::Result<()> {
     };
     type Attack<'a> = Box<dyn Fn(&AtomicBool) + Sync + 'a>;
     let attacks: Vec<(&str, Attack)> = vec![
-        ("spin in validate (4 concurrent rule creations)", Box::new(spin_validate)),
-        ("spin in open", Box::new(|st: &AtomicBool| rule_during(&s, st, "a", "SELECT * FROM spin_open", json!({"nop": {}})))),
-        ("spin in read", Box::new(|st: &AtomicBool| rule_during(&s, st, "a", "SELECT * FROM spin_read", json!({"nop": {}})))),
-        ("spin in write", Box::new(|st: &AtomicBool| rule_during(&s, st, "a", "SELECT ok FROM calm", json!({"hostilesink": {"attack": "spin-write"}})))),
-        ("log flood", Box::new(|st: &AtomicBool| rule_during(&s, st, "a", "SELECT * FROM flood", json!({"nop": {}})))),
+        (
+            "spin in validate (4 concurrent rule creations)",
+            Box::new(spin_validate),
+        ),
+        (
+            "spin in open",
+            Box::new(|st: &AtomicBool| {
+                rule_during(&s, st, "a", "SELECT * FROM spin_open", json!({"nop": {}}))
+            }),
+        ),
+        (
+            "spin in read",
+            Box::new(|st: &AtomicBool| {
+                rule_during(&s, st, "a", "SELECT * FROM spin_read", json!({"nop": {}}))
+            }),
+        ),
+        (
+            "spin in write",
+            Box::new(|st: &AtomicBool| {
+                rule_during(
+                    &s,
+                    st,
+                    "a",
+                    "SELECT ok FROM calm",
+                    json!({"hostilesink": {"attack": "spin-write"}}),
+                )
+            }),
+        ),
+        (
+            "log flood",
+            Box::new(|st: &AtomicBool| {
+                rule_during(&s, st, "a", "SELECT * FROM flood", json!({"nop": {}}))
+            }),
+        ),
         ("memory growth (restarted every 100 ms)", Box::new(grow)),
     ];
     for (name, attack) in &attacks {

@@ -70,9 +70,16 @@ fn test_plugin(name: &str) -> PathBuf {
         let root = workspace_root();
         let target = root.join("target/wasm-test-plugins");
         let out = target.join("wasm32-wasip2/release");
-        if !["spin", "hog", "tcpsink", "counter", "hostile", "hostilesink"]
-            .iter()
-            .all(|p| out.join(format!("{p}.wasm")).is_file())
+        if ![
+            "spin",
+            "hog",
+            "tcpsink",
+            "counter",
+            "hostile",
+            "hostilesink",
+        ]
+        .iter()
+        .all(|p| out.join(format!("{p}.wasm")).is_file())
         {
             let st = cargo()
                 .args(["build", "--release", "--target", "wasm32-wasip2"])
@@ -990,7 +997,11 @@ impl Pinger {
             while !s.load(std::sync::atomic::Ordering::Relaxed) {
                 let t = Instant::now();
                 let ok = http.get(&url).send().map(|r| r.status().is_success());
-                v.push(if ok.unwrap_or(false) { t.elapsed() } else { Duration::from_secs(60) });
+                v.push(if ok.unwrap_or(false) {
+                    t.elapsed()
+                } else {
+                    Duration::from_secs(60)
+                });
                 std::thread::sleep(Duration::from_millis(10));
             }
             v
@@ -1067,9 +1078,15 @@ fn hostile_plugins_stall_neither_rest_nor_a_neighbour_rule() {
         "plugins:\n  call_timeout_ms: 3000\n  memory_limit_mb: 32\n  log_lines_per_sec: 50\n",
     );
     let s = site.start();
-    let r = s.install("sources", json!({"name": "hostile", "file": file_uri(&test_plugin("hostile"))}));
+    let r = s.install(
+        "sources",
+        json!({"name": "hostile", "file": file_uri(&test_plugin("hostile"))}),
+    );
     assert_eq!(r.status, 201, "{}", r.body);
-    let r = s.install("sinks", json!({"name": "hostilesink", "file": file_uri(&test_plugin("hostilesink"))}));
+    let r = s.install(
+        "sinks",
+        json!({"name": "hostilesink", "file": file_uri(&test_plugin("hostilesink"))}),
+    );
     assert_eq!(r.status, 201, "{}", r.body);
     s.expect(
         "PUT",
@@ -1092,7 +1109,9 @@ fn hostile_plugins_stall_neither_rest_nor_a_neighbour_rule() {
         ));
     }
     s.rule(json!({"id": "neighbour", "sql": "SELECT ok FROM calm", "actions": [{"nop": {}}]}));
-    s.wait_status("neighbour", "neighbour moving", |st| sink_records_in(st) > 10);
+    s.wait_status("neighbour", "neighbour moving", |st| {
+        sink_records_in(st) > 10
+    });
     let pinger = Pinger::start(&s.base);
     let mover = Mover::start(&s.base, "neighbour");
 
@@ -1119,14 +1138,22 @@ fn hostile_plugins_stall_neither_rest_nor_a_neighbour_rule() {
     let spinners = [
         ("spin_open", "SELECT * FROM spin_open", json!({"nop": {}})),
         ("spin_read", "SELECT * FROM spin_read", json!({"nop": {}})),
-        ("spin_write", "SELECT ok FROM calm", json!({"hostilesink": {"attack": "spin-write"}})),
+        (
+            "spin_write",
+            "SELECT ok FROM calm",
+            json!({"hostilesink": {"attack": "spin-write"}}),
+        ),
     ];
     for (id, sql, action) in spinners {
         s.rule(json!({"id": id, "sql": sql, "actions": [action]}));
         std::thread::sleep(Duration::from_millis(500));
         let t = Instant::now();
         s.expect("DELETE", &format!("/rules/{id}"), None, 200);
-        assert!(t.elapsed() < Duration::from_millis(1500), "{id}: delete took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(1500),
+            "{id}: delete took {:?}",
+            t.elapsed()
+        );
     }
 
     // A log flood is cut to the rate limit and counted.
@@ -1135,24 +1162,47 @@ fn hostile_plugins_stall_neither_rest_nor_a_neighbour_rule() {
         st["source_flood_0_records_in_total"].as_u64().unwrap_or(0) > 3
     });
     let info = s.get_json("/plugins/sources/hostile");
-    assert!(info["log_lines_dropped"].as_u64().unwrap_or(0) > 10_000, "{info}");
+    assert!(
+        info["log_lines_dropped"].as_u64().unwrap_or(0) > 10_000,
+        "{info}"
+    );
     s.expect("DELETE", "/rules/flood", None, 200);
 
     // Memory growth stops only its own rule.
     s.rule(json!({"id": "grow", "sql": "SELECT * FROM grow", "actions": [{"nop": {}}]}));
-    let st = s.wait_status("grow", "grow stopped by error", |st| st["status"] == "stopped by error");
-    assert!(st["message"].as_str().unwrap_or_default().contains("memory"), "{st}");
+    let st = s.wait_status("grow", "grow stopped by error", |st| {
+        st["status"] == "stopped by error"
+    });
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("memory"),
+        "{st}"
+    );
 
     // A sink write refused as unauthorized stops its rule with the message.
     s.rule(json!({"id": "unauth", "sql": "SELECT ok FROM calm", "actions": [{"hostilesink": {"attack": "unauthorized"}}]}));
-    let st = s.wait_status("unauth", "unauth stopped by error", |st| st["status"] == "stopped by error");
+    let st = s.wait_status("unauth", "unauth stopped by error", |st| {
+        st["status"] == "stopped by error"
+    });
     let m = st["message"].as_str().unwrap_or_default();
-    assert!(m.contains("refused our credentials") && m.contains("the rule stops"), "{st}");
+    assert!(
+        m.contains("refused our credentials") && m.contains("the rule stops"),
+        "{st}"
+    );
 
     let gap = mover.longest_gap();
     let (p99, n) = pinger.p99();
-    assert!(p99 < Duration::from_millis(500), "REST p99 {p99:?} over {n} pings\nlog:\n{}", s.log());
-    assert!(gap < Duration::from_secs(1), "the neighbour rule stood still for {gap:?}");
+    assert!(
+        p99 < Duration::from_millis(500),
+        "REST p99 {p99:?} over {n} pings\nlog:\n{}",
+        s.log()
+    );
+    assert!(
+        gap < Duration::from_secs(1),
+        "the neighbour rule stood still for {gap:?}"
+    );
     assert_eq!(s.status("neighbour")["status"], "running");
     eprintln!("hostile suite: REST p99 {p99:?} over {n} pings, neighbour's longest pause {gap:?}");
 }

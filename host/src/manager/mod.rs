@@ -310,15 +310,22 @@ impl Manager {
         } else {
             format!("{name}#{run_key}")
         };
-        let mut hubs = self.inner.hubs.lock();
-        if let Some(h) = hubs.get(&key) {
+        if let Some(h) = self.inner.hubs.lock().get(&key) {
             return Ok((key, h.clone()));
         }
+        // Starting a hub creates its source, which may call into a plugin
+        // (`validate`): not under the hubs lock.
         let mut spec = self.hub_spec(name, &entry)?;
         if shared {
             spec.checkpoint = Some(self.checkpoint_spec(name));
         }
         let h = hub::start(spec).map_err(|e| AppError::bad(format!("stream {name}: {e}")))?;
+        let mut hubs = self.inner.hubs.lock();
+        if let Some(other) = hubs.get(&key) {
+            // Another run started the same shared hub meanwhile: use that one.
+            h.stop();
+            return Ok((key, other.clone()));
+        }
         hubs.insert(key.clone(), h.clone());
         Ok((key, h))
     }
@@ -469,7 +476,12 @@ impl Manager {
                 return Ok(());
             }
             let before = entry.running.as_ref().map(Arc::as_ptr);
-            (entry.def.clone(), entry.json.clone(), entry.status.clone(), before)
+            (
+                entry.def.clone(),
+                entry.json.clone(),
+                entry.status.clone(),
+                before,
+            )
         };
         // Launching validates and creates connectors, which calls into
         // plugins (slow or hostile ones included): never under the rules lock.

@@ -244,8 +244,7 @@ pub fn intersect(declared: &Grants, granted: &Grants) -> (Grants, Vec<String>) {
 /// granted directories, resolved the same way. Paths are compared by
 /// components, never as text. Returns the resolved path.
 pub fn resolve_within(requested: &str, granted: &[String]) -> Result<String, String> {
-    let real = std::fs::canonicalize(requested)
-        .map_err(|e| format!("cannot be resolved: {e}"))?;
+    let real = std::fs::canonicalize(requested).map_err(|e| format!("cannot be resolved: {e}"))?;
     if !real.is_dir() {
         return Err(format!("{} is not a directory", real.display()));
     }
@@ -458,7 +457,10 @@ mod tests {
         // `..` leaves the grant although the text starts with it.
         let (eff, denied) = intersect(&dirs(&[format!("{d}/../../etc")]), &dirs(&granted));
         assert!(eff.dirs.is_empty(), "{eff:?}");
-        assert!(denied[0].contains("outside every granted directory"), "{denied:?}");
+        assert!(
+            denied[0].contains("outside every granted directory"),
+            "{denied:?}"
+        );
         // A symlink inside the grant pointing out is resolved and refused.
         let (eff, denied) = intersect(&dirs(&[format!("{d}/link")]), &dirs(&granted));
         assert!(eff.dirs.is_empty(), "{eff:?}");

@@ -89,7 +89,9 @@ impl LogLimiter {
             return true;
         }
         let total = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-        if b.reported.is_none_or(|t| now.saturating_duration_since(t) >= DROP_REPORT_EVERY) {
+        if b.reported
+            .is_none_or(|t| now.saturating_duration_since(t) >= DROP_REPORT_EVERY)
+        {
             let since = total - b.reported_total;
             b.reported = Some(now);
             b.reported_total = total;
@@ -118,14 +120,20 @@ pub const DEFAULT_GUEST_THREADS: usize = 2;
 /// Creates the guest pool with `threads` workers if it does not exist yet
 /// (the first plugin manager of the process decides). Returns the size in use.
 pub fn init_guest_pool(threads: usize) -> std::io::Result<usize> {
+    // Serialised, so a pool is only ever built once and never dropped (a
+    // runtime must not be dropped inside another runtime's async context).
+    static INIT: Mutex<()> = Mutex::new(());
+    let _one = INIT.lock();
     if POOL.get().is_none() {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .thread_name("oort-wasm-guest")
             .enable_all()
             .build()?;
-        // Lost race: another caller's pool is kept, this one is dropped.
-        let _ = POOL.set(rt);
+        if let Err(rt) = POOL.set(rt) {
+            // Unreachable under INIT; never drop a runtime here regardless.
+            std::mem::forget(rt);
+        }
     }
     Ok(POOL.get().map_or(threads, |p| p.metrics().num_workers()))
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oort_core::ConnectorError;
-use wasmtime::component::{Component, ComponentType, Lower, TypedFunc};
 use tokio_util::sync::CancellationToken;
+use wasmtime::component::{Component, ComponentType, Lower, TypedFunc};
 use wasmtime::Store;
 
 use crate::bindings::sink_world::exports::oort::connector::sink::WriteFailure as WitWriteFailure;
@@ -265,7 +265,11 @@ impl LoadedPlugin {
     /// `validate` in a throwaway instance, on the guest pool.
     pub async fn validate(self: &Arc<Self>, props_json: String) -> Result<(), ConnectorError> {
         let me = self.clone();
-        on_guest_pool("validate", async move { me.validate_here(&props_json).await }).await?
+        on_guest_pool(
+            "validate",
+            async move { me.validate_here(&props_json).await },
+        )
+        .await?
     }
 
     async fn validate_here(&self, props_json: &str) -> Result<(), ConnectorError> {
@@ -290,7 +294,10 @@ impl LoadedPlugin {
     /// waits (a tokio worker hands its other tasks on first).
     pub fn validate_blocking(self: &Arc<Self>, props_json: String) -> Result<(), ConnectorError> {
         let me = self.clone();
-        on_guest_pool_blocking("validate", async move { me.validate_here(&props_json).await })?
+        on_guest_pool_blocking(
+            "validate",
+            async move { me.validate_here(&props_json).await },
+        )?
     }
 
     /// The `context` record handed to `open`.

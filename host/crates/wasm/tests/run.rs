@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use oort_core::{
-    ConnectorError, Props, Registry, SinkContext, SinkItem, SourceContext, SourceMsg, Value,
-};
+use oort_core::{ConnectorError, Registry, SinkContext, SinkItem, SourceContext, SourceMsg, Value};
 use oort_wasm::{Grants, InstallRequest, PluginKind, PluginManager};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

@@ -133,11 +133,11 @@ pub fn props(v: serde_json::Value) -> oort_core::Props {
     }
 }
 
-
 /// Everything logged by any test of this binary (a global subscriber:
 /// plugin calls run on runtime worker threads).
 pub fn captured_log() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
-    static LOG: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    static LOG: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> =
+        std::sync::OnceLock::new();
     LOG.get_or_init(|| {
         let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = buf.clone();
@@ -166,4 +166,3 @@ impl std::io::Write for Capture {
         Ok(())
     }
 }
-

@@ -50,7 +50,7 @@ impl Source for Hostile {
         match self.attack.as_str() {
             "spin-read" => spin(),
             "flood" => {
-                for i in 0..3000 {
+                for i in 0..1000 {
                     println!("flood line {i} from stdout");
                     eprintln!("flood line {i} from stderr");
                     logging::info(&format!("flood line {i} from host.log"));
