@@ -355,7 +355,9 @@ impl Inst {
             );
             tracing::info!(plugin = %self.plugin, "{m}");
             self.dead = Some(m.clone());
-            return ConnectorError::Fatal(m);
+            // Not a plugin failure: the caller is stopping anyway, and takes
+            // `Unavailable` after a cancel as a clean end.
+            return ConnectorError::Unavailable(m);
         }
         tracing::error!(plugin = %self.plugin, "{m}");
         self.dead = Some(m.clone());

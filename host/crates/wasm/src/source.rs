@@ -113,6 +113,7 @@ async fn pull(
     loop {
         match inst.open(&wctx, &props_json, ctx.resume.as_deref()).await {
             Ok(()) => break,
+            Err(ConnectorError::Unavailable(_)) if ctx.cancel.is_cancelled() => return Ok(()),
             Err(ConnectorError::Unavailable(m)) => {
                 tracing::warn!(plugin = %p.name, rule = %ctx.id, "open: {m}; retrying in {backoff:?}");
                 ctx.conn.disconnected(m);
@@ -175,6 +176,8 @@ async fn pull(
                 ctx.emit(SourceMsg::Eof).await;
                 break Ok(());
             }
+            // Interrupted by the stop itself: a clean end.
+            Err(ConnectorError::Unavailable(_)) if ctx.cancel.is_cancelled() => break Ok(()),
             Err(ConnectorError::Unavailable(m)) => {
                 tracing::warn!(plugin = %p.name, rule = %ctx.id, "read: {m}; retrying in {backoff:?}");
                 ctx.conn.disconnected(m);

@@ -362,12 +362,8 @@ async fn a_busy_loop_in_each_source_export_stalls_nobody() {
                 "{attack}: stopping took {:?}",
                 t.elapsed()
             );
-            let e = out.expect_err("interrupted");
-            assert!(
-                e.to_string()
-                    .contains("interrupted because its rule stopped"),
-                "{e}"
-            );
+            // A clean stop, although the plugin never returned.
+            out.expect("a stopped rule ends cleanly");
         })
         .await;
     }
@@ -519,9 +515,9 @@ async fn a_log_flood_is_rate_limited_and_counted() {
     .await;
     let secs = t0.elapsed().as_secs_f64();
     let info = m.get(PluginKind::Source, "hostile").unwrap();
-    // 5 reads x 3 lines x 1000 written.
+    // At least 5 reads x 3 lines x 300 written.
     let dropped = info.log_lines_dropped.expect("shown while loaded");
-    assert!(dropped > 10_000, "{info:?}");
+    assert!(dropped > 3_000, "{info:?}");
     let text = String::from_utf8_lossy(&log.lock().unwrap()).to_string();
     let kept = text.matches("flood line").count() as f64;
     // Burst of one second's worth plus the rate over the run.

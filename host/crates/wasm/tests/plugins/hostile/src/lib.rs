@@ -1,6 +1,6 @@
 //! Hostile source for the isolation suite: `props.attack` picks the export
 //! that misbehaves. `spin-validate`, `spin-open`, `spin-read`, `spin-close`
-//! busy-loop in that export; `flood` writes thousands of log lines (stdout,
+//! busy-loop in that export; `flood` writes 900 log lines (stdout,
 //! stderr and `host.log`) per `read`; `grow` allocates without end in
 //! `read`. Otherwise (and between attacks) it emits `{"n": 1}`, `{"n": 2}`...
 use oort_plugin_sdk::{
@@ -50,7 +50,7 @@ impl Source for Hostile {
         match self.attack.as_str() {
             "spin-read" => spin(),
             "flood" => {
-                for i in 0..1000 {
+                for i in 0..300 {
                     println!("flood line {i} from stdout");
                     eprintln!("flood line {i} from stderr");
                     logging::info(&format!("flood line {i} from host.log"));

@@ -30,7 +30,7 @@ impl Sink for HostileSink {
         match self.0.as_str() {
             "spin-write" => spin(),
             "flood" => {
-                for i in 0..1000 {
+                for i in 0..300 {
                     println!("flood line {i}");
                     logging::warn(&format!("flood line {i}"));
                 }
