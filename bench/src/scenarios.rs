@@ -157,7 +157,12 @@ pub fn tumbling_window() -> anyhow::Result<()> {
 }
 
 /// Path of the release `oort` binary, built if needed.
+/// The release `oort` binary, built here; `OORT_BIN` names another one
+/// instead (e.g. a debug build, when a release build is not affordable).
 fn oort_release() -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("OORT_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or_else(|| anyhow!("no workspace root"))?

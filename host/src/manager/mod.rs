@@ -475,7 +475,7 @@ impl Manager {
             if entry.running.is_some() && entry.status.state_name() == "running" {
                 return Ok(());
             }
-            let before = entry.running.as_ref().map(Arc::as_ptr);
+            let before = entry.running.as_ref().map(|r| Arc::as_ptr(r) as usize);
             (
                 entry.def.clone(),
                 entry.json.clone(),
@@ -493,7 +493,7 @@ impl Manager {
                     // Still the same definition and nobody started it meanwhile.
                     Some(entry)
                         if entry.json == json
-                            && entry.running.as_ref().map(Arc::as_ptr) == before =>
+                            && entry.running.as_ref().map(|r| Arc::as_ptr(r) as usize) == before =>
                     {
                         entry.running = Some(r);
                         entry.triggered = true;
