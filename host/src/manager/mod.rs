@@ -493,7 +493,8 @@ impl Manager {
                     // Still the same definition and nobody started it meanwhile.
                     Some(entry)
                         if entry.json == json
-                            && entry.running.as_ref().map(|r| Arc::as_ptr(r) as usize) == before =>
+                            && entry.running.as_ref().map(|r| Arc::as_ptr(r) as usize)
+                                == before =>
                     {
                         entry.running = Some(r);
                         entry.triggered = true;
