@@ -250,7 +250,14 @@ async fn a_symlink_inside_the_grant_does_not_lead_out() {
     let granted = root.join("srv/data").display().to_string();
     // Asking for the symlink itself: resolved, outside, denied.
     let asked = vec![format!("{granted}/link")];
-    let info = install_asking_dirs(&m, data.path(), "sneaky", &asked, &[granted.clone()]).await;
+    let info = install_asking_dirs(
+        &m,
+        data.path(),
+        "sneaky",
+        &asked,
+        std::slice::from_ref(&granted),
+    )
+    .await;
     assert!(info.permissions_granted.dirs.is_empty(), "{info:?}");
     // Asking for the granted directory, then following the symlink in it.
     let info = m
@@ -306,7 +313,14 @@ async fn a_granted_directory_swapped_for_a_symlink_refuses_new_instances() {
     let (m, reg) = manager(data.path(), test_config());
     let granted = root.join("srv/data").display().to_string();
     let inside = format!("{granted}/in");
-    let info = install_asking_dirs(&m, data.path(), "sneaky", &[inside.clone()], &[granted]).await;
+    let info = install_asking_dirs(
+        &m,
+        data.path(),
+        "sneaky",
+        std::slice::from_ref(&inside),
+        &[granted],
+    )
+    .await;
     assert_eq!(info.permissions_granted.dirs, vec![inside.clone()]);
     std::fs::remove_dir(&inside).unwrap();
     std::os::unix::fs::symlink(root.join("etc"), &inside).unwrap();
