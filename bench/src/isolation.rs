@@ -141,6 +141,7 @@ pub fn plugin_isolation() -> anyhow::Result<()> {
         until(stop, Duration::ZERO, || {
             std::thread::scope(|sc| {
                 for i in 0..4 {
+                    let s = &s;
                     sc.spawn(move || {
                         let _ = s.post(
                             "/rules",
