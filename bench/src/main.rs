@@ -12,12 +12,15 @@
 //! - `h`: template rendering (`dataTemplate`, dynamic properties) per event.
 //! - `k`: the sink resend cache, write and read throughput, memory-only and
 //!   spilling to disk (see `cache.rs`).
+//! - `i`: plugin isolation: REST p99 and a neighbour rule's rate during each
+//!   hostile-plugin attack (see `isolation.rs`).
 //!
 //! Figures are printed as one line per measurement; ratios are to a baseline
 //! measured in the same run where one exists.
 
 mod cache;
 mod import;
+mod isolation;
 mod plugins;
 mod scenarios;
 mod template;
@@ -56,6 +59,9 @@ fn main() -> anyhow::Result<()> {
     }
     if want("k") {
         cache::resend_cache()?;
+    }
+    if want("i") {
+        isolation::plugin_isolation()?;
     }
     Ok(())
 }

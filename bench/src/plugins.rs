@@ -25,14 +25,14 @@ use oort_core::{Props, Row, SinkContext, SinkItem, Value};
 use oort_wasm::plugin::{MessageRef, MetaRef};
 use oort_wasm::{InstallRequest, PluginKind, PluginManager, WasmConfig};
 
-fn root() -> anyhow::Result<PathBuf> {
+pub(crate) fn root() -> anyhow::Result<PathBuf> {
     Ok(Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or_else(|| anyhow!("no workspace root"))?
         .to_path_buf())
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut c = Command::new(env!("CARGO"));
     for v in [
         "RUSTFLAGS",
@@ -444,7 +444,7 @@ async fn instance_start(plugins: &PluginManager) -> anyhow::Result<()> {
         .loaded(PluginKind::Source, "random")
         .ok_or_else(|| anyhow!("random not loaded"))?;
     for _ in 0..20 {
-        sink.instantiate_sink("warm")
+        sink.instantiate_sink("warm", None)
             .await
             .map_err(|e| anyhow!("{e}"))?;
     }
@@ -452,7 +452,7 @@ async fn instance_start(plugins: &PluginManager) -> anyhow::Result<()> {
     for _ in 0..500 {
         let s = Instant::now();
         let inst = sink
-            .instantiate_sink("bench")
+            .instantiate_sink("bench", None)
             .await
             .map_err(|e| anyhow!("{e}"))?;
         t.push(s.elapsed());
@@ -466,7 +466,7 @@ async fn instance_start(plugins: &PluginManager) -> anyhow::Result<()> {
     for _ in 0..500 {
         let s = Instant::now();
         let inst = source
-            .instantiate_source("bench")
+            .instantiate_source("bench", None)
             .await
             .map_err(|e| anyhow!("{e}"))?;
         t.push(s.elapsed());
@@ -503,7 +503,7 @@ async fn memory_per_instance(plugins: &PluginManager) -> anyhow::Result<()> {
         let mut keep = Vec::with_capacity(N);
         for _ in 0..N {
             let mut inst = plugin
-                .instantiate_sink("bench_mem")
+                .instantiate_sink("bench_mem", None)
                 .await
                 .map_err(|e| anyhow!("{e}"))?;
             if opened {

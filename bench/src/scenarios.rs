@@ -157,7 +157,12 @@ pub fn tumbling_window() -> anyhow::Result<()> {
 }
 
 /// Path of the release `oort` binary, built if needed.
+/// The release `oort` binary, built here; `OORT_BIN` names another one
+/// instead (e.g. a debug build, when a release build is not affordable).
 fn oort_release() -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("OORT_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or_else(|| anyhow!("no workspace root"))?
@@ -175,11 +180,11 @@ fn oort_release() -> anyhow::Result<PathBuf> {
     Ok(target.join("release").join("oort"))
 }
 
-struct Srv {
+pub(crate) struct Srv {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     _dir: tempfile::TempDir,
-    http: reqwest::blocking::Client,
+    pub(crate) http: reqwest::blocking::Client,
 }
 
 impl Drop for Srv {
@@ -190,7 +195,7 @@ impl Drop for Srv {
 }
 
 impl Srv {
-    fn start() -> anyhow::Result<Srv> {
+    pub(crate) fn start() -> anyhow::Result<Srv> {
         let bin = oort_release()?;
         let dir = tempfile::tempdir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -219,7 +224,19 @@ impl Srv {
         Err(anyhow!("server did not start"))
     }
 
-    fn post(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<()> {
+    pub(crate) fn put(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<()> {
+        let r = self
+            .http
+            .put(format!("{}{}", self.base, path))
+            .json(body)
+            .send()?;
+        if !r.status().is_success() {
+            return Err(anyhow!("PUT {path}: {} {}", r.status(), r.text()?));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn post(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<()> {
         let r = self
             .http
             .post(format!("{}{}", self.base, path))
@@ -231,7 +248,7 @@ impl Srv {
         Ok(())
     }
 
-    fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+    pub(crate) fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
         Ok(self
             .http
             .get(format!("{}{}", self.base, path))

@@ -117,6 +117,19 @@ pub struct PluginsConfig {
     /// and switch to optimised code (Cranelift) when it is ready; 0 turns
     /// tiered compilation off (everything compiles with Cranelift first).
     pub tiered_min_kb: usize,
+    /// Threads every plugin call runs on (apart from the REST and rule runtime).
+    pub guest_threads: usize,
+    /// Live instances of one plugin at a time (rules, streams, validations).
+    pub max_instances_per_plugin: usize,
+    /// Log lines per second a plugin may write (stdout, stderr, `host.log`),
+    /// all its instances together; the rest is dropped and counted.
+    pub log_lines_per_sec: u32,
+    /// Elements of any one table of a plugin instance.
+    pub table_elements_limit: usize,
+    /// Tables, linear memories and core instances of one plugin instance.
+    pub tables_limit: usize,
+    pub memories_limit: usize,
+    pub core_instances_limit: usize,
 }
 
 impl Default for PluginsConfig {
@@ -128,6 +141,13 @@ impl Default for PluginsConfig {
             call_timeout_ms: d.call_timeout.as_millis() as u64,
             grants: Default::default(),
             tiered_min_kb: d.tiered_min_bytes.map_or(0, |b| b / 1024),
+            guest_threads: d.guest_threads,
+            max_instances_per_plugin: d.max_instances_per_plugin,
+            log_lines_per_sec: d.caps.log_lines_per_sec,
+            table_elements_limit: d.caps.table_elements,
+            tables_limit: d.caps.tables,
+            memories_limit: d.caps.memories,
+            core_instances_limit: d.caps.core_instances,
         }
     }
 }
@@ -139,6 +159,15 @@ impl PluginsConfig {
             call_timeout: std::time::Duration::from_millis(self.call_timeout_ms.max(1)),
             grants: self.grants.clone(),
             tiered_min_bytes: (self.tiered_min_kb > 0).then(|| self.tiered_min_kb * 1024),
+            guest_threads: self.guest_threads.max(1),
+            max_instances_per_plugin: self.max_instances_per_plugin.max(1),
+            caps: oort_wasm::isolation::StoreCaps {
+                table_elements: self.table_elements_limit.max(1),
+                tables: self.tables_limit.max(1),
+                memories: self.memories_limit.max(1),
+                core_instances: self.core_instances_limit.max(1),
+                log_lines_per_sec: self.log_lines_per_sec.max(1),
+            },
             ..Default::default()
         }
     }

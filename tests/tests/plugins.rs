@@ -63,16 +63,23 @@ fn builtin_dist() -> PathBuf {
     .clone()
 }
 
-/// A test plugin of `host/crates/wasm/tests/plugins` (`spin`, `hog`, `tcpsink`).
+/// A test plugin of `host/crates/wasm/tests/plugins` (`spin`, `hog`, `tcpsink`, `hostile`...).
 fn test_plugin(name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
         let root = workspace_root();
         let target = root.join("target/wasm-test-plugins");
         let out = target.join("wasm32-wasip2/release");
-        if !["spin", "hog", "tcpsink", "counter"]
-            .iter()
-            .all(|p| out.join(format!("{p}.wasm")).is_file())
+        if ![
+            "spin",
+            "hog",
+            "tcpsink",
+            "counter",
+            "hostile",
+            "hostilesink",
+        ]
+        .iter()
+        .all(|p| out.join(format!("{p}.wasm")).is_file())
         {
             let st = cargo()
                 .args(["build", "--release", "--target", "wasm32-wasip2"])
@@ -984,6 +991,234 @@ fn a_looping_or_hogging_plugin_stops_only_its_rule() {
         "{left:?}"
     );
     assert_eq!(s.status("good")["status"], "running");
+}
+
+/// Pings `/ping` in a loop on its own thread; `p99` stops it.
+struct Pinger {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<Vec<Duration>>,
+}
+
+impl Pinger {
+    fn start(base: &str) -> Pinger {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s, url) = (stop.clone(), format!("{base}/ping"));
+        let handle = std::thread::spawn(move || {
+            let http = reqwest::blocking::Client::new();
+            let mut v = Vec::new();
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                let ok = http.get(&url).send().map(|r| r.status().is_success());
+                v.push(if ok.unwrap_or(false) {
+                    t.elapsed()
+                } else {
+                    Duration::from_secs(60)
+                });
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            v
+        });
+        Pinger { stop, handle }
+    }
+
+    fn p99(self) -> (Duration, usize) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut v = self.handle.join().expect("pinger");
+        v.sort();
+        (v[(v.len() * 99 / 100).min(v.len() - 1)], v.len())
+    }
+}
+
+/// `sink_<kind>_<i>_..._records_in_total` of a rule status.
+fn sink_records_in(st: &Json) -> u64 {
+    st.as_object()
+        .and_then(|o| {
+            o.iter()
+                .find(|(k, _)| k.starts_with("sink_") && k.ends_with("_records_in_total"))
+        })
+        .and_then(|(_, v)| v.as_u64())
+        .unwrap_or(0)
+}
+
+/// The neighbour rule's sink count, sampled on its own thread; `longest_gap`
+/// stops it and returns the longest time the count did not move.
+struct Mover {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<Duration>,
+}
+
+impl Mover {
+    fn start(base: &str, rule: &str) -> Mover {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s, url) = (stop.clone(), format!("{base}/rules/{rule}/status"));
+        let handle = std::thread::spawn(move || {
+            let http = reqwest::blocking::Client::new();
+            let (mut last, mut moved, mut gap) = (0u64, Instant::now(), Duration::ZERO);
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let n = http
+                    .get(&url)
+                    .send()
+                    .and_then(|r| r.json::<Json>())
+                    .ok()
+                    .map(|j| sink_records_in(&j))
+                    .unwrap_or(last);
+                if n > last {
+                    last = n;
+                    moved = Instant::now();
+                }
+                gap = gap.max(moved.elapsed());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            gap
+        });
+        Mover { stop, handle }
+    }
+
+    fn longest_gap(self) -> Duration {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().expect("mover")
+    }
+}
+
+/// Every attack of the hostile plugins, one after the other, beside a
+/// healthy rule: REST (`/ping` p99) must stay under 500 ms and the
+/// neighbour must never stop moving for a second (sampled through REST); a stopped or deleted
+/// rule's spinning plugin is interrupted at once, not at its deadline.
+#[test]
+fn hostile_plugins_stall_neither_rest_nor_a_neighbour_rule() {
+    let site = Site::new(
+        "plugins:\n  call_timeout_ms: 3000\n  memory_limit_mb: 32\n  log_lines_per_sec: 50\n",
+    );
+    let s = site.start();
+    let r = s.install(
+        "sources",
+        json!({"name": "hostile", "file": file_uri(&test_plugin("hostile"))}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = s.install(
+        "sinks",
+        json!({"name": "hostilesink", "file": file_uri(&test_plugin("hostilesink"))}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    // The neighbour reads a native source: the plugin pool is shared by
+    // design; what must not suffer is everything outside it.
+    s.expect(
+        "PUT",
+        "/metadata/sources/simulator/confKeys/fast",
+        Some(&json!({"data": [{"ok": 1}], "interval": "5ms", "loop": true})),
+        200,
+    );
+    s.stream("CREATE STREAM calm () WITH (TYPE=\"simulator\", CONF_KEY=\"fast\")");
+    for a in ["spin-validate", "spin-open", "spin-read", "flood", "grow"] {
+        s.expect(
+            "PUT",
+            &format!("/metadata/sources/hostile/confKeys/{}", a.replace('-', "_")),
+            Some(&json!({"attack": a})),
+            200,
+        );
+        s.stream(&format!(
+            "CREATE STREAM {} () WITH (TYPE=\"hostile\", CONF_KEY=\"{}\", DATASOURCE=\"x\")",
+            a.replace('-', "_"),
+            a.replace('-', "_")
+        ));
+    }
+    s.rule(json!({"id": "neighbour", "sql": "SELECT ok FROM calm", "actions": [{"nop": {}}]}));
+    s.wait_status("neighbour", "neighbour moving", |st| {
+        sink_records_in(st) > 10
+    });
+    let pinger = Pinger::start(&s.base);
+    let mover = Mover::start(&s.base, "neighbour");
+
+    // validate spins while rules are created: four at once, each refused at
+    // its deadline, none holding up the others or REST.
+    let creators: Vec<_> = (0..4)
+        .map(|i| {
+            let url = format!("{}/rules", s.base);
+            std::thread::spawn(move || {
+                let body = json!({"id": format!("v{i}"), "sql": "SELECT * FROM spin_validate", "actions": [{"nop": {}}]});
+                let r = reqwest::blocking::Client::new().post(url).json(&body).send().unwrap();
+                (r.status().as_u16(), r.text().unwrap_or_default())
+            })
+        })
+        .collect();
+    for c in creators {
+        let (status, body) = c.join().unwrap();
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("deadline"), "{body}");
+    }
+
+    // Busy loops in open, read (source) and write (sink): deleting the rule
+    // interrupts the call at once, well before its 3 s deadline.
+    let spinners = [
+        ("spin_open", "SELECT * FROM spin_open", json!({"nop": {}})),
+        ("spin_read", "SELECT * FROM spin_read", json!({"nop": {}})),
+        (
+            "spin_write",
+            "SELECT ok FROM calm",
+            json!({"hostilesink": {"attack": "spin-write"}}),
+        ),
+    ];
+    for (id, sql, action) in spinners {
+        s.rule(json!({"id": id, "sql": sql, "actions": [action]}));
+        std::thread::sleep(Duration::from_millis(500));
+        let t = Instant::now();
+        s.expect("DELETE", &format!("/rules/{id}"), None, 200);
+        assert!(
+            t.elapsed() < Duration::from_millis(1500),
+            "{id}: delete took {:?}",
+            t.elapsed()
+        );
+    }
+
+    // A log flood is cut to the rate limit and counted.
+    s.rule(json!({"id": "flood", "sql": "SELECT * FROM flood", "actions": [{"nop": {}}]}));
+    s.wait_status("flood", "flood reading", |st| {
+        st["source_flood_0_records_in_total"].as_u64().unwrap_or(0) > 3
+    });
+    let info = s.get_json("/plugins/sources/hostile");
+    assert!(
+        info["log_lines_dropped"].as_u64().unwrap_or(0) > 10_000,
+        "{info}"
+    );
+    s.expect("DELETE", "/rules/flood", None, 200);
+
+    // Memory growth stops only its own rule.
+    s.rule(json!({"id": "grow", "sql": "SELECT * FROM grow", "actions": [{"nop": {}}]}));
+    let st = s.wait_status("grow", "grow stopped by error", |st| {
+        st["status"] == "stopped by error"
+    });
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("memory"),
+        "{st}"
+    );
+
+    // A sink write refused as unauthorized stops its rule with the message.
+    s.rule(json!({"id": "unauth", "sql": "SELECT ok FROM calm", "actions": [{"hostilesink": {"attack": "unauthorized"}}]}));
+    let st = s.wait_status("unauth", "unauth stopped by error", |st| {
+        st["status"] == "stopped by error"
+    });
+    let m = st["message"].as_str().unwrap_or_default();
+    assert!(
+        m.contains("refused our credentials") && m.contains("the rule stops"),
+        "{st}"
+    );
+
+    let gap = mover.longest_gap();
+    let (p99, n) = pinger.p99();
+    eprintln!("hostile suite: REST p99 {p99:?} over {n} pings, neighbour's longest pause {gap:?}");
+    assert!(
+        p99 < Duration::from_millis(500),
+        "REST p99 {p99:?} over {n} pings\nlog:\n{}",
+        s.log()
+    );
+    assert!(
+        gap < Duration::from_secs(1),
+        "the neighbour rule stood still for {gap:?}"
+    );
+    assert_eq!(s.status("neighbour")["status"], "running");
 }
 
 /// `random.wasm` with an extra custom section: same plugin, another sha256.

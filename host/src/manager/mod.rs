@@ -355,15 +355,22 @@ impl Manager {
         } else {
             format!("{name}#{run_key}")
         };
-        let mut hubs = self.inner.hubs.lock();
-        if let Some(h) = hubs.get(&key) {
+        if let Some(h) = self.inner.hubs.lock().get(&key) {
             return Ok((key, h.clone()));
         }
+        // Starting a hub creates its source, which may call into a plugin
+        // (`validate`): not under the hubs lock.
         let mut spec = self.hub_spec(name, &entry)?;
         if shared {
             spec.checkpoint = Some(self.checkpoint_spec(name));
         }
         let h = hub::start(spec).map_err(|e| AppError::bad(format!("stream {name}: {e}")))?;
+        let mut hubs = self.inner.hubs.lock();
+        if let Some(other) = hubs.get(&key) {
+            // Another run started the same shared hub meanwhile: use that one.
+            h.stop();
+            return Ok((key, other.clone()));
+        }
         hubs.insert(key.clone(), h.clone());
         Ok((key, h))
     }
@@ -545,26 +552,50 @@ impl Manager {
     }
 
     pub async fn start_rule(&self, id: &str) -> AppResult<()> {
-        let mut rules = self.inner.rules.lock().await;
-        let entry = rules
-            .get_mut(id)
-            .ok_or_else(|| AppError::not_found(format!("Rule {id} is not found.")))?;
-        if entry.running.is_some() && entry.status.state_name() == "running" {
-            return Ok(());
-        }
-        if let Some(why) = &entry.broken {
-            return Err(AppError::bad(format!(
-                "rule {id} is invalid and cannot start until it is replaced: {why}"
-            )));
-        }
-        if !entry.triggered {
-            self.inner.store.check_writable()?;
-        }
-        let def = entry.def.clone();
-        let status = entry.status.clone();
+        let (def, json, status, before) = {
+            let rules = self.inner.rules.lock().await;
+            let entry = rules
+                .get(id)
+                .ok_or_else(|| AppError::not_found(format!("Rule {id} is not found.")))?;
+            if entry.running.is_some() && entry.status.state_name() == "running" {
+                return Ok(());
+            }
+            if let Some(why) = &entry.broken {
+                return Err(AppError::bad(format!(
+                    "rule {id} is invalid and cannot start until it is replaced: {why}"
+                )));
+            }
+            if !entry.triggered {
+                self.inner.store.check_writable()?;
+            }
+            let before = entry.running.as_ref().map(|r| Arc::as_ptr(r) as usize);
+            (
+                entry.def.clone(),
+                entry.json.clone(),
+                entry.status.clone(),
+                before,
+            )
+        };
+        // Launching validates and creates connectors, which calls into
+        // plugins (slow or hostile ones included): never under the rules lock.
         let r = self.launch_guarded(&def, status)?;
-        entry.running = Some(r);
-        entry.triggered = true;
+        let mut rules = self.inner.rules.lock().await;
+        match rules.get_mut(id) {
+            // Still the same definition and nobody started it meanwhile.
+            Some(entry)
+                if entry.json == json
+                    && entry.running.as_ref().map(|r| Arc::as_ptr(r) as usize) == before =>
+            {
+                entry.running = Some(r);
+                entry.triggered = true;
+            }
+            // Deleted, replaced or started by another request while this one
+            // launched: this run is not wanted.
+            _ => {
+                r.cancel.cancel();
+                return Ok(());
+            }
+        }
         drop(rules);
         self.set_triggered(id, true).await?;
         Ok(())

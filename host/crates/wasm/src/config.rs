@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::isolation::StoreCaps;
+
 /// Capabilities: what a manifest asks for (`permissions`) or what the
 /// operator grants (`grants`). The plugin gets the intersection.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +83,14 @@ pub struct WasmConfig {
     pub tiered_min_bytes: Option<usize>,
     /// Which URIs installs may fetch (the server's `outbound` settings).
     pub outbound: crate::outbound::OutboundPolicy,
+    /// Table, memory and core-instance caps of each store, and the log rate
+    /// of each plugin.
+    pub caps: StoreCaps,
+    /// Live instances of one plugin at a time (rules, streams, validations).
+    pub max_instances_per_plugin: usize,
+    /// Threads of the pool every guest call runs on (shared by all plugins
+    /// of the process; the first manager opened decides).
+    pub guest_threads: usize,
 }
 
 impl Default for WasmConfig {
@@ -99,6 +109,9 @@ impl Default for WasmConfig {
             pooling: false,
             tiered_min_bytes: Some(1 << 20),
             outbound: Default::default(),
+            caps: StoreCaps::default(),
+            max_instances_per_plugin: 256,
+            guest_threads: crate::isolation::DEFAULT_GUEST_THREADS,
         }
     }
 }

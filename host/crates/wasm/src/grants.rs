@@ -220,14 +220,13 @@ pub fn intersect(declared: &Grants, granted: &Grants) -> (Grants, Vec<String>) {
         }
     }
     for d in &declared.dirs {
-        let ok = granted
-            .dirs
-            .iter()
-            .any(|g| d == g || d.starts_with(&format!("{}/", g.trim_end_matches('/'))));
-        if ok {
-            eff.dirs.push(d.clone());
-        } else {
-            denied.push(format!("dir {d}"));
+        match resolve_within(d, &granted.dirs) {
+            Ok(real) => {
+                if !eff.dirs.contains(&real) {
+                    eff.dirs.push(real);
+                }
+            }
+            Err(why) => denied.push(format!("dir {d} ({why})")),
         }
     }
     for e in &declared.env {
@@ -238,6 +237,54 @@ pub fn intersect(declared: &Grants, granted: &Grants) -> (Grants, Vec<String>) {
         }
     }
     (eff, denied)
+}
+
+/// Resolves a requested directory (`..` and every symlink, with the real
+/// file system) and checks the result lies inside one of the operator's
+/// granted directories, resolved the same way. Paths are compared by
+/// components, never as text. Returns the resolved path.
+pub fn resolve_within(requested: &str, granted: &[String]) -> Result<String, String> {
+    let real = std::fs::canonicalize(requested).map_err(|e| format!("cannot be resolved: {e}"))?;
+    if !real.is_dir() {
+        return Err(format!("{} is not a directory", real.display()));
+    }
+    let inside = granted.iter().any(|g| {
+        std::fs::canonicalize(g)
+            .map(|root| real.starts_with(&root))
+            .unwrap_or(false)
+    });
+    let text = real
+        .to_str()
+        .ok_or_else(|| format!("{} is not valid UTF-8", real.display()))?
+        .to_string();
+    if inside {
+        Ok(text)
+    } else {
+        Err(format!(
+            "resolves to {text}, outside every granted directory"
+        ))
+    }
+}
+
+/// The check made again when an instance is created: each effective
+/// directory (resolved at install or load, so free of `..` and symlinks,
+/// and then inside an operator grant) must still resolve to itself. A path
+/// component replaced by a symlink since (the granted directory itself
+/// included) makes it resolve elsewhere, and the instance is refused.
+pub fn recheck_dirs(effective: &[String]) -> Result<(), String> {
+    for d in effective {
+        match std::fs::canonicalize(d) {
+            Ok(real) if real.as_os_str() == d.as_str() && real.is_dir() => {}
+            Ok(real) => {
+                return Err(format!(
+                    "granted directory {d} now resolves to {}; not opened",
+                    real.display()
+                ))
+            }
+            Err(e) => return Err(format!("granted directory {d} cannot be resolved: {e}")),
+        }
+    }
+    Ok(())
 }
 
 type DnsCache = Arc<Mutex<HashMap<(String, u16), Vec<IpAddr>>>>;
@@ -353,22 +400,26 @@ mod tests {
 
     #[test]
     fn intersection_keeps_the_narrower_side_and_reports_denials() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("in")).unwrap();
+        let data = root.display().to_string();
         let declared = Grants {
             outbound: vec![
                 "tcp://127.0.0.1:4222".into(),
                 "tcp://example.com:443".into(),
             ],
             env: vec!["TOKEN".into()],
-            dirs: vec!["/data/in".into()],
+            dirs: vec![format!("{data}/in")],
         };
         let granted = Grants {
             outbound: vec!["tcp://127.0.0.1:*".into()],
             env: vec![],
-            dirs: vec!["/data".into()],
+            dirs: vec![data.clone()],
         };
         let (eff, denied) = intersect(&declared, &granted);
         assert_eq!(eff.outbound, vec!["tcp://127.0.0.1:4222".to_string()]);
-        assert_eq!(eff.dirs, vec!["/data/in".to_string()]);
+        assert_eq!(eff.dirs, vec![format!("{data}/in")]);
         assert!(eff.env.is_empty());
         assert_eq!(
             denied,
@@ -383,6 +434,66 @@ mod tests {
         // Nothing declared: nothing effective, whatever is granted.
         let (eff, denied) = intersect(&Grants::default(), &g(&["tcp://*:*"]));
         assert!(eff.is_empty() && denied.is_empty());
+    }
+
+    fn dirs(v: &[String]) -> Grants {
+        Grants {
+            dirs: v.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn directories_are_compared_after_resolving_dot_dot_and_symlinks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        let data = root.join("srv/data");
+        let etc = root.join("etc");
+        std::fs::create_dir_all(data.join("in")).unwrap();
+        std::fs::create_dir_all(&etc).unwrap();
+        std::os::unix::fs::symlink(&etc, data.join("link")).unwrap();
+        let granted = vec![data.display().to_string()];
+        let d = data.display();
+        // `..` leaves the grant although the text starts with it.
+        let (eff, denied) = intersect(&dirs(&[format!("{d}/../../etc")]), &dirs(&granted));
+        assert!(eff.dirs.is_empty(), "{eff:?}");
+        assert!(
+            denied[0].contains("outside every granted directory"),
+            "{denied:?}"
+        );
+        // A symlink inside the grant pointing out is resolved and refused.
+        let (eff, denied) = intersect(&dirs(&[format!("{d}/link")]), &dirs(&granted));
+        assert!(eff.dirs.is_empty(), "{eff:?}");
+        assert!(denied[0].contains(&etc.display().to_string()), "{denied:?}");
+        // `..` that stays inside is reduced to the resolved path.
+        let (eff, denied) = intersect(&dirs(&[format!("{d}/in/../in")]), &dirs(&granted));
+        assert_eq!(eff.dirs, vec![format!("{d}/in")]);
+        assert!(denied.is_empty());
+        // A prefix that is not a path component does not count.
+        std::fs::create_dir_all(root.join("srv/database")).unwrap();
+        let (eff, _) = intersect(
+            &dirs(&[root.join("srv/database").display().to_string()]),
+            &dirs(&granted),
+        );
+        assert!(eff.dirs.is_empty());
+        // Missing directories are refused, not passed through.
+        let (eff, denied) = intersect(&dirs(&[format!("{d}/nope")]), &dirs(&granted));
+        assert!(eff.dirs.is_empty() && denied[0].contains("cannot be resolved"));
+    }
+
+    #[test]
+    fn the_recheck_notices_a_directory_swapped_for_a_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        let data = root.join("data");
+        std::fs::create_dir_all(data.join("in")).unwrap();
+        std::fs::create_dir_all(root.join("secret")).unwrap();
+        let eff = vec![data.join("in").display().to_string()];
+        recheck_dirs(&eff).unwrap();
+        std::fs::remove_dir(data.join("in")).unwrap();
+        std::os::unix::fs::symlink(root.join("secret"), data.join("in")).unwrap();
+        let e = recheck_dirs(&eff).unwrap_err();
+        assert!(e.contains("secret"), "{e}");
     }
 
     #[tokio::test]

@@ -110,6 +110,14 @@ pub struct PluginInfo {
     /// `optimized` (Cranelift) when loaded; shown by `get`, not persisted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compiled: Option<String>,
+    /// Log lines dropped by the per-plugin log rate limit since it was
+    /// loaded; shown by `get` when loaded, not persisted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_lines_dropped: Option<u64>,
+    /// Live instances (rules, streams, validations) when loaded; shown by
+    /// `get`, not persisted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<usize>,
 }
 
 struct Entry {
@@ -222,6 +230,8 @@ impl PluginManager {
         }
         let runtime = Runtime::new(cfg.pooling, cfg.memory_limit_bytes)
             .map_err(|e| internal(format!("cannot start the WebAssembly engine: {e:#}")))?;
+        crate::isolation::init_guest_pool(cfg.guest_threads)
+            .map_err(|e| internal(format!("cannot start the plugin thread pool: {e}")))?;
         let mgr = PluginManager {
             inner: Arc::new(Inner {
                 root,
@@ -478,16 +488,18 @@ impl PluginManager {
             .map(|m| m.version.clone())
             .unwrap_or_default();
         // A first link without grants, to run `describe`.
-        let probe = LoadedPlugin::new(
-            rt.clone(),
-            &component,
-            kind,
-            name,
-            &version0,
-            Grants::default(),
-            call_limits.clone(),
-        )
-        .map_err(bad)?;
+        let probe = Arc::new(
+            LoadedPlugin::new(
+                rt.clone(),
+                &component,
+                kind,
+                name,
+                &version0,
+                Grants::default(),
+                call_limits.clone(),
+            )
+            .map_err(bad)?,
+        );
         let described = probe
             .describe()
             .await
@@ -550,6 +562,8 @@ impl PluginManager {
             limits,
             loaded: None,
             compiled: None,
+            log_lines_dropped: None,
+            instances: None,
         };
         Ok(Prepared {
             info,
@@ -926,6 +940,8 @@ impl PluginManager {
                     }
                     let cur = slot.peek();
                     info.loaded = Some(cur.is_some());
+                    info.log_lines_dropped = cur.as_ref().map(|p| p.log_lines_dropped());
+                    info.instances = cur.as_ref().map(|p| p.live_instances());
                     info.compiled = cur.map(|p| p.tier().as_str().to_string());
                 } else {
                     info.loaded = Some(false);

@@ -3,10 +3,12 @@
 //! node, every export call under a deadline, and an instance that trapped is
 //! never called again.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use oort_core::ConnectorError;
+use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Component, ComponentType, Lower, TypedFunc};
 use wasmtime::Store;
 
@@ -16,6 +18,7 @@ use crate::bindings::source_world::exports::oort::connector::source::ReadOutcome
 use crate::bindings::source_world::{SourcePlugin, SourcePluginPre};
 use crate::bindings::{WitContext, WitMessage, WitPluginInfo};
 use crate::config::{Grants, WasmConfig};
+use crate::isolation::{on_guest_pool, on_guest_pool_blocking, StoreCaps};
 use crate::manifest::{Limits, PluginKind};
 use crate::runtime::{
     arm, disarm, finish, plugin_error, CallFailure, PluginState, Runtime, Sandbox,
@@ -34,6 +37,10 @@ pub struct CallLimits {
     pub read_wait: Duration,
     pub read_batch: u32,
     pub memory_limit: usize,
+    /// Tables, memories, core instances and the log rate of each store.
+    pub caps: StoreCaps,
+    /// Live instances of one plugin (all rules, streams and validations).
+    pub max_instances: usize,
 }
 
 impl CallLimits {
@@ -45,6 +52,8 @@ impl CallLimits {
             read_wait: cfg.read_wait,
             read_batch: cfg.read_batch.max(1),
             memory_limit: cfg.memory_limit_bytes,
+            caps: cfg.caps,
+            max_instances: cfg.max_instances_per_plugin.max(1),
         };
         if let Some(m) = m {
             if let Some(mib) = m.memory_mib {
@@ -70,6 +79,7 @@ pub struct LoadedPlugin {
     runtime: Arc<Runtime>,
     pre: Pre,
     sandbox: Sandbox,
+    live: Arc<AtomicUsize>,
 }
 
 impl LoadedPlugin {
@@ -117,7 +127,8 @@ impl LoadedPlugin {
         };
         let name: Arc<str> = Arc::from(name);
         Ok(LoadedPlugin {
-            sandbox: Sandbox::new(name.clone(), limits.memory_limit, effective),
+            sandbox: Sandbox::new(name.clone(), limits.memory_limit, limits.caps, effective),
+            live: Arc::new(AtomicUsize::new(0)),
             name,
             kind,
             version: version.to_string(),
@@ -131,20 +142,58 @@ impl LoadedPlugin {
         &self.sandbox.effective
     }
 
+    /// Log lines dropped by the plugin's log rate limit since it was loaded.
+    pub fn log_lines_dropped(&self) -> u64 {
+        self.sandbox.log.dropped()
+    }
+
+    /// Live instances right now.
+    pub fn live_instances(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// A fresh store, counted against the plugin's instance limit.
+    fn new_store(
+        &self,
+        node: &str,
+        cancel: Option<CancellationToken>,
+    ) -> Result<(Store<PluginState>, LiveGuard), ConnectorError> {
+        let max = self.limits.max_instances;
+        let prev = self.live.fetch_add(1, Ordering::AcqRel);
+        let guard = LiveGuard(self.live.clone());
+        if prev >= max {
+            return Err(ConnectorError::Config(format!(
+                "plugin {}: instance limit reached ({max} live instances; plugins.max_instances_per_plugin)",
+                self.name
+            )));
+        }
+        let store = self
+            .sandbox
+            .store(&self.runtime, node, cancel)
+            .map_err(|m| ConnectorError::Config(format!("plugin {}: {m}", self.name)))?;
+        Ok((store, guard))
+    }
+
     fn dead(&self, m: String) -> ConnectorError {
         tracing::error!(plugin = %self.name, "{m}");
         ConnectorError::Fatal(m)
     }
 
-    pub async fn instantiate_source(&self, node: &str) -> Result<SourceInstance, ConnectorError> {
+    /// A source instance. `cancel` is the token of the rule or stream it
+    /// serves: when it fires, the call under way is interrupted at once.
+    pub async fn instantiate_source(
+        &self,
+        node: &str,
+        cancel: Option<CancellationToken>,
+    ) -> Result<SourceInstance, ConnectorError> {
         let Pre::Source(pre) = &self.pre else {
             return Err(ConnectorError::Config(format!(
                 "plugin {} is not a source",
                 self.name
             )));
         };
-        let mut store = self.sandbox.store(&self.runtime, node);
-        arm(&mut store, self.limits.call_timeout);
+        let (mut store, live) = self.new_store(node, cancel)?;
+        arm(&mut store, self.limits.call_timeout, true);
         let r = finish(
             pre.instantiate_async(&mut store),
             &self.name,
@@ -155,20 +204,25 @@ impl LoadedPlugin {
         disarm(&mut store);
         let bindings = r.map_err(|CallFailure::Dead(m)| self.dead(m))?;
         Ok(SourceInstance {
-            inner: Inst::new(self, store),
+            inner: Inst::new(self, store, live),
             bindings,
         })
     }
 
-    pub async fn instantiate_sink(&self, node: &str) -> Result<SinkInstance, ConnectorError> {
+    /// A sink instance; `cancel` as for [`LoadedPlugin::instantiate_source`].
+    pub async fn instantiate_sink(
+        &self,
+        node: &str,
+        cancel: Option<CancellationToken>,
+    ) -> Result<SinkInstance, ConnectorError> {
         let Pre::Sink(pre) = &self.pre else {
             return Err(ConnectorError::Config(format!(
                 "plugin {} is not a sink",
                 self.name
             )));
         };
-        let mut store = self.sandbox.store(&self.runtime, node);
-        arm(&mut store, self.limits.call_timeout);
+        let (mut store, live) = self.new_store(node, cancel)?;
+        arm(&mut store, self.limits.call_timeout, true);
         let r = finish(
             pre.instantiate_async(&mut store),
             &self.name,
@@ -179,31 +233,55 @@ impl LoadedPlugin {
         disarm(&mut store);
         let bindings = r.map_err(|CallFailure::Dead(m)| self.dead(m))?;
         Ok(SinkInstance {
-            inner: Inst::new(self, store),
+            inner: Inst::new(self, store, live),
             bindings,
             write_checked: false,
         })
     }
 
-    /// `describe` in a throwaway instance.
-    pub async fn describe(&self) -> Result<WitPluginInfo, ConnectorError> {
+    /// `describe` in a throwaway instance, on the guest pool.
+    pub async fn describe(self: &Arc<Self>) -> Result<WitPluginInfo, ConnectorError> {
+        let me = self.clone();
+        on_guest_pool("describe", async move { me.describe_here().await }).await?
+    }
+
+    async fn describe_here(&self) -> Result<WitPluginInfo, ConnectorError> {
         match self.kind {
-            PluginKind::Source => self.instantiate_source("describe").await?.describe().await,
-            PluginKind::Sink => self.instantiate_sink("describe").await?.describe().await,
+            PluginKind::Source => {
+                self.instantiate_source("describe", None)
+                    .await?
+                    .describe()
+                    .await
+            }
+            PluginKind::Sink => {
+                self.instantiate_sink("describe", None)
+                    .await?
+                    .describe()
+                    .await
+            }
         }
     }
 
-    /// `validate` in a throwaway instance.
-    pub async fn validate(&self, props_json: &str) -> Result<(), ConnectorError> {
+    /// `validate` in a throwaway instance, on the guest pool.
+    pub async fn validate(self: &Arc<Self>, props_json: String) -> Result<(), ConnectorError> {
+        let me = self.clone();
+        on_guest_pool(
+            "validate",
+            async move { me.validate_here(&props_json).await },
+        )
+        .await?
+    }
+
+    async fn validate_here(&self, props_json: &str) -> Result<(), ConnectorError> {
         match self.kind {
             PluginKind::Source => {
-                self.instantiate_source("validate")
+                self.instantiate_source("validate", None)
                     .await?
                     .validate(props_json)
                     .await
             }
             PluginKind::Sink => {
-                self.instantiate_sink("validate")
+                self.instantiate_sink("validate", None)
                     .await?
                     .validate(props_json)
                     .await
@@ -211,28 +289,15 @@ impl LoadedPlugin {
         }
     }
 
-    /// [`LoadedPlugin::validate`] from synchronous code (factories' `create`),
-    /// on a helper thread so it works inside or outside a tokio runtime.
+    /// [`LoadedPlugin::validate`] from synchronous code (factories'
+    /// `create`): the guest runs on the guest pool; the caller's thread
+    /// waits (a tokio worker hands its other tasks on first).
     pub fn validate_blocking(self: &Arc<Self>, props_json: String) -> Result<(), ConnectorError> {
         let me = self.clone();
-        let h = std::thread::Builder::new()
-            .name("oort-wasm-validate".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| {
-                        ConnectorError::Fatal(format!("plugin {}: validate: {e}", me.name))
-                    })?;
-                rt.block_on(me.validate(&props_json))
-            })
-            .map_err(|e| ConnectorError::Fatal(format!("plugin {}: validate: {e}", self.name)))?;
-        h.join().unwrap_or_else(|_| {
-            Err(ConnectorError::Fatal(format!(
-                "plugin {}: validate panicked",
-                self.name
-            )))
-        })
+        on_guest_pool_blocking(
+            "validate",
+            async move { me.validate_here(&props_json).await },
+        )?
     }
 
     /// The `context` record handed to `open`.
@@ -245,21 +310,32 @@ impl LoadedPlugin {
     }
 }
 
+/// Releases one slot of a plugin's instance limit.
+struct LiveGuard(Arc<AtomicUsize>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// State common to source and sink instances.
 struct Inst {
     plugin: Arc<str>,
     limits: CallLimits,
     store: Store<PluginState>,
     dead: Option<String>,
+    _live: LiveGuard,
 }
 
 impl Inst {
-    fn new(p: &LoadedPlugin, store: Store<PluginState>) -> Inst {
+    fn new(p: &LoadedPlugin, store: Store<PluginState>, live: LiveGuard) -> Inst {
         Inst {
             plugin: p.name.clone(),
             limits: p.limits.clone(),
             store,
             dead: None,
+            _live: live,
         }
     }
 
@@ -270,8 +346,19 @@ impl Inst {
         }
     }
 
-    fn kill(&mut self, f: CallFailure) -> ConnectorError {
-        let CallFailure::Dead(m) = f;
+    fn kill(&mut self, what: &str, f: CallFailure) -> ConnectorError {
+        let CallFailure::Dead(mut m) = f;
+        if self.store.data().stopped() {
+            m = format!(
+                "plugin {}: {what} interrupted because its rule stopped",
+                self.plugin
+            );
+            tracing::info!(plugin = %self.plugin, "{m}");
+            self.dead = Some(m.clone());
+            // Not a plugin failure: the caller is stopping anyway, and takes
+            // `Unavailable` after a cancel as a clean end.
+            return ConnectorError::Unavailable(m);
+        }
         tracing::error!(plugin = %self.plugin, "{m}");
         self.dead = Some(m.clone());
         ConnectorError::Fatal(m)
@@ -281,16 +368,19 @@ impl Inst {
 /// Runs one export call on an instance: deadline armed, trap -> instance dead.
 macro_rules! call {
     ($self:ident, $what:literal, $limit:expr, |$b:ident, $s:ident| $e:expr) => {{
+        call!($self, $what, $limit, true, |$b, $s| $e)
+    }};
+    ($self:ident, $what:literal, $limit:expr, $interruptible:expr, |$b:ident, $s:ident| $e:expr) => {{
         $self.inner.check_alive()?;
         let limit = $limit;
-        arm(&mut $self.inner.store, limit);
+        arm(&mut $self.inner.store, limit, $interruptible);
         let $b = &$self.bindings;
         let $s = &mut $self.inner.store;
         let r = finish($e, &$self.inner.plugin, $what, limit).await;
         disarm(&mut $self.inner.store);
         match r {
             Ok(v) => v,
-            Err(f) => return Err($self.inner.kill(f)),
+            Err(f) => return Err($self.inner.kill($what, f)),
         }
     }};
 }
@@ -365,7 +455,7 @@ impl SourceInstance {
             return Ok(());
         }
         let t = self.inner.limits.call_timeout;
-        let r = call!(self, "close", t, |b, s| b
+        let r = call!(self, "close", t, false, |b, s| b
             .oort_connector_source()
             .call_close(s));
         r.map_err(|e| plugin_error(&self.inner.plugin, e))
@@ -568,7 +658,7 @@ impl SinkInstance {
 
     pub async fn flush(&mut self) -> Result<(), ConnectorError> {
         let t = self.inner.limits.call_timeout;
-        let r = call!(self, "flush", t, |b, s| b
+        let r = call!(self, "flush", t, false, |b, s| b
             .oort_connector_sink()
             .call_flush(s));
         r.map_err(|e| plugin_error(&self.inner.plugin, e))
@@ -579,7 +669,7 @@ impl SinkInstance {
             return Ok(());
         }
         let t = self.inner.limits.call_timeout;
-        let r = call!(self, "close", t, |b, s| b
+        let r = call!(self, "close", t, false, |b, s| b
             .oort_connector_sink()
             .call_close(s));
         r.map_err(|e| plugin_error(&self.inner.plugin, e))

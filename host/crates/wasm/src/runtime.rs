@@ -24,6 +24,8 @@ use crate::bindings::source_world::oort::connector::{host, types};
 use crate::bindings::{Level, WitError, WitErrorKind};
 use crate::config::Grants;
 use crate::grants::SocketPolicy;
+use crate::isolation::{LogLimiter, StoreCaps};
+use tokio_util::sync::CancellationToken;
 
 /// How often the epoch advances; deadlines are checked at this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -163,8 +165,21 @@ pub struct PluginState {
     table: ResourceTable,
     limits: StoreLimits,
     deadline: Option<Instant>,
+    /// Cancelled when the rule (or shared stream) using this instance stops.
+    cancel: Option<CancellationToken>,
+    /// Whether the call under way ends at once when `cancel` fires
+    /// (everything but `flush` and `close`, which let a stopping rule finish).
+    interruptible: bool,
     plugin: Arc<str>,
     node: Arc<str>,
+    log: Arc<LogLimiter>,
+}
+
+impl PluginState {
+    /// True when the instance's rule was stopped (its cancel token fired).
+    pub fn stopped(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|c| c.is_cancelled())
+    }
 }
 
 impl WasiView for PluginState {
@@ -180,6 +195,9 @@ impl types::Host for PluginState {}
 
 impl host::Host for PluginState {
     fn log(&mut self, level: Level, message: String) {
+        if !self.log.admit() {
+            return;
+        }
         let (p, n) = (&*self.plugin, &*self.node);
         match level {
             Level::Trace => tracing::trace!(plugin = p, node = n, "{message}"),
@@ -196,35 +214,54 @@ impl host::Host for PluginState {
 pub struct Sandbox {
     pub plugin: Arc<str>,
     pub memory_limit: usize,
+    pub caps: StoreCaps,
     pub effective: Grants,
     pub policy: SocketPolicy,
+    /// Shared by every instance of the plugin: its log rate and drop count.
+    pub log: Arc<LogLimiter>,
 }
 
 impl Sandbox {
-    pub fn new(plugin: Arc<str>, memory_limit: usize, effective: Grants) -> Sandbox {
+    pub fn new(
+        plugin: Arc<str>,
+        memory_limit: usize,
+        caps: StoreCaps,
+        effective: Grants,
+    ) -> Sandbox {
         let policy = SocketPolicy::new(plugin.clone(), &effective);
         Sandbox {
+            log: Arc::new(LogLimiter::new(plugin.clone(), caps.log_lines_per_sec)),
             plugin,
             memory_limit,
+            caps,
             effective,
             policy,
         }
     }
 
     /// A fresh store: nothing granted beyond clocks and random unless the
-    /// effective grants say so.
-    pub fn store(&self, rt: &Runtime, node: &str) -> Store<PluginState> {
+    /// effective grants say so. Granted directories are resolved again
+    /// first; one that now leads elsewhere refuses the instance.
+    pub fn store(
+        &self,
+        rt: &Runtime,
+        node: &str,
+        cancel: Option<CancellationToken>,
+    ) -> Result<Store<PluginState>, String> {
+        crate::grants::recheck_dirs(&self.effective.dirs)?;
         let node: Arc<str> = Arc::from(node);
         let mut b = WasiCtxBuilder::new();
         b.stdout(LogStream {
             plugin: self.plugin.clone(),
             node: node.clone(),
             stderr: false,
+            log: self.log.clone(),
         });
         b.stderr(LogStream {
             plugin: self.plugin.clone(),
             node: node.clone(),
             stderr: true,
+            log: self.log.clone(),
         });
         for name in &self.effective.env {
             if let Ok(v) = std::env::var(name) {
@@ -232,9 +269,8 @@ impl Sandbox {
             }
         }
         for dir in &self.effective.dirs {
-            if let Err(e) = b.preopened_dir(dir, dir, wasmtime_wasi::FsPerms::ReadOnly) {
-                tracing::warn!(plugin = %self.plugin, dir = %dir, "wasm plugin: cannot pre-open granted dir: {e}");
-            }
+            b.preopened_dir(dir, dir, wasmtime_wasi::FsPerms::ReadOnly)
+                .map_err(|e| format!("cannot pre-open granted directory {dir}: {e}"))?;
         }
         // Sockets can always be created; every bind, connect and send goes
         // through the policy below, which refuses what was not granted and
@@ -250,7 +286,10 @@ impl Sandbox {
         });
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.memory_limit)
-            .instances(64)
+            .table_elements(self.caps.table_elements)
+            .tables(self.caps.tables)
+            .memories(self.caps.memories)
+            .instances(self.caps.core_instances)
             .trap_on_grow_failure(true)
             .build();
         let state = PluginState {
@@ -258,19 +297,24 @@ impl Sandbox {
             table: ResourceTable::new(),
             limits,
             deadline: None,
+            cancel,
+            interruptible: true,
             plugin: self.plugin.clone(),
             node,
+            log: self.log.clone(),
         };
         let mut store = Store::new(&rt.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|cx| {
-            Ok(match cx.data().deadline {
+            let s = cx.data();
+            Ok(match s.deadline {
                 Some(d) if Instant::now() > d => UpdateDeadline::Interrupt,
+                Some(_) if s.interruptible && s.stopped() => UpdateDeadline::Interrupt,
                 _ => UpdateDeadline::Yield(1),
             })
         });
-        store
+        Ok(store)
     }
 }
 
@@ -289,9 +333,12 @@ impl From<CallFailure> for ConnectorError {
     }
 }
 
-/// Arms the per-call deadline checked by the epoch callback.
-pub fn arm(store: &mut Store<PluginState>, limit: Duration) {
-    store.data_mut().deadline = Some(Instant::now() + limit);
+/// Arms the per-call deadline checked by the epoch callback. An
+/// `interruptible` call also ends within one epoch tick of its rule stopping.
+pub fn arm(store: &mut Store<PluginState>, limit: Duration, interruptible: bool) {
+    let s = store.data_mut();
+    s.deadline = Some(Instant::now() + limit);
+    s.interruptible = interruptible;
     store.set_epoch_deadline(1);
 }
 
@@ -353,6 +400,7 @@ struct LogStream {
     plugin: Arc<str>,
     node: Arc<str>,
     stderr: bool,
+    log: Arc<LogLimiter>,
 }
 
 impl IsTerminal for LogStream {
@@ -368,6 +416,7 @@ impl StdoutStream for LogStream {
             node: self.node.clone(),
             stderr: self.stderr,
             buf: Vec::new(),
+            log: self.log.clone(),
         })
     }
 }
@@ -377,17 +426,18 @@ struct LogWriter {
     node: Arc<str>,
     stderr: bool,
     buf: Vec<u8>,
+    log: Arc<LogLimiter>,
 }
 
 const MAX_LINE: usize = 4096;
 
 impl LogWriter {
     fn emit(&self, line: &[u8]) {
-        let text = String::from_utf8_lossy(line);
-        let text = text.trim_end();
-        if text.is_empty() {
+        if line.trim_ascii().is_empty() || !self.log.admit() {
             return;
         }
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end();
         let (p, n) = (&*self.plugin, &*self.node);
         if self.stderr {
             tracing::warn!(plugin = p, node = n, stream = "stderr", "{text}");

@@ -1,14 +1,17 @@
 //! `SinkFactory`/`Sink` for installed sink plugins: validate at creation,
 //! one instance per connected sink, batches written with partial accept
 //! (`invalid-data` drops one message and goes on, `unavailable` resends the
-//! unaccepted rest a few times before the runtime's own retry).
+//! unaccepted rest a few times before the runtime's own retry, `config` and
+//! `unauthorized` stop the rule). Guest calls run on the guest pool.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use oort_core::{ConnectorError, Consumes, Props, Sink, SinkContext, SinkFactory, SinkItem, Value};
 
+use crate::isolation::on_guest_pool;
 use crate::plugin::{LoadedPlugin, MessageRef, MetaRef, PluginSlot, SinkInstance};
 
 const RESEND_ATTEMPTS: u32 = 3;
@@ -61,31 +64,109 @@ fn needs_json(item: &SinkItem) -> bool {
     item.payload.is_empty() && !matches!(item.data, Value::Null)
 }
 
-/// The payload bytes of each item, borrowed; `owned` holds the JSON of
-/// items without a payload (empty when there are none).
-fn to_refs<'a>(items: &'a [SinkItem], owned: &'a [Option<Vec<u8>>]) -> Vec<MessageRef<'a>> {
+/// The bytes each item hands the plugin (shared, not copied).
+fn payloads(items: &[SinkItem]) -> Vec<Bytes> {
     items
         .iter()
-        .enumerate()
-        .map(|(i, it)| MessageRef {
-            payload: owned
-                .get(i)
-                .and_then(|o| o.as_deref())
-                .unwrap_or(&it.payload[..]),
-            meta: MetaRef(&[]),
-            timestamp_ms: None,
+        .map(|it| {
+            if needs_json(it) {
+                Bytes::from(serde_json::to_vec(&it.data.to_json()).unwrap_or_default())
+            } else {
+                it.payload.clone()
+            }
         })
         .collect()
 }
 
+/// Writes one batch with partial accepts: `invalid-data` drops one message
+/// and goes on, `unavailable` resends the rest a few times, `config` and
+/// `unauthorized` stop the rule (contract: a sink that cannot be authorised
+/// or configured will not get better by retrying).
+async fn write_all(
+    inst: &mut SinkInstance,
+    ctx: &SinkContext,
+    payloads: &[Bytes],
+) -> Result<(), ConnectorError> {
+    let msgs: Vec<MessageRef<'_>> = payloads
+        .iter()
+        .map(|p| MessageRef {
+            payload: &p[..],
+            meta: MetaRef(&[]),
+            timestamp_ms: None,
+        })
+        .collect();
+    let mut start = 0usize;
+    let mut dropped: Vec<String> = Vec::new();
+    let mut attempts = 0u32;
+    while start < msgs.len() {
+        match inst.write_refs(&msgs[start..]).await {
+            Ok(()) => break,
+            Err(Err(e)) => return Err(e),
+            Err(Ok(partial)) => {
+                start = (start + partial.accepted as usize).min(msgs.len());
+                match partial.error {
+                    ConnectorError::InvalidData(m) => {
+                        dropped.push(m);
+                        start += 1;
+                    }
+                    ConnectorError::Unavailable(m) => {
+                        attempts += 1;
+                        if attempts >= RESEND_ATTEMPTS || ctx.cancel.is_cancelled() {
+                            ctx.conn.disconnected(m.clone());
+                            return Err(ConnectorError::Unavailable(format!(
+                                "{m} ({start} of {} messages accepted)",
+                                msgs.len()
+                            )));
+                        }
+                        tokio::time::sleep(Duration::from_millis(50 << attempts)).await;
+                    }
+                    ConnectorError::Config(m) => {
+                        ctx.conn.disconnected(m.clone());
+                        return Err(ConnectorError::Fatal(format!(
+                            "{m} ({start} of {} messages accepted; the rule stops)",
+                            msgs.len()
+                        )));
+                    }
+                    other => return Err(other),
+                }
+            }
+        }
+    }
+    if dropped.is_empty() {
+        Ok(())
+    } else {
+        Err(ConnectorError::InvalidData(format!(
+            "{} message(s) dropped: {}",
+            dropped.len(),
+            dropped.join("; ")
+        )))
+    }
+}
+
+fn not_connected(name: &str) -> ConnectorError {
+    ConnectorError::Fatal(format!("plugin {name}: sink not connected"))
+}
+
+/// Every guest call of a sink runs on the guest pool: the instance moves
+/// there for the call and comes back with the result.
 #[async_trait]
 impl Sink for WasmSink {
     async fn connect(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
         ctx.conn.connecting();
-        let mut inst = self.plugin.instantiate_sink(&ctx.id).await?;
-        let wctx = self.plugin.context(&ctx.id);
-        match inst.open(&wctx, &self.props_json).await {
-            Ok(()) => {
+        self.inst = None;
+        let plugin = self.plugin.clone();
+        let props = self.props_json.clone();
+        let id = ctx.id.clone();
+        let cancel = ctx.cancel.clone();
+        let r = on_guest_pool("sink open", async move {
+            let mut inst = plugin.instantiate_sink(&id, Some(cancel)).await?;
+            let wctx = plugin.context(&id);
+            inst.open(&wctx, &props).await.map(|()| inst)
+        })
+        .await
+        .and_then(|r| r);
+        match r {
+            Ok(inst) => {
                 ctx.conn.connected();
                 self.inst = Some(inst);
                 Ok(())
@@ -105,78 +186,48 @@ impl Sink for WasmSink {
         if self.inst.as_ref().is_none_or(|i| i.is_dead()) {
             self.connect(ctx).await?;
         }
-        let Some(inst) = self.inst.as_mut() else {
-            return Err(ConnectorError::Fatal(format!(
-                "plugin {}: sink not connected",
-                self.plugin.name
-            )));
-        };
-        let owned: Vec<Option<Vec<u8>>> = if items.iter().any(needs_json) {
-            items
-                .iter()
-                .map(|it| {
-                    needs_json(it)
-                        .then(|| serde_json::to_vec(&it.data.to_json()).unwrap_or_default())
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let msgs = to_refs(items, &owned);
-        let mut start = 0usize;
-        let mut dropped: Vec<String> = Vec::new();
-        let mut attempts = 0u32;
-        while start < msgs.len() {
-            match inst.write_refs(&msgs[start..]).await {
-                Ok(()) => break,
-                Err(Err(e)) => return Err(e),
-                Err(Ok(partial)) => {
-                    start = (start + partial.accepted as usize).min(msgs.len());
-                    match partial.error {
-                        ConnectorError::InvalidData(m) => {
-                            dropped.push(m);
-                            start += 1;
-                        }
-                        ConnectorError::Unavailable(m) => {
-                            attempts += 1;
-                            if attempts >= RESEND_ATTEMPTS || ctx.cancel.is_cancelled() {
-                                ctx.conn.disconnected(m.clone());
-                                return Err(ConnectorError::Unavailable(format!(
-                                    "{m} ({start} of {} messages accepted)",
-                                    msgs.len()
-                                )));
-                            }
-                            tokio::time::sleep(Duration::from_millis(50 << attempts)).await;
-                        }
-                        other => return Err(other),
-                    }
-                }
-            }
-        }
-        if dropped.is_empty() {
-            Ok(())
-        } else {
-            Err(ConnectorError::InvalidData(format!(
-                "{} message(s) dropped: {}",
-                dropped.len(),
-                dropped.join("; ")
-            )))
-        }
+        let mut inst = self
+            .inst
+            .take()
+            .ok_or_else(|| not_connected(&self.plugin.name))?;
+        let payloads = payloads(items);
+        let wctx = ctx.clone();
+        let (inst, r) = on_guest_pool("sink write", async move {
+            let r = write_all(&mut inst, &wctx, &payloads).await;
+            (inst, r)
+        })
+        .await?;
+        self.inst = Some(inst);
+        r
     }
 
     async fn flush(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {
-        match self.inst.as_mut() {
-            Some(inst) if !inst.is_dead() => inst.flush().await,
-            _ => Ok(()),
+        match self.inst.take() {
+            Some(mut inst) if !inst.is_dead() => {
+                let (inst, r) = on_guest_pool("sink flush", async move {
+                    let r = inst.flush().await;
+                    (inst, r)
+                })
+                .await?;
+                self.inst = Some(inst);
+                r
+            }
+            other => {
+                self.inst = other;
+                Ok(())
+            }
         }
     }
 
     async fn close(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {
         if let Some(mut inst) = self.inst.take() {
-            if !inst.is_dead() {
-                inst.flush().await?;
-            }
-            inst.close().await?;
+            on_guest_pool("sink close", async move {
+                if !inst.is_dead() {
+                    inst.flush().await?;
+                }
+                inst.close().await
+            })
+            .await??;
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ use oort_core::{
 
 use crate::bindings::source_world::exports::oort::connector::source::ReadOutcome;
 use crate::bindings::WitMessage;
+use crate::isolation::on_guest_pool;
 use crate::plugin::{LoadedPlugin, PluginSlot};
 
 /// The key under which a stream's DATASOURCE reaches a source plugin in `props-json`.
@@ -90,103 +91,115 @@ async fn pause(ctx: &SourceContext, d: Duration) -> bool {
 
 #[async_trait]
 impl Source for WasmSource {
+    /// The whole pull loop runs on the guest pool; the hub's task only waits.
     async fn run(&mut self, ctx: SourceContext) -> Result<(), ConnectorError> {
-        let p = &self.plugin;
-        let mut inst = p.instantiate_source(&ctx.id).await?;
-        let wctx = p.context(&ctx.id);
-        let mut backoff = Duration::from_millis(100);
-        ctx.conn.connecting();
-        loop {
-            match inst
-                .open(&wctx, &self.props_json, ctx.resume.as_deref())
-                .await
-            {
-                Ok(()) => break,
-                Err(ConnectorError::Unavailable(m)) => {
-                    tracing::warn!(plugin = %p.name, rule = %ctx.id, "open: {m}; retrying in {backoff:?}");
-                    ctx.conn.disconnected(m);
-                    if !pause(&ctx, backoff).await {
-                        return Ok(());
-                    }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+        let p = self.plugin.clone();
+        let props = self.props_json.clone();
+        on_guest_pool("source", async move { pull(p, props, ctx).await }).await?
+    }
+}
+
+async fn pull(
+    p: Arc<LoadedPlugin>,
+    props_json: String,
+    ctx: SourceContext,
+) -> Result<(), ConnectorError> {
+    let mut inst = p
+        .instantiate_source(&ctx.id, Some(ctx.cancel.clone()))
+        .await?;
+    let wctx = p.context(&ctx.id);
+    let mut backoff = Duration::from_millis(100);
+    ctx.conn.connecting();
+    loop {
+        match inst.open(&wctx, &props_json, ctx.resume.as_deref()).await {
+            Ok(()) => break,
+            Err(ConnectorError::Unavailable(_)) if ctx.cancel.is_cancelled() => return Ok(()),
+            Err(ConnectorError::Unavailable(m)) => {
+                tracing::warn!(plugin = %p.name, rule = %ctx.id, "open: {m}; retrying in {backoff:?}");
+                ctx.conn.disconnected(m);
+                if !pause(&ctx, backoff).await {
+                    return Ok(());
                 }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Err(e) => {
+                ctx.conn.disconnected(e.to_string());
+                return Err(e);
+            }
+        }
+    }
+    if let Some(o) = &ctx.resume {
+        tracing::info!(plugin = %p.name, stream = %ctx.id, offset = %o, "source resumed from its committed offset");
+    }
+    ctx.conn.connected();
+    backoff = Duration::from_millis(100);
+    // Unknown until the first `offset` after a non-empty read; a source
+    // that answers `none` then is not asked again.
+    let mut rewindable = true;
+    let result = loop {
+        if ctx.cancel.is_cancelled() {
+            break Ok(());
+        }
+        if let Some(o) = ctx.take_commit() {
+            match inst.commit(&o).await {
+                Ok(()) => {}
+                Err(e @ ConnectorError::Fatal(_)) => break Err(e),
                 Err(e) => {
-                    ctx.conn.disconnected(e.to_string());
-                    return Err(e);
+                    tracing::warn!(plugin = %p.name, stream = %ctx.id, offset = %o, "commit: {e}")
                 }
             }
         }
-        if let Some(o) = &ctx.resume {
-            tracing::info!(plugin = %p.name, stream = %ctx.id, offset = %o, "source resumed from its committed offset");
-        }
-        ctx.conn.connected();
-        backoff = Duration::from_millis(100);
-        // Unknown until the first `offset` after a non-empty read; a source
-        // that answers `none` then is not asked again.
-        let mut rewindable = true;
-        let result = loop {
-            if ctx.cancel.is_cancelled() {
+        match inst.read(p.limits.read_batch, p.limits.read_wait).await {
+            Ok(ReadOutcome::Messages(msgs)) => {
+                backoff = Duration::from_millis(100);
+                let any = !msgs.is_empty();
+                for m in msgs {
+                    let meta = to_meta(&m);
+                    if !ctx.emit_bytes(Bytes::from(m.payload), meta).await {
+                        break;
+                    }
+                }
+                if any && rewindable {
+                    match inst.offset().await {
+                        Ok(Some(o)) => {
+                            ctx.emit(SourceMsg::Offset(o)).await;
+                        }
+                        Ok(None) => rewindable = false,
+                        Err(e @ ConnectorError::Fatal(_)) => break Err(e),
+                        Err(e) => {
+                            tracing::warn!(plugin = %p.name, stream = %ctx.id, "offset: {e}")
+                        }
+                    }
+                }
+            }
+            Ok(ReadOutcome::EndOfStream) => {
+                ctx.emit(SourceMsg::Eof).await;
                 break Ok(());
             }
-            if let Some(o) = ctx.take_commit() {
-                match inst.commit(&o).await {
-                    Ok(()) => {}
-                    Err(e @ ConnectorError::Fatal(_)) => break Err(e),
-                    Err(e) => {
-                        tracing::warn!(plugin = %p.name, stream = %ctx.id, offset = %o, "commit: {e}")
-                    }
-                }
-            }
-            match inst.read(p.limits.read_batch, p.limits.read_wait).await {
-                Ok(ReadOutcome::Messages(msgs)) => {
-                    backoff = Duration::from_millis(100);
-                    let any = !msgs.is_empty();
-                    for m in msgs {
-                        let meta = to_meta(&m);
-                        if !ctx.emit_bytes(Bytes::from(m.payload), meta).await {
-                            break;
-                        }
-                    }
-                    if any && rewindable {
-                        match inst.offset().await {
-                            Ok(Some(o)) => {
-                                ctx.emit(SourceMsg::Offset(o)).await;
-                            }
-                            Ok(None) => rewindable = false,
-                            Err(e @ ConnectorError::Fatal(_)) => break Err(e),
-                            Err(e) => {
-                                tracing::warn!(plugin = %p.name, stream = %ctx.id, "offset: {e}")
-                            }
-                        }
-                    }
-                }
-                Ok(ReadOutcome::EndOfStream) => {
-                    ctx.emit(SourceMsg::Eof).await;
+            // Interrupted by the stop itself: a clean end.
+            Err(ConnectorError::Unavailable(_)) if ctx.cancel.is_cancelled() => break Ok(()),
+            Err(ConnectorError::Unavailable(m)) => {
+                tracing::warn!(plugin = %p.name, rule = %ctx.id, "read: {m}; retrying in {backoff:?}");
+                ctx.conn.disconnected(m);
+                if !pause(&ctx, backoff).await {
                     break Ok(());
                 }
-                Err(ConnectorError::Unavailable(m)) => {
-                    tracing::warn!(plugin = %p.name, rule = %ctx.id, "read: {m}; retrying in {backoff:?}");
-                    ctx.conn.disconnected(m);
-                    if !pause(&ctx, backoff).await {
-                        break Ok(());
-                    }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    ctx.conn.connected();
-                }
-                Err(ConnectorError::InvalidData(m)) => {
-                    if !ctx.emit(SourceMsg::Error(m)).await {
-                        break Ok(());
-                    }
-                }
-                Err(e) => {
-                    ctx.conn.disconnected(e.to_string());
-                    break Err(e);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                ctx.conn.connected();
+            }
+            Err(ConnectorError::InvalidData(m)) => {
+                if !ctx.emit(SourceMsg::Error(m)).await {
+                    break Ok(());
                 }
             }
-        };
-        if let Err(e) = inst.close().await {
-            tracing::warn!(plugin = %p.name, rule = %ctx.id, "close: {e}");
+            Err(e) => {
+                ctx.conn.disconnected(e.to_string());
+                break Err(e);
+            }
         }
-        result
+    };
+    if let Err(e) = inst.close().await {
+        tracing::warn!(plugin = %p.name, rule = %ctx.id, "close: {e}");
     }
+    result
 }

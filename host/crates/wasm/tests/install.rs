@@ -620,7 +620,7 @@ fn cached(data: &Path) -> Vec<String> {
 /// Reads one message from a fresh instance of an installed source plugin.
 async fn read_one(m: &PluginManager, name: &str) -> oort_wasm::runtime::Tier {
     let p = m.loaded(PluginKind::Source, name).expect("loaded");
-    let mut inst = p.instantiate_source("t").await.expect("instantiate");
+    let mut inst = p.instantiate_source("t", None).await.expect("instantiate");
     inst.open(&p.context("t"), r#"{"interval": 1}"#, None)
         .await
         .expect("open");

@@ -8,20 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use oort_core::{
-    ConnectorError, Props, Registry, SinkContext, SinkItem, SourceContext, SourceMsg, Value,
-};
+use oort_core::{ConnectorError, Registry, SinkContext, SinkItem, SourceContext, SourceMsg, Value};
 use oort_wasm::{Grants, InstallRequest, PluginKind, PluginManager};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-fn props(v: serde_json::Value) -> Props {
-    match v {
-        serde_json::Value::Object(m) => m,
-        _ => panic!("props must be an object"),
-    }
-}
 
 async fn install_bare(m: &PluginManager, kind: PluginKind, name: &str, grants: Option<Grants>) {
     let info = m
@@ -69,39 +60,6 @@ async fn finished(r: Running, within: Duration) -> Result<(), ConnectorError> {
         .await
         .expect("source stopped in time")
         .expect("task not panicked")
-}
-
-/// Everything logged by any test of this binary (a global subscriber:
-/// plugin calls run on runtime worker threads).
-fn captured_log() -> Arc<std::sync::Mutex<Vec<u8>>> {
-    static LOG: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
-    LOG.get_or_init(|| {
-        let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = buf.clone();
-        let make = move || Capture(sink.clone());
-        let sub = tracing_subscriber::fmt()
-            .with_writer(make)
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        let _ = tracing::subscriber::set_global_default(sub);
-        buf
-    })
-    .clone()
-}
-
-struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut v) = self.0.lock() {
-            v.extend_from_slice(b);
-        }
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 fn builtin_manager(dir: &std::path::Path) -> (PluginManager, Registry) {
@@ -409,11 +367,11 @@ async fn instance_start_is_fast_from_the_cached_instance_pre() {
     let (m, _reg) = builtin_manager(data.path());
     let p: Arc<_> = m.loaded(PluginKind::Source, "random").unwrap();
     // Warm up, then time a batch of instantiations.
-    p.instantiate_source("warm").await.unwrap();
+    p.instantiate_source("warm", None).await.unwrap();
     let n = 200;
     let t0 = Instant::now();
     for _ in 0..n {
-        let _i = p.instantiate_source("bench").await.unwrap();
+        let _i = p.instantiate_source("bench", None).await.unwrap();
     }
     let per = t0.elapsed() / n;
     eprintln!("instantiate from InstancePre (debug build): {per:?} per instance");
@@ -443,7 +401,7 @@ async fn baseline_code_is_interrupted_by_its_deadline_too() {
     )
     .unwrap();
     assert_eq!(p.tier(), Tier::Baseline);
-    let mut inst = p.instantiate_source("t").await.unwrap();
+    let mut inst = p.instantiate_source("t", None).await.unwrap();
     inst.open(&p.context("t"), "{}", None).await.unwrap();
     let t0 = Instant::now();
     let err = inst
@@ -473,7 +431,7 @@ async fn baseline_code_runs_a_plugin() {
         CallLimits::new(&cfg, None),
     )
     .unwrap();
-    let mut inst = p.instantiate_source("t").await.unwrap();
+    let mut inst = p.instantiate_source("t", None).await.unwrap();
     inst.open(
         &p.context("t"),
         r#"{"interval": 0, "pattern": {"a": 1}}"#,
