@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +30,10 @@ struct Broker {
 impl Broker {
     fn start() -> Broker {
         let dir = tempfile::tempdir().expect("tempdir");
+        // Mosquitto started as root drops to the `mosquitto` user, which
+        // must be able to write its store here.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod the broker's dir");
         let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
         // autosave after every change: a SIGKILLed broker then loses at most
