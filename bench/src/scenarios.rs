@@ -157,7 +157,11 @@ pub fn tumbling_window() -> anyhow::Result<()> {
 }
 
 /// Path of the release `oort` binary, built if needed.
+/// The release `oort` binary (built here), or `$OORT_BIN` when set.
 fn oort_release() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("OORT_BIN") {
+        return Ok(PathBuf::from(p));
+    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or_else(|| anyhow!("no workspace root"))?
