@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 
-use crate::scenarios::{rss_kb, Srv};
+use crate::scenarios::{rss_kb, status_kb, Srv};
 
 /// Linux reports process CPU time in USER_HZ ticks, 100 per second on every
 /// mainstream configuration.
@@ -40,17 +40,6 @@ fn cpu_s(pid: u32) -> anyhow::Result<f64> {
     let ticks: u64 =
         f.get(11).context("utime")?.parse::<u64>()? + f.get(12).context("stime")?.parse::<u64>()?;
     Ok(ticks as f64 / TICKS_PER_S)
-}
-
-/// Peak RSS (VmHWM) in KB.
-fn peak_rss_kb(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
@@ -276,7 +265,7 @@ pub fn mqtt_round_trip() -> anyhow::Result<()> {
                 pipe["received"],
                 pipe["expect"],
                 rss_kb(oort_pid).unwrap_or(0),
-                peak_rss_kb(oort_pid).unwrap_or(0),
+                status_kb(oort_pid, "VmHWM:").unwrap_or(0),
             );
             rs.push(r);
         }
@@ -289,7 +278,7 @@ pub fn mqtt_round_trip() -> anyhow::Result<()> {
             median(rs.iter().map(|r| r.oort_us).collect()),
             median(rs.iter().map(|r| r.broker_raw_us).collect()),
             median(rs.iter().map(|r| r.broker_oort_us).collect()),
-            peak_rss_kb(oort_pid).unwrap_or(0) as f64 / 1024.0,
+            status_kb(oort_pid, "VmHWM:").unwrap_or(0) as f64 / 1024.0,
         );
         s.delete(&format!("/rules/c{qos}"))?;
     }

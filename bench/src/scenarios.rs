@@ -30,9 +30,14 @@ fn schemaless(name: &str) -> OneStream {
 }
 
 pub(crate) fn rss_kb(pid: u32) -> Option<u64> {
+    status_kb(pid, "VmRSS:")
+}
+
+/// A size line of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`...) in KB.
+pub(crate) fn status_kb(pid: u32, key: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
-        .find(|l| l.starts_with("VmRSS:"))?
+        .find(|l| l.starts_with(key))?
         .split_whitespace()
         .nth(1)?
         .parse()
@@ -179,6 +184,14 @@ fn oort_release() -> anyhow::Result<PathBuf> {
     Ok(target.join("release").join("oort"))
 }
 
+/// A request error naming the method, path, status and body.
+fn ok_or_err(method: &str, path: &str, r: reqwest::blocking::Response) -> anyhow::Result<()> {
+    if !r.status().is_success() {
+        return Err(anyhow!("{method} {path}: {} {}", r.status(), r.text()?));
+    }
+    Ok(())
+}
+
 pub(crate) struct Srv {
     pub(crate) child: Child,
     base: String,
@@ -229,18 +242,12 @@ impl Srv {
             .put(format!("{}{}", self.base, path))
             .json(body)
             .send()?;
-        if !r.status().is_success() {
-            return Err(anyhow!("PUT {path}: {} {}", r.status(), r.text()?));
-        }
-        Ok(())
+        ok_or_err("PUT", path, r)
     }
 
     pub(crate) fn delete(&self, path: &str) -> anyhow::Result<()> {
         let r = self.http.delete(format!("{}{}", self.base, path)).send()?;
-        if !r.status().is_success() {
-            return Err(anyhow!("DELETE {path}: {} {}", r.status(), r.text()?));
-        }
-        Ok(())
+        ok_or_err("DELETE", path, r)
     }
 
     pub(crate) fn post(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<()> {
@@ -249,10 +256,7 @@ impl Srv {
             .post(format!("{}{}", self.base, path))
             .json(body)
             .send()?;
-        if !r.status().is_success() {
-            return Err(anyhow!("POST {path}: {} {}", r.status(), r.text()?));
-        }
-        Ok(())
+        ok_or_err("POST", path, r)
     }
 
     pub(crate) fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
