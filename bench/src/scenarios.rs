@@ -29,10 +29,15 @@ fn schemaless(name: &str) -> OneStream {
     })
 }
 
-fn rss_kb(pid: u32) -> Option<u64> {
+pub(crate) fn rss_kb(pid: u32) -> Option<u64> {
+    status_kb(pid, "VmRSS:")
+}
+
+/// A size line of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`...) in KB.
+pub(crate) fn status_kb(pid: u32, key: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
-        .find(|l| l.starts_with("VmRSS:"))?
+        .find(|l| l.starts_with(key))?
         .split_whitespace()
         .nth(1)?
         .parse()
@@ -157,11 +162,10 @@ pub fn tumbling_window() -> anyhow::Result<()> {
 }
 
 /// Path of the release `oort` binary, built if needed.
-/// The release `oort` binary, built here; `OORT_BIN` names another one
-/// instead (e.g. a debug build, when a release build is not affordable).
+/// The release `oort` binary (built here), or `$OORT_BIN` when set.
 fn oort_release() -> anyhow::Result<PathBuf> {
-    if let Some(bin) = std::env::var_os("OORT_BIN") {
-        return Ok(PathBuf::from(bin));
+    if let Some(p) = std::env::var_os("OORT_BIN") {
+        return Ok(PathBuf::from(p));
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -180,8 +184,16 @@ fn oort_release() -> anyhow::Result<PathBuf> {
     Ok(target.join("release").join("oort"))
 }
 
+/// A request error naming the method, path, status and body.
+fn ok_or_err(method: &str, path: &str, r: reqwest::blocking::Response) -> anyhow::Result<()> {
+    if !r.status().is_success() {
+        return Err(anyhow!("{method} {path}: {} {}", r.status(), r.text()?));
+    }
+    Ok(())
+}
+
 pub(crate) struct Srv {
-    child: Child,
+    pub(crate) child: Child,
     pub(crate) base: String,
     _dir: tempfile::TempDir,
     pub(crate) http: reqwest::blocking::Client,
@@ -230,10 +242,12 @@ impl Srv {
             .put(format!("{}{}", self.base, path))
             .json(body)
             .send()?;
-        if !r.status().is_success() {
-            return Err(anyhow!("PUT {path}: {} {}", r.status(), r.text()?));
-        }
-        Ok(())
+        ok_or_err("PUT", path, r)
+    }
+
+    pub(crate) fn delete(&self, path: &str) -> anyhow::Result<()> {
+        let r = self.http.delete(format!("{}{}", self.base, path)).send()?;
+        ok_or_err("DELETE", path, r)
     }
 
     pub(crate) fn post(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<()> {
@@ -242,10 +256,7 @@ impl Srv {
             .post(format!("{}{}", self.base, path))
             .json(body)
             .send()?;
-        if !r.status().is_success() {
-            return Err(anyhow!("POST {path}: {} {}", r.status(), r.text()?));
-        }
-        Ok(())
+        ok_or_err("POST", path, r)
     }
 
     pub(crate) fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
@@ -298,102 +309,6 @@ pub fn rss_per_rule() -> anyhow::Result<()> {
         (after.saturating_sub(before)) as f64 / RULES as f64
     );
     Ok(())
-}
-
-/// (c) MQTT -> rule -> MQTT, beside the raw broker rate.
-pub fn mqtt_round_trip() -> anyhow::Result<()> {
-    const N: usize = 50_000;
-    let rt = tokio::runtime::Runtime::new()?;
-    let tag = uuid::Uuid::new_v4().simple().to_string();
-    // Baseline: publisher -> broker -> subscriber, same topic.
-    let base_topic = format!("bench/{tag}/raw");
-    let raw = rt.block_on(pipe_rate(&base_topic, &base_topic, N))?;
-    println!("c raw rumqttc pub -> mosquitto -> sub: {:.0} msg/s", raw);
-    let s = Srv::start()?;
-    let in_t = format!("bench/{tag}/in");
-    let out_t = format!("bench/{tag}/out");
-    s.post(
-        "/streams",
-        &serde_json::json!({"sql": format!("CREATE STREAM s () WITH (DATASOURCE=\"{in_t}\", TYPE=\"mqtt\")")}),
-    )?;
-    s.post(
-        "/rules",
-        &serde_json::json!({"id":"c","sql":"SELECT * FROM s WHERE temp > 20",
-            "actions":[{"mqtt":{"server":"tcp://127.0.0.1:1883","topic":out_t,"sendSingle":true}}]}),
-    )?;
-    for _ in 0..100 {
-        let st = s.get_json("/rules/c/status")?;
-        if st["source_s_0_connection_status"] == 1 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let oort = rt.block_on(pipe_rate(&in_t, &out_t, N))?;
-    println!(
-        "c mqtt -> oort rule -> mqtt: {:.0} msg/s = {:.2} of the raw broker rate",
-        oort,
-        oort / raw
-    );
-    Ok(())
-}
-
-/// Publishes `n` messages on `pub_topic` (QoS 1) and measures the rate at
-/// which they arrive on `sub_topic`.
-async fn pipe_rate(pub_topic: &str, sub_topic: &str, n: usize) -> anyhow::Result<f64> {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-    let mut so = MqttOptions::new(
-        format!("bs-{}", uuid::Uuid::new_v4().simple()),
-        "127.0.0.1",
-        1883,
-    );
-    so.set_inflight(1000);
-    so.set_keep_alive(Duration::from_secs(30));
-    let (sub, mut sub_loop) = AsyncClient::new(so, 10_000);
-    sub.subscribe(sub_topic, QoS::AtLeastOnce).await?;
-    loop {
-        if let Event::Incoming(Packet::SubAck(_)) = sub_loop.poll().await? {
-            break;
-        }
-    }
-    let counter = tokio::spawn(async move {
-        let mut got = 0usize;
-        let mut first: Option<Instant> = None;
-        let mut last = Instant::now();
-        while got < n {
-            match tokio::time::timeout(Duration::from_secs(10), sub_loop.poll()).await {
-                Ok(Ok(Event::Incoming(Packet::Publish(_)))) => {
-                    got += 1;
-                    first.get_or_insert_with(Instant::now);
-                    last = Instant::now();
-                }
-                Ok(Ok(_)) => {}
-                _ => break,
-            }
-        }
-        (got, first, last)
-    });
-    let mut po = MqttOptions::new(
-        format!("bp-{}", uuid::Uuid::new_v4().simple()),
-        "127.0.0.1",
-        1883,
-    );
-    po.set_inflight(1000);
-    let (publ, mut pub_loop) = AsyncClient::new(po, 10_000);
-    let pl = tokio::spawn(async move { while pub_loop.poll().await.is_ok() {} });
-    let start = Instant::now();
-    let payload = br#"{"id":1,"temp":25.5,"humidity":40}"#.to_vec();
-    for _ in 0..n {
-        publ.publish(pub_topic, QoS::AtLeastOnce, false, payload.clone())
-            .await?;
-    }
-    let (got, _first, last) = counter.await?;
-    pl.abort();
-    let el = last.duration_since(start);
-    if got < n {
-        println!("  (received {got} of {n})");
-    }
-    Ok(got as f64 / el.as_secs_f64())
 }
 
 /// (a) memory source -> `SELECT * WHERE temp > 20` -> nop, through the real

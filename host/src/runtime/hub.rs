@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use oort_core::codec::{self, DecodeOptions, Decoder};
-use oort_core::{now_ms, Event, Props, Row, SharedEvent, SourceContext, SourceFactory, SourceMsg};
+use oort_core::{
+    now_ms, Event, HandedReporter, Props, Row, SharedEvent, SourceContext, SourceFactory, SourceMsg,
+};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -256,13 +258,14 @@ pub fn start(spec: HubSpec) -> Result<Arc<Hub>, HubError> {
         first_sub: tokio::sync::Notify::new(),
     });
     ctx.conn = hub.conn.clone();
+    let handed = ctx.handed_reporter();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Option<String>>();
     tokio::spawn(async move {
         let r = source.run(ctx).await;
         let _ = done_tx.send(r.err().map(|e| e.to_string()));
     });
     let h = hub.clone();
-    tokio::spawn(async move { pump(h, rx, decoder, done_rx, cancel).await });
+    tokio::spawn(async move { pump(h, rx, decoder, handed, done_rx, cancel).await });
     Ok(hub)
 }
 
@@ -272,6 +275,7 @@ async fn pump(
     hub: Arc<Hub>,
     mut rx: mpsc::Receiver<SourceMsg>,
     mut decoder: Option<Box<dyn Decoder>>,
+    handed: HandedReporter,
     done: tokio::sync::oneshot::Receiver<Option<String>>,
     cancel: CancellationToken,
 ) {
@@ -350,6 +354,9 @@ async fn pump(
             }
         }
         flush(&hub, &mut batch).await;
+        // Every message of this round is now in each subscriber's queue (or
+        // was counted as an exception): the source may acknowledge them.
+        handed.add(n as u64);
         if ended {
             hub.broadcast(HubMsg::End(None)).await;
             return;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::value::{Meta, Row, Value};
@@ -134,7 +134,22 @@ pub struct SourceContext {
     /// [`SourceMsg::Offset`]); `None` on a first start.
     pub resume: Option<String>,
     commit: Arc<Mutex<Option<String>>>,
+    handed: Arc<watch::Sender<u64>>,
     out: mpsc::Sender<SourceMsg>,
+}
+
+/// The runtime's side of [`SourceContext::handed`]: reports how many of the
+/// source's messages it has finished handing on.
+#[derive(Clone)]
+pub struct HandedReporter(Arc<watch::Sender<u64>>);
+
+impl HandedReporter {
+    /// `n` more messages (in the order they were emitted) are done with.
+    pub fn add(&self, n: u64) {
+        if n > 0 {
+            self.0.send_modify(|c| *c += n);
+        }
+    }
 }
 
 impl SourceContext {
@@ -149,8 +164,23 @@ impl SourceContext {
             conn: ConnState::default(),
             resume: None,
             commit: Arc::default(),
+            handed: Arc::new(watch::channel(0).0),
             out,
         }
+    }
+
+    /// How many of the messages this source emitted (every [`Self::emit`]
+    /// that returned true, counted from the first) the runtime has finished
+    /// with: decoded and in the queue of every rule that reads the stream,
+    /// or counted as an exception. A source that acknowledges upstream
+    /// (MQTT QoS >= 1) acknowledges a message once this count passes it.
+    pub fn handed(&self) -> watch::Receiver<u64> {
+        self.handed.subscribe()
+    }
+
+    /// The runtime's side of [`Self::handed`].
+    pub fn handed_reporter(&self) -> HandedReporter {
+        HandedReporter(self.handed.clone())
     }
 
     /// The slot the runtime puts committed offsets in (shared with the source).

@@ -254,16 +254,30 @@ impl Settings {
         Ok(Transport::tls(ca, client_auth, None))
     }
 
-    /// Builds a client and its event loop (reads TLS files).
+    /// Builds a client with a clean session and automatic acknowledgements
+    /// and its event loop (reads TLS files).
     pub fn build(&self, cap: usize) -> Result<(Client, EventLoop), ConnectorError> {
+        self.build_session(cap, SessionOpts::default())
+    }
+
+    /// Builds a client and its event loop with the given session options.
+    pub fn build_session(
+        &self,
+        cap: usize,
+        session: SessionOpts,
+    ) -> Result<(Client, EventLoop), ConnectorError> {
         let transport = self.transport()?;
         let Endpoint { host, port, .. } = &self.endpoint;
         if self.v5 {
             let mut o = rumqttc::v5::MqttOptions::new(&self.client_id, host, *port);
             o.set_keep_alive(self.keep_alive)
-                .set_clean_start(true)
+                .set_clean_start(!session.persistent)
+                .set_manual_acks(session.manual_acks)
                 .set_max_packet_size(Some(MAX_PACKET as u32))
                 .set_transport(transport);
+            if session.persistent {
+                o.set_session_expiry_interval(Some(session.expiry_secs));
+            }
             if !self.username.is_empty() {
                 o.set_credentials(&self.username, &self.password);
             }
@@ -272,7 +286,8 @@ impl Settings {
         } else {
             let mut o = rumqttc::MqttOptions::new(&self.client_id, host, *port);
             o.set_keep_alive(self.keep_alive)
-                .set_clean_session(true)
+                .set_clean_session(!session.persistent)
+                .set_manual_acks(session.manual_acks)
                 .set_max_packet_size(MAX_PACKET, MAX_PACKET)
                 .set_transport(transport);
             if !self.username.is_empty() {
@@ -314,6 +329,18 @@ impl Settings {
     }
 }
 
+/// Session options of a client (the default: clean session, automatic acks).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SessionOpts {
+    /// `cleanSession`/`cleanStart` false: the broker keeps the subscriptions
+    /// and queues QoS >= 1 messages while the client is away.
+    pub persistent: bool,
+    /// PUBACK/PUBREC only when [`Client::ack`] is called.
+    pub manual_acks: bool,
+    /// MQTT 5 session expiry interval (seconds) of a persistent session.
+    pub expiry_secs: u32,
+}
+
 pub(crate) fn qos_of(q: u8) -> QoS {
     match q {
         0 => QoS::AtMostOnce,
@@ -350,6 +377,7 @@ pub(crate) enum Ev {
     Other,
 }
 
+#[derive(Clone)]
 pub(crate) enum Client {
     V4(rumqttc::AsyncClient),
     V5(rumqttc::v5::AsyncClient),
@@ -478,6 +506,25 @@ impl Client {
                 .publish_bytes(topic, qos5_of(qos), retain, payload)
                 .await
                 .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Acknowledges an incoming PUBLISH (PUBACK for QoS 1, PUBREC for QoS 2;
+    /// nothing for QoS 0). Only for clients built with manual acks; waits for
+    /// room in the request channel.
+    pub async fn ack(&self, qos: u8, pkid: u16) -> Result<(), String> {
+        match self {
+            Client::V4(c) => {
+                let mut p = rumqttc::Publish::from_bytes("", qos_of(qos), Bytes::new());
+                p.pkid = pkid;
+                c.ack(&p).await.map_err(|e| e.to_string())
+            }
+            Client::V5(c) => {
+                let mut p =
+                    rumqttc::v5::mqttbytes::v5::Publish::new("", qos5_of(qos), Bytes::new(), None);
+                p.pkid = pkid;
+                c.ack(&p).await.map_err(|e| e.to_string())
+            }
         }
     }
 

@@ -2,7 +2,15 @@
 //! as bytes with meta `{topic, qos, messageId}`. Reconnects with backoff and
 //! subscribes again after every reconnect; reports status through `ctx.conn`.
 //! With `connectionSelector` it subscribes on a shared connection instead.
+//!
+//! At-least-once: a QoS 1 subscription keeps a persistent session
+//! (`enableClientSession`, on by default at QoS 1) under a client id that is
+//! stable across restarts, and acknowledges each PUBLISH only once the
+//! runtime has handed it to every rule reading the stream
+//! ([`SourceContext::handed`]), so the broker keeps what Oort has not taken
+//! yet across broker and Oort restarts.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,14 +18,28 @@ use async_trait::async_trait;
 use oort_core::{
     ConnectorError, Map, Props, Source, SourceContext, SourceFactory, SourceMsg, Value,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch};
 
-use super::client::{validate_filter, Client, ConnConf, Ev, EventLoop, Settings};
+use super::client::{validate_filter, Client, ConnConf, Ev, EventLoop, SessionOpts, Settings};
 use super::shared;
-use crate::util::{de, parse_config, sleep_or_cancel, Backoff};
+use crate::util::{de, parse_config, sleep_or_cancel, Backoff, DATA_DIR_PROP};
 
 fn default_qos() -> u64 {
     1
+}
+
+/// eKuiper's default MQTT 5 session expiry (`sessionExpiryIntervalSeconds`).
+fn default_expiry() -> u64 {
+    60
+}
+
+/// Requests queued between the source and its event loop (acks, SUBSCRIBE).
+const REQUESTS: usize = 1024;
+
+fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    de::bool_lenient(d).map(Some)
 }
 
 #[derive(Debug, Deserialize)]
@@ -27,6 +49,17 @@ struct SourceConf {
     /// Names a connection profile: the connection is shared ([`super::shared`]).
     #[serde(rename = "connectionselector", default)]
     connection_selector: String,
+    /// eKuiper's `enableClientSession`: a persistent session (clean session
+    /// false). Oort's default: on for QoS 1 subscriptions.
+    #[serde(rename = "enableclientsession", default, deserialize_with = "opt_bool")]
+    enable_client_session: Option<bool>,
+    /// MQTT 5 only: how long the broker keeps the session after a disconnect.
+    #[serde(
+        rename = "sessionexpiryintervalseconds",
+        default = "default_expiry",
+        deserialize_with = "de::u64_lenient"
+    )]
+    session_expiry_secs: u64,
 }
 
 /// Factory of `mqtt` sources.
@@ -60,13 +93,71 @@ impl SourceFactory for MqttSourceFactory {
         for t in &topics {
             validate_filter(t).map_err(|e| ConnectorError::Config(format!("mqtt: {e}")))?;
         }
+        let selector = Some(extra.connection_selector.trim().to_string()).filter(|s| !s.is_empty());
+        let session = session_opts(&extra, selector.is_some())?;
+        let data_dir = props
+            .get(DATA_DIR_PROP)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
         Ok(Box::new(MqttSource {
             settings: Settings::from_conf(&conn)?,
             topics,
             qos: extra.qos as u8,
-            selector: Some(extra.connection_selector.trim().to_string()).filter(|s| !s.is_empty()),
+            selector,
+            session,
+            data_dir,
         }))
     }
+}
+
+/// Session options from `qos`, `enableClientSession` and
+/// `sessionExpiryIntervalSeconds`; refuses the combinations Oort cannot honour.
+fn session_opts(c: &SourceConf, shared: bool) -> Result<SessionOpts, ConnectorError> {
+    let persistent = match c.enable_client_session {
+        Some(true) if shared => {
+            return Err(ConnectorError::config(
+                "mqtt: property enableClientSession is not supported with connectionSelector: a shared connection serves several streams and keeps a clean session; remove connectionSelector for a persistent session",
+            ))
+        }
+        Some(true) if c.qos == 2 => {
+            return Err(ConnectorError::config(
+                "mqtt: property enableClientSession is not supported with qos 2 (the MQTT client cannot resume a QoS 2 exchange after a reconnect); use qos 1",
+            ))
+        }
+        Some(b) => b,
+        None => c.qos == 1 && !shared,
+    };
+    let expiry_secs = u32::try_from(c.session_expiry_secs).map_err(|_| {
+        ConnectorError::Config(format!(
+            "mqtt: invalid property sessionExpiryIntervalSeconds {}: at most {}",
+            c.session_expiry_secs,
+            u32::MAX
+        ))
+    })?;
+    Ok(SessionOpts {
+        persistent,
+        // QoS 0 has nothing to acknowledge.
+        manual_acks: persistent && c.qos == 1,
+        expiry_secs,
+    })
+}
+
+/// The client id of a persistent session when none is configured: the same
+/// for a stream of one Oort instance (its data dir) across restarts, different
+/// between streams and instances. 21 characters (MQTT 3.1.1 servers must
+/// accept up to 23).
+pub(crate) fn stable_client_id(data_dir: &str, stream: &str) -> String {
+    let dir = std::fs::canonicalize(data_dir)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| data_dir.to_string());
+    let mut h = Sha256::new();
+    h.update(dir.as_bytes());
+    h.update([0u8]);
+    h.update(stream.as_bytes());
+    let d = h.finalize();
+    let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("oort-{hex}")
 }
 
 /// A running `mqtt` source.
@@ -76,6 +167,61 @@ pub struct MqttSource {
     qos: u8,
     /// `connectionSelector`: use the shared connection of this profile.
     selector: Option<String>,
+    session: SessionOpts,
+    /// The runtime's data dir (client ids of persistent sessions).
+    data_dir: Option<String>,
+}
+
+/// What the receive loop tells the acknowledging task.
+enum AckMsg {
+    /// Acknowledge `(qos, pkid)` once the runtime has handed on `idx` messages.
+    After { idx: u64, qos: u8, pkid: u16 },
+    /// A new connection: packet ids of the old one mean nothing now (the
+    /// broker sends those messages again).
+    Reset,
+}
+
+/// Acknowledges PUBLISHes in arrival order once the runtime has them. Runs
+/// beside the receive loop so that waiting for room in the request channel
+/// never stalls the event loop.
+async fn ack_task(
+    client: Client,
+    mut handed: watch::Receiver<u64>,
+    mut rx: mpsc::UnboundedReceiver<AckMsg>,
+) {
+    let mut pending: VecDeque<(u64, u8, u16)> = VecDeque::new();
+    let mut buf = Vec::with_capacity(256);
+    loop {
+        let done = *handed.borrow_and_update();
+        while let Some(&(idx, qos, pkid)) = pending.front() {
+            if idx > done {
+                break;
+            }
+            pending.pop_front();
+            if let Err(e) = client.ack(qos, pkid).await {
+                tracing::debug!("mqtt ack: {e}");
+                return;
+            }
+        }
+        tokio::select! {
+            n = rx.recv_many(&mut buf, 256) => {
+                if n == 0 {
+                    return;
+                }
+                for m in buf.drain(..) {
+                    match m {
+                        AckMsg::After { idx, qos, pkid } => pending.push_back((idx, qos, pkid)),
+                        AckMsg::Reset => pending.clear(),
+                    }
+                }
+            }
+            r = handed.changed() => {
+                if r.is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 impl MqttSource {
@@ -129,8 +275,25 @@ impl Source for MqttSource {
         if let Some(sel) = &self.selector {
             return self.run_shared(ctx, sel).await;
         }
-        let (client, mut el) = self.settings.build(64)?;
+        if self.session.persistent && !self.settings.client_id_given {
+            if let Some(dir) = &self.data_dir {
+                self.settings.client_id = stable_client_id(dir, &ctx.id);
+            }
+        }
+        let (client, mut el) = self.settings.build_session(REQUESTS, self.session)?;
         let server = self.settings.server_text();
+        if self.session.persistent {
+            tracing::info!(source = %ctx.id, client_id = %self.settings.client_id, manual_acks = self.session.manual_acks, "mqtt source keeps a persistent session");
+        }
+        let acks = if self.session.manual_acks {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(ack_task(client.clone(), ctx.handed(), rx));
+            Some(tx)
+        } else {
+            None
+        };
+        // Messages emitted so far (the count `ctx.handed()` is compared with).
+        let mut emitted: u64 = 0;
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         let mut last_topic: Option<(String, Value)> = None;
         let k_topic: Arc<str> = Arc::from("topic");
@@ -149,6 +312,9 @@ impl Source for MqttSource {
             match ev {
                 Ok(Ev::ConnAck) => {
                     backoff.reset();
+                    if let Some(a) = &acks {
+                        let _ = a.send(AckMsg::Reset);
+                    }
                     // `connected` waits for the SUBACK: a message published
                     // before the broker has the subscription would be lost.
                     tracing::info!(source = %ctx.id, %server, topics = ?self.topics, "mqtt source connected");
@@ -178,6 +344,14 @@ impl Source for MqttSource {
                         disconnect(&client, &mut el).await;
                         return Ok(());
                     }
+                    emitted += 1;
+                    if let (Some(a), 1..) = (&acks, qos) {
+                        let _ = a.send(AckMsg::After {
+                            idx: emitted,
+                            qos,
+                            pkid,
+                        });
+                    }
                 }
                 Ok(Ev::SubAck { refused: 0 }) => ctx.conn.connected(),
                 Ok(Ev::SubAck { refused }) => {
@@ -191,6 +365,7 @@ impl Source for MqttSource {
                         disconnect(&client, &mut el).await;
                         return Ok(());
                     }
+                    emitted += 1;
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -204,5 +379,51 @@ impl Source for MqttSource {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(v: serde_json::Value) -> SourceConf {
+        parse_config("mqtt", v.as_object().expect("object")).expect("valid conf")
+    }
+
+    #[test]
+    fn qos_1_keeps_a_persistent_session_with_manual_acks_by_default() {
+        let s = session_opts(&conf(serde_json::json!({})), false).unwrap();
+        assert!(s.persistent && s.manual_acks);
+        assert_eq!(s.expiry_secs, 60);
+        let s = session_opts(&conf(serde_json::json!({"qos": 0})), false).unwrap();
+        assert!(!s.persistent && !s.manual_acks);
+        let s = session_opts(&conf(serde_json::json!({"qos": 2})), false).unwrap();
+        assert!(!s.persistent && !s.manual_acks);
+        // A shared connection keeps a clean session.
+        let s = session_opts(&conf(serde_json::json!({"qos": 1})), true).unwrap();
+        assert!(!s.persistent && !s.manual_acks);
+        let s = session_opts(
+            &conf(serde_json::json!({"enableClientSession": "false", "qos": 1})),
+            false,
+        )
+        .unwrap();
+        assert!(!s.persistent && !s.manual_acks);
+        let s = session_opts(
+            &conf(serde_json::json!({"EnableClientSession": true, "qos": 0,
+                "sessionExpiryIntervalSeconds": "3600"})),
+            false,
+        )
+        .unwrap();
+        assert!(s.persistent && !s.manual_acks);
+        assert_eq!(s.expiry_secs, 3600);
+    }
+
+    #[test]
+    fn client_ids_are_stable_per_instance_and_stream() {
+        let a = stable_client_id("/srv/oort-a", "demo");
+        assert_eq!(a, stable_client_id("/srv/oort-a", "demo"));
+        assert_ne!(a, stable_client_id("/srv/oort-b", "demo"));
+        assert_ne!(a, stable_client_id("/srv/oort-a", "demo2"));
+        assert!(a.starts_with("oort-") && a.len() <= 23, "{a}");
     }
 }

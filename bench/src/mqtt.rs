@@ -1,0 +1,286 @@
+//! (c) MQTT -> `SELECT * FROM s WHERE temperature > 20` -> MQTT through a
+//! private Mosquitto, against the raw broker loopback measured in the same
+//! run by `mqtt-loadgen` (a pipelined MQTT publisher and counting subscriber,
+//! see `../shared/tools/mqtt-loadgen/README.md`).
+//!
+//! For QoS 0 and QoS 1 (source, sink and load generator alike), each round
+//! runs the baseline (`loadgen -> broker -> loadgen`, one topic) and then the
+//! pipeline (`loadgen -> broker -> Oort -> broker -> loadgen`), and reports the
+//! ratio of their input rates, Oort's CPU per input message, the broker's CPU
+//! per input message in both runs, and Oort's RSS. The median of the rounds
+//! is printed last.
+//!
+//! Environment: `OORT_MQTT_LOADGEN` (the binary; else it is built from
+//! `OORT_MQTT_LOADGEN_SRC`, default `../shared/tools/mqtt-loadgen` beside the
+//! workspace), `OORT_BENCH_C_N` (messages per run, default 200,000),
+//! `OORT_BENCH_C_ROUNDS` (default 3), `OORT_BENCH_C_QOS` (`0`, `1` or `0,1`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+
+use crate::scenarios::{rss_kb, status_kb, Srv};
+
+/// Linux reports process CPU time in USER_HZ ticks, 100 per second on every
+/// mainstream configuration.
+const TICKS_PER_S: f64 = 100.0;
+
+/// CPU seconds a process has used so far (user + system).
+fn cpu_s(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start at ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow!("bad /proc/{pid}/stat"))?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat; 12 and 13 after ')'.
+    let ticks: u64 =
+        f.get(11).context("utime")?.parse::<u64>()? + f.get(12).context("stime")?.parse::<u64>()?;
+    Ok(ticks as f64 / TICKS_PER_S)
+}
+
+fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+fn workspace_root() -> anyhow::Result<PathBuf> {
+    Ok(PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or_else(|| anyhow!("no workspace root"))?
+        .to_path_buf())
+}
+
+/// The load generator: `$OORT_MQTT_LOADGEN`, else built (a few seconds,
+/// standard library only) into `target/mqtt-loadgen`.
+fn loadgen() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("OORT_MQTT_LOADGEN") {
+        return Ok(PathBuf::from(p));
+    }
+    let root = workspace_root()?;
+    let src = std::env::var_os("OORT_MQTT_LOADGEN_SRC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("../shared/tools/mqtt-loadgen"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("mqtt-loadgen");
+    let st = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--manifest-path"])
+        .arg(src.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .context("build mqtt-loadgen")?;
+    if !st.success() {
+        return Err(anyhow!(
+            "cannot build mqtt-loadgen from {}: set OORT_MQTT_LOADGEN",
+            src.display()
+        ));
+    }
+    Ok(target.join("release").join("mqtt-loadgen"))
+}
+
+/// A private Mosquitto configured as the load generator's method asks
+/// (no persistence, no per-client queue limit).
+struct Broker {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    fn start() -> anyhow::Result<Broker> {
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n"
+            ),
+        )?;
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start mosquitto")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err(anyhow!("private mosquitto did not start"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Broker {
+            child,
+            port,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the load generator; returns its JSON line.
+fn run_loadgen(bin: &Path, args: &[String]) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new(bin)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("run mqtt-loadgen")?;
+    let line = String::from_utf8_lossy(&out.stdout);
+    let line = line.lines().last().unwrap_or("");
+    let v: serde_json::Value =
+        serde_json::from_str(line).with_context(|| format!("mqtt-loadgen printed {line:?}"))?;
+    if !v["error"].is_null() {
+        return Err(anyhow!("mqtt-loadgen: {}", v["error"]));
+    }
+    Ok(v)
+}
+
+struct Round {
+    raw: f64,
+    oort: f64,
+    oort_us: f64,
+    broker_raw_us: f64,
+    broker_oort_us: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// (c) MQTT -> rule -> MQTT against the raw broker loopback.
+pub fn mqtt_round_trip() -> anyhow::Result<()> {
+    let n: u64 = env_or("OORT_BENCH_C_N", 200_000);
+    let rounds: usize = env_or("OORT_BENCH_C_ROUNDS", 3);
+    let qoss: Vec<u8> = std::env::var("OORT_BENCH_C_QOS")
+        .unwrap_or_else(|_| "0,1".into())
+        .split(',')
+        .filter_map(|q| q.trim().parse().ok())
+        .collect();
+    let lg = loadgen()?;
+    let broker = Broker::start()?;
+    let s = Srv::start()?;
+    let oort_pid = s.child.id();
+    let port = broker.port.to_string();
+    for qos in qoss {
+        let (in_t, out_t, raw_t) = (
+            format!("bench/q{qos}/in"),
+            format!("bench/q{qos}/out"),
+            format!("bench/q{qos}/raw"),
+        );
+        s.put(
+            &format!("/metadata/sources/mqtt/confKeys/q{qos}"),
+            &serde_json::json!({"server": format!("tcp://127.0.0.1:{port}"), "qos": qos}),
+        )?;
+        s.post(
+            "/streams",
+            &serde_json::json!({"sql": format!(
+                "CREATE STREAM s{qos} () WITH (DATASOURCE=\"{in_t}\", TYPE=\"mqtt\", CONF_KEY=\"q{qos}\")")}),
+        )?;
+        s.post(
+            "/rules",
+            &serde_json::json!({"id": format!("c{qos}"),
+                "sql": format!("SELECT * FROM s{qos} WHERE temperature > 20"),
+                "actions":[{"mqtt":{"server": format!("tcp://127.0.0.1:{port}"),
+                    "topic": out_t, "qos": qos, "sendSingle": true}}]}),
+        )?;
+        let probe = run_loadgen(
+            &lg,
+            &[
+                "probe",
+                "--port",
+                &port,
+                "--in-topic",
+                &in_t,
+                "--out-topic",
+                &out_t,
+                "--timeout",
+                "60",
+            ]
+            .map(String::from),
+        )?;
+        if probe["ready"] != true {
+            return Err(anyhow!("the pipeline did not come up: {probe}"));
+        }
+        let args = |inp: &str, out: &str| {
+            [
+                "run",
+                "--port",
+                &port,
+                "--in-topic",
+                inp,
+                "--out-topic",
+                out,
+                "--n",
+                &n.to_string(),
+                "--qos",
+                &qos.to_string(),
+            ]
+            .map(String::from)
+        };
+        let mut rs = Vec::new();
+        for round in 1..=rounds {
+            let b0 = cpu_s(broker.child.id())?;
+            let base = run_loadgen(&lg, &args(&raw_t, &raw_t))?;
+            let b1 = cpu_s(broker.child.id())?;
+            let o1 = cpu_s(oort_pid)?;
+            let pipe = run_loadgen(&lg, &args(&in_t, &out_t))?;
+            let b2 = cpu_s(broker.child.id())?;
+            let o2 = cpu_s(oort_pid)?;
+            let r = Round {
+                raw: base["in_rate"].as_f64().unwrap_or(0.0),
+                oort: pipe["in_rate"].as_f64().unwrap_or(0.0),
+                oort_us: (o2 - o1) * 1e6 / n as f64,
+                broker_raw_us: (b1 - b0) * 1e6 / n as f64,
+                broker_oort_us: (b2 - b1) * 1e6 / n as f64,
+            };
+            println!(
+                "c qos {qos} round {round}: raw {:.0} msg/s, through Oort {:.0} msg/s = {:.2}; \
+                 Oort CPU {:.2} us/msg; broker CPU {:.2} us/msg raw, {:.2} us/msg with Oort; \
+                 received {}/{}; Oort RSS {} KB (peak {} KB)",
+                r.raw,
+                r.oort,
+                r.oort / r.raw,
+                r.oort_us,
+                r.broker_raw_us,
+                r.broker_oort_us,
+                pipe["received"],
+                pipe["expect"],
+                rss_kb(oort_pid).unwrap_or(0),
+                status_kb(oort_pid, "VmHWM:").unwrap_or(0),
+            );
+            rs.push(r);
+        }
+        println!(
+            "c qos {qos} median of {rounds}: ratio {:.2} (raw {:.0}, Oort {:.0} msg/s); Oort CPU {:.2} us/msg; \
+             broker CPU {:.2} us/msg raw, {:.2} with Oort; Oort peak RSS {:.1} MB",
+            median(rs.iter().map(|r| r.oort / r.raw).collect()),
+            median(rs.iter().map(|r| r.raw).collect()),
+            median(rs.iter().map(|r| r.oort).collect()),
+            median(rs.iter().map(|r| r.oort_us).collect()),
+            median(rs.iter().map(|r| r.broker_raw_us).collect()),
+            median(rs.iter().map(|r| r.broker_oort_us).collect()),
+            status_kb(oort_pid, "VmHWM:").unwrap_or(0) as f64 / 1024.0,
+        );
+        s.delete(&format!("/rules/c{qos}"))?;
+    }
+    Ok(())
+}
