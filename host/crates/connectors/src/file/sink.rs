@@ -649,7 +649,7 @@ mod tests {
     async fn a_path_that_fails_to_render_skips_only_its_item() {
         let dir = tempfile::tempdir().unwrap();
         let p = format!("{}/{{{{.dev | upper}}}}.txt", dir.path().display());
-        let mut s = FileSinkFactory
+        let mut s = factory()
             .create(&props(serde_json::json!({ "path": p })))
             .unwrap();
         let c = ctx();
