@@ -306,12 +306,10 @@ fn restart_strategy(v: &Json) -> Result<u32, RuleDefError> {
                     )));
                 }
             }
-            "jitterFactor" => {
-                if f.as_f64().filter(|x| (0.0..=1.0).contains(x)).is_none() {
-                    return Err(RuleDefError::Options(format!(
-                        "{name} must be a number between 0 and 1, found {f}"
-                    )));
-                }
+            "jitterFactor" if f.as_f64().filter(|x| (0.0..=1.0).contains(x)).is_none() => {
+                return Err(RuleDefError::Options(format!(
+                    "{name} must be a number between 0 and 1, found {f}"
+                )));
             }
             _ => {}
         }
