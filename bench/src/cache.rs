@@ -1,4 +1,4 @@
-//! (k) The sink resend cache (`oort::runtime::sink_cache`): items written
+//! (k) The sink resend cache (`oort::runtime::sink::cache`): items written
 //! one by one, then read back and removed in batches of 100, with 100-byte
 //! payloads. Memory only, then with the default sizes (1024 in memory, pages
 //! of 256 spilled to disk), with payload-only items and with a row attached.
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use oort::runtime::sink_cache::{CacheConfig, ResendCache};
+use oort::runtime::sink::cache::{CacheConfig, ResendCache};
 use oort_core::{Map, SinkItem, Value};
 
 const N: usize = 500_000;

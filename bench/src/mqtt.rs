@@ -13,7 +13,8 @@
 //! Environment: `OORT_MQTT_LOADGEN` (the binary; else it is built from
 //! `OORT_MQTT_LOADGEN_SRC`, default `../shared/tools/mqtt-loadgen` beside the
 //! workspace), `OORT_BENCH_C_N` (messages per run, default 200,000),
-//! `OORT_BENCH_C_ROUNDS` (default 3), `OORT_BENCH_C_QOS` (`0`, `1` or `0,1`).
+//! `OORT_BENCH_C_ROUNDS` (default 3), `OORT_BENCH_C_QOS` (`0`, `1` or `0,1`),
+//! `OORT_BENCH_C_SINK_QOS` (the sink's QoS, when it should differ).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -175,6 +176,11 @@ pub fn mqtt_round_trip() -> anyhow::Result<()> {
         .split(',')
         .filter_map(|q| q.trim().parse().ok())
         .collect();
+    // The sink's QoS when it should differ from the source's (to tell
+    // which side limits a run).
+    let sink_qos: Option<u8> = std::env::var("OORT_BENCH_C_SINK_QOS")
+        .ok()
+        .and_then(|q| q.trim().parse().ok());
     let lg = loadgen()?;
     let broker = Broker::start()?;
     let s = Srv::start()?;
@@ -200,7 +206,7 @@ pub fn mqtt_round_trip() -> anyhow::Result<()> {
             &serde_json::json!({"id": format!("c{qos}"),
                 "sql": format!("SELECT * FROM s{qos} WHERE temperature > 20"),
                 "actions":[{"mqtt":{"server": format!("tcp://127.0.0.1:{port}"),
-                    "topic": out_t, "qos": qos, "sendSingle": true}}]}),
+                    "topic": out_t, "qos": sink_qos.unwrap_or(qos), "sendSingle": true}}]}),
         )?;
         let probe = run_loadgen(
             &lg,

@@ -236,6 +236,11 @@ impl Srv {
         Err(anyhow!("server did not start"))
     }
 
+    /// The server's `--data-dir`.
+    pub(crate) fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub(crate) fn put(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<()> {
         let r = self
             .http

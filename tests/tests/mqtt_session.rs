@@ -9,102 +9,23 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oort_tests::{free_port, mqtt, unique, Server};
+use oort_tests::broker::{Broker, BrokerConf};
+use oort_tests::{mqtt, unique, Server};
 use serde_json::json;
 
-/// A private Mosquitto with a persistent store, killable and restartable.
-struct Broker {
-    port: u16,
-    conf: PathBuf,
-    child: Option<Child>,
-    _dir: tempfile::TempDir,
-}
-
-impl Broker {
-    fn start() -> Broker {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // Mosquitto started as root drops to the `mosquitto` user, which
-        // must be able to write its store here.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
-            .expect("chmod the broker's dir");
-        let port = free_port();
-        let conf = dir.path().join("mosquitto.conf");
-        // autosave after every change: a SIGKILLed broker then loses at most
-        // what arrived in its last loop round, so what the test measures is
-        // Oort's behaviour, not the broker's write-back delay.
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
-                 persistence_location {}/\nautosave_interval 1\nautosave_on_changes true\n\
-                 max_queued_messages 0\nmax_inflight_messages 20\n",
-                dir.path().display()
-            ),
-        )
-        .expect("write mosquitto.conf");
-        let mut b = Broker {
-            port,
-            conf,
-            child: None,
-            _dir: dir,
-        };
-        b.restart();
-        b
-    }
-
-    /// Starts the broker (again) and waits until it accepts connections.
-    fn restart(&mut self) {
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&self.conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn mosquitto");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "private mosquitto did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGTERM: the broker saves its sessions and exits. (A SIGKILL can lose
-    /// a message the broker acknowledged in its last loop round before the
-    /// autosave: the broker's loss, not Oort's, and it made this test flaky.)
-    fn terminate(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = std::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let _ = c.wait();
-        }
-    }
-
-    fn server(&self) -> String {
-        format!("tcp://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// A private broker that saves after every change (a SIGKILL loses at most
+/// its last loop round, so what is measured is Oort's behaviour, not the
+/// broker's write-back delay), queues nothing beyond 20 in flight per client.
+fn broker() -> Broker {
+    Broker::start_with(BrokerConf {
+        max_queued: 0,
+        max_inflight: 20,
+        autosave_on_changes: true,
+    })
 }
 
 fn put_len(buf: &mut Vec<u8>, mut len: usize) {
@@ -264,7 +185,7 @@ fn pipeline(s: &Server, b: &Broker, topic: &str, out: &str) {
     s.expect(
         "PUT",
         "/metadata/sources/mqtt/confKeys/priv",
-        Some(&json!({"server": b.server(), "qos": 1}).to_string()),
+        Some(&json!({"server": b.url(), "qos": 1}).to_string()),
         200,
     );
     s.create_stream(&format!(
@@ -284,7 +205,7 @@ fn wait_subscribed(s: &Server) {
 
 #[test]
 fn mqtt_source_loses_nothing_when_the_broker_restarts() {
-    let mut b = Broker::start();
+    let mut b = broker();
     let s = Server::start();
     let t = unique("oortsess");
     let (topic, out) = (format!("{t}/in"), format!("{t}/out"));
@@ -327,7 +248,7 @@ fn mqtt_source_loses_nothing_when_the_broker_restarts() {
 
 #[test]
 fn mqtt_source_gets_its_backlog_after_oort_restarts() {
-    let b = Broker::start();
+    let b = broker();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut s = Server::start_in(dir.path());
     let t = unique("oortback");

@@ -2,10 +2,9 @@
 //! values), compression, and drops when the peer is down.
 
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use oort_tests::{free_port, mqtt, unique, Server};
+use oort_tests::broker::Broker;
+use oort_tests::{mqtt, unique, Server};
 use serde_json::json;
 
 fn wait_connected(s: &Server, rule: &str, stream: &str) {
@@ -63,7 +62,18 @@ fn bad_or_unhonoured_sink_properties_are_refused_by_name() {
         (json!({"Concurrency": 1000}), "concurrency"),
         (json!({"schemaId": "proto1"}), "schemaId"),
         (json!({"runAsync": true}), "runAsync"),
-        (json!({"enableCache": true}), "enableCache"),
+        (
+            json!({"enableCache": true, "concurrency": 2}),
+            "enableCache",
+        ),
+        (
+            json!({"enableCache": true, "resendDestination": "x/again"}),
+            "resendDestination",
+        ),
+        (
+            json!({"enableCache": true, "resendPriority": 7}),
+            "resendPriority",
+        ),
         (json!({"compression": "lz4"}), "compression"),
         (json!({"encryption": "aes"}), "encryption"),
     ] {
@@ -81,50 +91,18 @@ fn bad_or_unhonoured_sink_properties_are_refused_by_name() {
             r.body
         );
     }
+    // resendDestination on a sink that has no second destination.
+    let rule = json!({"id": "bad", "sql": "SELECT * FROM demo", "actions": [{"log": {
+        "enableCache": true, "resendAlterQueue": true, "resendDestination": "elsewhere"}}]});
+    let r = s.post("/rules", &rule.to_string());
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("resendDestination"), "{}", r.body);
     // Compression of a sink that reads rows, not bytes.
     let rule = json!({"id": "bad", "sql": "SELECT * FROM demo", "actions": [{"log": {"compression": "zstd"}}]});
     let r = s.post("/rules", &rule.to_string());
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("compression"), "{}", r.body);
     assert_eq!(s.get("/rules").json(), json!([]), "nothing was stored");
-}
-
-/// A private Mosquitto on a free port, killed on drop.
-struct Broker {
-    child: Child,
-    port: u16,
-}
-
-impl Broker {
-    fn start() -> Broker {
-        let port = free_port();
-        let child = Command::new("mosquitto")
-            .args(["-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "private mosquitto did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Broker { child, port }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 #[test]

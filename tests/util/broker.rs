@@ -32,9 +32,36 @@ pub struct Broker {
     pub starts: u32,
 }
 
+/// Settings of a private broker that tests vary.
+#[derive(Debug, Clone, Copy)]
+pub struct BrokerConf {
+    /// Messages queued per client beyond those in flight (0: no limit).
+    pub max_queued: u32,
+    /// QoS 1/2 messages in flight per client.
+    pub max_inflight: u32,
+    /// Save the store after every change (a SIGKILL then loses at most the
+    /// last loop round), not only every second.
+    pub autosave_on_changes: bool,
+}
+
+impl Default for BrokerConf {
+    fn default() -> Self {
+        BrokerConf {
+            max_queued: 1_000_000,
+            max_inflight: 1000,
+            autosave_on_changes: false,
+        }
+    }
+}
+
 impl Broker {
     /// Starts a broker on a free port and waits until it accepts connections.
     pub fn start() -> Broker {
+        Broker::start_with(BrokerConf::default())
+    }
+
+    /// [`Broker::start`] with other settings.
+    pub fn start_with(c: BrokerConf) -> Broker {
         let dir = tempfile::tempdir().expect("tempdir for mosquitto");
         // Started as root, mosquitto drops to the `mosquitto` user, which must
         // be able to write its persistence file here.
@@ -48,10 +75,14 @@ impl Broker {
              persistence_location {}/\n\
              persistence_file mosquitto.db\n\
              autosave_interval 1\n\
-             max_queued_messages 1000000\n\
-             max_inflight_messages 1000\n\
+             autosave_on_changes {}\n\
+             max_queued_messages {}\n\
+             max_inflight_messages {}\n\
              log_type error\nlog_type warning\nlog_type notice\n",
-            dir.path().display()
+            dir.path().display(),
+            c.autosave_on_changes,
+            c.max_queued,
+            c.max_inflight,
         );
         std::fs::write(dir.path().join("mosquitto.conf"), conf).expect("write mosquitto.conf");
         let mut b = Broker {

@@ -2,6 +2,8 @@
 //! tables and rules (definitions in the store, runtime state in memory),
 //! rule lifecycle, boot-time restore.
 
+#[cfg(test)]
+mod launch_tests;
 pub mod rule_def;
 pub mod ruleset;
 mod streams;
@@ -222,6 +224,13 @@ impl Manager {
     // ---------- rules ----------
 
     fn prepare(&self, def: &RuleDef) -> AppResult<Prepared> {
+        self.prepare_with(def, true)
+    }
+
+    /// [`Manager::prepare`]; `create_sinks: false` skips the trial creation
+    /// of each sink, for a caller that creates them right after with the same
+    /// error (a plugin sink's `validate` then runs once, not twice).
+    fn prepare_with(&self, def: &RuleDef, create_sinks: bool) -> AppResult<Prepared> {
         let sql = def.sql.as_deref().unwrap_or_default();
         let select: Select = oort_sql::parser::parse_select(sql)
             .map_err(|e| AppError::from(e).context("invalid rule json"))?;
@@ -282,9 +291,17 @@ impl Manager {
             }
             sink::prepare(&def.id, &a.kind, &props, &common, factory.consumes())
                 .map_err(|e| AppError::bad(format!("action {} ({}): {e}", i, a.kind)))?;
-            factory
-                .create(&props)
-                .map_err(|e| AppError::bad(format!("action {} ({}): {e}", i, a.kind)))?;
+            if !common.resend_destination.trim().is_empty() && !factory.resend_destination() {
+                return Err(AppError::bad(format!(
+                    "action {i} ({}): resendDestination is not supported by the {} sink",
+                    a.kind, a.kind
+                )));
+            }
+            if create_sinks {
+                factory
+                    .create(&props)
+                    .map_err(|e| AppError::bad(format!("action {} ({}): {e}", i, a.kind)))?;
+            }
             sinks.push((a.kind, props, common));
         }
         Ok(Prepared {
@@ -428,7 +445,10 @@ impl Manager {
                 return Err(AppError::bad(format!("rule {id} already exists")));
             }
         }
-        self.prepare(&def)?;
+        // A triggered rule is prepared by its launch, before it is stored.
+        if !def.triggered() {
+            self.prepare(&def)?;
+        }
         self.inner.store.check_writable()?;
         self.put_rule(def, body.to_string()).await?;
         Ok(id)
@@ -537,6 +557,13 @@ impl Manager {
             },
         ])?;
         self.inner.rules.lock().await.remove(id);
+        // What its sinks had cached goes with the rule.
+        let cache = sink::cache::rule_dir(&self.inner.data_dir, id);
+        if let Err(e) = std::fs::remove_dir_all(&cache) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(rule = id, dir = %cache.display(), "sink cache not removed: {e}");
+            }
+        }
         Ok(())
     }
 
@@ -630,7 +657,8 @@ impl Manager {
     }
 
     fn launch(&self, def: &RuleDef, status: Arc<RuleStatus>) -> AppResult<Arc<RunningRule>> {
-        let p = self.prepare(def)?;
+        // Every sink is created below, with the same error as prepare's.
+        let p = self.prepare_with(def, false)?;
         let cancel = CancellationToken::new();
         // Whatever was started is stopped again if this returns early or panics.
         let cancel_on_failure = cancel.clone().drop_guard();
@@ -655,6 +683,9 @@ impl Manager {
                         .map_err(|e| AppError::bad(format!("action {i} ({kind}): {e}")))?,
                 );
             }
+            let cache_dir = common
+                .enable_cache
+                .then(|| sink::cache::node_dir(&self.inner.data_dir, &def.id, &kind, i));
             let node = sink::start(
                 SinkSpec {
                     rule_id: def.id.clone(),
@@ -669,6 +700,7 @@ impl Manager {
                         progress.push(p.clone());
                         p
                     }),
+                    cache_dir,
                 },
                 cancel.child_token(),
                 fatal_tx.clone(),

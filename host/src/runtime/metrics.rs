@@ -17,6 +17,8 @@ pub struct NodeMetrics {
     pub process_latency_us: AtomicU64,
     pub last_invocation: AtomicI64,
     pub buffer_length: AtomicU64,
+    /// Sinks with `enableCache`: items waiting in the resend cache.
+    pub cached: AtomicU64,
     last_exception: Mutex<(String, i64)>,
 }
 
@@ -29,6 +31,9 @@ impl NodeMetrics {
     }
     pub fn inc_dropped(&self, n: u64) {
         self.records_dropped.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn set_cached(&self, n: u64) {
+        self.cached.store(n, Ordering::Relaxed);
     }
     pub fn exception(&self, msg: impl Into<String>) {
         self.exceptions.fetch_add(1, Ordering::Relaxed);
@@ -43,12 +48,17 @@ impl NodeMetrics {
     }
 
     /// Appends a sink node's metrics: [`NodeMetrics::write`] plus
-    /// `<prefix>_records_dropped_total` (an Oort extension).
+    /// `<prefix>_records_dropped_total` and `<prefix>_cache_length` (Oort
+    /// extensions: items dropped, items waiting in the resend cache).
     pub fn write_sink(&self, prefix: &str, out: &mut Map<String, Json>, conn: &ConnState) {
         self.write(prefix, out, Some(conn));
         out.insert(
             format!("{prefix}_records_dropped_total"),
             self.records_dropped.load(Ordering::Relaxed).into(),
+        );
+        out.insert(
+            format!("{prefix}_cache_length"),
+            self.cached.load(Ordering::Relaxed).into(),
         );
     }
 

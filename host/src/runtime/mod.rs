@@ -6,4 +6,3 @@ pub mod hub;
 pub mod metrics;
 pub mod rule;
 pub mod sink;
-pub mod sink_cache;

@@ -298,6 +298,17 @@ pub trait Sink: Send {
         ctx: &SinkContext,
         items: &[SinkItem],
     ) -> Result<(), ConnectorError>;
+    /// Writes a batch the resend cache sends on its alternate queue
+    /// (`resendAlterQueue: true`). A sink that honours `resendDestination`
+    /// (see [`SinkFactory::resend_destination`]) sends it there; the default
+    /// is [`Sink::collect`].
+    async fn collect_resend(
+        &mut self,
+        ctx: &SinkContext,
+        items: &[SinkItem],
+    ) -> Result<(), ConnectorError> {
+        self.collect(ctx, items).await
+    }
     async fn close(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {
         Ok(())
     }
@@ -317,6 +328,11 @@ pub trait SinkFactory: Send + Sync {
     /// What this sink reads of each item (the one declaration; see [`Consumes`]).
     fn consumes(&self) -> Consumes {
         Consumes::Both
+    }
+    /// Whether this sink honours the common property `resendDestination`
+    /// (in [`Sink::collect_resend`]); when not, a rule setting it is refused.
+    fn resend_destination(&self) -> bool {
+        false
     }
 }
 
@@ -375,4 +391,56 @@ pub fn prop<T: serde::de::DeserializeOwned>(
 pub fn parse_props<T: serde::de::DeserializeOwned>(props: &Props) -> Result<T, ConnectorError> {
     serde_json::from_value(serde_json::Value::Object(props.clone()))
         .map_err(|e| ConnectorError::Config(format!("invalid properties: {e}")))
+}
+
+/// eKuiper's common sink properties as it spells them: the runtime's sink
+/// pipeline reads them; every other property belongs to the connector.
+pub const COMMON_SINK_KEYS: &[&str] = &[
+    "sendSingle",
+    "omitIfEmpty",
+    "format",
+    "schemaId",
+    "delimiter",
+    "hasHeader",
+    "fields",
+    "excludeFields",
+    "dataField",
+    "tableDataField",
+    "dataTemplate",
+    "batchSize",
+    "lingerInterval",
+    "bufferLength",
+    "concurrency",
+    "runAsync",
+    "compression",
+    "compressionProps",
+    "encryption",
+    "encProps",
+    "retryCount",
+    "retryInterval",
+    "enableCache",
+    "memoryCacheThreshold",
+    "maxDiskCache",
+    "bufferPageSize",
+    "resendInterval",
+    "cleanCacheAtStop",
+    "resendAlterQueue",
+    "resendPriority",
+    "resendIndicatorField",
+    "resendDestination",
+    "resourceId",
+];
+
+/// True when `key` is a common sink property (any case).
+pub fn is_common_sink_key(key: &str) -> bool {
+    COMMON_SINK_KEYS.iter().any(|c| c.eq_ignore_ascii_case(key))
+}
+
+/// The connector properties (not common ones) whose value is a `{{...}}`
+/// template (eKuiper's dynamic properties), in `props` order.
+pub fn dynamic_sink_props(props: &Props) -> impl Iterator<Item = (&String, &str)> {
+    props.iter().filter_map(|(k, v)| {
+        let s = v.as_str()?;
+        (s.contains("{{") && !is_common_sink_key(k)).then_some((k, s))
+    })
 }

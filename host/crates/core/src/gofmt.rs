@@ -94,12 +94,22 @@ pub fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// Digits past this many after the point of an f64 are always zero (its
+/// exact decimal expansion ends within 1,074 places), and Rust's formatter
+/// refuses precisions over 65,535: larger ones are printed up to here, then
+/// padded with zeros.
+const EXACT: usize = 1100;
+
+fn zeros(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n('0', n));
+}
+
 /// Shortest decimal digits of a finite non-zero `abs` and the exponent of the
 /// first digit (`1.5e3` -> ("15", 3)), or rounded to `sig` significant digits.
 fn digits(abs: f64, sig: Option<usize>) -> (String, i32) {
     let s = match sig {
         None => format!("{abs:e}"),
-        Some(p) => format!("{:.*e}", p.saturating_sub(1), abs),
+        Some(p) => format!("{:.*e}", p.saturating_sub(1).min(EXACT), abs),
     };
     let (mant, exp) = s.split_once('e').unwrap_or((s.as_str(), "0"));
     let mut d: String = mant.chars().filter(|c| *c != '.').collect();
@@ -198,6 +208,22 @@ struct Spec {
     prec: Option<usize>,
 }
 
+/// Go's bound on a width or precision (`fmt`'s `tooLarge`): a larger
+/// literal ends the format (`%!(NOVERB)`), a larger `*` argument is
+/// `%!(BADWIDTH)`/`%!(BADPREC)`. It also bounds what one verb can print.
+const MAX_WIDTH: usize = 1_000_000;
+
+/// A width or precision as written.
+enum Num {
+    None,
+    Lit(usize),
+    Star(i64),
+    /// A `*` whose argument is no int or out of range.
+    Bad,
+    /// A literal beyond [`MAX_WIDTH`].
+    Crazy,
+}
+
 /// `fmt.Sprintf(format, args...)`, with Go's in-band errors
 /// (`%!d(string=x)`, `%!d(MISSING)`, `%!(EXTRA int64=1)`).
 pub fn sprintf(out: &mut String, format: &str, args: &[Value]) -> Result<(), String> {
@@ -222,28 +248,55 @@ pub fn sprintf(out: &mut String, format: &str, args: &[Value]) -> Result<(), Str
         }
         let num = |chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>,
                    next: &mut usize|
-         -> Option<usize> {
+         -> Num {
             if let Some(&(_, '*')) = chars.peek() {
                 chars.next();
-                let v = args.get(*next).and_then(|a| match a {
-                    Value::Int(i) => Some((*i).max(0) as usize),
-                    _ => None,
-                });
+                let v = match args.get(*next) {
+                    Some(Value::Int(i)) if i.unsigned_abs() <= MAX_WIDTH as u64 => Num::Star(*i),
+                    _ => Num::Bad,
+                };
                 *next += 1;
                 return v;
             }
             let mut n: Option<usize> = None;
             while let Some(&(_, d)) = chars.peek() {
                 let Some(dv) = d.to_digit(10) else { break };
-                n = Some(n.unwrap_or(0) * 10 + dv as usize);
+                let v = n.unwrap_or(0);
+                if v > MAX_WIDTH {
+                    return Num::Crazy;
+                }
+                n = Some(v * 10 + dv as usize);
                 chars.next();
             }
-            n
+            n.map_or(Num::None, Num::Lit)
         };
-        spec.width = num(&mut chars, &mut next);
+        match num(&mut chars, &mut next) {
+            Num::None => {}
+            Num::Lit(w) => spec.width = Some(w),
+            Num::Star(w) => {
+                // Go: a negative width from `*` means left-justify.
+                spec.minus |= w < 0;
+                spec.width = Some(w.unsigned_abs() as usize);
+            }
+            Num::Bad => out.push_str("%!(BADWIDTH)"),
+            Num::Crazy => {
+                out.push_str("%!(NOVERB)");
+                break;
+            }
+        }
         if let Some(&(_, '.')) = chars.peek() {
             chars.next();
-            spec.prec = Some(num(&mut chars, &mut next).unwrap_or(0));
+            match num(&mut chars, &mut next) {
+                Num::None => spec.prec = Some(0),
+                Num::Lit(p) => spec.prec = Some(p),
+                Num::Star(p) if p >= 0 => spec.prec = Some(p as usize),
+                Num::Star(_) => {}
+                Num::Bad => out.push_str("%!(BADPREC)"),
+                Num::Crazy => {
+                    out.push_str("%!(NOVERB)");
+                    break;
+                }
+            }
         }
         let Some((_, verb)) = chars.next() else {
             out.push_str("%!(NOVERB)");
@@ -502,13 +555,17 @@ fn float_verb(out: &mut String, verb: char, spec: &Spec, f: f64) -> Result<(), S
     match verb {
         'f' | 'F' => {
             let p = spec.prec.unwrap_or(6);
-            let _ = write!(out, "{a:.p$}");
+            let q = p.min(EXACT);
+            let _ = write!(out, "{a:.q$}");
+            zeros(out, p - q);
         }
         'e' | 'E' => {
             let p = spec.prec.unwrap_or(6);
-            let s = format!("{a:.p$e}");
+            let q = p.min(EXACT);
+            let s = format!("{a:.q$e}");
             let (m, e) = s.split_once('e').unwrap_or((s.as_str(), "0"));
             out.push_str(m);
+            zeros(out, p - q);
             out.push(verb);
             push_exp(out, e.parse().unwrap_or(0));
         }
@@ -620,5 +677,38 @@ mod tests {
         assert_eq!(f("%t %v", &[true.into()]), "true %!v(MISSING)");
         assert_eq!(f("a", &[1.into()]), "a%!(EXTRA int64=1)");
         assert_eq!(f("%.3g %g", &[1.23456.into(), 1e21.into()]), "1.23 1e+21");
+    }
+
+    #[test]
+    fn huge_width_or_precision_is_refused() {
+        // Found by fuzzing: an overflowing width panicked, a huge one
+        // allocated without bound. Go caps both at 1e6 (fmt's tooLarge).
+        assert_eq!(
+            f("%99999999999999999999d", &[1.into()]),
+            "%!(NOVERB)%!(EXTRA int64=1)"
+        );
+        assert_eq!(
+            f("%.99999999999999999999f", &[1.into()]),
+            "%!(NOVERB)%!(EXTRA int64=1)"
+        );
+        assert_eq!(f("%*d|", &[2_000_000.into(), 1.into()]), "%!(BADWIDTH)1|");
+        assert_eq!(f("%*d|", &[(-3).into(), 1.into()]), "1  |");
+        assert_eq!(
+            f("%.*f|%.*d", &[3.into(), 1.0.into(), "x".into(), 5.into()]),
+            "1.000|%!(BADPREC)5"
+        );
+        assert_eq!(f("%1000000d", &[1.into()]).len(), 1_000_000);
+        // Past Rust's formatter limit (65,535) the digits are exact zeros.
+        let long = f("%.70000f", &[1.5.into()]);
+        assert_eq!(long.len(), 70_002);
+        assert!(long.starts_with("1.5000") && long.ends_with("000"));
+        let e = f("%.70000e", &[1.5.into()]);
+        assert!(
+            e.starts_with("1.5000") && e.ends_with("0e+00"),
+            "{}",
+            &e[e.len() - 10..]
+        );
+        assert_eq!(f("%.70000g", &[0.1.into()]).len(), 55 + 2);
+        assert_eq!(f("%.3f", &[2.0f64.powi(-1074).into()]), "0.000");
     }
 }

@@ -124,37 +124,6 @@ pub(crate) fn push_go_v(out: &mut String, v: &Value) {
     });
 }
 
-/// Splits the shortest round-trip representation of a finite, non-zero `f`
-/// into (digits, decimal exponent of the first digit).
-fn shortest_digits(f: f64) -> (String, i32) {
-    // `{:e}` prints the shortest round-trip mantissa, e.g. `1.2345e-7`.
-    let s = format!("{:e}", f.abs());
-    let (mant, exp) = s.split_once('e').unwrap_or((s.as_str(), "0"));
-    let digits: String = mant.chars().filter(|c| *c != '.').collect();
-    (digits, exp.parse().unwrap_or(0))
-}
-
-fn go_exp_form(f: f64, min_exp_digits: usize) -> String {
-    let (digits, exp) = shortest_digits(f);
-    let mut out = String::new();
-    if f < 0.0 {
-        out.push('-');
-    }
-    out.push_str(&digits[..1]);
-    if digits.len() > 1 {
-        out.push('.');
-        out.push_str(&digits[1..]);
-    }
-    out.push('e');
-    out.push(if exp < 0 { '-' } else { '+' });
-    let e = exp.unsigned_abs().to_string();
-    for _ in e.len()..min_exp_digits {
-        out.push('0');
-    }
-    out.push_str(&e);
-    out
-}
-
 fn go_special(f: f64) -> Option<&'static str> {
     if f.is_nan() {
         Some("NaN")
@@ -184,14 +153,12 @@ pub(crate) fn go_float_plain(f: f64) -> String {
     }
 }
 
-/// Go's `encoding/json` float rendering (`1e-7`, `1e+21`, otherwise plain).
+/// Go's `encoding/json` float rendering (`1e-7`, `1e+21`, otherwise plain):
+/// the codec's writer, the one copy.
 pub(crate) fn go_json_float(f: f64) -> String {
-    let a = f.abs();
-    if a != 0.0 && !(1e-6..1e21).contains(&a) {
-        go_exp_form(f, 1)
-    } else {
-        format!("{f}")
-    }
+    let mut out = Vec::with_capacity(24);
+    oort_core::codec::text::write_json_float(&mut out, f);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 const REGEX_CACHE_CAP: usize = 64;

@@ -3,12 +3,19 @@
 //! (`invalid-data` drops one message and goes on, `unavailable` resends the
 //! unaccepted rest a few times before the runtime's own retry, `config` and
 //! `unauthorized` stop the rule). Guest calls run on the guest pool.
+//!
+//! Dynamic properties: a property whose value is a `{{...}}` template (say
+//! `"table": "t_{{.site}}"`) is rendered by the host against each result
+//! row and handed to the plugin in that message's metadata under the
+//! property's name; the plugin still gets the template text in its
+//! properties at `open`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use oort_core::template::PropTemplate;
 use oort_core::{ConnectorError, Consumes, Props, Sink, SinkContext, SinkFactory, SinkItem, Value};
 
 use crate::isolation::on_guest_pool;
@@ -43,10 +50,14 @@ impl SinkFactory for WasmSinkFactory {
     fn create(&self, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
         let plugin = self.slot.require("sink", &self.name)?;
         let props_json = serde_json::Value::Object(props.clone()).to_string();
+        let dynamic = oort_core::dynamic_sink_props(props)
+            .map(|(k, v)| Ok((k.clone(), PropTemplate::parse(k, v)?)))
+            .collect::<Result<Vec<_>, ConnectorError>>()?;
         plugin.validate_blocking(props_json.clone())?;
         Ok(Box::new(WasmSink {
             plugin,
             props_json,
+            dynamic,
             inst: None,
         }))
     }
@@ -55,7 +66,37 @@ impl SinkFactory for WasmSinkFactory {
 pub struct WasmSink {
     plugin: Arc<LoadedPlugin>,
     props_json: String,
+    /// Properties rendered per message into its metadata.
+    dynamic: Vec<(String, PropTemplate)>,
     inst: Option<SinkInstance>,
+}
+
+type Meta = Vec<(String, String)>;
+
+/// Renders the dynamic properties of each item. An item whose properties
+/// cannot be rendered is left out (its index and the error returned).
+fn render_dynamic(
+    dynamic: &[(String, PropTemplate)],
+    items: &[SinkItem],
+) -> (Vec<usize>, Vec<Meta>, Vec<String>) {
+    let mut keep = Vec::with_capacity(items.len());
+    let mut metas = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    'items: for (i, it) in items.iter().enumerate() {
+        let mut meta = Vec::with_capacity(dynamic.len());
+        for (k, t) in dynamic {
+            match t.render(&it.data) {
+                Ok(v) => meta.push((k.clone(), v)),
+                Err(e) => {
+                    errors.push(e.to_string());
+                    continue 'items;
+                }
+            }
+        }
+        keep.push(i);
+        metas.push(meta);
+    }
+    (keep, metas, errors)
 }
 
 /// An item the runtime did not encode (a caller that built items itself):
@@ -86,12 +127,14 @@ async fn write_all(
     inst: &mut SinkInstance,
     ctx: &SinkContext,
     payloads: &[Bytes],
+    metas: &[Meta],
 ) -> Result<(), ConnectorError> {
     let msgs: Vec<MessageRef<'_>> = payloads
         .iter()
-        .map(|p| MessageRef {
+        .enumerate()
+        .map(|(i, p)| MessageRef {
             payload: &p[..],
-            meta: MetaRef(&[]),
+            meta: MetaRef(metas.get(i).map_or(&[][..], |m| &m[..])),
             timestamp_ms: None,
         })
         .collect();
@@ -190,15 +233,30 @@ impl Sink for WasmSink {
             .inst
             .take()
             .ok_or_else(|| not_connected(&self.plugin.name))?;
-        let payloads = payloads(items);
+        let mut payloads = payloads(items);
+        let (metas, bad) = if self.dynamic.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            let (keep, metas, bad) = render_dynamic(&self.dynamic, items);
+            if keep.len() < payloads.len() {
+                payloads = keep.iter().map(|&i| payloads[i].clone()).collect();
+            }
+            (metas, bad)
+        };
         let wctx = ctx.clone();
         let (inst, r) = on_guest_pool("sink write", async move {
-            let r = write_all(&mut inst, &wctx, &payloads).await;
+            let r = write_all(&mut inst, &wctx, &payloads, &metas).await;
             (inst, r)
         })
         .await?;
         self.inst = Some(inst);
-        r
+        match (r, bad.first()) {
+            (Ok(()), Some(first)) => Err(ConnectorError::InvalidData(format!(
+                "{} message(s) not written: {first}",
+                bad.len()
+            ))),
+            (r, _) => r,
+        }
     }
 
     async fn flush(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {
@@ -230,5 +288,51 @@ impl Sink for WasmSink {
             .await??;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(site: &str) -> SinkItem {
+        SinkItem {
+            data: Value::from_json(&serde_json::json!({"site": site, "t": 1})),
+            payload: Bytes::from_static(b"{}"),
+        }
+    }
+
+    #[test]
+    fn dynamic_properties_are_rendered_per_message_and_bad_ones_left_out() {
+        let props = serde_json::json!({
+            "table": "t_{{.site}}", "dataTemplate": "{{json .}}", "fixed": "x",
+            "idx": "{{index . \"missing\" 0}}x"
+        });
+        let props = props.as_object().cloned().unwrap_or_default();
+        let dynamic: Vec<(String, PropTemplate)> = oort_core::dynamic_sink_props(&props)
+            .map(|(k, v)| (k.clone(), PropTemplate::parse(k, v).expect("template")))
+            .collect();
+        let mut keys: Vec<&str> = dynamic.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["idx", "table"],
+            "common keys and literals are not dynamic"
+        );
+        let only_table: Vec<(String, PropTemplate)> = dynamic
+            .iter()
+            .filter(|(k, _)| k == "table")
+            .cloned()
+            .collect();
+        let only_table = &only_table[..];
+        let items = [item("a"), item("b")];
+        let (keep, metas, bad) = render_dynamic(only_table, &items);
+        assert_eq!(keep, [0, 1]);
+        assert!(bad.is_empty());
+        assert_eq!(metas[1], vec![("table".to_string(), "t_b".to_string())]);
+        let (keep, _, bad) = render_dynamic(&dynamic, &items);
+        assert!(keep.is_empty(), "an item whose property fails is left out");
+        assert_eq!(bad.len(), 2);
+        assert!(bad[0].contains("idx"), "{}", bad[0]);
     }
 }

@@ -355,15 +355,24 @@ impl Document {
                 out.insert(s.yaml_key().into(), Json::Object(v));
             }
         }
-        for s in [Section::Service, Section::Schema, Section::Uploads] {
+        for s in [
+            Section::Service,
+            Section::Schema,
+            Section::Uploads,
+            Section::Scripts,
+        ] {
             if let Some(m) = self.unsupported.get(&s).filter(|m| !m.is_empty()) {
                 let v: Map<String, Json> = m
                     .iter()
                     .map(|(k, v)| {
+                        // A string holding a JSON object is written as the
+                        // object; any other string stays a string (a "3"
+                        // written as 3 would not import again).
                         let val = match v {
-                            Json::String(t) => {
-                                serde_json::from_str(t).unwrap_or_else(|_| v.clone())
-                            }
+                            Json::String(t) => match serde_json::from_str(t) {
+                                Ok(o @ Json::Object(_)) => o,
+                                _ => v.clone(),
+                            },
                             other => other.clone(),
                         };
                         (k.clone(), val)
@@ -925,6 +934,25 @@ mod tests {
         // Rules come back as compact JSON of the same object.
         let r1: Json = serde_json::from_str(&from_yaml.rules["rule1"]).unwrap();
         assert_eq!(r1, serde_json::from_str::<Json>(&d.rules["rule1"]).unwrap());
+    }
+
+    #[test]
+    fn yaml_export_of_scalar_items_round_trips() {
+        // Found by fuzzing: a string item that reads as a number or a bool
+        // was exported as one and the export did not import again; scripts
+        // were left out of the YAML export.
+        let text = r#"{"streams":{},"rules":{},
+            "Service":{"a":"3","b":"true","c":"{\"k\":1}","d":"x"},
+            "scripts":{"s":"{\"id\":\"s\",\"script\":\"f\"}","t":"7"}}"#;
+        let d = parse_json(text).unwrap();
+        let y = d.to_yaml().unwrap();
+        let back = parse_yaml(&y).unwrap_or_else(|e| panic!("{e:?}\n{y}"));
+        assert_eq!(back.unsupported[&Section::Service]["a"], "3");
+        assert_eq!(back.unsupported[&Section::Service]["b"], "true");
+        assert_eq!(back.unsupported[&Section::Service]["c"]["k"], 1);
+        assert_eq!(back.unsupported[&Section::Scripts]["t"], "7");
+        assert_eq!(back.unsupported[&Section::Scripts]["s"]["script"], "f");
+        assert_eq!(back.to_yaml().unwrap(), y);
     }
 
     #[test]

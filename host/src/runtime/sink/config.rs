@@ -85,41 +85,7 @@ pub struct SinkCommon {
 }
 
 /// Every common key as eKuiper spells it (for messages and "did you mean").
-pub const COMMON_KEYS: &[&str] = &[
-    "sendSingle",
-    "omitIfEmpty",
-    "format",
-    "schemaId",
-    "delimiter",
-    "hasHeader",
-    "fields",
-    "excludeFields",
-    "dataField",
-    "tableDataField",
-    "dataTemplate",
-    "batchSize",
-    "lingerInterval",
-    "bufferLength",
-    "concurrency",
-    "runAsync",
-    "compression",
-    "compressionProps",
-    "encryption",
-    "encProps",
-    "retryCount",
-    "retryInterval",
-    "enableCache",
-    "memoryCacheThreshold",
-    "maxDiskCache",
-    "bufferPageSize",
-    "resendInterval",
-    "cleanCacheAtStop",
-    "resendAlterQueue",
-    "resendPriority",
-    "resendIndicatorField",
-    "resendDestination",
-    "resourceId",
-];
+pub use oort_core::COMMON_SINK_KEYS as COMMON_KEYS;
 
 /// Default `retryCount`: Oort retries a transient failure a few times
 /// before the batch counts as dropped (eKuiper 1.x: 0).
@@ -132,6 +98,9 @@ pub const MAX_BUFFER_LENGTH: u64 = 1_000_000;
 pub const MAX_BATCH_SIZE: u64 = 1_000_000;
 pub const MAX_CONCURRENCY: u64 = 64;
 pub const MAX_RETRY_COUNT: u64 = 1_000_000;
+pub const MAX_MEMORY_CACHE: i64 = 10_000_000;
+pub const MAX_DISK_CACHE: i64 = 1_000_000_000;
+pub const MAX_PAGE_SIZE: i64 = 1_000_000;
 
 impl Default for SinkCommon {
     fn default() -> Self {
@@ -253,20 +222,87 @@ impl SinkCommon {
                 "asynchronous sends are not supported (eKuiper deprecated runAsync: it loses the order of results); use concurrency for parallel writers",
             ));
         }
-        if c.enable_cache {
-            return Err(bad(
-                "enableCache",
-                "the resend cache is not available in this build; failed batches are retried (retryCount, retryInterval) and then counted as dropped",
-            ));
-        }
         if c.memory_cache_threshold < 0 {
             return Err(bad("memoryCacheThreshold", "must not be negative"));
+        }
+        if c.memory_cache_threshold > MAX_MEMORY_CACHE {
+            return Err(bad(
+                "memoryCacheThreshold",
+                format!(
+                    "must be at most {MAX_MEMORY_CACHE}, got {}",
+                    c.memory_cache_threshold
+                ),
+            ));
         }
         if c.max_disk_cache < 0 {
             return Err(bad("maxDiskCache", "must not be negative"));
         }
+        if c.max_disk_cache > MAX_DISK_CACHE {
+            return Err(bad(
+                "maxDiskCache",
+                format!("must be at most {MAX_DISK_CACHE}, got {}", c.max_disk_cache),
+            ));
+        }
         if c.buffer_page_size <= 0 {
             return Err(bad("bufferPageSize", "must be greater than 0"));
+        }
+        if c.buffer_page_size > MAX_PAGE_SIZE {
+            return Err(bad(
+                "bufferPageSize",
+                format!(
+                    "must be at most {MAX_PAGE_SIZE}, got {}",
+                    c.buffer_page_size
+                ),
+            ));
+        }
+        if c.enable_cache {
+            if c.concurrency > 1 {
+                return Err(bad(
+                    "enableCache",
+                    "the resend cache keeps results in order and cannot be combined with concurrency > 1",
+                ));
+            }
+            let cfg = super::cache::queue_config(&c, std::path::PathBuf::new());
+            if let Err(super::cache::CacheError::InvalidConfig { property, reason }) =
+                cfg.validate()
+            {
+                return Err(bad(property, reason));
+            }
+        }
+        // Set on resent rows of the alternate queue (as in eKuiper); the cache
+        // holds encoded payloads, so only JSON that is still plain rows can
+        // take the field.
+        if !c.resend_indicator_field.trim().is_empty() {
+            let reason = if !(c.enable_cache && c.resend_alter_queue) {
+                Some("only used with enableCache: true and resendAlterQueue: true")
+            } else if !(c.format.is_empty() || c.format.eq_ignore_ascii_case("json")) {
+                Some("needs format json (the field is added to the resent JSON rows)")
+            } else if !c.data_template.is_empty() {
+                Some("cannot be combined with dataTemplate (the resent payload is no longer rows)")
+            } else if !c.compression.is_empty() || !c.encryption.is_empty() {
+                Some("cannot be combined with compression or encryption")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(bad("resendIndicatorField", reason));
+            }
+        }
+        // Used by the alternate queue only (as in eKuiper); whether the sink
+        // type honours it is checked against its factory.
+        if !c.resend_destination.trim().is_empty() {
+            if !(c.enable_cache && c.resend_alter_queue) {
+                return Err(bad(
+                    "resendDestination",
+                    "only used with enableCache: true and resendAlterQueue: true",
+                ));
+            }
+            if c.resend_destination.contains("{{") {
+                return Err(bad(
+                    "resendDestination",
+                    "templates are not supported here; give a fixed destination",
+                ));
+            }
         }
         if !(-1..=1).contains(&c.resend_priority) {
             return Err(bad("resendPriority", "must be -1, 0 or 1"));
@@ -296,8 +332,11 @@ pub fn near_misses(props: &Props) -> Vec<(String, &'static str)> {
         if COMMON_KEYS.iter().any(|c| c.eq_ignore_ascii_case(&lower)) {
             continue;
         }
+        // The distance is at least the length difference: only keys of a
+        // close length are compared, so a huge key costs nothing.
         let best = COMMON_KEYS
             .iter()
+            .filter(|c| c.len().abs_diff(lower.len()) <= 2)
             .map(|c| (strsim::levenshtein(&lower, &c.to_ascii_lowercase()), *c))
             .min_by_key(|(d, _)| *d);
         if let Some((d, c)) = best {
@@ -326,6 +365,25 @@ mod tests {
 
     fn props(v: serde_json::Value) -> Props {
         v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn near_misses_is_cheap_on_long_keys() {
+        // Found by fuzzing: a body of long keys took over a minute.
+        let mut p = Props::new();
+        for i in 0..64 {
+            p.insert(
+                format!("{i}{}", "x".repeat(200_000)),
+                serde_json::Value::Null,
+            );
+        }
+        p.insert("sendSingel".into(), serde_json::Value::Bool(true));
+        let t = std::time::Instant::now();
+        let got = near_misses(&p);
+        assert_eq!(got, vec![("sendSingel".to_string(), "sendSingle")]);
+        // Not a timing test of speed, a guard against the quadratic path:
+        // the old code needed minutes here.
+        assert!(t.elapsed() < std::time::Duration::from_secs(20));
     }
 
     fn err(v: serde_json::Value) -> String {
@@ -392,7 +450,49 @@ mod tests {
             (serde_json::json!({"fields": {"a": 1}}), "fields"),
             (serde_json::json!({"schemaId": "s1"}), "schemaId"),
             (serde_json::json!({"runAsync": true}), "runAsync"),
-            (serde_json::json!({"enableCache": "true"}), "enableCache"),
+            (
+                serde_json::json!({"enableCache": "true", "concurrency": 2}),
+                "enableCache",
+            ),
+            (
+                serde_json::json!({"enableCache": true, "maxDiskCache": 10, "bufferPageSize": 256}),
+                "maxDiskCache",
+            ),
+            (
+                serde_json::json!({"enableCache": true, "memoryCacheThreshold": 0}),
+                "memoryCacheThreshold",
+            ),
+            (
+                serde_json::json!({"memoryCacheThreshold": 20_000_000}),
+                "memoryCacheThreshold",
+            ),
+            (
+                serde_json::json!({"bufferPageSize": 2_000_000}),
+                "bufferPageSize",
+            ),
+            (
+                serde_json::json!({"enableCache": true, "resendDestination": "t/resend"}),
+                "resendDestination",
+            ),
+            (
+                serde_json::json!({"enableCache": true, "resendAlterQueue": true,
+                    "resendDestination": "t/{{.a}}"}),
+                "resendDestination",
+            ),
+            (
+                serde_json::json!({"enableCache": true, "resendAlterQueue": true,
+                    "resendIndicatorField": "resent", "compression": "gzip"}),
+                "resendIndicatorField",
+            ),
+            (
+                serde_json::json!({"enableCache": true, "resendAlterQueue": true,
+                    "resendIndicatorField": "resent", "dataTemplate": "{{.a}}"}),
+                "resendIndicatorField",
+            ),
+            (
+                serde_json::json!({"resendIndicatorField": "resent"}),
+                "resendIndicatorField",
+            ),
             (serde_json::json!({"resendPriority": 2}), "resendPriority"),
             (serde_json::json!({"bufferPageSize": 0}), "bufferPageSize"),
             (serde_json::json!({"maxDiskCache": -1}), "maxDiskCache"),

@@ -7,6 +7,9 @@
 //! checkpoints (rule `qos` >= 1) a batch is not dropped for being
 //! unavailable: the stage keeps retrying every `retryInterval` until it is
 //! delivered or the rule stops, so the checkpoint never passes it.
+//! With the resend cache (`enableCache`) an unavailable batch is not
+//! dropped after the retries: it is handed back ([`Delivery::Failed`]) for
+//! the cache stage to keep, and no longer retried here.
 //! A batch the sink rejects as invalid (`InvalidData`, `Config`) can never be
 //! delivered: it is dropped, counted, and passes the checkpoint.
 
@@ -24,6 +27,9 @@ use super::metrics::NodeMetrics;
 pub enum Delivery {
     Delivered,
     Dropped,
+    /// Not delivered (the sink is unavailable or the rule stops): for the
+    /// cache. Only with [`Deliver::cache`].
+    Failed,
 }
 
 /// Logs at most once per interval, counting what it held back.
@@ -64,6 +70,8 @@ pub struct Deliver {
     pub retry_interval: Duration,
     /// Checkpoints on: never drop for unavailability.
     pub keep_trying: bool,
+    /// The resend cache takes what is not delivered.
+    pub cache: bool,
     drops: RateLimitedLog,
 }
 
@@ -79,6 +87,7 @@ impl Deliver {
             retry_count,
             retry_interval,
             keep_trying,
+            cache: false,
             drops: RateLimitedLog::new(Duration::from_secs(10)),
         }
     }
@@ -113,6 +122,9 @@ impl Deliver {
                 Err(ConnectorError::Unavailable(m)) => {
                     metrics.exception(m.clone());
                     failures += 1;
+                    if failures > self.retry_count && self.cache {
+                        return Ok(Delivery::Failed);
+                    }
                     if failures > self.retry_count && !self.keep_trying {
                         return Ok(self.dropped(
                             metrics,
@@ -123,6 +135,9 @@ impl Deliver {
                     tokio::select! {
                         _ = tokio::time::sleep(self.retry_interval) => {},
                         _ = ctx.cancel.cancelled() => {
+                            if self.cache {
+                                return Ok(Delivery::Failed);
+                            }
                             return Ok(self.dropped(metrics, items.len(), "the rule stopped before the sink was back"));
                         }
                     }
@@ -281,7 +296,7 @@ async fn writer(
                     Ok(Delivery::Delivered) => {
                         metrics.invoked(oort_core::now_ms(), start.elapsed().as_micros() as u64)
                     }
-                    Ok(Delivery::Dropped) => {}
+                    Ok(Delivery::Dropped) | Ok(Delivery::Failed) => {}
                     Err(m) => {
                         let _ = fatal.send(m).await;
                         break;

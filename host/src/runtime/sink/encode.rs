@@ -37,6 +37,8 @@ pub struct Stages {
     spare: Option<Bytes>,
     /// Reused payload end offsets in that buffer.
     ends: Vec<usize>,
+    /// Rows dropped by failed shaping, not yet counted ([`Stages::take_failed`]).
+    failed_rows: u64,
 }
 
 impl Stages {
@@ -89,6 +91,7 @@ impl Stages {
             last_len: 0,
             spare: None,
             ends: Vec::new(),
+            failed_rows: 0,
         })
     }
 
@@ -101,17 +104,49 @@ impl Stages {
             return Ok(());
         }
         let first = out.len();
-        let r = if self.values.needs_maps() {
+        let mut r = if self.values.needs_maps() {
             self.shape_maps(parts, out)
         } else {
             self.shape_rows(parts, out)
         };
         if !self.payload_stage.is_noop() {
-            for it in &mut out[first..] {
-                it.payload = self.payload_stage.apply(std::mem::take(&mut it.payload))?;
+            // An item whose compression or encryption fails is not sent.
+            let mut i = first;
+            while i < out.len() {
+                match self
+                    .payload_stage
+                    .apply(std::mem::take(&mut out[i].payload))
+                {
+                    Ok(p) => {
+                        out[i].payload = p;
+                        i += 1;
+                    }
+                    Err(e) => {
+                        out.remove(i);
+                        if r.is_ok() {
+                            r = Err(e);
+                        }
+                    }
+                }
             }
         }
+        // Rows that did not become an item are dropped: counted.
+        let made = out.len() - first;
+        let missing = if self.send_single {
+            total.saturating_sub(made)
+        } else if made == 0 {
+            total
+        } else {
+            0
+        };
+        self.failed_rows += missing as u64;
         r
+    }
+
+    /// Rows dropped by failed shaping (a template or an encoding that
+    /// failed) since the last call.
+    pub fn take_failed(&mut self) -> u64 {
+        std::mem::take(&mut self.failed_rows)
     }
 
     /// Template and/or `dataField`: on row maps.

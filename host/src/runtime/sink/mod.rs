@@ -5,9 +5,12 @@
 //! ([`transform`]: `dataTemplate`, then `dataField`, then
 //! `fields`/`excludeFields`; [`template`]) -> encode (`format`, [`encode`])
 //! -> compress and encrypt ([`compress`]) -> deliver (retries, drops:
-//! [`deliver`]) -> the connector's `collect`; checkpoint progress in
-//! [`progress`]. Common properties are parsed in [`config`].
+//! [`deliver`]) -> the connector's `collect`, with the resend cache
+//! ([`cache`], `enableCache`) keeping what could not be delivered;
+//! checkpoint progress in [`progress`]. Common properties are parsed in
+//! [`config`].
 
+pub mod cache;
 pub mod compress;
 pub mod config;
 pub mod deliver;
@@ -16,6 +19,7 @@ pub mod progress;
 pub mod template;
 pub mod transform;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use oort_core::{ConnectorError, Consumes, Props, Row, Sink, SinkContext, SinkItem};
@@ -24,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::metrics;
 use super::metrics::NodeMetrics;
+use cache::{CacheStage, ResendPriority};
 pub use config::SinkCommon;
 use deliver::{Deliver, Delivery, Pool};
 use encode::Stages;
@@ -54,17 +59,15 @@ pub struct SinkSpec {
     pub common: SinkCommon,
     /// Set for rules with checkpoints (`qos` >= 1).
     pub progress: Option<Arc<SinkProgress>>,
+    /// The resend cache's directory, when `enableCache` is on
+    /// ([`cache::node_dir`]).
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// True when a connector property (not a common one) is a `{{...}}`
 /// template: such a sink is handed the row with each payload.
 pub fn has_dynamic_props(props: &Props) -> bool {
-    props.iter().any(|(k, v)| {
-        !config::COMMON_KEYS
-            .iter()
-            .any(|c| c.eq_ignore_ascii_case(k))
-            && v.as_str().is_some_and(|s| s.contains("{{"))
-    })
+    oort_core::dynamic_sink_props(props).next().is_some()
 }
 
 /// Validates the common props against the sink's declaration and builds
@@ -127,13 +130,26 @@ async fn run(
     // Emissions taken from the input queue.
     let mut received: u64 = 0;
     let label = format!("{}_{}", spec.kind, spec.index);
+    let mut cache = None;
+    if let Some(dir) = spec.cache_dir.take() {
+        match CacheStage::open(&spec.common, dir, label.clone(), &metrics) {
+            Ok(c) => cache = Some(c),
+            Err(e) => {
+                let _ = fatal.send(format!("sink {label}: {e}")).await;
+                return;
+            }
+        }
+    }
     let make_deliver = || {
-        Deliver::new(
+        let mut d = Deliver::new(
             label.clone(),
             spec.common.retry_count,
             spec.common.retry_interval,
-            progress.is_some(),
-        )
+            // With the cache, what is not delivered is cached, not retried forever.
+            progress.is_some() && cache.is_none(),
+        );
+        d.cache = cache.is_some();
+        d
     };
     let mut sinks = std::mem::take(&mut spec.sinks);
     let out = if sinks.len() > 1 {
@@ -155,23 +171,33 @@ async fn run(
     };
     let mut w = Writer {
         out,
+        cache,
         ctx: &ctx,
         metrics: &metrics,
     };
     let ended = loop {
         emissions.clear();
-        let got = match due {
-            Some(at) => tokio::select! {
+        let (resend_at, queue_first) = match &w.cache {
+            Some(c) => {
+                let alter = c.alter_queue;
+                let new_first = alter && c.priority == ResendPriority::NewResults;
+                (
+                    c.due().filter(|_| !new_first || rx.is_empty()),
+                    alter && c.priority == ResendPriority::Queue,
+                )
+            }
+            None => (None, false),
+        };
+        let got = if queue_first && resend_at.is_some_and(|t| t <= tokio::time::Instant::now()) {
+            Got::Resend
+        } else {
+            tokio::select! {
                 n = rx.recv_many(&mut emissions, RECV_MANY) => Got::Emissions(n),
-                _ = tokio::time::sleep_until(at) => Got::Linger,
+                _ = sleep_opt(due) => Got::Linger,
+                _ = sleep_opt(resend_at) => Got::Resend,
                 _ = checkpoint_wanted(&progress) => Got::Checkpoint,
                 _ = ctx.cancel.cancelled() => Got::Cancelled,
-            },
-            None => tokio::select! {
-                n = rx.recv_many(&mut emissions, RECV_MANY) => Got::Emissions(n),
-                _ = checkpoint_wanted(&progress) => Got::Checkpoint,
-                _ = ctx.cancel.cancelled() => Got::Cancelled,
-            },
+            }
         };
         if let Got::Emissions(n) = got {
             received += n as u64;
@@ -180,6 +206,7 @@ async fn run(
             Got::Cancelled => break Ok(false),
             Got::Emissions(0) => break Ok(true),
             Got::Checkpoint => Ok(()),
+            Got::Resend => w.resend().await,
             Got::Linger => {
                 due = None;
                 let n = pending.len();
@@ -219,6 +246,7 @@ async fn run(
                     w.metrics.inc_in(e.len().max(1) as u64);
                     if let Err(err) = stages.shape(&[&e[..]], &mut items) {
                         w.metrics.exception(err);
+                        w.metrics.inc_dropped(stages.take_failed());
                     }
                     while r.is_ok() && items.len() >= MAX_UNBATCHED {
                         r = w.write(&mut items, MAX_UNBATCHED, start).await;
@@ -241,8 +269,13 @@ async fn run(
             // the deliver stage does not drop for unavailability).
             let written = received - pending.parts.len() as u64;
             if p.wanted().is_some_and(|want| written >= want) {
+                // Delivered and flushed, or durably cached.
                 match w.flush().await {
-                    Ok(()) => p.confirm(written),
+                    Ok(()) => {
+                        if w.persist_cache().is_ok() {
+                            p.confirm(written)
+                        }
+                    }
                     Err(e) => w.metrics.exception(format!("flush: {e}")),
                 }
             }
@@ -259,6 +292,25 @@ async fn run(
                 let _ = fatal.send(msg).await;
             }
         }
+        // Stopped: with the cache, what was not written yet is kept for
+        // the next start.
+        Ok(false) if w.cache.is_some() => {
+            let n = pending.len();
+            let shaped = stages.shape(&pending.front(n), &mut items);
+            pending.consume(n);
+            if let Err(e) = shaped {
+                w.metrics.exception(e);
+                w.metrics.inc_dropped(stages.take_failed());
+            }
+            while let Ok(e) = rx.try_recv() {
+                w.metrics.inc_in(e.len() as u64);
+                if let Err(err) = stages.shape(&[&e[..]], &mut items) {
+                    w.metrics.exception(err);
+                    w.metrics.inc_dropped(stages.take_failed());
+                }
+            }
+            w.keep(&mut items);
+        }
         Err(msg) => {
             let _ = fatal.send(msg).await;
         }
@@ -267,8 +319,16 @@ async fn run(
     w.finish().await;
 }
 
+/// Sleeps until `at`; never wakes without one.
+async fn sleep_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Most emissions taken from the input queue at once.
-const RECV_MANY: usize = 64;
+const RECV_MANY: usize = 512;
 
 /// Without `batchSize`/`lingerInterval`, one `collect` gets what was queued,
 /// up to this many items.
@@ -277,6 +337,7 @@ const MAX_UNBATCHED: usize = 512;
 enum Got {
     Emissions(usize),
     Linger,
+    Resend,
     Checkpoint,
     Cancelled,
 }
@@ -350,6 +411,7 @@ enum Out {
 /// The write side of a sink node: one `collect` per call, with metrics.
 struct Writer<'a> {
     out: Out,
+    cache: Option<CacheStage>,
     ctx: &'a SinkContext,
     metrics: &'a NodeMetrics,
 }
@@ -362,7 +424,36 @@ impl Writer<'_> {
         }
     }
 
+    /// Persists the resend cache (checkpoints); Ok without one.
+    fn persist_cache(&mut self) -> Result<(), String> {
+        match &mut self.cache {
+            Some(c) => c.persist(self.metrics),
+            None => Ok(()),
+        }
+    }
+
+    /// Puts `items` in the resend cache (the node stops).
+    fn keep(&mut self, items: &mut Vec<SinkItem>) {
+        if let Some(c) = &mut self.cache {
+            c.push(items, self.metrics);
+        }
+        items.clear();
+    }
+
+    /// One resend from the cache.
+    async fn resend(&mut self) -> Result<(), String> {
+        match (&mut self.out, &mut self.cache) {
+            (Out::Inline(sink, _), Some(c)) => {
+                c.resend(sink.as_mut(), self.ctx, self.metrics).await
+            }
+            _ => Ok(()),
+        }
+    }
+
     async fn finish(self) {
+        if let Some(c) = self.cache {
+            c.close(self.metrics);
+        }
         match self.out {
             Out::Inline(mut sink, _) => {
                 let _ = sink.close(self.ctx).await;
@@ -384,6 +475,7 @@ impl Writer<'_> {
         pending.consume(n);
         if let Err(e) = shaped {
             self.metrics.exception(e);
+            self.metrics.inc_dropped(stages.take_failed());
         }
         self.write(items, usize::MAX, start).await
     }
@@ -402,9 +494,20 @@ impl Writer<'_> {
         }
         match &mut self.out {
             Out::Inline(sink, deliver) => {
+                if let Some(c) = &mut self.cache {
+                    if c.takes_new_results() {
+                        // Behind what is cached, to keep the order.
+                        c.push(&items[..n], self.metrics);
+                        items.drain(..n);
+                        return Ok(());
+                    }
+                }
                 let r = deliver
                     .deliver(sink.as_mut(), self.ctx, &items[..n], self.metrics)
                     .await;
+                if let (Ok(Delivery::Failed), Some(c)) = (&r, &mut self.cache) {
+                    c.push(&items[..n], self.metrics);
+                }
                 items.drain(..n);
                 if let Ok(Delivery::Delivered) = r {
                     self.metrics

@@ -90,6 +90,7 @@ impl Node {
             dynamic_props: false,
             common: SinkCommon::from_props(&props).unwrap(),
             progress: checkpoints.then(|| progress.clone()),
+            cache_dir: None,
         };
         let (fatal_tx, _) = mpsc::channel(4);
         let n = start(spec, CancellationToken::new(), fatal_tx).unwrap();
@@ -351,6 +352,7 @@ async fn concurrency_runs_that_many_writers_at_once() {
         dynamic_props: false,
         common: SinkCommon::from_props(props.as_object().unwrap()).unwrap(),
         progress: None,
+        cache_dir: None,
     };
     let (fatal_tx, _) = mpsc::channel(4);
     let n = start(spec, CancellationToken::new(), fatal_tx).unwrap();
@@ -370,4 +372,22 @@ async fn concurrency_runs_that_many_writers_at_once() {
             .load(std::sync::atomic::Ordering::Relaxed),
         6
     );
+}
+
+#[tokio::test]
+async fn a_row_whose_template_fails_is_counted_dropped() {
+    // `index` past the end fails at run time for odd ids only.
+    let node = Node::new(
+        serde_json::json!({"sendSingle": true,
+            "dataTemplate": "{{if eq .id 1 3}}{{index .t 9}}{{else}}ok{{end}}"}),
+        Consumes::Payload,
+    );
+    let metrics_of = node.metrics.clone();
+    node.send(rows(0, 4)).await;
+    let w = node.finish().await;
+    let sent: Vec<String> = w.iter().flatten().map(text).collect();
+    assert_eq!(sent, vec!["ok", "ok"]);
+    use std::sync::atomic::Ordering;
+    assert_eq!(metrics_of.records_dropped.load(Ordering::Relaxed), 2);
+    assert_eq!(metrics_of.records_out.load(Ordering::Relaxed), 2);
 }

@@ -11,6 +11,14 @@ use serde::Deserialize;
 
 use crate::util::de;
 
+use super::acks::Acks;
+
+/// QoS >= 1 publishes of ours in flight at once, MQTT 3.1.1 (rumqttc's
+/// default is 100). A sink waits for the acknowledgements of its batch, so its rate is
+/// at most this many per broker round trip; a loaded broker's round trip is
+/// milliseconds.
+const INFLIGHT: u16 = 1000;
+
 /// Largest packet we accept or send (the MQTT limit is 256 MiB).
 const MAX_PACKET: usize = 256 * 1024 * 1024;
 
@@ -278,6 +286,7 @@ impl Settings {
             if session.persistent {
                 o.set_session_expiry_interval(Some(session.expiry_secs));
             }
+            // MQTT 5: the broker's receive maximum sets what is in flight.
             if !self.username.is_empty() {
                 o.set_credentials(&self.username, &self.password);
             }
@@ -289,6 +298,7 @@ impl Settings {
                 .set_clean_session(!session.persistent)
                 .set_manual_acks(session.manual_acks)
                 .set_max_packet_size(MAX_PACKET, MAX_PACKET)
+                .set_inflight(INFLIGHT)
                 .set_transport(transport);
             if !self.username.is_empty() {
                 o.set_credentials(&self.username, &self.password);
@@ -372,6 +382,11 @@ pub(crate) enum Ev {
     SubAck {
         refused: usize,
     },
+    /// The client wrote out one of our QoS >= 1 publishes (packet id).
+    Sent(u16),
+    /// The broker acknowledged one of our QoS >= 1 publishes (PUBACK, or
+    /// PUBCOMP for QoS 2), by packet id.
+    Acked(u16),
     /// Our DISCONNECT went out.
     Disconnected,
     Other,
@@ -389,6 +404,78 @@ pub(crate) enum EventLoop {
 }
 
 impl EventLoop {
+    /// After a connection error, before the next poll: settles the
+    /// acknowledgements the client had buffered, then forgets every publish
+    /// it would send again or still held (unacknowledged, collided, or
+    /// drained from its queue), so the sink pipeline alone decides what is
+    /// resent (its retries, its cache) and a batch counted as dropped is not
+    /// delivered behind its back. `acks` learns which were lost.
+    pub fn after_break(&mut self, acks: &Acks) {
+        use rumqttc::Outgoing;
+        let unsent = match self {
+            EventLoop::V4(l) => {
+                use rumqttc::{Event, Packet};
+                l.state.events.retain(|e| match e {
+                    Event::Outgoing(Outgoing::Publish(p)) if *p != 0 => {
+                        acks.sent(*p);
+                        false
+                    }
+                    Event::Incoming(Packet::PubAck(a)) => {
+                        acks.acked(a.pkid);
+                        false
+                    }
+                    Event::Incoming(Packet::PubComp(a)) => {
+                        acks.acked(a.pkid);
+                        false
+                    }
+                    _ => true,
+                });
+                let mut unsent = u64::from(l.state.collision.take().is_some());
+                l.pending.retain(|r| match r {
+                    rumqttc::Request::Publish(p) => {
+                        if p.pkid == 0 && p.qos != rumqttc::QoS::AtMostOnce {
+                            unsent += 1;
+                        }
+                        false
+                    }
+                    _ => true,
+                });
+                unsent
+            }
+            EventLoop::V5(l) => {
+                use rumqttc::v5::mqttbytes::v5::Packet;
+                use rumqttc::v5::Event;
+                l.state.events.retain(|e| match e {
+                    Event::Outgoing(Outgoing::Publish(p)) if *p != 0 => {
+                        acks.sent(*p);
+                        false
+                    }
+                    Event::Incoming(Packet::PubAck(a)) => {
+                        acks.acked(a.pkid);
+                        false
+                    }
+                    Event::Incoming(Packet::PubComp(a)) => {
+                        acks.acked(a.pkid);
+                        false
+                    }
+                    _ => true,
+                });
+                let mut unsent = u64::from(l.state.collision.take().is_some());
+                l.pending.retain(|r| match r {
+                    rumqttc::v5::Request::Publish(p) => {
+                        if p.pkid == 0 && p.qos != rumqttc::v5::mqttbytes::QoS::AtMostOnce {
+                            unsent += 1;
+                        }
+                        false
+                    }
+                    _ => true,
+                });
+                unsent
+            }
+        };
+        acks.broken(unsent);
+    }
+
     /// Drives the connection; after an error the next call reconnects.
     pub async fn poll(&mut self) -> Result<Ev, String> {
         match self {
@@ -409,6 +496,9 @@ impl EventLoop {
                             .filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
                             .count(),
                     }),
+                    Event::Incoming(Packet::PubAck(a)) => Ok(Ev::Acked(a.pkid)),
+                    Event::Incoming(Packet::PubComp(a)) => Ok(Ev::Acked(a.pkid)),
+                    Event::Outgoing(Outgoing::Publish(p)) if p != 0 => Ok(Ev::Sent(p)),
                     Event::Outgoing(Outgoing::Disconnect) => Ok(Ev::Disconnected),
                     _ => Ok(Ev::Other),
                 }
@@ -432,6 +522,9 @@ impl EventLoop {
                             .filter(|c| !matches!(c, SubscribeReasonCode::Success(_)))
                             .count(),
                     }),
+                    Event::Incoming(Packet::PubAck(a)) => Ok(Ev::Acked(a.pkid)),
+                    Event::Incoming(Packet::PubComp(a)) => Ok(Ev::Acked(a.pkid)),
+                    Event::Outgoing(Outgoing::Publish(p)) if p != 0 => Ok(Ev::Sent(p)),
                     Event::Outgoing(Outgoing::Disconnect) => Ok(Ev::Disconnected),
                     _ => Ok(Ev::Other),
                 }

@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::acks::Acks;
 use super::client::{Client, Ev, EventLoop, Settings};
 use crate::util::{sleep_or_cancel, Backoff};
 
@@ -82,6 +83,8 @@ pub(crate) struct Link {
     subs: Mutex<Subs>,
     status: Arc<LinkStatus>,
     stop: CancellationToken,
+    /// Acknowledgements of every user's QoS >= 1 publishes.
+    acks: Arc<Acks>,
 }
 
 /// A user's hold on a shared connection; dropping it releases the connection.
@@ -132,6 +135,7 @@ pub(crate) fn acquire(
         subs: Mutex::new(Subs::default()),
         status: shared_links().open(selector),
         stop: CancellationToken::new(),
+        acks: Arc::default(),
     });
     link.status.add_user();
     tokio::spawn(drive(link.clone(), el, tx));
@@ -189,6 +193,10 @@ impl Lease {
 
     pub fn server(&self) -> &str {
         &self.link.server
+    }
+
+    pub fn acks(&self) -> &Arc<Acks> {
+        &self.link.acks
     }
 
     /// Adds a subscriber: messages on topics matching `filters` are emitted to
@@ -356,9 +364,13 @@ async fn drive(link: Arc<Link>, mut el: EventLoop, state: watch::Sender<LinkStat
                 pkid,
             }) => link.dispatch(topic, payload, qos, pkid).await,
             Ok(Ev::SubAck { refused }) => link.suback(refused).await,
+            Ok(Ev::Sent(p)) => link.acks.sent(p),
+            Ok(Ev::Acked(p)) => link.acks.acked(p),
             Ok(Ev::Disconnected) => return,
             Ok(Ev::Other) => {}
             Err(e) => {
+                // As the sink's own connection (sink.rs): the pipeline resends.
+                el.after_break(&link.acks);
                 let msg = format!("mqtt {}: {e}", link.server);
                 tracing::warn!(selector = %link.selector, "{msg}");
                 {

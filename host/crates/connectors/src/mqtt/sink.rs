@@ -1,9 +1,17 @@
 //! `mqtt` sink: publishes each item's payload on `topic` (static or a
-//! `{{.field}}` template) with `qos` and `retained`. `connect` waits for the
+//! `{{.field}}` template) with `qos` and `retained`. At QoS 1 and 2 a batch
+//! is written only once the broker acknowledged every publish of it (the
+//! publishes are pipelined); when the connection breaks first, the batch
+//! fails as `Unavailable` and the pipeline retries, caches or drops it (the
+//! client's own resending of unacknowledged publishes is turned off, so a
+//! batch counted as dropped is not delivered later behind its back; a batch
+//! resent whole may give duplicates of what the broker took before the
+//! break: at least once). `connect` waits for the
 //! broker (with a timeout) and fails with `Unavailable` when it is down; a
 //! background task keeps the connection up afterwards and reports its status.
 //! With `connectionSelector` it publishes on a shared connection instead.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,6 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::acks::{AckWait, Acks, Span};
 use super::client::{Client, ConnConf, Ev, EventLoop, Settings};
 use super::shared::{self, LinkState as SharedState};
 use crate::util::{de, parse_config, sleep_or_cancel, Backoff, PropTemplate};
@@ -23,6 +32,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Requests queued between the sink and the connection task.
 const QUEUE: usize = 1024;
+/// A batch waiting for acknowledgements fails when none came for this long
+/// while the connection was up.
+const ACK_STALL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Deserialize)]
 struct SinkConf {
@@ -35,6 +47,9 @@ struct SinkConf {
     /// Names a connection profile: the connection is shared ([`super::shared`]).
     #[serde(rename = "connectionselector", default)]
     connection_selector: String,
+    /// Topic of what the resend cache sends on its alternate queue.
+    #[serde(rename = "resenddestination", default)]
+    resend_destination: String,
 }
 
 /// Factory of `mqtt` sinks.
@@ -48,6 +63,10 @@ impl SinkFactory for MqttSinkFactory {
     /// The payload; the runtime adds the row when `topic` is a template.
     fn consumes(&self) -> Consumes {
         Consumes::Payload
+    }
+
+    fn resend_destination(&self) -> bool {
+        true
     }
 
     fn create(&self, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
@@ -73,9 +92,19 @@ impl SinkFactory for MqttSinkFactory {
                 )));
             }
         }
+        let resend_topic = match c.resend_destination.trim() {
+            "" => None,
+            t if t.contains(['+', '#']) || t.contains("{{") => {
+                return Err(ConnectorError::Config(format!(
+                    "mqtt: invalid property resendDestination {t:?}: a fixed topic without wildcards is expected"
+                )))
+            }
+            t => Some(PropTemplate::parse("resendDestination", t)?),
+        };
         Ok(Box::new(MqttSink {
             settings: Settings::from_conf(&conn)?,
             topic,
+            resend_topic,
             qos: c.qos as u8,
             retained: c.retained,
             link: None,
@@ -94,6 +123,7 @@ enum LinkState {
 
 struct Link {
     client: Client,
+    acks: Arc<Acks>,
     state: watch::Receiver<LinkState>,
     stop: CancellationToken,
     driver: JoinHandle<()>,
@@ -103,6 +133,8 @@ struct Link {
 pub struct MqttSink {
     settings: Settings,
     topic: PropTemplate,
+    /// `resendDestination`: the topic of resends on the alternate queue.
+    resend_topic: Option<PropTemplate>,
     qos: u8,
     retained: bool,
     link: Option<Link>,
@@ -124,9 +156,40 @@ impl Drop for SharedUse {
     }
 }
 
+/// The state of the connection a sink publishes on, to notice it going down.
+enum DownWatch {
+    Own(watch::Receiver<LinkState>),
+    Shared(watch::Receiver<SharedState>),
+}
+
+impl DownWatch {
+    /// Waits until the connection is down; its message.
+    async fn wait(&mut self) -> String {
+        let down = match self {
+            DownWatch::Own(s) => s
+                .wait_for(|s| matches!(s, LinkState::Down(_)))
+                .await
+                .map(|s| match &*s {
+                    LinkState::Down(m) => m.clone(),
+                    _ => String::new(),
+                }),
+            DownWatch::Shared(s) => {
+                s.wait_for(|s| matches!(s, SharedState::Down(_)))
+                    .await
+                    .map(|s| match &*s {
+                        SharedState::Down(m) => m.clone(),
+                        _ => String::new(),
+                    })
+            }
+        };
+        down.unwrap_or_else(|_| "connection task ended".into())
+    }
+}
+
 /// Keeps the connection up until stopped or our DISCONNECT went out.
 async fn drive(
     mut el: EventLoop,
+    acks: Arc<Acks>,
     state: watch::Sender<LinkState>,
     ctx: SinkContext,
     stop: CancellationToken,
@@ -147,11 +210,16 @@ async fn drive(
                 let _ = state.send(LinkState::Up);
                 tracing::info!(sink = %ctx.id, %server, "mqtt sink connected");
             }
+            Ok(Ev::Sent(p)) => acks.sent(p),
+            Ok(Ev::Acked(p)) => acks.acked(p),
             Ok(Ev::Disconnected) => return,
             Ok(_) => {}
             Err(e) => {
                 let msg = format!("mqtt {server}: {e}");
                 tracing::warn!(sink = %ctx.id, "{msg}");
+                // The batches they belong to fail (Down) and are retried,
+                // cached or counted as dropped by the pipeline.
+                el.after_break(&acks);
                 ctx.conn.disconnected(msg.clone());
                 let _ = state.send(LinkState::Down(msg));
                 if sleep_or_cancel(backoff.next_delay(), &stop).await {
@@ -243,8 +311,10 @@ impl Sink for MqttSink {
         let (client, el) = self.settings.build(QUEUE)?;
         let (tx, mut rx) = watch::channel(LinkState::Connecting);
         let stop = ctx.cancel.child_token();
+        let acks = Arc::new(Acks::default());
         let driver = tokio::spawn(drive(
             el,
+            acks.clone(),
             tx,
             ctx.clone(),
             stop.clone(),
@@ -272,6 +342,7 @@ impl Sink for MqttSink {
         };
         self.link = Some(Link {
             client,
+            acks,
             state: rx,
             stop,
             driver,
@@ -289,11 +360,45 @@ impl Sink for MqttSink {
         ctx: &SinkContext,
         items: &[SinkItem],
     ) -> Result<(), ConnectorError> {
-        let client = if let Some(sh) = &self.shared {
+        self.publish(ctx, items, false).await
+    }
+
+    async fn collect_resend(
+        &mut self,
+        ctx: &SinkContext,
+        items: &[SinkItem],
+    ) -> Result<(), ConnectorError> {
+        self.publish(ctx, items, true).await
+    }
+
+    async fn close(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {
+        self.shutdown().await;
+        Ok(())
+    }
+}
+
+impl MqttSink {
+    /// Publishes a batch on `topic`, or on `resendDestination` for
+    /// `resend` (when set); waits for the broker's acknowledgements at QoS >= 1.
+    async fn publish(
+        &mut self,
+        ctx: &SinkContext,
+        items: &[SinkItem],
+        resend: bool,
+    ) -> Result<(), ConnectorError> {
+        let topic_tpl = match (&self.resend_topic, resend) {
+            (Some(t), true) => t,
+            _ => &self.topic,
+        };
+        let (client, acks, mut down) = if let Some(sh) = &self.shared {
             if let SharedState::Down(m) = &*sh.lease.state().borrow() {
                 return Err(ConnectorError::Unavailable(m.clone()));
             }
-            sh.lease.client()
+            (
+                sh.lease.client(),
+                sh.lease.acks(),
+                DownWatch::Shared(sh.lease.state()),
+            )
         } else {
             let Some(link) = &self.link else {
                 return Err(ConnectorError::unavailable("mqtt sink is not connected"));
@@ -301,16 +406,17 @@ impl Sink for MqttSink {
             if let LinkState::Down(m) = &*link.state.borrow() {
                 return Err(ConnectorError::Unavailable(m.clone()));
             }
-            &link.client
+            (&link.client, &link.acks, DownWatch::Own(link.state.clone()))
         };
-        let static_topic = self.topic.static_text().map(|t| t.into_owned());
+        let mut span: Option<Span> = None;
+        let static_topic = topic_tpl.static_text().map(|t| t.into_owned());
         // An item whose topic cannot be rendered is not published; the
         // others are, and the first such error is reported at the end.
         let mut bad_topic: Option<ConnectorError> = None;
         for it in items {
             let topic = match &static_topic {
                 Some(t) => t.clone(),
-                None => match self.topic.render(&it.data) {
+                None => match topic_tpl.render(&it.data) {
                     Ok(t) if t.is_empty() || t.contains(['+', '#']) => {
                         bad_topic.get_or_insert(ConnectorError::InvalidData(format!(
                             "mqtt: rendered topic {t:?} is empty or has wildcards"
@@ -325,23 +431,50 @@ impl Sink for MqttSink {
                 },
             };
             let publish = client.publish(topic, self.qos, self.retained, it.payload.clone());
+            let handed = async {
+                if self.qos > 0 {
+                    acks.hand_off(publish).await.map(Some)
+                } else {
+                    publish.await.map(|()| None)
+                }
+            };
             tokio::select! {
-                r = tokio::time::timeout(PUBLISH_TIMEOUT, publish) => match r {
-                    Ok(Ok(())) => {}
+                r = tokio::time::timeout(PUBLISH_TIMEOUT, handed) => match r {
+                    Ok(Ok(seq)) => {
+                        if let Some(seq) = seq {
+                            span = Some(Span::extend(span, seq));
+                        }
+                    }
                     Ok(Err(e)) => return Err(ConnectorError::Unavailable(format!("mqtt publish: {e}"))),
                     Err(_) => return Err(ConnectorError::unavailable("mqtt publish: timed out waiting for the connection")),
                 },
-                _ = ctx.cancel.cancelled() => return Ok(()),
+                _ = ctx.cancel.cancelled() => return Err(ConnectorError::unavailable("mqtt: the rule stopped before the batch was published")),
+            }
+        }
+        if let Some(span) = span {
+            tokio::select! {
+                r = acks.wait(span, ACK_STALL) => match r {
+                    Ok(()) => {}
+                    Err(AckWait::Broken) => return Err(ConnectorError::unavailable(
+                        "mqtt: connection lost before the broker acknowledged the batch",
+                    )),
+                    Err(AckWait::Stalled(missing)) => {
+                        return Err(ConnectorError::Unavailable(format!(
+                            "mqtt: {missing} publish(es) not acknowledged by the broker within {ACK_STALL:?}"
+                        )));
+                    }
+                },
+                m = down.wait() => return Err(ConnectorError::Unavailable(format!(
+                    "mqtt: connection lost before the broker acknowledged the batch: {m}"
+                ))),
+                _ = ctx.cancel.cancelled() => return Err(ConnectorError::unavailable(
+                    "mqtt: the rule stopped before the broker acknowledged the batch",
+                )),
             }
         }
         match bad_topic {
             Some(e) => Err(e),
             None => Ok(()),
         }
-    }
-
-    async fn close(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {
-        self.shutdown().await;
-        Ok(())
     }
 }

@@ -179,13 +179,6 @@ pub fn write_json_float(out: &mut Vec<u8>, f: f64) {
     write_float_style(out, f, FloatStyle::Json);
 }
 
-/// A float as Go's `fmt.Sprint` prints it (`%v`), as templates render numbers.
-pub fn float_to_verb_string(f: f64) -> String {
-    let mut out = Vec::with_capacity(24);
-    write_float_style(&mut out, f, FloatStyle::Verb);
-    String::from_utf8(out).unwrap_or_default()
-}
-
 /// A float as Go's `strconv.FormatFloat(f, 'f', -1, 64)` prints it.
 pub fn float_to_fixed_string(f: f64) -> String {
     let mut out = Vec::with_capacity(24);
@@ -295,10 +288,6 @@ mod tests {
 
     #[test]
     fn verb_and_fixed_floats_match_go() {
-        assert_eq!(float_to_verb_string(0.00001), "1e-05");
-        assert_eq!(float_to_verb_string(0.0001), "0.0001");
-        assert_eq!(float_to_verb_string(1e21), "1e+21");
-        assert_eq!(float_to_verb_string(2.5), "2.5");
         assert_eq!(float_to_fixed_string(1e21), "1000000000000000000000");
         assert_eq!(float_to_fixed_string(1e-7), "0.0000001");
     }

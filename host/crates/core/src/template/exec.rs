@@ -28,6 +28,10 @@ pub(super) enum Flow {
     Continue,
 }
 
+/// The most one rendering may write (checked between nodes, so one node
+/// may pass it by what a single print makes: printf bounds its widths).
+pub(super) const MAX_OUTPUT: usize = 64 << 20;
+
 /// A value as the evaluator sees it: `None` is Go's invalid value.
 type Val = Option<Value>;
 
@@ -42,6 +46,9 @@ fn is_fast_json(pipe: &Pipe) -> bool {
 impl<'t> Exec<'t> {
     pub fn walk(&mut self, out: &mut String, dot: &Val, nodes: &'t [Node]) -> Result<Flow, String> {
         for n in nodes {
+            if out.len() > MAX_OUTPUT {
+                return Err(format!("template output exceeds {} MiB", MAX_OUTPUT >> 20));
+            }
             match n {
                 Node::Text(t) => out.push_str(t),
                 Node::Action(pipe) => {

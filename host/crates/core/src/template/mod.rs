@@ -40,6 +40,9 @@ mod funcs;
 mod helpers;
 mod lex;
 mod parse;
+mod prop;
+
+pub use prop::PropTemplate;
 
 use std::fmt;
 

@@ -269,9 +269,11 @@ impl Parser {
         self.nesting += 1;
         let res = self.list();
         self.nesting -= 1;
-        let (body, end) = res?;
+        // Restored before the error check: the caller's state must be whole
+        // even when the body fails (a range around us counts on it).
         self.vars = saved_vars;
         self.range_depth = saved_range;
+        let (body, end) = res?;
         if !matches!(end, Stop::End) {
             return err(format!("unexpected {} in {ctx}", end.name()));
         }
@@ -425,6 +427,12 @@ impl Parser {
             0 => err("missing value for command"),
             _ => {
                 let first = args.remove(0);
+                // A function as an argument is called with no arguments.
+                for a in &args {
+                    if let Arg::Func(f) = a {
+                        funcs::check_arity(f, 0)?;
+                    }
+                }
                 match first {
                     Arg::Func(f) => {
                         funcs::check_arity(f, args.len() + piped)?;

@@ -106,3 +106,47 @@ fn render_into_appends() {
     t.render_into(&d, &mut out).unwrap();
     assert_eq!(out, ">1,1,");
 }
+
+#[test]
+fn a_function_as_an_argument_with_too_few_args_is_an_error() {
+    // Found by fuzzing: `index` called with no arguments panicked.
+    for t in [
+        "{{printf \"%v\" index}}",
+        "{{print not}}",
+        "{{eq 1 (len) }}",
+    ] {
+        assert!(compile_err(t).contains("wrong number of args"), "{t}");
+    }
+    // A function that takes no arguments is fine as an argument.
+    assert!(Template::compile("{{print print}}").is_ok());
+}
+
+#[test]
+fn an_error_in_a_block_inside_a_range_is_a_compile_error() {
+    // Found by fuzzing: this panicked in the parser.
+    for t in [
+        "{{range.}}{{block\"\".}}{{}}",
+        "{{range .}}{{block \"b\" .}}{{end}}",
+        "{{if .}}{{define \"x\"}}{{end}}",
+    ] {
+        let _ = Template::compile(t).map(|_| ());
+    }
+    assert!(Template::compile("{{range.}}{{block\"\".}}{{}}").is_err());
+}
+
+#[test]
+fn output_is_bounded() {
+    // Found by fuzzing: wide printf verbs in a loop made hundreds of MB.
+    let t = Template::compile("{{range .}}{{printf \"%1000000d\" 1}}{{end}}").unwrap();
+    let rows: Vec<serde_json::Value> = (0..100).map(|i| serde_json::json!(i)).collect();
+    let e = t
+        .render(&self::data(serde_json::Value::Array(rows)))
+        .unwrap_err();
+    assert!(e.contains("template output exceeds 64 MiB"), "{e}");
+    // Ten of them are fine.
+    let rows: Vec<serde_json::Value> = (0..10).map(|i| serde_json::json!(i)).collect();
+    let ok = t
+        .render(&self::data(serde_json::Value::Array(rows)))
+        .unwrap();
+    assert_eq!(ok.len(), 10_000_000);
+}

@@ -164,16 +164,17 @@ pub(crate) fn project(
         } else {
             None
         };
-        let kept: Vec<Value> = values.into_iter().filter(|v| !v.is_null()).collect();
         let s = match cached {
             Some(s) => s,
             None => {
+                // Names of the non-null values, read from the values
+                // themselves: the mask only covers the first 64 columns.
                 let names: Vec<Arc<str>> = schema
                     .names()
                     .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i < 64 && mask & (1 << i) != 0)
-                    .map(|(_, n)| n.clone())
+                    .zip(&values)
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(n, _)| n.clone())
                     .collect();
                 let s = Arc::new(Schema::new(names));
                 if schema.len() <= 64 && cache.masked.len() < 64 {
@@ -182,6 +183,7 @@ pub(crate) fn project(
                 s
             }
         };
+        let kept: Vec<Value> = values.into_iter().filter(|v| !v.is_null()).collect();
         out.push(Row::new(s, kept));
         return Ok(());
     }

@@ -173,6 +173,22 @@ fn nil_fields_are_dropped_unless_asked() {
 }
 
 #[test]
+fn wide_projection_with_nulls_keeps_names() {
+    // Found by fuzzing: with more than 64 columns and a null among them,
+    // names past the 64th were lost and values shifted onto other names.
+    let cols: Vec<String> = (0..70).map(|i| format!("c{i}")).collect();
+    let sql = format!("SELECT {} FROM s", cols.join(", "));
+    let mut input = serde_json::Map::new();
+    for i in 0..70 {
+        if i != 3 && i != 66 {
+            input.insert(format!("c{i}"), json!(i));
+        }
+    }
+    let got = feed(&sql, &[(Json::Object(input.clone()), 1)], 0);
+    assert_eq!(got, vec![vec![Json::Object(input)]]);
+}
+
+#[test]
 fn wildcard_except_replace_and_overrides() {
     let got = feed(
         "SELECT * EXCEPT(b) REPLACE(a * 10 AS a), upper(c) AS c2 FROM s",

@@ -1,0 +1,1 @@
+SELECT temp FROM demo

@@ -1,0 +1,1 @@
+SELECT * FROM demo WHERE temp > 20

@@ -1,0 +1,1 @@
+SELECT nofunc(a) FROM demo
