@@ -5,6 +5,11 @@
 //! late this test's own runtime (standing in for the REST runtime) wakes up;
 //! a test fails when the probe's p99 passes 500 ms or the neighbour goes
 //! quiet for 500 ms.
+//!
+//! The tests take turns (`serial`): what they measure is how one plugin's
+//! attack treats its neighbours, and on a 2-core machine a second test's
+//! busy loop or component compilation would be a second attacker that the
+//! test did not mean to run.
 
 mod common;
 
@@ -22,6 +27,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const STALL: Duration = Duration::from_millis(500);
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Held for a whole test: one attack at a time in this binary.
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
+}
 
 async fn install(m: &PluginManager, kind: PluginKind, name: &str, grants: Option<Grants>) {
     m.install(InstallRequest {
@@ -224,6 +236,7 @@ fn tree() -> (tempfile::TempDir, std::path::PathBuf) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dot_dot_directory_request_does_not_leave_the_grant() {
+    let _serial = serial().await;
     let (_t, root) = tree();
     let data = tempfile::tempdir().unwrap();
     let (m, reg) = manager(data.path(), test_config());
@@ -244,6 +257,7 @@ async fn a_dot_dot_directory_request_does_not_leave_the_grant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_symlink_inside_the_grant_does_not_lead_out() {
+    let _serial = serial().await;
     let (_t, root) = tree();
     let data = tempfile::tempdir().unwrap();
     let (m, reg) = manager(data.path(), test_config());
@@ -308,6 +322,7 @@ async fn a_symlink_inside_the_grant_does_not_lead_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_granted_directory_swapped_for_a_symlink_refuses_new_instances() {
+    let _serial = serial().await;
     let (_t, root) = tree();
     let data = tempfile::tempdir().unwrap();
     let (m, reg) = manager(data.path(), test_config());
@@ -339,6 +354,7 @@ async fn a_granted_directory_swapped_for_a_symlink_refuses_new_instances() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_loop_in_each_source_export_stalls_nobody() {
+    let _serial = serial().await;
     let data = tempfile::tempdir().unwrap();
     let (_m, reg) = hostile_manager(data.path(), cfg()).await;
     // validate runs inside `create`, synchronously, as the rules manager calls it.
@@ -412,6 +428,7 @@ fn sink_items(n: usize) -> Vec<SinkItem> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_loop_in_each_sink_export_stalls_nobody() {
+    let _serial = serial().await;
     let data = tempfile::tempdir().unwrap();
     let (_m, reg) = hostile_manager(data.path(), cfg()).await;
     let f = reg.sink("hostilesink").unwrap();
@@ -452,6 +469,7 @@ async fn a_busy_loop_in_each_sink_export_stalls_nobody() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spinning_describe_fails_its_install_without_stalling() {
+    let _serial = serial().await;
     let data = tempfile::tempdir().unwrap();
     let (m, reg) = hostile_manager(
         data.path(),
@@ -479,6 +497,7 @@ async fn a_spinning_describe_fails_its_install_without_stalling() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_write_refused_as_unauthorized_or_config_stops_the_rule() {
+    let _serial = serial().await;
     let data = tempfile::tempdir().unwrap();
     let (_m, reg) = hostile_manager(data.path(), cfg()).await;
     let f = reg.sink("hostilesink").unwrap();
@@ -502,6 +521,7 @@ async fn a_sink_write_refused_as_unauthorized_or_config_stops_the_rule() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_flood_is_rate_limited_and_counted() {
+    let _serial = serial().await;
     let log = captured_log();
     let data = tempfile::tempdir().unwrap();
     let cfg = WasmConfig {
@@ -547,6 +567,7 @@ async fn a_log_flood_is_rate_limited_and_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_growth_stops_only_its_own_source() {
+    let _serial = serial().await;
     let data = tempfile::tempdir().unwrap();
     let (_m, reg) = hostile_manager(data.path(), cfg()).await;
     beside_neighbour(&reg, "grow", async {
@@ -569,6 +590,7 @@ async fn memory_growth_stops_only_its_own_source() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn table_and_instance_limits_are_enforced() {
+    let _serial = serial().await;
     let data = tempfile::tempdir().unwrap();
     // A table cap below what any Rust component declares: instances fail.
     let (m, _reg) = manager(

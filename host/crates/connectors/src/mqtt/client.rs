@@ -1,34 +1,25 @@
-//! Connection settings shared by the MQTT source and sink, and a thin wrapper
-//! over rumqttc's MQTT 3.1.1 and MQTT 5 clients so both speak one small API.
+//! Connection settings shared by the MQTT source and sink; building a
+//! client and its event loop ([`super::wire`]) from them.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
 use oort_core::ConnectorError;
-use rumqttc::{QoS, Transport};
+use rumqttc::QoS;
 use serde::Deserialize;
 
 use crate::util::de;
 
-use super::acks::Acks;
+pub(crate) use super::wire::{Client, Ev, EventLoop};
 
-/// QoS >= 1 publishes of ours in flight at once, MQTT 3.1.1 (rumqttc's
-/// default is 100). A sink waits for the acknowledgements of its batch, so its rate is
-/// at most this many per broker round trip; a loaded broker's round trip is
-/// milliseconds.
-const INFLIGHT: u16 = 1000;
+/// QoS >= 1 publishes of ours in flight at once (MQTT 5: at most the
+/// broker's receive maximum). A sink waits for the acknowledgements of its
+/// batch, so its rate is at most this many per broker round trip; a loaded
+/// broker's round trip is milliseconds.
+pub(crate) const INFLIGHT: u16 = 1000;
 
 /// Largest packet we accept or send (the MQTT limit is 256 MiB).
 const MAX_PACKET: usize = 256 * 1024 * 1024;
-
-/// System CA bundles tried when TLS is used without `rootCaPath`.
-const SYSTEM_CA_FILES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-];
 
 pub(crate) fn default_server() -> String {
     "tcp://127.0.0.1:1883".into()
@@ -173,7 +164,7 @@ impl Source {
         }
     }
 
-    fn load(&self, what: &str) -> Result<Vec<u8>, ConnectorError> {
+    pub(crate) fn load(&self, what: &str) -> Result<Vec<u8>, ConnectorError> {
         match self {
             Source::Path(p) => std::fs::read(p).map_err(|e| {
                 ConnectorError::Config(format!("mqtt: cannot read {what} {}: {e}", p.display()))
@@ -242,70 +233,26 @@ impl Settings {
         })
     }
 
-    fn transport(&self) -> Result<Transport, ConnectorError> {
-        if !self.endpoint.tls {
-            return Ok(Transport::Tcp);
-        }
-        let ca = match &self.tls.ca {
-            Some(s) => s.load("rootCaPath")?,
-            None => SYSTEM_CA_FILES
-                .iter()
-                .find_map(|p| std::fs::read(p).ok())
-                .ok_or_else(|| {
-                    ConnectorError::config("mqtt: no system CA bundle found: set rootCaPath")
-                })?,
-        };
-        let client_auth = match (&self.tls.cert, &self.tls.key) {
-            (Some(c), Some(k)) => Some((c.load("certificationPath")?, k.load("privateKeyPath")?)),
-            _ => None,
-        };
-        Ok(Transport::tls(ca, client_auth, None))
-    }
-
     /// Builds a client with a clean session and automatic acknowledgements
     /// and its event loop (reads TLS files).
     pub fn build(&self, cap: usize) -> Result<(Client, EventLoop), ConnectorError> {
         self.build_session(cap, SessionOpts::default())
     }
 
-    /// Builds a client and its event loop with the given session options.
+    /// Builds a client and its event loop with the given session options
+    /// (reads the TLS files, so that a bad one fails here, not at every
+    /// reconnection).
     pub fn build_session(
         &self,
         cap: usize,
         session: SessionOpts,
     ) -> Result<(Client, EventLoop), ConnectorError> {
-        let transport = self.transport()?;
-        let Endpoint { host, port, .. } = &self.endpoint;
-        if self.v5 {
-            let mut o = rumqttc::v5::MqttOptions::new(&self.client_id, host, *port);
-            o.set_keep_alive(self.keep_alive)
-                .set_clean_start(!session.persistent)
-                .set_manual_acks(session.manual_acks)
-                .set_max_packet_size(Some(MAX_PACKET as u32))
-                .set_transport(transport);
-            if session.persistent {
-                o.set_session_expiry_interval(Some(session.expiry_secs));
-            }
-            // MQTT 5: the broker's receive maximum sets what is in flight.
-            if !self.username.is_empty() {
-                o.set_credentials(&self.username, &self.password);
-            }
-            let (c, l) = rumqttc::v5::AsyncClient::new(o, cap);
-            Ok((Client::V5(c), EventLoop::V5(Box::new(l))))
+        let tls = if self.endpoint.tls {
+            Some(super::tls::connector(self)?)
         } else {
-            let mut o = rumqttc::MqttOptions::new(&self.client_id, host, *port);
-            o.set_keep_alive(self.keep_alive)
-                .set_clean_session(!session.persistent)
-                .set_manual_acks(session.manual_acks)
-                .set_max_packet_size(MAX_PACKET, MAX_PACKET)
-                .set_inflight(INFLIGHT)
-                .set_transport(transport);
-            if !self.username.is_empty() {
-                o.set_credentials(&self.username, &self.password);
-            }
-            let (c, l) = rumqttc::AsyncClient::new(o, cap);
-            Ok((Client::V4(c), EventLoop::V4(Box::new(l))))
-        }
+            None
+        };
+        Ok(EventLoop::new(self.clone(), session, tls, cap, MAX_PACKET))
     }
 
     /// Identity of the physical connection these settings open: equal keys
@@ -359,274 +306,12 @@ pub(crate) fn qos_of(q: u8) -> QoS {
     }
 }
 
-fn qos5_of(q: u8) -> rumqttc::v5::mqttbytes::QoS {
+pub(crate) fn qos5_of(q: u8) -> rumqttc::v5::mqttbytes::QoS {
     use rumqttc::v5::mqttbytes::QoS as Q;
     match q {
         0 => Q::AtMostOnce,
         1 => Q::AtLeastOnce,
         _ => Q::ExactlyOnce,
-    }
-}
-
-/// What the event loop reported, version-independent.
-#[derive(Debug)]
-pub(crate) enum Ev {
-    ConnAck,
-    Publish {
-        topic: String,
-        payload: Bytes,
-        qos: u8,
-        pkid: u16,
-    },
-    /// How many filters of a SUBACK were refused.
-    SubAck {
-        refused: usize,
-    },
-    /// The client wrote out one of our QoS >= 1 publishes (packet id).
-    Sent(u16),
-    /// The broker acknowledged one of our QoS >= 1 publishes (PUBACK, or
-    /// PUBCOMP for QoS 2), by packet id.
-    Acked(u16),
-    /// Our DISCONNECT went out.
-    Disconnected,
-    Other,
-}
-
-#[derive(Clone)]
-pub(crate) enum Client {
-    V4(rumqttc::AsyncClient),
-    V5(rumqttc::v5::AsyncClient),
-}
-
-pub(crate) enum EventLoop {
-    V4(Box<rumqttc::EventLoop>),
-    V5(Box<rumqttc::v5::EventLoop>),
-}
-
-impl EventLoop {
-    /// After a connection error, before the next poll: settles the
-    /// acknowledgements the client had buffered, then forgets every publish
-    /// it would send again or still held (unacknowledged, collided, or
-    /// drained from its queue), so the sink pipeline alone decides what is
-    /// resent (its retries, its cache) and a batch counted as dropped is not
-    /// delivered behind its back. `acks` learns which were lost.
-    pub fn after_break(&mut self, acks: &Acks) {
-        use rumqttc::Outgoing;
-        let unsent = match self {
-            EventLoop::V4(l) => {
-                use rumqttc::{Event, Packet};
-                l.state.events.retain(|e| match e {
-                    Event::Outgoing(Outgoing::Publish(p)) if *p != 0 => {
-                        acks.sent(*p);
-                        false
-                    }
-                    Event::Incoming(Packet::PubAck(a)) => {
-                        acks.acked(a.pkid);
-                        false
-                    }
-                    Event::Incoming(Packet::PubComp(a)) => {
-                        acks.acked(a.pkid);
-                        false
-                    }
-                    _ => true,
-                });
-                let mut unsent = u64::from(l.state.collision.take().is_some());
-                l.pending.retain(|r| match r {
-                    rumqttc::Request::Publish(p) => {
-                        if p.pkid == 0 && p.qos != rumqttc::QoS::AtMostOnce {
-                            unsent += 1;
-                        }
-                        false
-                    }
-                    _ => true,
-                });
-                unsent
-            }
-            EventLoop::V5(l) => {
-                use rumqttc::v5::mqttbytes::v5::Packet;
-                use rumqttc::v5::Event;
-                l.state.events.retain(|e| match e {
-                    Event::Outgoing(Outgoing::Publish(p)) if *p != 0 => {
-                        acks.sent(*p);
-                        false
-                    }
-                    Event::Incoming(Packet::PubAck(a)) => {
-                        acks.acked(a.pkid);
-                        false
-                    }
-                    Event::Incoming(Packet::PubComp(a)) => {
-                        acks.acked(a.pkid);
-                        false
-                    }
-                    _ => true,
-                });
-                let mut unsent = u64::from(l.state.collision.take().is_some());
-                l.pending.retain(|r| match r {
-                    rumqttc::v5::Request::Publish(p) => {
-                        if p.pkid == 0 && p.qos != rumqttc::v5::mqttbytes::QoS::AtMostOnce {
-                            unsent += 1;
-                        }
-                        false
-                    }
-                    _ => true,
-                });
-                unsent
-            }
-        };
-        acks.broken(unsent);
-    }
-
-    /// Drives the connection; after an error the next call reconnects.
-    pub async fn poll(&mut self) -> Result<Ev, String> {
-        match self {
-            EventLoop::V4(l) => {
-                use rumqttc::{Event, Outgoing, Packet};
-                match l.poll().await.map_err(|e| e.to_string())? {
-                    Event::Incoming(Packet::ConnAck(_)) => Ok(Ev::ConnAck),
-                    Event::Incoming(Packet::Publish(p)) => Ok(Ev::Publish {
-                        topic: p.topic,
-                        payload: p.payload,
-                        qos: p.qos as u8,
-                        pkid: p.pkid,
-                    }),
-                    Event::Incoming(Packet::SubAck(s)) => Ok(Ev::SubAck {
-                        refused: s
-                            .return_codes
-                            .iter()
-                            .filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
-                            .count(),
-                    }),
-                    Event::Incoming(Packet::PubAck(a)) => Ok(Ev::Acked(a.pkid)),
-                    Event::Incoming(Packet::PubComp(a)) => Ok(Ev::Acked(a.pkid)),
-                    Event::Outgoing(Outgoing::Publish(p)) if p != 0 => Ok(Ev::Sent(p)),
-                    Event::Outgoing(Outgoing::Disconnect) => Ok(Ev::Disconnected),
-                    _ => Ok(Ev::Other),
-                }
-            }
-            EventLoop::V5(l) => {
-                use rumqttc::v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
-                use rumqttc::v5::Event;
-                use rumqttc::Outgoing;
-                match l.poll().await.map_err(|e| e.to_string())? {
-                    Event::Incoming(Packet::ConnAck(_)) => Ok(Ev::ConnAck),
-                    Event::Incoming(Packet::Publish(p)) => Ok(Ev::Publish {
-                        topic: String::from_utf8_lossy(&p.topic).into_owned(),
-                        payload: p.payload,
-                        qos: p.qos as u8,
-                        pkid: p.pkid,
-                    }),
-                    Event::Incoming(Packet::SubAck(s)) => Ok(Ev::SubAck {
-                        refused: s
-                            .return_codes
-                            .iter()
-                            .filter(|c| !matches!(c, SubscribeReasonCode::Success(_)))
-                            .count(),
-                    }),
-                    Event::Incoming(Packet::PubAck(a)) => Ok(Ev::Acked(a.pkid)),
-                    Event::Incoming(Packet::PubComp(a)) => Ok(Ev::Acked(a.pkid)),
-                    Event::Outgoing(Outgoing::Publish(p)) if p != 0 => Ok(Ev::Sent(p)),
-                    Event::Outgoing(Outgoing::Disconnect) => Ok(Ev::Disconnected),
-                    _ => Ok(Ev::Other),
-                }
-            }
-        }
-    }
-}
-
-impl Client {
-    /// Queues a SUBSCRIBE for all filters without waiting.
-    pub fn try_subscribe(&self, topics: &[String], qos: u8) -> Result<(), String> {
-        match self {
-            Client::V4(c) => c
-                .try_subscribe_many(
-                    topics
-                        .iter()
-                        .map(|t| rumqttc::SubscribeFilter::new(t.clone(), qos_of(qos))),
-                )
-                .map_err(|e| e.to_string()),
-            Client::V5(c) => c
-                .try_subscribe_many(
-                    topics
-                        .iter()
-                        .map(|t| rumqttc::v5::mqttbytes::v5::Filter::new(t.clone(), qos5_of(qos))),
-                )
-                .map_err(|e| e.to_string()),
-        }
-    }
-
-    /// Queues one SUBSCRIBE holding every `(filter, qos)` pair, without waiting.
-    pub fn try_subscribe_each(&self, filters: &[(String, u8)]) -> Result<(), String> {
-        match self {
-            Client::V4(c) => c
-                .try_subscribe_many(
-                    filters
-                        .iter()
-                        .map(|(t, q)| rumqttc::SubscribeFilter::new(t.clone(), qos_of(*q))),
-                )
-                .map_err(|e| e.to_string()),
-            Client::V5(c) => c
-                .try_subscribe_many(
-                    filters.iter().map(|(t, q)| {
-                        rumqttc::v5::mqttbytes::v5::Filter::new(t.clone(), qos5_of(*q))
-                    }),
-                )
-                .map_err(|e| e.to_string()),
-        }
-    }
-
-    /// Queues an UNSUBSCRIBE for one filter without waiting.
-    pub fn try_unsubscribe(&self, filter: &str) -> Result<(), String> {
-        match self {
-            Client::V4(c) => c.try_unsubscribe(filter).map_err(|e| e.to_string()),
-            Client::V5(c) => c.try_unsubscribe(filter).map_err(|e| e.to_string()),
-        }
-    }
-
-    /// Queues a PUBLISH (waits only for room in the request channel).
-    pub async fn publish(
-        &self,
-        topic: String,
-        qos: u8,
-        retain: bool,
-        payload: Bytes,
-    ) -> Result<(), String> {
-        match self {
-            Client::V4(c) => c
-                .publish_bytes(topic, qos_of(qos), retain, payload)
-                .await
-                .map_err(|e| e.to_string()),
-            Client::V5(c) => c
-                .publish_bytes(topic, qos5_of(qos), retain, payload)
-                .await
-                .map_err(|e| e.to_string()),
-        }
-    }
-
-    /// Acknowledges an incoming PUBLISH (PUBACK for QoS 1, PUBREC for QoS 2;
-    /// nothing for QoS 0). Only for clients built with manual acks; waits for
-    /// room in the request channel.
-    pub async fn ack(&self, qos: u8, pkid: u16) -> Result<(), String> {
-        match self {
-            Client::V4(c) => {
-                let mut p = rumqttc::Publish::from_bytes("", qos_of(qos), Bytes::new());
-                p.pkid = pkid;
-                c.ack(&p).await.map_err(|e| e.to_string())
-            }
-            Client::V5(c) => {
-                let mut p =
-                    rumqttc::v5::mqttbytes::v5::Publish::new("", qos5_of(qos), Bytes::new(), None);
-                p.pkid = pkid;
-                c.ack(&p).await.map_err(|e| e.to_string())
-            }
-        }
-    }
-
-    /// Queues a DISCONNECT without waiting.
-    pub fn try_disconnect(&self) {
-        let _ = match self {
-            Client::V4(c) => c.try_disconnect().map_err(|e| e.to_string()),
-            Client::V5(c) => c.try_disconnect().map_err(|e| e.to_string()),
-        };
     }
 }
 

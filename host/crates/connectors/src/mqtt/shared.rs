@@ -287,12 +287,12 @@ impl Link {
     }
 
     /// Hands one message to every subscriber whose filter matches.
-    async fn dispatch(&self, topic: String, payload: Bytes, qos: u8, pkid: u16) {
+    async fn dispatch(&self, topic: &str, payload: Bytes, qos: u8, pkid: u16) {
         let targets: Vec<(u64, SourceContext)> = {
             let subs = self.subs.lock();
             subs.list
                 .iter()
-                .filter(|s| s.filters.iter().any(|f| filter_matches(f, &topic)))
+                .filter(|s| s.filters.iter().any(|f| filter_matches(f, topic)))
                 .map(|s| (s.id, s.ctx.clone()))
                 .collect()
         };
@@ -300,7 +300,7 @@ impl Link {
             return;
         }
         let mut meta = Map::new();
-        meta.insert(Arc::from("topic"), Value::str(&topic));
+        meta.insert(Arc::from("topic"), Value::str(topic));
         meta.insert(Arc::from("qos"), Value::Int(qos as i64));
         meta.insert(Arc::from("messageId"), Value::Int(pkid as i64));
         let meta = Arc::new(meta);
@@ -362,12 +362,14 @@ async fn drive(link: Arc<Link>, mut el: EventLoop, state: watch::Sender<LinkStat
                 payload,
                 qos,
                 pkid,
-            }) => link.dispatch(topic, payload, qos, pkid).await,
+            }) => {
+                link.dispatch(Ev::topic_str(&topic), payload, qos, pkid)
+                    .await
+            }
             Ok(Ev::SubAck { refused }) => link.suback(refused).await,
             Ok(Ev::Sent(p)) => link.acks.sent(p),
             Ok(Ev::Acked(p)) => link.acks.acked(p),
             Ok(Ev::Disconnected) => return,
-            Ok(Ev::Other) => {}
             Err(e) => {
                 // As the sink's own connection (sink.rs): the pipeline resends.
                 el.after_break(&link.acks);

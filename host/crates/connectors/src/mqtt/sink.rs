@@ -409,7 +409,7 @@ impl MqttSink {
             (&link.client, &link.acks, DownWatch::Own(link.state.clone()))
         };
         let mut span: Option<Span> = None;
-        let static_topic = topic_tpl.static_text().map(|t| t.into_owned());
+        let static_topic: Option<Arc<str>> = topic_tpl.static_text().map(|t| Arc::from(t.as_ref()));
         // An item whose topic cannot be rendered is not published; the
         // others are, and the first such error is reported at the end.
         let mut bad_topic: Option<ConnectorError> = None;
@@ -423,7 +423,7 @@ impl MqttSink {
                         )));
                         continue;
                     }
-                    Ok(t) => t,
+                    Ok(t) => Arc::from(t),
                     Err(e) => {
                         bad_topic.get_or_insert(e);
                         continue;

@@ -295,7 +295,7 @@ impl Source for MqttSource {
         // Messages emitted so far (the count `ctx.handed()` is compared with).
         let mut emitted: u64 = 0;
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-        let mut last_topic: Option<(String, Value)> = None;
+        let mut last_topic: Option<(bytes::Bytes, Value)> = None;
         let k_topic: Arc<str> = Arc::from("topic");
         let k_qos: Arc<str> = Arc::from("qos");
         let k_id: Arc<str> = Arc::from("messageId");
@@ -331,7 +331,7 @@ impl Source for MqttSource {
                     let tv = match &last_topic {
                         Some((t, v)) if *t == topic => v.clone(),
                         _ => {
-                            let v = Value::str(&topic);
+                            let v = Value::str(Ev::topic_str(&topic));
                             last_topic = Some((topic, v.clone()));
                             v
                         }

@@ -1,0 +1,787 @@
+//! Our MQTT connection: a [`Client`] queues requests, the [`EventLoop`]
+//! (polled by one task) keeps the connection to the broker, writes every
+//! queued request in one buffer and one flush, reads whatever the socket
+//! has and turns it into events. MQTT 3.1.1 and 5 over TCP or TLS, QoS 0-2
+//! both ways, manual or automatic acknowledgements, keep-alive pings.
+//!
+//! Why not rumqttc's event loop: it writes and flushes each request on its
+//! own (one syscall and one TCP segment per message, and the broker pays a
+//! wakeup for each) and allocates a topic `String` per message. Its packet
+//! codec is used for everything but PUBLISH (see [`super::codec`]).
+//!
+//! No reconnection state survives a break: what was in flight is reported
+//! through [`EventLoop::after_break`] and resent, if at all, by the caller
+//! (the sink pipeline's retries and cache; the broker's session for a
+//! source).
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use rumqttc::tokio_rustls::TlsConnector;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Sleep};
+
+use super::acks::Acks;
+use super::client::{SessionOpts, Settings};
+use super::codec::{self, Version};
+
+/// How long connecting (TCP, TLS, CONNECT/CONNACK) and one flush may take.
+const NET_TIMEOUT: Duration = Duration::from_secs(5);
+/// Requests taken from the queue per round.
+const TAKE: usize = 512;
+/// Read buffer room reserved per read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What the event loop reported.
+#[derive(Debug)]
+pub(crate) enum Ev {
+    ConnAck,
+    Publish {
+        /// UTF-8 (checked).
+        topic: Bytes,
+        payload: Bytes,
+        qos: u8,
+        pkid: u16,
+    },
+    /// How many filters of a SUBACK were refused.
+    SubAck {
+        refused: usize,
+    },
+    /// One of our QoS >= 1 publishes went out with this packet id.
+    Sent(u16),
+    /// The broker acknowledged one of our QoS >= 1 publishes (PUBACK, or
+    /// PUBCOMP for QoS 2).
+    Acked(u16),
+    /// Our DISCONNECT went out (or every client handle is gone).
+    Disconnected,
+}
+
+impl Ev {
+    /// The topic of a [`Ev::Publish`] as text.
+    pub fn topic_str(topic: &Bytes) -> &str {
+        std::str::from_utf8(topic).unwrap_or_default()
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum Request {
+    Publish {
+        topic: Arc<str>,
+        payload: Bytes,
+        qos: u8,
+        retain: bool,
+    },
+    /// PUBACK (QoS 1) or PUBREC (QoS 2) of an incoming publish.
+    Ack {
+        qos: u8,
+        pkid: u16,
+    },
+    Subscribe(Vec<(String, u8)>),
+    Unsubscribe(String),
+    Disconnect,
+}
+
+/// A handle that queues requests for the event loop.
+#[derive(Clone)]
+pub(crate) struct Client {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Client {
+    /// Queues a PUBLISH (waits only for room in the queue).
+    pub async fn publish(
+        &self,
+        topic: Arc<str>,
+        qos: u8,
+        retain: bool,
+        payload: Bytes,
+    ) -> Result<(), String> {
+        self.tx
+            .send(Request::Publish {
+                topic,
+                payload,
+                qos,
+                retain,
+            })
+            .await
+            .map_err(|_| "the connection is closed".to_string())
+    }
+
+    /// Acknowledges an incoming PUBLISH (PUBACK for QoS 1, PUBREC for QoS 2;
+    /// nothing for QoS 0); for loops built with manual acks.
+    pub async fn ack(&self, qos: u8, pkid: u16) -> Result<(), String> {
+        if qos == 0 {
+            return Ok(());
+        }
+        self.tx
+            .send(Request::Ack { qos, pkid })
+            .await
+            .map_err(|_| "the connection is closed".to_string())
+    }
+
+    fn try_send(&self, r: Request) -> Result<(), String> {
+        self.tx.try_send(r).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => "the request queue is full".to_string(),
+            mpsc::error::TrySendError::Closed(_) => "the connection is closed".to_string(),
+        })
+    }
+
+    /// Queues one SUBSCRIBE for all filters with one QoS, without waiting.
+    pub fn try_subscribe(&self, topics: &[String], qos: u8) -> Result<(), String> {
+        self.try_send(Request::Subscribe(
+            topics.iter().map(|t| (t.clone(), qos)).collect(),
+        ))
+    }
+
+    /// Queues one SUBSCRIBE holding every `(filter, qos)` pair, without waiting.
+    pub fn try_subscribe_each(&self, filters: &[(String, u8)]) -> Result<(), String> {
+        self.try_send(Request::Subscribe(filters.to_vec()))
+    }
+
+    /// Queues an UNSUBSCRIBE for one filter without waiting.
+    pub fn try_unsubscribe(&self, filter: &str) -> Result<(), String> {
+        self.try_send(Request::Unsubscribe(filter.to_string()))
+    }
+
+    /// Queues a DISCONNECT without waiting.
+    pub fn try_disconnect(&self) {
+        let _ = self.try_send(Request::Disconnect);
+    }
+}
+
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+/// Packet-id state of our QoS >= 1 publishes.
+const FREE: u8 = 0;
+const AWAIT_ACK: u8 = 1;
+const AWAIT_COMP: u8 = 2;
+
+struct Conn {
+    io: Box<dyn Stream>,
+    /// Our publishes in flight, by packet id (`FREE`, `AWAIT_ACK`, `AWAIT_COMP`).
+    ids: Vec<u8>,
+    inflight: usize,
+    max_inflight: usize,
+    next_id: u16,
+    ping_due: Pin<Box<Sleep>>,
+    ping_out: bool,
+    /// Packet ids of our SUBSCRIBE/UNSUBSCRIBE (their own counter).
+    next_ctl_id: u16,
+}
+
+impl Conn {
+    fn take_id(&mut self) -> u16 {
+        loop {
+            self.next_id = self.next_id.checked_add(1).unwrap_or(1);
+            if self.ids[self.next_id as usize] == FREE {
+                return self.next_id;
+            }
+        }
+    }
+}
+
+/// Drives one connection; see the module doc.
+pub(crate) struct EventLoop {
+    settings: Settings,
+    session: SessionOpts,
+    tls: Option<TlsConnector>,
+    version: Version,
+    max_packet: usize,
+    rx: mpsc::Receiver<Request>,
+    /// Requests taken from the queue and not written yet (a publish waits
+    /// here while the broker's receive maximum is reached).
+    held: VecDeque<Request>,
+    events: VecDeque<Ev>,
+    conn: Option<Conn>,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    take: Vec<Request>,
+}
+
+impl EventLoop {
+    pub fn new(
+        settings: Settings,
+        session: SessionOpts,
+        tls: Option<TlsConnector>,
+        cap: usize,
+        max_packet: usize,
+    ) -> (Client, EventLoop) {
+        let (tx, rx) = mpsc::channel(cap.max(1));
+        let version = if settings.v5 {
+            Version::V5
+        } else {
+            Version::V4
+        };
+        (
+            Client { tx },
+            EventLoop {
+                settings,
+                session,
+                tls,
+                version,
+                max_packet,
+                rx,
+                held: VecDeque::new(),
+                events: VecDeque::new(),
+                conn: None,
+                rbuf: BytesMut::new(),
+                wbuf: BytesMut::new(),
+                take: Vec::with_capacity(TAKE),
+            },
+        )
+    }
+
+    /// After a connection error, before the next poll: settles the
+    /// acknowledgement events not consumed yet, then forgets every publish
+    /// in flight or queued, so the caller alone decides what is resent (the
+    /// sink pipeline's retries and cache) and a batch counted as dropped is
+    /// not delivered behind its back. `acks` learns which were lost.
+    pub fn after_break(&mut self, acks: &Acks) {
+        self.events.retain(|e| match e {
+            Ev::Sent(p) => {
+                acks.sent(*p);
+                false
+            }
+            Ev::Acked(p) => {
+                acks.acked(*p);
+                false
+            }
+            _ => true,
+        });
+        let mut unsent = 0u64;
+        let mut keep = VecDeque::new();
+        let mut queued = std::mem::take(&mut self.held);
+        while let Ok(r) = self.rx.try_recv() {
+            queued.push_back(r);
+        }
+        for r in queued {
+            match r {
+                Request::Publish { qos: 1.., .. } => unsent += 1,
+                Request::Disconnect => keep.push_back(r),
+                // QoS 0 publishes are gone with the connection; acks of its
+                // packet ids mean nothing on the next one; subscriptions are
+                // made again at every CONNACK.
+                _ => {}
+            }
+        }
+        self.held = keep;
+        acks.broken(unsent);
+    }
+
+    /// The next event; connects first when there is no connection (after an
+    /// error, the next call reconnects).
+    pub async fn poll(&mut self) -> Result<Ev, String> {
+        if let Some(ev) = self.events.pop_front() {
+            return Ok(ev);
+        }
+        if self.conn.is_none() {
+            let conn = tokio::time::timeout(NET_TIMEOUT, self.connect())
+                .await
+                .map_err(|_| format!("no CONNACK within {NET_TIMEOUT:?}"))??;
+            self.conn = Some(conn);
+            return Ok(Ev::ConnAck);
+        }
+        let r = self.round().await;
+        if r.is_err() {
+            self.conn = None;
+            self.rbuf.clear();
+            self.wbuf.clear();
+        }
+        r
+    }
+
+    async fn connect(&mut self) -> Result<Conn, String> {
+        self.rbuf.clear();
+        self.wbuf.clear();
+        let s = &self.settings;
+        let host = s.endpoint.host.as_str();
+        let tcp = TcpStream::connect((host, s.endpoint.port))
+            .await
+            .map_err(|e| format!("connect to {host}:{}: {e}", s.endpoint.port))?;
+        let _ = tcp.set_nodelay(true);
+        let mut io: Box<dyn Stream> = if let Some(connector) = &self.tls {
+            let name = super::tls::server_name(host)?;
+            Box::new(
+                connector
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| format!("TLS handshake with {host}: {e}"))?,
+            )
+        } else {
+            Box::new(tcp)
+        };
+        self.write_connect()?;
+        io.write_all(&self.wbuf)
+            .await
+            .map_err(|e| format!("send CONNECT: {e}"))?;
+        self.wbuf.clear();
+        let (session_present, receive_max) = loop {
+            if let Some(n) = self.frame()? {
+                let frame = self.rbuf.split_to(n);
+                break self.read_connack(frame)?;
+            }
+            self.rbuf.reserve(1024);
+            let n = io
+                .read_buf(&mut self.rbuf)
+                .await
+                .map_err(|e| format!("read CONNACK: {e}"))?;
+            if n == 0 {
+                return Err("the broker closed the connection before CONNACK".into());
+            }
+        };
+        let _ = session_present;
+        let keep_alive = self.settings.keep_alive;
+        Ok(Conn {
+            io,
+            ids: vec![FREE; 65536],
+            inflight: 0,
+            max_inflight: receive_max.min(super::client::INFLIGHT as usize).max(1),
+            next_id: 0,
+            ping_due: Box::pin(tokio::time::sleep(keep_alive)),
+            ping_out: false,
+            next_ctl_id: 0,
+        })
+    }
+
+    fn write_connect(&mut self) -> Result<(), String> {
+        let s = &self.settings;
+        let keep_alive = s.keep_alive.as_secs().min(u16::MAX as u64) as u16;
+        let max = self.max_packet;
+        let r = match self.version {
+            Version::V4 => {
+                use rumqttc::mqttbytes::v4::{Connect, Login, Packet};
+                let mut c = Connect::new(s.client_id.clone());
+                c.keep_alive = keep_alive;
+                c.clean_session = !self.session.persistent;
+                if !s.username.is_empty() {
+                    c.login = Some(Login::new(s.username.clone(), s.password.clone()));
+                }
+                Packet::Connect(c)
+                    .write(&mut self.wbuf, max)
+                    .map_err(|e| e.to_string())
+            }
+            Version::V5 => {
+                use rumqttc::v5::mqttbytes::v5::{Connect, ConnectProperties, Login, Packet};
+                let mut props = ConnectProperties::new();
+                props.max_packet_size = Some(max.min(u32::MAX as usize) as u32);
+                if self.session.persistent {
+                    props.session_expiry_interval = Some(self.session.expiry_secs);
+                }
+                let c = Connect {
+                    keep_alive,
+                    client_id: s.client_id.clone(),
+                    clean_start: !self.session.persistent,
+                    properties: Some(props),
+                };
+                let login = (!s.username.is_empty())
+                    .then(|| Login::new(s.username.clone(), s.password.clone()));
+                Packet::Connect(c, None, login)
+                    .write(&mut self.wbuf, Some(max.min(u32::MAX as usize) as u32))
+                    .map_err(|e| format!("{e:?}"))
+            }
+        };
+        r.map(|_| ()).map_err(|e| format!("encode CONNECT: {e}"))
+    }
+
+    /// `(session present, receive maximum)` of a CONNACK, or why refused.
+    fn read_connack(&self, frame: BytesMut) -> Result<(bool, usize), String> {
+        match self.version {
+            Version::V4 => {
+                use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet};
+                let mut f = frame;
+                match Packet::read(&mut f, self.max_packet) {
+                    Ok(Packet::ConnAck(a)) if a.code == ConnectReturnCode::Success => {
+                        Ok((a.session_present, usize::MAX))
+                    }
+                    Ok(Packet::ConnAck(a)) => Err(format!("connection refused: {:?}", a.code)),
+                    Ok(other) => Err(format!("expected CONNACK, got {other:?}")),
+                    Err(e) => Err(format!("bad CONNACK: {e}")),
+                }
+            }
+            Version::V5 => {
+                use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet};
+                let mut f = frame;
+                match Packet::read(&mut f, Some(self.max_packet.min(u32::MAX as usize) as u32)) {
+                    Ok(Packet::ConnAck(a)) if a.code == ConnectReturnCode::Success => {
+                        let rm = a
+                            .properties
+                            .and_then(|p| p.receive_max)
+                            .map(usize::from)
+                            .unwrap_or(65535);
+                        Ok((a.session_present, rm))
+                    }
+                    Ok(Packet::ConnAck(a)) => Err(format!("connection refused: {:?}", a.code)),
+                    Ok(other) => Err(format!("expected CONNACK, got {other:?}")),
+                    Err(e) => Err(format!("bad CONNACK: {e:?}")),
+                }
+            }
+        }
+    }
+
+    /// The length of the next whole frame in the read buffer, if there is one.
+    fn frame(&self) -> Result<Option<usize>, String> {
+        match codec::frame_len(&self.rbuf, self.max_packet) {
+            Ok(n) if n <= self.rbuf.len() => Ok(Some(n)),
+            Ok(_) | Err(codec::FrameError::Incomplete) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// One round on an open connection: write what is queued, read what
+    /// arrived, ping when due; returns the first event of the round.
+    async fn round(&mut self) -> Result<Ev, String> {
+        loop {
+            // Requests already taken go out first (room permitting).
+            self.encode_held()?;
+            if !self.wbuf.is_empty() {
+                self.flush().await?;
+            }
+            if let Some(ev) = self.events.pop_front() {
+                return Ok(ev);
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                return Err("not connected".into());
+            };
+            let can_take = self.held.is_empty();
+            self.rbuf.reserve(READ_CHUNK);
+            tokio::select! {
+                r = conn.io.read_buf(&mut self.rbuf) => {
+                    match r {
+                        Ok(0) => return Err("the broker closed the connection".into()),
+                        Ok(_) => self.read_frames()?,
+                        Err(e) => return Err(format!("read: {e}")),
+                    }
+                }
+                n = self.rx.recv_many(&mut self.take, TAKE), if can_take => {
+                    if n == 0 {
+                        return Ok(Ev::Disconnected);
+                    }
+                    self.held.extend(self.take.drain(..));
+                }
+                _ = conn.ping_due.as_mut() => {
+                    if conn.ping_out {
+                        return Err("the broker did not answer a ping".into());
+                    }
+                    conn.ping_out = true;
+                    self.put_simple(Simple::PingReq)?;
+                }
+            }
+        }
+    }
+
+    /// Writes the write buffer out (within [`NET_TIMEOUT`]). Cancel-safe:
+    /// what was written is gone from the buffer.
+    async fn flush(&mut self) -> Result<(), String> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err("not connected".into());
+        };
+        let wbuf = &mut self.wbuf;
+        let io = &mut conn.io;
+        tokio::time::timeout(NET_TIMEOUT, async {
+            while wbuf.has_remaining() {
+                io.write_buf(wbuf).await?;
+            }
+            io.flush().await
+        })
+        .await
+        .map_err(|_| format!("write: nothing could be sent for {NET_TIMEOUT:?}"))?
+        .map_err(|e| format!("write: {e}"))?;
+        let keep_alive = self.settings.keep_alive;
+        conn.ping_due.as_mut().reset(Instant::now() + keep_alive);
+        Ok(())
+    }
+
+    /// Encodes held requests into the write buffer, publishes only while
+    /// the broker's receive maximum allows.
+    fn encode_held(&mut self) -> Result<(), String> {
+        while let Some(r) = self.held.front() {
+            let Some(conn) = self.conn.as_mut() else {
+                return Ok(());
+            };
+            if matches!(r, Request::Publish { qos: 1.., .. }) && conn.inflight >= conn.max_inflight
+            {
+                return Ok(());
+            }
+            let Some(r) = self.held.pop_front() else {
+                return Ok(());
+            };
+            match r {
+                Request::Publish {
+                    topic,
+                    payload,
+                    qos,
+                    retain,
+                } => {
+                    let pkid = if qos > 0 {
+                        let id = conn.take_id();
+                        conn.ids[id as usize] = AWAIT_ACK;
+                        conn.inflight += 1;
+                        self.events.push_back(Ev::Sent(id));
+                        id
+                    } else {
+                        0
+                    };
+                    codec::put_publish(
+                        &mut self.wbuf,
+                        self.version,
+                        &topic,
+                        qos,
+                        retain,
+                        pkid,
+                        &payload,
+                    );
+                }
+                Request::Ack { qos, pkid } => self.put_simple(if qos == 1 {
+                    Simple::PubAck(pkid)
+                } else {
+                    Simple::PubRec(pkid)
+                })?,
+                Request::Subscribe(filters) => {
+                    let id = conn.next_ctl_id.checked_add(1).unwrap_or(1);
+                    conn.next_ctl_id = id;
+                    self.put_subscribe(id, filters)?;
+                }
+                Request::Unsubscribe(filter) => {
+                    let id = conn.next_ctl_id.checked_add(1).unwrap_or(1);
+                    conn.next_ctl_id = id;
+                    self.put_unsubscribe(id, filter)?;
+                }
+                Request::Disconnect => {
+                    self.put_simple(Simple::Disconnect)?;
+                    self.events.push_back(Ev::Disconnected);
+                    self.held.clear();
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles every whole frame in the read buffer.
+    fn read_frames(&mut self) -> Result<(), String> {
+        while let Some(n) = self.frame()? {
+            let frame = self.rbuf.split_to(n);
+            if codec::is_publish(frame[0]) {
+                let p =
+                    codec::read_publish(self.version, frame.freeze()).map_err(|e| e.to_string())?;
+                if !self.session.manual_acks {
+                    match p.qos {
+                        1 => self.put_simple(Simple::PubAck(p.pkid))?,
+                        2 => self.put_simple(Simple::PubRec(p.pkid))?,
+                        _ => {}
+                    }
+                }
+                self.events.push_back(Ev::Publish {
+                    topic: p.topic,
+                    payload: p.payload,
+                    qos: p.qos,
+                    pkid: p.pkid,
+                });
+            } else {
+                let got = self.read_other(frame)?;
+                self.on_packet(got)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_packet(&mut self, p: In) -> Result<(), String> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        match p {
+            In::PubAck(id) | In::PubComp(id) => {
+                let slot = &mut conn.ids[id as usize];
+                if *slot != FREE {
+                    *slot = FREE;
+                    conn.inflight -= 1;
+                    self.events.push_back(Ev::Acked(id));
+                }
+            }
+            In::PubRec(id) => {
+                if conn.ids[id as usize] == AWAIT_ACK {
+                    conn.ids[id as usize] = AWAIT_COMP;
+                }
+                self.put_simple(Simple::PubRel(id))?;
+            }
+            In::PubRel(id) => self.put_simple(Simple::PubComp(id))?,
+            In::SubAck { refused } => self.events.push_back(Ev::SubAck { refused }),
+            In::PingResp => conn.ping_out = false,
+            In::Disconnect(why) => return Err(format!("the broker disconnected: {why}")),
+            In::Other => {}
+        }
+        Ok(())
+    }
+}
+
+/// A packet other than PUBLISH, version-independent.
+enum In {
+    PubAck(u16),
+    PubRec(u16),
+    PubRel(u16),
+    PubComp(u16),
+    SubAck { refused: usize },
+    PingResp,
+    Disconnect(String),
+    Other,
+}
+
+/// Small packets we write.
+enum Simple {
+    PubAck(u16),
+    PubRec(u16),
+    PubRel(u16),
+    PubComp(u16),
+    PingReq,
+    Disconnect,
+}
+
+impl EventLoop {
+    fn read_other(&self, frame: BytesMut) -> Result<In, String> {
+        let mut f = frame;
+        Ok(match self.version {
+            Version::V4 => {
+                use rumqttc::mqttbytes::v4::Packet;
+                use rumqttc::SubscribeReasonCode;
+                match Packet::read(&mut f, self.max_packet).map_err(|e| format!("read: {e}"))? {
+                    Packet::PubAck(a) => In::PubAck(a.pkid),
+                    Packet::PubRec(a) => In::PubRec(a.pkid),
+                    Packet::PubRel(a) => In::PubRel(a.pkid),
+                    Packet::PubComp(a) => In::PubComp(a.pkid),
+                    Packet::SubAck(s) => In::SubAck {
+                        refused: s
+                            .return_codes
+                            .iter()
+                            .filter(|c| matches!(c, SubscribeReasonCode::Failure))
+                            .count(),
+                    },
+                    Packet::PingResp => In::PingResp,
+                    Packet::Disconnect => In::Disconnect(String::new()),
+                    _ => In::Other,
+                }
+            }
+            Version::V5 => {
+                use rumqttc::v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
+                let max = Some(self.max_packet.min(u32::MAX as usize) as u32);
+                match Packet::read(&mut f, max).map_err(|e| format!("read: {e:?}"))? {
+                    Packet::PubAck(a) => In::PubAck(a.pkid),
+                    Packet::PubRec(a) => In::PubRec(a.pkid),
+                    Packet::PubRel(a) => In::PubRel(a.pkid),
+                    Packet::PubComp(a) => In::PubComp(a.pkid),
+                    Packet::SubAck(s) => In::SubAck {
+                        refused: s
+                            .return_codes
+                            .iter()
+                            .filter(|c| !matches!(c, SubscribeReasonCode::Success(_)))
+                            .count(),
+                    },
+                    Packet::PingResp(_) => In::PingResp,
+                    Packet::Disconnect(d) => In::Disconnect(format!("{:?}", d.reason_code)),
+                    _ => In::Other,
+                }
+            }
+        })
+    }
+
+    fn put_simple(&mut self, s: Simple) -> Result<(), String> {
+        let max = self.max_packet;
+        match self.version {
+            Version::V4 => {
+                use rumqttc::mqttbytes::v4::{Packet, PubAck, PubComp, PubRec, PubRel};
+                let p = match s {
+                    Simple::PubAck(id) => Packet::PubAck(PubAck::new(id)),
+                    Simple::PubRec(id) => Packet::PubRec(PubRec::new(id)),
+                    Simple::PubRel(id) => Packet::PubRel(PubRel::new(id)),
+                    Simple::PubComp(id) => Packet::PubComp(PubComp::new(id)),
+                    Simple::PingReq => Packet::PingReq,
+                    Simple::Disconnect => Packet::Disconnect,
+                };
+                p.write(&mut self.wbuf, max)
+                    .map(|_| ())
+                    .map_err(|e| format!("encode: {e}"))
+            }
+            Version::V5 => {
+                use rumqttc::v5::mqttbytes::v5::{
+                    Disconnect, DisconnectReasonCode, Packet, PingReq, PubAck, PubComp, PubRec,
+                    PubRel,
+                };
+                let p = match s {
+                    Simple::PubAck(id) => Packet::PubAck(PubAck::new(id, None)),
+                    Simple::PubRec(id) => Packet::PubRec(PubRec::new(id, None)),
+                    Simple::PubRel(id) => Packet::PubRel(PubRel::new(id, None)),
+                    Simple::PubComp(id) => Packet::PubComp(PubComp::new(id, None)),
+                    Simple::PingReq => Packet::PingReq(PingReq),
+                    Simple::Disconnect => Packet::Disconnect(Disconnect::new(
+                        DisconnectReasonCode::NormalDisconnection,
+                    )),
+                };
+                p.write(&mut self.wbuf, Some(max.min(u32::MAX as usize) as u32))
+                    .map(|_| ())
+                    .map_err(|e| format!("encode: {e:?}"))
+            }
+        }
+    }
+
+    fn put_subscribe(&mut self, id: u16, filters: Vec<(String, u8)>) -> Result<(), String> {
+        let max = self.max_packet;
+        match self.version {
+            Version::V4 => {
+                use rumqttc::mqttbytes::v4::{Packet, Subscribe, SubscribeFilter};
+                let mut s = Subscribe::new_many(
+                    filters
+                        .into_iter()
+                        .map(|(t, q)| SubscribeFilter::new(t, super::client::qos_of(q))),
+                );
+                s.pkid = id;
+                Packet::Subscribe(s)
+                    .write(&mut self.wbuf, max)
+                    .map(|_| ())
+                    .map_err(|e| format!("encode SUBSCRIBE: {e}"))
+            }
+            Version::V5 => {
+                use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Subscribe};
+                let mut s = Subscribe::new_many(
+                    filters
+                        .into_iter()
+                        .map(|(t, q)| Filter::new(t, super::client::qos5_of(q))),
+                    None,
+                );
+                s.pkid = id;
+                Packet::Subscribe(s)
+                    .write(&mut self.wbuf, Some(max.min(u32::MAX as usize) as u32))
+                    .map(|_| ())
+                    .map_err(|e| format!("encode SUBSCRIBE: {e:?}"))
+            }
+        }
+    }
+
+    fn put_unsubscribe(&mut self, id: u16, filter: String) -> Result<(), String> {
+        let max = self.max_packet;
+        match self.version {
+            Version::V4 => {
+                use rumqttc::mqttbytes::v4::{Packet, Unsubscribe};
+                let mut u = Unsubscribe::new(filter);
+                u.pkid = id;
+                Packet::Unsubscribe(u)
+                    .write(&mut self.wbuf, max)
+                    .map(|_| ())
+                    .map_err(|e| format!("encode UNSUBSCRIBE: {e}"))
+            }
+            Version::V5 => {
+                use rumqttc::v5::mqttbytes::v5::{Packet, Unsubscribe};
+                let mut u = Unsubscribe::new(filter, None);
+                u.pkid = id;
+                Packet::Unsubscribe(u)
+                    .write(&mut self.wbuf, Some(max.min(u32::MAX as usize) as u32))
+                    .map(|_| ())
+                    .map_err(|e| format!("encode UNSUBSCRIBE: {e:?}"))
+            }
+        }
+    }
+}
