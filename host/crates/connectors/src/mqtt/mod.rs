@@ -20,3 +20,5 @@ pub use source::{MqttSource, MqttSourceFactory};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_wire;

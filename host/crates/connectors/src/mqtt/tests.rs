@@ -19,11 +19,11 @@ use super::{MqttSinkFactory, MqttSourceFactory};
 
 const BROKER: &str = "tcp://127.0.0.1:1883";
 
-fn prefix() -> String {
+pub(super) fn prefix() -> String {
     format!("oorttest/{}", uuid::Uuid::new_v4().simple())
 }
 
-fn props(v: serde_json::Value) -> Props {
+pub(super) fn props(v: serde_json::Value) -> Props {
     v.as_object().cloned().unwrap()
 }
 
@@ -37,16 +37,16 @@ async fn wait_status(conn: &ConnState, want: ConnStatus) {
     .unwrap_or_else(|_| panic!("status never became {want:?}: {:?}", conn.snapshot()));
 }
 
-struct Running {
+pub(super) struct Running {
     rx: mpsc::Receiver<SourceMsg>,
-    cancel: CancellationToken,
+    pub(super) cancel: CancellationToken,
     conn: ConnState,
     task: JoinHandle<Result<(), ConnectorError>>,
     /// Plays the runtime: reports messages as handed on to the rules.
-    handed: HandedReporter,
+    pub(super) handed: HandedReporter,
 }
 
-async fn start_source(ds: &str, p: Props) -> Running {
+pub(super) async fn start_source(ds: &str, p: Props) -> Running {
     let mut src = MqttSourceFactory.create(ds, &p).unwrap();
     let (tx, rx) = mpsc::channel(64);
     let cancel = CancellationToken::new();
@@ -66,7 +66,7 @@ async fn start_source(ds: &str, p: Props) -> Running {
     }
 }
 
-async fn next_msg(r: &mut Running) -> (Bytes, Arc<oort_core::Map>) {
+pub(super) async fn next_msg(r: &mut Running) -> (Bytes, Arc<oort_core::Map>) {
     let m = tokio::time::timeout(Duration::from_secs(10), r.rx.recv())
         .await
         .expect("a message within 10s")
@@ -78,14 +78,14 @@ async fn next_msg(r: &mut Running) -> (Bytes, Arc<oort_core::Map>) {
     }
 }
 
-fn item(json: &str) -> SinkItem {
+pub(super) fn item(json: &str) -> SinkItem {
     SinkItem {
         data: decode_value(json.as_bytes()).unwrap(),
         payload: Bytes::from(json.to_string()),
     }
 }
 
-async fn sink(p: serde_json::Value) -> (Box<dyn oort_core::Sink>, SinkContext) {
+pub(super) async fn sink(p: serde_json::Value) -> (Box<dyn oort_core::Sink>, SinkContext) {
     let mut s = MqttSinkFactory.create(&props(p)).unwrap();
     let ctx = SinkContext::new("test-sink", CancellationToken::new());
     s.connect(&ctx).await.unwrap();

@@ -1,0 +1,298 @@
+//! The connection loop ([`super::wire`]) against private Mosquitto brokers
+//! that each test starts on a free port: TLS with a client certificate, and
+//! MQTT 5's receive maximum (publishes beyond it wait, none is refused).
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oort_core::SinkFactory as _;
+
+use super::tests::{item, next_msg, prefix, props, sink, start_source};
+
+/// A private Mosquitto, killed on drop.
+struct Mosquitto {
+    port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Starts mosquitto with `listener <port> 127.0.0.1` and `extra` lines, in a
+/// directory `prepare` may fill first (readable by the mosquitto user).
+fn mosquitto(extra: &str, prepare: impl FnOnce(&Path)) -> Mosquitto {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    prepare(dir.path());
+    let port = free_port();
+    let conf = format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra}\n");
+    let conf = conf.replace("$DIR", &dir.path().display().to_string());
+    std::fs::write(dir.path().join("m.conf"), conf).unwrap();
+    let log = std::fs::File::create(dir.path().join("m.log")).unwrap();
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(dir.path().join("m.conf"))
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawn mosquitto");
+    let mut m = Mosquitto { port, child, dir };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let log = std::fs::read_to_string(m.dir.path().join("m.log")).unwrap_or_default();
+        assert!(
+            matches!(m.child.try_wait(), Ok(None)),
+            "mosquitto exited: {log}"
+        );
+        assert!(Instant::now() < deadline, "mosquitto not up: {log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    m
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for `localhost` and a client certificate,
+/// all signed by the CA.
+fn certificates(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=oort test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    for who in ["server", "client"] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={who}"),
+                "-keyout",
+                &format!("{who}.key"),
+                "-out",
+                &format!("{who}.csr"),
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{who}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+                "-out",
+                &format!("{who}.pem"),
+            ],
+        );
+    }
+    for f in std::fs::read_dir(dir).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn tls_with_a_client_certificate_both_ways() {
+    let b = mosquitto(
+        "cafile $DIR/ca.pem\ncertfile $DIR/server.pem\nkeyfile $DIR/server.key\nrequire_certificate true",
+        certificates,
+    );
+    let d = b.dir.path().display().to_string();
+    let server = format!("ssl://localhost:{}", b.port);
+    let tls = serde_json::json!({
+        "server": server,
+        "rootCaPath": format!("{d}/ca.pem"),
+        "certificationPath": format!("{d}/client.pem"),
+        "privateKeyPath": format!("{d}/client.key"),
+        "qos": 1,
+    });
+    let t = prefix();
+    let mut src = start_source(&t, props(tls.clone())).await;
+    let mut sp = tls.clone();
+    sp["topic"] = serde_json::json!(t);
+    let (mut s, ctx) = sink(sp).await;
+    s.collect(&ctx, &[item(r#"{"tls":1}"#), item(r#"{"tls":2}"#)])
+        .await
+        .unwrap();
+    assert_eq!(&next_msg(&mut src).await.0[..], br#"{"tls":1}"#);
+    assert_eq!(&next_msg(&mut src).await.0[..], br#"{"tls":2}"#);
+    s.close(&ctx).await.unwrap();
+    src.cancel.cancel();
+
+    // Without the client certificate the broker refuses the handshake.
+    let mut no_cert = tls.clone();
+    no_cert["topic"] = serde_json::json!(t);
+    let o = no_cert.as_object_mut().unwrap();
+    o.remove("certificationPath");
+    o.remove("privateKeyPath");
+    let mut s = super::MqttSinkFactory
+        .create(&props(no_cert))
+        .expect("valid props");
+    let ctx = oort_core::SinkContext::new("no-cert", tokio_util::sync::CancellationToken::new());
+    let e = s
+        .connect(&ctx)
+        .await
+        .expect_err("connected without a certificate");
+    assert!(
+        matches!(e, oort_core::ConnectorError::Unavailable(_)),
+        "{e}"
+    );
+
+    // A CA that did not sign the broker's certificate: refused too.
+    let mut wrong_ca = tls.clone();
+    wrong_ca["topic"] = serde_json::json!(t);
+    wrong_ca["rootCaPath"] = serde_json::json!(format!("{d}/client.pem"));
+    let mut s = super::MqttSinkFactory.create(&props(wrong_ca)).unwrap();
+    let e = s.connect(&ctx).await.expect_err("trusted an unknown CA");
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+}
+
+/// A v5 peer that announces a receive maximum of 3 and acknowledges what
+/// is in flight only when nothing more arrives for 20 ms; returns the most
+/// publishes it ever saw in flight and how many it acknowledged.
+async fn strict_peer(l: tokio::net::TcpListener, want: usize) -> (usize, usize) {
+    use bytes::BytesMut;
+    use rumqttc::v5::mqttbytes::v5::{
+        ConnAck, ConnAckProperties, ConnectReturnCode, Packet, PubAck,
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut io, _) = l.accept().await.unwrap();
+    let mut buf = BytesMut::new();
+    let mut out = BytesMut::new();
+    let (mut inflight, mut most, mut acked) = (Vec::new(), 0, 0);
+    loop {
+        while let Ok(p) = Packet::read(&mut buf, None) {
+            match p {
+                Packet::Connect(..) => {
+                    let props = ConnAckProperties {
+                        session_expiry_interval: None,
+                        receive_max: Some(3),
+                        max_qos: None,
+                        retain_available: None,
+                        max_packet_size: None,
+                        assigned_client_identifier: None,
+                        topic_alias_max: None,
+                        reason_string: None,
+                        user_properties: Vec::new(),
+                        wildcard_subscription_available: None,
+                        subscription_identifiers_available: None,
+                        shared_subscription_available: None,
+                        server_keep_alive: None,
+                        response_information: None,
+                        server_reference: None,
+                        authentication_method: None,
+                        authentication_data: None,
+                    };
+                    Packet::ConnAck(ConnAck {
+                        session_present: false,
+                        code: ConnectReturnCode::Success,
+                        properties: Some(props),
+                    })
+                    .write(&mut out, None)
+                    .unwrap();
+                }
+                Packet::Publish(p) => {
+                    inflight.push(p.pkid);
+                    most = most.max(inflight.len());
+                }
+                _ => {}
+            }
+        }
+        if !out.is_empty() {
+            io.write_all(&out).await.unwrap();
+            out.clear();
+        }
+        buf.reserve(4096);
+        match tokio::time::timeout(Duration::from_millis(20), io.read_buf(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (most, acked),
+            Ok(Ok(_)) => {}
+            Err(_) => {
+                for id in inflight.drain(..) {
+                    Packet::PubAck(PubAck::new(id, None))
+                        .write(&mut out, None)
+                        .unwrap();
+                    acked += 1;
+                }
+                if acked >= want {
+                    io.write_all(&out).await.unwrap();
+                    return (most, acked);
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn v5_receive_maximum_is_honoured() {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let peer = tokio::spawn(strict_peer(l, 30));
+    let (mut s, ctx) = sink(serde_json::json!({
+        "server": format!("tcp://127.0.0.1:{port}"), "topic": "t", "qos": 1, "protocolVersion": "5"
+    }))
+    .await;
+    let items: Vec<_> = (0..30).map(|i| item(&format!("{{\"i\":{i}}}"))).collect();
+    s.collect(&ctx, &items).await.expect("all acknowledged");
+    let (most, acked) = peer.await.unwrap();
+    assert_eq!(acked, 30);
+    assert!(
+        most <= 3,
+        "{most} publishes in flight, the receive maximum is 3"
+    );
+    s.close(&ctx).await.unwrap();
+}
