@@ -566,10 +566,14 @@ impl EventLoop {
     /// Handles every whole frame in the read buffer.
     fn read_frames(&mut self) -> Result<(), String> {
         while let Some(n) = self.frame()? {
-            let frame = self.rbuf.split_to(n);
-            if codec::is_publish(frame[0]) {
-                let p =
-                    codec::read_publish(self.version, frame.freeze()).map_err(|e| e.to_string())?;
+            if codec::is_publish(self.rbuf[0]) {
+                // A PUBLISH gets its own copy: a view into the read buffer
+                // would keep the whole buffer alive as long as the message
+                // waits in a queue (every read a new buffer), while the copy
+                // lets the read buffer be reused in place.
+                let frame = Bytes::copy_from_slice(&self.rbuf[..n]);
+                self.rbuf.advance(n);
+                let p = codec::read_publish(self.version, frame).map_err(|e| e.to_string())?;
                 if !self.session.manual_acks {
                     match p.qos {
                         1 => self.put_simple(Simple::PubAck(p.pkid))?,
@@ -584,6 +588,7 @@ impl EventLoop {
                     pkid: p.pkid,
                 });
             } else {
+                let frame = self.rbuf.split_to(n);
                 let got = self.read_other(frame)?;
                 self.on_packet(got)?;
             }
