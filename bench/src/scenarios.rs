@@ -206,34 +206,57 @@ impl Drop for Srv {
     }
 }
 
+/// Starts the release `oort` on `dir` and waits for `/ping`.
+fn spawn_on(dir: &std::path::Path) -> anyhow::Result<(Child, String)> {
+    let bin = oort_release()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut child = Command::new(bin)
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .args(["--rest-addr", &format!("127.0.0.1:{port}")])
+        .env("OORT_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::blocking::Client::new();
+    for _ in 0..200 {
+        if http.get(format!("{base}/ping")).send().is_ok() {
+            return Ok((child, base));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(anyhow!("server did not start"))
+}
+
 impl Srv {
     pub(crate) fn start() -> anyhow::Result<Srv> {
-        let bin = oort_release()?;
+        Srv::start_in(tempfile::tempdir()?)
+    }
+
+    /// Starts a server on a data dir that a first start already prepared
+    /// (built-in plugins compiled into the cache): what every start after
+    /// the first one looks like, for figures of steady memory.
+    pub(crate) fn start_warm() -> anyhow::Result<Srv> {
         let dir = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new(bin)
-            .args(["serve", "--data-dir"])
-            .arg(dir.path())
-            .args(["--rest-addr", &format!("127.0.0.1:{port}")])
-            .env("OORT_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let s = Srv {
+        let (mut first, _) = spawn_on(dir.path())?;
+        let _ = first.kill();
+        let _ = first.wait();
+        Srv::start_in(dir)
+    }
+
+    fn start_in(dir: tempfile::TempDir) -> anyhow::Result<Srv> {
+        let (child, base) = spawn_on(dir.path())?;
+        Ok(Srv {
             child,
-            base: format!("http://127.0.0.1:{port}"),
+            base,
             _dir: dir,
             http: reqwest::blocking::Client::new(),
-        };
-        for _ in 0..200 {
-            if s.http.get(format!("{}/ping", s.base)).send().is_ok() {
-                return Ok(s);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(anyhow!("server did not start"))
+        })
     }
 
     /// The server's `--data-dir`.

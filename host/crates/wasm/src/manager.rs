@@ -388,9 +388,12 @@ impl PluginManager {
                     return Err("the installed .wasm does not match its recorded sha256".into());
                 }
                 let cwasm = rt.precompile(&wasm).map_err(|e| format!("{e:#}"))?;
-                let c = rt.load_precompiled(&cwasm).map_err(|e| format!("{e:#}"))?;
                 write_atomic(&cache, &cwasm).map_err(|e| e.to_string())?;
-                c
+                drop(cwasm);
+                // Mapped from the cache like at every later start: code
+                // pages file-backed and resident only once used.
+                rt.load_precompiled_file(&cache)
+                    .map_err(|e| format!("{e:#}"))?
             }
         };
         let operator = self.operator_grants(&info.name, &info.operator_grants);

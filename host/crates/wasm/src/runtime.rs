@@ -125,7 +125,9 @@ impl Runtime {
 
     /// Compiles a component to wasmtime's native artifact (`.cwasm`).
     pub fn precompile(&self, wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
-        self.engine.precompile_component(wasm)
+        let r = self.engine.precompile_component(wasm);
+        release_free_heap();
+        r
     }
 
     /// Loads an artifact produced by [`Runtime::precompile`] on this engine.
@@ -150,6 +152,20 @@ impl Runtime {
         unsafe {
             Component::deserialize(&self.engine, cwasm)
         }
+    }
+}
+
+/// Gives the allocator's free pages back to the OS. Compiling a component
+/// allocates tens of MB that glibc keeps after they are freed: without this
+/// a first start, which compiles the built-in plugins, stays ~20 MB larger
+/// than every later start (which maps the compiled cache).
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of glibc's arenas; it
+    // touches no live allocation and is thread-safe.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
