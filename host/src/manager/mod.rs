@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::confkeys::ConfKeys;
 use crate::error::{code, AppError, AppResult};
-use crate::runtime::hub::{self, Hub, HubSpec, Subscriber};
+use crate::runtime::hub::{self, Hub, HubSpec, RuleQueue, Subscriber};
 use crate::runtime::metrics::NodeMetrics;
 use crate::runtime::rule::{self as rt, Input, RuleStatus, RunningRule};
 use crate::runtime::sink::{self, SinkCommon, SinkProgress, SinkSpec};
@@ -663,7 +663,7 @@ impl Manager {
         // Whatever was started is stopped again if this returns early or panics.
         let cancel_on_failure = cancel.clone().drop_guard();
         let opts = def.options().map_err(|e| AppError::bad(e.to_string()))?;
-        let (tx, rx) = mpsc::channel(opts.buffer_length.clamp(1, 65536));
+        let (queue, rx) = RuleQueue::new(opts.buffer_length);
         let (fatal_tx, fatal_rx) = mpsc::channel::<String>(4);
         let checkpoints = opts.qos >= 1;
         let sink_wake = Arc::new(tokio::sync::Notify::new());
@@ -728,7 +728,7 @@ impl Manager {
             hub.subscribe(Subscriber {
                 rule_id: run_key.clone(),
                 index: idx,
-                tx: tx.clone(),
+                queue: queue.clone(),
                 checkpoint: checkpoints && s.kind == StreamKind::Stream,
             });
             hub_keys.push(key);
@@ -739,7 +739,7 @@ impl Manager {
                 metrics: Arc::new(NodeMetrics::default()),
             });
         }
-        drop(tx);
+        drop(queue);
         cancel_on_failure.disarm();
         status.set_running();
         let running = Arc::new(rt::spawn(

@@ -16,7 +16,7 @@ use oort_core::{
     now_ms, Event, HandedReporter, Props, Row, SharedEvent, SourceContext, SourceFactory, SourceMsg,
 };
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::NodeMetrics;
@@ -31,11 +31,71 @@ pub enum HubMsg {
     End(Option<Arc<str>>),
 }
 
-/// A rule's subscription: messages arrive tagged with the rule's source index.
+/// What a rule receives: a hub message tagged with the rule's source index,
+/// holding its room in the rule's input queue until dropped.
+pub struct Delivery {
+    pub index: usize,
+    pub msg: HubMsg,
+    _room: Option<OwnedSemaphorePermit>,
+}
+
+/// A rule's input queue. Its bound, the rule's `bufferLength`, counts
+/// events as eKuiper does, not the batches they travel in (a batch holds up
+/// to `MAX_BATCH` events: counting batches let a slow sink's rule buffer
+/// 256 times more than asked).
+#[derive(Clone)]
+pub struct RuleQueue {
+    tx: mpsc::Sender<Delivery>,
+    room: Arc<Semaphore>,
+    cap: u32,
+}
+
+impl RuleQueue {
+    /// A queue of `buffer_length` events (1 to 65,536) and its receiver.
+    pub fn new(buffer_length: usize) -> (RuleQueue, mpsc::Receiver<Delivery>) {
+        let cap = buffer_length.clamp(1, 65_536);
+        let (tx, rx) = mpsc::channel(cap);
+        (
+            RuleQueue {
+                tx,
+                room: Arc::new(Semaphore::new(cap)),
+                cap: cap as u32,
+            },
+            rx,
+        )
+    }
+
+    /// Waits for room for the message's events, then queues it; false when
+    /// the rule is gone.
+    pub async fn send(&self, index: usize, msg: HubMsg) -> bool {
+        let weight = match &msg {
+            HubMsg::Events(v) => v.len().min(self.cap as usize) as u32,
+            _ => 0,
+        };
+        let room = if weight > 0 {
+            match self.room.clone().acquire_many_owned(weight).await {
+                Ok(p) => Some(p),
+                Err(_) => return false,
+            }
+        } else {
+            None
+        };
+        self.tx
+            .send(Delivery {
+                index,
+                msg,
+                _room: room,
+            })
+            .await
+            .is_ok()
+    }
+}
+
+/// A rule's subscription.
 pub struct Subscriber {
     pub rule_id: String,
     pub index: usize,
-    pub tx: mpsc::Sender<(usize, HubMsg)>,
+    pub queue: RuleQueue,
     /// The rule takes checkpoints (`qos` >= 1): offsets wait for its acks.
     pub checkpoint: bool,
 }
@@ -193,15 +253,15 @@ impl Hub {
 
     async fn broadcast(&self, msg: HubMsg) {
         // Snapshot senders so the lock is not held across await.
-        let targets: Vec<(usize, mpsc::Sender<(usize, HubMsg)>)> = self
+        let targets: Vec<(usize, RuleQueue)> = self
             .subs
             .lock()
             .iter()
-            .map(|s| (s.index, s.tx.clone()))
+            .map(|s| (s.index, s.queue.clone()))
             .collect();
-        for (idx, tx) in targets {
+        for (idx, q) in targets {
             // A closed receiver means the rule stopped; it unsubscribes itself.
-            let _ = tx.send((idx, msg.clone())).await;
+            let _ = q.send(idx, msg.clone()).await;
         }
     }
 }
@@ -381,4 +441,55 @@ async fn flush(hub: &Hub, batch: &mut Vec<SharedEvent>) {
     }
     let b = Arc::new(std::mem::take(batch));
     hub.broadcast(HubMsg::Events(b)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn events(n: usize) -> HubMsg {
+        let schema = Arc::new(oort_core::Schema::from_strs(&["a"]));
+        HubMsg::Events(Arc::new(
+            (0..n)
+                .map(|i| {
+                    Arc::new(Event {
+                        row: Row::new(schema.clone(), vec![oort_core::Value::Int(i as i64)]),
+                        meta: None,
+                        ts: 0,
+                        seq: i as u64,
+                    })
+                })
+                .collect(),
+        ))
+    }
+
+    /// True when `send` completes without waiting.
+    async fn sends_now(q: &RuleQueue, msg: HubMsg) -> bool {
+        // A zero timeout still polls the send once.
+        tokio::time::timeout(Duration::ZERO, q.send(0, msg))
+            .await
+            .is_ok_and(|ok| ok)
+    }
+
+    #[tokio::test]
+    async fn the_rule_queue_counts_events_not_batches() {
+        let (q, mut rx) = RuleQueue::new(10);
+        assert!(sends_now(&q, events(8)).await);
+        // 8 + 8 events are more than 10, although only 2 batches.
+        assert!(!sends_now(&q, events(8)).await);
+        // Messages without events take no room.
+        assert!(sends_now(&q, HubMsg::Error(Arc::from("x"))).await);
+        let first = rx.recv().await.expect("queued");
+        assert!(matches!(&first.msg, HubMsg::Events(v) if v.len() == 8));
+        assert!(
+            !sends_now(&q, events(3)).await,
+            "room is held until dropped"
+        );
+        drop(first);
+        assert!(sends_now(&q, events(8)).await);
+        // A batch larger than the whole queue waits for all of it, not forever.
+        let (q, _rx) = RuleQueue::new(4);
+        assert!(sends_now(&q, events(100)).await);
+    }
 }

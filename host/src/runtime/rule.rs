@@ -14,7 +14,7 @@ use serde_json::{Map, Value as Json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::hub::{Hub, HubMsg};
+use super::hub::{Delivery, Hub, HubMsg};
 use super::metrics::NodeMetrics;
 use super::sink::{SinkNode, SinkProgress};
 
@@ -272,7 +272,7 @@ pub fn spawn(
     rule_id: String,
     plan: &QueryPlan,
     inputs: Vec<Input>,
-    rx: mpsc::Receiver<(usize, HubMsg)>,
+    rx: mpsc::Receiver<Delivery>,
     sinks: Vec<SinkNode>,
     fatal_rx: mpsc::Receiver<String>,
     cancel: CancellationToken,
@@ -351,11 +351,7 @@ struct RuleTask {
 }
 
 impl RuleTask {
-    async fn run(
-        mut self,
-        mut rx: mpsc::Receiver<(usize, HubMsg)>,
-        mut fatal_rx: mpsc::Receiver<String>,
-    ) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Delivery>, mut fatal_rx: mpsc::Receiver<String>) {
         let mut out: Vec<Output> = Vec::with_capacity(64);
         let mut live_streams = self
             .inputs
@@ -373,7 +369,7 @@ impl RuleTask {
             .filter(|(_, (k, _))| *k == StreamKind::Table)
             .map(|(i, _)| i)
             .collect();
-        let mut held: Vec<(usize, HubMsg)> = Vec::new();
+        let mut held: Vec<Delivery> = Vec::new();
         let load_deadline = Instant::now() + TABLE_LOAD_WAIT;
         while !tables_pending.is_empty() && Instant::now() < load_deadline {
             let left = load_deadline.saturating_duration_since(Instant::now());
@@ -381,19 +377,19 @@ impl RuleTask {
                 _ = self.cancel.cancelled() => break,
                 _ = tokio::time::sleep(left) => break,
                 m = rx.recv() => {
-                    let Some((idx, msg)) = m else { break };
-                    if tables_pending.contains(&idx) {
-                        tables_pending.retain(|i| *i != idx);
-                        let _ = self.on_msg(idx, msg, &mut out);
+                    let Some(d) = m else { break };
+                    if tables_pending.contains(&d.index) {
+                        tables_pending.retain(|i| *i != d.index);
+                        let _ = self.on_msg(d.index, d.msg, &mut out);
                     } else {
-                        held.push((idx, msg));
+                        held.push(d);
                     }
                 }
             }
         }
         let mut stop_early = false;
-        for (idx, msg) in held {
-            match self.on_msg(idx, msg, &mut out) {
+        for d in held {
+            match self.on_msg(d.index, d.msg, &mut out) {
                 Flow::Continue => {}
                 Flow::StreamEnded => {
                     live_streams = live_streams.saturating_sub(1);
@@ -428,8 +424,10 @@ impl RuleTask {
                 _ = self.cancel.cancelled() => break,
                 Some(msg) = fatal_rx.recv() => { error = Some(msg); break; }
                 m = rx.recv() => {
-                    let Some((idx, msg)) = m else { break };
-                    match self.on_msg(idx, msg, &mut out) {
+                    // The delivery's room in the queue is freed once the
+                    // message went through the query.
+                    let Some(d) = m else { break };
+                    match self.on_msg(d.index, d.msg, &mut out) {
                         Flow::Continue => {}
                         Flow::StreamEnded => {
                             live_streams = live_streams.saturating_sub(1);
