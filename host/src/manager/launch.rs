@@ -1,0 +1,382 @@
+//! Starting and stopping a rule's runtime: checking a definition against
+//! the catalogue and the connectors (`prepare`), the stream hubs a rule
+//! reads (shared or its own), wiring hubs, query and sink nodes together
+//! (`launch`), and stopping them (`halt`).
+
+use super::*;
+
+impl Manager {
+    pub(super) fn prepare(&self, def: &RuleDef) -> AppResult<Prepared> {
+        self.prepare_with(def, true)
+    }
+
+    /// [`Manager::prepare`]; `create_sinks: false` skips the trial creation
+    /// of each sink, for a caller that creates them right after with the same
+    /// error (a plugin sink's `validate` then runs once, not twice).
+    pub(super) fn prepare_with(&self, def: &RuleDef, create_sinks: bool) -> AppResult<Prepared> {
+        let sql = def.sql.as_deref().unwrap_or_default();
+        let select: Select = oort_sql::parser::parse_select(sql)
+            .map_err(|e| AppError::from(e).context("invalid rule json"))?;
+        let opts = def.options().map_err(|e| AppError::bad(e.to_string()))?;
+        let qopts = QueryOptions {
+            send_nil_field: opts.send_nil_field,
+            send_error: opts.send_error,
+            is_event_time: opts.is_event_time,
+            late_tolerance_ms: opts.late_tolerance.as_millis() as i64,
+            rule_id: def.id.clone(),
+        };
+        let plan = engine::compile(&select, self.inner.as_ref(), &qopts)?;
+        let sources: Vec<String> = plan.sources().iter().map(|s| s.name.clone()).collect();
+        // Validate each source's connector and props without IO.
+        for name in &sources {
+            let entry = self
+                .stream_entry(name)
+                .ok_or_else(|| AppError::bad(format!("stream {name} not found")))?;
+            let spec = self.hub_spec(name, &entry)?;
+            spec.factory
+                .create(&spec.datasource, &spec.props)
+                .map_err(|e| AppError::bad(format!("stream {name}: {e}")))?;
+        }
+        let mut sinks = Vec::new();
+        for (i, a) in def
+            .actions()
+            .map_err(|e| AppError::bad(e.to_string()))?
+            .into_iter()
+            .enumerate()
+        {
+            let factory = self.inner.registry.sink(&a.kind).ok_or_else(|| {
+                AppError::bad(format!(
+                    "sink type {} not found; available: {}",
+                    a.kind,
+                    self.inner.registry.sink_kinds().join(", ")
+                ))
+            })?;
+            let mut props = crate::connections::resolve_sink(&self.inner.conf, &a.kind, &a.props)?;
+            props.insert(
+                "__data_dir".into(),
+                Json::String(self.inner.data_dir.display().to_string()),
+            );
+            let delimited = props
+                .get("format")
+                .and_then(Json::as_str)
+                .is_some_and(|f| f.eq_ignore_ascii_case("delimited"));
+            if delimited && props.get("delimiter").and_then(Json::as_str) == Some("") {
+                return Err(AppError::bad(format!(
+                    "action {i} ({}): delimiter must not be empty for format delimited",
+                    a.kind
+                )));
+            }
+            let mut common = SinkCommon::from_props(&props)
+                .map_err(|e| AppError::bad(format!("action {} ({}): {e}", i, a.kind)))?;
+            if !sink::config::has_key(&props, "bufferLength") {
+                common.buffer_length =
+                    (opts.buffer_length as u64).clamp(1, sink::config::MAX_BUFFER_LENGTH);
+            }
+            sink::prepare(&def.id, &a.kind, &props, &common, factory.consumes())
+                .map_err(|e| AppError::bad(format!("action {} ({}): {e}", i, a.kind)))?;
+            if !common.resend_destination.trim().is_empty() && !factory.resend_destination() {
+                return Err(AppError::bad(format!(
+                    "action {i} ({}): resendDestination is not supported by the {} sink",
+                    a.kind, a.kind
+                )));
+            }
+            if create_sinks {
+                factory
+                    .create(&props)
+                    .map_err(|e| AppError::bad(format!("action {} ({}): {e}", i, a.kind)))?;
+            }
+            sinks.push((a.kind, props, common));
+        }
+        Ok(Prepared {
+            plan,
+            sources,
+            sinks,
+        })
+    }
+
+    pub(super) fn stream_entry(&self, name: &str) -> Option<StreamEntry> {
+        if let Some(s) = self.inner.streams.read().get(name) {
+            return Some(s.clone());
+        }
+        self.inner.tables.read().get(name).cloned()
+    }
+
+    pub(super) fn hub_spec(&self, name: &str, entry: &StreamEntry) -> AppResult<HubSpec> {
+        let o = &entry.def.options;
+        let typ = streams::source_type(&entry.def);
+        let factory = self.inner.registry.source(&typ).ok_or_else(|| {
+            AppError::bad(format!(
+                "source type {typ} not found for stream {name}; available: {}",
+                self.inner.registry.source_kinds().join(", ")
+            ))
+        })?;
+        let mut props = crate::connections::resolve_source(
+            &self.inner.conf,
+            &typ,
+            o.conf_key.as_deref(),
+            o.extra.as_deref(),
+        )
+        .map_err(|e| AppError::bad(format!("stream {name}: {e}")))?;
+        let format = o.format.clone().unwrap_or_else(|| "json".into());
+        props.insert("format".into(), Json::String(format.clone()));
+        if let Some(d) = &o.delimiter {
+            props.insert("delimiter".into(), Json::String(d.clone()));
+        }
+        if let Some(k) = &o.key {
+            props.insert("key".into(), Json::String(k.clone()));
+        }
+        props.insert(
+            "__data_dir".into(),
+            Json::String(self.inner.data_dir.display().to_string()),
+        );
+        Ok(HubSpec {
+            name: name.to_string(),
+            factory,
+            datasource: o.datasource.clone().unwrap_or_default(),
+            props,
+            format,
+            decode: DecodeOptions {
+                delimiter: o.delimiter.clone(),
+                columns: entry.def.columns.iter().map(|c| c.name.clone()).collect(),
+            },
+            checkpoint: None,
+        })
+    }
+
+    /// Gets (or starts) the hub of a stream for one rule run; returns it and its key.
+    pub(super) fn hub_for(&self, run_key: &str, name: &str) -> AppResult<(String, Arc<Hub>)> {
+        let entry = self
+            .stream_entry(name)
+            .ok_or_else(|| AppError::bad(format!("stream {name} not found")))?;
+        let typ = streams::source_type(&entry.def);
+        let shared = entry.def.options.shared || shareable_by_default(&typ);
+        let key = if shared {
+            name.to_string()
+        } else {
+            format!("{name}#{run_key}")
+        };
+        if let Some(h) = self.inner.hubs.lock().get(&key) {
+            return Ok((key, h.clone()));
+        }
+        // Starting a hub creates its source, which may call into a plugin
+        // (`validate`): not under the hubs lock.
+        let mut spec = self.hub_spec(name, &entry)?;
+        if shared {
+            spec.checkpoint = Some(self.checkpoint_spec(name));
+        }
+        let h = hub::start(spec).map_err(|e| AppError::bad(format!("stream {name}: {e}")))?;
+        let mut hubs = self.inner.hubs.lock();
+        if let Some(other) = hubs.get(&key) {
+            // Another run started the same shared hub meanwhile: use that one.
+            h.stop();
+            return Ok((key, other.clone()));
+        }
+        hubs.insert(key.clone(), h.clone());
+        Ok((key, h))
+    }
+
+    /// Offsets of a shared hub: stored by stream name, read back at start.
+    pub(super) fn checkpoint_spec(&self, name: &str) -> hub::CheckpointSpec {
+        let resume = match self.inner.store.get(ns::CHECKPOINTS, name) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(stream = %name, error = %e, "cannot read the stored offset; starting afresh");
+                None
+            }
+        };
+        let weak = Arc::downgrade(&self.inner);
+        let persist: hub::PersistOffset = Arc::new(move |key: &str, offset: &str| {
+            if let Some(inner) = weak.upgrade() {
+                if let Err(e) = inner.store.put_deferred(ns::CHECKPOINTS, key, offset) {
+                    tracing::warn!(stream = %key, error = %e, "cannot store the committed offset");
+                }
+            }
+        });
+        hub::CheckpointSpec {
+            key: name.to_string(),
+            resume,
+            persist,
+        }
+    }
+
+    /// Unsubscribes one rule run from its hubs; stops hubs nobody uses any more.
+    pub(super) fn release_hubs(inner: &Inner, run_key: &str, hub_keys: &[String]) {
+        let mut hubs = inner.hubs.lock();
+        for key in hub_keys {
+            if let Some(h) = hubs.get(key) {
+                if h.unsubscribe(run_key) {
+                    h.stop();
+                    hubs.remove(key);
+                }
+            }
+        }
+    }
+
+    /// [`Self::launch`], with a panic turned into an error: whatever goes
+    /// wrong, only this rule fails (marked stopped with the message).
+    pub(super) fn launch_guarded(
+        &self,
+        def: &RuleDef,
+        status: Arc<RuleStatus>,
+    ) -> AppResult<Arc<RunningRule>> {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.launch(def, status.clone())
+        }))
+        .unwrap_or_else(|p| {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(rule = %def.id, panic = %what, "rule start panicked");
+            Err(AppError::Internal(format!(
+                "rule {} could not start: internal error: {what}",
+                def.id
+            )))
+        });
+        if let Err(e) = &r {
+            status.set_stopped(Some(e.to_string()));
+        }
+        r
+    }
+
+    pub(super) fn launch(
+        &self,
+        def: &RuleDef,
+        status: Arc<RuleStatus>,
+    ) -> AppResult<Arc<RunningRule>> {
+        // Every sink is created below, with the same error as prepare's.
+        let p = self.prepare_with(def, false)?;
+        let cancel = CancellationToken::new();
+        // Whatever was started is stopped again if this returns early or panics.
+        let cancel_on_failure = cancel.clone().drop_guard();
+        let opts = def.options().map_err(|e| AppError::bad(e.to_string()))?;
+        let (queue, rx) = RuleQueue::new(opts.buffer_length);
+        let (fatal_tx, fatal_rx) = mpsc::channel::<String>(4);
+        let checkpoints = opts.qos >= 1;
+        let sink_wake = Arc::new(tokio::sync::Notify::new());
+        let mut progress = Vec::new();
+        let mut sinks = Vec::new();
+        for (i, (kind, props, common)) in p.sinks.into_iter().enumerate() {
+            let factory = self
+                .inner
+                .registry
+                .sink(&kind)
+                .ok_or_else(|| AppError::bad(format!("sink type {kind} not found")))?;
+            let mut instances = Vec::new();
+            for _ in 0..common.concurrency.max(1) {
+                instances.push(
+                    factory
+                        .create(&props)
+                        .map_err(|e| AppError::bad(format!("action {i} ({kind}): {e}")))?,
+                );
+            }
+            let cache_dir = common
+                .enable_cache
+                .then(|| sink::cache::node_dir(&self.inner.data_dir, &def.id, &kind, i));
+            let node = sink::start(
+                SinkSpec {
+                    rule_id: def.id.clone(),
+                    kind: kind.clone(),
+                    index: i,
+                    sinks: instances,
+                    consumes: factory.consumes(),
+                    dynamic_props: sink::has_dynamic_props(&props),
+                    common,
+                    progress: checkpoints.then(|| {
+                        let p = Arc::new(SinkProgress::new(sink_wake.clone()));
+                        progress.push(p.clone());
+                        p
+                    }),
+                    cache_dir,
+                },
+                cancel.child_token(),
+                fatal_tx.clone(),
+            )
+            .map_err(|e| AppError::bad(format!("action {i} ({kind}): {e}")))?;
+            sinks.push(node);
+        }
+        let mut inputs = Vec::new();
+        let run_key = format!(
+            "{}#{}",
+            def.id,
+            RUN_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let mut hub_keys = Vec::new();
+        let plan_sources = p.plan.sources().to_vec();
+        for (idx, s) in plan_sources.iter().enumerate() {
+            let (key, hub) = match self.hub_for(&run_key, &s.name) {
+                Ok(h) => h,
+                Err(e) => {
+                    cancel.cancel();
+                    Self::release_hubs(&self.inner, &run_key, &hub_keys);
+                    return Err(e);
+                }
+            };
+            hub.subscribe(Subscriber {
+                rule_id: run_key.clone(),
+                index: idx,
+                queue: queue.clone(),
+                checkpoint: checkpoints && s.kind == StreamKind::Stream,
+            });
+            hub_keys.push(key);
+            inputs.push(Input {
+                stream: s.name.clone(),
+                kind: s.kind,
+                hub,
+                metrics: Arc::new(NodeMetrics::default()),
+            });
+        }
+        drop(queue);
+        cancel_on_failure.disarm();
+        status.set_running();
+        let running = Arc::new(rt::spawn(
+            def.id.clone(),
+            &p.plan,
+            inputs,
+            rx,
+            sinks,
+            fatal_rx,
+            cancel,
+            status,
+            checkpoints.then(|| rt::CheckpointCfg {
+                interval: opts.checkpoint_interval,
+                run_key: run_key.clone(),
+                sinks: progress,
+                wake: sink_wake,
+            }),
+        ));
+        // When the run ends (stopped, error, end of input), release its hubs.
+        let weak = Arc::downgrade(&self.inner);
+        let mut done = running.done.clone();
+        tokio::spawn(async move {
+            let _ = done.wait_for(|d| *d).await;
+            if let Some(inner) = weak.upgrade() {
+                Self::release_hubs(&inner, &run_key, &hub_keys);
+            }
+        });
+        Ok(running)
+    }
+
+    /// Stops a running rule. `persist` records `triggered=false`.
+    pub(super) async fn halt(&self, id: &str, persist: bool) {
+        let running = {
+            let mut rules = self.inner.rules.lock().await;
+            rules.get_mut(id).and_then(|r| r.running.take())
+        };
+        if let Some(r) = running {
+            r.cancel.cancel();
+            let mut done = r.done.clone();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), done.wait_for(|d| *d))
+                .await;
+        }
+        if let Some(r) = self.inner.rules.lock().await.get(id) {
+            if r.status.state_name() == "running" {
+                r.status.set_stopped(None);
+            }
+        }
+        if persist {
+            let _ = self.set_triggered(id, false).await;
+        }
+    }
+}
