@@ -15,7 +15,7 @@ pub(crate) enum Version {
 /// Why a frame could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FrameError {
-    /// More bytes are needed (at least this many in all).
+    /// More bytes are needed before the frame is whole.
     Incomplete,
     TooLarge(usize),
     Malformed(&'static str),

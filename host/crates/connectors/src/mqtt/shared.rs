@@ -1,7 +1,7 @@
 //! Shared MQTT connections (`connectionSelector`): sources and sinks whose
 //! props name the same connection profile and carry the same connection-level
 //! settings (server, credentials, client id, protocol version, TLS) use one
-//! rumqttc client. The pool counts users; one driver task per connection
+//! client ([`super::wire`]). The pool counts users; one driver task per connection
 //! dispatches incoming messages to every subscriber whose filter matches,
 //! subscribes everything again after a reconnect, and the connection closes
 //! when its last user leaves. Status goes to [`oort_core::shared_conn`].

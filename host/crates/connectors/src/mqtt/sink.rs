@@ -3,7 +3,7 @@
 //! is written only once the broker acknowledged every publish of it (the
 //! publishes are pipelined); when the connection breaks first, the batch
 //! fails as `Unavailable` and the pipeline retries, caches or drops it (the
-//! client's own resending of unacknowledged publishes is turned off, so a
+//! connection loop never resends on its own after a reconnection, so a
 //! batch counted as dropped is not delivered later behind its back; a batch
 //! resent whole may give duplicates of what the broker took before the
 //! break: at least once). `connect` waits for the
