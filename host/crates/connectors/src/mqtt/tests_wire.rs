@@ -296,3 +296,30 @@ async fn v5_receive_maximum_is_honoured() {
     );
     s.close(&ctx).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_peer_announcing_a_huge_connack_is_refused_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut io, _) = l.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = io.read(&mut buf).await;
+        // CONNACK with a remaining length of ~200 MB, then nothing.
+        let _ = io.write_all(&[0x20, 0xff, 0xff, 0xff, 0x5f]).await;
+        let _ = io.read(&mut buf).await;
+    });
+    let mut s = super::MqttSinkFactory
+        .create(&props(serde_json::json!({
+            "server": format!("tcp://127.0.0.1:{port}"), "topic": "t"
+        })))
+        .unwrap();
+    let ctx = oort_core::SinkContext::new("huge", tokio_util::sync::CancellationToken::new());
+    // Refused for its size, not after waiting for 200 MB that never come.
+    let e = s
+        .connect(&ctx)
+        .await
+        .expect_err("connected to a bogus peer");
+    assert!(e.to_string().contains("over the limit"), "{e}");
+}

@@ -34,6 +34,9 @@ use super::codec::{self, Version};
 const NET_TIMEOUT: Duration = Duration::from_secs(5);
 /// Requests taken from the queue per round.
 const TAKE: usize = 512;
+/// Largest CONNACK accepted (its properties are small; a peer announcing
+/// more is not a broker worth buffering for).
+const MAX_CONNACK: usize = 64 * 1024;
 /// Read buffer room reserved per read.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -322,7 +325,7 @@ impl EventLoop {
             .map_err(|e| format!("send CONNECT: {e}"))?;
         self.wbuf.clear();
         let (session_present, receive_max) = loop {
-            if let Some(n) = self.frame()? {
+            if let Some(n) = self.frame_within(MAX_CONNACK)? {
                 let frame = self.rbuf.split_to(n);
                 break self.read_connack(frame)?;
             }
@@ -426,7 +429,11 @@ impl EventLoop {
 
     /// The length of the next whole frame in the read buffer, if there is one.
     fn frame(&self) -> Result<Option<usize>, String> {
-        match codec::frame_len(&self.rbuf, self.max_packet) {
+        self.frame_within(self.max_packet)
+    }
+
+    fn frame_within(&self, max: usize) -> Result<Option<usize>, String> {
+        match codec::frame_len(&self.rbuf, max) {
             Ok(n) if n <= self.rbuf.len() => Ok(Some(n)),
             Ok(_) | Err(codec::FrameError::Incomplete) => Ok(None),
             Err(e) => Err(e.to_string()),
