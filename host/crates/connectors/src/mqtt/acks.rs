@@ -42,6 +42,8 @@ struct AckState {
     settled: BTreeSet<u64>,
     /// Sequence numbers lost in a break (kept `LOST_KEEP` below `floor`).
     lost: BTreeSet<u64>,
+    /// Sequence numbers the broker refused, with its reason (kept like `lost`).
+    refused: std::collections::BTreeMap<u64, String>,
 }
 
 impl AckState {
@@ -94,12 +96,14 @@ impl Span {
 }
 
 /// Why [`Acks::wait`] gave up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum AckWait {
     /// The connection broke before all of it was acknowledged.
     Broken,
     /// Nothing was settled for the stall time; this many are missing.
     Stalled(u64),
+    /// The broker refused a publish of it (MQTT 5 reason).
+    Refused(String),
 }
 
 impl Default for Acks {
@@ -151,6 +155,22 @@ impl Acks {
             });
     }
 
+    /// The broker refused packet id `pkid` (an MQTT 5 error reason): that
+    /// publish was not delivered, its batch fails.
+    pub fn refused(&self, pkid: u16, why: &str) {
+        self.state
+            .send_if_modified(|s| match s.inflight.remove(&pkid) {
+                Some(seq) => {
+                    s.refused.insert(seq, why.to_string());
+                    s.settle(seq);
+                    let keep = s.floor.saturating_sub(LOST_KEEP);
+                    s.refused = s.refused.split_off(&keep);
+                    true
+                }
+                None => false,
+            });
+    }
+
     /// The connection broke: what was in flight is lost, and so are the next
     /// `unsent` queued publishes, which the client dropped.
     pub fn broken(&self, unsent: u64) {
@@ -177,6 +197,9 @@ impl Acks {
         loop {
             let missing = {
                 let s = rx.borrow_and_update();
+                if let Some((_, why)) = s.refused.range(span.first..=span.last).next() {
+                    return Err(AckWait::Refused(why.clone()));
+                }
                 if s.lost.range(span.first..=span.last).next().is_some() {
                     return Err(AckWait::Broken);
                 }
@@ -313,5 +336,41 @@ mod tests {
         );
         let a = hand(&acks, 1).await;
         assert_eq!(a, Span { first: 1, last: 1 });
+    }
+}
+
+#[cfg(test)]
+mod refused_tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_publish_fails_its_batch_and_no_other() {
+        let acks = Acks::default();
+        let mut a = None;
+        for _ in 0..2 {
+            let seq = acks
+                .hand_off(async { Ok::<(), ()>(()) })
+                .await
+                .unwrap_or_default();
+            a = Some(Span::extend(a, seq));
+        }
+        let b = Span::extend(
+            None,
+            acks.hand_off(async { Ok::<(), ()>(()) })
+                .await
+                .unwrap_or_default(),
+        );
+        let (a, b) = (a.unwrap_or(b), b);
+        acks.sent(1);
+        acks.sent(2);
+        acks.sent(3);
+        acks.acked(1);
+        acks.refused(2, "NotAuthorized");
+        acks.acked(3);
+        assert_eq!(
+            acks.wait(a, Duration::from_secs(10)).await,
+            Err(AckWait::Refused("NotAuthorized".into()))
+        );
+        assert_eq!(acks.wait(b, Duration::from_secs(10)).await, Ok(()));
     }
 }

@@ -369,6 +369,7 @@ async fn drive(link: Arc<Link>, mut el: EventLoop, state: watch::Sender<LinkStat
             Ok(Ev::SubAck { refused }) => link.suback(refused).await,
             Ok(Ev::Sent(p)) => link.acks.sent(p),
             Ok(Ev::Acked(p)) => link.acks.acked(p),
+            Ok(Ev::Refused(p, why)) => link.acks.refused(p, &why),
             Ok(Ev::Disconnected) => return,
             Err(e) => {
                 // As the sink's own connection (sink.rs): the pipeline resends.

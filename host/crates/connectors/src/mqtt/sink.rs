@@ -212,6 +212,7 @@ async fn drive(
             }
             Ok(Ev::Sent(p)) => acks.sent(p),
             Ok(Ev::Acked(p)) => acks.acked(p),
+            Ok(Ev::Refused(p, why)) => acks.refused(p, &why),
             Ok(Ev::Disconnected) => return,
             Ok(_) => {}
             Err(e) => {
@@ -453,11 +454,17 @@ impl MqttSink {
         }
         if let Some(span) = span {
             tokio::select! {
+                // A batch acknowledged (or refused) before the connection
+                // went down ends on its acknowledgements.
+                biased;
                 r = acks.wait(span, ACK_STALL) => match r {
                     Ok(()) => {}
                     Err(AckWait::Broken) => return Err(ConnectorError::unavailable(
                         "mqtt: connection lost before the broker acknowledged the batch",
                     )),
+                    Err(AckWait::Refused(why)) => return Err(ConnectorError::Unavailable(format!(
+                        "mqtt: the broker refused a publish of the batch: {why}"
+                    ))),
                     Err(AckWait::Stalled(missing)) => {
                         return Err(ConnectorError::Unavailable(format!(
                             "mqtt: {missing} publish(es) not acknowledged by the broker within {ACK_STALL:?}"

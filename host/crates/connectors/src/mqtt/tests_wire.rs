@@ -205,10 +205,10 @@ async fn tls_with_a_client_certificate_both_ways() {
 /// A v5 peer that announces a receive maximum of 3 and acknowledges what
 /// is in flight only when nothing more arrives for 20 ms; returns the most
 /// publishes it ever saw in flight and how many it acknowledged.
-async fn strict_peer(l: tokio::net::TcpListener, want: usize) -> (usize, usize) {
+async fn strict_peer(l: tokio::net::TcpListener, want: usize, refuse: bool) -> (usize, usize) {
     use bytes::BytesMut;
     use rumqttc::v5::mqttbytes::v5::{
-        ConnAck, ConnAckProperties, ConnectReturnCode, Packet, PubAck,
+        ConnAck, ConnAckProperties, ConnectReturnCode, Packet, PubAck, PubAckReason,
     };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (mut io, _) = l.accept().await.unwrap();
@@ -263,13 +263,20 @@ async fn strict_peer(l: tokio::net::TcpListener, want: usize) -> (usize, usize) 
             Ok(Ok(_)) => {}
             Err(_) => {
                 for id in inflight.drain(..) {
-                    Packet::PubAck(PubAck::new(id, None))
-                        .write(&mut out, None)
-                        .unwrap();
+                    let mut ack = PubAck::new(id, None);
+                    if refuse {
+                        ack.reason = PubAckReason::NotAuthorized;
+                    }
+                    Packet::PubAck(ack).write(&mut out, None).unwrap();
                     acked += 1;
                 }
                 if acked >= want {
+                    // Stay connected until the client leaves: its batch
+                    // ends on these acknowledgements, not on a closed socket.
                     io.write_all(&out).await.unwrap();
+                    out.clear();
+                    let mut rest = [0u8; 4096];
+                    while matches!(io.read(&mut rest).await, Ok(n) if n > 0) {}
                     return (most, acked);
                 }
             }
@@ -281,20 +288,20 @@ async fn strict_peer(l: tokio::net::TcpListener, want: usize) -> (usize, usize) 
 async fn v5_receive_maximum_is_honoured() {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
-    let peer = tokio::spawn(strict_peer(l, 30));
+    let peer = tokio::spawn(strict_peer(l, 30, false));
     let (mut s, ctx) = sink(serde_json::json!({
         "server": format!("tcp://127.0.0.1:{port}"), "topic": "t", "qos": 1, "protocolVersion": "5"
     }))
     .await;
     let items: Vec<_> = (0..30).map(|i| item(&format!("{{\"i\":{i}}}"))).collect();
     s.collect(&ctx, &items).await.expect("all acknowledged");
+    s.close(&ctx).await.unwrap();
     let (most, acked) = peer.await.unwrap();
     assert_eq!(acked, 30);
     assert!(
         most <= 3,
         "{most} publishes in flight, the receive maximum is 3"
     );
-    s.close(&ctx).await.unwrap();
 }
 
 #[tokio::test]
@@ -322,4 +329,21 @@ async fn a_peer_announcing_a_huge_connack_is_refused_at_once() {
         .await
         .expect_err("connected to a bogus peer");
     assert!(e.to_string().contains("over the limit"), "{e}");
+}
+
+#[tokio::test]
+async fn a_publish_refused_by_a_v5_broker_fails_its_batch() {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let _peer = tokio::spawn(strict_peer(l, 3, true));
+    let (mut s, ctx) = sink(serde_json::json!({
+        "server": format!("tcp://127.0.0.1:{port}"), "topic": "t", "qos": 1, "protocolVersion": "5"
+    }))
+    .await;
+    let items: Vec<_> = (0..3).map(|i| item(&format!("{{\"i\":{i}}}"))).collect();
+    let e = s
+        .collect(&ctx, &items)
+        .await
+        .expect_err("a refused publish counted as written");
+    assert!(e.to_string().contains("NotAuthorized"), "{e}");
 }

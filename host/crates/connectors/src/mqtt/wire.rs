@@ -60,6 +60,9 @@ pub(crate) enum Ev {
     /// The broker acknowledged one of our QoS >= 1 publishes (PUBACK, or
     /// PUBCOMP for QoS 2).
     Acked(u16),
+    /// The broker refused one of our QoS >= 1 publishes (an MQTT 5 PUBACK or
+    /// PUBREC with an error reason): not delivered.
+    Refused(u16, String),
     /// Our DISCONNECT went out (or every client handle is gone).
     Disconnected,
 }
@@ -253,6 +256,10 @@ impl EventLoop {
             }
             Ev::Acked(p) => {
                 acks.acked(*p);
+                false
+            }
+            Ev::Refused(p, why) => {
+                acks.refused(*p, why);
                 false
             }
             _ => true,
@@ -608,6 +615,14 @@ impl EventLoop {
             return Ok(());
         };
         match p {
+            In::Refused(id, why) => {
+                let slot = &mut conn.ids[id as usize];
+                if *slot != FREE {
+                    *slot = FREE;
+                    conn.inflight -= 1;
+                    self.events.push_back(Ev::Refused(id, why));
+                }
+            }
             In::PubAck(id) | In::PubComp(id) => {
                 let slot = &mut conn.ids[id as usize];
                 if *slot != FREE {
@@ -635,10 +650,14 @@ impl EventLoop {
 /// A packet other than PUBLISH, version-independent.
 enum In {
     PubAck(u16),
+    /// A v5 PUBACK/PUBREC with an error reason.
+    Refused(u16, String),
     PubRec(u16),
     PubRel(u16),
     PubComp(u16),
-    SubAck { refused: usize },
+    SubAck {
+        refused: usize,
+    },
     PingResp,
     Disconnect(String),
     Other,
@@ -679,11 +698,23 @@ impl EventLoop {
                 }
             }
             Version::V5 => {
-                use rumqttc::v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
+                use rumqttc::v5::mqttbytes::v5::{
+                    Packet, PubAckReason, PubRecReason, SubscribeReasonCode,
+                };
                 let max = Some(self.max_packet.min(u32::MAX as usize) as u32);
                 match Packet::read(&mut f, max).map_err(|e| format!("read: {e:?}"))? {
-                    Packet::PubAck(a) => In::PubAck(a.pkid),
-                    Packet::PubRec(a) => In::PubRec(a.pkid),
+                    Packet::PubAck(a) => match a.reason {
+                        PubAckReason::Success | PubAckReason::NoMatchingSubscribers => {
+                            In::PubAck(a.pkid)
+                        }
+                        r => In::Refused(a.pkid, format!("{r:?}")),
+                    },
+                    Packet::PubRec(a) => match a.reason {
+                        PubRecReason::Success | PubRecReason::NoMatchingSubscribers => {
+                            In::PubRec(a.pkid)
+                        }
+                        r => In::Refused(a.pkid, format!("{r:?}")),
+                    },
                     Packet::PubRel(a) => In::PubRel(a.pkid),
                     Packet::PubComp(a) => In::PubComp(a.pkid),
                     Packet::SubAck(s) => In::SubAck {
