@@ -238,7 +238,8 @@ impl RuleDef {
 pub mod limits {
     use std::time::Duration;
 
-    /// `bufferLength`: a queue of this many emissions per node.
+    /// `bufferLength`: a queue of this many events (rule input) or
+    /// emissions (each sink) per node.
     pub const MAX_BUFFER_LENGTH: i64 = 1 << 20;
     /// `concurrency`.
     pub const MAX_CONCURRENCY: i64 = 1024;

@@ -51,9 +51,13 @@ pub struct RuleQueue {
 }
 
 impl RuleQueue {
-    /// A queue of `buffer_length` events (1 to 65,536) and its receiver.
+    /// A queue of `buffer_length` events (the rule option, validated to
+    /// 1..=`MAX_BUFFER_LENGTH`) and its receiver.
     pub fn new(buffer_length: usize) -> (RuleQueue, mpsc::Receiver<Delivery>) {
-        let cap = buffer_length.clamp(1, 65_536);
+        let cap = buffer_length.clamp(
+            1,
+            crate::manager::rule_def::limits::MAX_BUFFER_LENGTH as usize,
+        );
         let (tx, rx) = mpsc::channel(cap);
         (
             RuleQueue {
@@ -491,5 +495,9 @@ mod tests {
         // A batch larger than the whole queue waits for all of it, not forever.
         let (q, _rx) = RuleQueue::new(4);
         assert!(sends_now(&q, events(100)).await);
+        // Large bufferLength values are honoured (up to the option's limit).
+        let (q, _rx) = RuleQueue::new(100_000);
+        assert!(sends_now(&q, events(40_000)).await);
+        assert!(sends_now(&q, events(40_000)).await);
     }
 }
