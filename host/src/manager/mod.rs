@@ -226,6 +226,16 @@ impl Manager {
 
     // ---------- rules ----------
 
+    /// Whether rule `id` exists and runs.
+    async fn is_running(&self, id: &str) -> bool {
+        self.inner
+            .rules
+            .lock()
+            .await
+            .get(id)
+            .is_some_and(|r| r.running.is_some())
+    }
+
     /// Validates a rule JSON without creating it (`POST /rules/validate`).
     pub fn validate_rule(&self, body: &str) -> AppResult<Json> {
         let def = RuleDef::parse(body, None).map_err(|e| AppError::bad(e.to_string()))?;
@@ -262,13 +272,7 @@ impl Manager {
         }
         self.prepare(&def)?;
         self.inner.store.check_writable()?;
-        let was_running = self
-            .inner
-            .rules
-            .lock()
-            .await
-            .get(id)
-            .is_some_and(|r| r.running.is_some());
+        let was_running = self.is_running(id).await;
         self.halt(id, false).await;
         if let Err(e) = self.put_rule(def, body.to_string()).await {
             // The new definition was not stored: the old one runs again.

@@ -132,14 +132,7 @@ impl Manager {
 
     /// Restarts a rule only when it is running (plugin upgrades).
     pub async fn restart_if_running(&self, id: &str) -> AppResult<()> {
-        let running = self
-            .inner
-            .rules
-            .lock()
-            .await
-            .get(id)
-            .is_some_and(|r| r.running.is_some());
-        if running {
+        if self.is_running(id).await {
             self.restart_rule(id).await?;
         }
         Ok(())

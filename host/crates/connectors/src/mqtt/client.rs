@@ -19,7 +19,7 @@ pub(crate) use super::wire::{Client, Ev, EventLoop};
 pub(crate) const INFLIGHT: u16 = 1000;
 
 /// Largest packet we accept or send (the MQTT limit is 256 MiB).
-const MAX_PACKET: usize = 256 * 1024 * 1024;
+pub(crate) const MAX_PACKET: usize = 256 * 1024 * 1024;
 
 pub(crate) fn default_server() -> String {
     "tcp://127.0.0.1:1883".into()

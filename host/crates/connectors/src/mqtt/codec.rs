@@ -66,7 +66,23 @@ fn put_varint(buf: &mut BytesMut, mut n: usize) {
     }
 }
 
-/// Appends a PUBLISH (`pkid` 0 for QoS 0).
+/// Why a PUBLISH cannot be encoded: a topic over 65,535 bytes, or a packet
+/// over `max` bytes (the remaining length field holds at most 256 MiB).
+pub(crate) fn publish_too_large(topic: &str, payload_len: usize, max: usize) -> Option<String> {
+    if topic.len() > u16::MAX as usize {
+        return Some(format!(
+            "topic of {} bytes is over MQTT's 65,535",
+            topic.len()
+        ));
+    }
+    // Fixed header (at most 5), topic length, topic, packet id, v5 properties.
+    let total = 5 + 2 + topic.len() + 2 + 1 + payload_len;
+    let limit = max.min(268_435_455);
+    (total > limit).then(|| format!("publish of {total} bytes is over the limit of {limit}"))
+}
+
+/// Appends a PUBLISH (`pkid` 0 for QoS 0). The caller checked
+/// [`publish_too_large`].
 pub(crate) fn put_publish(
     buf: &mut BytesMut,
     v: Version,

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::acks::{AckWait, Acks, Span};
-use super::client::{Client, ConnConf, Ev, EventLoop, Settings};
+use super::client::{Client, ConnConf, Ev, EventLoop, Settings, MAX_PACKET};
 use super::shared::{self, LinkState as SharedState};
 use crate::util::{de, parse_config, sleep_or_cancel, Backoff, PropTemplate};
 
@@ -411,8 +411,9 @@ impl MqttSink {
         };
         let mut span: Option<Span> = None;
         let static_topic: Option<Arc<str>> = topic_tpl.static_text().map(|t| Arc::from(t.as_ref()));
-        // An item whose topic cannot be rendered is not published; the
-        // others are, and the first such error is reported at the end.
+        // An item whose topic cannot be rendered, or that is too large for
+        // one MQTT packet, is not published; the others are, and the first
+        // such error is reported at the end.
         let mut bad_topic: Option<ConnectorError> = None;
         for it in items {
             let topic = match &static_topic {
@@ -431,6 +432,11 @@ impl MqttSink {
                     }
                 },
             };
+            if let Some(why) = super::codec::publish_too_large(&topic, it.payload.len(), MAX_PACKET)
+            {
+                bad_topic.get_or_insert(ConnectorError::InvalidData(format!("mqtt: {why}")));
+                continue;
+            }
             let publish = client.publish(topic, self.qos, self.retained, it.payload.clone());
             let handed = async {
                 if self.qos > 0 {

@@ -347,3 +347,38 @@ async fn a_publish_refused_by_a_v5_broker_fails_its_batch() {
         .expect_err("a refused publish counted as written");
     assert!(e.to_string().contains("NotAuthorized"), "{e}");
 }
+
+#[tokio::test]
+async fn a_publish_too_large_for_mqtt_fails_by_name_and_the_rest_goes_out() {
+    use super::codec::publish_too_large;
+    assert!(publish_too_large(&"t".repeat(70_000), 10, 1 << 20).is_some());
+    assert!(publish_too_large("t", 2_000_000, 1 << 20).is_some());
+    assert!(publish_too_large("t", 1000, 1 << 20).is_none());
+    // Through the sink: the long topic is refused by name, the next item is
+    // published (a topic length over 65,535 used to be truncated into the
+    // packet and break the connection).
+    let t = prefix();
+    let mut src = start_source(
+        &format!("{t}/+"),
+        props(serde_json::json!({"server": "tcp://127.0.0.1:1883", "qos": 0})),
+    )
+    .await;
+    let (mut long, ctx) = sink(serde_json::json!({
+        "server": "tcp://127.0.0.1:1883", "topic": format!("{t}/{}", "x".repeat(70_000)), "qos": 1
+    }))
+    .await;
+    let e = long
+        .collect(&ctx, &[item(r#"{"big":1}"#)])
+        .await
+        .expect_err("a 70 KB topic was accepted");
+    assert!(e.to_string().contains("65,535"), "{e}");
+    let (mut ok, ctx2) = sink(serde_json::json!({
+        "server": "tcp://127.0.0.1:1883", "topic": format!("{t}/ok"), "qos": 1
+    }))
+    .await;
+    ok.collect(&ctx2, &[item(r#"{"ok":1}"#)]).await.unwrap();
+    assert_eq!(&next_msg(&mut src).await.0[..], br#"{"ok":1}"#);
+    long.close(&ctx).await.unwrap();
+    ok.close(&ctx2).await.unwrap();
+    src.cancel.cancel();
+}

@@ -532,6 +532,20 @@ impl EventLoop {
                     qos,
                     retain,
                 } => {
+                    if let Some(why) =
+                        codec::publish_too_large(&topic, payload.len(), self.max_packet)
+                    {
+                        // Never written (it would break the stream); a QoS
+                        // >= 1 publish is reported refused, so its batch
+                        // fails. The sink checks first (`MqttSink::publish`).
+                        tracing::warn!("mqtt: publish not sent: {why}");
+                        if qos > 0 {
+                            let id = conn.take_id();
+                            self.events.push_back(Ev::Sent(id));
+                            self.events.push_back(Ev::Refused(id, why));
+                        }
+                        continue;
+                    }
                     let pkid = if qos > 0 {
                         let id = conn.take_id();
                         conn.ids[id as usize] = AWAIT_ACK;
