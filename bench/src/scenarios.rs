@@ -218,7 +218,10 @@ fn spawn_on(dir: &std::path::Path) -> anyhow::Result<(Child, String)> {
         .args(["--rest-addr", &format!("127.0.0.1:{port}")])
         .env("OORT_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(match std::env::var_os("OORT_BENCH_STDERR") {
+            Some(_) => Stdio::inherit(),
+            None => Stdio::null(),
+        })
         .spawn()?;
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::blocking::Client::new();

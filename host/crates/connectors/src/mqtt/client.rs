@@ -292,7 +292,7 @@ pub(crate) struct SessionOpts {
     /// `cleanSession`/`cleanStart` false: the broker keeps the subscriptions
     /// and queues QoS >= 1 messages while the client is away.
     pub persistent: bool,
-    /// PUBACK/PUBREC only when [`Client::ack`] is called.
+    /// PUBACK/PUBREC only through [`EventLoop::ack_after`].
     pub manual_acks: bool,
     /// MQTT 5 session expiry interval (seconds) of a persistent session.
     pub expiry_secs: u32,

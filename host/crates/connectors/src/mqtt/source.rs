@@ -10,7 +10,6 @@
 //! ([`SourceContext::handed`]), so the broker keeps what Oort has not taken
 //! yet across broker and Oort restarts.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +19,6 @@ use oort_core::{
 };
 use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, watch};
 
 use super::client::{validate_filter, Client, ConnConf, Ev, EventLoop, SessionOpts, Settings};
 use super::shared;
@@ -60,6 +58,34 @@ struct SourceConf {
         deserialize_with = "de::u64_lenient"
     )]
     session_expiry_secs: u64,
+    /// Oort's own: how long (ms) a read waits for more messages while they
+    /// flow; default 1 at QoS 0, else 0 (off).
+    #[serde(rename = "readlingerinterval", default, deserialize_with = "opt_u64")]
+    read_linger_ms: Option<u64>,
+}
+
+fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    de::u64_lenient(d).map(Some)
+}
+
+/// Largest `readLingerInterval` (ms).
+const MAX_READ_LINGER_MS: u64 = 100;
+
+/// The read linger of a source: `readLingerInterval`, or 1 ms at QoS 0
+/// without a shared connection (acknowledgements and a shared
+/// connection's publishes would wait behind it, so it is off otherwise).
+fn read_linger(c: &SourceConf, shared: bool) -> Result<Duration, ConnectorError> {
+    match c.read_linger_ms {
+        None if c.qos == 0 && !shared => Ok(Duration::from_millis(1)),
+        None | Some(0) => Ok(Duration::ZERO),
+        Some(_) if shared => Err(ConnectorError::config(
+            "mqtt: property readLingerInterval is not supported with connectionSelector (a shared connection's publishes would wait behind it); remove one of them",
+        )),
+        Some(ms) if ms > MAX_READ_LINGER_MS => Err(ConnectorError::Config(format!(
+            "mqtt: invalid property readLingerInterval {ms}: at most {MAX_READ_LINGER_MS} (ms)"
+        ))),
+        Some(ms) => Ok(Duration::from_millis(ms)),
+    }
 }
 
 /// Factory of `mqtt` sources.
@@ -95,6 +121,7 @@ impl SourceFactory for MqttSourceFactory {
         }
         let selector = Some(extra.connection_selector.trim().to_string()).filter(|s| !s.is_empty());
         let session = session_opts(&extra, selector.is_some())?;
+        let read_linger = read_linger(&extra, selector.is_some())?;
         let data_dir = props
             .get(DATA_DIR_PROP)
             .and_then(|v| v.as_str())
@@ -107,6 +134,7 @@ impl SourceFactory for MqttSourceFactory {
             selector,
             session,
             data_dir,
+            read_linger,
         }))
     }
 }
@@ -170,58 +198,8 @@ pub struct MqttSource {
     session: SessionOpts,
     /// The runtime's data dir (client ids of persistent sessions).
     data_dir: Option<String>,
-}
-
-/// What the receive loop tells the acknowledging task.
-enum AckMsg {
-    /// Acknowledge `(qos, pkid)` once the runtime has handed on `idx` messages.
-    After { idx: u64, qos: u8, pkid: u16 },
-    /// A new connection: packet ids of the old one mean nothing now (the
-    /// broker sends those messages again).
-    Reset,
-}
-
-/// Acknowledges PUBLISHes in arrival order once the runtime has them. Runs
-/// beside the receive loop so that waiting for room in the request channel
-/// never stalls the event loop.
-async fn ack_task(
-    client: Client,
-    mut handed: watch::Receiver<u64>,
-    mut rx: mpsc::UnboundedReceiver<AckMsg>,
-) {
-    let mut pending: VecDeque<(u64, u8, u16)> = VecDeque::new();
-    let mut buf = Vec::with_capacity(256);
-    loop {
-        let done = *handed.borrow_and_update();
-        while let Some(&(idx, qos, pkid)) = pending.front() {
-            if idx > done {
-                break;
-            }
-            pending.pop_front();
-            if let Err(e) = client.ack(qos, pkid).await {
-                tracing::debug!("mqtt ack: {e}");
-                return;
-            }
-        }
-        tokio::select! {
-            n = rx.recv_many(&mut buf, 256) => {
-                if n == 0 {
-                    return;
-                }
-                for m in buf.drain(..) {
-                    match m {
-                        AckMsg::After { idx, qos, pkid } => pending.push_back((idx, qos, pkid)),
-                        AckMsg::Reset => pending.clear(),
-                    }
-                }
-            }
-            r = handed.changed() => {
-                if r.is_err() {
-                    return;
-                }
-            }
-        }
-    }
+    /// `readLingerInterval`.
+    read_linger: Duration,
 }
 
 impl MqttSource {
@@ -285,13 +263,11 @@ impl Source for MqttSource {
         if self.session.persistent {
             tracing::info!(source = %ctx.id, client_id = %self.settings.client_id, manual_acks = self.session.manual_acks, "mqtt source keeps a persistent session");
         }
-        let acks = if self.session.manual_acks {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(ack_task(client.clone(), ctx.handed(), rx));
-            Some(tx)
-        } else {
-            None
-        };
+        el.set_read_linger(self.read_linger);
+        if self.session.manual_acks {
+            // The loop writes each PUBACK once the runtime has the message.
+            el.release_acks_with(ctx.handed());
+        }
         // Messages emitted so far (the count `ctx.handed()` is compared with).
         let mut emitted: u64 = 0;
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
@@ -312,9 +288,6 @@ impl Source for MqttSource {
             match ev {
                 Ok(Ev::ConnAck) => {
                     backoff.reset();
-                    if let Some(a) = &acks {
-                        let _ = a.send(AckMsg::Reset);
-                    }
                     // `connected` waits for the SUBACK: a message published
                     // before the broker has the subscription would be lost.
                     tracing::info!(source = %ctx.id, %server, topics = ?self.topics, "mqtt source connected");
@@ -345,12 +318,8 @@ impl Source for MqttSource {
                         return Ok(());
                     }
                     emitted += 1;
-                    if let (Some(a), 1..) = (&acks, qos) {
-                        let _ = a.send(AckMsg::After {
-                            idx: emitted,
-                            qos,
-                            pkid,
-                        });
+                    if self.session.manual_acks {
+                        el.ack_after(emitted, qos, pkid);
                     }
                 }
                 Ok(Ev::SubAck { refused: 0 }) => ctx.conn.connected(),
@@ -416,6 +385,43 @@ mod tests {
         .unwrap();
         assert!(s.persistent && !s.manual_acks);
         assert_eq!(s.expiry_secs, 3600);
+    }
+
+    #[test]
+    fn reads_linger_by_default_only_at_qos_0_on_an_own_connection() {
+        let ms = |v: serde_json::Value, shared: bool| {
+            read_linger(&conf(v), shared).map(|d| d.as_millis() as u64)
+        };
+        assert_eq!(ms(serde_json::json!({"qos": 0}), false).unwrap(), 1);
+        assert_eq!(ms(serde_json::json!({}), false).unwrap(), 0);
+        assert_eq!(ms(serde_json::json!({"qos": 0}), true).unwrap(), 0);
+        assert_eq!(
+            ms(
+                serde_json::json!({"qos": 1, "readLingerInterval": "5"}),
+                false
+            )
+            .unwrap(),
+            5
+        );
+        assert_eq!(
+            ms(
+                serde_json::json!({"qos": 0, "READLINGERINTERVAL": 0}),
+                false
+            )
+            .unwrap(),
+            0
+        );
+        let e = ms(serde_json::json!({"readLingerInterval": 101}), false).unwrap_err();
+        assert!(e.to_string().contains("readLingerInterval 101"), "{e}");
+        let e = ms(serde_json::json!({"readLingerInterval": 2}), true).unwrap_err();
+        assert!(e.to_string().contains("connectionSelector"), "{e}");
+        assert!(parse_config::<SourceConf>(
+            "mqtt",
+            serde_json::json!({"readLingerInterval": "soon"})
+                .as_object()
+                .unwrap()
+        )
+        .is_err());
     }
 
     #[test]

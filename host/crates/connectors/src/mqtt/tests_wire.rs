@@ -382,3 +382,64 @@ async fn a_publish_too_large_for_mqtt_fails_by_name_and_the_rest_goes_out() {
     ok.close(&ctx2).await.unwrap();
     src.cancel.cancel();
 }
+
+/// A QoS 0 PUBLISH of `payload` on topic `t` (MQTT 3.1.1).
+fn publish_frame(payload: &str) -> Vec<u8> {
+    let mut f = vec![0x30, (3 + payload.len()) as u8, 0x00, 0x01, b't'];
+    f.extend_from_slice(payload.as_bytes());
+    f
+}
+
+#[tokio::test]
+async fn a_flowing_stream_is_read_in_batches_and_a_quiet_one_at_once() {
+    use super::client::{ConnConf, SessionOpts, Settings};
+    use super::wire::Ev;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const LINGER: Duration = Duration::from_millis(400);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, mut frames) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    tokio::spawn(async move {
+        let (mut io, _) = l.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = io.read(&mut buf).await; // CONNECT
+        io.write_all(&[0x20, 0x02, 0x00, 0x00]).await.unwrap();
+        while let Some(f) = frames.recv().await {
+            io.write_all(&f).await.unwrap();
+        }
+        while matches!(io.read(&mut buf).await, Ok(n) if n > 0) {}
+    });
+    let conf: ConnConf = crate::util::parse_config(
+        "mqtt",
+        &props(serde_json::json!({"server": format!("tcp://127.0.0.1:{port}")})),
+    )
+    .unwrap();
+    let settings = Settings::from_conf(&conf).unwrap();
+    let (_client, mut el) = settings.build_session(16, SessionOpts::default()).unwrap();
+    el.set_read_linger(LINGER);
+    assert!(matches!(el.poll().await, Ok(Ev::ConnAck)));
+    let payload = |ev: Result<Ev, String>| match ev {
+        Ok(Ev::Publish { payload, .. }) => String::from_utf8_lossy(&payload).to_string(),
+        other => panic!("expected a publish, got {other:?}"),
+    };
+    // A quiet connection: the first message is handled at once.
+    tx.send(publish_frame("1")).await.unwrap();
+    let t = Instant::now();
+    assert_eq!(payload(el.poll().await), "1");
+    assert!(
+        t.elapsed() < LINGER,
+        "a lone message waited {:?}",
+        t.elapsed()
+    );
+    // Flowing (this read comes within the linger of the last one): the
+    // read waits, and a message sent meanwhile comes in the same round.
+    tx.send(publish_frame("2")).await.unwrap();
+    let later = tx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        later.send(publish_frame("3")).await.unwrap();
+    });
+    assert_eq!(payload(el.poll().await), "2");
+    assert_eq!(el.queued_events(), 1, "3 was not read with 2");
+    assert_eq!(payload(el.poll().await), "3");
+}

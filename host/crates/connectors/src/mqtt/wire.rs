@@ -15,15 +15,17 @@
 //! source).
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use rumqttc::tokio_rustls::TlsConnector;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Sleep};
 
 use super::acks::Acks;
@@ -39,6 +41,8 @@ const TAKE: usize = 512;
 const MAX_CONNACK: usize = 64 * 1024;
 /// Read buffer room reserved per read.
 const READ_CHUNK: usize = 64 * 1024;
+/// A read this large is handled at once, never lingered on.
+const LINGER_FULL: usize = 32 * 1024;
 
 /// What the event loop reported.
 #[derive(Debug)]
@@ -118,18 +122,6 @@ impl Client {
             .map_err(|_| "the connection is closed".to_string())
     }
 
-    /// Acknowledges an incoming PUBLISH (PUBACK for QoS 1, PUBREC for QoS 2;
-    /// nothing for QoS 0); for loops built with manual acks.
-    pub async fn ack(&self, qos: u8, pkid: u16) -> Result<(), String> {
-        if qos == 0 {
-            return Ok(());
-        }
-        self.tx
-            .send(Request::Ack { qos, pkid })
-            .await
-            .map_err(|_| "the connection is closed".to_string())
-    }
-
     fn try_send(&self, r: Request) -> Result<(), String> {
         self.tx.try_send(r).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => "the request queue is full".to_string(),
@@ -177,6 +169,8 @@ struct Conn {
     next_id: u16,
     ping_due: Pin<Box<Sleep>>,
     ping_out: bool,
+    /// When the last write went out (a ping is due `keep_alive` after it).
+    last_write: Instant,
     /// Packet ids of our SUBSCRIBE/UNSUBSCRIBE (their own counter).
     next_ctl_id: u16,
 }
@@ -208,6 +202,35 @@ pub(crate) struct EventLoop {
     rbuf: BytesMut,
     wbuf: BytesMut,
     take: Vec<Request>,
+    /// Manual acknowledgements released by a counter ([`Self::release_acks_with`]).
+    released: Option<Released>,
+    /// How long a read waits for more data while messages flow
+    /// ([`Self::set_read_linger`]); zero: never.
+    read_linger: Duration,
+    /// When the previous read returned.
+    last_read: Option<Instant>,
+}
+
+/// Acknowledgements that wait for a counter (the runtime's count of
+/// messages handed on) to reach their index.
+struct Released {
+    counter: watch::Receiver<u64>,
+    /// `(index, qos, pkid)` in index order.
+    pending: VecDeque<(u64, u8, u16)>,
+}
+
+impl Released {
+    /// Moves the acknowledgements the counter has passed into `held`.
+    fn release(&mut self, held: &mut VecDeque<Request>) {
+        let done = *self.counter.borrow_and_update();
+        while let Some(&(idx, qos, pkid)) = self.pending.front() {
+            if idx > done {
+                break;
+            }
+            self.pending.pop_front();
+            held.push_back(Request::Ack { qos, pkid });
+        }
+    }
 }
 
 impl EventLoop {
@@ -239,8 +262,53 @@ impl EventLoop {
                 rbuf: BytesMut::new(),
                 wbuf: BytesMut::new(),
                 take: Vec::with_capacity(TAKE),
+                released: None,
+                read_linger: Duration::ZERO,
+                last_read: None,
             },
         )
+    }
+
+    /// Manual acknowledgements of this loop wait for `counter` to reach the
+    /// index given to [`Self::ack_after`]; the loop itself writes them (no
+    /// hand-off through another task: an ack's latency bounds a QoS 1
+    /// subscription's throughput, as the broker keeps only so many
+    /// messages in flight).
+    pub fn release_acks_with(&mut self, counter: watch::Receiver<u64>) {
+        self.released = Some(Released {
+            counter,
+            pending: VecDeque::new(),
+        });
+    }
+
+    /// Reads while messages flow (the previous read returned less than
+    /// `linger` ago) wait up to `linger` for more before they are handled,
+    /// so a steady stream is taken in batches rather than one message per
+    /// wakeup of every stage behind the connection (about 5x less CPU per
+    /// message at 100k msg/s, at most `linger` of added latency). A quiet
+    /// connection's reads are handled at once. Only for a subscriber whose
+    /// loop writes nothing urgent: acknowledgements wait too.
+    pub fn set_read_linger(&mut self, linger: Duration) {
+        self.read_linger = linger;
+    }
+
+    /// Events read and not returned yet.
+    #[cfg(test)]
+    pub fn queued_events(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Acknowledges `(qos, pkid)` once the counter of
+    /// [`Self::release_acks_with`] reaches `idx` (at once without one).
+    /// Indexes must not decrease.
+    pub fn ack_after(&mut self, idx: u64, qos: u8, pkid: u16) {
+        if qos == 0 {
+            return;
+        }
+        match &mut self.released {
+            Some(r) => r.pending.push_back((idx, qos, pkid)),
+            None => self.held.push_back(Request::Ack { qos, pkid }),
+        }
     }
 
     /// After a connection error, before the next poll: settles the
@@ -291,6 +359,11 @@ impl EventLoop {
             return Ok(ev);
         }
         if self.conn.is_none() {
+            if let Some(r) = &mut self.released {
+                // Packet ids of the old connection mean nothing on the new
+                // one (the broker sends those messages again).
+                r.pending.clear();
+            }
             let conn = tokio::time::timeout(NET_TIMEOUT, self.connect())
                 .await
                 .map_err(|_| format!("no CONNACK within {NET_TIMEOUT:?}"))??;
@@ -355,6 +428,7 @@ impl EventLoop {
             next_id: 0,
             ping_due: Box::pin(tokio::time::sleep(keep_alive)),
             ping_out: false,
+            last_write: Instant::now(),
             next_ctl_id: 0,
         })
     }
@@ -451,7 +525,15 @@ impl EventLoop {
     /// arrived, ping when due; returns the first event of the round.
     async fn round(&mut self) -> Result<Ev, String> {
         loop {
+            // Whole frames left in the buffer (a round cancelled while it
+            // lingered) are handled before anything is read.
+            if self.events.is_empty() && self.frame()?.is_some() {
+                self.read_frames()?;
+            }
             // Requests already taken go out first (room permitting).
+            if let Some(r) = &mut self.released {
+                r.release(&mut self.held);
+            }
             self.encode_held()?;
             if !self.wbuf.is_empty() {
                 self.flush().await?;
@@ -463,12 +545,25 @@ impl EventLoop {
                 return Err("not connected".into());
             };
             let can_take = self.held.is_empty();
+            let released = self.released.as_mut();
+            let has_released = released.is_some();
+            let counter_moved = async move {
+                match released {
+                    Some(r) => r.counter.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
             self.rbuf.reserve(READ_CHUNK);
             tokio::select! {
                 r = conn.io.read_buf(&mut self.rbuf) => {
                     match r {
                         Ok(0) => return Err("the broker closed the connection".into()),
-                        Ok(_) => self.read_frames()?,
+                        Ok(n) => {
+                            if !self.read_linger.is_zero() {
+                                self.linger(n).await?;
+                            }
+                            self.read_frames()?
+                        }
                         Err(e) => return Err(format!("read: {e}")),
                     }
                 }
@@ -478,7 +573,21 @@ impl EventLoop {
                     }
                     self.held.extend(self.take.drain(..));
                 }
+                ok = counter_moved, if has_released => {
+                    if !ok {
+                        // The runtime is gone; acks wait for the next round.
+                        self.released = None;
+                    }
+                }
                 _ = conn.ping_due.as_mut() => {
+                    let keep_alive = self.settings.keep_alive;
+                    let due = conn.last_write + keep_alive;
+                    if due > Instant::now() {
+                        // Something was written since the timer was set.
+                        conn.ping_due.as_mut().reset(due);
+                        continue;
+                    }
+                    conn.ping_due.as_mut().reset(Instant::now() + keep_alive);
                     if conn.ping_out {
                         return Err("the broker did not answer a ping".into());
                     }
@@ -489,6 +598,36 @@ impl EventLoop {
         }
     }
 
+    /// After a read of `n` bytes: while messages flow, waits
+    /// [`Self::set_read_linger`] and takes whatever arrived meanwhile.
+    /// Cancel-safe: what was read stays in the read buffer.
+    async fn linger(&mut self, n: usize) -> Result<(), String> {
+        let now = Instant::now();
+        let flowing = self
+            .last_read
+            .is_some_and(|t| now.duration_since(t) < self.read_linger);
+        self.last_read = Some(now);
+        if !flowing || n >= LINGER_FULL {
+            return Ok(());
+        }
+        tokio::time::sleep(self.read_linger).await;
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        while self.rbuf.len() < LINGER_FULL {
+            self.rbuf.reserve(READ_CHUNK);
+            let mut read = std::pin::pin!(conn.io.read_buf(&mut self.rbuf));
+            match std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
+                // Nothing more, or the end of the stream: the next round sees it.
+                Poll::Pending | Poll::Ready(Ok(0)) => break,
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return Err(format!("read: {e}")),
+            }
+        }
+        self.last_read = Some(Instant::now());
+        Ok(())
+    }
+
     /// Writes the write buffer out (within [`NET_TIMEOUT`]). Cancel-safe:
     /// what was written is gone from the buffer.
     async fn flush(&mut self) -> Result<(), String> {
@@ -497,17 +636,26 @@ impl EventLoop {
         };
         let wbuf = &mut self.wbuf;
         let io = &mut conn.io;
-        tokio::time::timeout(NET_TIMEOUT, async {
+        let mut work = std::pin::pin!(async {
             while wbuf.has_remaining() {
-                io.write_buf(wbuf).await?;
+                if io.write_buf(wbuf).await? == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
             }
             io.flush().await
-        })
-        .await
-        .map_err(|_| format!("write: nothing could be sent for {NET_TIMEOUT:?}"))?
-        .map_err(|e| format!("write: {e}"))?;
-        let keep_alive = self.settings.keep_alive;
-        conn.ping_due.as_mut().reset(Instant::now() + keep_alive);
+        });
+        // A socket with room takes it all at the first poll: no timer is
+        // armed for that (the common case, once per round).
+        let first = std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await;
+        let r = match first {
+            Poll::Ready(r) => r,
+            Poll::Pending => tokio::time::timeout(NET_TIMEOUT, work)
+                .await
+                .map_err(|_| format!("write: nothing could be sent for {NET_TIMEOUT:?}"))?,
+        };
+        r.map_err(|e: std::io::Error| format!("write: {e}"))?;
+        // The keep-alive timer is moved lazily, when it fires.
+        conn.last_write = Instant::now();
         Ok(())
     }
 
