@@ -30,6 +30,9 @@ fn test_plugins() -> anyhow::Result<std::path::PathBuf> {
         .arg(root.join("host/crates/wasm/tests/plugins/Cargo.toml"))
         .arg("--target-dir")
         .arg(&target)
+        // The hostile plugin's `tables` attack emits `table.grow` with
+        // inline assembly, a nightly feature.
+        .env("RUSTC_BOOTSTRAP", "1")
         .status()?;
     if !st.success() {
         return Err(anyhow!("building the test plugins failed"));
@@ -121,7 +124,14 @@ pub fn plugin_isolation() -> anyhow::Result<()> {
         "/streams",
         &json!({"sql": "CREATE STREAM calm () WITH (TYPE=\"simulator\", CONF_KEY=\"fast\")"}),
     )?;
-    for a in ["spin-validate", "spin-open", "spin-read", "flood", "grow"] {
+    for a in [
+        "spin-validate",
+        "spin-open",
+        "spin-read",
+        "flood",
+        "grow",
+        "tables",
+    ] {
         let key = a.replace('-', "_");
         s.put(
             &format!("/metadata/sources/hostile/confKeys/{key}"),
@@ -164,15 +174,24 @@ pub fn plugin_isolation() -> anyhow::Result<()> {
             });
         })
     };
-    let grow = |stop: &AtomicBool| {
-        let _ = s.post(
-            "/rules",
-            &json!({"id": "grow", "sql": "SELECT * FROM grow", "actions": [{"nop": {}}]}),
-        );
-        until(stop, Duration::from_millis(100), || {
-            let _ = s.http.post(format!("{}/rules/grow/restart", s.base)).send();
-        });
-        let _ = s.http.delete(format!("{}/rules/grow", s.base)).send();
+    // A rule on stream `name` (whose plugin traps at a store limit),
+    // restarted every 100 ms.
+    let srv = &s;
+    let restarted = |name: &'static str| {
+        move |stop: &AtomicBool| {
+            let s = srv;
+            let _ = s.post(
+                "/rules",
+                &json!({"id": name, "sql": format!("SELECT * FROM {name}"), "actions": [{"nop": {}}]}),
+            );
+            until(stop, Duration::from_millis(100), || {
+                let _ = s
+                    .http
+                    .post(format!("{}/rules/{name}/restart", s.base))
+                    .send();
+            });
+            let _ = s.http.delete(format!("{}/rules/{name}", s.base)).send();
+        }
     };
     type Attack<'a> = Box<dyn Fn(&AtomicBool) + Sync + 'a>;
     let attacks: Vec<(&str, Attack)> = vec![
@@ -210,7 +229,14 @@ pub fn plugin_isolation() -> anyhow::Result<()> {
                 rule_during(&s, st, "a", "SELECT * FROM flood", json!({"nop": {}}))
             }),
         ),
-        ("memory growth (restarted every 100 ms)", Box::new(grow)),
+        (
+            "memory growth (restarted every 100 ms)",
+            Box::new(restarted("grow")),
+        ),
+        (
+            "table growth (restarted every 100 ms)",
+            Box::new(restarted("tables")),
+        ),
     ];
     for (name, attack) in &attacks {
         let (p, r) = measure(&s, attack.as_ref())?;

@@ -397,6 +397,9 @@ fn describe_trap(plugin: &str, what: &str, limit: Duration, e: &wasmtime::Error)
     if text.contains("growing memory") || text.contains("memory limit") {
         return format!("plugin {plugin}: {what} trapped: memory limit exceeded ({text})");
     }
+    if text.contains("growing table") || text.contains("table limit") {
+        return format!("plugin {plugin}: {what} trapped: table limit exceeded ({text})");
+    }
     format!("plugin {plugin}: {what} trapped: {text}")
 }
 

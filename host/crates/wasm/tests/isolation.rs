@@ -589,6 +589,33 @@ async fn memory_growth_stops_only_its_own_source() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_growth_stops_only_its_own_source() {
+    let _serial = serial().await;
+    let data = tempfile::tempdir().unwrap();
+    let (_m, reg) = hostile_manager(data.path(), cfg()).await;
+    beside_neighbour(&reg, "tables", async {
+        let mut r = start(
+            &reg,
+            "hostile",
+            "tables",
+            serde_json::json!({"attack": "tables"}),
+        );
+        let mut reads = 0;
+        let e = loop {
+            match first(&mut r).await {
+                Ok(_) => reads += 1,
+                Err(e) => break e,
+            }
+        };
+        // 16,384 slots per read against a cap of 20,000: the second read
+        // passes the cap and traps (a refused grow would be "refused").
+        assert!(e.contains("table limit"), "{e}");
+        assert!(reads <= 1, "{reads} reads before the cap");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn table_and_instance_limits_are_enforced() {
     let _serial = serial().await;
     let data = tempfile::tempdir().unwrap();

@@ -66,6 +66,9 @@ pub fn test_plugin(name: &str) -> PathBuf {
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plugins/Cargo.toml"))
             .arg("--target-dir")
             .arg(&target)
+            // The hostile plugin's `tables` attack uses inline assembly
+            // (a nightly feature) to emit `table.grow`.
+            .env("RUSTC_BOOTSTRAP", "1")
             .status()
             .expect("run cargo");
         assert!(status.success(), "building test plugins failed");

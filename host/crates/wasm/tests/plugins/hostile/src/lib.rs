@@ -1,8 +1,12 @@
+#![feature(asm_experimental_arch)]
 //! Hostile source for the isolation suite: `props.attack` picks the export
 //! that misbehaves. `spin-validate`, `spin-open`, `spin-read`, `spin-close`
 //! busy-loop in that export; `flood` writes 900 log lines (stdout,
 //! stderr and `host.log`) per `read`; `grow` allocates without end in
-//! `read`. Otherwise (and between attacks) it emits `{"n": 1}`, `{"n": 2}`...
+//! `read`; `tables` grows its function table by 16,384 slots per `read`
+//! (with `table.grow`: Rust has no other way to emit it, hence the inline
+//! assembly, a nightly feature the test build enables with
+//! `RUSTC_BOOTSTRAP`, and `--growable-table` in build.rs). Otherwise (and between attacks) it emits `{"n": 1}`, `{"n": 2}`...
 use oort_plugin_sdk::{
     export_source, logging, prop, Context, Error, Message, PluginInfo, Props, ReadOutcome, Source,
 };
@@ -19,6 +23,25 @@ fn spin() -> ! {
     loop {
         x = std::hint::black_box(x.wrapping_add(1));
     }
+}
+
+/// Grows the function table by `n` null slots; its old size, or -1 when
+/// refused without a trap.
+fn grow_table(n: i32) -> i32 {
+    let r: i32;
+    // SAFETY: `table.grow` of the module's own function table with null
+    // references touches no memory and no existing slot.
+    unsafe {
+        core::arch::asm!(
+            "ref.null_func",
+            "local.get {n}",
+            "table.grow __indirect_function_table",
+            "local.set {r}",
+            n = in(local) n,
+            r = lateout(local) r,
+        );
+    }
+    r
 }
 
 fn attack(props: &Props) -> Result<String, Error> {
@@ -54,6 +77,11 @@ impl Source for Hostile {
                     println!("flood line {i} from stdout");
                     eprintln!("flood line {i} from stderr");
                     logging::info(&format!("flood line {i} from host.log"));
+                }
+            }
+            "tables" => {
+                if grow_table(1 << 14) < 0 {
+                    return Err(Error::internal("table.grow refused"));
                 }
             }
             "grow" => {
