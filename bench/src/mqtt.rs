@@ -14,7 +14,9 @@
 //! `OORT_MQTT_LOADGEN_SRC`, default `../shared/tools/mqtt-loadgen` beside the
 //! workspace), `OORT_BENCH_C_N` (messages per run, default 200,000),
 //! `OORT_BENCH_C_ROUNDS` (default 3), `OORT_BENCH_C_QOS` (`0`, `1` or `0,1`),
-//! `OORT_BENCH_C_SINK_QOS` (the sink's QoS, when it should differ).
+//! `OORT_BENCH_C_SINK_QOS` (the sink's QoS, when it should differ),
+//! `OORT_BENCH_C_SOURCE_PROPS` (a JSON object of more source properties,
+//! e.g. `{"readLingerInterval": 1}`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -194,10 +196,15 @@ pub fn mqtt_round_trip() -> anyhow::Result<()> {
             format!("bench/q{qos}/out"),
             format!("bench/q{qos}/raw"),
         );
-        s.put(
-            &format!("/metadata/sources/mqtt/confKeys/q{qos}"),
-            &serde_json::json!({"server": format!("tcp://127.0.0.1:{port}"), "qos": qos}),
-        )?;
+        let mut conf = serde_json::json!({"server": format!("tcp://127.0.0.1:{port}"), "qos": qos});
+        if let Ok(extra) = std::env::var("OORT_BENCH_C_SOURCE_PROPS") {
+            let extra: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&extra).context("OORT_BENCH_C_SOURCE_PROPS")?;
+            if let Some(o) = conf.as_object_mut() {
+                o.extend(extra);
+            }
+        }
+        s.put(&format!("/metadata/sources/mqtt/confKeys/q{qos}"), &conf)?;
         s.post(
             "/streams",
             &serde_json::json!({"sql": format!(

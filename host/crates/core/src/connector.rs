@@ -317,6 +317,27 @@ pub trait Sink: Send {
     async fn flush(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {
         Ok(())
     }
+    /// True when the sink supports pipelined writes ([`Sink::send`] and
+    /// [`Sink::settle`]): the runtime then hands it the next batches while
+    /// the peer has yet to confirm earlier ones, and counts a batch written
+    /// only once it settled. For sinks whose peer confirms asynchronously
+    /// (MQTT QoS >= 1 acknowledgements): a batch per round trip otherwise.
+    fn pipelined(&self) -> bool {
+        false
+    }
+    /// Hands a batch to the peer without waiting for its confirmation;
+    /// returns a ticket for [`Sink::settle`]. Errors as for `collect` (the
+    /// batch was not handed off). The default is `collect` (settled at once).
+    async fn send(&mut self, ctx: &SinkContext, items: &[SinkItem]) -> Result<u64, ConnectorError> {
+        self.collect(ctx, items).await.map(|()| 0)
+    }
+    /// Waits until the batch of `ticket` is delivered. Tickets are settled
+    /// in the order `send` gave them out; an error means that batch was not
+    /// (or not entirely) delivered and the runtime sends it again, retries
+    /// and drops as for `collect`.
+    async fn settle(&mut self, _ctx: &SinkContext, _ticket: u64) -> Result<(), ConnectorError> {
+        Ok(())
+    }
 }
 
 /// Creates sinks of one type.

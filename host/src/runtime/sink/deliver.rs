@@ -12,7 +12,15 @@
 //! the cache stage to keep, and no longer retried here.
 //! A batch the sink rejects as invalid (`InvalidData`, `Config`) can never be
 //! delivered: it is dropped, counted, and passes the checkpoint.
+//!
+//! Pipelined sinks ([`Sink::pipelined`], MQTT at QoS >= 1) without the
+//! resend cache get up to [`PIPELINE`] batches in flight
+//! ([`Deliver::send`]): a batch is counted written when it settles; one
+//! that fails to settle goes through the path above as if its first
+//! `collect` had failed (resent, retried, dropped or fatal), before any
+//! later batch is settled, so the order of what is delivered holds.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,6 +81,18 @@ pub struct Deliver {
     /// The resend cache takes what is not delivered.
     pub cache: bool,
     drops: RateLimitedLog,
+    /// Pipelined batches handed off and not settled yet, oldest first.
+    in_flight: VecDeque<InFlight>,
+}
+
+/// Most batches a pipelined sink has in flight.
+pub const PIPELINE: usize = 4;
+
+/// A batch a pipelined sink was handed ([`Sink::send`]).
+struct InFlight {
+    ticket: u64,
+    items: Vec<SinkItem>,
+    start: Instant,
 }
 
 impl Deliver {
@@ -89,6 +109,7 @@ impl Deliver {
             keep_trying,
             cache: false,
             drops: RateLimitedLog::new(Duration::from_secs(10)),
+            in_flight: VecDeque::new(),
         }
     }
 
@@ -112,9 +133,26 @@ impl Deliver {
         items: &[SinkItem],
         metrics: &NodeMetrics,
     ) -> Result<Delivery, String> {
+        self.deliver_after(sink, ctx, items, metrics, None).await
+    }
+
+    /// [`Self::deliver`], where `failed` is the outcome of a first try made
+    /// elsewhere (a pipelined send).
+    async fn deliver_after(
+        &mut self,
+        sink: &mut dyn Sink,
+        ctx: &SinkContext,
+        items: &[SinkItem],
+        metrics: &NodeMetrics,
+        mut failed: Option<ConnectorError>,
+    ) -> Result<Delivery, String> {
         let mut failures: u64 = 0;
         loop {
-            match sink.collect(ctx, items).await {
+            let r = match failed.take() {
+                Some(e) => Err(e),
+                None => sink.collect(ctx, items).await,
+            };
+            match r {
                 Ok(()) => {
                     metrics.inc_out(items.len() as u64);
                     return Ok(Delivery::Delivered);
@@ -152,6 +190,101 @@ impl Deliver {
                 }
             }
         }
+    }
+}
+
+impl Deliver {
+    /// True when pipelined batches wait to be settled.
+    pub fn in_flight(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+
+    /// Pipelined write: hands `items` to the sink and returns once it has
+    /// them, settling the oldest batch first when [`PIPELINE`] are in
+    /// flight. Err(message) only for errors that must stop the rule.
+    pub async fn send(
+        &mut self,
+        sink: &mut dyn Sink,
+        ctx: &SinkContext,
+        items: Vec<SinkItem>,
+        metrics: &NodeMetrics,
+        start: Instant,
+    ) -> Result<(), String> {
+        if self.in_flight.len() >= PIPELINE {
+            self.settle_one(sink, ctx, metrics).await?;
+        }
+        match sink.send(ctx, &items).await {
+            Ok(ticket) => {
+                self.in_flight.push_back(InFlight {
+                    ticket,
+                    items,
+                    start,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                // Not handed off: what is in flight settles first (order).
+                self.settle_all(sink, ctx, metrics).await?;
+                self.resend(sink, ctx, &items, metrics, start, e).await
+            }
+        }
+    }
+
+    /// Settles every batch in flight, oldest first.
+    pub async fn settle_all(
+        &mut self,
+        sink: &mut dyn Sink,
+        ctx: &SinkContext,
+        metrics: &NodeMetrics,
+    ) -> Result<(), String> {
+        while self.in_flight() {
+            self.settle_one(sink, ctx, metrics).await?;
+        }
+        Ok(())
+    }
+
+    async fn settle_one(
+        &mut self,
+        sink: &mut dyn Sink,
+        ctx: &SinkContext,
+        metrics: &NodeMetrics,
+    ) -> Result<(), String> {
+        let Some(ticket) = self.in_flight.front().map(|f| f.ticket) else {
+            return Ok(());
+        };
+        let r = sink.settle(ctx, ticket).await;
+        let Some(f) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        match r {
+            Ok(()) => {
+                metrics.inc_out(f.items.len() as u64);
+                metrics.invoked(oort_core::now_ms(), f.start.elapsed().as_micros() as u64);
+                Ok(())
+            }
+            Err(e) => self.resend(sink, ctx, &f.items, metrics, f.start, e).await,
+        }
+    }
+
+    /// A pipelined batch that failed with `e`: delivered the synchronous
+    /// way, `e` counting as its first try.
+    async fn resend(
+        &mut self,
+        sink: &mut dyn Sink,
+        ctx: &SinkContext,
+        items: &[SinkItem],
+        metrics: &NodeMetrics,
+        start: Instant,
+        e: ConnectorError,
+    ) -> Result<(), String> {
+        if self
+            .deliver_after(sink, ctx, items, metrics, Some(e))
+            .await?
+            == Delivery::Delivered
+        {
+            metrics.invoked(oort_core::now_ms(), start.elapsed().as_micros() as u64);
+        }
+        Ok(())
     }
 }
 
@@ -385,6 +518,118 @@ mod tests {
         assert_eq!(r, Delivery::Delivered);
         assert_eq!(sink.calls, 51);
         assert_eq!(m.records_dropped.load(Ordering::Relaxed), 0);
+    }
+
+    /// A pipelined sink: `send` hands a batch off, `settle` confirms it
+    /// (failing once for the tickets in `fail`), `collect` delivers at once
+    /// (failing while `down`). `delivered` lists batches (their first
+    /// payload) in the order they were confirmed.
+    #[derive(Default)]
+    struct Piped {
+        handed: std::collections::HashMap<u64, String>,
+        tickets: u64,
+        fail: Vec<u64>,
+        down: bool,
+        settles: u32,
+        delivered: Vec<String>,
+    }
+
+    fn label(items: &[SinkItem]) -> String {
+        String::from_utf8_lossy(&items[0].payload).to_string()
+    }
+
+    #[async_trait]
+    impl Sink for Piped {
+        async fn connect(&mut self, _: &SinkContext) -> Result<(), ConnectorError> {
+            Ok(())
+        }
+        async fn collect(
+            &mut self,
+            _: &SinkContext,
+            it: &[SinkItem],
+        ) -> Result<(), ConnectorError> {
+            if self.down {
+                return Err(ConnectorError::unavailable("down"));
+            }
+            self.delivered.push(label(it));
+            Ok(())
+        }
+        fn pipelined(&self) -> bool {
+            true
+        }
+        async fn send(&mut self, _: &SinkContext, it: &[SinkItem]) -> Result<u64, ConnectorError> {
+            self.tickets += 1;
+            self.handed.insert(self.tickets, label(it));
+            Ok(self.tickets)
+        }
+        async fn settle(&mut self, _: &SinkContext, t: u64) -> Result<(), ConnectorError> {
+            self.settles += 1;
+            if let Some(i) = self.fail.iter().position(|f| *f == t) {
+                self.fail.remove(i);
+                return Err(ConnectorError::unavailable("connection lost"));
+            }
+            let l = self.handed.remove(&t).expect("settled once");
+            self.delivered.push(l);
+            Ok(())
+        }
+    }
+
+    fn batch(l: &str, n: usize) -> Vec<SinkItem> {
+        (0..n)
+            .map(|_| SinkItem {
+                data: Value::Null,
+                payload: Bytes::from(l.to_string()),
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pipelined_batches_settle_in_order_and_a_failed_one_is_resent_first() {
+        let ctx = SinkContext::new("t", CancellationToken::new());
+        let m = NodeMetrics::default();
+        let mut d = Deliver::new("t".into(), 3, Duration::from_millis(100), false);
+        let mut sink = Piped {
+            fail: vec![2],
+            ..Piped::default()
+        };
+        let t = Instant::now();
+        for l in ["a", "b", "c", "d"] {
+            d.send(&mut sink, &ctx, batch(l, 2), &m, t).await.unwrap();
+        }
+        // PIPELINE batches in flight, none waited for, none counted.
+        assert_eq!(sink.settles, 0);
+        assert_eq!(m.records_out.load(Ordering::Relaxed), 0);
+        // A fifth settles the oldest first.
+        d.send(&mut sink, &ctx, batch("e", 2), &m, t).await.unwrap();
+        assert_eq!(sink.delivered, ["a"]);
+        assert_eq!(m.records_out.load(Ordering::Relaxed), 2);
+        // b fails to settle: resent (collect) before c is settled.
+        d.settle_all(&mut sink, &ctx, &m).await.unwrap();
+        assert_eq!(sink.delivered, ["a", "b", "c", "d", "e"]);
+        assert_eq!(m.records_out.load(Ordering::Relaxed), 10);
+        assert_eq!(m.records_dropped.load(Ordering::Relaxed), 0);
+        assert!(!d.in_flight());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pipelined_batch_that_never_settles_is_dropped_and_counted_not_written() {
+        let ctx = SinkContext::new("t", CancellationToken::new());
+        let m = NodeMetrics::default();
+        let mut d = Deliver::new("t".into(), 1, Duration::from_millis(100), false);
+        let mut sink = Piped {
+            fail: vec![1],
+            down: true,
+            ..Piped::default()
+        };
+        let t = Instant::now();
+        d.send(&mut sink, &ctx, batch("a", 3), &m, t).await.unwrap();
+        d.send(&mut sink, &ctx, batch("b", 1), &m, t).await.unwrap();
+        d.settle_all(&mut sink, &ctx, &m).await.unwrap();
+        // a: the failed settle and one retry (collect, down): dropped.
+        // b settled after a's fate was decided.
+        assert_eq!(sink.delivered, ["b"]);
+        assert_eq!(m.records_dropped.load(Ordering::Relaxed), 3);
+        assert_eq!(m.records_out.load(Ordering::Relaxed), 1);
     }
 
     #[test]

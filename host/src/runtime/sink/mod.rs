@@ -264,6 +264,13 @@ async fn run(
         if let Err(msg) = step {
             break Err(msg);
         }
+        if rx.is_empty() {
+            // Idle: pipelined batches settle now (their rows count as
+            // written), not when the next input comes.
+            if let Err(msg) = w.settle_all().await {
+                break Err(msg);
+            }
+        }
         if let Some(p) = &progress {
             // Emissions whose rows have all been delivered (with checkpoints
             // the deliver stage does not drop for unavailability).
@@ -419,8 +426,25 @@ struct Writer<'a> {
 impl Writer<'_> {
     async fn flush(&mut self) -> Result<(), String> {
         match &mut self.out {
-            Out::Inline(sink, _) => sink.flush(self.ctx).await.map_err(|e| e.to_string()),
+            Out::Inline(sink, deliver) => {
+                deliver
+                    .settle_all(sink.as_mut(), self.ctx, self.metrics)
+                    .await?;
+                sink.flush(self.ctx).await.map_err(|e| e.to_string())
+            }
             Out::Pool(p) => p.flush().await,
+        }
+    }
+
+    /// Settles the pipelined batches in flight (none without a pipelined sink).
+    async fn settle_all(&mut self) -> Result<(), String> {
+        match &mut self.out {
+            Out::Inline(sink, deliver) if deliver.in_flight() => {
+                deliver
+                    .settle_all(sink.as_mut(), self.ctx, self.metrics)
+                    .await
+            }
+            _ => Ok(()),
         }
     }
 
@@ -455,7 +479,13 @@ impl Writer<'_> {
             c.close(self.metrics);
         }
         match self.out {
-            Out::Inline(mut sink, _) => {
+            Out::Inline(mut sink, mut deliver) => {
+                if let Err(e) = deliver
+                    .settle_all(sink.as_mut(), self.ctx, self.metrics)
+                    .await
+                {
+                    self.metrics.exception(e);
+                }
                 let _ = sink.close(self.ctx).await;
             }
             Out::Pool(p) => p.finish().await,
@@ -493,6 +523,12 @@ impl Writer<'_> {
             return Ok(());
         }
         match &mut self.out {
+            Out::Inline(sink, deliver) if self.cache.is_none() && sink.pipelined() => {
+                let batch: Vec<SinkItem> = items.drain(..n).collect();
+                deliver
+                    .send(sink.as_mut(), self.ctx, batch, self.metrics, start)
+                    .await
+            }
             Out::Inline(sink, deliver) => {
                 if let Some(c) = &mut self.cache {
                     if c.takes_new_results() {

@@ -11,6 +11,7 @@
 //! background task keeps the connection up afterwards and reports its status.
 //! With `connectionSelector` it publishes on a shared connection instead.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -110,6 +111,8 @@ impl SinkFactory for MqttSinkFactory {
             link: None,
             selector: Some(c.connection_selector.trim().to_string()).filter(|s| !s.is_empty()),
             shared: None,
+            sent: VecDeque::new(),
+            tickets: 0,
         }))
     }
 }
@@ -141,6 +144,18 @@ pub struct MqttSink {
     /// `connectionSelector`: publish on the shared connection of this profile.
     selector: Option<String>,
     shared: Option<SharedUse>,
+    /// Pipelined batches handed off and not settled yet, by ticket.
+    sent: VecDeque<(u64, Sent)>,
+    /// The last ticket given out.
+    tickets: u64,
+}
+
+/// A batch handed to the connection, waiting for its acknowledgements.
+struct Sent {
+    /// Its QoS >= 1 publishes (none at QoS 0).
+    span: Option<Span>,
+    /// The first item that could not be published (bad topic, too large).
+    bad: Option<ConnectorError>,
 }
 
 /// A sink's hold on a shared connection and the task mirroring its state
@@ -153,6 +168,20 @@ struct SharedUse {
 impl Drop for SharedUse {
     fn drop(&mut self) {
         self.mirror.cancel();
+    }
+}
+
+/// The message of a connection that is down now.
+fn down_now(shared: &Option<SharedUse>, link: &Option<Link>) -> Option<String> {
+    if let Some(sh) = shared {
+        if let SharedState::Down(m) = &*sh.lease.state().borrow() {
+            return Some(m.clone());
+        }
+        return None;
+    }
+    match link.as_ref().map(|l| l.state.borrow().clone()) {
+        Some(LinkState::Down(m)) => Some(m),
+        _ => None,
     }
 }
 
@@ -376,6 +405,42 @@ impl Sink for MqttSink {
         self.shutdown().await;
         Ok(())
     }
+
+    /// At QoS >= 1: the next batches go out while the broker acknowledges
+    /// earlier ones.
+    fn pipelined(&self) -> bool {
+        self.qos > 0
+    }
+
+    async fn send(&mut self, ctx: &SinkContext, items: &[SinkItem]) -> Result<u64, ConnectorError> {
+        let sent = self.hand_off(ctx, items, false).await?;
+        self.tickets += 1;
+        self.sent.push_back((self.tickets, sent));
+        Ok(self.tickets)
+    }
+
+    async fn settle(&mut self, ctx: &SinkContext, ticket: u64) -> Result<(), ConnectorError> {
+        // Earlier tickets the runtime gave up on are forgotten.
+        while self.sent.front().is_some_and(|(t, _)| *t < ticket) {
+            self.sent.pop_front();
+        }
+        let span = match self.sent.front() {
+            Some((t, sent)) if *t == ticket => sent.span,
+            _ => {
+                return Err(ConnectorError::Fatal(format!(
+                    "mqtt: no batch was sent with ticket {ticket}"
+                )))
+            }
+        };
+        // Taken off only once settled: a settle cut short settles again.
+        let r = self.confirm(ctx, Sent { span, bad: None }).await;
+        let bad = self.sent.pop_front().and_then(|(_, sent)| sent.bad);
+        r?;
+        match bad {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
 }
 
 impl MqttSink {
@@ -387,28 +452,26 @@ impl MqttSink {
         items: &[SinkItem],
         resend: bool,
     ) -> Result<(), ConnectorError> {
+        let sent = self.hand_off(ctx, items, resend).await?;
+        self.confirm(ctx, sent).await
+    }
+
+    /// Hands a batch's publishes to the connection (waiting only for room
+    /// in its queue).
+    async fn hand_off(
+        &mut self,
+        ctx: &SinkContext,
+        items: &[SinkItem],
+        resend: bool,
+    ) -> Result<Sent, ConnectorError> {
         let topic_tpl = match (&self.resend_topic, resend) {
             (Some(t), true) => t,
             _ => &self.topic,
         };
-        let (client, acks, mut down) = if let Some(sh) = &self.shared {
-            if let SharedState::Down(m) = &*sh.lease.state().borrow() {
-                return Err(ConnectorError::Unavailable(m.clone()));
-            }
-            (
-                sh.lease.client(),
-                sh.lease.acks(),
-                DownWatch::Shared(sh.lease.state()),
-            )
-        } else {
-            let Some(link) = &self.link else {
-                return Err(ConnectorError::unavailable("mqtt sink is not connected"));
-            };
-            if let LinkState::Down(m) = &*link.state.borrow() {
-                return Err(ConnectorError::Unavailable(m.clone()));
-            }
-            (&link.client, &link.acks, DownWatch::Own(link.state.clone()))
-        };
+        let (client, acks, _) = self.connection()?;
+        if let Some(m) = down_now(&self.shared, &self.link) {
+            return Err(ConnectorError::Unavailable(m));
+        }
         let mut span: Option<Span> = None;
         let static_topic: Option<Arc<str>> = topic_tpl.static_text().map(|t| Arc::from(t.as_ref()));
         // An item whose topic cannot be rendered, or that is too large for
@@ -458,6 +521,34 @@ impl MqttSink {
                 _ = ctx.cancel.cancelled() => return Err(ConnectorError::unavailable("mqtt: the rule stopped before the batch was published")),
             }
         }
+        Ok(Sent {
+            span,
+            bad: bad_topic,
+        })
+    }
+
+    /// The connection's client, acknowledgements and state.
+    fn connection(&self) -> Result<(&Client, &Arc<Acks>, DownWatch), ConnectorError> {
+        if let Some(sh) = &self.shared {
+            return Ok((
+                sh.lease.client(),
+                sh.lease.acks(),
+                DownWatch::Shared(sh.lease.state()),
+            ));
+        }
+        let Some(link) = &self.link else {
+            return Err(ConnectorError::unavailable("mqtt sink is not connected"));
+        };
+        Ok((&link.client, &link.acks, DownWatch::Own(link.state.clone())))
+    }
+
+    /// Waits for the broker's acknowledgements of a handed-off batch.
+    async fn confirm(&mut self, ctx: &SinkContext, sent: Sent) -> Result<(), ConnectorError> {
+        let Sent {
+            span,
+            bad: bad_topic,
+        } = sent;
+        let (_, acks, mut down) = self.connection()?;
         if let Some(span) = span {
             tokio::select! {
                 // A batch acknowledged (or refused) before the connection
