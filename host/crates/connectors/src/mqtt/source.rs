@@ -59,7 +59,7 @@ struct SourceConf {
     )]
     session_expiry_secs: u64,
     /// Oort's own: how long (ms) a read waits for more messages while they
-    /// flow; default 1 at QoS 0, else 0 (off).
+    /// flow; default 1 at QoS 0 and 1, else 0 (off).
     #[serde(rename = "readlingerinterval", default, deserialize_with = "opt_u64")]
     read_linger_ms: Option<u64>,
 }
@@ -71,12 +71,12 @@ fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
 /// Largest `readLingerInterval` (ms).
 const MAX_READ_LINGER_MS: u64 = 100;
 
-/// The read linger of a source: `readLingerInterval`, or 1 ms at QoS 0
-/// without a shared connection (acknowledgements and a shared
-/// connection's publishes would wait behind it, so it is off otherwise).
+/// The read linger of a source: `readLingerInterval`, or 1 ms at QoS 0 and
+/// 1 without a shared connection (a shared connection's publishes would
+/// wait behind it; a QoS 2 exchange takes several round trips).
 fn read_linger(c: &SourceConf, shared: bool) -> Result<Duration, ConnectorError> {
     match c.read_linger_ms {
-        None if c.qos == 0 && !shared => Ok(Duration::from_millis(1)),
+        None if c.qos <= 1 && !shared => Ok(Duration::from_millis(1)),
         None | Some(0) => Ok(Duration::ZERO),
         Some(_) if shared => Err(ConnectorError::config(
             "mqtt: property readLingerInterval is not supported with connectionSelector (a shared connection's publishes would wait behind it); remove one of them",
@@ -388,12 +388,13 @@ mod tests {
     }
 
     #[test]
-    fn reads_linger_by_default_only_at_qos_0_on_an_own_connection() {
+    fn reads_linger_by_default_at_qos_0_and_1_on_an_own_connection() {
         let ms = |v: serde_json::Value, shared: bool| {
             read_linger(&conf(v), shared).map(|d| d.as_millis() as u64)
         };
         assert_eq!(ms(serde_json::json!({"qos": 0}), false).unwrap(), 1);
-        assert_eq!(ms(serde_json::json!({}), false).unwrap(), 0);
+        assert_eq!(ms(serde_json::json!({}), false).unwrap(), 1);
+        assert_eq!(ms(serde_json::json!({"qos": 2}), false).unwrap(), 0);
         assert_eq!(ms(serde_json::json!({"qos": 0}), true).unwrap(), 0);
         assert_eq!(
             ms(

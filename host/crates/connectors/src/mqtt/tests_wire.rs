@@ -442,4 +442,17 @@ async fn a_flowing_stream_is_read_in_batches_and_a_quiet_one_at_once() {
     assert_eq!(payload(el.poll().await), "2");
     assert_eq!(el.queued_events(), 1, "3 was not read with 2");
     assert_eq!(payload(el.poll().await), "3");
+    // A linger that brings nothing (the peer waits for us, as a broker
+    // with a full window of unacknowledged messages does) ...
+    tx.send(publish_frame("4")).await.unwrap();
+    assert_eq!(payload(el.poll().await), "4");
+    // ... turns lingering off for a while: the next read is handled at once.
+    tx.send(publish_frame("5")).await.unwrap();
+    let t = Instant::now();
+    assert_eq!(payload(el.poll().await), "5");
+    assert!(
+        t.elapsed() < LINGER,
+        "waited {:?} after a fruitless linger",
+        t.elapsed()
+    );
 }
