@@ -349,21 +349,35 @@ fn pad(out: &mut String, s: &str, spec: &Spec, verb: char, v: &Value) {
     let fill = width - len;
     if spec.minus {
         out.push_str(s);
-        out.extend(std::iter::repeat_n(' ', fill));
+        push_fill(out, SPACES, fill);
     } else if spec.zero && is_num_verb(verb, v) && !s.ends_with("Inf") && s != "NaN" {
         let (sign, rest) = match s.as_bytes().first() {
             Some(b'-') | Some(b'+') | Some(b' ') => s.split_at(1),
             _ => ("", s),
         };
         out.push_str(sign);
-        out.extend(std::iter::repeat_n('0', fill));
+        push_fill(out, ZEROS, fill);
         out.push_str(rest);
     } else if spec.zero && matches!(v, Value::Str(_)) {
-        out.extend(std::iter::repeat_n('0', fill));
+        push_fill(out, ZEROS, fill);
         out.push_str(s);
     } else {
-        out.extend(std::iter::repeat_n(' ', fill));
+        push_fill(out, SPACES, fill);
         out.push_str(s);
+    }
+}
+
+const SPACES: &str = "                                                                ";
+const ZEROS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Appends `n` copies of the one ASCII character `chunk` is made of, a
+/// chunk at a time (widths go up to ten million: Go's bound).
+fn push_fill(out: &mut String, chunk: &str, mut n: usize) {
+    out.reserve(n);
+    while n > 0 {
+        let k = n.min(chunk.len());
+        out.push_str(&chunk[..k]);
+        n -= k;
     }
 }
 
