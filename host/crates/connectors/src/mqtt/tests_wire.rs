@@ -395,7 +395,8 @@ async fn a_flowing_stream_is_read_in_batches_and_a_quiet_one_at_once() {
     use super::client::{ConnConf, SessionOpts, Settings};
     use super::wire::Ev;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    const LINGER: Duration = Duration::from_millis(400);
+    // Generous: the test only needs each step to come well within it.
+    const LINGER: Duration = Duration::from_millis(1000);
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
     let (tx, mut frames) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
