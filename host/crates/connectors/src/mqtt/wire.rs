@@ -223,6 +223,9 @@ struct Released {
     counter: watch::Receiver<u64>,
     /// `(index, qos, pkid)` in index order.
     pending: VecDeque<(u64, u8, u16)>,
+    /// The runtime dropped the counter (the source is stopping): what is
+    /// pending stays unacknowledged, for the broker to send again.
+    closed: bool,
 }
 
 impl Released {
@@ -285,6 +288,7 @@ impl EventLoop {
         self.released = Some(Released {
             counter,
             pending: VecDeque::new(),
+            closed: false,
         });
     }
 
@@ -554,7 +558,7 @@ impl EventLoop {
                 return Err("not connected".into());
             };
             let can_take = self.held.is_empty();
-            let released = self.released.as_mut();
+            let released = self.released.as_mut().filter(|r| !r.closed);
             let has_released = released.is_some();
             let counter_moved = async move {
                 match released {
@@ -583,9 +587,10 @@ impl EventLoop {
                     self.held.extend(self.take.drain(..));
                 }
                 ok = counter_moved, if has_released => {
-                    if !ok {
-                        // The runtime is gone; acks wait for the next round.
-                        self.released = None;
+                    if let (false, Some(r)) = (ok, self.released.as_mut()) {
+                        // The runtime is gone: nothing more is acknowledged
+                        // (never at once: it may not have the messages).
+                        r.closed = true;
                     }
                 }
                 _ = conn.ping_due.as_mut() => {
