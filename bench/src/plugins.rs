@@ -278,7 +278,7 @@ async fn pump(
     batches: Vec<Vec<Row>>,
     target: u64,
 ) -> anyhow::Result<()> {
-    let bus = oort_connectors::memory::bus::bus();
+    let bus = oort_connectors::memory::bus::bus(mgr.env());
     let deadline = Instant::now() + Duration::from_secs(60);
     for (i, b) in batches.into_iter().enumerate() {
         // The memory source subscribes when its hub starts, which may be
@@ -366,7 +366,9 @@ async fn collect_rate(
     let f = registry
         .sink(kind)
         .ok_or_else(|| anyhow!("no sink {kind}"))?;
-    let mut sink = f.create(&Props::new()).map_err(|e| anyhow!("{e}"))?;
+    let mut sink = f
+        .create(&oort_core::ConnectorEnv::default(), &Props::new())
+        .map_err(|e| anyhow!("{e}"))?;
     let ctx = SinkContext::new("bench_f", tokio_util::sync::CancellationToken::new());
     sink.connect(&ctx).await.map_err(|e| anyhow!("{e}"))?;
     let payload = bytes::Bytes::from_static(br#"{"id":1,"temp":25.5,"humidity":40}"#);

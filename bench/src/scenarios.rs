@@ -386,7 +386,7 @@ pub fn memory_filter_nop() -> anyhow::Result<()> {
             })
             .collect();
         let expect_out = (0..N as i64).filter(|n| (n % 40) > 20).count() as u64;
-        let bus = oort_connectors::memory::bus::bus();
+        let bus = oort_connectors::memory::bus::bus(mgr.env());
         let start = Instant::now();
         for b in batches {
             bus.publish(&topic, b).await;

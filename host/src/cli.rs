@@ -83,9 +83,13 @@ fn init_tracing(cfg: &Config) {
 /// Runs the server until SIGINT/SIGTERM or `/stop`.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let registry = oort_core::Registry::default();
-    oort_connectors::builtin_with(&registry, cfg.file.access()?);
+    oort_connectors::builtin(&registry);
     std::fs::create_dir_all(&cfg.data_dir)?;
     let data_dir = std::fs::canonicalize(&cfg.data_dir)?;
+    let env = oort_core::ConnectorEnv::builder()
+        .data_dir(&data_dir)
+        .allowed_dirs(cfg.file.allowed_dirs()?)
+        .build();
     server::check_exposure(&cfg.rest, &data_dir).await?;
     let outbound = cfg.outbound.policy(&data_dir)?;
     let mut wasm_cfg = cfg.plugins.wasm_config();
@@ -115,7 +119,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         crate::runtime::sink::compress::set_aes_key(&cfg.sink.aes_key)
             .map_err(anyhow::Error::msg)?;
     }
-    let mgr = Manager::open(&data_dir, registry)?;
+    let mgr = Manager::open_in(env, registry)?;
     if let Some(p) = plugins.clone() {
         mgr.conf()
             .set_packaged(std::sync::Arc::new(move |kind, typ| {

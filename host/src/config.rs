@@ -82,11 +82,10 @@ impl OutboundConfig {
 }
 
 impl FileConfig {
-    pub fn access(&self) -> Result<oort_connectors::file::FileAccess, ConfigError> {
+    /// `file.allowed_dirs`, checked (absolute paths only).
+    pub fn allowed_dirs(&self) -> Result<Vec<PathBuf>, ConfigError> {
         check_absolute("file.allowed_dirs", &self.allowed_dirs)?;
-        Ok(oort_connectors::file::FileAccess::new(
-            self.allowed_dirs.clone(),
-        ))
+        Ok(self.allowed_dirs.clone())
     }
 }
 

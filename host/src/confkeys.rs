@@ -1,6 +1,7 @@
 //! Conf keys: named property sets per connector type, as in eKuiper.
-//! Files under `<data-dir>/etc/`: `mqtt_source.yaml` (MQTT sources, eKuiper's
-//! name), `sources/<type>.yaml`, `sinks/<type>.yaml`; each holds sections
+//! Files under `<data-dir>/etc/`: `sources/<type>.yaml`, `sinks/<type>.yaml`
+//! (or the file a connector names, e.g. eKuiper's `mqtt_source.yaml`), first
+//! written from the defaults each connector declares; each holds sections
 //! (`default`, and any conf key). Keys stored through the REST API (namespace
 //! `conf`, key `sources.<type>.<name>`) override file keys of the same name.
 //! Resolution for a source: `default` <- CONF_KEY section <- EXTRA <- statement.
@@ -13,7 +14,9 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use oort_core::Props;
+use std::collections::HashMap;
+
+use oort_core::{Props, Registry};
 use serde_json::Value as Json;
 
 use crate::store::{ns, Store, StoreError};
@@ -32,12 +35,6 @@ pub enum ConfError {
     Store(#[from] StoreError),
 }
 
-const MQTT_SOURCE_DEFAULT: &str = "default:\n  qos: 1\n  server: \"tcp://127.0.0.1:1883\"\n  protocolVersion: \"3.1.1\"\n  insecureSkipVerify: false\n";
-const SIMULATOR_DEFAULT: &str =
-    "default:\n  data:\n    - temperature: 22.5\n      humidity: 50\n  interval: 1s\n  loop: true\n";
-const FILE_DEFAULT: &str = "default:\n  fileType: json\n  path: data\n  interval: 0\n  sendInterval: 0\n  hasHeader: false\n  ignoreStartLines: 0\n  ignoreEndLines: 0\n";
-const MQTT_SINK_DEFAULT: &str = "default:\n  server: \"tcp://127.0.0.1:1883\"\n";
-
 /// Supplies conf keys shipped inside plugin packages (`<name>.yaml`), by
 /// kind (`sources`/`sinks`) and type. They sit below file and stored keys.
 pub type PackagedKeys =
@@ -46,40 +43,59 @@ pub type PackagedKeys =
 #[derive(Clone)]
 pub struct ConfKeys {
     etc: PathBuf,
+    /// Conf-key files of connectors that keep theirs elsewhere than
+    /// `<kind>/<type>.yaml` ([`oort_core::ConnectorInfo::conf_file`]).
+    files: Arc<HashMap<(String, String), PathBuf>>,
     store: Store,
     packaged: Arc<RwLock<Option<PackagedKeys>>>,
 }
 
 impl ConfKeys {
-    /// Writes the shipped default files when they are missing.
-    pub fn init(data_dir: &Path, store: Store) -> std::io::Result<ConfKeys> {
+    /// Writes the default conf-key files the registered connectors ship
+    /// ([`oort_core::ConnectorInfo::default_conf`]) when they are missing.
+    pub fn init(data_dir: &Path, store: Store, registry: &Registry) -> std::io::Result<ConfKeys> {
         let etc = data_dir.join("etc");
         std::fs::create_dir_all(etc.join("sources"))?;
         std::fs::create_dir_all(etc.join("sinks"))?;
         std::fs::create_dir_all(etc.join("connections"))?;
-        for (rel, text) in [
-            ("mqtt_source.yaml", MQTT_SOURCE_DEFAULT),
-            ("sources/simulator.yaml", SIMULATOR_DEFAULT),
-            ("sources/file.yaml", FILE_DEFAULT),
-            ("sinks/mqtt.yaml", MQTT_SINK_DEFAULT),
-        ] {
-            let p = etc.join(rel);
-            if !p.exists() {
-                std::fs::write(p, text)?;
+        let mut files = HashMap::new();
+        let infos = registry
+            .source_kinds()
+            .into_iter()
+            .filter_map(|t| Some(("sources", registry.source(&t)?.info(), t)))
+            .chain(
+                registry
+                    .sink_kinds()
+                    .into_iter()
+                    .filter_map(|t| Some(("sinks", registry.sink(&t)?.info(), t))),
+            );
+        for (kind, info, typ) in infos {
+            let rel = match info.conf_file {
+                Some(f) => {
+                    files.insert((kind.to_string(), typ.clone()), etc.join(f));
+                    PathBuf::from(f)
+                }
+                None => Path::new(kind).join(format!("{typ}.yaml")),
+            };
+            if let Some(text) = info.default_conf {
+                let p = etc.join(rel);
+                if !p.exists() {
+                    std::fs::write(p, text)?;
+                }
             }
         }
         Ok(ConfKeys {
             etc,
+            files: Arc::new(files),
             store,
             packaged: Arc::new(RwLock::new(None)),
         })
     }
 
     fn file_for(&self, kind: &str, typ: &str) -> PathBuf {
-        if kind == "sources" && typ == "mqtt" {
-            self.etc.join("mqtt_source.yaml")
-        } else {
-            self.etc.join(kind).join(format!("{typ}.yaml"))
+        match self.files.get(&(kind.to_string(), typ.to_string())) {
+            Some(p) => p.clone(),
+            None => self.etc.join(kind).join(format!("{typ}.yaml")),
         }
     }
 
@@ -214,14 +230,20 @@ impl ConfKeys {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    pub(crate) fn builtin_registry() -> Registry {
+        let r = Registry::default();
+        oort_connectors::builtin(&r);
+        r
+    }
 
     #[test]
     fn default_then_conf_key_then_stored_override() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let ck = ConfKeys::init(dir.path(), store).unwrap();
+        let ck = ConfKeys::init(dir.path(), store, &builtin_registry()).unwrap();
         std::fs::write(
             dir.path().join("etc/mqtt_source.yaml"),
             "default:\n  qos: 1\n  server: tcp://127.0.0.1:1883\nremote:\n  server: tcp://10.0.0.1:1883\n",

@@ -261,13 +261,14 @@ pub fn resolve_sink(conf: &ConfKeys, kind: &str, action: &Props) -> Result<Props
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::confkeys::tests::builtin_registry;
     use crate::store::Store;
     use serde_json::json;
 
     fn setup() -> (tempfile::TempDir, ConfKeys) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let ck = ConfKeys::init(dir.path(), store).unwrap();
+        let ck = ConfKeys::init(dir.path(), store, &builtin_registry()).unwrap();
         std::fs::write(
             dir.path().join("etc/mqtt_source.yaml"),
             "default:\n  qos: 1\n  server: tcp://default:1883\n\

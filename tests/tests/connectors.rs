@@ -271,3 +271,60 @@ fn wait_lines(path: &std::path::Path, n: usize) -> Vec<String> {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn connector_metadata_from_the_factories_declarations() {
+    let s = Server::start();
+    let list = s.expect("GET", "/metadata/sources", None, 200).json();
+    let mqtt = list
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["name"] == "mqtt"))
+        .cloned()
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(mqtt["type"], "internal");
+    assert!(mqtt["about"]["description"]["en_US"]
+        .as_str()
+        .is_some_and(|d| d.contains("MQTT")));
+
+    // eKuiper's UI metadata: sources list their fields under properties.default.
+    let m = s.expect("GET", "/metadata/sources/mqtt", None, 200).json();
+    let fields = m["properties"]["default"]
+        .as_array()
+        .expect("fields")
+        .clone();
+    let field = |n: &str| fields.iter().find(|f| f["name"] == n).cloned();
+    let server = field("server").expect("server");
+    assert_eq!(server["default"], "tcp://127.0.0.1:1883");
+    assert_eq!(server["type"], "string");
+    assert_eq!(server["connection_related"], true);
+    let qos = field("qos").expect("qos");
+    assert_eq!(qos["control"], "select");
+    assert_eq!(qos["values"], json!(["0", "1", "2"]));
+    assert_eq!(m["node"]["category"], "source");
+    assert!(m["dataSource"]["hint"]["en_US"].is_string());
+
+    // Sinks list them directly.
+    let k = s.expect("GET", "/metadata/sinks/mqtt", None, 200).json();
+    let topic = k["properties"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["name"] == "topic"))
+        .cloned()
+        .expect("topic");
+    assert_eq!(topic["optional"], false);
+    let file = s.expect("GET", "/metadata/sinks/file", None, 200).json();
+    assert!(file["properties"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|f| f["name"] == "rollingCount")));
+
+    // The built-in random plugin's schema, marked as a WebAssembly connector.
+    let r = s
+        .expect("GET", "/metadata/sources/random", None, 200)
+        .json();
+    assert_eq!(r["type"], "wasm");
+    assert!(r["properties"]["default"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|f| f["name"] == "interval")));
+
+    let e = s.get("/metadata/sinks/nope");
+    assert_eq!(e.status, 404, "{}", e.body);
+}

@@ -6,14 +6,16 @@
 use super::*;
 
 impl Manager {
+    /// Checks a rule against the catalogue and its connectors' `validate`
+    /// without building anything.
     pub(super) fn prepare(&self, def: &RuleDef) -> AppResult<Prepared> {
-        self.prepare_with(def, true)
+        self.prepare_with(def, false)
     }
 
-    /// [`Manager::prepare`]; `create_sinks: false` skips the trial creation
-    /// of each sink, for a caller that creates them right after with the same
-    /// error (a plugin sink's `validate` then runs once, not twice).
-    pub(super) fn prepare_with(&self, def: &RuleDef, create_sinks: bool) -> AppResult<Prepared> {
+    /// [`Manager::prepare`]; `build: true` creates the sink instances (as
+    /// many as `concurrency`) instead of validating them, for `launch`,
+    /// which runs what was built: each connector is built once per start.
+    pub(super) fn prepare_with(&self, def: &RuleDef, build: bool) -> AppResult<Prepared> {
         let sql = def.sql.as_deref().unwrap_or_default();
         let select: Select = oort_sql::parser::parse_select(sql)
             .map_err(|e| AppError::from(e).context("invalid rule json"))?;
@@ -34,7 +36,7 @@ impl Manager {
                 .ok_or_else(|| AppError::bad(format!("stream {name} not found")))?;
             let spec = self.hub_spec(name, &entry)?;
             spec.factory
-                .create(&spec.datasource, &spec.props)
+                .validate(&self.inner.env, &spec.datasource, &spec.props)
                 .map_err(|e| AppError::bad(format!("stream {name}: {e}")))?;
         }
         let mut sinks = Vec::new();
@@ -51,11 +53,7 @@ impl Manager {
                     self.inner.registry.sink_kinds().join(", ")
                 ))
             })?;
-            let mut props = crate::connections::resolve_sink(&self.inner.conf, &a.kind, &a.props)?;
-            props.insert(
-                "__data_dir".into(),
-                Json::String(self.inner.data_dir.display().to_string()),
-            );
+            let props = crate::connections::resolve_sink(&self.inner.conf, &a.kind, &a.props)?;
             let delimited = props
                 .get("format")
                 .and_then(Json::as_str)
@@ -72,7 +70,7 @@ impl Manager {
                 common.buffer_length =
                     (opts.buffer_length as u64).clamp(1, sink::config::MAX_BUFFER_LENGTH);
             }
-            sink::prepare(&def.id, &a.kind, &props, &common, factory.consumes())
+            sink::prepare(&def.id, &a.kind, &props, &common, factory.as_ref())
                 .map_err(|e| AppError::bad(format!("action {} ({}): {e}", i, a.kind)))?;
             if !common.resend_destination.trim().is_empty() && !factory.resend_destination() {
                 return Err(AppError::bad(format!(
@@ -80,12 +78,22 @@ impl Manager {
                     a.kind, a.kind
                 )));
             }
-            if create_sinks {
-                factory
-                    .create(&props)
-                    .map_err(|e| AppError::bad(format!("action {} ({}): {e}", i, a.kind)))?;
+            let failed = |e: ConnectorError| AppError::bad(format!("action {i} ({}): {e}", a.kind));
+            let mut built = Vec::new();
+            if build {
+                for _ in 0..common.concurrency.max(1) {
+                    built.push(factory.create(&self.inner.env, &props).map_err(failed)?);
+                }
+            } else {
+                factory.validate(&self.inner.env, &props).map_err(failed)?;
             }
-            sinks.push((a.kind, props, common));
+            sinks.push(PreparedSink {
+                kind: a.kind,
+                props,
+                common,
+                factory,
+                built,
+            });
         }
         Ok(Prepared {
             plan,
@@ -125,12 +133,9 @@ impl Manager {
         if let Some(k) = &o.key {
             props.insert("key".into(), Json::String(k.clone()));
         }
-        props.insert(
-            "__data_dir".into(),
-            Json::String(self.inner.data_dir.display().to_string()),
-        );
         Ok(HubSpec {
             name: name.to_string(),
+            env: self.inner.env.clone(),
             factory,
             datasource: o.datasource.clone().unwrap_or_default(),
             props,
@@ -149,7 +154,13 @@ impl Manager {
             .stream_entry(name)
             .ok_or_else(|| AppError::bad(format!("stream {name} not found")))?;
         let typ = streams::source_type(&entry.def);
-        let shared = entry.def.options.shared || shareable_by_default(&typ);
+        // A source that ends (a file) replays per rule unless SHARED.
+        let bounded = self
+            .inner
+            .registry
+            .source(&typ)
+            .is_some_and(|f| f.info().bounded);
+        let shared = entry.def.options.shared || !bounded;
         let key = if shared {
             name.to_string()
         } else {
@@ -245,8 +256,7 @@ impl Manager {
         def: &RuleDef,
         status: Arc<RuleStatus>,
     ) -> AppResult<Arc<RunningRule>> {
-        // Every sink is created below, with the same error as prepare's.
-        let p = self.prepare_with(def, false)?;
+        let p = self.prepare_with(def, true)?;
         let cancel = CancellationToken::new();
         // Whatever was started is stopped again if this returns early or panics.
         let cancel_on_failure = cancel.clone().drop_guard();
@@ -257,20 +267,14 @@ impl Manager {
         let sink_wake = Arc::new(tokio::sync::Notify::new());
         let mut progress = Vec::new();
         let mut sinks = Vec::new();
-        for (i, (kind, props, common)) in p.sinks.into_iter().enumerate() {
-            let factory = self
-                .inner
-                .registry
-                .sink(&kind)
-                .ok_or_else(|| AppError::bad(format!("sink type {kind} not found")))?;
-            let mut instances = Vec::new();
-            for _ in 0..common.concurrency.max(1) {
-                instances.push(
-                    factory
-                        .create(&props)
-                        .map_err(|e| AppError::bad(format!("action {i} ({kind}): {e}")))?,
-                );
-            }
+        for (i, s) in p.sinks.into_iter().enumerate() {
+            let PreparedSink {
+                kind,
+                props,
+                common,
+                factory,
+                built: instances,
+            } = s;
             let cache_dir = common
                 .enable_cache
                 .then(|| sink::cache::node_dir(&self.inner.data_dir, &def.id, &kind, i));

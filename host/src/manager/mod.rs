@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use oort_core::codec::DecodeOptions;
-use oort_core::{Props, Registry};
+use oort_core::{ConnectorEnv, ConnectorError, Props, Registry, Sink, SinkFactory};
 use oort_sql::ast::{Select, StreamDef, StreamKind};
 use oort_sql::engine::{self, Catalog, QueryOptions, QueryPlan};
 use parking_lot::{Mutex, RwLock};
@@ -35,14 +35,8 @@ use rule_def::RuleDef;
 use query::rule_sources;
 pub use streams::{StmtResult, StreamEntry};
 
-/// Connector types whose one instance can serve every rule on a stream.
-/// Bounded sources (file, simulator) replay per rule unless `SHARED="true"`.
 /// Distinguishes successive runs of the same rule in hub subscriptions.
 static RUN_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-fn shareable_by_default(typ: &str) -> bool {
-    !matches!(typ, "file" | "simulator")
-}
 
 struct RuleEntry {
     /// The rule JSON as posted (returned verbatim by GET /rules/{id}).
@@ -60,6 +54,8 @@ struct RuleEntry {
 
 pub(crate) struct Inner {
     pub data_dir: PathBuf,
+    /// The connector context every factory gets.
+    pub env: ConnectorEnv,
     pub store: Store,
     pub conf: ConfKeys,
     pub registry: Registry,
@@ -84,19 +80,40 @@ impl Catalog for Inner {
     }
 }
 
-/// Everything built for a rule before it runs (also used by validate).
+/// Everything checked (and, to launch, built) for a rule before it runs.
 struct Prepared {
     plan: QueryPlan,
     sources: Vec<String>,
-    sinks: Vec<(String, Props, SinkCommon)>,
+    sinks: Vec<PreparedSink>,
+}
+
+/// One action of a rule, resolved and checked.
+struct PreparedSink {
+    kind: String,
+    props: Props,
+    common: SinkCommon,
+    factory: Arc<dyn SinkFactory>,
+    /// The instances (`concurrency` of them) when built for a launch.
+    built: Vec<Box<dyn Sink>>,
 }
 
 impl Manager {
+    /// A manager whose connectors get a context rooted at `data_dir`.
     pub fn open(data_dir: &Path, registry: Registry) -> anyhow::Result<Manager> {
-        let store = Store::open(data_dir)?;
-        let conf = ConfKeys::init(data_dir, store.clone())?;
+        Self::open_in(ConnectorEnv::with_data_dir(data_dir), registry)
+    }
+
+    /// A manager over the data dir of `env`, its connectors getting `env`.
+    pub fn open_in(env: ConnectorEnv, registry: Registry) -> anyhow::Result<Manager> {
+        let data_dir = env
+            .data_dir()
+            .ok_or_else(|| anyhow::anyhow!("the connector context has no data dir"))?
+            .to_path_buf();
+        let store = Store::open(&data_dir)?;
+        let conf = ConfKeys::init(&data_dir, store.clone(), &registry)?;
         let inner = Arc::new(Inner {
-            data_dir: data_dir.to_path_buf(),
+            data_dir,
+            env,
             store,
             conf,
             registry,
@@ -118,6 +135,11 @@ impl Manager {
 
     pub fn data_dir(&self) -> &Path {
         &self.inner.data_dir
+    }
+
+    /// The connector context (data dir, pools, shared links, clock).
+    pub fn env(&self) -> &ConnectorEnv {
+        &self.inner.env
     }
 
     /// Loads streams, tables and rules from the store and starts the rules

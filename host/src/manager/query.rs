@@ -104,7 +104,7 @@ impl Manager {
                     .sinks
                     .iter()
                     .enumerate()
-                    .map(|(i, (k, _, _))| format!("sink_{k}_{i}"))
+                    .map(|(i, s)| format!("sink_{}_{i}", s.kind))
                     .collect();
                 Ok(topo_json(&sources, &ops, &sinks))
             }

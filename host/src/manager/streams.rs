@@ -128,8 +128,8 @@ impl Manager {
             )
             .map_err(|e| AppError::bad_code(code::STREAM_TABLE, e.to_string()))?;
         }
-        // The source is built (no IO) as a rule start will build it, so a
-        // stream whose properties its connector refuses is never stored.
+        // The source's validate runs (no IO), so a stream whose properties
+        // its connector refuses is never stored.
         let probe = StreamEntry {
             def: def.clone(),
             sql: sql.to_string(),
@@ -138,8 +138,19 @@ impl Manager {
             .hub_spec(&name, &probe)
             .map_err(|e| AppError::bad_code(code::STREAM_TABLE, e.to_string()))?;
         spec.factory
-            .create(&spec.datasource, &spec.props)
+            .validate(&self.inner.env, &spec.datasource, &spec.props)
             .map_err(|e| AppError::bad_code(code::STREAM_TABLE, format!("{kind} {name}: {e}")))?;
+        let info = spec.factory.info();
+        for (k, near) in info.unknown_keys(&spec.props, &["format", "delimiter", "key"]) {
+            match near {
+                Some(c) => {
+                    tracing::warn!(stream = %name, source = %typ, "unknown source property {k:?} (ignored): did you mean {c:?}?")
+                }
+                None => {
+                    tracing::warn!(stream = %name, source = %typ, "unknown source property {k:?} (ignored)")
+                }
+            }
+        }
         if replace {
             if let Some(old) = self.map(kind).read().get(&name) {
                 if old.def.options.shared != def.options.shared {

@@ -273,6 +273,7 @@ impl Hub {
 /// Everything needed to start a stream's source.
 pub struct HubSpec {
     pub name: String,
+    pub env: oort_core::ConnectorEnv,
     pub factory: Arc<dyn SourceFactory>,
     pub datasource: String,
     pub props: Props,
@@ -291,7 +292,9 @@ pub enum HubError {
 
 /// Creates the source (validating its props, no IO) and starts the hub task.
 pub fn start(spec: HubSpec) -> Result<Arc<Hub>, HubError> {
-    let mut source = spec.factory.create(&spec.datasource, &spec.props)?;
+    let mut source = spec
+        .factory
+        .create(&spec.env, &spec.datasource, &spec.props)?;
     let decoder: Option<Box<dyn Decoder>> = if spec.factory.emits_rows() {
         None
     } else {

@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use oort_core::shared_conn::shared_links;
 use oort_core::ConnStatus;
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
@@ -19,9 +18,6 @@ use super::AppState;
 use crate::connections::{self as conns, Profile, KIND};
 use crate::error::{code, AppError, AppResult};
 use crate::manager::rule_def::validate_id;
-
-/// Built-in connector types that hold no connection.
-const NOT_CONNECTIONS: &[&str] = &["memory", "file", "simulator", "log", "nop"];
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -66,7 +62,10 @@ fn connection_types(s: &AppState) -> Vec<String> {
         .source_kinds()
         .into_iter()
         .chain(reg.sink_kinds())
-        .filter(|k| !NOT_CONNECTIONS.contains(&k.as_str()))
+        .filter(|k| {
+            let source = reg.source(k).is_some_and(|f| f.info().holds_connection);
+            source || reg.sink(k).is_some_and(|f| f.info().holds_connection)
+        })
         .collect();
     v.sort();
     v.dedup();
@@ -82,8 +81,8 @@ fn props_object(v: Option<Json>) -> AppResult<serde_json::Map<String, Json>> {
 
 /// The list item: eKuiper's fields; `status` is `idle` while no rule uses it
 /// (Oort connects when the first user starts).
-fn item(p: &Profile) -> Json {
-    let (status, err, users) = match shared_links().status(&p.selector()) {
+fn item(s: &AppState, p: &Profile) -> Json {
+    let (status, err, users) = match s.mgr.env().links().status(&p.selector()) {
         Some(st) => (
             match st.status {
                 ConnStatus::Connected => "connected",
@@ -138,12 +137,15 @@ async fn ensure_unused(s: &AppState, p: &Profile, action: &str) -> AppResult<()>
 }
 
 async fn list(State(s): State<AppState>) -> AppResult<Response> {
-    let v: Vec<Json> = conns::list(s.mgr.conf())?.iter().map(item).collect();
+    let v: Vec<Json> = conns::list(s.mgr.conf())?
+        .iter()
+        .map(|p| item(&s, p))
+        .collect();
     Ok(json_resp(Json::Array(v)))
 }
 
 async fn show(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
-    Ok(json_resp(item(&lookup(&s, &id)?)))
+    Ok(json_resp(item(&s, &lookup(&s, &id)?)))
 }
 
 #[derive(Deserialize)]

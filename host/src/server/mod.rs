@@ -5,6 +5,7 @@ pub mod auth;
 mod connections;
 mod data;
 pub mod guard;
+mod metadata;
 mod plugins;
 mod routes;
 

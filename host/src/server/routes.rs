@@ -64,8 +64,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::put(|s, p, b| conf_put(s, "sinks", p, b))
                 .delete(|s, p| conf_delete(s, "sinks", p)),
         )
-        .route("/metadata/sources", get(source_kinds))
-        .route("/metadata/sinks", get(sink_kinds))
+        .merge(super::metadata::routes())
         .merge(super::plugins::routes())
         .merge(super::connections::routes())
         .merge(super::data::routes(&state))
@@ -390,26 +389,4 @@ async fn conf_delete(
     check_id(&key)?;
     s.mgr.conf().delete(kind, &typ, &key)?;
     Ok(StatusCode::OK.into_response())
-}
-
-async fn source_kinds(State(s): State<AppState>) -> Response {
-    let v: Vec<Json> = s
-        .mgr
-        .registry()
-        .source_kinds()
-        .into_iter()
-        .map(|k| json!({"name": k, "type": "source"}))
-        .collect();
-    json_resp(Json::Array(v))
-}
-
-async fn sink_kinds(State(s): State<AppState>) -> Response {
-    let v: Vec<Json> = s
-        .mgr
-        .registry()
-        .sink_kinds()
-        .into_iter()
-        .map(|k| json!({"name": k, "type": "sink"}))
-        .collect();
-    json_resp(Json::Array(v))
 }

@@ -16,19 +16,13 @@ pub mod util;
 
 /// Registers every built-in connector.
 pub fn builtin(registry: &Registry) {
-    builtin_with(registry, file::FileAccess::default());
-}
-
-/// [`builtin`] with the operator's directories for the `file` connectors
-/// (besides the data dir).
-pub fn builtin_with(registry: &Registry, files: file::FileAccess) {
     registry.add_source(Arc::new(mqtt::MqttSourceFactory));
     registry.add_source(Arc::new(memory::MemorySourceFactory));
-    registry.add_source(Arc::new(file::FileSourceFactory::new(files.clone())));
+    registry.add_source(Arc::new(file::FileSourceFactory));
     registry.add_source(Arc::new(simulator::SimulatorSourceFactory));
     registry.add_sink(Arc::new(mqtt::MqttSinkFactory));
     registry.add_sink(Arc::new(memory::MemorySinkFactory));
-    registry.add_sink(Arc::new(file::FileSinkFactory::new(files)));
+    registry.add_sink(Arc::new(file::FileSinkFactory));
     registry.add_sink(Arc::new(log::LogSinkFactory));
     registry.add_sink(Arc::new(nop::NopSinkFactory));
 }

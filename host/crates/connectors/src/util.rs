@@ -2,16 +2,12 @@
 //! keys, lenient scalars, errors naming the property), dynamic (template)
 //! properties, data-dir path resolution, value -> rows conversion, backoff.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use oort_core::{ConnectorError, Props, Row, Schema, Value};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
-
-/// Props key through which the runtime passes its data directory.
-pub const DATA_DIR_PROP: &str = "__data_dir";
 
 /// Deserialises props into a config struct whose serde field names are lower
 /// case: keys are matched case-insensitively (`clientId` = `clientid`), as Go's
@@ -138,19 +134,6 @@ pub mod de {
             }
         }
         oort_core::duration::duration_from_json(&v).map_err(D::Error::custom)
-    }
-}
-
-/// Resolves a configured path: absolute as is, relative against the runtime's
-/// data dir (props `__data_dir`) when given, else against the process cwd.
-pub fn resolve_path(path: &str, props: &Props) -> PathBuf {
-    let p = Path::new(path);
-    if p.is_absolute() {
-        return p.to_path_buf();
-    }
-    match props.get(DATA_DIR_PROP).and_then(|v| v.as_str()) {
-        Some(dir) if !dir.is_empty() => Path::new(dir).join(p),
-        _ => p.to_path_buf(),
     }
 }
 
@@ -367,13 +350,5 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert!(Arc::ptr_eq(&out[0].schema, &out[1].schema));
         assert_eq!(out[1].get("b"), Some(&Value::Int(4)));
-    }
-
-    #[test]
-    fn paths_resolve_against_the_data_dir() {
-        let p = props(serde_json::json!({"__data_dir": "/srv/oort"}));
-        assert_eq!(resolve_path("data", &p), PathBuf::from("/srv/oort/data"));
-        assert_eq!(resolve_path("/abs", &p), PathBuf::from("/abs"));
-        assert_eq!(resolve_path("data", &Props::new()), PathBuf::from("data"));
     }
 }

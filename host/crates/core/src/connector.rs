@@ -12,6 +12,8 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::env::ConnectorEnv;
+use crate::schema::ConnectorInfo;
 use crate::value::{Meta, Row, Value};
 
 /// Connector properties after conf-key merging (the JSON object eKuiper users write).
@@ -225,8 +227,26 @@ pub trait Source: Send {
 /// Creates sources of one type (`mqtt`, `memory`, a plugin name...).
 pub trait SourceFactory: Send + Sync {
     fn kind(&self) -> &str;
+    /// Traits, default conf keys and property schema ([`ConnectorInfo`]).
+    fn info(&self) -> ConnectorInfo;
+    /// Checks DATASOURCE and props without building anything (a stream or a
+    /// conf key is stored only when this passes). No IO. The default builds
+    /// an instance and drops it.
+    fn validate(
+        &self,
+        env: &ConnectorEnv,
+        datasource: &str,
+        props: &Props,
+    ) -> Result<(), ConnectorError> {
+        self.create(env, datasource, props).map(drop)
+    }
     /// Validates props and builds an instance. No IO here.
-    fn create(&self, datasource: &str, props: &Props) -> Result<Box<dyn Source>, ConnectorError>;
+    fn create(
+        &self,
+        env: &ConnectorEnv,
+        datasource: &str,
+        props: &Props,
+    ) -> Result<Box<dyn Source>, ConnectorError>;
     /// True when this source emits rows rather than bytes (FORMAT is ignored).
     fn emits_rows(&self) -> bool {
         false
@@ -343,9 +363,17 @@ pub trait Sink: Send {
 /// Creates sinks of one type.
 pub trait SinkFactory: Send + Sync {
     fn kind(&self) -> &str;
+    /// Traits, default conf keys and property schema ([`ConnectorInfo`]).
+    fn info(&self) -> ConnectorInfo;
+    /// Checks props without building anything. No IO. The default builds an
+    /// instance and drops it.
+    fn validate(&self, env: &ConnectorEnv, props: &Props) -> Result<(), ConnectorError> {
+        self.create(env, props).map(drop)
+    }
     /// Validates props (connector-specific keys; the common sink keys such as
-    /// `format` or `sendSingle` are also present and must be tolerated).
-    fn create(&self, props: &Props) -> Result<Box<dyn Sink>, ConnectorError>;
+    /// `format` or `sendSingle` are also present and must be tolerated) and
+    /// builds an instance. No IO here.
+    fn create(&self, env: &ConnectorEnv, props: &Props) -> Result<Box<dyn Sink>, ConnectorError>;
     /// What this sink reads of each item (the one declaration; see [`Consumes`]).
     fn consumes(&self) -> Consumes {
         Consumes::Both

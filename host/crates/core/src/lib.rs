@@ -5,11 +5,15 @@
 pub mod codec;
 pub mod connector;
 pub mod duration;
+pub mod env;
 pub mod gofmt;
 pub mod paths;
+pub mod schema;
 pub mod shared_conn;
 pub mod template;
 pub mod value;
 
 pub use connector::*;
+pub use env::{Clock, ConnectorEnv};
+pub use schema::{ConnectorInfo, PropSpec};
 pub use value::*;

@@ -1,12 +1,12 @@
 //! Status of shared (named) connections: connectors that pool one physical
 //! connection per connection profile register each physical link here and
 //! keep its state and user count current; the REST layer reads the summary
-//! per selector (`GET /connections`). Process-wide, since connectors are
-//! created by factories that hold no handle to the host.
+//! per selector (`GET /connections`). One registry per
+//! [`crate::ConnectorEnv`] ([`crate::ConnectorEnv::links`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Weak};
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
@@ -57,13 +57,6 @@ pub struct SelectorStatus {
 #[derive(Default)]
 pub struct SharedLinks {
     links: Mutex<HashMap<String, Vec<Weak<LinkStatus>>>>,
-}
-
-static LINKS: LazyLock<SharedLinks> = LazyLock::new(SharedLinks::default);
-
-/// The process-wide registry.
-pub fn shared_links() -> &'static SharedLinks {
-    &LINKS
 }
 
 impl SharedLinks {

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use oort_core::Registry;
+use oort_core::{ConnectorInfo, Registry};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use wasmtime::component::Component;
@@ -62,6 +62,27 @@ pub struct InstallRequest {
 
 fn default_kind() -> PluginKind {
     PluginKind::Source
+}
+
+/// What a plugin's factory declares: its description and property schema
+/// (`properties-schema` from `describe`, else the manifest's `properties`);
+/// a plugin source never ends on its own and may hold a connection.
+pub fn connector_info(info: &PluginInfo) -> ConnectorInfo {
+    let from_manifest = || match &info.properties {
+        serde_json::Value::Null => None,
+        v => oort_core::schema::parse_plugin_schema(&v.to_string()),
+    };
+    let properties = info
+        .properties_schema
+        .as_deref()
+        .and_then(oort_core::schema::parse_plugin_schema)
+        .or_else(from_manifest)
+        .unwrap_or_default();
+    ConnectorInfo {
+        holds_connection: true,
+        properties,
+        ..ConnectorInfo::new(&info.description)
+    }
 }
 
 /// What `GET /plugins/{kind}/{name}` shows; also persisted as `info.json`.
@@ -337,7 +358,7 @@ impl PluginManager {
                 tracing::debug!(plugin = %for_load.name, ms = started.elapsed().as_millis() as u64, "wasm plugin loaded on first use");
                 Ok(loaded)
             }));
-            self.register(kind, name, slot.clone());
+            self.register(kind, name, slot.clone(), &info);
             self.inner.plugins.write().insert(
                 (kind, name.to_string()),
                 Entry {
@@ -352,7 +373,7 @@ impl PluginManager {
                 info.permissions_granted = loaded.effective_grants().clone();
                 info.state = "installed".into();
                 let slot = PluginSlot::new(Arc::new(loaded));
-                self.register(kind, name, slot.clone());
+                self.register(kind, name, slot.clone(), &info);
                 self.inner.plugins.write().insert(
                     (kind, name.to_string()),
                     Entry {
@@ -409,7 +430,8 @@ impl PluginManager {
         )
     }
 
-    fn register(&self, kind: PluginKind, name: &str, slot: Arc<PluginSlot>) {
+    fn register(&self, kind: PluginKind, name: &str, slot: Arc<PluginSlot>, info: &PluginInfo) {
+        slot.set_info(connector_info(info));
         match kind {
             PluginKind::Source => self
                 .inner
@@ -613,12 +635,13 @@ impl PluginManager {
                 info,
             }) => {
                 slot.set(Some(p.loaded));
+                slot.set_info(connector_info(&p.info));
                 *info = p.info.clone();
                 slot.clone()
             }
             _ => {
                 let slot = PluginSlot::new(p.loaded);
-                self.register(kind, &name, slot.clone());
+                self.register(kind, &name, slot.clone(), &p.info);
                 map.insert(
                     key,
                     Entry {
@@ -1038,11 +1061,12 @@ impl PluginManager {
         let slot = match slot {
             Some(s) => {
                 s.set(Some(loaded));
+                s.set_info(connector_info(&info));
                 s
             }
             None => {
                 let s = PluginSlot::new(loaded);
-                self.register(kind, name, s.clone());
+                self.register(kind, name, s.clone(), &info);
                 s
             }
         };

@@ -16,7 +16,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use oort_core::template::PropTemplate;
-use oort_core::{ConnectorError, Consumes, Props, Sink, SinkContext, SinkFactory, SinkItem, Value};
+use oort_core::{
+    ConnectorEnv, ConnectorError, ConnectorInfo, Consumes, Props, Sink, SinkContext, SinkFactory,
+    SinkItem, Value,
+};
 
 use crate::isolation::on_guest_pool;
 use crate::plugin::{LoadedPlugin, MessageRef, MetaRef, PluginSlot, SinkInstance};
@@ -47,7 +50,13 @@ impl SinkFactory for WasmSinkFactory {
         Consumes::Payload
     }
 
-    fn create(&self, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
+    fn info(&self) -> ConnectorInfo {
+        self.slot.info()
+    }
+
+    /// The plugin gets its own properties only: nothing of the context
+    /// (no host path) crosses into the sandbox.
+    fn create(&self, _env: &ConnectorEnv, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
         let plugin = self.slot.require("sink", &self.name)?;
         let props_json = serde_json::Value::Object(props.clone()).to_string();
         let dynamic = oort_core::dynamic_sink_props(props)

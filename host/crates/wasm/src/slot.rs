@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use oort_core::ConnectorError;
+use oort_core::{ConnectorError, ConnectorInfo};
 use parking_lot::{Mutex, RwLock};
 
 use crate::plugin::LoadedPlugin;
@@ -22,6 +22,9 @@ pub struct PluginSlot {
     loader: Mutex<Option<Loader>>,
     /// Why the last lazy load failed.
     error: RwLock<Option<String>>,
+    /// What the factory declares (description, property schema), from the
+    /// installed package; replaced with the plugin on upgrades.
+    info: RwLock<ConnectorInfo>,
 }
 
 impl PluginSlot {
@@ -101,6 +104,15 @@ impl PluginSlot {
         } else {
             false
         }
+    }
+
+    /// The connector declaration of the plugin in this slot.
+    pub fn info(&self) -> ConnectorInfo {
+        self.info.read().clone()
+    }
+
+    pub fn set_info(&self, info: ConnectorInfo) {
+        *self.info.write() = info;
     }
 
     /// Replaces the content (upgrade) or empties it (delete); drops a

@@ -9,7 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use oort_core::{
-    ConnectorError, Meta, Props, Source, SourceContext, SourceFactory, SourceMsg, Value,
+    ConnectorEnv, ConnectorError, ConnectorInfo, Meta, Props, Source, SourceContext, SourceFactory,
+    SourceMsg, Value,
 };
 
 use crate::bindings::source_world::exports::oort::connector::source::ReadOutcome;
@@ -51,7 +52,18 @@ impl SourceFactory for WasmSourceFactory {
         &self.name
     }
 
-    fn create(&self, datasource: &str, props: &Props) -> Result<Box<dyn Source>, ConnectorError> {
+    fn info(&self) -> ConnectorInfo {
+        self.slot.info()
+    }
+
+    /// The plugin gets its own properties only: nothing of the context
+    /// (no host path) crosses into the sandbox.
+    fn create(
+        &self,
+        _env: &ConnectorEnv,
+        datasource: &str,
+        props: &Props,
+    ) -> Result<Box<dyn Source>, ConnectorError> {
         let plugin = self.slot.require("source", &self.name)?;
         let props_json = source_props_json(datasource, props);
         plugin.validate_blocking(props_json.clone())?;

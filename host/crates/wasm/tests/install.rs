@@ -93,8 +93,12 @@ async fn install_zip_persist_upgrade_delete() {
     assert_eq!(again.loaded, Some(false));
     assert_eq!(again.permissions_granted, info.permissions_granted);
     let f = reg2.source("random").expect("registered");
-    f.create("x", &serde_json::Map::new())
-        .expect("first use loads it");
+    f.create(
+        &oort_core::ConnectorEnv::default(),
+        "x",
+        &serde_json::Map::new(),
+    )
+    .expect("first use loads it");
     assert_eq!(
         m2.get(PluginKind::Source, "random").unwrap().loaded,
         Some(true)
@@ -203,7 +207,11 @@ async fn a_broken_cache_shows_as_an_error_on_first_use() {
     // installed .wasm rather than failing.
     reg2.source("random")
         .unwrap()
-        .create("x", &serde_json::Map::new())
+        .create(
+            &oort_core::ConnectorEnv::default(),
+            "x",
+            &serde_json::Map::new(),
+        )
         .expect("recompiled on first use");
     let info = m2.get(PluginKind::Source, "random").unwrap();
     assert_eq!(
@@ -228,7 +236,11 @@ async fn a_broken_cache_shows_as_an_error_on_first_use() {
     let e = reg3
         .source("random")
         .unwrap()
-        .create("x", &serde_json::Map::new())
+        .create(
+            &oort_core::ConnectorEnv::default(),
+            "x",
+            &serde_json::Map::new(),
+        )
         .err()
         .expect("cannot load");
     assert!(e.to_string().contains("random"), "{e}");
@@ -586,8 +598,12 @@ async fn builtin_names_cannot_be_taken() {
         fn kind(&self) -> &str {
             "random"
         }
+        fn info(&self) -> oort_core::ConnectorInfo {
+            oort_core::ConnectorInfo::default()
+        }
         fn create(
             &self,
+            _: &oort_core::ConnectorEnv,
             _: &str,
             _: &oort_core::Props,
         ) -> Result<Box<dyn oort_core::Source>, oort_core::ConnectorError> {

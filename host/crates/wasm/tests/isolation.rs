@@ -88,7 +88,9 @@ struct Running {
 
 fn start(reg: &Registry, kind: &str, id: &str, p: serde_json::Value) -> Running {
     let f = reg.source(kind).expect("factory registered");
-    let mut src = f.create("demo", &props(p)).expect("create");
+    let mut src = f
+        .create(&oort_core::ConnectorEnv::default(), "demo", &props(p))
+        .expect("create");
     let (tx, rx) = mpsc::channel(1024);
     let cancel = CancellationToken::new();
     let ctx = SourceContext::new(id, cancel.clone(), tx);
@@ -344,6 +346,7 @@ async fn a_granted_directory_swapped_for_a_symlink_refuses_new_instances() {
         .source("sneaky")
         .unwrap()
         .create(
+            &oort_core::ConnectorEnv::default(),
             "demo",
             &props(serde_json::json!({"action": "file", "path": format!("{inside}/secret.txt")})),
         )
@@ -362,6 +365,7 @@ async fn a_busy_loop_in_each_source_export_stalls_nobody() {
         let f = reg.source("hostile").unwrap();
         let e = f
             .create(
+                &oort_core::ConnectorEnv::default(),
                 "demo",
                 &props(serde_json::json!({"attack": "spin-validate"})),
             )
@@ -435,7 +439,10 @@ async fn a_busy_loop_in_each_sink_export_stalls_nobody() {
     for attack in ["spin-open", "spin-write"] {
         beside_neighbour(&reg, attack, async {
             let mut s = f
-                .create(&props(serde_json::json!({"attack": attack})))
+                .create(
+                    &oort_core::ConnectorEnv::default(),
+                    &props(serde_json::json!({"attack": attack})),
+                )
                 .unwrap();
             let cancel = CancellationToken::new();
             let ctx = SinkContext::new(attack, cancel.clone());
@@ -503,7 +510,10 @@ async fn a_sink_write_refused_as_unauthorized_or_config_stops_the_rule() {
     let f = reg.sink("hostilesink").unwrap();
     for attack in ["unauthorized", "config"] {
         let mut s = f
-            .create(&props(serde_json::json!({"attack": attack})))
+            .create(
+                &oort_core::ConnectorEnv::default(),
+                &props(serde_json::json!({"attack": attack})),
+            )
             .unwrap();
         let ctx = SinkContext::new(attack, CancellationToken::new());
         let e = s.collect(&ctx, &sink_items(2)).await.expect_err("refused");
@@ -514,7 +524,12 @@ async fn a_sink_write_refused_as_unauthorized_or_config_stops_the_rule() {
         );
     }
     // A sink that accepts keeps going (the test can pass).
-    let mut s = f.create(&props(serde_json::json!({}))).unwrap();
+    let mut s = f
+        .create(
+            &oort_core::ConnectorEnv::default(),
+            &props(serde_json::json!({})),
+        )
+        .unwrap();
     let ctx = SinkContext::new("fine", CancellationToken::new());
     s.collect(&ctx, &sink_items(2)).await.unwrap();
 }

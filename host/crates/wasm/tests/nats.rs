@@ -65,7 +65,11 @@ async fn nats_source_and_sink_round_trip() {
     // Source: DATASOURCE is the subject.
     let f = reg.source("nats").unwrap();
     let e = f
-        .create("bad subject", &Props::new())
+        .create(
+            &oort_core::ConnectorEnv::default(),
+            "bad subject",
+            &Props::new(),
+        )
         .err()
         .expect("invalid subject");
     assert!(
@@ -74,6 +78,7 @@ async fn nats_source_and_sink_round_trip() {
     );
     let mut src = f
         .create(
+            &oort_core::ConnectorEnv::default(),
             &subject,
             &props(serde_json::json!({"server": format!("nats://{NATS}")})),
         )
@@ -94,13 +99,19 @@ async fn nats_source_and_sink_round_trip() {
 
     // Sink: publish a batch to the same subject.
     let sf = reg.sink("nats").unwrap();
-    let e = sf.create(&Props::new()).err().expect("subject required");
+    let e = sf
+        .create(&oort_core::ConnectorEnv::default(), &Props::new())
+        .err()
+        .expect("subject required");
     assert!(
         matches!(e, ConnectorError::Config(ref s) if s.contains("subject is required")),
         "{e:?}"
     );
     let mut sink = sf
-        .create(&props(serde_json::json!({"subject": subject})))
+        .create(
+            &oort_core::ConnectorEnv::default(),
+            &props(serde_json::json!({"subject": subject})),
+        )
         .unwrap();
     let sctx = SinkContext::new("rule_nats_out", CancellationToken::new());
     sink.connect(&sctx).await.expect("sink connects");
@@ -154,7 +165,10 @@ async fn nats_without_a_grant_is_refused_then_granted() {
         .is_empty());
     let sf = reg.sink("nats").unwrap();
     let mut sink = sf
-        .create(&props(serde_json::json!({"subject": "oort.denied"})))
+        .create(
+            &oort_core::ConnectorEnv::default(),
+            &props(serde_json::json!({"subject": "oort.denied"})),
+        )
         .unwrap();
     let sctx = SinkContext::new("rule_denied", CancellationToken::new());
     let e = sink.connect(&sctx).await.expect_err("no grant, no socket");
@@ -181,7 +195,10 @@ async fn nats_without_a_grant_is_refused_then_granted() {
         vec![format!("tcp://{NATS}")]
     );
     let mut sink = sf
-        .create(&props(serde_json::json!({"subject": "oort.granted"})))
+        .create(
+            &oort_core::ConnectorEnv::default(),
+            &props(serde_json::json!({"subject": "oort.granted"})),
+        )
         .unwrap();
     sink.connect(&sctx).await.expect("granted now");
     sink.close(&sctx).await.unwrap();

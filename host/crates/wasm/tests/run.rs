@@ -36,7 +36,9 @@ struct Running {
 
 fn start(reg: &Registry, kind: &str, rule: &str, p: serde_json::Value) -> Running {
     let f = reg.source(kind).expect("factory registered");
-    let mut src = f.create("demo", &props(p)).expect("create");
+    let mut src = f
+        .create(&oort_core::ConnectorEnv::default(), "demo", &props(p))
+        .expect("create");
     let (tx, rx) = mpsc::channel(256);
     let cancel = CancellationToken::new();
     let ctx = SourceContext::new(rule, cancel.clone(), tx);
@@ -75,7 +77,11 @@ async fn random_source_emits_randomised_pattern() {
     let f = reg.source("random").unwrap();
     // validate runs in the plugin at creation time.
     let e = f
-        .create("", &props(serde_json::json!({"interval": -5})))
+        .create(
+            &oort_core::ConnectorEnv::default(),
+            "",
+            &props(serde_json::json!({"interval": -5})),
+        )
         .err()
         .expect("refused");
     assert!(
@@ -83,7 +89,11 @@ async fn random_source_emits_randomised_pattern() {
         "{e:?}"
     );
     let e = f
-        .create("", &props(serde_json::json!({"pattern": 3})))
+        .create(
+            &oort_core::ConnectorEnv::default(),
+            "",
+            &props(serde_json::json!({"pattern": 3})),
+        )
         .err()
         .expect("refused");
     assert!(
@@ -296,7 +306,10 @@ async fn sink_writes_batches_to_a_granted_address() {
 
     let f = reg.sink("tcpsink").unwrap();
     let e = f
-        .create(&props(serde_json::json!({})))
+        .create(
+            &oort_core::ConnectorEnv::default(),
+            &props(serde_json::json!({})),
+        )
         .err()
         .expect("validate refuses");
     assert!(
@@ -304,9 +317,10 @@ async fn sink_writes_batches_to_a_granted_address() {
         "{e:?}"
     );
     let mut sink = f
-        .create(&props(
-            serde_json::json!({"address": format!("127.0.0.1:{port}"), "format": "json"}),
-        ))
+        .create(
+            &oort_core::ConnectorEnv::default(),
+            &props(serde_json::json!({"address": format!("127.0.0.1:{port}"), "format": "json"})),
+        )
         .expect("create");
     let ctx = SinkContext::new("rule_sink", CancellationToken::new());
     sink.connect(&ctx).await.expect("connect");
@@ -345,9 +359,10 @@ async fn sink_writes_batches_to_a_granted_address() {
     // Another port is not granted: the connection is refused inside the sandbox.
     let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut sink = f
-        .create(&props(
-            serde_json::json!({"address": other.local_addr().unwrap().to_string()}),
-        ))
+        .create(
+            &oort_core::ConnectorEnv::default(),
+            &props(serde_json::json!({"address": other.local_addr().unwrap().to_string()})),
+        )
         .unwrap();
     let e = sink.connect(&ctx).await.expect_err("denied");
     assert!(

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use oort_connectors::util::{de, parse_config};
-use oort_core::{ConnectorError, Props};
+use oort_core::schema::closest;
+use oort_core::{ConnectorError, ConnectorInfo, Props};
 use serde::Deserialize;
 
 /// eKuiper's common sink properties. Field names are the lower-cased keys.
@@ -319,43 +320,32 @@ impl SinkCommon {
     }
 }
 
-/// Keys of `props` that are no common property but look like a misspelt one:
-/// `(key, closest common key)`. Connector keys are not known here, so only a
-/// key within two edits of a common key (ignoring case) is reported.
-pub fn near_misses(props: &Props) -> Vec<(String, &'static str)> {
-    let mut out = Vec::new();
-    for k in props.keys() {
-        if k.starts_with("__") {
-            continue;
-        }
-        let lower = k.to_ascii_lowercase();
-        if COMMON_KEYS.iter().any(|c| c.eq_ignore_ascii_case(&lower)) {
-            continue;
-        }
-        // The distance is at least the length difference: only keys of a
-        // close length are compared, so a huge key costs nothing.
-        let best = COMMON_KEYS
-            .iter()
-            .filter(|c| c.len().abs_diff(lower.len()) <= 2)
-            .map(|c| (strsim::levenshtein(&lower, &c.to_ascii_lowercase()), *c))
-            .min_by_key(|(d, _)| *d);
-        if let Some((d, c)) = best {
-            if d <= 2 && lower.len() > 3 {
-                out.push((k.clone(), c));
-            }
-        }
+/// Keys of `props` that neither the sink declares ([`ConnectorInfo`]) nor
+/// are common properties, each with the closest known key. A sink that
+/// declares no properties (a plugin without a schema) has its keys unknown
+/// here: only a key within two edits of a common key is reported then.
+pub fn near_misses(props: &Props, info: &ConnectorInfo) -> Vec<(String, Option<String>)> {
+    if !info.properties.is_empty() {
+        return info.unknown_keys(props, COMMON_KEYS);
     }
-    out
+    props
+        .keys()
+        .filter(|k| !COMMON_KEYS.iter().any(|c| c.eq_ignore_ascii_case(k)))
+        .filter_map(|k| Some((k.clone(), Some(closest(k, COMMON_KEYS)?.to_string()))))
+        .collect()
 }
 
-/// Logs a warning for each misspelt-looking key (see [`near_misses`]).
-pub fn warn_unknown(rule: &str, kind: &str, props: &Props) {
-    for (k, c) in near_misses(props) {
-        tracing::warn!(
-            rule,
-            sink = kind,
-            "unknown sink property {k:?}: did you mean {c:?}? (ignored as a common property)"
-        );
+/// Logs a warning for each unknown key (see [`near_misses`]).
+pub fn warn_unknown(rule: &str, kind: &str, props: &Props, info: &ConnectorInfo) {
+    for (k, c) in near_misses(props, info) {
+        match c {
+            Some(c) => tracing::warn!(
+                rule,
+                sink = kind,
+                "unknown sink property {k:?} (ignored): did you mean {c:?}?"
+            ),
+            None => tracing::warn!(rule, sink = kind, "unknown sink property {k:?} (ignored)"),
+        }
     }
 }
 
@@ -379,8 +369,11 @@ mod tests {
         }
         p.insert("sendSingel".into(), serde_json::Value::Bool(true));
         let t = std::time::Instant::now();
-        let got = near_misses(&p);
-        assert_eq!(got, vec![("sendSingel".to_string(), "sendSingle")]);
+        let got = near_misses(&p, &ConnectorInfo::default());
+        assert_eq!(
+            got,
+            vec![("sendSingel".to_string(), Some("sendSingle".to_string()))]
+        );
         // Not a timing test of speed, a guard against the quadratic path:
         // the old code needed minutes here.
         assert!(t.elapsed() < std::time::Duration::from_secs(20));
@@ -516,15 +509,29 @@ mod tests {
     fn misspelt_keys_get_the_closest_common_key() {
         let p = props(serde_json::json!({
             "sendSingel": true, "topic": "x", "server": "tcp://h", "BatchSize": 1,
-            "dataTemplat": "{{.}}", "__data_dir": "/tmp", "qos": 1
+            "dataTemplat": "{{.}}", "qos": 1, "retaned": true
         }));
-        let mut got = near_misses(&p);
+        // A sink without a schema: only near misses of common keys.
+        let mut got = near_misses(&p, &ConnectorInfo::default());
+        got.sort();
+        let s = |a: &str, b: &str| (a.to_string(), Some(b.to_string()));
+        assert_eq!(
+            got,
+            vec![
+                s("dataTemplat", "dataTemplate"),
+                s("sendSingel", "sendSingle")
+            ]
+        );
+        // The MQTT sink's schema: its own keys are known, a typo of one is named.
+        let mqtt = oort_core::SinkFactory::info(&oort_connectors::mqtt::MqttSinkFactory);
+        let mut got = near_misses(&p, &mqtt);
         got.sort();
         assert_eq!(
             got,
             vec![
-                ("dataTemplat".to_string(), "dataTemplate"),
-                ("sendSingel".to_string(), "sendSingle")
+                s("dataTemplat", "dataTemplate"),
+                s("retaned", "retained"),
+                s("sendSingel", "sendSingle")
             ]
         );
     }

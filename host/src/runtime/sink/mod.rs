@@ -22,7 +22,7 @@ pub mod transform;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use oort_core::{ConnectorError, Consumes, Props, Row, Sink, SinkContext, SinkItem};
+use oort_core::{ConnectorError, Consumes, Props, Row, Sink, SinkContext, SinkFactory, SinkItem};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -77,10 +77,10 @@ pub fn prepare(
     kind: &str,
     props: &Props,
     common: &SinkCommon,
-    consumes: Consumes,
+    factory: &dyn SinkFactory,
 ) -> Result<(), ConnectorError> {
-    config::warn_unknown(rule_id, kind, props);
-    Stages::new(common, consumes, has_dynamic_props(props)).map(|_| ())
+    config::warn_unknown(rule_id, kind, props, &factory.info());
+    Stages::new(common, factory.consumes(), has_dynamic_props(props)).map(|_| ())
 }
 
 /// Starts the sink task. Errors that stop the rule are sent on `fatal`.

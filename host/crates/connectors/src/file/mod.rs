@@ -1,44 +1,27 @@
 //! `file` source ([`source`]) and sink ([`sink`]), both confined to the
-//! directories the operator allows ([`FileAccess`]).
+//! directories the operator allows ([`allowed`]).
 
+mod info;
 pub mod sink;
 pub mod source;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use oort_core::paths::{AllowedDirs, PathError};
-use oort_core::{ConnectorError, Props};
+use oort_core::{ConnectorEnv, ConnectorError};
 
 pub use sink::{FileSink, FileSinkFactory};
 pub use source::{FileSource, FileSourceFactory};
 
-use crate::util::DATA_DIR_PROP;
-
-/// Where the `file` connectors may read and write: the data dir (the
-/// `__data_dir` property the manager sets) and the operator's
-/// `file.allowed_dirs`. Without either, every path is refused.
-#[derive(Debug, Clone, Default)]
-pub struct FileAccess {
-    extra: Arc<Vec<PathBuf>>,
-}
-
-impl FileAccess {
-    pub fn new(allowed_dirs: Vec<PathBuf>) -> Self {
-        FileAccess {
-            extra: Arc::new(allowed_dirs),
-        }
-    }
-
-    /// The allowed directories for a connector created with `props`.
-    pub(crate) fn allowed(&self, props: &Props) -> AllowedDirs {
-        let data_dir = props
-            .get(DATA_DIR_PROP)
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from);
-        AllowedDirs::new(data_dir.iter().chain(self.extra.iter()))
-    }
+/// Where the `file` connectors may read and write: the data dir and the
+/// operator's `file.allowed_dirs` (both from the connector context).
+/// Without either, every path is refused.
+pub(crate) fn allowed(env: &ConnectorEnv) -> AllowedDirs {
+    AllowedDirs::new(
+        env.data_dir()
+            .into_iter()
+            .chain(env.allowed_dirs().iter().map(PathBuf::as_path)),
+    )
 }
 
 /// The real path of `path` (the value of property `prop`) or a config error

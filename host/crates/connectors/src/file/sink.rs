@@ -13,13 +13,16 @@ use std::time::{Duration, Instant};
 
 use ahash::AHashMap;
 use async_trait::async_trait;
-use oort_core::{ConnectorError, Props, Sink, SinkContext, SinkFactory, SinkItem, Value};
+use oort_core::{
+    ConnectorEnv, ConnectorError, ConnectorInfo, Props, Sink, SinkContext, SinkFactory, SinkItem,
+    Value,
+};
 use parking_lot::Mutex;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::source::FileType;
-use crate::util::{de, parse_config, resolve_path, PropTemplate, DATA_DIR_PROP};
+use crate::util::{de, parse_config, PropTemplate};
 
 fn default_path() -> String {
     "cache".into()
@@ -88,23 +91,19 @@ enum NamePattern {
 }
 
 /// Factory of `file` sinks.
-#[derive(Debug, Clone, Default)]
-pub struct FileSinkFactory {
-    access: super::FileAccess,
-}
-
-impl FileSinkFactory {
-    pub fn new(access: super::FileAccess) -> Self {
-        FileSinkFactory { access }
-    }
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileSinkFactory;
 
 impl SinkFactory for FileSinkFactory {
     fn kind(&self) -> &str {
         "file"
     }
 
-    fn create(&self, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
+    fn info(&self) -> ConnectorInfo {
+        super::info::sink()
+    }
+
+    fn create(&self, env: &ConnectorEnv, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
         let c: Conf = parse_config("file", props)?;
         let bad = |m: String| Err(ConnectorError::Config(format!("file: {m}")));
         let file_type = match c.file_type.to_ascii_lowercase().as_str() {
@@ -146,7 +145,7 @@ impl SinkFactory for FileSinkFactory {
             }
         }
         let path = PropTemplate::parse("path", c.path.trim())?;
-        let allowed = self.access.allowed(props);
+        let allowed = super::allowed(env);
         // A fixed path is checked now; a templated one up to its first
         // template (its fixed directories), and each rendered path again
         // before a file is opened.
@@ -161,7 +160,7 @@ impl SinkFactory for FileSinkFactory {
                 .filter(|d| !d.is_empty()),
         };
         if let Some(f) = fixed {
-            super::confine(&allowed, "path", &resolve_path(&f, props))?;
+            super::confine(&allowed, "path", &env.resolve(&f))?;
         }
         let delimiter = if c.delimiter.is_empty() {
             ",".to_string()
@@ -177,10 +176,7 @@ impl SinkFactory for FileSinkFactory {
         };
         Ok(Box::new(FileSink {
             path,
-            data_dir: props
-                .get(DATA_DIR_PROP)
-                .and_then(|v| v.as_str())
-                .map(str::to_string),
+            env: env.clone(),
             check_interval: check,
             state: Arc::new(Mutex::new(State {
                 files: AHashMap::new(),
@@ -421,7 +417,8 @@ fn header_from_data(data: &Value, delimiter: &str) -> String {
 /// A running `file` sink.
 pub struct FileSink {
     path: PropTemplate,
-    data_dir: Option<String>,
+    /// Resolves relative rendered paths against the data dir.
+    env: ConnectorEnv,
     check_interval: Duration,
     state: Arc<Mutex<State>>,
     checker: Option<CancellationToken>,
@@ -429,11 +426,7 @@ pub struct FileSink {
 
 impl FileSink {
     fn resolve(&self, rendered: &str) -> PathBuf {
-        let mut p = Props::new();
-        if let Some(d) = &self.data_dir {
-            p.insert(DATA_DIR_PROP.into(), serde_json::Value::String(d.clone()));
-        }
-        resolve_path(rendered, &p)
+        self.env.resolve(rendered)
     }
 }
 
@@ -527,9 +520,26 @@ mod tests {
         }
     }
 
-    /// A factory allowed the system temp dir (where the tests' files are).
-    fn factory() -> FileSinkFactory {
-        FileSinkFactory::new(crate::file::FileAccess::new(vec![std::env::temp_dir()]))
+    /// The factory in a context: `create` with that context.
+    struct InEnv(ConnectorEnv);
+
+    impl InEnv {
+        fn create(&self, p: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
+            FileSinkFactory.create(&self.0, p)
+        }
+    }
+
+    /// A context allowing the system temp dir (where the tests' files are).
+    fn factory() -> InEnv {
+        InEnv(
+            ConnectorEnv::builder()
+                .allowed_dirs(vec![std::env::temp_dir()])
+                .build(),
+        )
+    }
+
+    fn in_data_dir(dd: &str) -> InEnv {
+        InEnv(ConnectorEnv::with_data_dir(dd))
     }
 
     fn ctx() -> SinkContext {
@@ -564,10 +574,9 @@ mod tests {
         s.close(&c).await.unwrap();
 
         let out = dir.path().join("arr.json");
-        let mut s = factory()
+        let mut s = in_data_dir(dir.path().to_str().unwrap())
             .create(&props(
-                serde_json::json!({"path": "arr.json", "fileType": "json",
-                "__data_dir": dir.path().to_str().unwrap()}),
+                serde_json::json!({"path": "arr.json", "fileType": "json"}),
             ))
             .unwrap();
         s.connect(&c).await.unwrap();
@@ -693,8 +702,9 @@ mod tests {
             assert!(matches!(e, Some(ConnectorError::Config(_))), "{bad}");
         }
         let dir = tempfile::tempdir().unwrap();
-        let dd = serde_json::json!({"__data_dir": dir.path().to_str().unwrap()});
-        assert!(FileSinkFactory::default().create(&props(dd)).is_ok());
+        assert!(in_data_dir(dir.path().to_str().unwrap())
+            .create(&Props::new())
+            .is_ok());
     }
 
     #[tokio::test]
@@ -705,10 +715,10 @@ mod tests {
         std::fs::create_dir_all(&data).unwrap();
         std::fs::create_dir_all(&outside).unwrap();
         let dd = data.to_str().unwrap();
-        let f = FileSinkFactory::default();
+        let f = in_data_dir(dd);
         let create = |path: &str| {
             f.create(&props(
-                serde_json::json!({"path": path, "__data_dir": dd, "sendSingle": true}),
+                serde_json::json!({"path": path, "sendSingle": true}),
             ))
         };
         for bad in [
@@ -752,10 +762,13 @@ mod tests {
         assert_eq!(std::fs::read_to_string(data.join("ok.txt")).unwrap(), "2");
         assert!(!outside.join("esc.txt").exists());
         // The operator's list opens another directory.
-        let f = FileSinkFactory::new(crate::file::FileAccess::new(vec![outside.clone()]));
-        let p = props(
-            serde_json::json!({"path": format!("{}/x", outside.display()), "__data_dir": dd}),
+        let f = InEnv(
+            ConnectorEnv::builder()
+                .data_dir(dd)
+                .allowed_dirs(vec![outside.clone()])
+                .build(),
         );
+        let p = props(serde_json::json!({"path": format!("{}/x", outside.display())}));
         assert!(f.create(&p).is_ok());
     }
 }

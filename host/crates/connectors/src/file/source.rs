@@ -11,11 +11,12 @@ use async_trait::async_trait;
 use oort_core::codec::json::JsonDecoder;
 use oort_core::codec::Decoder;
 use oort_core::{
-    ConnectorError, Map, Props, Row, Schema, Source, SourceContext, SourceFactory, SourceMsg, Value,
+    ConnectorEnv, ConnectorError, ConnectorInfo, Map, Props, Row, Schema, Source, SourceContext,
+    SourceFactory, SourceMsg, Value,
 };
 use serde::Deserialize;
 
-use crate::util::{de, parse_config, resolve_path, sleep_or_cancel};
+use crate::util::{de, parse_config, sleep_or_cancel};
 
 /// Rows per emitted batch when there is no `sendInterval`.
 const BATCH: usize = 1024;
@@ -80,23 +81,24 @@ struct Conf {
 }
 
 /// Factory of `file` sources.
-#[derive(Debug, Clone, Default)]
-pub struct FileSourceFactory {
-    access: super::FileAccess,
-}
-
-impl FileSourceFactory {
-    pub fn new(access: super::FileAccess) -> Self {
-        FileSourceFactory { access }
-    }
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileSourceFactory;
 
 impl SourceFactory for FileSourceFactory {
     fn kind(&self) -> &str {
         "file"
     }
 
-    fn create(&self, datasource: &str, props: &Props) -> Result<Box<dyn Source>, ConnectorError> {
+    fn info(&self) -> ConnectorInfo {
+        super::info::source()
+    }
+
+    fn create(
+        &self,
+        env: &ConnectorEnv,
+        datasource: &str,
+        props: &Props,
+    ) -> Result<Box<dyn Source>, ConnectorError> {
         let c: Conf = parse_config("file", props)?;
         let file_type = match c.file_type.to_ascii_lowercase().as_str() {
             "json" => FileType::Json,
@@ -135,13 +137,13 @@ impl SourceFactory for FileSourceFactory {
                 c.decompression
             )));
         }
-        let base = resolve_path(&c.path, props);
+        let base = env.resolve(&c.path);
         let target = if datasource.trim().is_empty() {
             base
         } else {
             base.join(datasource.trim())
         };
-        let allowed = self.access.allowed(props);
+        let allowed = super::allowed(env);
         let target = super::confine(&allowed, "path (with DATASOURCE)", &target)?;
         let move_to = if c.move_to.is_empty() {
             None
@@ -149,7 +151,7 @@ impl SourceFactory for FileSourceFactory {
             Some(super::confine(
                 &allowed,
                 "moveTo",
-                &resolve_path(&c.move_to, props),
+                &env.resolve(&c.move_to),
             )?)
         };
         Ok(Box::new(FileSource {
@@ -459,13 +461,24 @@ mod tests {
         v.as_object().cloned().unwrap()
     }
 
-    /// A factory allowed the system temp dir (where the tests' files are).
-    fn factory() -> FileSourceFactory {
-        FileSourceFactory::new(crate::file::FileAccess::new(vec![std::env::temp_dir()]))
+    /// A context allowing the system temp dir (where the tests' files are).
+    fn temp_env() -> ConnectorEnv {
+        ConnectorEnv::builder()
+            .allowed_dirs(vec![std::env::temp_dir()])
+            .build()
+    }
+
+    /// A context whose data dir is `dd`.
+    fn data_env(dd: &str) -> ConnectorEnv {
+        ConnectorEnv::with_data_dir(dd)
     }
 
     async fn run_once(ds: &str, p: Props) -> (Vec<Row>, Vec<String>, bool) {
-        let mut s = factory().create(ds, &p).unwrap();
+        run_in(&temp_env(), ds, p).await
+    }
+
+    async fn run_in(env: &ConnectorEnv, ds: &str, p: Props) -> (Vec<Row>, Vec<String>, bool) {
+        let mut s = FileSourceFactory.create(env, ds, &p).unwrap();
         let (tx, mut rx) = mpsc::channel(64);
         let ctx = SourceContext::new("r", CancellationToken::new(), tx);
         let task = tokio::spawn(async move { s.run(ctx).await });
@@ -502,31 +515,30 @@ mod tests {
         std::fs::write(data.join("nh.csv"), "1,2\n3,4\n").unwrap();
         let dd = dir.path().to_str().unwrap();
 
-        let (rows, errs, eof) =
-            run_once("a.json", props(serde_json::json!({"__data_dir": dd}))).await;
+        let (rows, errs, eof) = run_in(&data_env(dd), "a.json", Props::new()).await;
         assert!(eof && errs.is_empty());
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].get("t"), Some(&Value::Int(30)));
         assert_eq!(rows[0].get("t"), Some(&Value::Float(20.5)));
 
-        let (rows, _, _) = run_once("one.json", props(serde_json::json!({"__data_dir": dd}))).await;
+        let (rows, _, _) = run_in(&data_env(dd), "one.json", Props::new()).await;
         assert_eq!(rows[0].get("id"), Some(&Value::Int(9)));
 
-        let (rows, errs, _) = run_once(
+        let (rows, errs, _) = run_in(
+            &data_env(dd),
             "l.txt",
-            props(serde_json::json!({"__data_dir": dd, "fileType": "lines"})),
+            props(serde_json::json!({"fileType": "lines"})),
         )
         .await;
         assert_eq!(rows.len(), 2);
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(rows[1].get("a"), Some(&Value::Int(2)));
 
-        let (rows, errs, _) = run_once(
+        let (rows, errs, _) = run_in(
+            &data_env(dd),
             "r.csv",
-            props(
-                serde_json::json!({"__data_dir": dd, "fileType": "csv", "hasHeader": true,
-                "delimiter": ";", "ignoreStartLines": 1, "ignoreEndLines": 1}),
-            ),
+            props(serde_json::json!({"fileType": "csv", "hasHeader": true,
+                "delimiter": ";", "ignoreStartLines": 1, "ignoreEndLines": 1})),
         )
         .await;
         assert!(errs.is_empty(), "{errs:?}");
@@ -569,7 +581,7 @@ mod tests {
         // With an interval the file is read again until cancelled.
         std::fs::write(dir.path().join("x.json"), r#"{"n":1}"#).unwrap();
         let p = props(serde_json::json!({"path": dir.path().to_str().unwrap(), "interval": "5ms"}));
-        let mut s = factory().create("x.json", &p).unwrap();
+        let mut s = FileSourceFactory.create(&temp_env(), "x.json", &p).unwrap();
         let (tx, mut rx) = mpsc::channel(64);
         let cancel = CancellationToken::new();
         let ctx = SourceContext::new("r", cancel.clone(), tx);
@@ -586,7 +598,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p =
             props(serde_json::json!({"path": dir.path().join("nonexistent").to_str().unwrap()}));
-        let mut s = factory().create("nope.json", &p).unwrap();
+        let mut s = FileSourceFactory
+            .create(&temp_env(), "nope.json", &p)
+            .unwrap();
         let (tx, _rx) = mpsc::channel(4);
         let ctx = SourceContext::new("r", CancellationToken::new(), tx);
         assert!(matches!(
@@ -599,7 +613,9 @@ mod tests {
             serde_json::json!({"interval": "sometimes"}),
             serde_json::json!({"actionAfterRead": 2}),
         ] {
-            let e = factory().create("a", &props(bad.clone())).err();
+            let e = FileSourceFactory
+                .create(&temp_env(), "a", &props(bad.clone()))
+                .err();
             assert!(matches!(e, Some(ConnectorError::Config(_))), "{bad}");
         }
     }
@@ -615,11 +631,10 @@ mod tests {
         std::fs::write(data.join("in/ok.json"), r#"{"n":1}"#).unwrap();
         let dd = data.to_str().unwrap();
         // Only the data dir: no operator list.
-        let f = FileSourceFactory::default();
+        let env = data_env(dd);
         let refused = |ds: &str, extra: serde_json::Value| {
-            let mut p = props(serde_json::json!({"__data_dir": dd}));
-            p.extend(props(extra));
-            match f.create(ds, &p) {
+            let p = props(extra);
+            match FileSourceFactory.create(&env, ds, &p) {
                 Err(ConnectorError::Config(m)) => m,
                 Err(e) => panic!("{ds}: wrong error {e}"),
                 Ok(_) => panic!("{ds}: accepted"),
@@ -641,8 +656,8 @@ mod tests {
         );
         assert!(m.contains("moveTo"), "{m}");
         // Relative paths resolve under the data dir.
-        let p = props(serde_json::json!({"__data_dir": dd, "path": "in"}));
-        assert!(f.create("ok.json", &p).is_ok());
+        let p = props(serde_json::json!({"path": "in"}));
+        assert!(FileSourceFactory.create(&env, "ok.json", &p).is_ok());
         // A symlink out of the data dir.
         #[cfg(unix)]
         {
@@ -650,12 +665,19 @@ mod tests {
             refused("link/secret.json", serde_json::json!({"path": "."}));
         }
         // The operator's list opens another directory.
-        let f = FileSourceFactory::new(crate::file::FileAccess::new(vec![outside.clone()]));
-        let p = props(serde_json::json!({"__data_dir": dd, "path": outside.to_str().unwrap()}));
-        assert!(f.create("secret.json", &p).is_ok());
+        let env = ConnectorEnv::builder()
+            .data_dir(dd)
+            .allowed_dirs(vec![outside.clone()])
+            .build();
+        let p = props(serde_json::json!({"path": outside.to_str().unwrap()}));
+        assert!(FileSourceFactory.create(&env, "secret.json", &p).is_ok());
         // Nothing allowed at all without a data dir or a list.
-        assert!(FileSourceFactory::default()
-            .create("a.json", &props(serde_json::json!({"path": dd})))
+        assert!(FileSourceFactory
+            .create(
+                &ConnectorEnv::default(),
+                "a.json",
+                &props(serde_json::json!({"path": dd}))
+            )
             .is_err());
     }
 }

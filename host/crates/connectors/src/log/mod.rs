@@ -2,7 +2,10 @@
 
 use async_trait::async_trait;
 use oort_core::codec::json::write_value;
-use oort_core::{ConnectorError, Consumes, Props, Sink, SinkContext, SinkFactory, SinkItem};
+use oort_core::{
+    ConnectorEnv, ConnectorError, ConnectorInfo, Consumes, Props, Sink, SinkContext, SinkFactory,
+    SinkItem,
+};
 
 /// Factory of `log` sinks.
 pub struct LogSinkFactory;
@@ -12,7 +15,14 @@ impl SinkFactory for LogSinkFactory {
         "log"
     }
 
-    fn create(&self, _props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
+    fn info(&self) -> ConnectorInfo {
+        ConnectorInfo {
+            properties: Vec::new(),
+            ..ConnectorInfo::new("Writes each result to the server log")
+        }
+    }
+
+    fn create(&self, _env: &ConnectorEnv, _props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
         Ok(Box::new(LogSink))
     }
 
@@ -63,7 +73,9 @@ mod tests {
             payload: bytes::Bytes::new(),
         };
         assert_eq!(item_text(&it), r#"{"t":1}"#);
-        let mut s = LogSinkFactory.create(&Props::new()).unwrap();
+        let mut s = LogSinkFactory
+            .create(&ConnectorEnv::default(), &Props::new())
+            .unwrap();
         let ctx = SinkContext::new("r", CancellationToken::new());
         s.connect(&ctx).await.unwrap();
         s.collect(&ctx, &[it]).await.unwrap();

@@ -7,10 +7,10 @@
 //! subscriptions changes (tracked by a generation counter).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use ahash::AHashMap;
-use oort_core::Row;
+use oort_core::{ConnectorEnv, Row};
 use parking_lot::RwLock;
 use tokio::sync::mpsc;
 
@@ -105,27 +105,31 @@ struct SubEntry {
     tx: mpsc::Sender<BusMsg>,
 }
 
-/// The bus. Use [`bus`] for the process-wide instance.
+/// The bus. One per connector context: [`bus`].
 pub struct MemoryBus {
     subs: RwLock<Vec<SubEntry>>,
     generation: AtomicU64,
     next_id: AtomicU64,
 }
 
-static BUS: LazyLock<Arc<MemoryBus>> = LazyLock::new(MemoryBus::new);
+/// The bus shared by all memory sources and sinks of a connector context.
+pub fn bus(env: &ConnectorEnv) -> Arc<MemoryBus> {
+    env.pool::<MemoryBus>()
+}
 
-/// The process-wide bus shared by all memory sources and sinks.
-pub fn bus() -> Arc<MemoryBus> {
-    BUS.clone()
+impl Default for MemoryBus {
+    fn default() -> Self {
+        MemoryBus {
+            subs: RwLock::new(Vec::new()),
+            generation: AtomicU64::new(0),
+            next_id: AtomicU64::new(1),
+        }
+    }
 }
 
 impl MemoryBus {
     pub fn new() -> Arc<MemoryBus> {
-        Arc::new(MemoryBus {
-            subs: RwLock::new(Vec::new()),
-            generation: AtomicU64::new(0),
-            next_id: AtomicU64::new(1),
-        })
+        Arc::new(MemoryBus::default())
     }
 
     /// Subscribes with a channel of `capacity` batches (at least 1).

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use oort_core::{
-    ConnectorError, Consumes, Map, Props, Row, Schema, Sink, SinkContext, SinkFactory, SinkItem,
-    Source, SourceContext, SourceFactory, SourceMsg, Value,
+    ConnectorEnv, ConnectorError, ConnectorInfo, Consumes, Map, PropSpec, Props, Row, Schema, Sink,
+    SinkContext, SinkFactory, SinkItem, Source, SourceContext, SourceFactory, SourceMsg, Value,
 };
 use serde::Deserialize;
 
@@ -43,7 +43,25 @@ impl SourceFactory for MemorySourceFactory {
         "memory"
     }
 
-    fn create(&self, datasource: &str, props: &Props) -> Result<Box<dyn Source>, ConnectorError> {
+    fn info(&self) -> ConnectorInfo {
+        ConnectorInfo {
+            datasource_hint: Some("The topic to read (+ and # wildcards)"),
+            properties: vec![PropSpec::new(
+                "bufferLength",
+                "int",
+                "Batches queued for this source before the sink waits",
+            )
+            .default(serde_json::json!(1024))],
+            ..ConnectorInfo::new("Reads the result rows other rules publish on a memory topic")
+        }
+    }
+
+    fn create(
+        &self,
+        env: &ConnectorEnv,
+        datasource: &str,
+        props: &Props,
+    ) -> Result<Box<dyn Source>, ConnectorError> {
         let conf: SourceConf = parse_config("memory", props)?;
         let topic = datasource.trim();
         if topic.is_empty() {
@@ -55,7 +73,7 @@ impl SourceFactory for MemorySourceFactory {
         Ok(Box::new(MemorySource {
             topic: topic.to_string(),
             capacity: conf.buffer_length.clamp(1, 1 << 20) as usize,
-            bus: bus(),
+            bus: bus(env),
         }))
     }
 
@@ -152,7 +170,19 @@ impl SinkFactory for MemorySinkFactory {
         "memory"
     }
 
-    fn create(&self, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
+    fn info(&self) -> ConnectorInfo {
+        ConnectorInfo {
+            properties: vec![PropSpec::new(
+                "topic",
+                "string",
+                "The memory topic to publish on; may be a template ({{.field}})",
+            )
+            .required()],
+            ..ConnectorInfo::new("Publishes result rows on a memory topic for other rules")
+        }
+    }
+
+    fn create(&self, env: &ConnectorEnv, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
         let conf: SinkConf = parse_config("memory", props)?;
         if conf.topic.trim().is_empty() {
             return Err(ConnectorError::config("memory: property topic is required"));
@@ -165,7 +195,7 @@ impl SinkFactory for MemorySinkFactory {
                 )));
             }
         }
-        Ok(Box::new(MemorySink::with_bus(topic, bus())))
+        Ok(Box::new(MemorySink::with_bus(topic, bus(env))))
     }
 
     fn consumes(&self) -> Consumes {
@@ -276,21 +306,35 @@ mod tests {
 
     #[test]
     fn factories_validate() {
-        assert!(MemorySourceFactory.create("", &Props::new()).is_err());
-        assert!(MemorySourceFactory.create("a/#/b", &Props::new()).is_err());
+        assert!(MemorySourceFactory
+            .create(&ConnectorEnv::default(), "", &Props::new())
+            .is_err());
+        assert!(MemorySourceFactory
+            .create(&ConnectorEnv::default(), "a/#/b", &Props::new())
+            .is_err());
         let e = MemorySourceFactory
-            .create("a", &props(serde_json::json!({"bufferLength": "x"})))
+            .create(
+                &ConnectorEnv::default(),
+                "a",
+                &props(serde_json::json!({"bufferLength": "x"})),
+            )
             .err()
             .unwrap();
         assert!(e.to_string().contains("bufferLength"), "{e}");
-        assert!(MemorySinkFactory.create(&Props::new()).is_err());
         assert!(MemorySinkFactory
-            .create(&props(serde_json::json!({"topic": "a/+"})))
+            .create(&ConnectorEnv::default(), &Props::new())
             .is_err());
         assert!(MemorySinkFactory
-            .create(&props(
-                serde_json::json!({"topic": "a/{{.id}}", "sendSingle": true})
-            ))
+            .create(
+                &ConnectorEnv::default(),
+                &props(serde_json::json!({"topic": "a/+"}))
+            )
+            .is_err());
+        assert!(MemorySinkFactory
+            .create(
+                &ConnectorEnv::default(),
+                &props(serde_json::json!({"topic": "a/{{.id}}", "sendSingle": true}))
+            )
             .is_ok());
         assert_eq!(MemorySinkFactory.consumes(), Consumes::Rows);
         assert!(MemorySourceFactory.emits_rows());

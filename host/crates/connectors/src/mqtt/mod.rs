@@ -9,6 +9,7 @@
 pub(crate) mod acks;
 pub(crate) mod client;
 pub(crate) mod codec;
+mod info;
 pub(crate) mod shared;
 pub mod sink;
 pub mod source;

@@ -4,15 +4,15 @@
 //! client ([`super::wire`]). The pool counts users; one driver task per connection
 //! dispatches incoming messages to every subscriber whose filter matches,
 //! subscribes everything again after a reconnect, and the connection closes
-//! when its last user leaves. Status goes to [`oort_core::shared_conn`].
+//! when its last user leaves. Status goes to the context's [`oort_core::shared_conn::SharedLinks`].
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use oort_core::shared_conn::{shared_links, LinkStatus};
-use oort_core::{ConnState, ConnectorError, Map, SourceContext, SourceMsg, Value};
+use oort_core::shared_conn::LinkStatus;
+use oort_core::{ConnState, ConnectorEnv, ConnectorError, Map, SourceContext, SourceMsg, Value};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -53,7 +53,10 @@ struct Entry {
     users: usize,
 }
 
-static POOL: LazyLock<Mutex<HashMap<Key, Entry>>> = LazyLock::new(Mutex::default);
+/// The open shared connections of one connector context
+/// ([`ConnectorEnv::pool`]).
+#[derive(Default)]
+pub(crate) struct Pool(Mutex<HashMap<Key, Entry>>);
 
 struct Sub {
     id: u64,
@@ -91,23 +94,27 @@ pub(crate) struct Link {
 pub(crate) struct Lease {
     key: Key,
     link: Arc<Link>,
+    pool: Arc<Pool>,
 }
 
 /// Gets the shared connection for `selector` and `settings`, opening it when
 /// no user holds one. Needs a tokio runtime (spawns the driver).
 pub(crate) fn acquire(
+    env: &ConnectorEnv,
     selector: &str,
     settings: &Settings,
     user: &str,
 ) -> Result<Lease, ConnectorError> {
     let key = (selector.to_string(), settings.link_key());
-    let mut pool = POOL.lock();
+    let pool_handle = env.pool::<Pool>();
+    let mut pool = pool_handle.0.lock();
     if let Some(e) = pool.get_mut(&key) {
         e.users += 1;
         e.link.status.add_user();
         return Ok(Lease {
             key,
             link: e.link.clone(),
+            pool: pool_handle.clone(),
         });
     }
     let siblings = pool.keys().filter(|(s, _)| s == selector).count();
@@ -133,7 +140,7 @@ pub(crate) fn acquire(
         client,
         state: rx,
         subs: Mutex::new(Subs::default()),
-        status: shared_links().open(selector),
+        status: env.links().open(selector),
         stop: CancellationToken::new(),
         acks: Arc::default(),
     });
@@ -147,12 +154,17 @@ pub(crate) fn acquire(
             users: 1,
         },
     );
-    Ok(Lease { key, link })
+    drop(pool);
+    Ok(Lease {
+        key,
+        link,
+        pool: pool_handle,
+    })
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let mut pool = POOL.lock();
+        let mut pool = self.pool.0.lock();
         let Some(e) = pool.get_mut(&self.key) else {
             return;
         };
@@ -423,8 +435,10 @@ pub(crate) fn filter_matches(filter: &str, topic: &str) -> bool {
 
 /// Users of the connection (tests).
 #[cfg(test)]
-pub(crate) fn users_of(selector: &str) -> usize {
-    POOL.lock()
+pub(crate) fn users_of(env: &ConnectorEnv, selector: &str) -> usize {
+    env.pool::<Pool>()
+        .0
+        .lock()
         .iter()
         .filter(|((s, _), _)| s == selector)
         .map(|(_, e)| e.users)

@@ -16,7 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oort_core::{ConnectorError, Consumes, Props, Sink, SinkContext, SinkFactory, SinkItem};
+use oort_core::{
+    ConnectorEnv, ConnectorError, ConnectorInfo, Consumes, Props, Sink, SinkContext, SinkFactory,
+    SinkItem,
+};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -63,6 +66,10 @@ impl SinkFactory for MqttSinkFactory {
         "mqtt"
     }
 
+    fn info(&self) -> ConnectorInfo {
+        super::info::sink()
+    }
+
     /// The payload; the runtime adds the row when `topic` is a template.
     fn consumes(&self) -> Consumes {
         Consumes::Payload
@@ -72,7 +79,7 @@ impl SinkFactory for MqttSinkFactory {
         true
     }
 
-    fn create(&self, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
+    fn create(&self, env: &ConnectorEnv, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
         let conn: ConnConf = parse_config("mqtt", props)?;
         let c: SinkConf = parse_config("mqtt", props)?;
         if conn.server.trim().is_empty() {
@@ -106,6 +113,7 @@ impl SinkFactory for MqttSinkFactory {
         };
         Ok(Box::new(MqttSink {
             settings: Settings::from_conf(&conn)?,
+            env: env.clone(),
             topic,
             resend_topic,
             qos: c.qos as u8,
@@ -137,6 +145,8 @@ struct Link {
 /// A running `mqtt` sink.
 pub struct MqttSink {
     settings: Settings,
+    /// The connector context (the pool of shared connections).
+    env: ConnectorEnv,
     topic: PropTemplate,
     /// `resendDestination`: the topic of resends on the alternate queue.
     resend_topic: Option<PropTemplate>,
@@ -272,7 +282,7 @@ impl MqttSink {
         selector: &str,
     ) -> Result<(), ConnectorError> {
         if self.shared.is_none() {
-            let lease = shared::acquire(selector, &self.settings, &ctx.id)?;
+            let lease = shared::acquire(&self.env, selector, &self.settings, &ctx.id)?;
             tracing::info!(sink = %ctx.id, selector, server = %lease.server(), "mqtt sink on a shared connection");
             let mirror = ctx.cancel.child_token();
             let mut st = lease.state();

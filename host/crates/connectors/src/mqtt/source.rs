@@ -10,19 +10,21 @@
 //! ([`SourceContext::handed`]), so the broker keeps what Oort has not taken
 //! yet across broker and Oort restarts.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use oort_core::{
-    ConnectorError, Map, Props, Source, SourceContext, SourceFactory, SourceMsg, Value,
+    ConnectorEnv, ConnectorError, ConnectorInfo, Map, Props, Source, SourceContext, SourceFactory,
+    SourceMsg, Value,
 };
 use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
 
 use super::client::{validate_filter, Client, ConnConf, Ev, EventLoop, SessionOpts, Settings};
 use super::shared;
-use crate::util::{de, parse_config, sleep_or_cancel, Backoff, DATA_DIR_PROP};
+use crate::util::{de, parse_config, sleep_or_cancel, Backoff};
 
 fn default_qos() -> u64 {
     1
@@ -96,7 +98,16 @@ impl SourceFactory for MqttSourceFactory {
         "mqtt"
     }
 
-    fn create(&self, datasource: &str, props: &Props) -> Result<Box<dyn Source>, ConnectorError> {
+    fn info(&self) -> ConnectorInfo {
+        super::info::source()
+    }
+
+    fn create(
+        &self,
+        env: &ConnectorEnv,
+        datasource: &str,
+        props: &Props,
+    ) -> Result<Box<dyn Source>, ConnectorError> {
         let conn: ConnConf = parse_config("mqtt", props)?;
         let extra: SourceConf = parse_config("mqtt", props)?;
         if extra.qos > 2 {
@@ -122,18 +133,13 @@ impl SourceFactory for MqttSourceFactory {
         let selector = Some(extra.connection_selector.trim().to_string()).filter(|s| !s.is_empty());
         let session = session_opts(&extra, selector.is_some())?;
         let read_linger = read_linger(&extra, selector.is_some())?;
-        let data_dir = props
-            .get(DATA_DIR_PROP)
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .map(str::to_string);
         Ok(Box::new(MqttSource {
             settings: Settings::from_conf(&conn)?,
             topics,
             qos: extra.qos as u8,
             selector,
             session,
-            data_dir,
+            env: env.clone(),
             read_linger,
         }))
     }
@@ -175,10 +181,11 @@ fn session_opts(c: &SourceConf, shared: bool) -> Result<SessionOpts, ConnectorEr
 /// for a stream of one Oort instance (its data dir) across restarts, different
 /// between streams and instances. 21 characters (MQTT 3.1.1 servers must
 /// accept up to 23).
-pub(crate) fn stable_client_id(data_dir: &str, stream: &str) -> String {
+pub(crate) fn stable_client_id(data_dir: &Path, stream: &str) -> String {
     let dir = std::fs::canonicalize(data_dir)
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| data_dir.to_string());
+        .unwrap_or_else(|_| data_dir.to_path_buf())
+        .display()
+        .to_string();
     let mut h = Sha256::new();
     h.update(dir.as_bytes());
     h.update([0u8]);
@@ -196,8 +203,9 @@ pub struct MqttSource {
     /// `connectionSelector`: use the shared connection of this profile.
     selector: Option<String>,
     session: SessionOpts,
-    /// The runtime's data dir (client ids of persistent sessions).
-    data_dir: Option<String>,
+    /// The connector context (the data dir for client ids of persistent
+    /// sessions, the pool of shared connections).
+    env: ConnectorEnv,
     /// `readLingerInterval`.
     read_linger: Duration,
 }
@@ -206,7 +214,7 @@ impl MqttSource {
     /// Runs on the shared connection of `selector`: subscribes, mirrors the
     /// connection's state into `ctx.conn`, unsubscribes when done.
     async fn run_shared(&self, ctx: SourceContext, selector: &str) -> Result<(), ConnectorError> {
-        let lease = shared::acquire(selector, &self.settings, &ctx.id)?;
+        let lease = shared::acquire(&self.env, selector, &self.settings, &ctx.id)?;
         tracing::info!(source = %ctx.id, selector, server = %lease.server(), topics = ?self.topics, "mqtt source on a shared connection");
         let (id, gone) = lease.subscribe(self.topics.clone(), self.qos, ctx.clone());
         let mut state = lease.state();
@@ -254,7 +262,7 @@ impl Source for MqttSource {
             return self.run_shared(ctx, sel).await;
         }
         if self.session.persistent && !self.settings.client_id_given {
-            if let Some(dir) = &self.data_dir {
+            if let Some(dir) = self.env.data_dir() {
                 self.settings.client_id = stable_client_id(dir, &ctx.id);
             }
         }
@@ -427,10 +435,10 @@ mod tests {
 
     #[test]
     fn client_ids_are_stable_per_instance_and_stream() {
-        let a = stable_client_id("/srv/oort-a", "demo");
-        assert_eq!(a, stable_client_id("/srv/oort-a", "demo"));
-        assert_ne!(a, stable_client_id("/srv/oort-b", "demo"));
-        assert_ne!(a, stable_client_id("/srv/oort-a", "demo2"));
+        let a = stable_client_id(Path::new("/srv/oort-a"), "demo");
+        assert_eq!(a, stable_client_id(Path::new("/srv/oort-a"), "demo"));
+        assert_ne!(a, stable_client_id(Path::new("/srv/oort-b"), "demo"));
+        assert_ne!(a, stable_client_id(Path::new("/srv/oort-a"), "demo2"));
         assert!(a.starts_with("oort-") && a.len() <= 23, "{a}");
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use oort_core::codec::json::decode_value;
 use oort_core::{
-    ConnState, ConnStatus, ConnectorError, HandedReporter, Props, SinkContext, SinkFactory,
-    SinkItem, SourceContext, SourceFactory, SourceMsg, Value,
+    ConnState, ConnStatus, ConnectorEnv, ConnectorError, HandedReporter, Props, SinkContext,
+    SinkFactory, SinkItem, SourceContext, SourceFactory, SourceMsg, Value,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -16,6 +16,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{MqttSinkFactory, MqttSourceFactory};
+
+/// One connector context for every test here, as one server has one (the
+/// shared-connection tests need their sources and sinks in the same pool).
+fn env() -> ConnectorEnv {
+    static ENV: std::sync::LazyLock<ConnectorEnv> = std::sync::LazyLock::new(ConnectorEnv::default);
+    ENV.clone()
+}
 
 const BROKER: &str = "tcp://127.0.0.1:1883";
 
@@ -47,7 +54,7 @@ pub(super) struct Running {
 }
 
 pub(super) async fn start_source(ds: &str, p: Props) -> Running {
-    let mut src = MqttSourceFactory.create(ds, &p).unwrap();
+    let mut src = MqttSourceFactory.create(&env(), ds, &p).unwrap();
     let (tx, rx) = mpsc::channel(64);
     let cancel = CancellationToken::new();
     let ctx = SourceContext::new("test-src", cancel.clone(), tx);
@@ -86,7 +93,7 @@ pub(super) fn item(json: &str) -> SinkItem {
 }
 
 pub(super) async fn sink(p: serde_json::Value) -> (Box<dyn oort_core::Sink>, SinkContext) {
-    let mut s = MqttSinkFactory.create(&props(p)).unwrap();
+    let mut s = MqttSinkFactory.create(&env(), &props(p)).unwrap();
     let ctx = SinkContext::new("test-sink", CancellationToken::new());
     s.connect(&ctx).await.unwrap();
     (s, ctx)
@@ -181,9 +188,10 @@ async fn shared_subscription_receives() {
 #[tokio::test]
 async fn sink_connect_fails_fast_when_the_broker_is_down() {
     let mut s = MqttSinkFactory
-        .create(&props(
-            serde_json::json!({"server": "tcp://127.0.0.1:1", "topic": "x"}),
-        ))
+        .create(
+            &env(),
+            &props(serde_json::json!({"server": "tcp://127.0.0.1:1", "topic": "x"})),
+        )
         .unwrap();
     let ctx = SinkContext::new("down", CancellationToken::new());
     let started = std::time::Instant::now();
@@ -198,7 +206,7 @@ async fn sink_connect_fails_fast_when_the_broker_is_down() {
 #[tokio::test]
 async fn source_reports_down_broker_and_stops_on_cancel() {
     let p = props(serde_json::json!({"server": "tcp://127.0.0.1:1"}));
-    let mut src = MqttSourceFactory.create("a/b", &p).unwrap();
+    let mut src = MqttSourceFactory.create(&env(), "a/b", &p).unwrap();
     let (tx, _rx) = mpsc::channel(4);
     let cancel = CancellationToken::new();
     let ctx = SourceContext::new("down", cancel.clone(), tx);
@@ -242,11 +250,13 @@ fn factories_validate_props() {
         ),
     ];
     for (ds, p) in bad_sources {
-        let e = MqttSourceFactory.create(ds, &props(p.clone())).err();
+        let e = MqttSourceFactory
+            .create(&env(), ds, &props(p.clone()))
+            .err();
         assert!(matches!(e, Some(ConnectorError::Config(_))), "{ds} {p}");
     }
     let e = MqttSourceFactory
-        .create("a", &props(serde_json::json!({"qos": "x"})))
+        .create(&env(), "a", &props(serde_json::json!({"qos": "x"})))
         .err()
         .unwrap();
     assert!(e.to_string().contains("qos"), "{e}");
@@ -258,13 +268,16 @@ fn factories_validate_props() {
         serde_json::json!({"server": BROKER, "topic": "a", "retained": "maybe"}),
     ];
     for p in bad_sinks {
-        let e = MqttSinkFactory.create(&props(p.clone())).err();
+        let e = MqttSinkFactory.create(&env(), &props(p.clone())).err();
         assert!(matches!(e, Some(ConnectorError::Config(_))), "{p}");
     }
     // Common sink keys are tolerated.
     assert!(MqttSinkFactory
-        .create(&props(serde_json::json!({"server": BROKER, "topic": "a",
-            "sendSingle": true, "format": "json", "bufferLength": 1024, "clientId": "c1"})))
+        .create(
+            &env(),
+            &props(serde_json::json!({"server": BROKER, "topic": "a",
+            "sendSingle": true, "format": "json", "bufferLength": 1024, "clientId": "c1"}))
+        )
         .is_ok());
 }
 
@@ -416,13 +429,16 @@ async fn selector_shares_one_client_between_sources_and_sink() {
     // A second subscriber to the same filter gets its own copy.
     let mut a2 = start_shared_source(&format!("{t}/a"), shared(serde_json::json!({}))).await;
     let mut out = MqttSinkFactory
-        .create(&shared(serde_json::json!({"topic": format!("{t}/out")})))
+        .create(
+            &env(),
+            &shared(serde_json::json!({"topic": format!("{t}/out")})),
+        )
         .unwrap();
     let octx = SinkContext::new("shared-sink", CancellationToken::new());
     out.connect(&octx).await.unwrap();
     assert_eq!(octx.conn.snapshot().status, ConnStatus::Connected);
-    assert_eq!(super::shared::users_of(&sel), 4);
-    let st = oort_core::shared_conn::shared_links().status(&sel).unwrap();
+    assert_eq!(super::shared::users_of(&env(), &sel), 4);
+    let st = env().links().status(&sel).unwrap();
     assert_eq!(
         (st.users, st.links, st.status),
         (4, 1, ConnStatus::Connected)
@@ -466,7 +482,7 @@ async fn selector_shares_one_client_between_sources_and_sink() {
     )
     .await;
     assert_eq!(proxy.accepted(), 2);
-    let st = oort_core::shared_conn::shared_links().status(&sel).unwrap();
+    let st = env().links().status(&sel).unwrap();
     assert_eq!((st.users, st.links), (5, 2));
     pubs.collect(&pctx, &[item(r#"{"n":2}"#)]).await.unwrap();
     assert_eq!(&next_msg(&mut c).await.0[..], br#"{"n":2}"#);
@@ -477,14 +493,12 @@ async fn selector_shares_one_client_between_sources_and_sink() {
         r.cancel.cancel();
         r.task.await.unwrap().unwrap();
     }
-    assert_eq!(super::shared::users_of(&sel), 1);
+    assert_eq!(super::shared::users_of(&env(), &sel), 1);
     out.close(&octx).await.unwrap();
     pubs.close(&pctx).await.unwrap();
     pubb.close(&bctx).await.unwrap();
-    assert_eq!(super::shared::users_of(&sel), 0);
-    assert!(oort_core::shared_conn::shared_links()
-        .status(&sel)
-        .is_none());
+    assert_eq!(super::shared::users_of(&env(), &sel), 0);
+    assert!(env().links().status(&sel).is_none());
 }
 
 #[tokio::test]

@@ -181,7 +181,7 @@ async fn tls_with_a_client_certificate_both_ways() {
     o.remove("certificationPath");
     o.remove("privateKeyPath");
     let mut s = super::MqttSinkFactory
-        .create(&props(no_cert))
+        .create(&oort_core::ConnectorEnv::default(), &props(no_cert))
         .expect("valid props");
     let ctx = oort_core::SinkContext::new("no-cert", tokio_util::sync::CancellationToken::new());
     let e = s
@@ -197,7 +197,9 @@ async fn tls_with_a_client_certificate_both_ways() {
     let mut wrong_ca = tls.clone();
     wrong_ca["topic"] = serde_json::json!(t);
     wrong_ca["rootCaPath"] = serde_json::json!(format!("{d}/client.pem"));
-    let mut s = super::MqttSinkFactory.create(&props(wrong_ca)).unwrap();
+    let mut s = super::MqttSinkFactory
+        .create(&oort_core::ConnectorEnv::default(), &props(wrong_ca))
+        .unwrap();
     let e = s.connect(&ctx).await.expect_err("trusted an unknown CA");
     assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
 }
@@ -318,9 +320,12 @@ async fn a_peer_announcing_a_huge_connack_is_refused_at_once() {
         let _ = io.read(&mut buf).await;
     });
     let mut s = super::MqttSinkFactory
-        .create(&props(serde_json::json!({
-            "server": format!("tcp://127.0.0.1:{port}"), "topic": "t"
-        })))
+        .create(
+            &oort_core::ConnectorEnv::default(),
+            &props(serde_json::json!({
+                "server": format!("tcp://127.0.0.1:{port}"), "topic": "t"
+            })),
+        )
         .unwrap();
     let ctx = oort_core::SinkContext::new("huge", tokio_util::sync::CancellationToken::new());
     // Refused for its size, not after waiting for 200 MB that never come.

@@ -2,7 +2,10 @@
 //! at debug level first.
 
 use async_trait::async_trait;
-use oort_core::{ConnectorError, Consumes, Props, Sink, SinkContext, SinkFactory, SinkItem};
+use oort_core::{
+    ConnectorEnv, ConnectorError, ConnectorInfo, Consumes, PropSpec, Props, Sink, SinkContext,
+    SinkFactory, SinkItem,
+};
 use serde::Deserialize;
 
 use crate::util::{de, parse_config};
@@ -21,7 +24,17 @@ impl SinkFactory for NopSinkFactory {
         "nop"
     }
 
-    fn create(&self, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
+    fn info(&self) -> ConnectorInfo {
+        ConnectorInfo {
+            properties: vec![
+                PropSpec::new("log", "bool", "Log each result at debug level first")
+                    .default(serde_json::json!(false)),
+            ],
+            ..ConnectorInfo::new("Discards results (benchmarks)")
+        }
+    }
+
+    fn create(&self, _env: &ConnectorEnv, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
         let conf: Conf = parse_config("nop", props)?;
         Ok(Box::new(NopSink { log: conf.log }))
     }
@@ -67,12 +80,12 @@ mod tests {
             .as_object()
             .cloned()
             .unwrap();
-        assert!(NopSinkFactory.create(&p).is_ok());
+        assert!(NopSinkFactory.create(&ConnectorEnv::default(), &p).is_ok());
         let p = serde_json::json!({"log": [1]})
             .as_object()
             .cloned()
             .unwrap();
-        assert!(NopSinkFactory.create(&p).is_err());
+        assert!(NopSinkFactory.create(&ConnectorEnv::default(), &p).is_err());
         assert_eq!(NopSinkFactory.consumes(), Consumes::Rows);
     }
 }

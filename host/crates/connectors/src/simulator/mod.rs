@@ -7,11 +7,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use oort_core::{
-    ConnectorError, Props, Row, Schema, Source, SourceContext, SourceFactory, SourceMsg,
+    ConnectorEnv, ConnectorError, ConnectorInfo, PropSpec, Props, Row, Schema, Source,
+    SourceContext, SourceFactory, SourceMsg,
 };
 use serde::Deserialize;
 
 use crate::util::{de, parse_config, row_from_json, sleep_or_cancel};
+
+const DEFAULT_CONF: &str =
+    "default:\n  data:\n    - temperature: 22.5\n      humidity: 50\n  interval: 1s\n  loop: true\n";
 
 fn default_interval() -> Duration {
     Duration::from_secs(1)
@@ -43,7 +47,27 @@ impl SourceFactory for SimulatorSourceFactory {
         "simulator"
     }
 
-    fn create(&self, _datasource: &str, props: &Props) -> Result<Box<dyn Source>, ConnectorError> {
+    fn info(&self) -> ConnectorInfo {
+        ConnectorInfo {
+            bounded: true,
+            default_conf: Some(DEFAULT_CONF),
+            properties: vec![
+                PropSpec::new("data", "list_object", "The rows to emit, in order").required(),
+                PropSpec::new("interval", "duration", "Pause between two rows")
+                    .default(serde_json::json!("1s")),
+                PropSpec::new("loop", "bool", "Start over after the last row (else end)")
+                    .default(serde_json::json!(true)),
+            ],
+            ..ConnectorInfo::new("Emits the rows of its data property, for tests and demos")
+        }
+    }
+
+    fn create(
+        &self,
+        _env: &ConnectorEnv,
+        _datasource: &str,
+        props: &Props,
+    ) -> Result<Box<dyn Source>, ConnectorError> {
         let conf: Conf = parse_config("simulator", props)?;
         let mut cache: Option<Arc<Schema>> = None;
         let rows = conf
@@ -127,7 +151,7 @@ mod tests {
     #[tokio::test]
     async fn emits_rows_then_eof_without_loop() {
         let mut s = SimulatorSourceFactory
-            .create(
+            .create(&ConnectorEnv::default(),
                 "",
                 &props(serde_json::json!({"data":[{"t":1,"h":"a"},{"t":2,"h":"b"}],"interval":"5ms","loop":false})),
             )
@@ -153,6 +177,7 @@ mod tests {
     async fn loops_until_cancelled() {
         let mut s = SimulatorSourceFactory
             .create(
+                &ConnectorEnv::default(),
                 "",
                 &props(serde_json::json!({"data":[{"t":1}],"interval":1})),
             )
@@ -171,12 +196,20 @@ mod tests {
     #[test]
     fn bad_props_name_the_key() {
         let e = SimulatorSourceFactory
-            .create("", &props(serde_json::json!({"interval":"often"})))
+            .create(
+                &ConnectorEnv::default(),
+                "",
+                &props(serde_json::json!({"interval":"often"})),
+            )
             .err()
             .unwrap();
         assert!(e.to_string().contains("interval"), "{e}");
         let e = SimulatorSourceFactory
-            .create("", &props(serde_json::json!({"data":[1]})))
+            .create(
+                &ConnectorEnv::default(),
+                "",
+                &props(serde_json::json!({"data":[1]})),
+            )
             .err()
             .unwrap();
         assert!(e.to_string().contains("data"), "{e}");
