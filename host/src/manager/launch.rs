@@ -285,7 +285,7 @@ impl Manager {
                     index: i,
                     sinks: instances,
                     consumes: factory.consumes(),
-                    dynamic_props: sink::has_dynamic_props(&props),
+                    dynamic_props: factory.needs_rows(&props),
                     common,
                     progress: checkpoints.then(|| {
                         let p = Arc::new(SinkProgress::new(sink_wake.clone()));

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use oort_core::Registry;
 
 pub mod file;
+pub mod http;
 pub mod log;
 pub mod memory;
 pub mod mqtt;
@@ -23,6 +24,7 @@ pub fn builtin(registry: &Registry) {
     registry.add_sink(Arc::new(mqtt::MqttSinkFactory));
     registry.add_sink(Arc::new(memory::MemorySinkFactory));
     registry.add_sink(Arc::new(file::FileSinkFactory));
+    registry.add_sink(Arc::new(http::RestSinkFactory));
     registry.add_sink(Arc::new(log::LogSinkFactory));
     registry.add_sink(Arc::new(nop::NopSinkFactory));
 }
@@ -36,7 +38,10 @@ mod tests {
         let r = Registry::default();
         builtin(&r);
         assert_eq!(r.source_kinds(), ["file", "memory", "mqtt", "simulator"]);
-        assert_eq!(r.sink_kinds(), ["file", "log", "memory", "mqtt", "nop"]);
+        assert_eq!(
+            r.sink_kinds(),
+            ["file", "log", "memory", "mqtt", "nop", "rest"]
+        );
         assert!(r.source("memory").is_some_and(|f| f.emits_rows()));
         assert!(r.source("mqtt").is_some_and(|f| !f.emits_rows()));
     }

@@ -374,6 +374,13 @@ pub trait SinkFactory: Send + Sync {
     /// `format` or `sendSingle` are also present and must be tolerated) and
     /// builds an instance. No IO here.
     fn create(&self, env: &ConnectorEnv, props: &Props) -> Result<Box<dyn Sink>, ConnectorError>;
+    /// True when this sink renders something per row with these props (a
+    /// `{{...}}` template in a property): it is then handed the row with
+    /// each payload even if it [`Consumes::Payload`] only. The default
+    /// looks at the top-level connector properties.
+    fn needs_rows(&self, props: &Props) -> bool {
+        dynamic_sink_props(props).next().is_some()
+    }
     /// What this sink reads of each item (the one declaration; see [`Consumes`]).
     fn consumes(&self) -> Consumes {
         Consumes::Both

@@ -64,12 +64,6 @@ pub struct SinkSpec {
     pub cache_dir: Option<PathBuf>,
 }
 
-/// True when a connector property (not a common one) is a `{{...}}`
-/// template: such a sink is handed the row with each payload.
-pub fn has_dynamic_props(props: &Props) -> bool {
-    oort_core::dynamic_sink_props(props).next().is_some()
-}
-
 /// Validates the common props against the sink's declaration and builds
 /// every stage; no IO. Warns about keys that look like misspelt common ones.
 pub fn prepare(
@@ -80,7 +74,7 @@ pub fn prepare(
     factory: &dyn SinkFactory,
 ) -> Result<(), ConnectorError> {
     config::warn_unknown(rule_id, kind, props, &factory.info());
-    Stages::new(common, factory.consumes(), has_dynamic_props(props)).map(|_| ())
+    Stages::new(common, factory.consumes(), factory.needs_rows(props)).map(|_| ())
 }
 
 /// Starts the sink task. Errors that stop the rule are sent on `fatal`.

@@ -48,7 +48,7 @@ fn connection() -> Vec<PropSpec> {
         PropSpec::new(
             "insecureSkipVerify",
             "bool",
-            "Skip TLS certificate verification",
+            "Not supported: refused when true (give rootCaPath instead)",
         )
         .default(json!(false))
         .connection(),

@@ -2,7 +2,8 @@
 //! Owned by the runtime, so plugins and native connectors see bytes only.
 //!
 //! [`decoder`] and [`encoder`] pick an implementation by eKuiper FORMAT name:
-//! `json` ([`json`]), `binary` ([`binary`]) and `delimited` ([`delimited`]).
+//! `json` ([`json`]), `binary` ([`binary`]), `delimited` ([`delimited`]) and
+//! `urlencoded` ([`urlencoded`]).
 //! The text helpers in [`text`] (Go-compatible number and value printing) are
 //! shared by the encoders and by connectors that render values into strings.
 
@@ -10,6 +11,7 @@ pub mod binary;
 pub mod delimited;
 pub mod json;
 pub mod text;
+pub mod urlencoded;
 
 use bytes::Bytes;
 
@@ -17,7 +19,7 @@ use crate::value::{Row, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
-    #[error("unsupported format {0:?}: expected json, binary or delimited")]
+    #[error("unsupported format {0:?}: expected json, binary, delimited or urlencoded")]
     UnknownFormat(String),
     #[error("decode error: {0}")]
     Decode(String),
@@ -106,6 +108,8 @@ pub fn decoder(format: &str, opts: &DecodeOptions) -> Result<Box<dyn Decoder>, C
         Ok(Box::new(json::JsonDecoder::new()))
     } else if f.eq_ignore_ascii_case("binary") {
         Ok(Box::new(binary::BinaryDecoder::new()))
+    } else if f.eq_ignore_ascii_case("urlencoded") {
+        Ok(Box::new(urlencoded::UrlEncodedDecoder))
     } else if f.eq_ignore_ascii_case("delimited") {
         Ok(Box::new(delimited::DelimitedDecoder::new(
             delimiter_or_comma(&opts.delimiter),
@@ -123,6 +127,8 @@ pub fn encoder(format: &str, opts: &EncodeOptions) -> Result<Box<dyn Encoder>, C
         Ok(Box::new(json::JsonEncoder))
     } else if f.eq_ignore_ascii_case("binary") {
         Ok(Box::new(binary::BinaryEncoder))
+    } else if f.eq_ignore_ascii_case("urlencoded") {
+        Ok(Box::new(urlencoded::UrlEncodedEncoder))
     } else if f.eq_ignore_ascii_case("delimited") {
         Ok(Box::new(delimited::DelimitedEncoder::new(
             delimiter_or_comma(&opts.delimiter),

@@ -1,0 +1,85 @@
+//! What the HTTP connectors declare: property schemas (eKuiper's names).
+
+use oort_core::{ConnectorInfo, PropSpec};
+use serde_json::json;
+
+/// The client properties every HTTP connector reads ([`super::client`]).
+fn client() -> Vec<PropSpec> {
+    vec![
+        PropSpec::new("method", "string", "HTTP method; may be a template")
+            .default(json!("GET"))
+            .values(&["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]),
+        PropSpec::new(
+            "bodyType",
+            "string",
+            "Body kind and Content-Type; default none for GET/HEAD, else json",
+        )
+        .values(&[
+            "none",
+            "text",
+            "json",
+            "html",
+            "xml",
+            "javascript",
+            "form",
+            "binary",
+            "formdata",
+        ]),
+        PropSpec::new("timeout", "duration", "Request timeout (ms or Go duration); 0: none")
+            .default(json!(5000)),
+        PropSpec::new(
+            "headers",
+            "object",
+            "Request headers; values may be templates (rendered with the row, or with the access token under oAuth)",
+        ),
+        PropSpec::new(
+            "responseType",
+            "string",
+            "code: a 2xx status is success; body: also a 2xx code field in the JSON body",
+        )
+        .default(json!("code"))
+        .values(&["code", "body"]),
+        PropSpec::new("debugResp", "bool", "Log each response body").default(json!(false)),
+        PropSpec::new("insecureSkipVerify", "bool", "Skip TLS certificate verification")
+            .default(json!(false)),
+        PropSpec::new("rootCaPath", "string", "CA certificate file (PEM)"),
+        PropSpec::new("rootCARaw", "string", "CA certificate, base64 or PEM text"),
+        PropSpec::new("certificationPath", "string", "Client certificate file (PEM)"),
+        PropSpec::new("certficationRaw", "string", "Client certificate, base64 or PEM text"),
+        PropSpec::new("privateKeyPath", "string", "Client private key file (PEM)"),
+        PropSpec::new("privateKeyRaw", "string", "Client private key, base64 or PEM text"),
+        PropSpec::new(
+            "oAuth",
+            "object",
+            "access {url, body, expire (s), headers} and optional refresh {url, body, headers}",
+        ),
+    ]
+}
+
+pub(super) fn rest() -> ConnectorInfo {
+    let mut properties = vec![PropSpec::new(
+        "url",
+        "string",
+        "The endpoint (http or https); may be a template ({{.field}})",
+    )
+    .required()];
+    properties.extend(client());
+    properties.extend([
+        PropSpec::new(
+            "formData",
+            "object",
+            "bodyType formdata: extra form fields; values may be templates",
+        ),
+        PropSpec::new(
+            "fileFieldName",
+            "string",
+            "bodyType formdata: the field carrying the payload",
+        )
+        .default(json!("file")),
+    ]);
+    ConnectorInfo {
+        holds_connection: true,
+        properties,
+        ..ConnectorInfo::new("Sends each result to an HTTP endpoint")
+    }
+}
