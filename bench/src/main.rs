@@ -24,6 +24,7 @@ mod import;
 mod isolation;
 mod mqtt;
 mod plugins;
+mod rest;
 mod scenarios;
 mod template;
 
@@ -64,6 +65,9 @@ fn main() -> anyhow::Result<()> {
     }
     if want("i") {
         isolation::plugin_isolation()?;
+    }
+    if want("r") {
+        rest::rest_sink()?;
     }
     Ok(())
 }

@@ -45,4 +45,37 @@ mod tests {
         assert!(r.source("memory").is_some_and(|f| f.emits_rows()));
         assert!(r.source("mqtt").is_some_and(|f| !f.emits_rows()));
     }
+
+    /// Every built-in connector has its page, `docs/connectors/<type>.md`,
+    /// and the page names every property the connector declares.
+    #[test]
+    fn each_connector_page_lists_every_declared_property() {
+        let docs =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../docs/connectors");
+        let r = Registry::default();
+        builtin(&r);
+        let infos = r
+            .source_kinds()
+            .into_iter()
+            .filter_map(|k| Some((r.source(&k)?.info(), k)))
+            .chain(
+                r.sink_kinds()
+                    .into_iter()
+                    .filter_map(|k| Some((r.sink(&k)?.info(), k))),
+            );
+        let mut missing = Vec::new();
+        for (info, kind) in infos {
+            let page = docs.join(format!("{kind}.md"));
+            let Ok(text) = std::fs::read_to_string(&page) else {
+                missing.push(format!("{kind}: no page {}", page.display()));
+                continue;
+            };
+            for p in &info.properties {
+                if !text.contains(&format!("`{}`", p.name)) {
+                    missing.push(format!("{kind}: property {} not on its page", p.name));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
 }

@@ -1,0 +1,185 @@
+//! (r) memory source -> `SELECT *` -> `rest` sink -> a local keep-alive HTTP
+//! server, beside the same server driven by a bare `reqwest` loop (one
+//! request at a time, the sink's pattern) in the same run: requests per
+//! second with `sendSingle`, and rows per second with batches of 100.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use oort_core::{Row, Value};
+
+/// A minimal keep-alive HTTP/1.1 server on its own thread: counts requests
+/// and the rows in their bodies (`"id":` occurrences).
+fn server() -> anyhow::Result<(String, Arc<AtomicU64>, Arc<AtomicU64>)> {
+    let reqs = Arc::new(AtomicU64::new(0));
+    let rows = Arc::new(AtomicU64::new(0));
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let base = format!("http://{}", l.local_addr()?);
+    let (r2, w2) = (reqs.clone(), rows.clone());
+    std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(_) => return,
+        };
+        rt.block_on(async move {
+            let _ = l.set_nonblocking(true);
+            let Ok(l) = tokio::net::TcpListener::from_std(l) else {
+                return;
+            };
+            while let Ok((c, _)) = l.accept().await {
+                let (reqs, rows) = (r2.clone(), w2.clone());
+                tokio::spawn(serve(c, reqs, rows));
+            }
+        });
+    });
+    Ok((base, reqs, rows))
+}
+
+async fn serve(mut c: tokio::net::TcpStream, reqs: Arc<AtomicU64>, rows: Arc<AtomicU64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = c.set_nodelay(true);
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        // One whole request (headers + Content-Length body) at the front of buf?
+        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let total = end + 4 + len;
+            if buf.len() < total {
+                break;
+            }
+            let body = &buf[end + 4..total];
+            let n = body.windows(5).filter(|w| w == b"\"id\":").count() as u64;
+            rows.fetch_add(n, Ordering::Relaxed);
+            reqs.fetch_add(1, Ordering::Relaxed);
+            buf.drain(..total);
+            if c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        match c.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+async fn wait_for(counter: &AtomicU64, target: u64) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while counter.load(Ordering::Relaxed) < target {
+        if Instant::now() > deadline {
+            return Err(anyhow!(
+                "only {} of {target} arrived",
+                counter.load(Ordering::Relaxed)
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(())
+}
+
+/// Rows per second through a rule whose `rest` action has `props`.
+async fn through_oort(
+    base: &str,
+    counter: &AtomicU64,
+    props: serde_json::Value,
+    n: usize,
+) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let registry = oort_core::Registry::default();
+    oort_connectors::builtin(&registry);
+    let mgr = oort::manager::Manager::open(dir.path(), registry)?;
+    let topic = format!("bench/r/{}", uuid::Uuid::new_v4().simple());
+    mgr.exec_stream_sql(&format!(
+        "CREATE STREAM s () WITH (DATASOURCE=\"{topic}\", TYPE=\"memory\")"
+    ))
+    .await
+    .map_err(|e| anyhow!("{e}"))?;
+    let mut action = props;
+    action["url"] = serde_json::Value::String(format!("{base}/in"));
+    action["method"] = "post".into();
+    let rule =
+        serde_json::json!({"id": "r", "sql": "SELECT * FROM s", "actions": [{"rest": action}]});
+    mgr.create_rule(&rule.to_string())
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let schema = Arc::new(oort_core::Schema::from_strs(&["id", "temp", "humidity"]));
+    let rows: Vec<Row> = (0..n as i64)
+        .map(|i| {
+            Row::new(
+                schema.clone(),
+                vec![Value::Int(i), Value::Float(20.5), Value::Int(i % 100)],
+            )
+        })
+        .collect();
+    let bus = oort_connectors::memory::bus::bus(mgr.env());
+    let before = counter.load(Ordering::Relaxed);
+    let start = Instant::now();
+    for chunk in rows.chunks(1000) {
+        bus.publish(&topic, chunk.to_vec()).await;
+    }
+    wait_for(counter, before + n as u64).await?;
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    mgr.shutdown().await;
+    Ok(rate)
+}
+
+pub fn rest_sink() -> anyhow::Result<()> {
+    const N: usize = 20_000;
+    let (base, reqs, rows) = server()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        // Baseline: a bare client posting the same bodies one at a time.
+        let client = reqwest::Client::new();
+        let body = r#"{"humidity":1,"id":1,"temp":20.5}"#;
+        let before = reqs.load(Ordering::Relaxed);
+        let start = Instant::now();
+        for _ in 0..N {
+            client
+                .post(format!("{base}/in"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await?
+                .bytes()
+                .await?;
+        }
+        wait_for(&reqs, before + N as u64).await?;
+        let raw = N as f64 / start.elapsed().as_secs_f64();
+        let single = through_oort(
+            &base,
+            &reqs,
+            serde_json::json!({"sendSingle": true}),
+            N,
+        )
+        .await?;
+        let batched = through_oort(
+            &base,
+            &rows,
+            serde_json::json!({"batchSize": 100, "lingerInterval": 10}),
+            N * 10,
+        )
+        .await?;
+        println!(
+            "r rest sink: bare reqwest loop {raw:.0} req/s; through Oort sendSingle {single:.0} req/s ({:.2} of bare); batches of 100: {batched:.0} rows/s",
+            single / raw
+        );
+        Ok(())
+    })
+}
