@@ -21,6 +21,7 @@ pub fn builtin(registry: &Registry) {
     registry.add_source(Arc::new(memory::MemorySourceFactory));
     registry.add_source(Arc::new(file::FileSourceFactory));
     registry.add_source(Arc::new(simulator::SimulatorSourceFactory));
+    registry.add_source(Arc::new(http::HttpPullSourceFactory));
     registry.add_sink(Arc::new(mqtt::MqttSinkFactory));
     registry.add_sink(Arc::new(memory::MemorySinkFactory));
     registry.add_sink(Arc::new(file::FileSinkFactory));
@@ -37,7 +38,10 @@ mod tests {
     fn registers_all_builtins() {
         let r = Registry::default();
         builtin(&r);
-        assert_eq!(r.source_kinds(), ["file", "memory", "mqtt", "simulator"]);
+        assert_eq!(
+            r.source_kinds(),
+            ["file", "httppull", "memory", "mqtt", "simulator"]
+        );
         assert_eq!(
             r.sink_kinds(),
             ["file", "log", "memory", "mqtt", "nop", "rest"]

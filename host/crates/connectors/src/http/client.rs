@@ -484,6 +484,13 @@ pub struct TokenState {
     token: Value,
 }
 
+impl TokenState {
+    /// The token response (an object), for templates.
+    pub fn token(&self) -> &Value {
+        &self.token
+    }
+}
+
 impl OAuth {
     /// Fetches the access token and renders `headers` with it.
     pub async fn fetch(

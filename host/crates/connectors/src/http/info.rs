@@ -83,3 +83,47 @@ pub(super) fn rest() -> ConnectorInfo {
         ..ConnectorInfo::new("Sends each result to an HTTP endpoint")
     }
 }
+
+const PULL_DEFAULT: &str = "default:\n  url: http://localhost\n  method: get\n  interval: 10000\n  timeout: 5000\n  incremental: false\n  bodyType: none\n  responseType: code\n  insecureSkipVerify: false\n";
+
+pub(super) fn pull() -> ConnectorInfo {
+    let mut properties = vec![PropSpec::new(
+        "url",
+        "string",
+        "The endpoint (http or https), DATASOURCE appended; a template over PullTime, LastPullTime, states and token fields",
+    )
+    .default(json!("http://localhost"))];
+    properties.extend(client());
+    properties.extend([
+        PropSpec::new(
+            "interval",
+            "duration",
+            "Time between two pulls (ms or Go duration)",
+        )
+        .default(json!(10000)),
+        PropSpec::new(
+            "incremental",
+            "bool",
+            "Skip a response identical to the previous one",
+        )
+        .default(json!(false)),
+        PropSpec::new("body", "string", "Request body; a template like url"),
+        PropSpec::new(
+            "states",
+            "object",
+            "Named values for the templates, updated from same-named response fields",
+        ),
+        PropSpec::new(
+            "compression",
+            "string",
+            "Not supported yet: refused when set",
+        ),
+    ]);
+    ConnectorInfo {
+        holds_connection: true,
+        default_conf: Some(PULL_DEFAULT),
+        datasource_hint: Some("Appended to url (a path such as /api/data)"),
+        properties,
+        ..ConnectorInfo::new("Polls an HTTP endpoint and reads each response as events")
+    }
+}
