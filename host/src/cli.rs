@@ -89,6 +89,11 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let env = oort_core::ConnectorEnv::builder()
         .data_dir(&data_dir)
         .allowed_dirs(cfg.file.allowed_dirs()?)
+        .setting("source.httpServerIp", &cfg.source.http_server_ip)
+        .setting(
+            "source.httpServerPort",
+            &cfg.source.http_server_port.to_string(),
+        )
         .build();
     server::check_exposure(&cfg.rest, &data_dir).await?;
     let outbound = cfg.outbound.policy(&data_dir)?;

@@ -28,6 +28,29 @@ pub struct Config {
     pub sink: SinkSettings,
     pub file: FileConfig,
     pub outbound: OutboundConfig,
+    pub source: SourceSettings,
+}
+
+/// Server-wide source settings (eKuiper's `source` section).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceSettings {
+    /// Address of the data server of `httppush` streams (eKuiper:
+    /// `source.httpServerIp`, default there `0.0.0.0`; here loopback).
+    #[serde(alias = "httpServerIp")]
+    pub http_server_ip: String,
+    /// Its port (eKuiper: `source.httpServerPort`).
+    #[serde(alias = "httpServerPort")]
+    pub http_server_port: u16,
+}
+
+impl Default for SourceSettings {
+    fn default() -> Self {
+        SourceSettings {
+            http_server_ip: "127.0.0.1".into(),
+            http_server_port: 10081,
+        }
+    }
 }
 
 /// Server-wide sink settings.
@@ -239,6 +262,7 @@ impl Default for Config {
             sink: SinkSettings::default(),
             file: FileConfig::default(),
             outbound: OutboundConfig::default(),
+            source: SourceSettings::default(),
         }
     }
 }

@@ -22,6 +22,7 @@ pub fn builtin(registry: &Registry) {
     registry.add_source(Arc::new(file::FileSourceFactory));
     registry.add_source(Arc::new(simulator::SimulatorSourceFactory));
     registry.add_source(Arc::new(http::HttpPullSourceFactory));
+    registry.add_source(Arc::new(http::HttpPushSourceFactory));
     registry.add_sink(Arc::new(mqtt::MqttSinkFactory));
     registry.add_sink(Arc::new(memory::MemorySinkFactory));
     registry.add_sink(Arc::new(file::FileSinkFactory));
@@ -40,7 +41,14 @@ mod tests {
         builtin(&r);
         assert_eq!(
             r.source_kinds(),
-            ["file", "httppull", "memory", "mqtt", "simulator"]
+            [
+                "file",
+                "httppull",
+                "httppush",
+                "memory",
+                "mqtt",
+                "simulator"
+            ]
         );
         assert_eq!(
             r.sink_kinds(),

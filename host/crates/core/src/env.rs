@@ -37,6 +37,7 @@ pub struct ConnectorEnv {
 }
 
 struct Inner {
+    settings: HashMap<String, String>,
     data_dir: Option<PathBuf>,
     allowed_dirs: Vec<PathBuf>,
     pools: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
@@ -64,6 +65,7 @@ impl std::fmt::Debug for ConnectorEnv {
 /// Builds a [`ConnectorEnv`].
 #[derive(Default)]
 pub struct ConnectorEnvBuilder {
+    settings: HashMap<String, String>,
     data_dir: Option<PathBuf>,
     allowed_dirs: Vec<PathBuf>,
     clock: Option<Arc<dyn Clock>>,
@@ -83,6 +85,13 @@ impl ConnectorEnvBuilder {
         self
     }
 
+    /// A server setting connectors read (eKuiper's names, e.g.
+    /// `source.httpServerPort`).
+    pub fn setting(mut self, key: &str, value: &str) -> Self {
+        self.settings.insert(key.to_string(), value.to_string());
+        self
+    }
+
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
@@ -91,6 +100,7 @@ impl ConnectorEnvBuilder {
     pub fn build(self) -> ConnectorEnv {
         ConnectorEnv {
             inner: Arc::new(Inner {
+                settings: self.settings,
                 data_dir: self.data_dir,
                 allowed_dirs: self.allowed_dirs,
                 pools: Mutex::default(),
@@ -114,6 +124,11 @@ impl ConnectorEnv {
     /// The server's data dir; `None` only in connector unit tests.
     pub fn data_dir(&self) -> Option<&Path> {
         self.inner.data_dir.as_deref()
+    }
+
+    /// A server setting (see [`ConnectorEnvBuilder::setting`]).
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.inner.settings.get(key).map(String::as_str)
     }
 
     /// The operator's extra directories for file connectors.

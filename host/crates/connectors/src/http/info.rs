@@ -127,3 +127,24 @@ pub(super) fn pull() -> ConnectorInfo {
         ..ConnectorInfo::new("Polls an HTTP endpoint and reads each response as events")
     }
 }
+
+pub(super) fn push() -> ConnectorInfo {
+    ConnectorInfo {
+        holds_connection: false,
+        datasource_hint: Some("The path clients send to, e.g. /devices (starts with /)"),
+        properties: vec![
+            PropSpec::new("method", "string", "The method clients use")
+                .default(json!("POST"))
+                .values(&["POST", "PUT"]),
+            PropSpec::new(
+                "bufferLength",
+                "int",
+                "Bodies queued for the stream before senders wait",
+            )
+            .default(json!(1024)),
+        ],
+        ..ConnectorInfo::new(
+            "Receives events that clients send to Oort's HTTP data server (source.httpServerPort)",
+        )
+    }
+}

@@ -1,15 +1,20 @@
-//! HTTP connectors: the `rest` sink ([`rest`]) and the `httppull` source
-//! ([`pull`]), on the client settings they share ([`client`]).
+//! HTTP connectors: the `rest` sink ([`rest`]), the `httppull` source
+//! ([`pull`]) on the client settings they share ([`client`]), and the
+//! `httppush` source with its data server ([`push`]).
 
 pub mod client;
 mod info;
 pub mod pull;
+pub mod push;
 pub mod rest;
 
 pub use pull::{HttpPullSource, HttpPullSourceFactory};
+pub use push::{HttpPushSource, HttpPushSourceFactory};
 pub use rest::{RestSink, RestSinkFactory};
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_pull;
+#[cfg(test)]
+mod tests_push;

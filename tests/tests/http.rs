@@ -1,6 +1,6 @@
-//! The `rest` sink through the real binary: MQTT in, HTTP out to a peer the
-//! test runs; templated URL and headers; a 60-row outage (503) with the
-//! resend cache loses nothing.
+//! HTTP connectors through the real binary: the `rest` sink (MQTT in, HTTP
+//! out to a peer the test runs; templated URL and headers; a 60-row outage
+//! (503) with the resend cache loses nothing) and the `httppush` source.
 
 use std::collections::BTreeSet;
 
@@ -92,5 +92,47 @@ fn an_outage_with_the_cache_loses_nothing() {
         num(&st, "sink_rest_0_0_records_dropped_total").max(0),
         0,
         "{st}"
+    );
+}
+
+#[test]
+fn httppush_into_a_rule_and_out_through_rest() {
+    let port = oort_tests::free_port();
+    let s = Server::start_with(oort_tests::Opts {
+        env: vec![("OORT__SOURCE__HTTP_SERVER_PORT".into(), port.to_string())],
+        ..Default::default()
+    });
+    let peer = HttpPeer::start();
+    s.create_stream(
+        "CREATE STREAM pushed (id BIGINT, t FLOAT) WITH (DATASOURCE=\"/devices\", TYPE=\"httppush\")",
+    );
+    s.create_rule(&json!({"id": "push_rest", "sql": "SELECT id, t * 2 AS t2 FROM pushed WHERE t > 30",
+        "actions": [{"rest": {"url": format!("{}/out", peer.base), "method": "post", "sendSingle": true}}]}));
+    s.wait_status("push_rest", "source connected", |st| {
+        num(st, "source_pushed_0_connection_status") == 1
+    });
+    let http = reqwest::blocking::Client::new();
+    for (id, t) in [(1, 35.0), (2, 10.0), (3, 31.5)] {
+        let r = http
+            .post(format!("http://127.0.0.1:{port}/devices"))
+            .body(json!({"id": id, "t": t}).to_string())
+            .send()
+            .expect("push");
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let r = http
+        .post(format!("http://127.0.0.1:{port}/elsewhere"))
+        .body("{}")
+        .send()
+        .expect("push");
+    assert_eq!(r.status().as_u16(), 404);
+    let got = peer.wait_accepted(2, 20);
+    let bodies: Vec<Json> = got
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).expect("json"))
+        .collect();
+    assert_eq!(
+        bodies,
+        [json!({"id": 1, "t2": 70}), json!({"id": 3, "t2": 63})]
     );
 }

@@ -1,0 +1,113 @@
+//! The `httppush` source and its shared data server.
+
+use oort_core::{ConnectorEnv, Props, SourceContext, SourceFactory, SourceMsg};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::push::listening;
+use super::HttpPushSourceFactory;
+
+/// A context whose data server takes a free port.
+fn env() -> ConnectorEnv {
+    ConnectorEnv::builder()
+        .setting("source.httpServerIp", "127.0.0.1")
+        .setting("source.httpServerPort", "0")
+        .build()
+}
+
+struct Running {
+    rx: mpsc::Receiver<SourceMsg>,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), oort_core::ConnectorError>>,
+}
+
+async fn start(env: &ConnectorEnv, path: &str, p: serde_json::Value) -> Running {
+    let props: Props = p.as_object().cloned().unwrap();
+    let mut src = HttpPushSourceFactory.create(env, path, &props).unwrap();
+    let (tx, rx) = mpsc::channel(64);
+    let cancel = CancellationToken::new();
+    let ctx = SourceContext::new("s", cancel.clone(), tx);
+    let conn = ctx.conn.clone();
+    let task = tokio::spawn(async move { src.run(ctx).await });
+    while conn.snapshot().status != oort_core::ConnStatus::Connected {
+        tokio::task::yield_now().await;
+    }
+    Running { rx, cancel, task }
+}
+
+async fn body(r: &mut Running) -> Vec<u8> {
+    match r.rx.recv().await {
+        Some(SourceMsg::Bytes { payload, .. }) => payload.to_vec(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_reach_every_stream_on_their_path() {
+    let env = env();
+    let mut a = start(&env, "/dev", serde_json::json!({})).await;
+    let mut b = start(&env, "/dev", serde_json::json!({"method": "post"})).await;
+    let mut c = start(&env, "/put", serde_json::json!({"method": "PUT"})).await;
+    let addr = listening(&env).expect("listening");
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("http://{addr}/dev"))
+        .body(r#"{"t":1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(body(&mut a).await, br#"{"t":1}"#);
+    assert_eq!(body(&mut b).await, br#"{"t":1}"#);
+    let r = http
+        .put(format!("http://{addr}/put"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(body(&mut c).await, b"x");
+    let code = |u: &str, m: reqwest::Method| {
+        let http = http.clone();
+        let u = format!("http://{addr}{u}");
+        async move { http.request(m, u).body("{}").send().await.unwrap().status() }
+    };
+    assert_eq!(code("/nope", reqwest::Method::POST).await, 404);
+    assert_eq!(code("/dev", reqwest::Method::PUT).await, 405);
+    let big = vec![b'x'; 17 * 1024 * 1024];
+    let r = http
+        .post(format!("http://{addr}/dev"))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+
+    // The server stops with its last stream, and frees the port.
+    for r in [a, b, c] {
+        r.cancel.cancel();
+        r.task.await.unwrap().unwrap();
+    }
+    assert!(listening(&env).is_none());
+}
+
+#[test]
+fn bad_properties_are_refused() {
+    let env = env();
+    for (ds, v, needle) in [
+        ("dev", serde_json::json!({}), "DATASOURCE"),
+        ("/dev?x=1", serde_json::json!({}), "DATASOURCE"),
+        ("/dev", serde_json::json!({"method": "GET"}), "method"),
+        (
+            "/dev",
+            serde_json::json!({"bufferLength": "x"}),
+            "bufferLength",
+        ),
+    ] {
+        let p: Props = v.as_object().cloned().unwrap();
+        match HttpPushSourceFactory.create(&env, ds, &p) {
+            Err(e) => assert!(e.to_string().contains(needle), "{ds} {v}: {e}"),
+            Ok(_) => panic!("{ds} {v}: accepted"),
+        }
+    }
+}
