@@ -169,6 +169,13 @@ pub fn rest_sink() -> anyhow::Result<()> {
             N,
         )
         .await?;
+        let concurrent = through_oort(
+            &base,
+            &reqs,
+            serde_json::json!({"sendSingle": true, "concurrency": 4}),
+            N,
+        )
+        .await?;
         let batched = through_oort(
             &base,
             &rows,
@@ -176,10 +183,66 @@ pub fn rest_sink() -> anyhow::Result<()> {
             N * 10,
         )
         .await?;
+        let redis = redis_rate().await?;
+        println!("r redis sink (list, batches of 1000 rows, one pipeline each): {redis:.0} writes/s");
         println!(
-            "r rest sink: bare reqwest loop {raw:.0} req/s; through Oort sendSingle {single:.0} req/s ({:.2} of bare); batches of 100: {batched:.0} rows/s",
-            single / raw
+            "r rest sink: bare reqwest loop {raw:.0} req/s; through Oort sendSingle {single:.0} req/s ({:.2} of bare), with concurrency 4 {concurrent:.0} req/s ({:.2}); batches of 100: {batched:.0} rows/s",
+            single / raw,
+            concurrent / raw
         );
         Ok(())
     })
+}
+
+/// Rows per second into Redis: memory -> rule -> `redis` sink (`LPUSH` to
+/// one list), counted by the list's length.
+async fn redis_rate() -> anyhow::Result<f64> {
+    const N: usize = 200_000;
+    let key = format!("oort-bench-{}", uuid::Uuid::new_v4().simple());
+    let dir = tempfile::tempdir()?;
+    let registry = oort_core::Registry::default();
+    oort_connectors::builtin(&registry);
+    let mgr = oort::manager::Manager::open(dir.path(), registry)?;
+    let topic = format!("bench/redis/{}", uuid::Uuid::new_v4().simple());
+    mgr.exec_stream_sql(&format!(
+        "CREATE STREAM s () WITH (DATASOURCE=\"{topic}\", TYPE=\"memory\")"
+    ))
+    .await
+    .map_err(|e| anyhow!("{e}"))?;
+    let rule = serde_json::json!({"id": "redis", "sql": "SELECT * FROM s",
+        "actions": [{"redis": {"key": key, "dataType": "list", "batchSize": 1000, "lingerInterval": 10}}]});
+    mgr.create_rule(&rule.to_string())
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let schema = Arc::new(oort_core::Schema::from_strs(&["id", "temp", "humidity"]));
+    let rows: Vec<Row> = (0..N as i64)
+        .map(|i| {
+            Row::new(
+                schema.clone(),
+                vec![Value::Int(i), Value::Float(20.5), Value::Int(i % 100)],
+            )
+        })
+        .collect();
+    let bus = oort_connectors::memory::bus::bus(mgr.env());
+    let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let start = Instant::now();
+    for chunk in rows.chunks(1000) {
+        bus.publish(&topic, chunk.to_vec()).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let len: usize = redis::cmd("LLEN").arg(&key).query_async(&mut conn).await?;
+        if len >= N {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(anyhow!("only {len} of {N} rows reached Redis"));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let rate = N as f64 / start.elapsed().as_secs_f64();
+    let _: () = redis::cmd("DEL").arg(&key).query_async(&mut conn).await?;
+    mgr.shutdown().await;
+    Ok(rate)
 }

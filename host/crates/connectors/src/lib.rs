@@ -12,6 +12,7 @@ pub mod log;
 pub mod memory;
 pub mod mqtt;
 pub mod nop;
+pub mod redis;
 pub mod simulator;
 pub mod util;
 
@@ -27,6 +28,7 @@ pub fn builtin(registry: &Registry) {
     registry.add_sink(Arc::new(memory::MemorySinkFactory));
     registry.add_sink(Arc::new(file::FileSinkFactory));
     registry.add_sink(Arc::new(http::RestSinkFactory));
+    registry.add_sink(Arc::new(redis::RedisSinkFactory));
     registry.add_sink(Arc::new(log::LogSinkFactory));
     registry.add_sink(Arc::new(nop::NopSinkFactory));
 }
