@@ -183,6 +183,8 @@ pub fn rest_sink() -> anyhow::Result<()> {
             N * 10,
         )
         .await?;
+        let push = push_rate().await?;
+        println!("r httppush source -> SELECT * -> nop, 8 client connections: {push:.0} req/s");
         let redis = redis_rate().await?;
         println!("r redis sink (list, batches of 1000 rows, one pipeline each): {redis:.0} writes/s");
         println!(
@@ -243,6 +245,68 @@ async fn redis_rate() -> anyhow::Result<f64> {
     }
     let rate = N as f64 / start.elapsed().as_secs_f64();
     let _: () = redis::cmd("DEL").arg(&key).query_async(&mut conn).await?;
+    mgr.shutdown().await;
+    Ok(rate)
+}
+
+/// Requests per second into a rule through the `httppush` data server, from
+/// 8 keep-alive client connections.
+async fn push_rate() -> anyhow::Result<f64> {
+    const N: usize = 40_000;
+    const CLIENTS: usize = 8;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let dir = tempfile::tempdir()?;
+    let env = oort_core::ConnectorEnv::builder()
+        .data_dir(dir.path())
+        .setting("source.httpServerIp", "127.0.0.1")
+        .setting("source.httpServerPort", &port.to_string())
+        .build();
+    let registry = oort_core::Registry::default();
+    oort_connectors::builtin(&registry);
+    let mgr = oort::manager::Manager::open_in(env, registry)?;
+    mgr.exec_stream_sql("CREATE STREAM p () WITH (DATASOURCE=\"/in\", TYPE=\"httppush\")")
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    mgr.create_rule(r#"{"id":"push","sql":"SELECT * FROM p","actions":[{"nop":{}}]}"#)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let url = format!("http://127.0.0.1:{port}/in");
+    let client = reqwest::Client::new();
+    // Wait until the data server answers.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client
+        .post(&url)
+        .body("{}")
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+        != Some(200)
+    {
+        if Instant::now() > deadline {
+            return Err(anyhow!("the data server did not come up"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..N / CLIENTS {
+                let body = format!(r#"{{"id":{i},"temp":20.5,"humidity":40}}"#);
+                client.post(&url).body(body).send().await?.bytes().await?;
+            }
+            Ok::<(), reqwest::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let rate = N as f64 / start.elapsed().as_secs_f64();
     mgr.shutdown().await;
     Ok(rate)
 }
