@@ -6,8 +6,6 @@
 //! says `delete` DELetes the key (LPOPs a list). One pipeline per batch:
 //! a batch costs one round trip.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use oort_core::codec::json::write_value;
 use oort_core::codec::text::value_to_text;
@@ -21,7 +19,6 @@ use serde_json::json;
 use crate::util::{de, parse_config};
 
 const KIND: &str = "redis";
-const TIMEOUT: Duration = Duration::from_secs(5);
 
 fn default_addr() -> String {
     "127.0.0.1:6379".into()
@@ -84,15 +81,9 @@ impl SinkFactory for RedisSinkFactory {
     fn info(&self) -> ConnectorInfo {
         ConnectorInfo {
             holds_connection: true,
-            properties: vec![
-                PropSpec::new("addr", "string", "host:port of the Redis server")
-                    .default(json!("127.0.0.1:6379"))
-                    .connection(),
-                PropSpec::new("username", "string", "ACL user name").connection(),
-                PropSpec::new("password", "string", "Password").connection(),
-                PropSpec::new("db", "int", "Database number, 0-15")
-                    .default(json!(0))
-                    .connection(),
+            properties: super::connection_props("addr", "host:port of the Redis server")
+                .into_iter()
+                .chain([
                 PropSpec::new("key", "string", "keyType single: the fixed key"),
                 PropSpec::new(
                     "field",
@@ -120,7 +111,8 @@ impl SinkFactory for RedisSinkFactory {
                     "string",
                     "The row field saying insert, update, upsert or delete",
                 ),
-            ],
+            ])
+            .collect(),
             ..ConnectorInfo::new("Sets keys or pushes to lists in Redis")
         }
     }
@@ -132,9 +124,6 @@ impl SinkFactory for RedisSinkFactory {
     fn create(&self, _env: &ConnectorEnv, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
         let c: Conf = parse_config(KIND, props)?;
         let bad = |m: String| Err(ConnectorError::Config(format!("redis: {m}")));
-        if !(0..=15).contains(&c.db) {
-            return bad(format!("invalid property db {}: expected 0 to 15", c.db));
-        }
         let multiple = match c.key_type.to_ascii_lowercase().as_str() {
             "single" => false,
             "multiple" => true,
@@ -165,30 +154,7 @@ impl SinkFactory for RedisSinkFactory {
         if list && c.expiration.is_some_and(|e| e > 0) {
             return bad("property expiration applies to dataType string only".into());
         }
-        let (host, port) = match c.addr.trim().rsplit_once(':') {
-            Some((h, p)) => match p.parse::<u16>() {
-                Ok(p) => (h.trim_matches(['[', ']']).to_string(), p),
-                Err(_) => return bad(format!("invalid property addr {:?}: bad port", c.addr)),
-            },
-            None => (c.addr.trim().to_string(), 6379),
-        };
-        if host.is_empty() {
-            return bad(format!(
-                "invalid property addr {:?}: host:port expected",
-                c.addr
-            ));
-        }
-        let info = redis::ConnectionInfo {
-            addr: redis::ConnectionAddr::Tcp(host, port),
-            redis: redis::RedisConnectionInfo {
-                db: c.db,
-                username: Some(c.username).filter(|u| !u.is_empty()),
-                password: Some(c.password).filter(|p| !p.is_empty()),
-                protocol: redis::ProtocolVersion::RESP2,
-            },
-        };
-        let client =
-            redis::Client::open(info).map_err(|e| ConnectorError::Config(format!("redis: {e}")))?;
+        let client = super::client(KIND, &c.addr, &c.username, &c.password, c.db)?;
         Ok(Box::new(RedisSink {
             client,
             conn: None,
@@ -216,30 +182,12 @@ pub struct RedisSink {
     rowkind_field: String,
 }
 
-/// A Redis error as the runtime sees it: the link (retried) or the data.
-fn classify(addr: &str, e: &redis::RedisError) -> ConnectorError {
-    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
-        ConnectorError::Unavailable(format!("redis {addr}: {e}"))
-    } else if e.kind() == redis::ErrorKind::AuthenticationFailed {
-        ConnectorError::Fatal(format!("redis {addr}: {e}"))
-    } else {
-        ConnectorError::InvalidData(format!("redis {addr}: {e}"))
-    }
-}
-
 impl RedisSink {
     async fn connection(&mut self) -> Result<redis::aio::MultiplexedConnection, ConnectorError> {
         if let Some(c) = &self.conn {
             return Ok(c.clone());
         }
-        let cfg = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(TIMEOUT)
-            .set_response_timeout(TIMEOUT);
-        let c = self
-            .client
-            .get_multiplexed_async_connection_with_config(&cfg)
-            .await
-            .map_err(|e| classify(&self.addr, &e))?;
+        let c = super::connect(&self.client, &self.addr).await?;
         self.conn = Some(c.clone());
         Ok(c)
     }
@@ -359,7 +307,7 @@ impl Sink for RedisSink {
                 }
             };
             if let Err(e) = pipe.query_async::<()>(&mut conn).await {
-                let e = classify(&self.addr, &e);
+                let e = super::classify(&self.addr, &e);
                 if matches!(e, ConnectorError::Unavailable(_)) {
                     self.conn = None;
                     ctx.conn.disconnected(e.to_string());

@@ -169,3 +169,57 @@ fn bad_properties_are_refused_naming_them() {
         }
     }
 }
+
+#[tokio::test]
+async fn pub_to_sub_through_redis() {
+    use oort_core::{SourceContext, SourceFactory, SourceMsg};
+    let ch = prefix();
+    let mut src = super::RedisSubSourceFactory
+        .create(
+            &ConnectorEnv::default(),
+            &format!("{ch}/*"),
+            &props(serde_json::json!({"address": "127.0.0.1:6379"})),
+        )
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let cancel = CancellationToken::new();
+    let sctx = SourceContext::new("s", cancel.clone(), tx);
+    let conn = sctx.conn.clone();
+    let task = tokio::spawn(async move { src.run(sctx).await });
+    while conn.snapshot().status != oort_core::ConnStatus::Connected {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let mut pubs = super::RedisPubSinkFactory
+        .create(
+            &ConnectorEnv::default(),
+            &props(serde_json::json!({"address": "127.0.0.1:6379", "channel": format!("{ch}/a")})),
+        )
+        .unwrap();
+    pubs.connect(&ctx()).await.unwrap();
+    let one = SinkItem {
+        data: oort_core::Value::Null,
+        payload: bytes::Bytes::from_static(br#"{"x":1}"#),
+    };
+    pubs.collect(&ctx(), &[one.clone(), one]).await.unwrap();
+    for _ in 0..2 {
+        match rx.recv().await {
+            Some(SourceMsg::Bytes { payload, meta }) => {
+                assert_eq!(&payload[..], br#"{"x":1}"#);
+                let meta = meta.unwrap();
+                assert_eq!(
+                    meta.get("channel"),
+                    Some(&oort_core::Value::from(format!("{ch}/a").as_str()))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+    assert!(super::RedisPubSinkFactory
+        .create(&ConnectorEnv::default(), &props(serde_json::json!({})))
+        .is_err());
+    assert!(super::RedisSubSourceFactory
+        .create(&ConnectorEnv::default(), "", &props(serde_json::json!({})))
+        .is_err());
+}
