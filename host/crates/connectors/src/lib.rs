@@ -25,12 +25,14 @@ pub fn builtin(registry: &Registry) {
     registry.add_source(Arc::new(http::HttpPullSourceFactory));
     registry.add_source(Arc::new(http::HttpPushSourceFactory));
     registry.add_source(Arc::new(redis::RedisSubSourceFactory));
+    registry.add_source(Arc::new(http::WebsocketSourceFactory));
     registry.add_sink(Arc::new(mqtt::MqttSinkFactory));
     registry.add_sink(Arc::new(memory::MemorySinkFactory));
     registry.add_sink(Arc::new(file::FileSinkFactory));
     registry.add_sink(Arc::new(http::RestSinkFactory));
     registry.add_sink(Arc::new(redis::RedisSinkFactory));
     registry.add_sink(Arc::new(redis::RedisPubSinkFactory));
+    registry.add_sink(Arc::new(http::WebsocketSinkFactory));
     registry.add_sink(Arc::new(log::LogSinkFactory));
     registry.add_sink(Arc::new(nop::NopSinkFactory));
 }
@@ -52,12 +54,23 @@ mod tests {
                 "memory",
                 "mqtt",
                 "redisSub",
-                "simulator"
+                "simulator",
+                "websocket"
             ]
         );
         assert_eq!(
             r.sink_kinds(),
-            ["file", "log", "memory", "mqtt", "nop", "redis", "redisPub", "rest"]
+            [
+                "file",
+                "log",
+                "memory",
+                "mqtt",
+                "nop",
+                "redis",
+                "redisPub",
+                "rest",
+                "websocket"
+            ]
         );
         assert!(r.source("memory").is_some_and(|f| f.emits_rows()));
         assert!(r.source("mqtt").is_some_and(|f| !f.emits_rows()));

@@ -7,10 +7,13 @@ mod info;
 pub mod pull;
 pub mod push;
 pub mod rest;
+pub mod server;
+pub mod websocket;
 
 pub use pull::{HttpPullSource, HttpPullSourceFactory};
 pub use push::{HttpPushSource, HttpPushSourceFactory};
 pub use rest::{RestSink, RestSinkFactory};
+pub use websocket::{WebsocketSinkFactory, WebsocketSourceFactory};
 
 #[cfg(test)]
 mod tests;
@@ -18,3 +21,5 @@ mod tests;
 mod tests_pull;
 #[cfg(test)]
 mod tests_push;
+#[cfg(test)]
+mod tests_ws;
