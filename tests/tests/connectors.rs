@@ -328,3 +328,35 @@ fn connector_metadata_from_the_factories_declarations() {
     let e = s.get("/metadata/sinks/nope");
     assert_eq!(e.status, 404, "{}", e.body);
 }
+
+#[test]
+fn connectivity_checks_reach_the_real_peers() {
+    let s = Server::start();
+    let ok = s.post(
+        "/metadata/sinks/connection/mqtt",
+        r#"{"server":"tcp://127.0.0.1:1883"}"#,
+    );
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let dead = oort_tests::free_port();
+    let e = s.post(
+        "/metadata/sources/connection/mqtt",
+        &format!(r#"{{"server":"tcp://127.0.0.1:{dead}"}}"#),
+    );
+    assert_eq!(e.status, 400, "{}", e.body);
+    assert!(e.body.contains(&dead.to_string()), "{}", e.body);
+    let r = s.post(
+        "/metadata/sources/connection/redisSub",
+        r#"{"address":"127.0.0.1:6379"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s.post(
+        "/metadata/sinks/connection/redis",
+        r#"{"addr":"127.0.0.1:6379","db":16}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("db"), "{}", r.body);
+    let r = s.post("/metadata/sinks/connection/log", "{}");
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(s.post("/metadata/sinks/connection/nope", "{}").status, 404);
+    assert_eq!(s.post("/metadata/sinks/connection/mqtt", "[1]").status, 400);
+}

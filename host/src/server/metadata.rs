@@ -2,13 +2,16 @@
 //! ([`oort_core::ConnectorInfo`]): `GET /metadata/sources` and `/metadata/sinks`
 //! (`[{name, about, type}]`) and `GET /metadata/sources/{type}`,
 //! `/metadata/sinks/{type}` (the UI metadata: property fields with type,
-//! default, choices and hint). Conf keys live in [`super::routes`].
+//! default, choices and hint), and the connectivity check
+//! `POST /metadata/{sources|sinks}/connection/{type}`. Conf keys live in
+//! [`super::routes`].
 
 use axum::extract::{Path, State};
+use axum::response::IntoResponse;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
-use oort_core::ConnectorInfo;
+use oort_core::{ConnectorInfo, Props};
 use serde_json::{json, Value as Json};
 
 use super::routes::json_resp;
@@ -21,6 +24,46 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/metadata/sinks", get(|s| list(s, true)))
         .route("/metadata/sources/{typ}", get(|s, p| one(s, false, p)))
         .route("/metadata/sinks/{typ}", get(|s, p| one(s, true, p)))
+        .route(
+            "/metadata/sources/connection/{typ}",
+            post(|s, p, b| ping(s, false, p, b)),
+        )
+        .route(
+            "/metadata/sinks/connection/{typ}",
+            post(|s, p, b| ping(s, true, p, b)),
+        )
+}
+
+/// eKuiper's connectivity check: the body is the connector's properties;
+/// 200 (empty) when the peer answered, 400 naming why not, 404 for an
+/// unknown type. At most 10 s.
+async fn ping(
+    State(s): State<AppState>,
+    sink: bool,
+    Path(typ): Path<String>,
+    body: axum::body::Bytes,
+) -> AppResult<Response> {
+    let props: Props = serde_json::from_slice(&body)
+        .map_err(|e| AppError::bad(format!("the body must be a JSON object of properties: {e}")))?;
+    let reg = s.mgr.registry();
+    let env = s.mgr.env();
+    let check = if sink {
+        let f = reg
+            .sink(&typ)
+            .ok_or_else(|| AppError::not_found(format!("sink {typ} not found")))?;
+        f.ping(env, &props)
+    } else {
+        let f = reg
+            .source(&typ)
+            .ok_or_else(|| AppError::not_found(format!("source {typ} not found")))?;
+        f.ping(env, &props)
+    };
+    let check = check.ok_or_else(|| AppError::bad(format!("{typ} has no connection to check")))?;
+    match tokio::time::timeout(std::time::Duration::from_secs(10), check).await {
+        Ok(Ok(())) => Ok(axum::http::StatusCode::OK.into_response()),
+        Ok(Err(e)) => Err(AppError::bad(e.to_string())),
+        Err(_) => Err(AppError::bad(format!("{typ}: no answer in 10 s"))),
+    }
 }
 
 /// The declaration of a registered connector and whether it is a plugin.

@@ -19,6 +19,11 @@ use crate::value::{Meta, Row, Value};
 /// Connector properties after conf-key merging (the JSON object eKuiper users write).
 pub type Props = serde_json::Map<String, serde_json::Value>;
 
+/// A connectivity check in progress (see [`SourceFactory::ping`]): resolves
+/// once the peer answered, or with why it did not.
+pub type PingFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ConnectorError>> + Send>>;
+
 /// Errors a connector reports. The variant decides what the runtime does next.
 #[derive(Debug, thiserror::Error, Clone)]
 pub enum ConnectorError {
@@ -247,6 +252,12 @@ pub trait SourceFactory: Send + Sync {
         datasource: &str,
         props: &Props,
     ) -> Result<Box<dyn Source>, ConnectorError>;
+    /// A connectivity check with `props` (eKuiper's
+    /// `POST /metadata/sources/connection/{type}`): connects, waits for the
+    /// peer's answer, disconnects. `None`: this connector has no peer to check.
+    fn ping(&self, _env: &ConnectorEnv, _props: &Props) -> Option<PingFuture> {
+        None
+    }
     /// True when this source emits rows rather than bytes (FORMAT is ignored).
     fn emits_rows(&self) -> bool {
         false
@@ -380,6 +391,10 @@ pub trait SinkFactory: Send + Sync {
     /// looks at the top-level connector properties.
     fn needs_rows(&self, props: &Props) -> bool {
         dynamic_sink_props(props).next().is_some()
+    }
+    /// A connectivity check, as [`SourceFactory::ping`].
+    fn ping(&self, _env: &ConnectorEnv, _props: &Props) -> Option<PingFuture> {
+        None
     }
     /// What this sink reads of each item (the one declaration; see [`Consumes`]).
     fn consumes(&self) -> Consumes {

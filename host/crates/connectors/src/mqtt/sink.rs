@@ -70,6 +70,10 @@ impl SinkFactory for MqttSinkFactory {
         super::info::sink()
     }
 
+    fn ping(&self, _env: &ConnectorEnv, props: &Props) -> Option<oort_core::PingFuture> {
+        Some(super::client::ping(props))
+    }
+
     /// The payload; the runtime adds the row when `topic` is a template.
     fn consumes(&self) -> Consumes {
         Consumes::Payload

@@ -102,6 +102,10 @@ impl SourceFactory for MqttSourceFactory {
         super::info::source()
     }
 
+    fn ping(&self, _env: &ConnectorEnv, props: &Props) -> Option<oort_core::PingFuture> {
+        Some(super::client::ping(props))
+    }
+
     fn create(
         &self,
         env: &ConnectorEnv,

@@ -79,6 +79,39 @@ async fn connect(
         .map_err(|e| classify(addr, &e))
 }
 
+/// The connectivity check of the Redis connectors: connect and PING.
+fn ping(
+    kind: &'static str,
+    addr_key: &'static str,
+    props: &oort_core::Props,
+) -> oort_core::PingFuture {
+    let get = |k: &str| -> String {
+        props
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(k))
+            .and_then(|(_, v)| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let addr = Some(get(addr_key))
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "127.0.0.1:6379".into());
+    let db = props
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("db"))
+        .and_then(|(_, v)| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+        .unwrap_or(0);
+    let c = client(kind, &addr, &get("username"), &get("password"), db);
+    Box::pin(async move {
+        let mut conn = connect(&c?, &addr).await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(|e| classify(&addr, &e))
+    })
+}
+
 /// A Redis error as the runtime sees it: the link (retried), the
 /// credentials (the rule stops) or the data.
 fn classify(addr: &str, e: &redis::RedisError) -> ConnectorError {

@@ -67,6 +67,10 @@ impl SourceFactory for RedisSubSourceFactory {
         }
     }
 
+    fn ping(&self, _env: &ConnectorEnv, props: &Props) -> Option<oort_core::PingFuture> {
+        Some(super::ping("redisSub", "address", props))
+    }
+
     fn create(
         &self,
         _env: &ConnectorEnv,
@@ -199,6 +203,10 @@ impl SinkFactory for RedisPubSinkFactory {
 
     fn consumes(&self) -> Consumes {
         Consumes::Payload
+    }
+
+    fn ping(&self, _env: &ConnectorEnv, props: &Props) -> Option<oort_core::PingFuture> {
+        Some(super::ping("redisPub", "address", props))
     }
 
     fn create(&self, _env: &ConnectorEnv, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {

@@ -121,6 +121,10 @@ impl SinkFactory for RedisSinkFactory {
         Consumes::Rows
     }
 
+    fn ping(&self, _env: &ConnectorEnv, props: &Props) -> Option<oort_core::PingFuture> {
+        Some(super::ping(KIND, "addr", props))
+    }
+
     fn create(&self, _env: &ConnectorEnv, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
         let c: Conf = parse_config(KIND, props)?;
         let bad = |m: String| Err(ConnectorError::Config(format!("redis: {m}")));
