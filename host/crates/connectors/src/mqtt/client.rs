@@ -347,6 +347,43 @@ pub(crate) fn validate_filter(t: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The connectivity check of both MQTT factories: connect with `props`,
+/// wait for the CONNACK (5 s at most), disconnect.
+pub(crate) fn ping(props: &oort_core::Props) -> oort_core::PingFuture {
+    let settings = parse_config::<ConnConf>("mqtt", props).and_then(|c| {
+        if c.server.trim().is_empty() {
+            return Err(ConnectorError::config("mqtt: property server is required"));
+        }
+        Settings::from_conf(&c)
+    });
+    Box::pin(async move {
+        let s = settings?;
+        let (client, mut el) = s.build(16)?;
+        let server = s.server_text();
+        let r = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            loop {
+                match el.poll().await {
+                    Ok(Ev::ConnAck) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Err(ConnectorError::Unavailable(format!("mqtt {server}: {e}")))
+                    }
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(ConnectorError::Unavailable(format!(
+                "mqtt {server}: no answer in 5 s"
+            )))
+        });
+        if r.is_ok() {
+            super::source::disconnect(&client, &mut el).await;
+        }
+        r
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,41 +433,4 @@ mod tests {
             serde_json::from_value(serde_json::json!({"certificationpath": "/x.pem"})).unwrap();
         assert!(Settings::from_conf(&c).is_err());
     }
-}
-
-/// The connectivity check of both MQTT factories: connect with `props`,
-/// wait for the CONNACK (5 s at most), disconnect.
-pub(crate) fn ping(props: &oort_core::Props) -> oort_core::PingFuture {
-    let settings = parse_config::<ConnConf>("mqtt", props).and_then(|c| {
-        if c.server.trim().is_empty() {
-            return Err(ConnectorError::config("mqtt: property server is required"));
-        }
-        Settings::from_conf(&c)
-    });
-    Box::pin(async move {
-        let s = settings?;
-        let (client, mut el) = s.build(16)?;
-        let server = s.server_text();
-        let r = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-            loop {
-                match el.poll().await {
-                    Ok(Ev::ConnAck) => return Ok(()),
-                    Ok(_) => {}
-                    Err(e) => {
-                        return Err(ConnectorError::Unavailable(format!("mqtt {server}: {e}")))
-                    }
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|_| {
-            Err(ConnectorError::Unavailable(format!(
-                "mqtt {server}: no answer in 5 s"
-            )))
-        });
-        if r.is_ok() {
-            super::source::disconnect(&client, &mut el).await;
-        }
-        r
-    })
 }
