@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use oort::runtime::sink::{prepare, SinkCommon};
-use oort_core::{Consumes, Registry};
+use oort_core::{ConnectorEnv, Registry};
 
 fn registry() -> &'static Registry {
     static R: OnceLock<Registry> = OnceLock::new();
@@ -26,9 +26,13 @@ fuzz_target!(|data: &[u8]| {
     let Ok(serde_json::Value::Object(props)) = serde_json::from_slice(data) else {
         return;
     };
+    let r = registry();
     if let Ok(common) = SinkCommon::from_props(&props) {
-        for consumes in [Consumes::Payload, Consumes::Rows, Consumes::Both] {
-            let _ = prepare("r", "mqtt", &props, &common, consumes);
+        // One sink of each declaration (payload, rows, both).
+        for kind in ["mqtt", "memory", "file"] {
+            if let Some(f) = r.sink(kind) {
+                let _ = prepare("r", kind, &props, &common, f.as_ref());
+            }
         }
     }
     let want = props.get("__kind").and_then(|v| v.as_str());
@@ -36,18 +40,18 @@ fuzz_target!(|data: &[u8]| {
         .get("__datasource")
         .and_then(|v| v.as_str())
         .unwrap_or("t/1");
-    let r = registry();
+    let env = ConnectorEnv::default();
     for kind in r.sink_kinds() {
         if want.is_none_or(|w| w == kind) {
             if let Some(f) = r.sink(&kind) {
-                let _ = f.create(&props);
+                let _ = f.create(&env, &props);
             }
         }
     }
     for kind in r.source_kinds() {
         if want.is_none_or(|w| w == kind) {
             if let Some(f) = r.source(&kind) {
-                let _ = f.create(datasource, &props);
+                let _ = f.create(&env, datasource, &props);
             }
         }
     }
