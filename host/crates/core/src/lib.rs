@@ -3,6 +3,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod codec;
+pub mod compression;
 pub mod connector;
 pub mod duration;
 pub mod env;

@@ -14,7 +14,6 @@
 //! for gcm and omitted for cfb, as eKuiper does. `aad` and `tagsize` are
 //! refused (not supported).
 
-use std::io::Write;
 use std::sync::OnceLock;
 
 use aes_gcm::aead::Aead;
@@ -41,54 +40,7 @@ pub fn set_aes_key(b64: &str) -> Result<(), String> {
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    Zlib,
-    Gzip,
-    Flate,
-    Zstd,
-}
-
-impl Compression {
-    fn parse(s: &str) -> Result<Option<Compression>, ConnectorError> {
-        Ok(Some(match s.trim().to_ascii_lowercase().as_str() {
-            "" => return Ok(None),
-            "zlib" => Compression::Zlib,
-            "gzip" => Compression::Gzip,
-            "flate" => Compression::Flate,
-            "zstd" => Compression::Zstd,
-            other => {
-                return Err(ConnectorError::Config(format!(
-                    "invalid property compression: {other:?} is not one of zlib, gzip, flate, zstd"
-                )))
-            }
-        }))
-    }
-
-    pub fn compress(self, data: &[u8]) -> std::io::Result<Vec<u8>> {
-        use flate2::write::{DeflateEncoder, GzEncoder, ZlibEncoder};
-        let level = flate2::Compression::default();
-        let out = Vec::with_capacity(data.len() / 2 + 16);
-        match self {
-            Compression::Zlib => {
-                let mut e = ZlibEncoder::new(out, level);
-                e.write_all(data)?;
-                e.finish()
-            }
-            Compression::Gzip => {
-                let mut e = GzEncoder::new(out, level);
-                e.write_all(data)?;
-                e.finish()
-            }
-            Compression::Flate => {
-                let mut e = DeflateEncoder::new(out, level);
-                e.write_all(data)?;
-                e.finish()
-            }
-            Compression::Zstd => zstd::bulk::compress(data, zstd::DEFAULT_COMPRESSION_LEVEL),
-        }
-    }
-}
+pub use oort_core::compression::Compression;
 
 enum Aes {
     Gcm128(Box<aes_gcm::Aes128Gcm>),

@@ -3,7 +3,8 @@
 //! `headers` are templates over `PullTime` and `LastPullTime` (ms), the
 //! `states` (updated from the fields of each response that carry their
 //! names) and, with `oAuth`, the access token's fields. `incremental: true`
-//! skips a response identical to the previous one. Failures are counted as
+//! skips a response identical to the previous one; `compression` decompresses
+//! responses (bounded). Failures are counted as
 //! exceptions and the connection shown down; the next pull comes at the
 //! next interval. The states and `LastPullTime` are the source's offset:
 //! rules with `qos` >= 1 resume from them after a restart.
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use oort_core::compression::Compression;
 use oort_core::template::PropTemplate;
 use oort_core::{
     ConnectorEnv, ConnectorError, ConnectorInfo, Map, Props, Source, SourceContext, SourceFactory,
@@ -24,6 +26,8 @@ use super::client::{check_response, send_error, BodyType, HttpConf, TokenState};
 use crate::util::{de, parse_config};
 
 const KIND: &str = "httppull";
+/// Largest decompressed response.
+const MAX_BODY: usize = 64 * 1024 * 1024;
 
 fn default_interval() -> Duration {
     Duration::from_secs(10)
@@ -68,12 +72,8 @@ impl SourceFactory for HttpPullSourceFactory {
                 "httppull: invalid property interval 0: it must be positive",
             ));
         }
-        if !extra.compression.trim().is_empty() {
-            return Err(ConnectorError::Config(format!(
-                "httppull: property compression {:?} is not supported yet (responses are read as they come)",
-                extra.compression
-            )));
-        }
+        let compression = Compression::parse(&extra.compression)
+            .map_err(|e| ConnectorError::Config(format!("httppull: {e}")))?;
         if conf.body_type == BodyType::FormData {
             return Err(ConnectorError::config(
                 "httppull: bodyType formdata is for sinks; use json, text or form",
@@ -88,6 +88,7 @@ impl SourceFactory for HttpPullSourceFactory {
             body,
             interval: extra.interval,
             incremental: extra.incremental,
+            compression,
             states: extra.states,
             token: None,
             last_hash: None,
@@ -104,6 +105,8 @@ pub struct HttpPullSource {
     body: PropTemplate,
     interval: Duration,
     incremental: bool,
+    /// `compression`: responses come compressed this way.
+    compression: Option<Compression>,
     states: serde_json::Map<String, serde_json::Value>,
     token: Option<TokenState>,
     last_hash: Option<[u8; 32]>,
@@ -188,7 +191,22 @@ impl HttpPullSource {
             .send()
             .await
             .map_err(|e| send_error(KIND, &method, &url, &e))?;
-        let body = check_response(KIND, &method, &url, self.conf.check, resp).await?;
+        let encoded = resp
+            .headers()
+            .contains_key(reqwest::header::CONTENT_ENCODING);
+        let mut body = check_response(KIND, &method, &url, self.conf.check, resp).await?;
+        if let Some(c) = self.compression {
+            // As eKuiper: a response that does not say it is encoded is an error.
+            if !encoded {
+                return Err(ConnectorError::InvalidData(format!(
+                    "httppull: {url}: compression {c:?} is set but the response has no Content-Encoding"
+                )));
+            }
+            body = c
+                .decompress(&body, MAX_BODY)
+                .map(Bytes::from)
+                .map_err(|e| ConnectorError::InvalidData(format!("httppull: {url}: {e}")))?;
+        }
         self.last_pull_ms = Some(now);
         if self.conf.debug_resp {
             tracing::info!(source = KIND, %url, body = %String::from_utf8_lossy(&body), "httppull: response");

@@ -110,13 +110,10 @@ impl SinkFactory for RestSinkFactory {
                 "rest: property formData is only sent with bodyType formdata",
             ));
         }
-        let content_encoding = match extra.compression.trim().to_ascii_lowercase().as_str() {
-            "" | "none" => None,
-            "gzip" => Some("gzip"),
-            "zstd" => Some("zstd"),
-            "zlib" => Some("deflate"),
-            // Raw deflate has no HTTP content coding: the body goes as is.
-            _ => None,
+        // The payload stage compressed the body; say how.
+        let content_encoding = match extra.compression.trim() {
+            "none" => None,
+            c => oort_core::compression::Compression::parse(c)?.and_then(|c| c.content_encoding()),
         };
         let resend = match extra.resend_destination.trim() {
             "" => None,

@@ -24,10 +24,21 @@ async fn handle(
     State(p): State<Arc<Peer>>,
     Path(path): Path<String>,
     RawQuery(q): RawQuery,
-) -> (StatusCode, String) {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if path == "gz" {
+        let z = oort_core::compression::Compression::Gzip
+            .compress(br#"{"z":1}"#)
+            .unwrap();
+        return ([(axum::http::header::CONTENT_ENCODING, "gzip")], z).into_response();
+    }
+    answer(&p, &path, q).into_response()
+}
+
+fn answer(p: &Peer, path: &str, q: Option<String>) -> (StatusCode, String) {
     let n = p.n.fetch_add(1, Ordering::SeqCst) + 1;
     p.queries.lock().push(q.clone().unwrap_or_default());
-    match path.as_str() {
+    match path {
         // The cursor moves on with each answer.
         "data" => {
             let cursor: i64 = q
@@ -170,7 +181,7 @@ fn bad_properties_are_refused_naming_them() {
             "interval",
         ),
         (
-            serde_json::json!({"url": "http://h", "compression": "gzip"}),
+            serde_json::json!({"url": "http://h", "compression": "lz4"}),
             "compression",
         ),
         (serde_json::json!({"url": "ftp://h"}), "url"),
@@ -185,4 +196,25 @@ fn bad_properties_are_refused_naming_them() {
             Ok(_) => panic!("{v}: accepted"),
         }
     }
+}
+
+#[tokio::test]
+async fn compressed_responses_are_decompressed() {
+    let (base, _p) = peer().await;
+    let mut s = start(
+        "/gz",
+        serde_json::json!({"url": base, "interval": 20, "compression": "gzip"}),
+    );
+    assert_eq!(s.next_body().await["z"], 1);
+    s.cancel.cancel();
+    // A plain response while compression is set: an exception.
+    let mut s = start(
+        "/plain",
+        serde_json::json!({"url": base, "interval": 20, "compression": "gzip"}),
+    );
+    match s.next().await {
+        SourceMsg::Error(m) => assert!(m.contains("Content-Encoding"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    s.cancel.cancel();
 }
