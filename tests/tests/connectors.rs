@@ -327,6 +327,28 @@ fn connector_metadata_from_the_factories_declarations() {
 
     let e = s.get("/metadata/sinks/nope");
     assert_eq!(e.status, 404, "{}", e.body);
+
+    // Conf keys are checked against the declared types and choices.
+    for (body, needle) in [
+        (r#"{"qos":"high"}"#, "qos"),
+        (r#"{"qos":5}"#, "not one of"),
+        (r#"{"insecureSkipVerify":"maybe"}"#, "insecureSkipVerify"),
+    ] {
+        let r = s.put("/metadata/sources/mqtt/confKeys/bad", body);
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(r.body.contains(needle), "{body}: {}", r.body);
+    }
+    let r = s.put(
+        "/metadata/sources/mqtt/confKeys/good",
+        r#"{"qos":"1","server":"tcp://10.0.0.5:1883"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let yaml = s.get("/metadata/sources/yaml/mqtt").json();
+    assert!(
+        yaml.get("bad").is_none(),
+        "a refused key is not stored: {yaml}"
+    );
+    assert_eq!(yaml["good"]["qos"], "1");
 }
 
 #[test]

@@ -376,6 +376,25 @@ async fn conf_put(
             "conf key properties must be a JSON object",
         ));
     }
+    // A registered connector checks the values it declares (as eKuiper's
+    // `Validate` does) and names keys it does not know.
+    let reg = s.mgr.registry();
+    let info = match kind {
+        "sources" => reg.source(&typ).map(|f| f.info()),
+        _ => reg.sink(&typ).map(|f| f.info()),
+    };
+    if let (Some(info), Some(props)) = (info, v.as_object()) {
+        info.check_values(props)
+            .map_err(|m| AppError::bad_code(crate::error::code::CONF_KEY, format!("{typ}: {m}")))?;
+        for (k, near) in info.unknown_keys(props, oort_core::COMMON_SINK_KEYS) {
+            match near {
+                Some(c) => {
+                    tracing::warn!(%typ, conf_key = %key, "unknown property {k:?} (ignored): did you mean {c:?}?")
+                }
+                None => tracing::warn!(%typ, conf_key = %key, "unknown property {k:?} (ignored)"),
+            }
+        }
+    }
     s.mgr.conf().put(kind, &typ, &key, &v)?;
     Ok(StatusCode::OK.into_response())
 }

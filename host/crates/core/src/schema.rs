@@ -141,6 +141,74 @@ impl ConnectorInfo {
             .collect()
     }
 
+    /// Checks each declared property of `props` against its type and
+    /// choices, as leniently as the connectors read them (numbers and
+    /// booleans may be strings); `Err` names the first property that does
+    /// not fit. Undeclared keys are not checked here (see
+    /// [`ConnectorInfo::unknown_keys`]).
+    pub fn check_values(&self, props: &Props) -> Result<(), String> {
+        for (k, v) in props {
+            let Some(p) = self.prop(k) else { continue };
+            if v.is_null() {
+                continue;
+            }
+            let as_text = match v {
+                Json::String(s) => Some(s.trim().to_string()),
+                Json::Number(n) => Some(n.to_string()),
+                Json::Bool(b) => Some(b.to_string()),
+                _ => None,
+            };
+            let ok = match p.typ.as_str() {
+                "int" => {
+                    v.is_i64()
+                        || v.is_u64()
+                        || as_text.as_deref().is_some_and(|t| t.parse::<i64>().is_ok())
+                }
+                "float" => {
+                    v.is_number() || as_text.as_deref().is_some_and(|t| t.parse::<f64>().is_ok())
+                }
+                "bool" => {
+                    v.is_boolean()
+                        || as_text.as_deref().is_some_and(|t| {
+                            t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false")
+                        })
+                }
+                "string" => v.is_string() || v.is_number() || v.is_boolean(),
+                "duration" => {
+                    crate::duration::duration_from_json(v).is_ok() || v.as_i64() == Some(-1)
+                }
+                "object" => v.is_object(),
+                "list_string" => {
+                    v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Json::is_string))
+                }
+                "list_object" => v.as_array().is_some_and(|a| a.iter().all(Json::is_object)),
+                _ => true,
+            };
+            if !ok {
+                return Err(format!(
+                    "invalid property {}: {v} is not a valid {}",
+                    p.name, p.typ
+                ));
+            }
+            if !p.values.is_empty() {
+                let t = as_text.unwrap_or_default();
+                let allowed = p.values.iter().filter_map(|c| {
+                    c.as_str()
+                        .map(str::to_string)
+                        .or_else(|| Some(c.to_string()))
+                });
+                if !allowed.clone().any(|c| c.eq_ignore_ascii_case(&t)) {
+                    return Err(format!(
+                        "invalid property {}: {v} is not one of {}",
+                        p.name,
+                        allowed.collect::<Vec<_>>().join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// eKuiper's UI metadata for this connector (`GET /metadata/sources/{type}`
     /// or `/metadata/sinks/{type}`): sources list their fields under
     /// `properties.default`, sinks as a plain list.
@@ -273,6 +341,36 @@ mod tests {
             ]
         );
         assert!(ConnectorInfo::default().unknown_keys(&p, &[]).is_empty());
+    }
+
+    #[test]
+    fn values_are_checked_against_types_and_choices() {
+        let i = ConnectorInfo {
+            properties: vec![
+                PropSpec::new("qos", "int", "").values(&["0", "1", "2"]),
+                PropSpec::new("retained", "bool", ""),
+                PropSpec::new("timeout", "duration", ""),
+                PropSpec::new("headers", "object", ""),
+            ],
+            ..ConnectorInfo::new("t")
+        };
+        let p = |v: serde_json::Value| -> Props { serde_json::from_value(v).unwrap() };
+        for ok in [
+            json!({"qos": 1, "retained": "true", "timeout": "5s", "headers": {}, "other": [1]}),
+            json!({"QOS": "2", "retained": false, "timeout": 100}),
+        ] {
+            assert!(i.check_values(&p(ok.clone())).is_ok(), "{ok}");
+        }
+        for (bad, needle) in [
+            (json!({"qos": "high"}), "qos"),
+            (json!({"qos": 5}), "not one of 0, 1, 2"),
+            (json!({"retained": "yes"}), "retained"),
+            (json!({"timeout": "soon"}), "timeout"),
+            (json!({"headers": "x"}), "headers"),
+        ] {
+            let e = i.check_values(&p(bad.clone())).unwrap_err();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
     }
 
     #[test]
