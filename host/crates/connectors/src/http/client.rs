@@ -234,7 +234,13 @@ impl HttpConf {
         } else {
             raw.method.trim().to_string()
         };
-        let method = PropTemplate::parse("method", &method_text.to_ascii_uppercase())?;
+        // A templated method keeps its case (field names are case-sensitive);
+        // the rendered value is upper-cased per request.
+        let method = if method_text.contains("{{") {
+            PropTemplate::parse("method", &method_text)?
+        } else {
+            PropTemplate::parse("method", &method_text.to_ascii_uppercase())?
+        };
         if let Some(m) = method.static_text() {
             if !METHODS.contains(&m.as_ref()) {
                 return Err(bad(
@@ -673,8 +679,12 @@ mod tests {
                 other => panic!("{v}: {other:?}"),
             }
         }
-        // A templated url or method is checked per request instead.
-        assert!(conf(serde_json::json!({"url": "http://h/{{.id}}", "method": "{{.m}}"})).is_ok());
+        // A templated url or method is checked per request instead, and
+        // the method's field name keeps its case.
+        let c =
+            conf(serde_json::json!({"url": "http://h/{{.id}}", "method": "{{.verb}}"})).unwrap();
+        let row = oort_core::codec::json::decode_value(br#"{"verb":"put"}"#).unwrap();
+        assert_eq!(c.method.render(&row).unwrap(), "put");
     }
 
     #[test]
