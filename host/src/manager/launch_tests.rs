@@ -128,3 +128,38 @@ async fn a_sink_gets_its_own_properties_and_no_host_path() {
     // The context carries the data dir instead.
     assert_eq!(mgr.env().data_dir(), Some(dir.path()));
 }
+
+#[tokio::test]
+async fn unsupported_formats_are_refused_when_the_stream_is_created() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mgr, _) = manager(dir.path());
+    for (format, needle) in [
+        ("protobuf", "schema"),
+        ("CUSTOM", "WebAssembly"),
+        ("xml", "is invalid"),
+    ] {
+        let Err(e) = mgr
+            .exec_stream_sql(&format!(
+                r#"CREATE STREAM s () WITH (DATASOURCE="t", TYPE="mqtt", FORMAT="{format}")"#
+            ))
+            .await
+        else {
+            panic!("{format}: accepted");
+        };
+        assert!(e.to_string().contains(needle), "{format}: {e}");
+    }
+    // Even on a source that ignores FORMAT, an unsupported one is refused.
+    let Err(e) = mgr
+        .exec_stream_sql(
+            r#"CREATE STREAM m () WITH (DATASOURCE="t", TYPE="memory", FORMAT="protobuf")"#,
+        )
+        .await
+    else {
+        panic!("memory protobuf: accepted");
+    };
+    assert!(e.to_string().contains("protobuf"), "{e}");
+    assert!(
+        mgr.list(oort_sql::ast::StreamKind::Stream).is_empty(),
+        "nothing stored"
+    );
+}

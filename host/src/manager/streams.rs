@@ -137,6 +137,18 @@ impl Manager {
         let spec = self
             .hub_spec(&name, &probe)
             .map_err(|e| AppError::bad_code(code::STREAM_TABLE, e.to_string()))?;
+        // FORMAT is checked here, not first at a rule start; a source that
+        // emits rows ignores it, but an unsupported one is still refused.
+        if let Err(e) = oort_core::codec::decoder(&spec.format, &spec.decode) {
+            if !spec.factory.emits_rows()
+                || matches!(e, oort_core::codec::CodecError::Unsupported(..))
+            {
+                return Err(AppError::bad_code(
+                    code::STREAM_TABLE,
+                    format!("{kind} {name}: {e}"),
+                ));
+            }
+        }
         spec.factory
             .validate(&self.inner.env, &spec.datasource, &spec.props)
             .map_err(|e| AppError::bad_code(code::STREAM_TABLE, format!("{kind} {name}: {e}")))?;

@@ -21,6 +21,9 @@ use crate::value::{Row, Value};
 pub enum CodecError {
     #[error("unsupported format {0:?}: expected json, binary, delimited or urlencoded")]
     UnknownFormat(String),
+    /// A format eKuiper has that Oort does not support (yet), and why.
+    #[error("format {0} is not supported: {1}")]
+    Unsupported(&'static str, &'static str),
     #[error("decode error: {0}")]
     Decode(String),
     #[error("encode error: {0}")]
@@ -102,8 +105,28 @@ fn delimiter_or_comma(d: &Option<String>) -> String {
 }
 
 /// Builds the decoder of a FORMAT (`json`, `binary`, `delimited`; case-insensitive).
+/// eKuiper formats Oort knows but does not support, with the reason.
+fn unsupported(f: &str) -> Option<CodecError> {
+    if f.eq_ignore_ascii_case("protobuf") {
+        Some(CodecError::Unsupported(
+            "protobuf",
+            "it needs a schema registered through eKuiper's schema API (SCHEMAID), which Oort does not have yet",
+        ))
+    } else if f.eq_ignore_ascii_case("custom") {
+        Some(CodecError::Unsupported(
+            "custom",
+            "it runs a Go plugin, which Oort does not load; decode or encode in a WebAssembly plugin instead",
+        ))
+    } else {
+        None
+    }
+}
+
 pub fn decoder(format: &str, opts: &DecodeOptions) -> Result<Box<dyn Decoder>, CodecError> {
     let f = format.trim();
+    if let Some(e) = unsupported(f) {
+        return Err(e);
+    }
     if f.is_empty() || f.eq_ignore_ascii_case("json") {
         Ok(Box::new(json::JsonDecoder::new()))
     } else if f.eq_ignore_ascii_case("binary") {
@@ -123,6 +146,9 @@ pub fn decoder(format: &str, opts: &DecodeOptions) -> Result<Box<dyn Decoder>, C
 /// Builds the encoder of a FORMAT (`json`, `binary`, `delimited`; case-insensitive).
 pub fn encoder(format: &str, opts: &EncodeOptions) -> Result<Box<dyn Encoder>, CodecError> {
     let f = format.trim();
+    if let Some(e) = unsupported(f) {
+        return Err(e);
+    }
     if f.is_empty() || f.eq_ignore_ascii_case("json") {
         Ok(Box::new(json::JsonEncoder))
     } else if f.eq_ignore_ascii_case("binary") {
@@ -152,10 +178,17 @@ mod tests {
         d.decode(br#"{"a":1}"#, &mut rows).unwrap();
         assert_eq!(rows[0].get("a"), Some(&Value::Int(1)));
         assert!(matches!(
-            decoder("protobuf", &opts),
-            Err(CodecError::UnknownFormat(f)) if f == "protobuf"
+            decoder("Protobuf", &opts),
+            Err(CodecError::Unsupported("protobuf", _))
         ));
-        assert!(encoder("custom", &EncodeOptions::default()).is_err());
+        assert!(matches!(
+            encoder("custom", &EncodeOptions::default()),
+            Err(CodecError::Unsupported("custom", _))
+        ));
+        assert!(matches!(
+            decoder("xml", &opts),
+            Err(CodecError::UnknownFormat(f)) if f == "xml"
+        ));
         let e = encoder("delimited", &EncodeOptions::default()).unwrap();
         let v = json::decode_value(br#"{"b":"x","a":1}"#).unwrap();
         assert_eq!(&e.encode(&v).unwrap()[..], b"1,x");
