@@ -132,13 +132,21 @@ impl OutboundPolicy {
             }
         }
         if scheme == "file" {
-            let path = &uri["file://".len()..];
-            let p = std::path::Path::new(path);
-            if !p.is_absolute() {
-                return Err(format!(
-                    "file URI {uri:?} must hold an absolute path (file:///...)"
-                ));
-            }
+            // Parsed as a URI: percent-escapes (`%20`) decode and
+            // `file://localhost/...` is the local host, as RFC 8089 says.
+            let path = url::Url::parse(uri)
+                .ok()
+                .filter(|u| u.host_str().is_none_or(|h| h.eq_ignore_ascii_case("localhost")))
+                .and_then(|mut u| {
+                    let _ = u.set_host(None);
+                    u.to_file_path().ok()
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "file URI {uri:?} must hold an absolute local path (file:///path or file://localhost/path)"
+                    )
+                })?;
+            let p = path.as_path();
             return match &r.files {
                 None => Ok(Target::File(p.to_path_buf())),
                 Some(dirs) => dirs.check(p).map(Target::File).map_err(|_| {
@@ -415,6 +423,25 @@ mod tests {
         assert!(p.check("ftp://example.com/x").is_err());
         assert!(OutboundPolicy::new(&["ftp".into()], &[], Vec::<PathBuf>::new()).is_err());
         assert!(OutboundPolicy::new(&[], &["10.0.0.0/99".into()], Vec::<PathBuf>::new()).is_err());
+    }
+
+    #[test]
+    fn file_uris_are_parsed_as_uris() {
+        let p = OutboundPolicy::unrestricted();
+        let file = |u: &str| match p.check(u) {
+            Ok(Target::File(f)) => f,
+            other => panic!("{u}: {other:?}"),
+        };
+        assert_eq!(file("file:///tmp/a%20b.zip"), PathBuf::from("/tmp/a b.zip"));
+        assert_eq!(
+            file("file://localhost/tmp/x.zip"),
+            PathBuf::from("/tmp/x.zip")
+        );
+        assert_eq!(file("file:///tmp/x.zip"), PathBuf::from("/tmp/x.zip"));
+        for bad in ["file://otherhost/tmp/x", "file://relative/x"] {
+            let e = p.check(bad).unwrap_err();
+            assert!(e.contains("absolute local path"), "{bad}: {e}");
+        }
     }
 
     #[test]
