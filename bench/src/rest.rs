@@ -98,42 +98,17 @@ async fn through_oort(
     props: serde_json::Value,
     n: usize,
 ) -> anyhow::Result<f64> {
-    let dir = tempfile::tempdir()?;
-    let registry = oort_core::Registry::default();
-    oort_connectors::builtin(&registry);
-    let mgr = oort::manager::Manager::open(dir.path(), registry)?;
-    let topic = format!("bench/r/{}", uuid::Uuid::new_v4().simple());
-    mgr.exec_stream_sql(&format!(
-        "CREATE STREAM s () WITH (DATASOURCE=\"{topic}\", TYPE=\"memory\")"
-    ))
-    .await
-    .map_err(|e| anyhow!("{e}"))?;
     let mut action = props;
     action["url"] = serde_json::Value::String(format!("{base}/in"));
     action["method"] = "post".into();
-    let rule =
-        serde_json::json!({"id": "r", "sql": "SELECT * FROM s", "actions": [{"rest": action}]});
-    mgr.create_rule(&rule.to_string())
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    let schema = Arc::new(oort_core::Schema::from_strs(&["id", "temp", "humidity"]));
-    let rows: Vec<Row> = (0..n as i64)
-        .map(|i| {
-            Row::new(
-                schema.clone(),
-                vec![Value::Int(i), Value::Float(20.5), Value::Int(i % 100)],
-            )
-        })
-        .collect();
-    let bus = oort_connectors::memory::bus::bus(mgr.env());
+    let r = MemoryRule::start(serde_json::json!({"rest": action})).await?;
+    let rows = rows(n);
     let before = counter.load(Ordering::Relaxed);
     let start = Instant::now();
-    for chunk in rows.chunks(1000) {
-        bus.publish(&topic, chunk.to_vec()).await;
-    }
+    r.publish(&rows).await;
     wait_for(counter, before + n as u64).await?;
     let rate = n as f64 / start.elapsed().as_secs_f64();
-    mgr.shutdown().await;
+    r.mgr.shutdown().await;
     Ok(rate)
 }
 
@@ -201,37 +176,14 @@ pub fn rest_sink() -> anyhow::Result<()> {
 async fn redis_rate() -> anyhow::Result<f64> {
     const N: usize = 200_000;
     let key = format!("oort-bench-{}", uuid::Uuid::new_v4().simple());
-    let dir = tempfile::tempdir()?;
-    let registry = oort_core::Registry::default();
-    oort_connectors::builtin(&registry);
-    let mgr = oort::manager::Manager::open(dir.path(), registry)?;
-    let topic = format!("bench/redis/{}", uuid::Uuid::new_v4().simple());
-    mgr.exec_stream_sql(&format!(
-        "CREATE STREAM s () WITH (DATASOURCE=\"{topic}\", TYPE=\"memory\")"
-    ))
-    .await
-    .map_err(|e| anyhow!("{e}"))?;
-    let rule = serde_json::json!({"id": "redis", "sql": "SELECT * FROM s",
-        "actions": [{"redis": {"key": key, "dataType": "list", "batchSize": 1000, "lingerInterval": 10}}]});
-    mgr.create_rule(&rule.to_string())
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    let schema = Arc::new(oort_core::Schema::from_strs(&["id", "temp", "humidity"]));
-    let rows: Vec<Row> = (0..N as i64)
-        .map(|i| {
-            Row::new(
-                schema.clone(),
-                vec![Value::Int(i), Value::Float(20.5), Value::Int(i % 100)],
-            )
-        })
-        .collect();
-    let bus = oort_connectors::memory::bus::bus(mgr.env());
+    let r = MemoryRule::start(serde_json::json!({"redis": {"key": key, "dataType": "list",
+        "batchSize": 1000, "lingerInterval": 10}}))
+    .await?;
+    let rows = rows(N);
     let client = redis::Client::open("redis://127.0.0.1:6379/")?;
     let mut conn = client.get_multiplexed_async_connection().await?;
     let start = Instant::now();
-    for chunk in rows.chunks(1000) {
-        bus.publish(&topic, chunk.to_vec()).await;
-    }
+    r.publish(&rows).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let len: usize = redis::cmd("LLEN").arg(&key).query_async(&mut conn).await?;
@@ -245,7 +197,7 @@ async fn redis_rate() -> anyhow::Result<f64> {
     }
     let rate = N as f64 / start.elapsed().as_secs_f64();
     let _: () = redis::cmd("DEL").arg(&key).query_async(&mut conn).await?;
-    mgr.shutdown().await;
+    r.mgr.shutdown().await;
     Ok(rate)
 }
 
@@ -309,4 +261,57 @@ async fn push_rate() -> anyhow::Result<f64> {
     let rate = N as f64 / start.elapsed().as_secs_f64();
     mgr.shutdown().await;
     Ok(rate)
+}
+
+/// A manager (in a temporary data dir) with a memory stream `s` and the
+/// rule `SELECT * FROM s` writing to `action`.
+struct MemoryRule {
+    _dir: tempfile::TempDir,
+    mgr: oort::manager::Manager,
+    topic: String,
+}
+
+impl MemoryRule {
+    async fn start(action: serde_json::Value) -> anyhow::Result<MemoryRule> {
+        let dir = tempfile::tempdir()?;
+        let registry = oort_core::Registry::default();
+        oort_connectors::builtin(&registry);
+        let mgr = oort::manager::Manager::open(dir.path(), registry)?;
+        let topic = format!("bench/r/{}", uuid::Uuid::new_v4().simple());
+        mgr.exec_stream_sql(&format!(
+            "CREATE STREAM s () WITH (DATASOURCE=\"{topic}\", TYPE=\"memory\")"
+        ))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+        let rule = serde_json::json!({"id": "r", "sql": "SELECT * FROM s", "actions": [action]});
+        mgr.create_rule(&rule.to_string())
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(MemoryRule {
+            _dir: dir,
+            mgr,
+            topic,
+        })
+    }
+
+    /// Publishes `rows` on the stream's topic, 1000 at a time.
+    async fn publish(&self, rows: &[Row]) {
+        let bus = oort_connectors::memory::bus::bus(self.mgr.env());
+        for chunk in rows.chunks(1000) {
+            bus.publish(&self.topic, chunk.to_vec()).await;
+        }
+    }
+}
+
+/// `n` rows `{id, temp, humidity}`.
+fn rows(n: usize) -> Vec<Row> {
+    let schema = Arc::new(oort_core::Schema::from_strs(&["id", "temp", "humidity"]));
+    (0..n as i64)
+        .map(|i| {
+            Row::new(
+                schema.clone(),
+                vec![Value::Int(i), Value::Float(20.5), Value::Int(i % 100)],
+            )
+        })
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! Streams and tables: `CREATE`/`DROP`/`DESCRIBE`/`SHOW` statements, stored
 //! as their SQL text, and eKuiper's describe document.
 
+use oort_core::schema::unknown_key_message;
 use oort_sql::ast::{Column, DataType, Statement, StreamDef, StreamKind};
 use serde_json::{json, Map, Value as Json};
 
@@ -154,14 +155,8 @@ impl Manager {
             .map_err(|e| AppError::bad_code(code::STREAM_TABLE, format!("{kind} {name}: {e}")))?;
         let info = spec.factory.info();
         for (k, near) in info.unknown_keys(&spec.props, &["format", "delimiter", "key"]) {
-            match near {
-                Some(c) => {
-                    tracing::warn!(stream = %name, source = %typ, "unknown source property {k:?} (ignored): did you mean {c:?}?")
-                }
-                None => {
-                    tracing::warn!(stream = %name, source = %typ, "unknown source property {k:?} (ignored)")
-                }
-            }
+            let msg = unknown_key_message("source property", &k, near.as_deref());
+            tracing::warn!(stream = %name, source = %typ, "{msg}");
         }
         if replace {
             if let Some(old) = self.map(kind).read().get(&name) {

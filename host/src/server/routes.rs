@@ -6,6 +6,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use oort_core::schema::unknown_key_message;
 use oort_sql::ast::StreamKind;
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
@@ -387,12 +388,8 @@ async fn conf_put(
         info.check_values(props)
             .map_err(|m| AppError::bad_code(crate::error::code::CONF_KEY, format!("{typ}: {m}")))?;
         for (k, near) in info.unknown_keys(props, oort_core::COMMON_SINK_KEYS) {
-            match near {
-                Some(c) => {
-                    tracing::warn!(%typ, conf_key = %key, "unknown property {k:?} (ignored): did you mean {c:?}?")
-                }
-                None => tracing::warn!(%typ, conf_key = %key, "unknown property {k:?} (ignored)"),
-            }
+            let msg = unknown_key_message("property", &k, near.as_deref());
+            tracing::warn!(%typ, conf_key = %key, "{msg}");
         }
     }
     s.mgr.conf().put(kind, &typ, &key, &v)?;

@@ -272,6 +272,15 @@ impl ConnectorInfo {
     }
 }
 
+/// The warning logged for a property key nobody declares (`what`: "sink
+/// property", "source property"...), naming the closest known key if any.
+pub fn unknown_key_message(what: &str, key: &str, near: Option<&str>) -> String {
+    match near {
+        Some(c) => format!("unknown {what} {key:?} (ignored): did you mean {c:?}?"),
+        None => format!("unknown {what} {key:?} (ignored)"),
+    }
+}
+
 /// The entry of `known` closest to `key` (ignoring case), within two edits.
 pub fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
     let lower = key.to_ascii_lowercase();

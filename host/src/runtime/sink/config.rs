@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use oort_connectors::util::{de, parse_config};
-use oort_core::schema::closest;
+use oort_core::schema::{closest, unknown_key_message};
 use oort_core::{ConnectorError, ConnectorInfo, Props};
 use serde::Deserialize;
 
@@ -338,14 +338,8 @@ pub fn near_misses(props: &Props, info: &ConnectorInfo) -> Vec<(String, Option<S
 /// Logs a warning for each unknown key (see [`near_misses`]).
 pub fn warn_unknown(rule: &str, kind: &str, props: &Props, info: &ConnectorInfo) {
     for (k, c) in near_misses(props, info) {
-        match c {
-            Some(c) => tracing::warn!(
-                rule,
-                sink = kind,
-                "unknown sink property {k:?} (ignored): did you mean {c:?}?"
-            ),
-            None => tracing::warn!(rule, sink = kind, "unknown sink property {k:?} (ignored)"),
-        }
+        let msg = unknown_key_message("sink property", &k, c.as_deref());
+        tracing::warn!(rule, sink = kind, "{msg}");
     }
 }
 

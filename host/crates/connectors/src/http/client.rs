@@ -17,6 +17,8 @@ use crate::util::{de, parse_config};
 
 /// eKuiper's default request timeout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(5000);
+/// Largest access-token response.
+const TOKEN_LIMIT: usize = 1024 * 1024;
 /// How much of a failed response's body an error message quotes.
 const BODY_QUOTE: usize = 256;
 
@@ -427,12 +429,10 @@ pub async fn check_response(
     url: &str,
     check: ResponseCheck,
     resp: reqwest::Response,
+    limit: usize,
 ) -> Result<bytes::Bytes, ConnectorError> {
     let status = resp.status();
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| send_error(kind, method, url, &e))?;
+    let body = read_limited(kind, method, url, resp, limit).await?;
     let quote = || {
         let n = body.len().min(BODY_QUOTE);
         String::from_utf8_lossy(&body[..n]).into_owned()
@@ -461,6 +461,37 @@ pub async fn check_response(
         }
     }
     Ok(body)
+}
+
+/// A response body of at most `limit` bytes (checked as it arrives, not
+/// only against `Content-Length`); a longer one is invalid data.
+async fn read_limited(
+    kind: &str,
+    method: &str,
+    url: &str,
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<bytes::Bytes, ConnectorError> {
+    let too_large = || {
+        ConnectorError::InvalidData(format!(
+            "{kind}: {method} {url}: the response is larger than {limit} bytes"
+        ))
+    };
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| send_error(kind, method, url, &e))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// The first `code` outside 200..=299 in a JSON body (an object or an array
@@ -592,7 +623,7 @@ async fn post_json(
         .send()
         .await
         .map_err(|e| send_error(kind, "POST", url, &e))?;
-    let body = check_response(kind, "POST", url, ResponseCheck::Code, resp).await?;
+    let body = check_response(kind, "POST", url, ResponseCheck::Code, resp, TOKEN_LIMIT).await?;
     let v = oort_core::codec::json::decode_value(&body).map_err(|e| {
         ConnectorError::Unavailable(format!("{kind}: token response of {url} is not JSON: {e}"))
     })?;

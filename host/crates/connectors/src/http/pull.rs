@@ -26,7 +26,7 @@ use super::client::{check_response, send_error, BodyType, HttpConf, TokenState};
 use crate::util::{de, parse_config};
 
 const KIND: &str = "httppull";
-/// Largest decompressed response.
+/// Largest response, as received and decompressed.
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
 fn default_interval() -> Duration {
@@ -194,7 +194,7 @@ impl HttpPullSource {
         let encoded = resp
             .headers()
             .contains_key(reqwest::header::CONTENT_ENCODING);
-        let mut body = check_response(KIND, &method, &url, self.conf.check, resp).await?;
+        let mut body = check_response(KIND, &method, &url, self.conf.check, resp, MAX_BODY).await?;
         if let Some(c) = self.compression {
             // As eKuiper: a response that does not say it is encoded is an error.
             if !encoded {

@@ -21,6 +21,9 @@ use super::client::{check_response, check_url, send_error, BodyType, HttpConf, T
 use crate::util::parse_config;
 
 const KIND: &str = "rest";
+/// Largest response body read (checked for `responseType: body`, logged
+/// with `debugResp`).
+const RESPONSE_LIMIT: usize = 4 * 1024 * 1024;
 
 fn default_file_field() -> String {
     "file".into()
@@ -274,7 +277,15 @@ impl RestSink {
             .send()
             .await
             .map_err(|e| send_error(KIND, &method_text, &url, &e))?;
-        let body = check_response(KIND, &method_text, &url, self.conf.check, resp).await?;
+        let body = check_response(
+            KIND,
+            &method_text,
+            &url,
+            self.conf.check,
+            resp,
+            RESPONSE_LIMIT,
+        )
+        .await?;
         if self.conf.debug_resp {
             tracing::info!(sink = KIND, %url, body = %String::from_utf8_lossy(&body), "rest: response");
         }

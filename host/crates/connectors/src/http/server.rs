@@ -280,7 +280,7 @@ async fn serve_socket(server: Arc<DataServer>, path: String, mut socket: WebSock
         tokio::select! {
             m = socket.recv() => {
                 let data = match m {
-                    Some(Ok(Message::Text(t))) => Bytes::from(t.as_str().to_owned()),
+                    Some(Ok(Message::Text(t))) => Bytes::from(t),
                     Some(Ok(Message::Binary(b))) => b,
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                     Some(Ok(_)) => continue,
@@ -303,8 +303,9 @@ async fn serve_socket(server: Arc<DataServer>, path: String, mut socket: WebSock
                 }
             } => match p {
                 Ok(payload) => {
-                    let msg = match std::str::from_utf8(&payload) {
-                        Ok(s) => Message::Text(s.into()),
+                    // Text without copying when it is UTF-8.
+                    let msg = match axum::extract::ws::Utf8Bytes::try_from(payload.clone()) {
+                        Ok(t) => Message::Text(t),
                         Err(_) => Message::Binary(payload),
                     };
                     if socket.send(msg).await.is_err() {

@@ -63,6 +63,7 @@ async fn handle(
     }
     match path.as_str() {
         "bad" => (StatusCode::BAD_REQUEST, "no such device".into()),
+        "big" => (StatusCode::OK, "x".repeat(4096)),
         "code" => (
             StatusCode::OK,
             r#"{"code":500,"message":"rejected"}"#.into(),
@@ -329,4 +330,30 @@ fn bad_properties_are_refused_naming_them() {
             Ok(_) => panic!("{v}: accepted"),
         }
     }
+}
+
+#[tokio::test]
+async fn response_bodies_are_bounded() {
+    let (base, _p) = peer().await;
+    let read = |limit: usize| {
+        let url = format!("{base}/big");
+        async move {
+            let resp = reqwest::Client::new().get(&url).send().await.unwrap();
+            super::client::check_response(
+                "rest",
+                "GET",
+                &url,
+                super::client::ResponseCheck::Code,
+                resp,
+                limit,
+            )
+            .await
+        }
+    };
+    assert_eq!(read(4096).await.unwrap().len(), 4096);
+    let e = read(1024).await.unwrap_err();
+    assert!(
+        matches!(&e, ConnectorError::InvalidData(m) if m.contains("larger than 1024")),
+        "{e:?}"
+    );
 }

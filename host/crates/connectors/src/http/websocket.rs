@@ -240,9 +240,7 @@ impl Source for WebsocketSource {
                                     m = ws.next() => m,
                                 };
                                 let data = match m {
-                                    Some(Ok(Message::Text(t))) => {
-                                        Bytes::from(t.as_str().to_owned())
-                                    }
+                                    Some(Ok(Message::Text(t))) => Bytes::from(t),
                                     Some(Ok(Message::Binary(b))) => b,
                                     Some(Ok(Message::Close(_))) | None => {
                                         ctx.conn.disconnected("closed by the server");
@@ -326,9 +324,10 @@ pub struct WebsocketSink {
     server: Option<(Registration, broadcast::Sender<Bytes>)>,
 }
 
+/// Text (without copying) when the payload is UTF-8, else binary.
 fn message(payload: &Bytes) -> Message {
-    match std::str::from_utf8(payload) {
-        Ok(s) => Message::Text(s.into()),
+    match tokio_tungstenite::tungstenite::Utf8Bytes::try_from(payload.clone()) {
+        Ok(t) => Message::Text(t),
         Err(_) => Message::Binary(payload.clone()),
     }
 }

@@ -7,12 +7,17 @@ pub mod sink;
 
 use std::time::Duration;
 
-use oort_core::{ConnectorError, PropSpec};
+use oort_core::{ConnectorError, PropSpec, Props, SinkContext};
+use serde::Deserialize;
 use serde_json::json;
+
+use crate::util::{de, parse_config};
 
 pub use pubsub::{RedisPubSink, RedisPubSinkFactory, RedisSubSource, RedisSubSourceFactory};
 pub use sink::{RedisSink, RedisSinkFactory};
 
+/// The server when no address is given.
+const DEFAULT_ADDR: &str = "127.0.0.1:6379";
 /// How long connecting, and each answer, may take.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -21,7 +26,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 fn connection_props(addr_key: &str, hint: &str) -> Vec<PropSpec> {
     vec![
         PropSpec::new(addr_key, "string", hint)
-            .default(json!("127.0.0.1:6379"))
+            .default(json!(DEFAULT_ADDR))
             .connection(),
         PropSpec::new("username", "string", "ACL user name").connection(),
         PropSpec::new("password", "string", "Password").connection(),
@@ -31,84 +36,146 @@ fn connection_props(addr_key: &str, hint: &str) -> Vec<PropSpec> {
     ]
 }
 
-/// A client for `host:port` (no IO); refuses a bad address or db.
-fn client(
-    kind: &str,
-    addr: &str,
-    username: &str,
-    password: &str,
+/// The connection properties as each connector names them: `addr` (the
+/// `redis` sink) or `address` (pub/sub), `username`, `password`, `db`.
+#[derive(Debug, Deserialize)]
+struct LinkConf {
+    #[serde(default)]
+    addr: Option<String>,
+    #[serde(default)]
+    address: Option<String>,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default, deserialize_with = "de::i64_lenient")]
     db: i64,
-) -> Result<redis::Client, ConnectorError> {
-    let bad = |m: String| ConnectorError::Config(format!("{kind}: {m}"));
-    if !(0..=15).contains(&db) {
-        return Err(bad(format!("invalid property db {db}: expected 0 to 15")));
-    }
-    let (host, port) = match addr.trim().rsplit_once(':') {
-        Some((h, p)) => match p.parse::<u16>() {
-            Ok(p) => (h.trim_matches(['[', ']']).to_string(), p),
-            Err(_) => return Err(bad(format!("invalid address {addr:?}: bad port"))),
-        },
-        None => (addr.trim().to_string(), 6379),
-    };
-    if host.is_empty() {
-        return Err(bad(format!("invalid address {addr:?}: host:port expected")));
-    }
-    let info = redis::ConnectionInfo {
-        addr: redis::ConnectionAddr::Tcp(host, port),
-        redis: redis::RedisConnectionInfo {
-            db,
-            username: Some(username.to_string()).filter(|u| !u.is_empty()),
-            password: Some(password.to_string()).filter(|p| !p.is_empty()),
-            protocol: redis::ProtocolVersion::RESP2,
-        },
-    };
-    redis::Client::open(info).map_err(|e| bad(e.to_string()))
 }
 
-/// Opens a multiplexed connection with the timeouts.
-async fn connect(
-    client: &redis::Client,
-    addr: &str,
-) -> Result<redis::aio::MultiplexedConnection, ConnectorError> {
-    let cfg = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(TIMEOUT)
-        .set_response_timeout(TIMEOUT);
-    client
-        .get_multiplexed_async_connection_with_config(&cfg)
-        .await
-        .map_err(|e| classify(addr, &e))
+/// One client and its connection, opened when first needed and dropped
+/// when it breaks (the next use opens another).
+struct Link {
+    client: redis::Client,
+    addr: String,
+    conn: Option<redis::aio::MultiplexedConnection>,
+}
+
+impl Link {
+    /// Reads the connection properties of `props` (no IO); refuses a bad
+    /// address or db naming the property.
+    fn open(kind: &str, addr_key: &str, props: &Props) -> Result<Link, ConnectorError> {
+        let c: LinkConf = parse_config(kind, props)?;
+        let addr = if addr_key == "addr" {
+            c.addr
+        } else {
+            c.address
+        }
+        .filter(|a| !a.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_ADDR.to_string());
+        let bad = |m: String| ConnectorError::Config(format!("{kind}: {m}"));
+        if !(0..=15).contains(&c.db) {
+            return Err(bad(format!(
+                "invalid property db {}: expected 0 to 15",
+                c.db
+            )));
+        }
+        let (host, port) = match addr.trim().rsplit_once(':') {
+            Some((h, p)) => match p.parse::<u16>() {
+                Ok(p) => (h.trim_matches(['[', ']']).to_string(), p),
+                Err(_) => {
+                    return Err(bad(format!(
+                        "invalid property {addr_key} {addr:?}: bad port"
+                    )))
+                }
+            },
+            None => (addr.trim().to_string(), 6379),
+        };
+        if host.is_empty() {
+            return Err(bad(format!(
+                "invalid property {addr_key} {addr:?}: host:port expected"
+            )));
+        }
+        let info = redis::ConnectionInfo {
+            addr: redis::ConnectionAddr::Tcp(host, port),
+            redis: redis::RedisConnectionInfo {
+                db: c.db,
+                username: Some(c.username).filter(|u| !u.is_empty()),
+                password: Some(c.password).filter(|p| !p.is_empty()),
+                protocol: redis::ProtocolVersion::RESP2,
+            },
+        };
+        let client = redis::Client::open(info).map_err(|e| bad(e.to_string()))?;
+        Ok(Link {
+            client,
+            addr,
+            conn: None,
+        })
+    }
+
+    /// The open connection, or a new one (with the timeouts).
+    async fn connection(&mut self) -> Result<redis::aio::MultiplexedConnection, ConnectorError> {
+        if let Some(c) = &self.conn {
+            return Ok(c.clone());
+        }
+        let cfg = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(TIMEOUT)
+            .set_response_timeout(TIMEOUT);
+        let c = self
+            .client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await
+            .map_err(|e| classify(&self.addr, &e))?;
+        self.conn = Some(c.clone());
+        Ok(c)
+    }
+
+    /// A sink's `connect`: opens the connection, reports the status.
+    async fn connect(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
+        let r = self.connection().await.map(drop);
+        match &r {
+            Ok(()) => ctx.conn.connected(),
+            Err(e) => ctx.conn.disconnected(e.to_string()),
+        }
+        r
+    }
+
+    /// Runs a batch's pipeline (one round trip). A broken link drops the
+    /// connection and shows the sink disconnected.
+    async fn run(
+        &mut self,
+        ctx: &SinkContext,
+        pipe: &redis::Pipeline,
+    ) -> Result<(), ConnectorError> {
+        let r = match self.connection().await {
+            Ok(mut conn) => pipe
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(|e| classify(&self.addr, &e)),
+            Err(e) => Err(e),
+        };
+        match &r {
+            Ok(()) => ctx.conn.connected(),
+            Err(e @ ConnectorError::Unavailable(_)) => {
+                self.conn = None;
+                ctx.conn.disconnected(e.to_string());
+            }
+            Err(_) => {}
+        }
+        r
+    }
 }
 
 /// The connectivity check of the Redis connectors: connect and PING.
-fn ping(
-    kind: &'static str,
-    addr_key: &'static str,
-    props: &oort_core::Props,
-) -> oort_core::PingFuture {
-    let get = |k: &str| -> String {
-        props
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(k))
-            .and_then(|(_, v)| v.as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let addr = Some(get(addr_key))
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| "127.0.0.1:6379".into());
-    let db = props
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("db"))
-        .and_then(|(_, v)| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
-        .unwrap_or(0);
-    let c = client(kind, &addr, &get("username"), &get("password"), db);
+fn ping(kind: &'static str, addr_key: &'static str, props: &Props) -> oort_core::PingFuture {
+    let link = Link::open(kind, addr_key, props);
     Box::pin(async move {
-        let mut conn = connect(&c?, &addr).await?;
+        let mut link = link?;
+        let mut conn = link.connection().await?;
         redis::cmd("PING")
             .query_async::<String>(&mut conn)
             .await
             .map(drop)
-            .map_err(|e| classify(&addr, &e))
+            .map_err(|e| classify(&link.addr, &e))
     })
 }
 

@@ -17,23 +17,11 @@ use oort_core::{
 };
 use serde::Deserialize;
 
-use super::{classify, client, connection_props};
+use super::{classify, connection_props, Link};
 use crate::util::{de, parse_config, sleep_or_cancel, Backoff};
-
-fn default_address() -> String {
-    "127.0.0.1:6379".into()
-}
 
 #[derive(Debug, Deserialize)]
 struct Conf {
-    #[serde(default = "default_address")]
-    address: String,
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default, deserialize_with = "de::i64_lenient")]
-    db: i64,
     #[serde(default, deserialize_with = "de::string_list")]
     channels: Vec<String>,
     #[serde(default)]
@@ -96,35 +84,34 @@ impl SourceFactory for RedisSubSourceFactory {
                 "redisSub: property channels (or DATASOURCE) is required",
             ));
         }
-        let client = client("redisSub", &c.address, &c.username, &c.password, c.db)?;
-        Ok(Box::new(RedisSubSource {
-            client,
-            address: c.address,
-            channels,
-        }))
+        let link = Link::open("redisSub", "address", props)?;
+        Ok(Box::new(RedisSubSource { link, channels }))
     }
 }
 
 /// A running `redisSub` source.
 pub struct RedisSubSource {
-    client: redis::Client,
-    address: String,
+    link: Link,
     channels: Vec<String>,
 }
 
 impl RedisSubSource {
     /// One subscription until it breaks; `Ok(true)` when the run ends.
     async fn session(&self, ctx: &SourceContext) -> Result<bool, ConnectorError> {
-        let mut ps = tokio::time::timeout(Duration::from_secs(5), self.client.get_async_pubsub())
-            .await
-            .map_err(|_| {
-                ConnectorError::Unavailable(format!("redis {}: connect timed out", self.address))
-            })?
-            .map_err(|e| classify(&self.address, &e))?;
+        let mut ps =
+            tokio::time::timeout(Duration::from_secs(5), self.link.client.get_async_pubsub())
+                .await
+                .map_err(|_| {
+                    ConnectorError::Unavailable(format!(
+                        "redis {}: connect timed out",
+                        self.link.addr
+                    ))
+                })?
+                .map_err(|e| classify(&self.link.addr, &e))?;
         for ch in &self.channels {
             ps.psubscribe(ch)
                 .await
-                .map_err(|e| classify(&self.address, &e))?;
+                .map_err(|e| classify(&self.link.addr, &e))?;
         }
         ctx.conn.connected();
         let mut metas: Vec<(String, Arc<Map>)> = Vec::new();
@@ -134,7 +121,7 @@ impl RedisSubSource {
                 _ = ctx.cancel.cancelled() => return Ok(true),
                 m = stream.next() => match m {
                     Some(m) => m,
-                    None => return Err(ConnectorError::Unavailable(format!("redis {}: connection closed", self.address))),
+                    None => return Err(ConnectorError::Unavailable(format!("redis {}: connection closed", self.link.addr))),
                 },
             };
             let channel = msg.get_channel_name();
@@ -216,38 +203,24 @@ impl SinkFactory for RedisPubSinkFactory {
                 "redisPub: property channel is required",
             ));
         }
-        let client = client("redisPub", &c.address, &c.username, &c.password, c.db)?;
+        let link = Link::open("redisPub", "address", props)?;
         Ok(Box::new(RedisPubSink {
-            client,
-            address: c.address,
+            link,
             channel: c.channel.trim().to_string(),
-            conn: None,
         }))
     }
 }
 
 /// A running `redisPub` sink.
 pub struct RedisPubSink {
-    client: redis::Client,
-    address: String,
+    link: Link,
     channel: String,
-    conn: Option<redis::aio::MultiplexedConnection>,
 }
 
 #[async_trait]
 impl Sink for RedisPubSink {
     async fn connect(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
-        match super::connect(&self.client, &self.address).await {
-            Ok(c) => {
-                self.conn = Some(c);
-                ctx.conn.connected();
-                Ok(())
-            }
-            Err(e) => {
-                ctx.conn.disconnected(e.to_string());
-                Err(e)
-            }
-        }
+        self.link.connect(ctx).await
     }
 
     async fn collect(
@@ -255,27 +228,10 @@ impl Sink for RedisPubSink {
         ctx: &SinkContext,
         items: &[SinkItem],
     ) -> Result<(), ConnectorError> {
-        let mut conn = match &self.conn {
-            Some(c) => c.clone(),
-            None => {
-                let c = super::connect(&self.client, &self.address).await?;
-                self.conn = Some(c.clone());
-                c
-            }
-        };
         let mut pipe = redis::pipe();
         for it in items {
             pipe.publish(&self.channel, it.payload.as_ref()).ignore();
         }
-        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
-            let e = classify(&self.address, &e);
-            if matches!(e, ConnectorError::Unavailable(_)) {
-                self.conn = None;
-                ctx.conn.disconnected(e.to_string());
-            }
-            return Err(e);
-        }
-        ctx.conn.connected();
-        Ok(())
+        self.link.run(ctx, &pipe).await
     }
 }

@@ -16,13 +16,10 @@ use oort_core::{
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::util::{de, parse_config};
+use crate::util::parse_config;
 
 const KIND: &str = "redis";
 
-fn default_addr() -> String {
-    "127.0.0.1:6379".into()
-}
 fn default_key_type() -> String {
     "single".into()
 }
@@ -32,14 +29,6 @@ fn default_data_type() -> String {
 
 #[derive(Debug, Deserialize)]
 struct Conf {
-    #[serde(default = "default_addr")]
-    addr: String,
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default, deserialize_with = "de::i64_lenient")]
-    db: i64,
     #[serde(default)]
     key: String,
     #[serde(default)]
@@ -158,11 +147,9 @@ impl SinkFactory for RedisSinkFactory {
         if list && c.expiration.is_some_and(|e| e > 0) {
             return bad("property expiration applies to dataType string only".into());
         }
-        let client = super::client(KIND, &c.addr, &c.username, &c.password, c.db)?;
+        let link = super::Link::open(KIND, "addr", props)?;
         Ok(Box::new(RedisSink {
-            client,
-            conn: None,
-            addr: c.addr,
+            link,
             multiple,
             list,
             key: c.key,
@@ -175,9 +162,7 @@ impl SinkFactory for RedisSinkFactory {
 
 /// A running `redis` sink.
 pub struct RedisSink {
-    client: redis::Client,
-    conn: Option<redis::aio::MultiplexedConnection>,
-    addr: String,
+    link: super::Link,
     multiple: bool,
     list: bool,
     key: String,
@@ -187,15 +172,6 @@ pub struct RedisSink {
 }
 
 impl RedisSink {
-    async fn connection(&mut self) -> Result<redis::aio::MultiplexedConnection, ConnectorError> {
-        if let Some(c) = &self.conn {
-            return Ok(c.clone());
-        }
-        let c = super::connect(&self.client, &self.addr).await?;
-        self.conn = Some(c.clone());
-        Ok(c)
-    }
-
     /// Adds the commands of one row; `Err` names what is wrong with it.
     fn add_row(&self, pipe: &mut redis::Pipeline, row: &Value) -> Result<(), String> {
         let Value::Object(m) = row else {
@@ -267,16 +243,7 @@ impl RedisSink {
 #[async_trait]
 impl Sink for RedisSink {
     async fn connect(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
-        match self.connection().await {
-            Ok(_) => {
-                ctx.conn.connected();
-                Ok(())
-            }
-            Err(e) => {
-                ctx.conn.disconnected(e.to_string());
-                Err(e)
-            }
-        }
+        self.link.connect(ctx).await
     }
 
     async fn collect(
@@ -303,22 +270,7 @@ impl Sink for RedisSink {
             }
         }
         if !pipe.is_empty() {
-            let mut conn = match self.connection().await {
-                Ok(c) => c,
-                Err(e) => {
-                    ctx.conn.disconnected(e.to_string());
-                    return Err(e);
-                }
-            };
-            if let Err(e) = pipe.query_async::<()>(&mut conn).await {
-                let e = super::classify(&self.addr, &e);
-                if matches!(e, ConnectorError::Unavailable(_)) {
-                    self.conn = None;
-                    ctx.conn.disconnected(e.to_string());
-                }
-                return Err(e);
-            }
-            ctx.conn.connected();
+            self.link.run(ctx, &pipe).await?;
         }
         match bad.first() {
             None => Ok(()),
