@@ -79,6 +79,11 @@ impl SourceFactory for HttpPullSourceFactory {
                 "httppull: bodyType formdata is for sinks; use json, text or form",
             ));
         }
+        if conf.body_type == BodyType::None && !extra.body.trim().is_empty() {
+            return Err(ConnectorError::config(
+                "httppull: property body is set but bodyType is none (the default for GET and HEAD): set a bodyType such as json",
+            ));
+        }
         let body = PropTemplate::parse("body", &extra.body)?;
         let client = conf.client(KIND)?;
         Ok(Box::new(HttpPullSource {

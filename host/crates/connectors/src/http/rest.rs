@@ -25,16 +25,12 @@ const KIND: &str = "rest";
 /// with `debugResp`).
 const RESPONSE_LIMIT: usize = 4 * 1024 * 1024;
 
-fn default_file_field() -> String {
-    "file".into()
-}
-
 #[derive(Debug, Deserialize)]
 struct Extra {
     #[serde(rename = "formdata", default)]
     form_data: std::collections::BTreeMap<String, String>,
-    #[serde(rename = "filefieldname", default = "default_file_field")]
-    file_field: String,
+    #[serde(rename = "filefieldname", default)]
+    file_field: Option<String>,
     #[serde(default)]
     format: String,
     #[serde(default)]
@@ -108,10 +104,17 @@ impl SinkFactory for RestSinkFactory {
             .iter()
             .map(|(k, v)| Ok((k.clone(), PropTemplate::parse(&format!("formData.{k}"), v)?)))
             .collect::<Result<Vec<_>, ConnectorError>>()?;
-        if !form_data.is_empty() && conf.body_type != BodyType::FormData {
-            return Err(ConnectorError::config(
-                "rest: property formData is only sent with bodyType formdata",
-            ));
+        if conf.body_type != BodyType::FormData {
+            for (name, set) in [
+                ("formData", !form_data.is_empty()),
+                ("fileFieldName", extra.file_field.is_some()),
+            ] {
+                if set {
+                    return Err(ConnectorError::Config(format!(
+                        "rest: property {name} is only used with bodyType formdata"
+                    )));
+                }
+            }
         }
         // The payload stage compressed the body; say how.
         let content_encoding = match extra.compression.trim() {
@@ -134,7 +137,7 @@ impl SinkFactory for RestSinkFactory {
             conf,
             client,
             form_data,
-            file_field: extra.file_field,
+            file_field: extra.file_field.unwrap_or_else(|| "file".into()),
             content_encoding,
             resend,
             token: None,

@@ -320,6 +320,10 @@ fn bad_properties_are_refused_naming_them() {
             "formData",
         ),
         (
+            serde_json::json!({"url": "http://h", "method": "post", "fileFieldName": "f"}),
+            "fileFieldName",
+        ),
+        (
             serde_json::json!({"url": "http://h", "resendDestination": "mqtt://x"}),
             "resendDestination",
         ),

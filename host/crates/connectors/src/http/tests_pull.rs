@@ -186,8 +186,12 @@ fn bad_properties_are_refused_naming_them() {
         ),
         (serde_json::json!({"url": "ftp://h"}), "url"),
         (
-            serde_json::json!({"url": "http://h", "body": "{{.x"}),
+            serde_json::json!({"url": "http://h", "method": "post", "body": "{{.x"}),
             "body",
+        ),
+        (
+            serde_json::json!({"url": "http://h", "body": "{}"}),
+            "bodyType is none",
         ),
     ] {
         let p: Props = v.as_object().cloned().unwrap();
