@@ -13,6 +13,8 @@
 //! - `h`: template rendering (`dataTemplate`, dynamic properties) per event.
 //! - `k`: the sink resend cache, write and read throughput, memory-only and
 //!   spilling to disk (see `cache.rs`).
+//! - `l`: a stream joined with a 10,000-key Redis lookup table, cached and
+//!   not, beside the same rule without the join (see `lookup.rs`).
 //! - `i`: plugin isolation: REST p99 and a neighbour rule's rate during each
 //!   hostile-plugin attack (see `isolation.rs`).
 //!
@@ -22,6 +24,7 @@
 mod cache;
 mod import;
 mod isolation;
+mod lookup;
 mod mqtt;
 mod plugins;
 mod rest;
@@ -68,6 +71,9 @@ fn main() -> anyhow::Result<()> {
     }
     if want("r") {
         rest::rest_sink()?;
+    }
+    if want("l") {
+        lookup::lookup_join()?;
     }
     Ok(())
 }

@@ -68,6 +68,15 @@ impl ConfKeys {
                     .sink_kinds()
                     .into_iter()
                     .filter_map(|t| Some(("sinks", registry.sink(&t)?.info(), t))),
+            )
+            // A lookup table's keys are its type's source keys (as in
+            // eKuiper); a lookup-only type (`redis`) ships its own.
+            .chain(
+                registry
+                    .lookup_kinds()
+                    .into_iter()
+                    .filter(|t| registry.source(t).is_none())
+                    .filter_map(|t| Some(("sources", registry.lookup(&t)?.info(), t))),
             );
         for (kind, info, typ) in infos {
             let rel = match info.conf_file {

@@ -34,6 +34,13 @@ impl Manager {
             let entry = self
                 .stream_entry(name)
                 .ok_or_else(|| AppError::bad(format!("stream {name} not found")))?;
+            if streams::is_lookup(&entry.def) {
+                let spec = self.lookup_spec(name, &entry)?;
+                spec.factory
+                    .validate(&self.inner.env, &spec.datasource, &spec.props)
+                    .map_err(|e| AppError::bad(format!("table {name}: {e}")))?;
+                continue;
+            }
             let spec = self.hub_spec(name, &entry)?;
             spec.factory
                 .validate(&self.inner.env, &spec.datasource, &spec.props)
@@ -148,6 +155,42 @@ impl Manager {
         })
     }
 
+    /// A lookup table's connector and props: conf keys resolved as for a
+    /// source of its type, the `lookup` cache property taken out.
+    pub(super) fn lookup_spec(&self, name: &str, entry: &StreamEntry) -> AppResult<LookupSpec> {
+        let o = &entry.def.options;
+        let typ = streams::source_type(&entry.def);
+        let factory = self.inner.registry.lookup(&typ).ok_or_else(|| {
+            AppError::bad(format!(
+                "lookup source type {typ} not found for table {name}; available: {}",
+                self.inner.registry.lookup_kinds().join(", ")
+            ))
+        })?;
+        let mut props = crate::connections::resolve_source(
+            &self.inner.conf,
+            &typ,
+            o.conf_key.as_deref(),
+            o.extra.as_deref(),
+        )
+        .map_err(|e| AppError::bad(format!("table {name}: {e}")))?;
+        let (conf, warnings) = LookupConf::take(&mut props)
+            .map_err(|e| AppError::bad(format!("table {name}: {e}")))?;
+        if let Some(f) = &o.format {
+            props.insert("format".into(), Json::String(f.clone()));
+        }
+        if let Some(k) = &o.key {
+            props.insert("key".into(), Json::String(k.clone()));
+        }
+        Ok(LookupSpec {
+            typ,
+            factory,
+            datasource: o.datasource.clone().unwrap_or_default(),
+            props,
+            conf,
+            warnings,
+        })
+    }
+
     /// Gets (or starts) the hub of a stream for one rule run; returns it and its key.
     pub(super) fn hub_for(&self, run_key: &str, name: &str) -> AppResult<(String, Arc<Hub>)> {
         let entry = self
@@ -184,6 +227,24 @@ impl Manager {
         }
         hubs.insert(key.clone(), h.clone());
         Ok((key, h))
+    }
+
+    /// Builds a lookup table's connector and cache for one rule run.
+    fn lookup_node(&self, name: &str) -> AppResult<Arc<LookupNode>> {
+        let entry = self
+            .stream_entry(name)
+            .ok_or_else(|| AppError::bad(format!("table {name} not found")))?;
+        let spec = self.lookup_spec(name, &entry)?;
+        let source = spec
+            .factory
+            .create(&self.inner.env, &spec.datasource, &spec.props)
+            .map_err(|e| AppError::bad(format!("table {name}: {e}")))?;
+        Ok(Arc::new(LookupNode::new(
+            name,
+            source,
+            spec.conf,
+            self.inner.env.clock(),
+        )))
     }
 
     /// Offsets of a shared hub: stored by stream name, read back at start.
@@ -309,6 +370,24 @@ impl Manager {
         let mut hub_keys = Vec::new();
         let plan_sources = p.plan.sources().to_vec();
         for (idx, s) in plan_sources.iter().enumerate() {
+            if s.lookup {
+                let node = match self.lookup_node(&s.name) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        cancel.cancel();
+                        Self::release_hubs(&self.inner, &run_key, &hub_keys);
+                        return Err(e);
+                    }
+                };
+                inputs.push(Input {
+                    stream: s.name.clone(),
+                    kind: s.kind,
+                    hub: None,
+                    lookup: Some(node),
+                    metrics: Arc::new(NodeMetrics::default()),
+                });
+                continue;
+            }
             let (key, hub) = match self.hub_for(&run_key, &s.name) {
                 Ok(h) => h,
                 Err(e) => {
@@ -327,7 +406,8 @@ impl Manager {
             inputs.push(Input {
                 stream: s.name.clone(),
                 kind: s.kind,
-                hub,
+                hub: Some(hub),
+                lookup: None,
                 metrics: Arc::new(NodeMetrics::default()),
             });
         }

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::confkeys::ConfKeys;
 use crate::error::{code, AppError, AppResult};
 use crate::runtime::hub::{self, Hub, HubSpec, RuleQueue, Subscriber};
+use crate::runtime::lookup::{LookupConf, LookupNode};
 use crate::runtime::metrics::NodeMetrics;
 use crate::runtime::rule::{self as rt, Input, RuleStatus, RunningRule};
 use crate::runtime::sink::{self, SinkCommon, SinkProgress, SinkSpec};
@@ -85,6 +86,17 @@ struct Prepared {
     plan: QueryPlan,
     sources: Vec<String>,
     sinks: Vec<PreparedSink>,
+}
+
+/// A lookup table's connector, resolved props and cache settings.
+pub(crate) struct LookupSpec {
+    pub typ: String,
+    pub factory: Arc<dyn oort_core::LookupFactory>,
+    pub datasource: String,
+    pub props: Props,
+    pub conf: LookupConf,
+    /// Unknown keys in the `lookup` property.
+    pub warnings: Vec<String>,
 }
 
 /// One action of a rule, resolved and checked.

@@ -26,6 +26,16 @@ pub fn parse_def(sql: &str) -> AppResult<StreamDef> {
 }
 
 /// The connector type of a stream: `TYPE`, else `mqtt` (streams) / `file` (tables).
+/// A lookup table (`KIND="lookup"`): looked up per row, never read.
+pub fn is_lookup(def: &StreamDef) -> bool {
+    def.kind == StreamKind::Table
+        && def
+            .options
+            .kind
+            .as_deref()
+            .is_some_and(|k| k.eq_ignore_ascii_case("lookup"))
+}
+
 pub fn source_type(def: &StreamDef) -> String {
     match def.options.type_.as_deref() {
         Some(t) if !t.is_empty() => t.to_string(),
@@ -111,7 +121,17 @@ impl Manager {
             ));
         }
         let typ = source_type(&def);
-        if self.inner.registry.source(&typ).is_none() {
+        let lookup = is_lookup(&def);
+        if lookup && self.inner.registry.lookup(&typ).is_none() {
+            return Err(AppError::bad_code(
+                code::STREAM_TABLE,
+                format!(
+                    "lookup source type {typ} not found; available: {}",
+                    self.inner.registry.lookup_kinds().join(", ")
+                ),
+            ));
+        }
+        if !lookup && self.inner.registry.source(&typ).is_none() {
             return Err(AppError::bad_code(
                 code::STREAM_TABLE,
                 format!(
@@ -135,28 +155,10 @@ impl Manager {
             def: def.clone(),
             sql: sql.to_string(),
         };
-        let spec = self
-            .hub_spec(&name, &probe)
-            .map_err(|e| AppError::bad_code(code::STREAM_TABLE, e.to_string()))?;
-        // FORMAT is checked here, not first at a rule start; a source that
-        // emits rows ignores it, but an unsupported one is still refused.
-        if let Err(e) = oort_core::codec::decoder(&spec.format, &spec.decode) {
-            if !spec.factory.emits_rows()
-                || matches!(e, oort_core::codec::CodecError::Unsupported(..))
-            {
-                return Err(AppError::bad_code(
-                    code::STREAM_TABLE,
-                    format!("{kind} {name}: {e}"),
-                ));
-            }
-        }
-        spec.factory
-            .validate(&self.inner.env, &spec.datasource, &spec.props)
-            .map_err(|e| AppError::bad_code(code::STREAM_TABLE, format!("{kind} {name}: {e}")))?;
-        let info = spec.factory.info();
-        for (k, near) in info.unknown_keys(&spec.props, &["format", "delimiter", "key"]) {
-            let msg = unknown_key_message("source property", &k, near.as_deref());
-            tracing::warn!(stream = %name, source = %typ, "{msg}");
+        if lookup {
+            self.check_lookup(&name, &probe)?;
+        } else {
+            self.check_source(&name, kind, &typ, &probe)?;
         }
         if replace {
             if let Some(old) = self.map(kind).read().get(&name) {
@@ -193,6 +195,61 @@ impl Manager {
                 sql: sql.to_string(),
             },
         );
+        Ok(())
+    }
+
+    /// A stream's (or scan table's) source: its FORMAT and its connector's
+    /// `validate`; unknown property keys are logged with the closest one.
+    fn check_source(
+        &self,
+        name: &str,
+        kind: StreamKind,
+        typ: &str,
+        probe: &StreamEntry,
+    ) -> AppResult<()> {
+        let spec = self
+            .hub_spec(name, probe)
+            .map_err(|e| AppError::bad_code(code::STREAM_TABLE, e.to_string()))?;
+        // FORMAT is checked here, not first at a rule start; a source that
+        // emits rows ignores it, but an unsupported one is still refused.
+        if let Err(e) = oort_core::codec::decoder(&spec.format, &spec.decode) {
+            if !spec.factory.emits_rows()
+                || matches!(e, oort_core::codec::CodecError::Unsupported(..))
+            {
+                return Err(AppError::bad_code(
+                    code::STREAM_TABLE,
+                    format!("{kind} {name}: {e}"),
+                ));
+            }
+        }
+        spec.factory
+            .validate(&self.inner.env, &spec.datasource, &spec.props)
+            .map_err(|e| AppError::bad_code(code::STREAM_TABLE, format!("{kind} {name}: {e}")))?;
+        let info = spec.factory.info();
+        for (k, near) in info.unknown_keys(&spec.props, &["format", "delimiter", "key"]) {
+            let msg = unknown_key_message("source property", &k, near.as_deref());
+            tracing::warn!(stream = %name, source = %typ, "{msg}");
+        }
+        Ok(())
+    }
+
+    /// A lookup table's connector `validate` and its `lookup` cache
+    /// property; unknown keys are logged with the closest one.
+    fn check_lookup(&self, name: &str, probe: &StreamEntry) -> AppResult<()> {
+        let spec = self
+            .lookup_spec(name, probe)
+            .map_err(|e| AppError::bad_code(code::STREAM_TABLE, e.to_string()))?;
+        spec.factory
+            .validate(&self.inner.env, &spec.datasource, &spec.props)
+            .map_err(|e| AppError::bad_code(code::STREAM_TABLE, format!("Table {name}: {e}")))?;
+        let info = spec.factory.info();
+        for (k, near) in info.unknown_keys(&spec.props, &["format", "key"]) {
+            let msg = unknown_key_message("lookup property", &k, near.as_deref());
+            tracing::warn!(table = %name, source = %spec.typ, "{msg}");
+        }
+        for msg in &spec.warnings {
+            tracing::warn!(table = %name, source = %spec.typ, "{msg}");
+        }
         Ok(())
     }
 

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{Delivery, Hub, HubMsg};
+use super::lookup::LookupNode;
 use super::metrics::NodeMetrics;
 use super::sink::{SinkNode, SinkProgress};
 
@@ -81,11 +82,13 @@ impl RuleStatus {
     }
 }
 
-/// A rule's source input: which hub and whether it is a table.
+/// A rule's source input: which hub and whether it is a table, or the
+/// lookup node of a lookup table (which has no hub: it is not read).
 pub struct Input {
     pub stream: String,
     pub kind: StreamKind,
-    pub hub: Arc<Hub>,
+    pub hub: Option<Arc<Hub>>,
+    pub lookup: Option<Arc<LookupNode>>,
     /// Per-rule counters for this source node.
     pub metrics: Arc<NodeMetrics>,
 }
@@ -111,13 +114,23 @@ impl RunningRule {
     /// Metrics in eKuiper's key order: sources, ops, sinks.
     pub fn write_metrics(&self, out: &mut Map<String, Json>) {
         for inp in &self.inputs {
+            let Some(hub) = &inp.hub else { continue };
             let prefix = format!("source_{}_0", inp.stream);
-            inp.metrics.write(&prefix, out, Some(&inp.hub.conn));
+            inp.metrics.write(&prefix, out, Some(&hub.conn));
             // Oort extension: the source offset committed by checkpoints
             // (rewindable plugin sources; `qos` >= 1 rules).
-            if let Some(o) = inp.hub.committed_offset() {
+            if let Some(o) = hub.committed_offset() {
                 out.insert(format!("{prefix}_committed_offset"), o.into());
             }
+        }
+        // Oort extension: each lookup table's cache and connector counters.
+        for inp in &self.inputs {
+            let Some(l) = &inp.lookup else { continue };
+            let p = format!("lookup_{}_0", inp.stream);
+            let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+            out.insert(format!("{p}_cache_hits_total"), n(&l.stats.hits).into());
+            out.insert(format!("{p}_lookups_total"), n(&l.stats.misses).into());
+            out.insert(format!("{p}_exceptions_total"), n(&l.stats.errors).into());
         }
         let q = self.query.lock();
         for (name, m) in q.metrics() {
@@ -153,6 +166,7 @@ impl RunningRule {
         let sources: Vec<String> = self
             .inputs
             .iter()
+            .filter(|i| i.hub.is_some())
             .map(|i| format!("source_{}", i.stream))
             .collect();
         let sinks: Vec<String> = self
@@ -279,7 +293,13 @@ pub fn spawn(
     status: Arc<RuleStatus>,
     checkpoint: Option<CheckpointCfg>,
 ) -> RunningRule {
-    let query = Arc::new(Mutex::new(plan.instantiate()));
+    let mut q = plan.instantiate();
+    for (i, inp) in inputs.iter().enumerate() {
+        if let Some(l) = &inp.lookup {
+            q.set_lookup(i, l.clone());
+        }
+    }
+    let query = Arc::new(Mutex::new(q));
     let op_names = plan.op_names();
     let sink_infos: Vec<Arc<SinkNodeInfo>> = sinks
         .iter()
@@ -293,12 +313,15 @@ pub fn spawn(
         })
         .collect();
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
-    let input_meta: Vec<(StreamKind, Arc<NodeMetrics>)> =
-        inputs.iter().map(|i| (i.kind, i.metrics.clone())).collect();
+    // Lookup tables send nothing: they count as neither stream nor table.
+    let input_meta: Vec<(Option<StreamKind>, Arc<NodeMetrics>)> = inputs
+        .iter()
+        .map(|i| (i.hub.as_ref().map(|_| i.kind), i.metrics.clone()))
+        .collect();
     // Hubs acked by checkpoints: stream inputs only (tables are kept whole).
     let ack_hubs: Vec<Option<Arc<Hub>>> = inputs
         .iter()
-        .map(|i| (i.kind == StreamKind::Stream).then(|| i.hub.clone()))
+        .map(|i| i.hub.clone().filter(|_| i.kind == StreamKind::Stream))
         .collect();
     let checkpoint = checkpoint.map(|cfg| Checkpointer {
         next: tokio::time::Instant::now() + cfg.interval,
@@ -341,7 +364,7 @@ pub fn spawn(
 struct RuleTask {
     rule_id: String,
     query: Arc<Mutex<Query>>,
-    inputs: Vec<(StreamKind, Arc<NodeMetrics>)>,
+    inputs: Vec<(Option<StreamKind>, Arc<NodeMetrics>)>,
     sinks: Vec<mpsc::Sender<Arc<Vec<oort_core::Row>>>>,
     sink_tasks: Vec<tokio::task::JoinHandle<()>>,
     cancel: CancellationToken,
@@ -356,7 +379,7 @@ impl RuleTask {
         let mut live_streams = self
             .inputs
             .iter()
-            .filter(|(k, _)| *k == StreamKind::Stream)
+            .filter(|(k, _)| *k == Some(StreamKind::Stream))
             .count();
         let mut error: Option<String> = None;
         // Scan tables load before stream events are joined against them:
@@ -366,7 +389,7 @@ impl RuleTask {
             .inputs
             .iter()
             .enumerate()
-            .filter(|(_, (k, _))| *k == StreamKind::Table)
+            .filter(|(_, (k, _))| *k == Some(StreamKind::Table))
             .map(|(i, _)| i)
             .collect();
         let mut held: Vec<Delivery> = Vec::new();
@@ -488,7 +511,7 @@ impl RuleTask {
                 let start = Instant::now();
                 metrics.inc_in(batch.len() as u64);
                 let mut q = self.query.lock();
-                if *kind == StreamKind::Table {
+                if *kind == Some(StreamKind::Table) {
                     let rows: Vec<oort_core::Row> = batch.iter().map(|e| e.row.clone()).collect();
                     q.on_table_rows(idx, &rows);
                 } else {
@@ -505,7 +528,7 @@ impl RuleTask {
                 Flow::Continue
             }
             HubMsg::End(None) => {
-                if *kind == StreamKind::Table {
+                if *kind == Some(StreamKind::Table) {
                     Flow::Continue
                 } else {
                     Flow::StreamEnded

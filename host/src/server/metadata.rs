@@ -3,10 +3,11 @@
 //! (`[{name, about, type}]`) and `GET /metadata/sources/{type}`,
 //! `/metadata/sinks/{type}` (the UI metadata: property fields with type,
 //! default, choices and hint), and the connectivity check
-//! `POST /metadata/{sources|sinks}/connection/{type}`. Conf keys live in
-//! [`super::routes`].
+//! `POST /metadata/{sources|sinks|lookups}/connection/{type}`. Lookup
+//! tables' connectors are listed with `GET /metadata/sources?kind=lookup`.
+//! Conf keys live in [`super::routes`].
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -20,8 +21,8 @@ use crate::error::{AppError, AppResult};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/metadata/sources", get(|s| list(s, false)))
-        .route("/metadata/sinks", get(|s| list(s, true)))
+        .route("/metadata/sources", get(|s, q| list(s, false, q)))
+        .route("/metadata/sinks", get(|s, q| list(s, true, q)))
         .route("/metadata/sources/{typ}", get(|s, p| one(s, false, p)))
         .route("/metadata/sinks/{typ}", get(|s, p| one(s, true, p)))
         .route(
@@ -32,6 +33,26 @@ pub(super) fn routes() -> Router<AppState> {
             "/metadata/sinks/connection/{typ}",
             post(|s, p, b| ping(s, true, p, b)),
         )
+        .route("/metadata/lookups/connection/{typ}", post(ping_lookup))
+}
+
+/// The connectivity check of a lookup table's connector.
+async fn ping_lookup(
+    State(s): State<AppState>,
+    Path(typ): Path<String>,
+    body: axum::body::Bytes,
+) -> AppResult<Response> {
+    let props: Props = serde_json::from_slice(&body)
+        .map_err(|e| AppError::bad(format!("the body must be a JSON object of properties: {e}")))?;
+    let f = s
+        .mgr
+        .registry()
+        .lookup(&typ)
+        .ok_or_else(|| AppError::not_found(format!("lookup source {typ} not found")))?;
+    let check = f
+        .ping(s.mgr.env(), &props)
+        .ok_or_else(|| AppError::bad(format!("{typ} has no connection to check")))?;
+    finish_ping(&typ, check).await
 }
 
 /// eKuiper's connectivity check: the body is the connector's properties;
@@ -59,6 +80,10 @@ async fn ping(
         f.ping(env, &props)
     };
     let check = check.ok_or_else(|| AppError::bad(format!("{typ} has no connection to check")))?;
+    finish_ping(&typ, check).await
+}
+
+async fn finish_ping(typ: &str, check: oort_core::PingFuture) -> AppResult<Response> {
     match tokio::time::timeout(std::time::Duration::from_secs(10), check).await {
         Ok(Ok(())) => Ok(axum::http::StatusCode::OK.into_response()),
         Ok(Err(e)) => Err(AppError::bad(e.to_string())),
@@ -72,7 +97,11 @@ fn find(s: &AppState, sink: bool, typ: &str) -> Option<(ConnectorInfo, bool)> {
     let info = if sink {
         reg.sink(typ)?.info()
     } else {
-        reg.source(typ)?.info()
+        match reg.source(typ) {
+            Some(f) => f.info(),
+            // A lookup-only type (`redis` tables): its conf keys are sources'.
+            None => reg.lookup(typ)?.info(),
+        }
     };
     let kind = if sink {
         oort_wasm::PluginKind::Sink
@@ -86,8 +115,27 @@ fn find(s: &AppState, sink: bool, typ: &str) -> Option<(ConnectorInfo, bool)> {
     Some((info, plugin))
 }
 
-async fn list(State(s): State<AppState>, sink: bool) -> Response {
+async fn list(
+    State(s): State<AppState>,
+    sink: bool,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
     let reg = s.mgr.registry();
+    if !sink && q.get("kind").is_some_and(|k| k == "lookup") {
+        let v: Vec<Json> = reg
+            .lookup_kinds()
+            .into_iter()
+            .filter_map(|k| {
+                let info = reg.lookup(&k)?.info();
+                Some(json!({
+                    "name": k,
+                    "about": {"description": {"en_US": info.about}},
+                    "type": "internal",
+                }))
+            })
+            .collect();
+        return json_resp(Json::Array(v));
+    }
     let kinds = if sink {
         reg.sink_kinds()
     } else {

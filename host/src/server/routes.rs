@@ -381,13 +381,27 @@ async fn conf_put(
     // `Validate` does) and names keys it does not know.
     let reg = s.mgr.registry();
     let info = match kind {
-        "sources" => reg.source(&typ).map(|f| f.info()),
+        "sources" => reg
+            .source(&typ)
+            .map(|f| f.info())
+            .or_else(|| reg.lookup(&typ).map(|f| f.info())),
         _ => reg.sink(&typ).map(|f| f.info()),
     };
+    // A type that can be a lookup table also takes the `lookup` cache section.
+    let lookup = kind == "sources" && reg.lookup(&typ).is_some();
+    let mut known: Vec<&str> = oort_core::COMMON_SINK_KEYS.to_vec();
+    if lookup {
+        known.push("lookup");
+        if let Some(props) = v.as_object() {
+            crate::runtime::lookup::LookupConf::take(&mut props.clone()).map_err(|e| {
+                AppError::bad_code(crate::error::code::CONF_KEY, format!("{typ}: {e}"))
+            })?;
+        }
+    }
     if let (Some(info), Some(props)) = (info, v.as_object()) {
         info.check_values(props)
             .map_err(|m| AppError::bad_code(crate::error::code::CONF_KEY, format!("{typ}: {m}")))?;
-        for (k, near) in info.unknown_keys(props, oort_core::COMMON_SINK_KEYS) {
+        for (k, near) in info.unknown_keys(props, &known) {
             let msg = unknown_key_message("property", &k, near.as_deref());
             tracing::warn!(%typ, conf_key = %key, "{msg}");
         }

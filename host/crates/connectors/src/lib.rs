@@ -35,6 +35,10 @@ pub fn builtin(registry: &Registry) {
     registry.add_sink(Arc::new(http::WebsocketSinkFactory));
     registry.add_sink(Arc::new(log::LogSinkFactory));
     registry.add_sink(Arc::new(nop::NopSinkFactory));
+    registry.add_lookup(Arc::new(memory::MemoryLookupFactory));
+    registry.add_lookup(Arc::new(redis::RedisLookupFactory));
+    registry.add_lookup(Arc::new(http::HttpPullLookupFactory));
+    registry.add_lookup(Arc::new(simulator::SimulatorLookupFactory));
 }
 
 #[cfg(test)]
@@ -72,6 +76,7 @@ mod tests {
                 "websocket"
             ]
         );
+        assert_eq!(r.lookup_kinds(), ["httppull", "memory", "redis", "simulator"]);
         assert!(r.source("memory").is_some_and(|f| f.emits_rows()));
         assert!(r.source("mqtt").is_some_and(|f| !f.emits_rows()));
     }
@@ -92,6 +97,11 @@ mod tests {
                 r.sink_kinds()
                     .into_iter()
                     .filter_map(|k| Some((r.sink(&k)?.info(), k))),
+            )
+            .chain(
+                r.lookup_kinds()
+                    .into_iter()
+                    .filter_map(|k| Some((r.lookup(&k)?.info(), k))),
             );
         let mut missing = Vec::new();
         for (info, kind) in infos {

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::env::ConnectorEnv;
+use crate::lookup::LookupFactory;
 use crate::schema::ConnectorInfo;
 use crate::value::{Meta, Row, Value};
 
@@ -412,6 +413,7 @@ pub trait SinkFactory: Send + Sync {
 pub struct Registry {
     sources: Arc<parking_lot::RwLock<ahash::AHashMap<String, Arc<dyn SourceFactory>>>>,
     sinks: Arc<parking_lot::RwLock<ahash::AHashMap<String, Arc<dyn SinkFactory>>>>,
+    lookups: Arc<parking_lot::RwLock<ahash::AHashMap<String, Arc<dyn LookupFactory>>>>,
 }
 
 impl Registry {
@@ -420,6 +422,17 @@ impl Registry {
     }
     pub fn add_sink(&self, f: Arc<dyn SinkFactory>) {
         self.sinks.write().insert(f.kind().to_string(), f);
+    }
+    pub fn add_lookup(&self, f: Arc<dyn LookupFactory>) {
+        self.lookups.write().insert(f.kind().to_string(), f);
+    }
+    pub fn lookup(&self, kind: &str) -> Option<Arc<dyn LookupFactory>> {
+        self.lookups.read().get(kind).cloned()
+    }
+    pub fn lookup_kinds(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.lookups.read().keys().cloned().collect();
+        v.sort();
+        v
     }
     pub fn remove_source(&self, kind: &str) {
         self.sources.write().remove(kind);

@@ -8,6 +8,8 @@ pub mod connector;
 pub mod duration;
 pub mod env;
 pub mod gofmt;
+pub mod key;
+pub mod lookup;
 pub mod paths;
 pub mod schema;
 pub mod shared_conn;
@@ -16,5 +18,6 @@ pub mod value;
 
 pub use connector::*;
 pub use env::{Clock, ConnectorEnv};
+pub use lookup::{LookupFactory, LookupSource};
 pub use schema::{ConnectorInfo, PropSpec};
 pub use value::*;

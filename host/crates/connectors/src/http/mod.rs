@@ -10,7 +10,7 @@ pub mod rest;
 pub mod server;
 pub mod websocket;
 
-pub use pull::{HttpPullSource, HttpPullSourceFactory};
+pub use pull::{HttpPullLookupFactory, HttpPullSource, HttpPullSourceFactory};
 pub use push::{HttpPushSource, HttpPushSourceFactory};
 pub use rest::{RestSink, RestSinkFactory};
 pub use websocket::{WebsocketSinkFactory, WebsocketSourceFactory};

@@ -9,15 +9,18 @@
 //! next interval. The states and `LastPullTime` are the source's offset:
 //! rules with `qos` >= 1 resume from them after a restart.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use oort_core::codec::{decoder, DecodeOptions};
 use oort_core::compression::Compression;
+use oort_core::lookup::matching;
 use oort_core::template::PropTemplate;
 use oort_core::{
-    ConnectorEnv, ConnectorError, ConnectorInfo, Map, Props, Source, SourceContext, SourceFactory,
-    SourceMsg, Value,
+    ConnectorEnv, ConnectorError, ConnectorInfo, LookupFactory, LookupSource, Map, Props, Row,
+    Source, SourceContext, SourceFactory, SourceMsg, Value,
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -65,6 +68,17 @@ impl SourceFactory for HttpPullSourceFactory {
         datasource: &str,
         props: &Props,
     ) -> Result<Box<dyn Source>, ConnectorError> {
+        Ok(Box::new(HttpPullSource::new(env, datasource, props)?))
+    }
+}
+
+impl HttpPullSource {
+    /// Reads and checks the props (no IO).
+    fn new(
+        env: &ConnectorEnv,
+        datasource: &str,
+        props: &Props,
+    ) -> Result<HttpPullSource, ConnectorError> {
         let conf = HttpConf::parse(KIND, props, datasource)?;
         let extra: Extra = parse_config(KIND, props)?;
         if extra.interval.is_zero() {
@@ -86,7 +100,7 @@ impl SourceFactory for HttpPullSourceFactory {
         }
         let body = PropTemplate::parse("body", &extra.body)?;
         let client = conf.client(KIND)?;
-        Ok(Box::new(HttpPullSource {
+        Ok(HttpPullSource {
             env: env.clone(),
             conf,
             client,
@@ -98,7 +112,7 @@ impl SourceFactory for HttpPullSourceFactory {
             token: None,
             last_hash: None,
             last_pull_ms: None,
-        }))
+        })
     }
 }
 
@@ -314,5 +328,68 @@ impl Source for HttpPullSource {
                 return Ok(());
             }
         }
+    }
+}
+
+/// Factory of `httppull` lookup tables: each lookup requests the URL (as
+/// the source does once per interval) and keeps the rows of the response
+/// whose key columns match; `lookup.cache` spares the requests.
+pub struct HttpPullLookupFactory;
+
+impl LookupFactory for HttpPullLookupFactory {
+    fn kind(&self) -> &str {
+        KIND
+    }
+
+    fn info(&self) -> ConnectorInfo {
+        let mut info = super::info::pull();
+        info.about = "Looks up rows in the response of an HTTP request".into();
+        info.properties
+            .retain(|p| p.name != "interval" && p.name != "incremental");
+        info
+    }
+
+    fn create(
+        &self,
+        env: &ConnectorEnv,
+        datasource: &str,
+        props: &Props,
+    ) -> Result<Arc<dyn LookupSource>, ConnectorError> {
+        let mut src = HttpPullSource::new(env, datasource, props)?;
+        src.incremental = false;
+        let format = props
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("format"))
+            .and_then(|(_, v)| v.as_str())
+            .unwrap_or("json")
+            .to_string();
+        // Checked here: a table with an unsupported FORMAT is refused.
+        decoder(&format, &DecodeOptions::default())
+            .map_err(|e| ConnectorError::Config(format!("httppull: {e}")))?;
+        Ok(Arc::new(HttpPullLookup {
+            src: tokio::sync::Mutex::new(src),
+            format,
+        }))
+    }
+}
+
+/// A rule run's `httppull` lookup table.
+pub struct HttpPullLookup {
+    src: tokio::sync::Mutex<HttpPullSource>,
+    format: String,
+}
+
+#[async_trait]
+impl LookupSource for HttpPullLookup {
+    async fn lookup(&self, keys: &[Arc<str>], values: &[Value]) -> Result<Vec<Row>, ConnectorError> {
+        let body = match self.src.lock().await.pull().await? {
+            Pulled::Body(b) => b,
+            Pulled::Unchanged => return Ok(Vec::new()),
+        };
+        let mut rows = Vec::new();
+        decoder(&self.format, &DecodeOptions::default())
+            .and_then(|mut d| d.decode(&body, &mut rows))
+            .map_err(|e| ConnectorError::InvalidData(format!("httppull: response: {e}")))?;
+        Ok(matching(&rows, keys, values))
     }
 }

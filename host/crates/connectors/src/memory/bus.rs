@@ -19,6 +19,39 @@ use tokio::sync::mpsc;
 pub struct BusMsg {
     pub topic: Arc<str>,
     pub rows: Vec<Row>,
+    /// From an updatable sink (`rowkindField`): how each row (same index)
+    /// changes a keyed table. Streams read the rows and ignore this.
+    pub changes: Option<Arc<[Change]>>,
+}
+
+/// What an updatable memory sink's row does to a keyed table (eKuiper's
+/// rowkinds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowKind {
+    Insert,
+    Update,
+    Upsert,
+    Delete,
+}
+
+impl RowKind {
+    /// `insert`, `update`, `upsert` or `delete`, as eKuiper spells them.
+    pub fn parse(s: &str) -> Option<RowKind> {
+        match s {
+            "insert" => Some(RowKind::Insert),
+            "update" => Some(RowKind::Update),
+            "upsert" => Some(RowKind::Upsert),
+            "delete" => Some(RowKind::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// One row's change: its kind and the value of the sink's `keyField`.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub kind: RowKind,
+    pub key: oort_core::Value,
 }
 
 /// A parsed subscription filter.
@@ -229,6 +262,16 @@ impl Publisher {
     /// Sends `rows` to every subscriber whose filter matches `topic`, waiting
     /// for channel space. Returns how many subscribers got the batch.
     pub async fn publish(&mut self, topic: &str, rows: Vec<Row>) -> usize {
+        self.publish_changes(topic, rows, None).await
+    }
+
+    /// [`Self::publish`] with the rows' [`Change`]s (an updatable sink).
+    pub async fn publish_changes(
+        &mut self,
+        topic: &str,
+        rows: Vec<Row>,
+        changes: Option<Arc<[Change]>>,
+    ) -> usize {
         let generation = self.bus.generation();
         let fresh = self
             .routes
@@ -266,6 +309,7 @@ impl Publisher {
             let msg = BusMsg {
                 topic: route.topic.clone(),
                 rows: batch,
+                changes: changes.clone(),
             };
             if tx.send(msg).await.is_ok() {
                 delivered += 1;

@@ -1,9 +1,13 @@
 //! `memory` source and sink: rules talk to each other through the in-process
 //! [`bus`] without encoding. The sink publishes result rows on `topic` (a
 //! template); the source subscribes to DATASOURCE (`+`/`#` wildcards) and
-//! emits the row batches as they come, with meta `{topic}`.
+//! emits the row batches as they come, with meta `{topic}`. With
+//! `rowkindField` and `keyField` the sink is updatable: each row inserts,
+//! updates or deletes a row of the memory lookup tables on its topic
+//! ([`lookup`]).
 
 pub mod bus;
+pub mod lookup;
 
 use std::sync::Arc;
 
@@ -14,7 +18,8 @@ use oort_core::{
 };
 use serde::Deserialize;
 
-pub use bus::{bus, BusMsg, MemoryBus, Publisher, Subscription, TopicFilter};
+pub use bus::{bus, BusMsg, Change, MemoryBus, Publisher, RowKind, Subscription, TopicFilter};
+pub use lookup::MemoryLookupFactory;
 
 use crate::util::{de, parse_config, rows_from_value, PropTemplate};
 
@@ -121,7 +126,9 @@ impl Source for MemorySource {
                     _ = ctx.cancel.cancelled() => return Ok(()),
                 },
             };
-            let BusMsg { topic, mut rows } = msg;
+            let BusMsg {
+                topic, mut rows, ..
+            } = msg;
             // Merge batches already queued for the same topic into one emit.
             while rows.len() < MAX_MERGED_ROWS {
                 match sub.try_recv() {
@@ -160,6 +167,44 @@ impl Source for MemorySource {
 struct SinkConf {
     #[serde(default)]
     topic: String,
+    #[serde(rename = "rowkindfield", default)]
+    rowkind_field: String,
+    #[serde(rename = "keyfield", default)]
+    key_field: String,
+}
+
+/// An updatable sink's fields: where each row's rowkind and key are.
+#[derive(Debug, Clone)]
+struct Updatable {
+    rowkind_field: String,
+    key_field: String,
+}
+
+impl Updatable {
+    /// The change a row makes: its `rowkindField` (`upsert` when absent)
+    /// and `keyField` (required).
+    fn change(&self, row: &Row) -> Result<Change, String> {
+        let kind = match row.get(&self.rowkind_field) {
+            None | Some(Value::Null) => RowKind::Upsert,
+            Some(Value::Str(s)) => RowKind::parse(s).ok_or_else(|| {
+                format!("invalid rowkind {s:?}: expected insert, update, upsert or delete")
+            })?,
+            Some(other) => {
+                return Err(format!(
+                    "rowkind field {} is not a string: {}",
+                    self.rowkind_field,
+                    other.to_json()
+                ))
+            }
+        };
+        match row.get(&self.key_field) {
+            Some(k) if !k.is_null() => Ok(Change {
+                kind,
+                key: k.clone(),
+            }),
+            _ => Err(format!("key field {} not found in the row", self.key_field)),
+        }
+    }
 }
 
 /// Factory of `memory` sinks.
@@ -172,12 +217,24 @@ impl SinkFactory for MemorySinkFactory {
 
     fn info(&self) -> ConnectorInfo {
         ConnectorInfo {
-            properties: vec![PropSpec::new(
-                "topic",
-                "string",
-                "The memory topic to publish on; may be a template ({{.field}})",
-            )
-            .required()],
+            properties: vec![
+                PropSpec::new(
+                    "topic",
+                    "string",
+                    "The memory topic to publish on; may be a template ({{.field}})",
+                )
+                .required(),
+                PropSpec::new(
+                    "rowkindField",
+                    "string",
+                    "Updatable mode: the field holding each row's action (insert, update, upsert, delete; upsert when absent)",
+                ),
+                PropSpec::new(
+                    "keyField",
+                    "string",
+                    "Updatable mode: the field holding each row's key (required with rowkindField)",
+                ),
+            ],
             ..ConnectorInfo::new("Publishes result rows on a memory topic for other rules")
         }
     }
@@ -195,7 +252,26 @@ impl SinkFactory for MemorySinkFactory {
                 )));
             }
         }
-        Ok(Box::new(MemorySink::with_bus(topic, bus(env))))
+        let updatable = match (conf.rowkind_field.trim(), conf.key_field.trim()) {
+            ("", "") => None,
+            ("", _) => {
+                return Err(ConnectorError::config(
+                    "memory: property keyField is only used with rowkindField (the updatable mode): set rowkindField too",
+                ))
+            }
+            (_, "") => {
+                return Err(ConnectorError::config(
+                    "memory: property keyField is required when rowkindField is set",
+                ))
+            }
+            (r, k) => Some(Updatable {
+                rowkind_field: r.to_string(),
+                key_field: k.to_string(),
+            }),
+        };
+        let mut sink = MemorySink::with_bus(topic, bus(env));
+        sink.updatable = updatable;
+        Ok(Box::new(sink))
     }
 
     fn consumes(&self) -> Consumes {
@@ -208,6 +284,7 @@ pub struct MemorySink {
     topic: PropTemplate,
     publisher: Publisher,
     schema: Option<Arc<Schema>>,
+    updatable: Option<Updatable>,
 }
 
 impl MemorySink {
@@ -216,8 +293,43 @@ impl MemorySink {
             topic,
             publisher: Publisher::new(bus),
             schema: None,
+            updatable: None,
         }
     }
+
+    /// Publishes `rows` (with their changes when updatable); a row without
+    /// a valid change is not published: counted in `bad`, the first reason
+    /// kept.
+    async fn send(&mut self, topic: &str, mut rows: Vec<Row>, bad: &mut Bad) {
+        let Some(u) = &self.updatable else {
+            self.publisher.publish(topic, rows).await;
+            return;
+        };
+        let mut changes = Vec::with_capacity(rows.len());
+        rows.retain(|r| match u.change(r) {
+            Ok(c) => {
+                changes.push(c);
+                true
+            }
+            Err(e) => {
+                bad.count += 1;
+                bad.first.get_or_insert(e);
+                false
+            }
+        });
+        if !rows.is_empty() {
+            self.publisher
+                .publish_changes(topic, rows, Some(changes.into()))
+                .await;
+        }
+    }
+}
+
+/// Rows an updatable sink could not publish.
+#[derive(Default)]
+struct Bad {
+    count: usize,
+    first: Option<String>,
 }
 
 #[async_trait]
@@ -235,13 +347,14 @@ impl Sink for MemorySink {
         let mut batch: Vec<Row> = Vec::new();
         let mut skipped = 0usize;
         let mut bad_topic: Option<ConnectorError> = None;
+        let mut bad = Bad::default();
         if let Some(topic) = self.topic.static_text() {
             let topic = topic.into_owned();
             for it in items {
                 skipped += rows_from_value(&it.data, &mut self.schema, &mut batch);
             }
             if !batch.is_empty() {
-                self.publisher.publish(&topic, batch).await;
+                self.send(&topic, batch, &mut bad).await;
             }
         } else {
             // Group consecutive items that render to the same topic.
@@ -259,8 +372,7 @@ impl Sink for MemorySink {
                 if current.as_deref() != Some(t.as_str()) {
                     if let Some(prev) = current.take() {
                         if !batch.is_empty() {
-                            self.publisher
-                                .publish(&prev, std::mem::take(&mut batch))
+                            self.send(&prev, std::mem::take(&mut batch), &mut bad)
                                 .await;
                         }
                     }
@@ -270,12 +382,18 @@ impl Sink for MemorySink {
             }
             if let Some(t) = current {
                 if !batch.is_empty() {
-                    self.publisher.publish(&t, batch).await;
+                    self.send(&t, batch, &mut bad).await;
                 }
             }
         }
         if let Some(e) = bad_topic {
             return Err(e);
+        }
+        if let Some(e) = bad.first {
+            return Err(ConnectorError::InvalidData(format!(
+                "memory: {} row(s) not published: {e}",
+                bad.count
+            )));
         }
         if skipped > 0 {
             return Err(ConnectorError::InvalidData(format!(

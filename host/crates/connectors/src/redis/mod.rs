@@ -1,7 +1,9 @@
 //! Redis connectors: the `redis` sink ([`sink`]: keys set or lists pushed
 //! per row, pipelined per batch) and pub/sub ([`pubsub`]: the `redisSub`
-//! source and `redisPub` sink). One client per connector instance.
+//! source and `redisPub` sink) and the `redis` lookup table ([`lookup`]).
+//! One client per connector instance.
 
+pub mod lookup;
 pub mod pubsub;
 pub mod sink;
 
@@ -13,6 +15,7 @@ use serde_json::json;
 
 use crate::util::{de, parse_config};
 
+pub use lookup::RedisLookupFactory;
 pub use pubsub::{RedisPubSink, RedisPubSinkFactory, RedisSubSource, RedisSubSourceFactory};
 pub use sink::{RedisSink, RedisSinkFactory};
 

@@ -1,14 +1,16 @@
 //! `simulator` source: emits the rows of its `data` prop one per `interval`
 //! (default 1s), starting over when `loop` is true (the default), else ending
-//! with EOF after the last row.
+//! with EOF after the last row. As a lookup table (`KIND="lookup"`) it
+//! answers with the rows of `data` whose key columns match.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use oort_core::lookup::matching;
 use oort_core::{
-    ConnectorEnv, ConnectorError, ConnectorInfo, PropSpec, Props, Row, Schema, Source,
-    SourceContext, SourceFactory, SourceMsg,
+    ConnectorEnv, ConnectorError, ConnectorInfo, LookupFactory, LookupSource, PropSpec, Props,
+    Row, Schema, Source, SourceContext, SourceFactory, SourceMsg, Value,
 };
 use serde::Deserialize;
 
@@ -84,6 +86,57 @@ impl SourceFactory for SimulatorSourceFactory {
 
     fn emits_rows(&self) -> bool {
         true
+    }
+}
+
+/// Factory of `simulator` lookup tables.
+pub struct SimulatorLookupFactory;
+
+impl LookupFactory for SimulatorLookupFactory {
+    fn kind(&self) -> &str {
+        "simulator"
+    }
+
+    fn info(&self) -> ConnectorInfo {
+        ConnectorInfo {
+            properties: vec![
+                PropSpec::new("data", "list_object", "The table's rows").required(),
+            ],
+            ..ConnectorInfo::new("A lookup table of the rows of its data property")
+        }
+    }
+
+    fn create(
+        &self,
+        _env: &ConnectorEnv,
+        _datasource: &str,
+        props: &Props,
+    ) -> Result<Arc<dyn LookupSource>, ConnectorError> {
+        #[derive(Deserialize)]
+        struct Data {
+            #[serde(default)]
+            data: Vec<serde_json::Map<String, serde_json::Value>>,
+        }
+        let conf: Data = parse_config("simulator", props)?;
+        let mut cache: Option<Arc<Schema>> = None;
+        let rows = conf
+            .data
+            .iter()
+            .map(|o| row_from_json(o, &mut cache))
+            .collect();
+        Ok(Arc::new(SimulatorLookup { rows }))
+    }
+}
+
+/// A `simulator` lookup table.
+pub struct SimulatorLookup {
+    rows: Vec<Row>,
+}
+
+#[async_trait]
+impl LookupSource for SimulatorLookup {
+    async fn lookup(&self, keys: &[Arc<str>], values: &[Value]) -> Result<Vec<Row>, ConnectorError> {
+        Ok(matching(&self.rows, keys, values))
     }
 }
 

@@ -1,14 +1,17 @@
 //! Joins: combines the rows of a collection (one event, or a window's
 //! content) with the rows of the other sources (scan tables, or the other
 //! streams' rows of the same window) following each JOIN clause in order.
-//! INNER, LEFT, RIGHT, FULL and CROSS are supported.
+//! INNER, LEFT, RIGHT, FULL and CROSS are supported; a lookup table (INNER
+//! or LEFT) gives the rows its lookup returns for each left row's keys.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use oort_core::{SharedEvent, Value};
 
 use super::expr::Ctx;
-use super::plan::Plan;
+use super::plan::{JoinSpec, LookupSpec, Plan};
+use super::LookupRows;
 use super::tuple::{Hits, Parts, Tuple};
 use crate::ast::{JoinKind, StreamKind};
 
@@ -56,6 +59,7 @@ pub(crate) fn join(
     plan: &Plan,
     rows: &[Tuple],
     tables: &[VecDeque<SharedEvent>],
+    lookups: &[Option<Arc<dyn LookupRows>>],
     hits: &Hits,
     win: Option<super::tuple::WinRange>,
 ) -> Result<Vec<Tuple>, String> {
@@ -74,6 +78,17 @@ pub(crate) fn join(
         })
         .collect();
     for j in &plan.joins {
+        if let Some(spec) = &j.lookup {
+            let rows = lookups.get(j.src).and_then(Option::as_ref).ok_or_else(|| {
+                let name = plan.sources.get(j.src).map(|s| s.name.as_str());
+                format!(
+                    "run Join error: lookup table {} is not connected",
+                    name.unwrap_or("?")
+                )
+            })?;
+            current = lookup_join(plan, j, spec, rows.as_ref(), current, hits, win)?;
+            continue;
+        }
         let rights = candidates(plan, j.src, rows, tables);
         let mut next = Vec::with_capacity(current.len());
         let mut right_matched = vec![false; rights.len()];
@@ -146,4 +161,77 @@ pub(crate) fn join(
         current = next;
     }
     Ok(current.iter().map(Combo::tuple).collect())
+}
+
+/// One lookup join: for each left combination, the rows the table returns
+/// for its key values (none when a key value is NULL), filtered by the rest
+/// of the ON condition; a LEFT join keeps a combination without rows.
+fn lookup_join(
+    plan: &Plan,
+    j: &JoinSpec,
+    spec: &LookupSpec,
+    table: &dyn LookupRows,
+    current: Vec<Combo>,
+    hits: &Hits,
+    win: Option<super::tuple::WinRange>,
+) -> Result<Vec<Combo>, String> {
+    let mut next = Vec::with_capacity(current.len());
+    let mut values = Vec::with_capacity(spec.vals.len());
+    for combo in current {
+        let t = combo.tuple();
+        let ctx = Ctx {
+            tuple: Some(&t),
+            analytic: &t.analytic,
+            aggs: &[],
+            win,
+            agg_ctx: false,
+            row_number: 1,
+            hits,
+            agg_hits: (0, 0),
+            rule_id: &plan.opts.rule_id,
+        };
+        values.clear();
+        for v in &spec.vals {
+            values.push(v.eval(&ctx).map_err(|e| format!("run Join error: {e}"))?);
+        }
+        let found: Arc<[SharedEvent]> = if values.iter().any(Value::is_null) {
+            Arc::from(Vec::new())
+        } else {
+            table
+                .lookup(&spec.keys, &values)
+                .map_err(|e| format!("run Join error: {e}"))?
+        };
+        let mut any = false;
+        for ev in found.iter() {
+            let mut parts = combo.parts.clone();
+            if let Some(p) = parts.get_mut(j.src) {
+                *p = Some(ev.clone());
+            }
+            let cand = Combo {
+                parts,
+                analytic: combo.analytic.clone(),
+                ts: combo.ts,
+            };
+            if let Some(on) = &j.on {
+                let t = cand.tuple();
+                let ctx = Ctx {
+                    tuple: Some(&t),
+                    analytic: &t.analytic,
+                    ..ctx
+                };
+                if !on
+                    .eval_cond(&ctx)
+                    .map_err(|e| format!("run Join error: {e}"))?
+                {
+                    continue;
+                }
+            }
+            any = true;
+            next.push(cand);
+        }
+        if !any && matches!(j.kind, JoinKind::Left) {
+            next.push(combo);
+        }
+    }
+    Ok(next)
 }

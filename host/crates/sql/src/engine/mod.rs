@@ -77,6 +77,17 @@ impl Default for QueryOptions {
 pub struct SourceRef {
     pub name: String,
     pub kind: StreamKind,
+    /// A lookup table: not read, looked up per row through the
+    /// [`LookupRows`] given to [`Query::set_lookup`].
+    pub lookup: bool,
+}
+
+/// The rows of a lookup table by key, for lookup joins. The runtime
+/// implements it over a lookup connector and its cache.
+pub trait LookupRows: Send + Sync + std::fmt::Debug {
+    /// The rows whose columns `keys` equal `values` (no NULL among them).
+    /// Runs on the rule's task and may wait for the connector.
+    fn lookup(&self, keys: &[Arc<str>], values: &[Value]) -> Result<Arc<[SharedEvent]>, String>;
 }
 
 /// One emission: the rows of one event (non-window rules) or of one window.
@@ -148,6 +159,7 @@ impl QueryPlan {
                 cache: ProjCache::default(),
                 win: p.window.as_ref().map(|w| WinState::new(w, p.incremental)),
                 tables: p.srcs.iter().map(|_| VecDeque::new()).collect(),
+                lookups: p.srcs.iter().map(|_| None).collect(),
                 buf: Vec::new(),
                 calls: 0,
                 evt: EventTime::default(),
@@ -183,6 +195,8 @@ struct State {
     win: Option<WinState>,
     /// Scan-table rows per source index.
     tables: Vec<VecDeque<SharedEvent>>,
+    /// Lookup tables per source index.
+    lookups: Vec<Option<Arc<dyn LookupRows>>>,
     /// Scratch argument buffer.
     buf: Vec<Value>,
     calls: u64,
@@ -233,6 +247,14 @@ impl Query {
         self.st.on_event(&self.plan, source, ev, out);
         if let Some(s) = start {
             self.st.sampled(s);
+        }
+    }
+
+    /// Connects lookup table `source` (see [`SourceRef::lookup`]); until
+    /// then its joins fail with an error.
+    pub fn set_lookup(&mut self, source: usize, rows: Arc<dyn LookupRows>) {
+        if let Some(slot) = self.st.lookups.get_mut(source) {
+            *slot = Some(rows);
         }
     }
 
@@ -478,6 +500,7 @@ impl State {
             plan,
             std::slice::from_ref(&t),
             &self.tables,
+            &self.lookups,
             &self.hits,
             None,
         ) {
@@ -570,5 +593,7 @@ fn sort_by_keys(plan: &Plan, order: &mut [usize], keys: &[Vec<Value>]) {
 
 #[cfg(test)]
 mod depth_tests;
+#[cfg(test)]
+mod lookup_tests;
 #[cfg(test)]
 mod tests;

@@ -66,6 +66,17 @@ pub(crate) struct JoinSpec {
     /// The right side's source index.
     pub src: usize,
     pub on: Option<CExpr>,
+    /// A join with a lookup table: its ON split into key lookups and the
+    /// rest (then `on` is the rest).
+    pub lookup: Option<LookupSpec>,
+}
+
+/// The equi-join predicates of a lookup join: the table's columns `keys`
+/// are looked up with the values of `vals`, evaluated on the left row.
+#[derive(Debug)]
+pub(crate) struct LookupSpec {
+    pub keys: Vec<Arc<str>>,
+    pub vals: Vec<CExpr>,
 }
 
 #[derive(Debug)]
@@ -126,6 +137,8 @@ pub(crate) struct Projection {
 #[derive(Debug)]
 pub(crate) struct SrcRuntime {
     pub kind: StreamKind,
+    /// A lookup table (`KIND="lookup"`): rows come from a lookup per row.
+    pub lookup: bool,
     /// Scan-table rows kept.
     pub retain: usize,
     pub validator: Option<Validator>,
@@ -203,6 +216,16 @@ struct SrcInfo {
 }
 
 impl SrcInfo {
+    fn is_lookup(&self) -> bool {
+        self.def.kind == StreamKind::Table
+            && self
+                .def
+                .options
+                .kind
+                .as_deref()
+                .is_some_and(|k| k.eq_ignore_ascii_case("lookup"))
+    }
+
     fn typed(&self) -> Option<&[Column]> {
         (!self.def.columns.is_empty()).then_some(self.def.columns.as_slice())
     }

@@ -132,7 +132,8 @@ fn hand_built_ast_filter_passes_rows_through() {
         p.sources(),
         &[SourceRef {
             name: "s".into(),
-            kind: StreamKind::Stream
+            kind: StreamKind::Stream,
+            lookup: false,
         }]
     );
     let mut q = p.instantiate();

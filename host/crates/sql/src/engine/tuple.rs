@@ -3,7 +3,6 @@
 //! hit counters read by `last_hit_*` / `last_agg_hit_*`.
 
 use std::cell::Cell;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use oort_core::{Event, Map, Meta, SharedEvent, Value};
@@ -105,113 +104,12 @@ pub(crate) struct Hits {
     pub agg_time: Cell<i64>,
 }
 
-/// A hashable key made of values (GROUP BY dimensions, PARTITION BY).
-/// Equality is strict: `1` and `1.0` are different keys.
-#[derive(Clone, Debug)]
-pub(crate) struct Key(pub Vec<Value>);
-
-pub(crate) fn hash_value<H: Hasher>(v: &Value, h: &mut H) {
-    match v {
-        Value::Null => 0u8.hash(h),
-        Value::Bool(b) => {
-            1u8.hash(h);
-            b.hash(h)
-        }
-        Value::Int(i) => {
-            2u8.hash(h);
-            i.hash(h)
-        }
-        Value::Float(f) => {
-            3u8.hash(h);
-            let f = if *f == 0.0 { 0.0 } else { *f };
-            f.to_bits().hash(h)
-        }
-        Value::Str(s) => {
-            4u8.hash(h);
-            s.hash(h)
-        }
-        Value::Bytes(b) => {
-            5u8.hash(h);
-            b.hash(h)
-        }
-        Value::Array(a) => {
-            6u8.hash(h);
-            a.len().hash(h);
-            for x in a.iter() {
-                hash_value(x, h);
-            }
-        }
-        Value::Object(o) => {
-            7u8.hash(h);
-            o.len().hash(h);
-            for (k, x) in o.iter() {
-                k.hash(h);
-                hash_value(x, h);
-            }
-        }
-        Value::Datetime(t) => {
-            8u8.hash(h);
-            t.hash(h)
-        }
-    }
-}
-
-/// Strict structural equality (no int/float coercion).
-pub(crate) fn strict_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Null, Value::Null) => true,
-        (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::Int(x), Value::Int(y)) => x == y,
-        (Value::Float(x), Value::Float(y)) => x == y || (x.is_nan() && y.is_nan()),
-        (Value::Str(x), Value::Str(y)) => x == y,
-        (Value::Bytes(x), Value::Bytes(y)) => x == y,
-        (Value::Datetime(x), Value::Datetime(y)) => x == y,
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| strict_eq(p, q))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y.iter())
-                    .all(|((k1, v1), (k2, v2))| k1 == k2 && strict_eq(v1, v2))
-        }
-        _ => false,
-    }
-}
-
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        for v in &self.0 {
-            hash_value(v, state);
-        }
-    }
-}
-
-impl PartialEq for Key {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| strict_eq(a, b))
-    }
-}
-
-impl Eq for Key {}
+pub(crate) use oort_core::key::{hash_value, strict_eq, Key};
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use oort_core::{Row, Schema};
-
-    #[test]
-    fn keys_are_strict() {
-        let a = Key(vec![Value::Int(1), Value::str("x")]);
-        let b = Key(vec![Value::Int(1), Value::str("x")]);
-        let c = Key(vec![Value::Float(1.0), Value::str("x")]);
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-        let mut set = ahash::AHashSet::new();
-        set.insert(a);
-        assert!(set.contains(&b));
-        assert!(!set.contains(&c));
-    }
 
     #[test]
     fn tuple_parts_and_object() {

@@ -24,6 +24,12 @@ pub(crate) fn build(
             def,
         });
     }
+    if let Some(first) = infos.first().filter(|s| s.is_lookup()) {
+        return Err(plan_err(format!(
+            "lookup table {} can only be joined (JOIN {} ON ...), not read in FROM",
+            first.name, first.name
+        )));
+    }
     let stream_srcs: Vec<usize> = (0..infos.len())
         .filter(|i| infos[*i].def.kind == StreamKind::Stream)
         .collect();
@@ -223,6 +229,7 @@ pub(crate) fn build(
         .as_ref()
         .map(|f| c.compile(f, Place::Trigger))
         .transpose()?;
+    let first_name = infos.first().map(|s| s.name.clone()).unwrap_or_default();
     let mut joins = Vec::with_capacity(select.joins.len());
     for (i, (j, on)) in select.joins.iter().zip(&ons).enumerate() {
         if j.kind != JoinKind::Cross && on.is_none() {
@@ -231,10 +238,16 @@ pub(crate) fn build(
                 j.source.name
             )));
         }
+        let src = i + 1;
+        if infos.get(src).is_some_and(SrcInfo::is_lookup) {
+            joins.push(lookup_join(&mut c, j, on.as_ref(), src, &first_name)?);
+            continue;
+        }
         joins.push(JoinSpec {
             kind: j.kind,
-            src: i + 1,
+            src,
             on: on.as_ref().map(|o| c.compile(o, Place::On)).transpose()?,
+            lookup: None,
         });
     }
 
@@ -445,6 +458,7 @@ pub(crate) fn build(
         };
         srcs.push(SrcRuntime {
             kind: info.def.kind,
+            lookup: info.is_lookup(),
             retain,
             validator,
             timestamp: o.timestamp.as_deref().map(Arc::from),
@@ -469,13 +483,22 @@ pub(crate) fn build(
     if real_analytic {
         ops.analytic = Some(push(&mut ops, "analytic", false));
     }
-    let has_tables = stream_srcs.len() < infos.len();
+    // Scan tables are aligned with the streams; lookup tables are not read.
+    let has_tables = infos
+        .iter()
+        .any(|s| s.def.kind == StreamKind::Table && !s.is_lookup());
+    // eKuiper names the operator `lookup` when every join is a lookup.
+    let join_op = if !joins.is_empty() && joins.iter().all(|j| j.lookup.is_some()) {
+        "lookup"
+    } else {
+        "join"
+    };
     if window.is_none() {
         if !joins.is_empty() {
             if has_tables {
                 push(&mut ops, "join_aligner", false);
             }
-            ops.join = Some(push(&mut ops, "join", false));
+            ops.join = Some(push(&mut ops, join_op, false));
         }
         if pre_filter.is_some() {
             ops.pre_filter = Some(push(&mut ops, "filter", false));
@@ -496,7 +519,7 @@ pub(crate) fn build(
             if has_tables {
                 push(&mut ops, "join_aligner", false);
             }
-            ops.join = Some(push(&mut ops, "join", false));
+            ops.join = Some(push(&mut ops, join_op, false));
         }
         if post_filter.is_some() {
             if where_has_agg {
@@ -527,6 +550,7 @@ pub(crate) fn build(
         .map(|s| SourceRef {
             name: s.name.clone(),
             kind: s.def.kind,
+            lookup: s.is_lookup(),
         })
         .collect();
     Ok(Plan {
@@ -553,4 +577,106 @@ pub(crate) fn build(
         incremental,
         ops,
     })
+}
+
+/// A join with a lookup table: INNER or LEFT, its ON a conjunction with at
+/// least one `table.column = expression` (the lookup keys, as eKuiper
+/// requires); the other conjuncts filter the looked-up rows.
+fn lookup_join(
+    c: &mut Compiler<'_>,
+    j: &crate::ast::Join,
+    on: Option<&Expr>,
+    src: usize,
+    default_stream: &str,
+) -> Result<JoinSpec, SqlError> {
+    let name = &j.source.name;
+    if !matches!(j.kind, JoinKind::Inner | JoinKind::Left) {
+        return Err(plan_err(format!(
+            "lookup table {name} can only be used in an INNER or LEFT JOIN, not {}",
+            format!("{:?}", j.kind).to_uppercase()
+        )));
+    }
+    let Some(on) = on else {
+        return Err(plan_err(format!(
+            "join with lookup table {name} requires an ON condition"
+        )));
+    };
+    let invalid = || {
+        plan_err(format!(
+            "join condition {} is invalid, at least one equi-join predicate is required",
+            ek_string(on, Some(default_stream))
+        ))
+    };
+    let mut conjuncts = Vec::new();
+    flatten_and(on, &mut conjuncts);
+    let mut keys: Vec<Arc<str>> = Vec::new();
+    let mut vals = Vec::new();
+    let mut rest: Option<Expr> = None;
+    for e in conjuncts {
+        let key_side = match e {
+            Expr::Binary {
+                op: BinaryOp::Eq,
+                left,
+                right,
+            } => match (table_col(c, left, src), table_col(c, right, src)) {
+                (Some(k), None) => Some((k, right.as_ref())),
+                (None, Some(k)) => Some((k, left.as_ref())),
+                _ => None,
+            },
+            _ => None,
+        };
+        match key_side {
+            Some((k, val)) => {
+                if keys.iter().any(|x| x.as_ref() == k) {
+                    return Err(invalid());
+                }
+                keys.push(Arc::from(k));
+                vals.push(c.compile(val, Place::On)?);
+            }
+            None => {
+                rest = Some(match rest.take() {
+                    None => e.clone(),
+                    Some(r) => Expr::Binary {
+                        op: BinaryOp::And,
+                        left: Box::new(r),
+                        right: Box::new(e.clone()),
+                    },
+                })
+            }
+        }
+    }
+    if keys.is_empty() {
+        return Err(invalid());
+    }
+    Ok(JoinSpec {
+        kind: j.kind,
+        src,
+        on: rest.as_ref().map(|r| c.compile(r, Place::On)).transpose()?,
+        lookup: Some(LookupSpec { keys, vals }),
+    })
+}
+
+fn flatten_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
+    match e {
+        Expr::Binary {
+            op: BinaryOp::And,
+            left,
+            right,
+        } => {
+            flatten_and(left, out);
+            flatten_and(right, out);
+        }
+        other => out.push(other),
+    }
+}
+
+/// `name` when `e` is a column qualified with source `src`'s name or alias.
+fn table_col<'e>(c: &Compiler<'_>, e: &'e Expr, src: usize) -> Option<&'e str> {
+    match e {
+        Expr::Column {
+            qualifier: Some(q),
+            name,
+        } if c.src_by_name(q) == Some(src) => Some(name.as_str()),
+        _ => None,
+    }
 }
