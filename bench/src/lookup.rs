@@ -82,7 +82,9 @@ async fn run(prefix: &str, cache: Option<bool>, n: usize) -> anyhow::Result<f64>
     let rule = serde_json::json!({"id": "l", "sql": sql, "actions": [{"nop": {}}]});
     mgr.create_rule(&rule.to_string()).await.map_err(err)?;
     let schema = Arc::new(oort_core::Schema::from_strs(&["id", "k"]));
-    let keys: Vec<Value> = (0..KEYS).map(|i| Value::str(&format!("{prefix}-{i}"))).collect();
+    let keys: Vec<Value> = (0..KEYS)
+        .map(|i| Value::str(&format!("{prefix}-{i}")))
+        .collect();
     let batches: Vec<Vec<Row>> = (0..n / BATCH)
         .map(|b| {
             (0..BATCH)

@@ -76,7 +76,10 @@ mod tests {
                 "websocket"
             ]
         );
-        assert_eq!(r.lookup_kinds(), ["httppull", "memory", "redis", "simulator"]);
+        assert_eq!(
+            r.lookup_kinds(),
+            ["httppull", "memory", "redis", "simulator"]
+        );
         assert!(r.source("memory").is_some_and(|f| f.emits_rows()));
         assert!(r.source("mqtt").is_some_and(|f| !f.emits_rows()));
     }

@@ -18,7 +18,8 @@ pub trait LookupSource: Send + Sync {
     /// The rows whose columns `keys` equal `values` (same length, none of
     /// them NULL). An empty result is a miss, not an error.
     /// `Unavailable` errors are counted as the join's exceptions.
-    async fn lookup(&self, keys: &[Arc<str>], values: &[Value]) -> Result<Vec<Row>, ConnectorError>;
+    async fn lookup(&self, keys: &[Arc<str>], values: &[Value])
+        -> Result<Vec<Row>, ConnectorError>;
 }
 
 /// Creates lookup sources of one type (`memory`, `redis`, `httppull`...).

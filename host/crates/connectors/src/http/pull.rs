@@ -381,7 +381,11 @@ pub struct HttpPullLookup {
 
 #[async_trait]
 impl LookupSource for HttpPullLookup {
-    async fn lookup(&self, keys: &[Arc<str>], values: &[Value]) -> Result<Vec<Row>, ConnectorError> {
+    async fn lookup(
+        &self,
+        keys: &[Arc<str>],
+        values: &[Value],
+    ) -> Result<Vec<Row>, ConnectorError> {
         let body = match self.src.lock().await.pull().await? {
             Pulled::Body(b) => b,
             Pulled::Unchanged => return Ok(Vec::new()),

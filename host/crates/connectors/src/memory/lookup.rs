@@ -72,7 +72,7 @@ impl Table {
                 let n = self
                     .dropped
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if n % 10_000 == 0 {
+                if n.is_multiple_of(10_000) {
                     tracing::warn!(
                         key = %self.key,
                         dropped = n + 1,
@@ -175,7 +175,9 @@ impl LookupFactory for MemoryLookupFactory {
 
     fn info(&self) -> ConnectorInfo {
         ConnectorInfo {
-            datasource_hint: Some("The topic the table's rows are published on (+ and # wildcards)"),
+            datasource_hint: Some(
+                "The topic the table's rows are published on (+ and # wildcards)",
+            ),
             ..ConnectorInfo::new(
                 "Keeps the rows published on a memory topic, by the table's KEY, for lookups",
             )
@@ -211,7 +213,11 @@ pub struct MemoryLookup {
 
 #[async_trait]
 impl LookupSource for MemoryLookup {
-    async fn lookup(&self, keys: &[Arc<str>], values: &[Value]) -> Result<Vec<Row>, ConnectorError> {
+    async fn lookup(
+        &self,
+        keys: &[Arc<str>],
+        values: &[Value],
+    ) -> Result<Vec<Row>, ConnectorError> {
         Ok(self.table.read(keys, values))
     }
 }
@@ -247,10 +253,14 @@ mod tests {
     fn validate_needs_topic_and_key() {
         let env = ConnectorEnv::default();
         let f = MemoryLookupFactory;
-        assert!(f.validate(&env, "", &props(serde_json::json!({"key": "id"}))).is_err());
+        assert!(f
+            .validate(&env, "", &props(serde_json::json!({"key": "id"})))
+            .is_err());
         let e = f.validate(&env, "t", &Props::new()).unwrap_err();
         assert!(e.to_string().contains("key"), "{e}");
-        assert!(f.validate(&env, "a/#/b", &props(serde_json::json!({"key": "id"}))).is_err());
+        assert!(f
+            .validate(&env, "a/#/b", &props(serde_json::json!({"key": "id"})))
+            .is_err());
         f.validate(&env, "t/#", &props(serde_json::json!({"key": "id"})))
             .unwrap();
     }

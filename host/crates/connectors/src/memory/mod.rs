@@ -372,8 +372,7 @@ impl Sink for MemorySink {
                 if current.as_deref() != Some(t.as_str()) {
                     if let Some(prev) = current.take() {
                         if !batch.is_empty() {
-                            self.send(&prev, std::mem::take(&mut batch), &mut bad)
-                                .await;
+                            self.send(&prev, std::mem::take(&mut batch), &mut bad).await;
                         }
                     }
                     current = Some(t);
@@ -452,6 +451,29 @@ mod tests {
             .create(
                 &ConnectorEnv::default(),
                 &props(serde_json::json!({"topic": "a/{{.id}}", "sendSingle": true}))
+            )
+            .is_ok());
+        // Updatable mode: both fields, or neither.
+        for (p, says) in [
+            (
+                serde_json::json!({"topic": "t", "keyField": "id"}),
+                "rowkindField",
+            ),
+            (
+                serde_json::json!({"topic": "t", "rowkindField": "a"}),
+                "keyField is required",
+            ),
+        ] {
+            let e = MemorySinkFactory
+                .create(&ConnectorEnv::default(), &props(p))
+                .err()
+                .unwrap();
+            assert!(e.to_string().contains(says), "{e}");
+        }
+        assert!(MemorySinkFactory
+            .create(
+                &ConnectorEnv::default(),
+                &props(serde_json::json!({"topic": "t", "rowkindField": "a", "keyField": "id"}))
             )
             .is_ok());
         assert_eq!(MemorySinkFactory.consumes(), Consumes::Rows);

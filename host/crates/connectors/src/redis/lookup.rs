@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use oort_core::codec::json::decode_value;
 use oort_core::codec::text::value_to_text;
 use oort_core::{
-    ConnectorEnv, ConnectorError, ConnectorInfo, LookupFactory, LookupSource, PingFuture,
-    PropSpec, Props, Row, Value,
+    ConnectorEnv, ConnectorError, ConnectorInfo, LookupFactory, LookupSource, PingFuture, PropSpec,
+    Props, Row, Value,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -154,12 +154,19 @@ fn to_row(addr: &str, key: &str, text: &[u8]) -> Result<Row, ConnectorError> {
 
 #[async_trait]
 impl LookupSource for RedisLookup {
-    async fn lookup(&self, keys: &[Arc<str>], values: &[Value]) -> Result<Vec<Row>, ConnectorError> {
+    async fn lookup(
+        &self,
+        keys: &[Arc<str>],
+        values: &[Value],
+    ) -> Result<Vec<Row>, ConnectorError> {
         let [value] = values else {
             return Err(ConnectorError::Config(format!(
                 "redis lookup takes one key, the join has {} ({})",
                 keys.len(),
-                keys.iter().map(|k| k.as_ref()).collect::<Vec<_>>().join(", ")
+                keys.iter()
+                    .map(|k| k.as_ref())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         };
         let key = value_to_text(value, false);

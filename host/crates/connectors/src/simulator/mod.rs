@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use oort_core::lookup::matching;
 use oort_core::{
-    ConnectorEnv, ConnectorError, ConnectorInfo, LookupFactory, LookupSource, PropSpec, Props,
-    Row, Schema, Source, SourceContext, SourceFactory, SourceMsg, Value,
+    ConnectorEnv, ConnectorError, ConnectorInfo, LookupFactory, LookupSource, PropSpec, Props, Row,
+    Schema, Source, SourceContext, SourceFactory, SourceMsg, Value,
 };
 use serde::Deserialize;
 
@@ -99,9 +99,7 @@ impl LookupFactory for SimulatorLookupFactory {
 
     fn info(&self) -> ConnectorInfo {
         ConnectorInfo {
-            properties: vec![
-                PropSpec::new("data", "list_object", "The table's rows").required(),
-            ],
+            properties: vec![PropSpec::new("data", "list_object", "The table's rows").required()],
             ..ConnectorInfo::new("A lookup table of the rows of its data property")
         }
     }
@@ -135,7 +133,11 @@ pub struct SimulatorLookup {
 
 #[async_trait]
 impl LookupSource for SimulatorLookup {
-    async fn lookup(&self, keys: &[Arc<str>], values: &[Value]) -> Result<Vec<Row>, ConnectorError> {
+    async fn lookup(
+        &self,
+        keys: &[Arc<str>],
+        values: &[Value],
+    ) -> Result<Vec<Row>, ConnectorError> {
         Ok(matching(&self.rows, keys, values))
     }
 }

@@ -11,8 +11,8 @@ use oort_core::{SharedEvent, Value};
 
 use super::expr::Ctx;
 use super::plan::{JoinSpec, LookupSpec, Plan};
-use super::LookupRows;
 use super::tuple::{Hits, Parts, Tuple};
+use super::LookupRows;
 use crate::ast::{JoinKind, StreamKind};
 
 /// A partial combination: one optional event per source, and the analytic

@@ -137,8 +137,6 @@ pub(crate) struct Projection {
 #[derive(Debug)]
 pub(crate) struct SrcRuntime {
     pub kind: StreamKind,
-    /// A lookup table (`KIND="lookup"`): rows come from a lookup per row.
-    pub lookup: bool,
     /// Scan-table rows kept.
     pub retain: usize,
     pub validator: Option<Validator>,

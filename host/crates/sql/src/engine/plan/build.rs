@@ -458,7 +458,6 @@ pub(crate) fn build(
         };
         srcs.push(SrcRuntime {
             kind: info.def.kind,
-            lookup: info.is_lookup(),
             retain,
             validator,
             timestamp: o.timestamp.as_deref().map(Arc::from),
@@ -467,7 +466,8 @@ pub(crate) fn build(
 
     // ---- operator names
     let mut ops = Ops::default();
-    let mut idx = infos.len() + 1;
+    // Lookup tables are not source nodes (eKuiper numbers ops after the rest).
+    let mut idx = infos.iter().filter(|s| !s.is_lookup()).count() + 1;
     let mut push = |ops: &mut Ops, kind: &str, same: bool| -> usize {
         if same {
             idx -= 1;
