@@ -317,7 +317,8 @@ fn what_a_lookup_table_cannot_do_is_refused_and_nothing_is_stored() {
             json!("httppull"),
             json!("memory"),
             json!("redis"),
-            json!("simulator")
+            json!("simulator"),
+            json!("sql")
         ]
     );
     let meta = s.get("/metadata/sources/redis").json();

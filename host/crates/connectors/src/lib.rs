@@ -14,6 +14,7 @@ pub mod mqtt;
 pub mod nop;
 pub mod redis;
 pub mod simulator;
+pub mod sql;
 pub mod util;
 
 /// Registers every built-in connector.
@@ -26,6 +27,7 @@ pub fn builtin(registry: &Registry) {
     registry.add_source(Arc::new(http::HttpPushSourceFactory));
     registry.add_source(Arc::new(redis::RedisSubSourceFactory));
     registry.add_source(Arc::new(http::WebsocketSourceFactory));
+    registry.add_source(Arc::new(sql::SqlSourceFactory));
     registry.add_sink(Arc::new(mqtt::MqttSinkFactory));
     registry.add_sink(Arc::new(memory::MemorySinkFactory));
     registry.add_sink(Arc::new(file::FileSinkFactory));
@@ -35,10 +37,12 @@ pub fn builtin(registry: &Registry) {
     registry.add_sink(Arc::new(http::WebsocketSinkFactory));
     registry.add_sink(Arc::new(log::LogSinkFactory));
     registry.add_sink(Arc::new(nop::NopSinkFactory));
+    registry.add_sink(Arc::new(sql::SqlSinkFactory));
     registry.add_lookup(Arc::new(memory::MemoryLookupFactory));
     registry.add_lookup(Arc::new(redis::RedisLookupFactory));
     registry.add_lookup(Arc::new(http::HttpPullLookupFactory));
     registry.add_lookup(Arc::new(simulator::SimulatorLookupFactory));
+    registry.add_lookup(Arc::new(sql::SqlLookupFactory));
 }
 
 #[cfg(test)]
@@ -59,6 +63,7 @@ mod tests {
                 "mqtt",
                 "redisSub",
                 "simulator",
+                "sql",
                 "websocket"
             ]
         );
@@ -73,12 +78,13 @@ mod tests {
                 "redis",
                 "redisPub",
                 "rest",
+                "sql",
                 "websocket"
             ]
         );
         assert_eq!(
             r.lookup_kinds(),
-            ["httppull", "memory", "redis", "simulator"]
+            ["httppull", "memory", "redis", "simulator", "sql"]
         );
         assert!(r.source("memory").is_some_and(|f| f.emits_rows()));
         assert!(r.source("mqtt").is_some_and(|f| !f.emits_rows()));

@@ -128,6 +128,12 @@ fn lookup<T: ?Sized>(map: &AHashMap<&'static str, &'static T>, name: &str) -> Op
 }
 
 /// The scalar function `name` (case-insensitive).
+/// Formats unix ms `ms` in the configured time zone with eKuiper's pattern
+/// letters (`YYYY-MM-dd HH:mm:ss`), as `format_time` does.
+pub fn format_time_ms(ms: i64, pattern: &str) -> Result<String, String> {
+    time::format_ms(ms, pattern)
+}
+
 pub fn scalar(name: &str) -> Option<&'static ScalarFunc> {
     lookup(&SCALARS, name)
 }

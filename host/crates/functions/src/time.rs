@@ -459,6 +459,12 @@ pub(crate) fn format_pattern(t: &DateTime<FixedOffset>, pattern: &str) -> Result
     Ok(out)
 }
 
+/// Unix ms `ms` in the configured time zone, with eKuiper's pattern.
+pub(crate) fn format_ms(ms: i64, pattern: &str) -> Result<String, String> {
+    let t = local(ms).ok_or_else(|| format!("time {ms} is out of range"))?;
+    format_pattern(&t, pattern)
+}
+
 fn fmt_local(name: &'static str, ms: i64, pattern: &str) -> FnResult {
     let t = local(ms).ok_or_else(|| FnError::call(name, format!("time {ms} is out of range")))?;
     format_pattern(&t, pattern)
