@@ -11,6 +11,7 @@ pub mod http;
 pub mod log;
 pub mod memory;
 pub mod mqtt;
+pub mod neuron;
 pub mod nop;
 pub mod redis;
 pub mod simulator;
@@ -28,6 +29,7 @@ pub fn builtin(registry: &Registry) {
     registry.add_source(Arc::new(redis::RedisSubSourceFactory));
     registry.add_source(Arc::new(http::WebsocketSourceFactory));
     registry.add_source(Arc::new(sql::SqlSourceFactory));
+    registry.add_source(Arc::new(neuron::NeuronSourceFactory));
     registry.add_sink(Arc::new(mqtt::MqttSinkFactory));
     registry.add_sink(Arc::new(memory::MemorySinkFactory));
     registry.add_sink(Arc::new(file::FileSinkFactory));
@@ -38,6 +40,7 @@ pub fn builtin(registry: &Registry) {
     registry.add_sink(Arc::new(log::LogSinkFactory));
     registry.add_sink(Arc::new(nop::NopSinkFactory));
     registry.add_sink(Arc::new(sql::SqlSinkFactory));
+    registry.add_sink(Arc::new(neuron::NeuronSinkFactory));
     registry.add_lookup(Arc::new(memory::MemoryLookupFactory));
     registry.add_lookup(Arc::new(redis::RedisLookupFactory));
     registry.add_lookup(Arc::new(http::HttpPullLookupFactory));
@@ -61,6 +64,7 @@ mod tests {
                 "httppush",
                 "memory",
                 "mqtt",
+                "neuron",
                 "redisSub",
                 "simulator",
                 "sql",
@@ -74,6 +78,7 @@ mod tests {
                 "log",
                 "memory",
                 "mqtt",
+                "neuron",
                 "nop",
                 "redis",
                 "redisPub",
