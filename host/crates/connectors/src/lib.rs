@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use oort_core::Registry;
 
+pub mod edgex;
 pub mod file;
 pub mod http;
 pub mod log;
@@ -30,6 +31,7 @@ pub fn builtin(registry: &Registry) {
     registry.add_source(Arc::new(http::WebsocketSourceFactory));
     registry.add_source(Arc::new(sql::SqlSourceFactory));
     registry.add_source(Arc::new(neuron::NeuronSourceFactory));
+    registry.add_source(Arc::new(edgex::EdgexSourceFactory));
     registry.add_sink(Arc::new(mqtt::MqttSinkFactory));
     registry.add_sink(Arc::new(memory::MemorySinkFactory));
     registry.add_sink(Arc::new(file::FileSinkFactory));
@@ -41,6 +43,7 @@ pub fn builtin(registry: &Registry) {
     registry.add_sink(Arc::new(nop::NopSinkFactory));
     registry.add_sink(Arc::new(sql::SqlSinkFactory));
     registry.add_sink(Arc::new(neuron::NeuronSinkFactory));
+    registry.add_sink(Arc::new(edgex::EdgexSinkFactory));
     registry.add_lookup(Arc::new(memory::MemoryLookupFactory));
     registry.add_lookup(Arc::new(redis::RedisLookupFactory));
     registry.add_lookup(Arc::new(http::HttpPullLookupFactory));
@@ -59,6 +62,7 @@ mod tests {
         assert_eq!(
             r.source_kinds(),
             [
+                "edgex",
                 "file",
                 "httppull",
                 "httppush",
@@ -74,6 +78,7 @@ mod tests {
         assert_eq!(
             r.sink_kinds(),
             [
+                "edgex",
                 "file",
                 "log",
                 "memory",

@@ -1,0 +1,229 @@
+//! EdgeX envelopes field by field (EdgeX's documented v3 event format), and
+//! the sink and source through the local Mosquitto.
+
+use base64::Engine;
+use oort_core::codec::json::decode_value;
+use oort_core::{
+    ConnectorEnv, Props, SinkContext, SinkFactory, SinkItem, SourceContext, SourceFactory,
+    SourceMsg, Value,
+};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::envelope::{self, go_float_e, MessageType, Names};
+use super::{EdgexSinkFactory, EdgexSourceFactory};
+
+fn props(v: serde_json::Value) -> Props {
+    v.as_object().cloned().unwrap()
+}
+
+/// An event as EdgeX's core-data documentation shows it.
+fn edgex_event() -> serde_json::Value {
+    json!({
+        "apiVersion": "v3",
+        "id": "6be0ad8c-2fb4-4fa8-9f89-d4ac4b1d4bfb",
+        "deviceName": "Random-Integer-Device",
+        "profileName": "Random-Integer-Device",
+        "sourceName": "Int16",
+        "origin": 1_650_000_000_000_000_000i64,
+        "tags": {"site": "A"},
+        "readings": [
+            {"id": "r1", "origin": 1_650_000_000_000_000_000i64, "deviceName": "Random-Integer-Device",
+             "resourceName": "Int16", "profileName": "Random-Integer-Device", "valueType": "Int16", "value": "-8146"},
+            {"id": "r2", "origin": 1, "deviceName": "d", "resourceName": "f", "profileName": "p",
+             "valueType": "Float64", "value": "2.5e+01"},
+            {"id": "r3", "origin": 1, "deviceName": "d", "resourceName": "on", "profileName": "p",
+             "valueType": "Bool", "value": "true"},
+            {"id": "r4", "origin": 1, "deviceName": "d", "resourceName": "arr", "profileName": "p",
+             "valueType": "Float32Array", "value": "[1.5, 2]"},
+            {"id": "r5", "origin": 1, "deviceName": "d", "resourceName": "bin", "profileName": "p",
+             "valueType": "Binary", "binaryValue": "AQI=", "mediaType": "application/octet-stream"},
+            {"id": "r6", "origin": 1, "deviceName": "d", "resourceName": "obj", "profileName": "p",
+             "valueType": "Object", "objectValue": {"a": 1}},
+            {"id": "r7", "origin": 1, "deviceName": "d", "resourceName": "bad", "profileName": "p",
+             "valueType": "Int8", "value": "x"}
+        ]
+    })
+}
+
+#[test]
+fn envelopes_are_read_field_by_field() {
+    let ev = edgex_event();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(ev.to_string());
+    // EdgeX 3.0's envelope (payload in base64), 3.1's (a JSON object), a bare event.
+    for bytes in [
+        json!({"apiVersion": "v3", "correlationID": "c-1", "payload": b64, "contentType": "application/json"}).to_string(),
+        json!({"apiVersion": "v3", "correlationID": "c-1", "payload": ev, "contentType": "application/json"}).to_string(),
+    ] {
+        let r = envelope::read(bytes.as_bytes(), MessageType::Event).unwrap();
+        assert_eq!(r.row.get("Int16"), Some(&Value::Int(-8146)));
+        assert_eq!(r.row.get("f"), Some(&Value::Float(25.0)));
+        assert_eq!(r.row.get("on"), Some(&Value::Bool(true)));
+        assert_eq!(r.row.get("arr").map(Value::to_json), Some(json!([1.5, 2])));
+        assert_eq!(r.row.get("bin"), Some(&Value::Bytes(vec![1u8, 2].into())));
+        assert_eq!(r.row.get("obj").map(Value::to_json), Some(json!({"a": 1})));
+        assert!(r.row.get("bad").is_none());
+        assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+        assert_eq!(r.meta.get("deviceName"), Some(&Value::str("Random-Integer-Device")));
+        assert_eq!(r.meta.get("sourceName"), Some(&Value::str("Int16")));
+        assert_eq!(r.meta.get("correlationid"), Some(&Value::str("c-1")));
+        assert_eq!(r.meta.get("tags").map(Value::to_json), Some(json!({"site": "A"})));
+        let Some(Value::Object(m)) = r.meta.get("Int16") else {
+            panic!("reading meta")
+        };
+        assert_eq!(m.get("valueType"), Some(&Value::str("Int16")));
+    }
+    let r = envelope::read(ev.to_string().as_bytes(), MessageType::Event).unwrap();
+    assert_eq!(r.row.get("Int16"), Some(&Value::Int(-8146)));
+    // An add-event request carries the event in `event`.
+    let req = json!({"apiVersion": "v3", "requestId": "q", "event": edgex_event()});
+    let r = envelope::read(req.to_string().as_bytes(), MessageType::Request).unwrap();
+    assert_eq!(r.row.get("on"), Some(&Value::Bool(true)));
+    let e = envelope::read(req.to_string().as_bytes(), MessageType::Event).unwrap_err();
+    assert!(e.contains("messageType"), "{e}");
+    assert!(envelope::read(b"nope", MessageType::Event).is_err());
+}
+
+#[test]
+fn events_are_written_as_edgex_writes_them() {
+    assert_eq!(go_float_e(25.0), "2.5e+01");
+    assert_eq!(go_float_e(-0.00125), "-1.25e-03");
+    assert_eq!(go_float_e(1e100), "1e+100");
+    let Value::Object(row) =
+        decode_value(br#"{"t":25.5,"n":3,"ok":false,"s":"x","a":[1,2],"m":{"k":1},"z":null}"#)
+            .unwrap()
+    else {
+        panic!("row")
+    };
+    let names = Names {
+        device: "dev".into(),
+        profile: "prof".into(),
+        source: "src".into(),
+    };
+    let ev = envelope::event(&row, None, &names, 42);
+    assert_eq!(ev["apiVersion"], "v3");
+    assert_eq!(ev["deviceName"], "dev");
+    assert_eq!(ev["profileName"], "prof");
+    assert_eq!(ev["sourceName"], "src");
+    assert_eq!(ev["origin"], 42);
+    assert!(uuid::Uuid::parse_str(ev["id"].as_str().unwrap()).is_ok());
+    let readings = ev["readings"].as_array().unwrap();
+    let by = |n: &str| {
+        readings
+            .iter()
+            .find(|r| r["resourceName"] == n)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(readings.len(), 6, "null fields are not readings");
+    assert_eq!(
+        (by("t")["valueType"].clone(), by("t")["value"].clone()),
+        (json!("Float64"), json!("2.55e+01"))
+    );
+    assert_eq!(
+        (by("n")["valueType"].clone(), by("n")["value"].clone()),
+        (json!("Int64"), json!("3"))
+    );
+    assert_eq!(by("ok")["value"], "false");
+    assert_eq!(by("s")["valueType"], "String");
+    assert_eq!(
+        (by("a")["valueType"].clone(), by("a")["value"].clone()),
+        (json!("Int64Array"), json!("[1,2]"))
+    );
+    assert_eq!(by("m")["objectValue"], json!({"k": 1}));
+    for r in readings {
+        assert_eq!(r["deviceName"], "dev");
+        assert_eq!(r["profileName"], "prof");
+        assert_eq!(r["origin"], 42);
+    }
+    // The envelope: base64 payload, decodable by the reader above.
+    let env = envelope::envelope(ev.clone(), MessageType::Request);
+    let v: serde_json::Value = serde_json::from_slice(&env).unwrap();
+    assert_eq!(v["contentType"], "application/json");
+    assert_eq!(v["apiVersion"], "v3");
+    let r = envelope::read(&env, MessageType::Request).unwrap();
+    assert_eq!(r.row.get("t"), Some(&Value::Float(25.5)));
+    assert_eq!(r.row.get("a").map(Value::to_json), Some(json!([1, 2])));
+}
+
+#[test]
+fn what_the_bus_cannot_do_is_refused() {
+    let env = ConnectorEnv::default();
+    for (p, says) in [
+        (json!({"type": "redis"}), "not supported yet"),
+        (json!({"type": "zero"}), "not supported yet"),
+        (json!({"messageType": "notice"}), "messageType"),
+        (json!({"optional": {"KeepAlive": 50}}), "KeepAlive"),
+        (json!({"topic": "a", "topicPrefix": "b"}), "not both"),
+        (
+            json!({"contentType": "application/cbor"}),
+            "application/json",
+        ),
+        (
+            json!({"connectionSelector": "edgex.bus"}),
+            "connectionSelector",
+        ),
+    ] {
+        let e = EdgexSinkFactory
+            .validate(&env, &props(p.clone()))
+            .err()
+            .unwrap_or_else(|| panic!("{p} accepted"));
+        assert!(e.to_string().contains(says), "{p}: {e}");
+    }
+    let e = EdgexSourceFactory
+        .validate(&env, "t", &props(json!({"optional": {"Retained": true}})))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("Retained"), "{e}");
+}
+
+#[tokio::test]
+async fn sink_to_source_through_the_mqtt_bus() {
+    let env = ConnectorEnv::default();
+    let prefix = format!("oort-edgex-{}", uuid::Uuid::new_v4().simple());
+    let bus = json!({"server": "127.0.0.1", "port": 1883, "messageType": "request", "optional": {"Qos": 1}});
+    let cancel = CancellationToken::new();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let mut src = EdgexSourceFactory
+        .create(&env, &format!("{prefix}/#"), &props(bus.clone()))
+        .unwrap();
+    let sctx = SourceContext::new("s", cancel.clone(), tx);
+    let conn = sctx.conn.clone();
+    let task = tokio::spawn(async move { src.run(sctx).await });
+    while conn.snapshot().status != oort_core::ConnStatus::Connected {
+        tokio::task::yield_now().await;
+    }
+    let mut sp = bus.as_object().cloned().unwrap();
+    sp.insert("topicPrefix".into(), json!(prefix));
+    sp.insert("metadata".into(), json!("m"));
+    sp.insert("profileName".into(), json!("p1"));
+    let mut sink = EdgexSinkFactory.create(&env, &sp).unwrap();
+    let ctx = SinkContext::new("rule1", cancel.clone());
+    sink.connect(&ctx).await.unwrap();
+    // The metadata field names the device; the rule id is the source name.
+    let item = SinkItem {
+        data: decode_value(br#"{"t":21.5,"m":{"deviceName":"pump-7"}}"#).unwrap(),
+        payload: bytes::Bytes::new(),
+    };
+    sink.collect(&ctx, &[item]).await.unwrap();
+    match tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        SourceMsg::Rows { rows, meta } => {
+            assert_eq!(rows[0].get("t"), Some(&Value::Float(21.5)));
+            assert!(
+                rows[0].get("m").is_none(),
+                "the metadata field is not a reading"
+            );
+            let meta = meta.unwrap();
+            assert_eq!(meta.get("deviceName"), Some(&Value::str("pump-7")));
+            assert_eq!(meta.get("profileName"), Some(&Value::str("p1")));
+            assert_eq!(meta.get("sourceName"), Some(&Value::str("rule1")));
+        }
+        other => panic!("rows expected, got {other:?}"),
+    }
+    cancel.cancel();
+    let _ = task.await.unwrap();
+}
