@@ -17,6 +17,7 @@ pub mod nop;
 pub mod redis;
 pub mod simulator;
 pub mod sql;
+pub mod tls;
 pub mod util;
 
 /// Registers every built-in connector.

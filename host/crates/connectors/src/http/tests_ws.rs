@@ -112,10 +112,22 @@ async fn a_client_sink_feeds_a_server_source_and_a_server_sink_a_client_source()
 #[test]
 fn unsupported_properties_are_refused() {
     for (v, needle) in [
-        (serde_json::json!({"addr": "h:1", "scheme": "wss"}), "wss"),
+        (serde_json::json!({"scheme": "wss"}), "server endpoint"),
         (
             serde_json::json!({"insecureSkipVerify": true}),
-            "insecureSkipVerify",
+            "server endpoint",
+        ),
+        (
+            serde_json::json!({"addr": "h:1", "rootCaPath": "/x.pem"}),
+            "scheme wss",
+        ),
+        (
+            serde_json::json!({"addr": "h:1", "scheme": "wss", "certificationPath": "/c.pem"}),
+            "privateKeyPath",
+        ),
+        (
+            serde_json::json!({"addr": "h:1", "scheme": "wsx"}),
+            "scheme",
         ),
         (
             serde_json::json!({"checkConnection": true}),
@@ -129,4 +141,82 @@ fn unsupported_properties_are_refused() {
             Ok(_) => panic!("{v}: accepted"),
         }
     }
+}
+
+/// A `wss://` server on a free port (a certificate for localhost signed by
+/// the test CA in `dir`); hands back what its first client sends.
+async fn wss_server(dir: &std::path::Path) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+    use rumqttc::tokio_rustls::rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    use rumqttc::tokio_rustls::rustls::ServerConfig;
+    use rumqttc::tokio_rustls::TlsAcceptor;
+    let certs = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let provider =
+        std::sync::Arc::new(rumqttc::tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let cfg = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        use futures::StreamExt;
+        loop {
+            let (tcp, _) = l.accept().await.unwrap();
+            // A client that refused our certificate ends its handshake: next.
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            let mut ws = tokio_tungstenite::accept_async(tls).await.unwrap();
+            let mut got = Vec::new();
+            while let Some(Ok(m)) = ws.next().await {
+                if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+                    got.push(t.to_string());
+                    if got.len() == 2 {
+                        return got;
+                    }
+                }
+            }
+            return got;
+        }
+    });
+    (port, task)
+}
+
+#[tokio::test]
+async fn a_wss_client_sink_checks_the_server_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::mqtt::tests_wire::certificates(dir.path());
+    let (port, server) = wss_server(dir.path()).await;
+    let ctx = SinkContext::new("r", CancellationToken::new());
+    // A CA that did not sign the server's certificate: refused.
+    let mut wrong = WebsocketSinkFactory
+        .create(
+            &env(),
+            &props(serde_json::json!({"addr": format!("localhost:{port}"), "path": "/in", "scheme": "wss",
+                "rootCaPath": dir.path().join("client.pem")})),
+        )
+        .unwrap();
+    let e = wrong.connect(&ctx).await.unwrap_err();
+    assert!(matches!(e, ConnectorError::Unavailable(_)), "{e}");
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+    // The right CA: the messages arrive over TLS.
+    let mut sink = WebsocketSinkFactory
+        .create(
+            &env(),
+            &props(serde_json::json!({"addr": format!("localhost:{port}"), "path": "/in", "scheme": "wss",
+                "rootCaPath": dir.path().join("ca.pem")})),
+        )
+        .unwrap();
+    sink.connect(&ctx).await.unwrap();
+    sink.collect(&ctx, &[item("one"), item("two")])
+        .await
+        .unwrap();
+    assert_eq!(server.await.unwrap(), ["one", "two"]);
 }

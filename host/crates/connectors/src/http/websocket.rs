@@ -1,5 +1,6 @@
 //! `websocket` source and sink, as eKuiper's: with `addr`, Oort is a
-//! client of `ws://<addr><path>` (the source's path is its DATASOURCE, the
+//! client of `ws://<addr><path>` (`wss://` with `scheme: wss` and the TLS
+//! properties of [`crate::tls`]; the source's path is its DATASOURCE, the
 //! sink's the `path` property); without, it is a WebSocket endpoint at that
 //! path on its data server ([`super::server`]). The source hands each
 //! message to the stream's FORMAT decoder; the sink sends each payload as a
@@ -22,6 +23,7 @@ use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::server::{DataServer, Registration, Route, BODY_LIMIT};
+use crate::tls::{PemSource, TlsFiles};
 use crate::util::{de, parse_config, sleep_or_cancel, Backoff};
 
 const KIND: &str = "websocket";
@@ -64,31 +66,28 @@ struct Conf {
     root_ca_raw: String,
 }
 
-/// Where a connector talks: a URL as a client, a path as a server endpoint.
+/// Where a connector talks: a URL as a client (with TLS for `wss`), a
+/// path as a server endpoint.
 #[derive(Debug, Clone)]
 enum Mode {
-    Client(String),
+    Client { url: String, tls: Option<TlsFiles> },
     Server(String),
 }
 
 fn mode(props: &Props, path_from: &str) -> Result<Mode, ConnectorError> {
     let c: Conf = parse_config(KIND, props)?;
-    for (name, set) in [
-        ("insecureSkipVerify", c.insecure_skip_verify),
-        ("checkConnection", c.check_connection),
-        ("certificationPath", !c.cert_path.is_empty()),
-        ("privateKeyPath", !c.key_path.is_empty()),
-        ("rootCaPath", !c.root_ca_path.is_empty()),
-        ("certficationRaw", !c.cert_raw.is_empty()),
-        ("privateKeyRaw", !c.key_raw.is_empty()),
-        ("rootCARaw", !c.root_ca_raw.is_empty()),
-    ] {
-        if set {
-            return Err(ConnectorError::Config(format!(
-                "websocket: property {name} is not supported yet (plain ws:// only)"
-            )));
-        }
+    if c.check_connection {
+        return Err(ConnectorError::config(
+            "websocket: property checkConnection is not supported yet",
+        ));
     }
+    let tls = TlsFiles {
+        ca: PemSource::pick(&c.root_ca_path, &c.root_ca_raw),
+        cert: PemSource::pick(&c.cert_path, &c.cert_raw),
+        key: PemSource::pick(&c.key_path, &c.key_raw),
+        insecure_skip_verify: c.insecure_skip_verify,
+    };
+    tls.check(KIND)?;
     let path = if path_from.is_empty() {
         c.path.trim()
     } else {
@@ -100,27 +99,40 @@ fn mode(props: &Props, path_from: &str) -> Result<Mode, ConnectorError> {
             "websocket: the path {path:?} must start with /"
         )));
     }
-    if c.addr.trim().is_empty() {
-        return Ok(Mode::Server(path.to_string()));
-    }
-    match c.scheme.trim().to_ascii_lowercase().as_str() {
-        "" | "ws" => {}
-        "wss" => {
-            return Err(ConnectorError::config(
-                "websocket: scheme wss is not supported yet (plain ws:// only)",
-            ))
-        }
+    let secure = match c.scheme.trim().to_ascii_lowercase().as_str() {
+        "" | "ws" => false,
+        "wss" => true,
         other => {
             return Err(ConnectorError::Config(format!(
-                "websocket: invalid property scheme {other:?}: expected ws"
+                "websocket: invalid property scheme {other:?}: expected ws or wss"
             )))
         }
+    };
+    if c.addr.trim().is_empty() {
+        if secure || tls.any() {
+            return Err(ConnectorError::config(
+                "websocket: TLS for the server endpoint (no addr) is not supported yet: scheme wss and the TLS properties are for clients (set addr)",
+            ));
+        }
+        return Ok(Mode::Server(path.to_string()));
     }
-    let url = format!("ws://{}{path}", c.addr.trim());
+    if tls.any() && !secure {
+        return Err(ConnectorError::config(
+            "websocket: the TLS properties need scheme wss",
+        ));
+    }
+    let url = format!(
+        "{}://{}{path}",
+        if secure { "wss" } else { "ws" },
+        c.addr.trim()
+    );
     reqwest::Url::parse(&url).map_err(|e| {
         ConnectorError::Config(format!("websocket: invalid addr/path {url:?}: {e}"))
     })?;
-    Ok(Mode::Client(url))
+    Ok(Mode::Client {
+        url,
+        tls: secure.then_some(tls),
+    })
 }
 
 fn common_props() -> Vec<PropSpec> {
@@ -130,24 +142,37 @@ fn common_props() -> Vec<PropSpec> {
             "string",
             "host:port of a WebSocket server to connect to; empty: Oort is the endpoint on its data server",
         ),
-        PropSpec::new("scheme", "string", "ws (wss not supported yet)").default(json!("ws")),
-        PropSpec::new("insecureSkipVerify", "bool", "Not supported yet: refused when true"),
-        PropSpec::new("certificationPath", "string", "Not supported yet: refused when set"),
-        PropSpec::new("privateKeyPath", "string", "Not supported yet: refused when set"),
-        PropSpec::new("rootCaPath", "string", "Not supported yet: refused when set"),
-        PropSpec::new("certficationRaw", "string", "Not supported yet: refused when set"),
-        PropSpec::new("privateKeyRaw", "string", "Not supported yet: refused when set"),
-        PropSpec::new("rootCARaw", "string", "Not supported yet: refused when set"),
+        PropSpec::new("scheme", "string", "ws, or wss (TLS) for a client")
+            .default(json!("ws"))
+            .values(&["ws", "wss"]),
+        PropSpec::new(
+            "insecureSkipVerify",
+            "bool",
+            "wss: accept any server certificate (tests only)",
+        ),
+        PropSpec::new("certificationPath", "string", "wss: client certificate file (PEM)"),
+        PropSpec::new("privateKeyPath", "string", "wss: client private key file (PEM)"),
+        PropSpec::new("rootCaPath", "string", "wss: CA of the server (default: the system bundle)"),
+        PropSpec::new("certficationRaw", "string", "wss: client certificate, base64 PEM"),
+        PropSpec::new("privateKeyRaw", "string", "wss: client private key, base64 PEM"),
+        PropSpec::new("rootCARaw", "string", "wss: CA of the server, base64 PEM"),
+        PropSpec::new("checkConnection", "bool", "Not supported yet: refused when true"),
     ]
 }
 
-async fn dial(url: &str) -> Result<Client, ConnectorError> {
+async fn dial(url: &str, tls: Option<&TlsFiles>) -> Result<Client, ConnectorError> {
     let cfg = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(BODY_LIMIT))
         .max_frame_size(Some(BODY_LIMIT));
+    let connector = match tls {
+        Some(f) => Some(tokio_tungstenite::Connector::Rustls(
+            crate::tls::client_config(KIND, f)?,
+        )),
+        None => None,
+    };
     match tokio::time::timeout(
         CONNECT_TIMEOUT,
-        tokio_tungstenite::connect_async_with_config(url, Some(cfg), true),
+        tokio_tungstenite::connect_async_tls_with_config(url, Some(cfg), true, connector),
     )
     .await
     {
@@ -226,11 +251,11 @@ impl Source for WebsocketSource {
                     }
                 }
             }
-            Mode::Client(url) => {
+            Mode::Client { url, tls } => {
                 let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
                 loop {
                     ctx.conn.connecting();
-                    match dial(&url).await {
+                    match dial(&url, tls.as_ref()).await {
                         Ok(mut ws) => {
                             ctx.conn.connected();
                             backoff.reset();
@@ -342,7 +367,9 @@ impl Sink for WebsocketSink {
                     .send_to(&self.env, KIND, path)
                     .map(|s| self.server = Some(s))
             }
-            Mode::Client(url) => dial(url).await.map(|ws| self.client = Some(ws)),
+            Mode::Client { url, tls } => dial(url, tls.as_ref())
+                .await
+                .map(|ws| self.client = Some(ws)),
         };
         match &r {
             Ok(()) => ctx.conn.connected(),
@@ -370,9 +397,9 @@ impl Sink for WebsocketSink {
                 }
                 Ok(())
             }
-            Mode::Client(url) => {
+            Mode::Client { url, tls } => {
                 if self.client.is_none() {
-                    match dial(url).await {
+                    match dial(url, tls.as_ref()).await {
                         Ok(ws) => self.client = Some(ws),
                         Err(e) => {
                             ctx.conn.disconnected(e.to_string());

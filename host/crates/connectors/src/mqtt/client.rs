@@ -1,7 +1,7 @@
 //! Connection settings shared by the MQTT source and sink; building a
 //! client and its event loop ([`super::wire`]) from them.
 
-use std::path::PathBuf;
+use crate::tls::{PemSource, TlsFiles};
 use std::time::Duration;
 
 use oort_core::ConnectorError;
@@ -139,48 +139,6 @@ pub(crate) struct Settings {
     pub keep_alive: Duration,
 }
 
-#[derive(Debug, Clone, Default)]
-pub(crate) struct TlsFiles {
-    pub ca: Option<Source>,
-    pub cert: Option<Source>,
-    pub key: Option<Source>,
-}
-
-/// PEM material: a path or base64 of the content.
-#[derive(Debug, Clone)]
-pub(crate) enum Source {
-    Path(PathBuf),
-    Base64(String),
-}
-
-impl Source {
-    fn pick(path: &str, raw: &str) -> Option<Source> {
-        if !raw.is_empty() {
-            Some(Source::Base64(raw.to_string()))
-        } else if !path.is_empty() {
-            Some(Source::Path(PathBuf::from(path)))
-        } else {
-            None
-        }
-    }
-
-    pub(crate) fn load(&self, what: &str) -> Result<Vec<u8>, ConnectorError> {
-        match self {
-            Source::Path(p) => std::fs::read(p).map_err(|e| {
-                ConnectorError::Config(format!("mqtt: cannot read {what} {}: {e}", p.display()))
-            }),
-            Source::Base64(b) => {
-                use base64::Engine;
-                base64::engine::general_purpose::STANDARD
-                    .decode(b.trim())
-                    .map_err(|e| {
-                        ConnectorError::Config(format!("mqtt: invalid base64 in {what}: {e}"))
-                    })
-            }
-        }
-    }
-}
-
 impl Settings {
     /// Validates the common props.
     pub fn from_conf(c: &ConnConf) -> Result<Settings, ConnectorError> {
@@ -201,20 +159,12 @@ impl Settings {
             }
         };
         let tls = TlsFiles {
-            ca: Source::pick(&c.root_ca_path, &c.root_ca_raw),
-            cert: Source::pick(&c.cert_path, &c.cert_raw),
-            key: Source::pick(&c.key_path, &c.key_raw),
+            ca: PemSource::pick(&c.root_ca_path, &c.root_ca_raw),
+            cert: PemSource::pick(&c.cert_path, &c.cert_raw),
+            key: PemSource::pick(&c.key_path, &c.key_raw),
+            insecure_skip_verify: c.insecure_skip_verify,
         };
-        if tls.cert.is_some() != tls.key.is_some() {
-            return Err(ConnectorError::config(
-                "mqtt: properties certificationPath and privateKeyPath must be set together",
-            ));
-        }
-        if endpoint.tls && c.insecure_skip_verify {
-            return Err(ConnectorError::config(
-                "mqtt: property insecureSkipVerify is not supported: give the broker's CA in rootCaPath instead",
-            ));
-        }
+        tls.check("mqtt")?;
         let client_id_given = !c.client_id.trim().is_empty();
         let client_id = if !client_id_given {
             format!("oort-{}", uuid::Uuid::new_v4().simple())
@@ -248,7 +198,9 @@ impl Settings {
         session: SessionOpts,
     ) -> Result<(Client, EventLoop), ConnectorError> {
         let tls = if self.endpoint.tls {
-            Some(super::tls::connector(self)?)
+            Some(rumqttc::tokio_rustls::TlsConnector::from(
+                crate::tls::client_config("mqtt", &self.tls)?,
+            ))
         } else {
             None
         };

@@ -48,7 +48,7 @@ fn connection() -> Vec<PropSpec> {
         PropSpec::new(
             "insecureSkipVerify",
             "bool",
-            "Not supported: refused when true (give rootCaPath instead)",
+            "TLS: accept any broker certificate (tests only: the connection is not authenticated)",
         )
         .default(json!(false))
         .connection(),

@@ -2,7 +2,7 @@
 //! MQTT 5 with `protocolVersion: "5"`; [`client`] holds the shared
 //! connection settings (`server`, credentials, TLS files, client id);
 //! [`wire`] the connection itself (batched reads and writes, [`codec`] for
-//! PUBLISH, rumqttc's codec for the rest, [`tls`]);
+//! PUBLISH, rumqttc's codec for the rest, TLS from [`crate::tls`]);
 //! [`shared`] the connections shared through `connectionSelector`; [`acks`]
 //! which QoS >= 1 publishes the broker acknowledged.
 
@@ -13,7 +13,6 @@ mod info;
 pub(crate) mod shared;
 pub mod sink;
 pub mod source;
-pub(crate) mod tls;
 pub(crate) mod wire;
 
 pub use sink::{MqttSink, MqttSinkFactory};
@@ -22,4 +21,4 @@ pub use source::{MqttSource, MqttSourceFactory};
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_wire;
+pub(crate) mod tests_wire;

@@ -79,7 +79,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// A CA, a server certificate for `localhost` and a client certificate,
 /// all signed by the CA.
-fn certificates(dir: &Path) {
+pub(crate) fn certificates(dir: &Path) {
     openssl(
         dir,
         &[
@@ -202,6 +202,17 @@ async fn tls_with_a_client_certificate_both_ways() {
         .unwrap();
     let e = s.connect(&ctx).await.expect_err("trusted an unknown CA");
     assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+
+    // insecureSkipVerify: the same wrong CA, accepted.
+    let mut insecure = tls.clone();
+    insecure["topic"] = serde_json::json!(t);
+    insecure["rootCaPath"] = serde_json::json!(format!("{d}/client.pem"));
+    insecure["insecureSkipVerify"] = serde_json::json!(true);
+    let mut s = super::MqttSinkFactory
+        .create(&oort_core::ConnectorEnv::default(), &props(insecure))
+        .unwrap();
+    s.connect(&ctx).await.expect("insecureSkipVerify connects");
+    s.close(&ctx).await.unwrap();
 }
 
 /// A v5 peer that announces a receive maximum of 3 and acknowledges what

@@ -13,7 +13,7 @@ impl EventLoop {
             .map_err(|e| format!("connect to {host}:{}: {e}", s.endpoint.port))?;
         let _ = tcp.set_nodelay(true);
         let mut io: Box<dyn Stream> = if let Some(connector) = &self.tls {
-            let name = super::super::tls::server_name(host)?;
+            let name = crate::tls::server_name(host)?;
             Box::new(
                 connector
                     .connect(name, tcp)
