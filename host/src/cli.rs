@@ -86,15 +86,26 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     oort_connectors::builtin(&registry);
     std::fs::create_dir_all(&cfg.data_dir)?;
     let data_dir = std::fs::canonicalize(&cfg.data_dir)?;
-    let env = oort_core::ConnectorEnv::builder()
+    let mut env = oort_core::ConnectorEnv::builder()
         .data_dir(&data_dir)
         .allowed_dirs(cfg.file.allowed_dirs()?)
         .setting("source.httpServerIp", &cfg.source.http_server_ip)
         .setting(
             "source.httpServerPort",
             &cfg.source.http_server_port.to_string(),
-        )
-        .build();
+        );
+    if let Some(t) = &cfg.source.http_server_tls {
+        env = env
+            .setting(
+                "source.httpServerTls.certfile",
+                &t.certfile.display().to_string(),
+            )
+            .setting(
+                "source.httpServerTls.keyfile",
+                &t.keyfile.display().to_string(),
+            );
+    }
+    let env = env.build();
     server::check_exposure(&cfg.rest, &data_dir).await?;
     let outbound = cfg.outbound.policy(&data_dir)?;
     let mut wasm_cfg = cfg.plugins.wasm_config();

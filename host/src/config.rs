@@ -42,6 +42,17 @@ pub struct SourceSettings {
     /// Its port (eKuiper: `source.httpServerPort`).
     #[serde(alias = "httpServerPort")]
     pub http_server_port: u16,
+    /// HTTPS (and `wss://`) for it (eKuiper: `source.httpServerTls`).
+    #[serde(alias = "httpServerTls")]
+    pub http_server_tls: Option<ServerTls>,
+}
+
+/// A server certificate and its key, PEM files (eKuiper's key names).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTls {
+    pub certfile: PathBuf,
+    pub keyfile: PathBuf,
 }
 
 impl Default for SourceSettings {
@@ -49,6 +60,7 @@ impl Default for SourceSettings {
         SourceSettings {
             http_server_ip: "127.0.0.1".into(),
             http_server_port: 10081,
+            http_server_tls: None,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! TLS client settings shared by the connectors (MQTT `ssl://`, WebSocket
-//! `wss://`): rustls (aws-lc-rs) with the peer's CA (`rootCaPath` /
+//! TLS shared by the connectors: client settings (MQTT `ssl://`, WebSocket
+//! `wss://`) and the data server's certificate ([`server_config`]):
+//! rustls (aws-lc-rs) with the peer's CA (`rootCaPath` /
 //! `rootCARaw`, else the system bundle), an optional client certificate
 //! (`certificationPath`/`certficationRaw` with `privateKeyPath`/
 //! `privateKeyRaw`), and `insecureSkipVerify`. One rustls in the build: the
@@ -13,7 +14,7 @@ use rumqttc::tokio_rustls::rustls::{
     self,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
     pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer, ServerName, UnixTime},
-    ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme,
 };
 
 /// System CA bundles tried when no `rootCaPath` is given.
@@ -156,6 +157,25 @@ pub fn client_config(kind: &str, f: &TlsFiles) -> Result<Arc<ClientConfig>, Conn
         _ => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
+}
+
+/// A server's TLS configuration: its certificate chain and key (PEM).
+pub fn server_config(
+    kind: &str,
+    cert: &PemSource,
+    key: &PemSource,
+) -> Result<Arc<ServerConfig>, ConnectorError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let chain = certs(kind, &cert.load(kind, "certfile")?, "certfile")?;
+    let key = PrivateKeyDer::from_pem_slice(&key.load(kind, "keyfile")?)
+        .map_err(|e| ConnectorError::Config(format!("{kind}: no usable key in keyfile: {e}")))?;
+    let cfg = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConnectorError::Config(format!("{kind}: TLS: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| ConnectorError::Config(format!("{kind}: certificate: {e}")))?;
+    Ok(Arc::new(cfg))
 }
 
 /// The name the peer's certificate must carry.

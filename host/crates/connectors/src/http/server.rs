@@ -4,7 +4,8 @@
 //! server mode are WebSocket endpoints at their path (clients' messages go
 //! to the sources, the sinks' payloads to every client). It listens on
 //! `source.httpServerIp`:`source.httpServerPort` (default 127.0.0.1:10081)
-//! while at least one route is registered.
+//! while at least one route is registered; with `source.httpServerTls`
+//! (`certfile`, `keyfile`) it speaks HTTPS and `wss://` ([`TlsListener`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -120,6 +121,109 @@ pub fn addr(kind: &str, env: &ConnectorEnv) -> Result<SocketAddr, ConnectorError
         })
 }
 
+/// The data server's TLS configuration, when `source.httpServerTls` gives
+/// a certificate and key (read now: a bad file fails the rule's start).
+fn tls_config(
+    kind: &str,
+    env: &ConnectorEnv,
+) -> Result<Option<Arc<rumqttc::tokio_rustls::rustls::ServerConfig>>, ConnectorError> {
+    let cert = env.setting("source.httpServerTls.certfile").unwrap_or("");
+    let key = env.setting("source.httpServerTls.keyfile").unwrap_or("");
+    match (cert.trim(), key.trim()) {
+        ("", "") => Ok(None),
+        ("", _) | (_, "") => Err(ConnectorError::Config(format!(
+            "{kind}: source.httpServerTls needs both certfile and keyfile"
+        ))),
+        (c, k) => crate::tls::server_config(
+            &format!("{kind}: source.httpServerTls"),
+            &crate::tls::PemSource::Path(c.into()),
+            &crate::tls::PemSource::Path(k.into()),
+        )
+        .map(Some),
+    }
+}
+
+/// Handshakes running at once; more connections wait to be accepted.
+const MAX_HANDSHAKES: usize = 256;
+/// How long a client may take to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+type TlsStream = rumqttc::tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
+/// A listener that hands axum TLS connections: a task accepts TCP
+/// connections and runs each handshake on its own task (a slow client
+/// delays nobody), bounded by [`MAX_HANDSHAKES`] and [`HANDSHAKE_TIMEOUT`].
+struct TlsListener {
+    rx: mpsc::Receiver<(TlsStream, SocketAddr)>,
+    local: SocketAddr,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TlsListener {
+    fn new(
+        l: tokio::net::TcpListener,
+        cfg: Arc<rumqttc::tokio_rustls::rustls::ServerConfig>,
+        local: SocketAddr,
+    ) -> TlsListener {
+        let (tx, rx) = mpsc::channel(64);
+        let acceptor = rumqttc::tokio_rustls::TlsAcceptor::from(cfg);
+        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    return;
+                };
+                let (tcp, addr) = match l.accept().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "data server: accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, addr)).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%addr, error = %e, "data server: TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%addr, "data server: TLS handshake timed out"),
+                    }
+                });
+            }
+        })
+        .abort_handle();
+        TlsListener { rx, local, task }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(c) => c,
+            // The accepting task is gone (never, while this lives).
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
 impl DataServer {
     /// Starts listening unless it does; the address it listens on.
     fn ensure_running(
@@ -141,21 +245,29 @@ impl DataServer {
         let bound = l.local_addr().unwrap_or(want);
         l.set_nonblocking(true).map_err(unavailable)?;
         let l = tokio::net::TcpListener::from_std(l).map_err(unavailable)?;
+        let tls = tls_config(kind, env)?;
         let stop = CancellationToken::new();
         let app = axum::Router::new()
             .fallback(handle)
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .with_state(Arc::downgrade(self));
         let s = stop.clone();
+        let secure = tls.is_some();
         tokio::spawn(async move {
-            let r = axum::serve(l, app)
-                .with_graceful_shutdown(async move { s.cancelled().await })
-                .await;
+            let shutdown = async move { s.cancelled().await };
+            let r = match tls {
+                Some(cfg) => {
+                    axum::serve(TlsListener::new(l, cfg, bound), app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                }
+                None => axum::serve(l, app).with_graceful_shutdown(shutdown).await,
+            };
             if let Err(e) = r {
                 tracing::error!(error = %e, "data server failed");
             }
         });
-        tracing::info!(addr = %bound, "data server listening");
+        tracing::info!(addr = %bound, tls = secure, "data server listening");
         st.running = Some((bound, stop));
         Ok(bound)
     }

@@ -111,3 +111,70 @@ fn bad_properties_are_refused() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_server_speaks_https_with_source_http_server_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::mqtt::tests_wire::certificates(dir.path());
+    let env = ConnectorEnv::builder()
+        .setting("source.httpServerIp", "127.0.0.1")
+        .setting("source.httpServerPort", "0")
+        .setting(
+            "source.httpServerTls.certfile",
+            &dir.path().join("server.pem").display().to_string(),
+        )
+        .setting(
+            "source.httpServerTls.keyfile",
+            &dir.path().join("server.key").display().to_string(),
+        )
+        .build();
+    let mut a = start(&env, "/secure", serde_json::json!({})).await;
+    let port = listening(&env).expect("listening").port();
+    let ca =
+        reqwest::Certificate::from_pem(&std::fs::read(dir.path().join("ca.pem")).unwrap()).unwrap();
+    let https = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let r = https
+        .post(format!("https://localhost:{port}/secure"))
+        .body(r#"{"tls":true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(body(&mut a).await, br#"{"tls":true}"#);
+    // Plain HTTP gets no answer; the server goes on serving HTTPS.
+    assert!(reqwest::Client::new()
+        .post(format!("http://localhost:{port}/secure"))
+        .body("x")
+        .send()
+        .await
+        .is_err());
+    let r = https
+        .post(format!("https://localhost:{port}/secure"))
+        .body("2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(body(&mut a).await, b"2");
+    a.cancel.cancel();
+    a.task.await.unwrap().unwrap();
+
+    // Only one of the two files: refused when the stream starts.
+    let half = ConnectorEnv::builder()
+        .setting("source.httpServerIp", "127.0.0.1")
+        .setting("source.httpServerPort", "0")
+        .setting("source.httpServerTls.certfile", "/x.pem")
+        .build();
+    let mut src = HttpPushSourceFactory
+        .create(&half, "/p", &Props::new())
+        .unwrap();
+    let (tx, _rx) = mpsc::channel(1);
+    let e = src
+        .run(SourceContext::new("s", CancellationToken::new(), tx))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("keyfile"), "{e}");
+}

@@ -111,7 +111,7 @@ fn mode(props: &Props, path_from: &str) -> Result<Mode, ConnectorError> {
     if c.addr.trim().is_empty() {
         if secure || tls.any() {
             return Err(ConnectorError::config(
-                "websocket: TLS for the server endpoint (no addr) is not supported yet: scheme wss and the TLS properties are for clients (set addr)",
+                "websocket: scheme wss and the TLS properties are for clients (set addr); the server endpoint (no addr) has the data server's TLS (source.httpServerTls in the server config)",
             ));
         }
         return Ok(Mode::Server(path.to_string()));
