@@ -50,15 +50,30 @@ impl PemSource {
             PemSource::Path(p) => std::fs::read(p).map_err(|e| {
                 ConnectorError::Config(format!("{kind}: cannot read {what} {}: {e}", p.display()))
             }),
+            // PEM text written in place of base64 is taken as it is.
+            PemSource::Base64(b) if b.starts_with("-----BEGIN") => Ok(b.as_bytes().to_vec()),
             PemSource::Base64(b) => {
                 use base64::Engine;
                 base64::engine::general_purpose::STANDARD
                     .decode(b)
                     .map_err(|e| {
-                        ConnectorError::Config(format!("{kind}: invalid base64 in {what}: {e}"))
+                        ConnectorError::Config(format!(
+                            "{kind}: invalid base64 in {}: {e}",
+                            raw_name(what)
+                        ))
                     })
             }
         }
+    }
+}
+
+/// The name of the base64 form of a path property (eKuiper's spellings).
+fn raw_name(path_prop: &str) -> &str {
+    match path_prop {
+        "rootCaPath" => "rootCARaw",
+        "certificationPath" => "certficationRaw",
+        "privateKeyPath" => "privateKeyRaw",
+        other => other,
     }
 }
 

@@ -6,6 +6,7 @@
 //! One `reqwest` client per connector instance: keep-alive connections are
 //! pooled and reused across requests.
 
+use crate::tls::{PemSource, TlsFiles};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -168,15 +169,8 @@ pub struct HttpConf {
     pub headers: Vec<(String, PropTemplate)>,
     pub check: ResponseCheck,
     pub debug_resp: bool,
-    tls: Tls,
+    tls: TlsFiles,
     pub oauth: Option<OAuth>,
-}
-
-#[derive(Debug, Default)]
-struct Tls {
-    insecure: bool,
-    root_ca: Option<Vec<u8>>,
-    identity: Option<Vec<u8>>,
 }
 
 /// `oAuth`: how to get and refresh the access token.
@@ -195,29 +189,6 @@ fn bad(kind: &str, m: impl std::fmt::Display) -> ConnectorError {
 }
 
 /// A PEM from `<prop>Path` (a file) or `<prop>Raw` (base64 or PEM text).
-fn pem(kind: &str, path: &str, raw: &str, what: &str) -> Result<Option<Vec<u8>>, ConnectorError> {
-    if !raw.trim().is_empty() {
-        let raw = raw.trim();
-        if raw.starts_with("-----BEGIN") {
-            return Ok(Some(raw.as_bytes().to_vec()));
-        }
-        use base64::Engine;
-        return base64::engine::general_purpose::STANDARD
-            .decode(raw)
-            .map(Some)
-            .map_err(|e| bad(kind, format!("invalid property {what}Raw: not base64: {e}")));
-    }
-    if path.trim().is_empty() {
-        return Ok(None);
-    }
-    std::fs::read(path.trim()).map(Some).map_err(|e| {
-        bad(
-            kind,
-            format!("property {what}Path: cannot read {path}: {e}"),
-        )
-    })
-}
-
 impl HttpConf {
     /// Parses the props of connector `kind`; `url_suffix` is appended to
     /// `url` (the DATASOURCE of an HTTP source).
@@ -289,27 +260,17 @@ impl HttpConf {
                 Ok((k.clone(), PropTemplate::parse(&format!("headers.{k}"), v)?))
             })
             .collect::<Result<Vec<_>, ConnectorError>>()?;
-        let tls = Tls {
-            insecure: raw.insecure_skip_verify,
-            root_ca: pem(kind, &raw.root_ca_path, &raw.root_ca_raw, "rootCa")?,
-            identity: match (
-                pem(kind, &raw.cert_path, &raw.cert_raw, "certification")?,
-                pem(kind, &raw.key_path, &raw.key_raw, "privateKey")?,
-            ) {
-                (Some(mut c), Some(k)) => {
-                    c.push(b'\n');
-                    c.extend_from_slice(&k);
-                    Some(c)
-                }
-                (None, None) => None,
-                _ => {
-                    return Err(bad(
-                        kind,
-                        "a client certificate needs both certificationPath and privateKeyPath (or their Raw forms)",
-                    ))
-                }
-            },
+        let tls = TlsFiles {
+            ca: PemSource::pick(&raw.root_ca_path, &raw.root_ca_raw),
+            cert: PemSource::pick(&raw.cert_path, &raw.cert_raw),
+            key: PemSource::pick(&raw.key_path, &raw.key_raw),
+            insecure_skip_verify: raw.insecure_skip_verify,
         };
+        tls.check(kind)?;
+        if tls.any() {
+            // Unreadable or bad PEM is refused with the props, naming it.
+            crate::tls::client_config(kind, &tls)?;
+        }
         let oauth = match raw.oauth {
             None => None,
             Some(o) => {
@@ -361,24 +322,16 @@ impl HttpConf {
     /// The client (connection pool, TLS, timeout). No IO.
     pub fn client(&self, kind: &str) -> Result<reqwest::Client, ConnectorError> {
         let mut b = reqwest::Client::builder()
-            .danger_accept_invalid_certs(self.tls.insecure)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true);
         if !self.timeout.is_zero() {
             b = b.timeout(self.timeout);
         }
-        if let Some(ca) = &self.tls.root_ca {
-            for c in reqwest::Certificate::from_pem_bundle(ca)
-                .map_err(|e| bad(kind, format!("invalid PEM in rootCaPath: {e}")))?
-            {
-                b = b.add_root_certificate(c);
-            }
-        }
-        if let Some(id) = &self.tls.identity {
-            b = b.identity(
-                reqwest::Identity::from_pem(id)
-                    .map_err(|e| bad(kind, format!("invalid client certificate or key: {e}")))?,
-            );
+        // TLS settings given: the connectors' one TLS configuration (reads
+        // the PEM files); none: reqwest's own roots.
+        if self.tls.any() {
+            let cfg = crate::tls::client_config(kind, &self.tls)?;
+            b = b.use_preconfigured_tls(std::sync::Arc::unwrap_or_clone(cfg));
         }
         b.build()
             .map_err(|e| bad(kind, format!("HTTP client: {e}")))
@@ -702,7 +655,7 @@ mod tests {
             ),
             (
                 serde_json::json!({"url": "http://h", "rootCaRaw": "!!"}),
-                "rootCaRaw",
+                "rootCARaw",
             ),
         ] {
             match conf(v.clone()) {
