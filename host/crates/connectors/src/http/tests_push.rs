@@ -178,3 +178,54 @@ async fn the_data_server_speaks_https_with_source_http_server_tls() {
         .unwrap_err();
     assert!(e.to_string().contains("keyfile"), "{e}");
 }
+
+/// The `rest` sink over HTTPS with `rootCaPath` (the connectors' one TLS
+/// configuration), against the TLS data server; a wrong CA is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_sink_checks_the_server_certificate_with_root_ca_path() {
+    use oort_core::{SinkContext, SinkFactory, SinkItem};
+    let dir = tempfile::tempdir().unwrap();
+    crate::mqtt::tests_wire::certificates(dir.path());
+    let env = ConnectorEnv::builder()
+        .setting("source.httpServerIp", "127.0.0.1")
+        .setting("source.httpServerPort", "0")
+        .setting(
+            "source.httpServerTls.certfile",
+            &dir.path().join("server.pem").display().to_string(),
+        )
+        .setting(
+            "source.httpServerTls.keyfile",
+            &dir.path().join("server.key").display().to_string(),
+        )
+        .build();
+    let mut a = start(&env, "/in", serde_json::json!({})).await;
+    let port = listening(&env).expect("listening").port();
+    let ctx = SinkContext::new("r", CancellationToken::new());
+    let item = SinkItem {
+        data: oort_core::Value::Null,
+        payload: bytes::Bytes::from_static(br#"{"a":1}"#),
+    };
+    let sink = |ca: &str| {
+        let p: Props = serde_json::json!({"url": format!("https://localhost:{port}/in"),
+            "rootCaPath": dir.path().join(ca), "method": "post", "sendSingle": true})
+        .as_object()
+        .cloned()
+        .unwrap();
+        super::RestSinkFactory
+            .create(&ConnectorEnv::default(), &p)
+            .unwrap()
+    };
+    let mut good = sink("ca.pem");
+    good.connect(&ctx).await.unwrap();
+    good.collect(&ctx, std::slice::from_ref(&item))
+        .await
+        .unwrap();
+    assert_eq!(body(&mut a).await, br#"{"a":1}"#);
+    let mut wrong = sink("client.pem");
+    wrong.connect(&ctx).await.unwrap();
+    let e = wrong.collect(&ctx, &[item]).await.unwrap_err();
+    assert!(
+        matches!(e, oort_core::ConnectorError::Unavailable(_)),
+        "{e}"
+    );
+}
