@@ -4,6 +4,7 @@
 //! row) and the lookup table ([`lookup`]). [`db`] is the connection and the
 //! drivers; the `url` says which (`postgres://`, `mysql://`, `sqlite:`).
 
+mod columns;
 pub mod db;
 mod info;
 pub mod lookup;
