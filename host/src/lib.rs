@@ -9,5 +9,6 @@ pub mod connections;
 pub mod error;
 pub mod manager;
 pub mod runtime;
+pub mod schemas;
 pub mod server;
 pub mod store;

@@ -73,6 +73,9 @@ impl Manager {
             }
             let mut common = SinkCommon::from_props(&props)
                 .map_err(|e| AppError::bad(format!("action {} ({}): {e}", i, a.kind)))?;
+            common.proto = self
+                .sink_proto(&common)
+                .map_err(|e| AppError::bad(format!("action {i} ({}): {e}", a.kind)))?;
             if !sink::config::has_key(&props, "bufferLength") {
                 common.buffer_length =
                     (opts.buffer_length as u64).clamp(1, sink::config::MAX_BUFFER_LENGTH);
@@ -133,6 +136,7 @@ impl Manager {
         )
         .map_err(|e| AppError::bad(format!("stream {name}: {e}")))?;
         let format = o.format.clone().unwrap_or_else(|| "json".into());
+        let proto = self.proto_of(name, &format, o.schema_id.as_deref())?;
         props.insert("format".into(), Json::String(format.clone()));
         if let Some(d) = &o.delimiter {
             props.insert("delimiter".into(), Json::String(d.clone()));
@@ -150,9 +154,56 @@ impl Manager {
             decode: DecodeOptions {
                 delimiter: o.delimiter.clone(),
                 columns: entry.def.columns.iter().map(|c| c.name.clone()).collect(),
+                proto,
             },
             checkpoint: None,
         })
+    }
+
+    /// The protobuf message of a sink (`format: protobuf` with `schemaId`).
+    fn sink_proto(
+        &self,
+        common: &SinkCommon,
+    ) -> Result<Option<prost_reflect::MessageDescriptor>, String> {
+        let id = common.schema_id.trim();
+        match (
+            common.format.eq_ignore_ascii_case("protobuf"),
+            id.is_empty(),
+        ) {
+            (true, false) => self
+                .inner
+                .schemas
+                .message(id)
+                .map(Some)
+                .map_err(|e| format!("invalid property schemaId: {e}")),
+            (false, false) => {
+                Err("invalid property schemaId: it is used with format protobuf only".into())
+            }
+            (_, true) => Ok(None),
+        }
+    }
+
+    /// The protobuf message of a stream (FORMAT protobuf with SCHEMAID);
+    /// SCHEMAID with another format is refused.
+    fn proto_of(
+        &self,
+        name: &str,
+        format: &str,
+        schema_id: Option<&str>,
+    ) -> AppResult<Option<prost_reflect::MessageDescriptor>> {
+        let id = schema_id.map(str::trim).filter(|s| !s.is_empty());
+        match (format.eq_ignore_ascii_case("protobuf"), id) {
+            (true, Some(id)) => self
+                .inner
+                .schemas
+                .message(id)
+                .map(Some)
+                .map_err(|e| AppError::bad(format!("stream {name}: SCHEMAID: {e}"))),
+            (false, Some(_)) => Err(AppError::bad(format!(
+                "stream {name}: SCHEMAID is used with FORMAT=\"protobuf\" only"
+            ))),
+            (_, None) => Ok(None),
+        }
     }
 
     /// A lookup table's connector and props: conf keys resolved as for a

@@ -60,6 +60,8 @@ pub(crate) struct Inner {
     pub store: Store,
     pub conf: ConfKeys,
     pub registry: Registry,
+    /// Protobuf schemas (`SCHEMAID`, `schemaId`).
+    pub schemas: crate::schemas::Schemas,
     streams: RwLock<BTreeMap<String, StreamEntry>>,
     tables: RwLock<BTreeMap<String, StreamEntry>>,
     rules: tokio::sync::Mutex<BTreeMap<String, RuleEntry>>,
@@ -123,12 +125,14 @@ impl Manager {
             .to_path_buf();
         let store = Store::open(&data_dir)?;
         let conf = ConfKeys::init(&data_dir, store.clone(), &registry)?;
+        let schemas = crate::schemas::Schemas::open(&data_dir)?;
         let inner = Arc::new(Inner {
             data_dir,
             env,
             store,
             conf,
             registry,
+            schemas,
             streams: RwLock::new(BTreeMap::new()),
             tables: RwLock::new(BTreeMap::new()),
             rules: tokio::sync::Mutex::new(BTreeMap::new()),
@@ -143,6 +147,11 @@ impl Manager {
 
     pub fn conf(&self) -> &ConfKeys {
         &self.inner.conf
+    }
+
+    /// The protobuf schema registry.
+    pub fn schemas(&self) -> &crate::schemas::Schemas {
+        &self.inner.schemas
     }
 
     pub fn data_dir(&self) -> &Path {

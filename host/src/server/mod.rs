@@ -8,6 +8,7 @@ pub mod guard;
 mod metadata;
 mod plugins;
 mod routes;
+mod schemas;
 
 use std::net::SocketAddr;
 use std::path::Path;

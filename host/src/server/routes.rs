@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(|s, p| conf_delete(s, "sinks", p)),
         )
         .merge(super::metadata::routes())
+        .merge(super::schemas::routes())
         .merge(super::plugins::routes())
         .merge(super::connections::routes())
         .merge(super::data::routes(&state))

@@ -103,7 +103,7 @@ impl Section {
                 "external services are not supported by Oort yet; the service was not registered",
             ),
             Section::Schema => Some(
-                "schema registry entries are not supported by Oort yet; the schema was not installed",
+                "schemas in import documents are not installed yet; register the schema with POST /schemas/protobuf",
             ),
             Section::Uploads => Some(
                 "file uploads are not supported by Oort yet; copy the file into the data directory instead",

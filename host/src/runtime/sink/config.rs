@@ -22,6 +22,10 @@ pub struct SinkCommon {
     pub format: String,
     #[serde(rename = "schemaid", deserialize_with = "de::string_lenient")]
     pub schema_id: String,
+    /// The message `schemaId` names (resolved by the manager from the
+    /// schema registry, for `format: protobuf`).
+    #[serde(skip)]
+    pub proto: Option<prost_reflect::MessageDescriptor>,
     #[serde(deserialize_with = "de::string_lenient")]
     pub delimiter: String,
     #[serde(rename = "hasheader", deserialize_with = "de::bool_lenient")]
@@ -110,6 +114,7 @@ impl Default for SinkCommon {
             omit_if_empty: false,
             format: "json".into(),
             schema_id: String::new(),
+            proto: None,
             delimiter: String::new(),
             has_header: false,
             fields: Vec::new(),
@@ -211,12 +216,6 @@ impl SinkCommon {
             }
         }
         // Known but not honoured: refused rather than ignored.
-        if !c.schema_id.trim().is_empty() {
-            return Err(bad(
-                "schemaId",
-                "schema registries are not supported by Oort (use format json, delimited or binary)",
-            ));
-        }
         if c.run_async {
             return Err(bad(
                 "runAsync",
@@ -435,7 +434,6 @@ mod tests {
             (serde_json::json!({"retryCount": 10_000_000}), "retryCount"),
             (serde_json::json!({"resendInterval": "x"}), "resendInterval"),
             (serde_json::json!({"fields": {"a": 1}}), "fields"),
-            (serde_json::json!({"schemaId": "s1"}), "schemaId"),
             (serde_json::json!({"runAsync": true}), "runAsync"),
             (
                 serde_json::json!({"enableCache": "true", "concurrency": 2}),

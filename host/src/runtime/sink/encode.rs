@@ -54,6 +54,7 @@ impl Stages {
             &EncodeOptions {
                 delimiter: (!common.delimiter.is_empty()).then(|| common.delimiter.clone()),
                 has_header: common.has_header,
+                proto: common.proto.clone(),
                 ..Default::default()
             },
         )

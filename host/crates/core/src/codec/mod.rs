@@ -10,6 +10,7 @@
 pub mod binary;
 pub mod delimited;
 pub mod json;
+pub mod protobuf;
 pub mod text;
 pub mod urlencoded;
 
@@ -19,7 +20,7 @@ use crate::value::{Row, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
-    #[error("unsupported format {0:?}: expected json, binary, delimited or urlencoded")]
+    #[error("unsupported format {0:?}: expected json, binary, delimited, urlencoded or protobuf")]
     UnknownFormat(String),
     /// A format eKuiper has that Oort does not support (yet), and why.
     #[error("format {0} is not supported: {1}")]
@@ -37,6 +38,8 @@ pub struct DecodeOptions {
     pub delimiter: Option<String>,
     /// Declared columns (empty = schemaless); `delimited` without a header uses them.
     pub columns: Vec<String>,
+    /// `protobuf`: the message type `SCHEMAID` names.
+    pub proto: Option<prost_reflect::MessageDescriptor>,
 }
 
 /// Options from the sink's common properties that shape encoding.
@@ -48,6 +51,8 @@ pub struct EncodeOptions {
     pub has_header: bool,
     /// `fields` for `delimited`: column order (default: the row's sorted keys).
     pub fields: Vec<String>,
+    /// `protobuf`: the message type `schemaId` names.
+    pub proto: Option<prost_reflect::MessageDescriptor>,
 }
 
 /// Turns one payload into zero or more rows. Stateful so it can reuse schemas.
@@ -106,13 +111,16 @@ fn delimiter_or_comma(d: &Option<String>) -> String {
 
 /// Builds the decoder of a FORMAT (`json`, `binary`, `delimited`; case-insensitive).
 /// eKuiper formats Oort knows but does not support, with the reason.
+/// `protobuf` without a message type.
+fn no_schema() -> CodecError {
+    CodecError::Unsupported(
+        "protobuf",
+        "it needs SCHEMAID (streams) or schemaId (sinks) naming schema.Message of a schema registered with POST /schemas/protobuf",
+    )
+}
+
 fn unsupported(f: &str) -> Option<CodecError> {
-    if f.eq_ignore_ascii_case("protobuf") {
-        Some(CodecError::Unsupported(
-            "protobuf",
-            "it needs a schema registered through eKuiper's schema API (SCHEMAID), which Oort does not have yet",
-        ))
-    } else if f.eq_ignore_ascii_case("custom") {
+    if f.eq_ignore_ascii_case("custom") {
         Some(CodecError::Unsupported(
             "custom",
             "it runs a Go plugin, which Oort does not load; decode or encode in a WebAssembly plugin instead",
@@ -126,6 +134,12 @@ pub fn decoder(format: &str, opts: &DecodeOptions) -> Result<Box<dyn Decoder>, C
     let f = format.trim();
     if let Some(e) = unsupported(f) {
         return Err(e);
+    }
+    if f.eq_ignore_ascii_case("protobuf") {
+        return match &opts.proto {
+            Some(d) => Ok(Box::new(protobuf::ProtobufDecoder::new(d.clone()))),
+            None => Err(no_schema()),
+        };
     }
     if f.is_empty() || f.eq_ignore_ascii_case("json") {
         Ok(Box::new(json::JsonDecoder::new()))
@@ -148,6 +162,12 @@ pub fn encoder(format: &str, opts: &EncodeOptions) -> Result<Box<dyn Encoder>, C
     let f = format.trim();
     if let Some(e) = unsupported(f) {
         return Err(e);
+    }
+    if f.eq_ignore_ascii_case("protobuf") {
+        return match &opts.proto {
+            Some(d) => Ok(Box::new(protobuf::ProtobufEncoder::new(d.clone()))),
+            None => Err(no_schema()),
+        };
     }
     if f.is_empty() || f.eq_ignore_ascii_case("json") {
         Ok(Box::new(json::JsonEncoder))
