@@ -124,3 +124,58 @@ fn what_the_schema_api_and_protobuf_refuse() {
     s.expect("DELETE", "/schemas/protobuf/demo", None, 200);
     s.expect("GET", "/schemas/protobuf/demo", None, 404);
 }
+
+/// A full export carries the schemas; importing it into an empty server
+/// registers them before the protobuf streams that use them.
+#[test]
+fn schemas_travel_in_import_documents() {
+    let a = Server::start();
+    a.expect(
+        "POST",
+        "/schemas/protobuf",
+        Some(&json!({"name": "demo", "content": PROTO}).to_string()),
+        201,
+    );
+    a.create_stream(
+        "CREATE STREAM pb () WITH (DATASOURCE=\"x\", FORMAT=\"protobuf\", SCHEMAID=\"demo.Reading\")",
+    );
+    let doc = a.get("/data/export").json();
+    let entry: serde_json::Value =
+        serde_json::from_str(doc["Schema"]["protobuf_demo"].as_str().unwrap()).unwrap();
+    assert_eq!(entry["name"], "demo");
+    assert_eq!(entry["content"], PROTO);
+
+    let b = Server::start();
+    let r = b.expect(
+        "POST",
+        "/data/import",
+        Some(&json!({"content": doc.to_string()}).to_string()),
+        200,
+    );
+    assert_eq!(
+        r.json()["ConfigResponse"]["Schema"],
+        json!({}),
+        "{}",
+        r.body
+    );
+    assert_eq!(b.get("/schemas/protobuf").json(), json!(["demo"]));
+    assert_eq!(b.get("/streams").json(), json!(["pb"]));
+    // A custom schema in a document is reported, the rest applied.
+    let mut doc2 = doc.clone();
+    doc2["Schema"]["custom_x"] =
+        json!(json!({"type": "custom", "name": "x", "soFile": "x.so"}).to_string());
+    // (an import with a failed item answers 400 with the per-item report)
+    let r = b.expect(
+        "POST",
+        "/data/import?partial=1",
+        Some(&json!({"content": doc2.to_string()}).to_string()),
+        400,
+    );
+    assert!(r.body.contains("custom_x"), "{}", r.body);
+    assert!(
+        r.body.contains("custom schemas run Go plugins"),
+        "{}",
+        r.body
+    );
+    assert_eq!(b.get("/schemas/protobuf").json(), json!(["demo"]));
+}

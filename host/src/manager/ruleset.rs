@@ -437,6 +437,9 @@ impl Manager {
             }
         }
 
+        progress.set_phase("schemas");
+        self.import_schemas(doc, mode, progress, &mut out);
+
         for (kind, section, phase, map) in [
             (
                 StreamKind::Stream,
@@ -506,6 +509,67 @@ impl Manager {
             }
         }
         Ok(out)
+    }
+
+    /// The document's `Schema` section, before the streams that use it:
+    /// a schema not registered yet is registered; an existing one is kept
+    /// by a partial import and replaced by a full one (schemas not in the
+    /// document stay). Schema files are not in the import's transaction:
+    /// an import rolled back keeps the schemas it registered.
+    fn import_schemas(
+        &self,
+        doc: &Document,
+        mode: ImportMode,
+        progress: &Progress,
+        out: &mut Outcome,
+    ) {
+        let Some(items) = doc.unsupported.get(&Section::Schema) else {
+            return;
+        };
+        for (key, v) in items {
+            let entry = match v {
+                Json::String(t) => serde_json::from_str::<Json>(t).unwrap_or(Json::Null),
+                other => other.clone(),
+            };
+            let r = (|| -> Result<(), String> {
+                let typ = entry
+                    .get("type")
+                    .and_then(Json::as_str)
+                    .unwrap_or("protobuf");
+                if typ != "protobuf" {
+                    return Err(format!(
+                        "schema type {typ} is not supported (custom schemas run Go plugins)"
+                    ));
+                }
+                let name = entry
+                    .get("name")
+                    .and_then(Json::as_str)
+                    .or_else(|| key.strip_prefix("protobuf_"))
+                    .ok_or("the entry has no name")?;
+                let content = entry
+                    .get("content")
+                    .and_then(Json::as_str)
+                    .filter(|c| !c.trim().is_empty())
+                    .ok_or("the entry has no content (schema file URLs are not supported)")?;
+                let exists = self.inner.schemas.list().iter().any(|n| n == name);
+                match (exists, mode) {
+                    (true, ImportMode::Full) => self.inner.schemas.put(name, content, true),
+                    (true, _) => Ok(()),
+                    (false, _) => self.inner.schemas.put(name, content, false),
+                }
+                .map_err(|e| e.to_string())
+            })();
+            match r {
+                Ok(()) => {
+                    progress.item(true);
+                    out.applied(Section::Schema);
+                }
+                Err(e) => {
+                    progress.item(false);
+                    out.report.add(Section::Schema, key.clone(), e);
+                }
+            }
+        }
     }
 
     async fn import_stream(

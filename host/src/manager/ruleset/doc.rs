@@ -102,9 +102,6 @@ impl Section {
             Section::Service => Some(
                 "external services are not supported by Oort yet; the service was not registered",
             ),
-            Section::Schema => Some(
-                "schemas in import documents are not installed yet; register the schema with POST /schemas/protobuf",
-            ),
             Section::Uploads => Some(
                 "file uploads are not supported by Oort yet; copy the file into the data directory instead",
             ),
@@ -215,7 +212,8 @@ pub struct Document {
     pub connection_config: ConfSection,
     /// `sources_<name>` / `sinks_<name>` -> entry.
     pub wasm_plugins: BTreeMap<String, PluginEntry>,
-    /// `Service`, `Schema`, `uploads`, `scripts`: kept as read, reported as unsupported.
+    /// `Service`, `Schema`, `uploads`, `scripts`: kept as read; `Schema`
+    /// entries are installed by the import, the others reported unsupported.
     pub unsupported: BTreeMap<Section, BTreeMap<String, Json>>,
 }
 

@@ -19,6 +19,27 @@ impl Manager {
         Ok(out)
     }
 
+    /// Adds schema `name` to the document's `Schema` section (eKuiper's
+    /// `protobuf_<name>` key, `{"type","name","content"}` as a string).
+    fn export_schema(&self, doc: &mut Document, name: &str) {
+        let Ok(d) = self.inner.schemas.describe(name) else {
+            return;
+        };
+        let entry = serde_json::json!({"type": "protobuf", "name": name, "content": d["content"]});
+        doc.unsupported
+            .entry(Section::Schema)
+            .or_default()
+            .insert(format!("protobuf_{name}"), Json::String(entry.to_string()));
+    }
+
+    /// The schema name of a `schema.Message` id.
+    fn schema_name(id: &str) -> Option<&str> {
+        id.trim()
+            .split_once('.')
+            .map(|(n, _)| n)
+            .filter(|n| !n.is_empty())
+    }
+
     /// Everything (`rule_ids == None`) or what the listed rules need.
     pub async fn export_document(
         &self,
@@ -65,6 +86,9 @@ impl Manager {
                     section.entry(typ.to_string()).or_default().insert(key, m);
                 }
             }
+            for name in self.inner.schemas.list() {
+                self.export_schema(&mut doc, &name);
+            }
             if let Some(pm) = plugins {
                 for kind in [PluginKind::Source, PluginKind::Sink] {
                     for name in pm.list(kind) {
@@ -107,6 +131,15 @@ impl Manager {
                 if let Some(p) = installed(PluginKind::Source, &typ) {
                     doc.wasm_plugins.insert(format!("sources_{typ}"), p);
                 }
+                if let Some(n) = entry
+                    .def
+                    .options
+                    .schema_id
+                    .as_deref()
+                    .and_then(Self::schema_name)
+                {
+                    self.export_schema(&mut doc, n);
+                }
                 if let Some(ck) = entry
                     .def
                     .options
@@ -132,6 +165,14 @@ impl Manager {
                     doc.wasm_plugins.insert(format!("sinks_{}", a.kind), p);
                 }
                 collect_selector(&a.props, &mut selectors);
+                let schema_id = a
+                    .props
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("schemaId"))
+                    .and_then(|(_, v)| v.as_str());
+                if let Some(n) = schema_id.and_then(Self::schema_name) {
+                    self.export_schema(&mut doc, n);
+                }
                 if let Some(Json::String(rid)) = a.props.get("resourceId") {
                     let stored = self.stored_conf("sinks", &a.kind)?;
                     if let Some(props) = stored.get(rid) {
