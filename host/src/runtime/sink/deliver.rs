@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oort_connectors::util::{sleep_or_cancel, Backoff};
-use oort_core::{ConnectorError, Sink, SinkContext, SinkItem};
+use oort_core::{ConnectorError, RateLimitedLog, Sink, SinkContext, SinkItem};
 use tokio::sync::{mpsc, oneshot};
 
 use super::metrics::NodeMetrics;
@@ -38,38 +38,6 @@ pub enum Delivery {
     /// Not delivered (the sink is unavailable or the rule stops): for the
     /// cache. Only with [`Deliver::cache`].
     Failed,
-}
-
-/// Logs at most once per interval, counting what it held back.
-pub struct RateLimitedLog {
-    every: Duration,
-    last: Option<Instant>,
-    held: u64,
-}
-
-impl RateLimitedLog {
-    pub fn new(every: Duration) -> RateLimitedLog {
-        RateLimitedLog {
-            every,
-            last: None,
-            held: 0,
-        }
-    }
-
-    /// Calls `log(held_back)` when the interval has passed since the last log.
-    pub fn hit(&mut self, log: impl FnOnce(u64)) {
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|t| now.duration_since(t) < self.every)
-        {
-            self.held += 1;
-            return;
-        }
-        log(self.held);
-        self.held = 0;
-        self.last = Some(now);
-    }
 }
 
 pub struct Deliver {
@@ -630,16 +598,5 @@ mod tests {
         assert_eq!(sink.delivered, ["b"]);
         assert_eq!(m.records_dropped.load(Ordering::Relaxed), 3);
         assert_eq!(m.records_out.load(Ordering::Relaxed), 1);
-    }
-
-    #[test]
-    fn drop_log_is_rate_limited() {
-        let mut l = RateLimitedLog::new(Duration::from_secs(3600));
-        let mut logged = Vec::new();
-        for _ in 0..5 {
-            l.hit(|held| logged.push(held));
-        }
-        assert_eq!(logged, vec![0]);
-        assert_eq!(l.held, 4);
     }
 }

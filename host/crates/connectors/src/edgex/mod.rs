@@ -267,12 +267,16 @@ impl Source for EdgexSource {
             }
         });
         let task = tokio::spawn(async move { inner.run(inner_ctx).await });
+        // A reading that cannot be read leaves the event's row without it.
+        let mut skipped = oort_core::RateLimitedLog::new(std::time::Duration::from_secs(10));
         while let Some(m) = rx.recv().await {
             let out = match m {
                 SourceMsg::Bytes { payload, .. } => match envelope::read(&payload, self.kind) {
                     Ok(r) => {
-                        for e in &r.errors {
-                            tracing::debug!(source = KIND, error = %e, "edgex: reading skipped");
+                        if let Some(e) = r.errors.first() {
+                            skipped.hit(|held| {
+                                tracing::warn!(stream = %ctx.id, error = %e, more = held, "edgex: a reading could not be read and is left out of the row")
+                            });
                         }
                         SourceMsg::Rows {
                             rows: vec![r.row],

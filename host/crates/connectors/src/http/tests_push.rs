@@ -112,22 +112,28 @@ fn bad_properties_are_refused() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_data_server_speaks_https_with_source_http_server_tls() {
-    let dir = tempfile::tempdir().unwrap();
-    crate::mqtt::tests_wire::certificates(dir.path());
-    let env = ConnectorEnv::builder()
+/// A context whose data server takes a free port and speaks HTTPS with the
+/// test CA's `localhost` certificate in `dir`.
+fn tls_env(dir: &std::path::Path) -> ConnectorEnv {
+    ConnectorEnv::builder()
         .setting("source.httpServerIp", "127.0.0.1")
         .setting("source.httpServerPort", "0")
         .setting(
             "source.httpServerTls.certfile",
-            &dir.path().join("server.pem").display().to_string(),
+            &dir.join("server.pem").display().to_string(),
         )
         .setting(
             "source.httpServerTls.keyfile",
-            &dir.path().join("server.key").display().to_string(),
+            &dir.join("server.key").display().to_string(),
         )
-        .build();
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_server_speaks_https_with_source_http_server_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::mqtt::tests_wire::certificates(dir.path());
+    let env = tls_env(dir.path());
     let mut a = start(&env, "/secure", serde_json::json!({})).await;
     let port = listening(&env).expect("listening").port();
     let ca =
@@ -186,18 +192,7 @@ async fn the_rest_sink_checks_the_server_certificate_with_root_ca_path() {
     use oort_core::{SinkContext, SinkFactory, SinkItem};
     let dir = tempfile::tempdir().unwrap();
     crate::mqtt::tests_wire::certificates(dir.path());
-    let env = ConnectorEnv::builder()
-        .setting("source.httpServerIp", "127.0.0.1")
-        .setting("source.httpServerPort", "0")
-        .setting(
-            "source.httpServerTls.certfile",
-            &dir.path().join("server.pem").display().to_string(),
-        )
-        .setting(
-            "source.httpServerTls.keyfile",
-            &dir.path().join("server.key").display().to_string(),
-        )
-        .build();
+    let env = tls_env(dir.path());
     let mut a = start(&env, "/in", serde_json::json!({})).await;
     let port = listening(&env).expect("listening").port();
     let ctx = SinkContext::new("r", CancellationToken::new());

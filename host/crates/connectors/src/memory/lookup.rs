@@ -42,7 +42,9 @@ pub struct Table {
     key: Arc<str>,
     rows: RwLock<AHashMap<Key, Row>>,
     feeder: Mutex<Option<tokio::task::AbortHandle>>,
+    /// New keys not kept because the table was full (since it was made).
     dropped: std::sync::atomic::AtomicU64,
+    drop_log: Mutex<oort_core::RateLimitedLog>,
 }
 
 impl Drop for Table {
@@ -69,16 +71,17 @@ impl Table {
             };
             let k = Key::lookup(std::slice::from_ref(k));
             if rows.len() >= MAX_TABLE_ROWS && !rows.contains_key(&k) {
-                let n = self
+                let total = self
                     .dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if n.is_multiple_of(10_000) {
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1;
+                self.drop_log.lock().hit(|_| {
                     tracing::warn!(
                         key = %self.key,
-                        dropped = n + 1,
+                        dropped = total,
                         "memory table is full ({MAX_TABLE_ROWS} rows): new keys are not kept"
-                    );
-                }
+                    )
+                });
                 continue;
             }
             rows.insert(k, row.clone());
@@ -131,6 +134,9 @@ pub fn table(env: &ConnectorEnv, topic: &str, key: &str) -> Result<Arc<Table>, C
         rows: RwLock::new(AHashMap::new()),
         feeder: Mutex::new(None),
         dropped: Default::default(),
+        drop_log: Mutex::new(oort_core::RateLimitedLog::new(
+            std::time::Duration::from_secs(10),
+        )),
     });
     let task = handle.spawn(feed(Arc::downgrade(&t), sub));
     *t.feeder.lock() = Some(task.abort_handle());

@@ -197,14 +197,15 @@ impl SqlSource {
         }
     }
 
-    /// One poll: the rows, the index values moved to the last row's.
-    async fn poll(&mut self) -> Result<Vec<Row>, ConnectorError> {
+    /// One poll: the rows (at most [`MAX_ROWS`]) and how many more the
+    /// query returned; the index values moved to the last emitted row's.
+    async fn poll(&mut self) -> Result<(Vec<Row>, usize), ConnectorError> {
         let sql = self.statement()?;
         if self.db.is_none() {
             self.db = Some(Db::open(&self.target).await?);
         }
         let Some(db) = self.db.as_mut() else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         };
         let mut rows = match db.query(&self.target, &sql).await {
             Ok(r) => r,
@@ -215,11 +216,8 @@ impl SqlSource {
                 return Err(e);
             }
         };
-        if rows.len() > MAX_ROWS {
-            let n = rows.len();
-            rows.truncate(MAX_ROWS);
-            tracing::warn!(db = %self.target.shown(), rows = n, "sql: query returned more than {MAX_ROWS} rows; the rest is not emitted");
-        }
+        let cut = rows.len().saturating_sub(MAX_ROWS);
+        rows.truncate(MAX_ROWS);
         if let Some(last) = rows.last() {
             for f in &mut self.index {
                 if let Some(v) = last.get(&f.field).filter(|v| !v.is_null()) {
@@ -227,7 +225,7 @@ impl SqlSource {
                 }
             }
         }
-        Ok(rows)
+        Ok((rows, cut))
     }
 
     fn offset(&self) -> String {
@@ -249,13 +247,22 @@ impl Source for SqlSource {
                 _ = ticker.tick() => {}
             }
             match self.poll().await {
-                Ok(rows) => {
+                Ok((rows, cut)) => {
                     ctx.conn.connected();
                     if rows.is_empty() {
                         continue;
                     }
                     if !ctx.emit_rows(rows).await {
                         return Ok(());
+                    }
+                    // Counted as the source's exception, with the number.
+                    if cut > 0 {
+                        let msg = format!(
+                            "sql: the query returned {cut} rows beyond the {MAX_ROWS}-row limit; they were not emitted (add a LIMIT or an index field)"
+                        );
+                        if !ctx.emit(SourceMsg::Error(msg)).await {
+                            return Ok(());
+                        }
                     }
                     if !self.index.is_empty() && !ctx.emit(SourceMsg::Offset(self.offset())).await {
                         return Ok(());

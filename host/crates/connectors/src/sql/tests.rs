@@ -286,3 +286,41 @@ async fn an_unreachable_database_is_unavailable_not_fatal() {
         "{e}"
     );
 }
+
+/// A template query that returns more than the cap: the rest is counted,
+/// not silently dropped.
+#[tokio::test]
+async fn rows_beyond_the_cap_are_counted_as_an_exception() {
+    let c = Case::new("sqlite:big.db", "CREATE TABLE {t} (id INTEGER)").await;
+    let extra = 5;
+    c.exec(&[format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {}) INSERT INTO {} SELECT i FROM n",
+        super::source::MAX_ROWS + extra,
+        c.table
+    )])
+    .await;
+    let mut src = SqlSourceFactory
+        .create(
+            &c.env,
+            "",
+            &props(serde_json::json!({"url": c.url, "interval": "1h",
+                "templateSqlQueryCfg": {"templateSql": format!("SELECT id FROM {}", c.table)}})),
+        )
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let cancel = CancellationToken::new();
+    let sctx = oort_core::SourceContext::new("s", cancel.clone(), tx);
+    let task = tokio::spawn(async move { src.run(sctx).await });
+    match rx.recv().await.unwrap() {
+        oort_core::SourceMsg::Rows { rows, .. } => assert_eq!(rows.len(), super::source::MAX_ROWS),
+        other => panic!("rows expected, got {other:?}"),
+    }
+    match rx.recv().await.unwrap() {
+        oort_core::SourceMsg::Error(e) => {
+            assert!(e.contains(&format!("returned {extra} rows beyond")), "{e}")
+        }
+        other => panic!("an exception expected, got {other:?}"),
+    }
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+}

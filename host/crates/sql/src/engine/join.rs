@@ -33,6 +33,16 @@ impl Combo {
     }
 }
 
+/// The context an ON condition or a lookup key is evaluated in: one row.
+fn row_ctx<'a>(
+    plan: &'a Plan,
+    hits: &'a Hits,
+    t: &'a Tuple,
+    win: Option<super::tuple::WinRange>,
+) -> Ctx<'a> {
+    super::mk_ctx(plan, hits, Some(t), &[], win, false, 1, (0, 0))
+}
+
 /// Candidate rows of source `src`: table rows, or the collection's rows of
 /// that stream (with their analytic values and time).
 fn candidates<'a>(
@@ -116,17 +126,7 @@ pub(crate) fn join(
                     (_, JoinKind::Cross) | (None, _) => true,
                     (Some(on), _) => {
                         let t = cand.tuple();
-                        let ctx = Ctx {
-                            tuple: Some(&t),
-                            analytic: &t.analytic,
-                            aggs: &[],
-                            win,
-                            agg_ctx: false,
-                            row_number: 1,
-                            hits,
-                            agg_hits: (0, 0),
-                            rule_id: &plan.opts.rule_id,
-                        };
+                        let ctx = row_ctx(plan, hits, &t, win);
                         on.eval_cond(&ctx)
                             .map_err(|e| format!("run Join error: {e}"))?
                     }
@@ -179,17 +179,7 @@ fn lookup_join(
     let mut values = Vec::with_capacity(spec.vals.len());
     for combo in current {
         let t = combo.tuple();
-        let ctx = Ctx {
-            tuple: Some(&t),
-            analytic: &t.analytic,
-            aggs: &[],
-            win,
-            agg_ctx: false,
-            row_number: 1,
-            hits,
-            agg_hits: (0, 0),
-            rule_id: &plan.opts.rule_id,
-        };
+        let ctx = row_ctx(plan, hits, &t, win);
         values.clear();
         for v in &spec.vals {
             values.push(v.eval(&ctx).map_err(|e| format!("run Join error: {e}"))?);
@@ -214,11 +204,7 @@ fn lookup_join(
             };
             if let Some(on) = &j.on {
                 let t = cand.tuple();
-                let ctx = Ctx {
-                    tuple: Some(&t),
-                    analytic: &t.analytic,
-                    ..ctx
-                };
+                let ctx = row_ctx(plan, hits, &t, win);
                 if !on
                     .eval_cond(&ctx)
                     .map_err(|e| format!("run Join error: {e}"))?

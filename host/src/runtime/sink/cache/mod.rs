@@ -36,8 +36,8 @@ use queue::io;
 pub use queue::{CacheConfig, CacheError, ResendCache};
 
 use super::config::SinkCommon;
-use super::deliver::RateLimitedLog;
 use super::metrics::NodeMetrics;
+use oort_core::RateLimitedLog;
 
 /// Items per resend `collect`.
 const RESEND_CHUNK: usize = 256;
