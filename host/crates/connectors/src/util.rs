@@ -77,6 +77,11 @@ pub mod de {
         }
     }
 
+    /// [`u64_lenient`] for a property whose absence means something.
+    pub fn opt_u64_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        u64_lenient(d).map(Some)
+    }
+
     /// `5`, `"5"`, `-1`: an integer.
     pub fn i64_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         match Json::deserialize(d)? {

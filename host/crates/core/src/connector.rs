@@ -393,6 +393,29 @@ pub trait SinkFactory: Send + Sync {
     fn needs_rows(&self, props: &Props) -> bool {
         dynamic_sink_props(props).next().is_some()
     }
+    /// Refuses a template (`{{...}}`) in a property this sink does not
+    /// render per row: it would otherwise be used as literal text. The
+    /// default trusts the property schema's [`crate::PropSpec::dynamic`]
+    /// marks; keys outside the schema are left to the unknown-key warning.
+    fn check_templates(&self, props: &Props) -> Result<(), ConnectorError> {
+        let info = self.info();
+        for (k, _) in dynamic_sink_props(props) {
+            if let Some(p) = info
+                .properties
+                .iter()
+                .find(|p| p.name.eq_ignore_ascii_case(k))
+            {
+                if !p.dynamic {
+                    return Err(ConnectorError::Config(format!(
+                        "{}: property {k} holds a template ({{{{...}}}}) but the {} sink does not render templates in it; give a fixed value",
+                        self.kind(),
+                        self.kind()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
     /// A connectivity check, as [`SourceFactory::ping`].
     fn ping(&self, _env: &ConnectorEnv, _props: &Props) -> Option<PingFuture> {
         None

@@ -32,6 +32,11 @@ pub struct PropSpec {
     /// Part of the connection (set on a connection profile, not per rule).
     #[serde(default, rename = "connectionRelated")]
     pub connection_related: bool,
+    /// A sink property rendered per row when it holds a template
+    /// (`{{.field}}`, eKuiper's dynamic properties); a template anywhere
+    /// else is refused ([`crate::SinkFactory::check_templates`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dynamic: bool,
 }
 
 fn any_type() -> String {
@@ -53,6 +58,7 @@ impl PropSpec {
             values: Vec::new(),
             hint: hint.into(),
             connection_related: false,
+            dynamic: false,
         }
     }
 
@@ -73,6 +79,12 @@ impl PropSpec {
 
     pub fn connection(mut self) -> Self {
         self.connection_related = true;
+        self
+    }
+
+    /// Marks a sink property rendered per row when it is a template.
+    pub fn dynamic(mut self) -> Self {
+        self.dynamic = true;
         self
     }
 }

@@ -54,6 +54,12 @@ impl SinkFactory for WasmSinkFactory {
         self.slot.info()
     }
 
+    /// Every template property is rendered per message for a plugin (into
+    /// the message's metadata), whatever its schema says.
+    fn check_templates(&self, _props: &Props) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
     /// The plugin gets its own properties only: nothing of the context
     /// (no host path) crosses into the sandbox.
     fn create(&self, _env: &ConnectorEnv, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {

@@ -74,6 +74,7 @@ pub fn prepare(
     factory: &dyn SinkFactory,
 ) -> Result<(), ConnectorError> {
     config::warn_unknown(rule_id, kind, props, &factory.info());
+    factory.check_templates(props)?;
     Stages::new(common, factory.consumes(), factory.needs_rows(props)).map(|_| ())
 }
 

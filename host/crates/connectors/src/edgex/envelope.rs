@@ -252,23 +252,27 @@ pub fn event(row: &Map, skip: Option<&str>, names: &Names, origin_ns: i64) -> Js
     })
 }
 
-/// The bus message of an event: wrapped as an add-event request when asked,
-/// then in an envelope whose payload is the body's JSON in base64 (what
-/// every EdgeX 3.x reader accepts).
-pub fn envelope(event: Json, kind: MessageType) -> Vec<u8> {
-    let body = match kind {
+/// The body a bus message carries: the event, or an add-event request
+/// wrapping it.
+pub fn body(event: Json, kind: MessageType) -> Json {
+    match kind {
         MessageType::Event => event,
         MessageType::Request => json!({
             "apiVersion": "v3",
             "requestId": uuid::Uuid::new_v4().to_string(),
             "event": event,
         }),
-    };
-    let payload = base64::engine::general_purpose::STANDARD.encode(body.to_string());
+    }
+}
+
+/// The envelope of a body: its payload is the body's JSON in base64 (what
+/// every EdgeX 3.x reader accepts).
+pub fn wrap(body: &[u8], correlation: &str) -> Vec<u8> {
+    let payload = base64::engine::general_purpose::STANDARD.encode(body);
     json!({
         "apiVersion": "v3",
         "receivedTopic": "",
-        "correlationID": uuid::Uuid::new_v4().to_string(),
+        "correlationID": correlation,
         "requestID": "",
         "errorCode": 0,
         "payload": payload,
@@ -276,4 +280,12 @@ pub fn envelope(event: Json, kind: MessageType) -> Vec<u8> {
     })
     .to_string()
     .into_bytes()
+}
+
+/// The bus message of an event: [`body`] in an envelope ([`wrap`]).
+pub fn envelope(event: Json, kind: MessageType) -> Vec<u8> {
+    wrap(
+        body(event, kind).to_string().as_bytes(),
+        &uuid::Uuid::new_v4().to_string(),
+    )
 }

@@ -1,20 +1,22 @@
-//! `edgex` source and sink: EdgeX v3 events on the EdgeX message bus, the
-//! MQTT bus (EdgeX 3's default). The source subscribes to DATASOURCE
-//! (`edgex/events/#`...) and emits one row per event, a field per reading
-//! typed by its `valueType`, with the event's and each reading's metadata
-//! (`meta(deviceName)`); the sink publishes each row as an event (or an
-//! add-event request) in a message envelope ([`envelope`]). Both run the
-//! `mqtt` connector underneath, so the MQTT status, QoS acknowledgements and
-//! reconnects are the MQTT connector's.
+//! `edgex` source and sink: EdgeX v3 events on the EdgeX message bus: MQTT
+//! (EdgeX 3's default), Redis pub/sub or NATS core ([`bus`]). The source
+//! subscribes to DATASOURCE (`edgex/events/#`...) and emits one row per
+//! event, a field per reading typed by its `valueType`, with the event's and
+//! each reading's metadata (`meta(deviceName)`); the sink publishes each row
+//! as an event (or an add-event request) in a message envelope
+//! ([`envelope`]). On MQTT and Redis the `mqtt` and `redisSub`/`redisPub`
+//! connectors run underneath (their status, acknowledgements and reconnects);
+//! NATS goes through [`nats`].
 
+mod bus;
 pub mod envelope;
+mod nats;
 #[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use base64::Engine;
 use bytes::Bytes;
 use oort_core::{
     ConnectorEnv, ConnectorError, ConnectorInfo, Consumes, Map, PropSpec, Props, Sink, SinkContext,
@@ -24,8 +26,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::mqtt::{MqttSinkFactory, MqttSourceFactory};
-use crate::util::{de, parse_config};
+use crate::redis::{RedisPubSinkFactory, RedisSubSourceFactory};
+use crate::util::parse_config;
+use bus::{bus_props, Bus, Transport};
 use envelope::{MessageType, Names};
+use nats::{NatsConf, NatsFormat, NatsPublisher};
 
 const KIND: &str = "edgex";
 
@@ -38,150 +43,6 @@ default:
   messageType: event
 ";
 
-fn default_type() -> String {
-    "mqtt".into()
-}
-fn default_protocol() -> String {
-    "tcp".into()
-}
-fn default_server() -> String {
-    "localhost".into()
-}
-fn default_port() -> u64 {
-    1883
-}
-
-/// The bus settings, shared by source and sink.
-#[derive(Debug, Deserialize)]
-struct Bus {
-    #[serde(rename = "type", default = "default_type")]
-    typ: String,
-    #[serde(default = "default_protocol")]
-    protocol: String,
-    #[serde(default = "default_server", alias = "host")]
-    server: String,
-    #[serde(default = "default_port", deserialize_with = "de::u64_lenient")]
-    port: u64,
-    #[serde(rename = "messagetype", default)]
-    message_type: String,
-    #[serde(default)]
-    optional: serde_json::Map<String, serde_json::Value>,
-    #[serde(rename = "connectionselector", default)]
-    connection_selector: String,
-}
-
-impl Bus {
-    /// The `mqtt` connector's props for this bus; what EdgeX's `optional`
-    /// says that Oort's MQTT client cannot do is refused.
-    fn mqtt_props(&self, sink: bool) -> Result<Props, ConnectorError> {
-        let bad = |m: String| ConnectorError::Config(format!("edgex: {m}"));
-        match self.typ.trim().to_ascii_lowercase().as_str() {
-            "mqtt" => {}
-            "redis" | "nats-jetstream" | "nats-core" | "zero" => {
-                return Err(bad(format!(
-                    "message bus type {} is not supported yet: Oort speaks EdgeX's MQTT bus (type: mqtt, EdgeX 3's default)",
-                    self.typ
-                )))
-            }
-            other => return Err(bad(format!("invalid property type {other:?}: expected mqtt"))),
-        }
-        if !self.connection_selector.trim().is_empty() {
-            return Err(bad(
-                "connectionSelector is not supported by edgex yet: give server, port and optional"
-                    .into(),
-            ));
-        }
-        let scheme = match self.protocol.trim().to_ascii_lowercase().as_str() {
-            "tcp" | "mqtt" | "" => "tcp",
-            "ssl" | "tls" | "mqtts" => "ssl",
-            other => {
-                return Err(bad(format!(
-                    "invalid property protocol {other:?}: expected tcp or ssl"
-                )))
-            }
-        };
-        let mut p = Props::new();
-        p.insert(
-            "server".into(),
-            json!(format!("{scheme}://{}:{}", self.server.trim(), self.port)),
-        );
-        for (k, v) in &self.optional {
-            let text = || {
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string())
-            };
-            let b64 = || base64::engine::general_purpose::STANDARD.encode(text());
-            let (key, val) = match k.to_ascii_lowercase().as_str() {
-                "clientid" => ("clientid", json!(text())),
-                "username" => ("username", json!(text())),
-                "password" => ("password", json!(text())),
-                "qos" => ("qos", v.clone()),
-                "retained" if sink => ("retained", v.clone()),
-                "certfile" => ("certificationPath", json!(text())),
-                "keyfile" => ("privateKeyPath", json!(text())),
-                "certpemblock" => ("certficationRaw", json!(b64())),
-                "keypemblock" => ("privateKeyRaw", json!(b64())),
-                "skipcertverify" => ("insecureSkipVerify", v.clone()),
-                other => {
-                    return Err(bad(format!(
-                        "optional {k} is not supported{}",
-                        if other == "retained" {
-                            " by the source".to_string()
-                        } else {
-                            ": use ClientId, Username, Password, Qos, Retained, CertFile, KeyFile, CertPEMBlock, KeyPEMBlock, SkipCertVerify".to_string()
-                        }
-                    )))
-                }
-            };
-            p.insert(key.into(), val);
-        }
-        Ok(p)
-    }
-
-    fn kind(&self) -> Result<MessageType, ConnectorError> {
-        match self.message_type.trim().to_ascii_lowercase().as_str() {
-            "" | "event" => Ok(MessageType::Event),
-            "request" => Ok(MessageType::Request),
-            other => Err(ConnectorError::Config(format!(
-                "edgex: invalid property messageType {other:?}: expected event or request"
-            ))),
-        }
-    }
-}
-
-fn bus_props() -> Vec<PropSpec> {
-    vec![
-        PropSpec::new("type", "string", "The message bus: mqtt (EdgeX 3's default)")
-            .default(json!("mqtt"))
-            .values(&["mqtt"])
-            .connection(),
-        PropSpec::new("protocol", "string", "tcp or ssl")
-            .default(json!("tcp"))
-            .connection(),
-        PropSpec::new("server", "string", "The broker's host")
-            .default(json!("localhost"))
-            .connection(),
-        PropSpec::new("host", "string", "The broker's host (the sink's name for server)")
-            .connection(),
-        PropSpec::new("port", "int", "The broker's port")
-            .default(json!(1883))
-            .connection(),
-        PropSpec::new(
-            "messageType",
-            "string",
-            "event (application services) or request (add-event requests: device services, core data)",
-        )
-        .default(json!("event"))
-        .values(&["event", "request"]),
-        PropSpec::new(
-            "optional",
-            "object",
-            "MQTT settings: ClientId, Username, Password, Qos, Retained (sink), CertFile, KeyFile, CertPEMBlock, KeyPEMBlock, SkipCertVerify",
-        ),
-    ]
-}
-
 /// Factory of `edgex` sources.
 pub struct EdgexSourceFactory;
 
@@ -193,18 +54,39 @@ impl EdgexSourceFactory {
     ) -> Result<EdgexSource, ConnectorError> {
         let bus: Bus = parse_config(KIND, props)?;
         let kind = bus.kind()?;
-        let mqtt = bus.mqtt_props(false)?;
         let topic = match datasource.trim() {
             "" => "rules-events",
             t => t,
         };
-        let inner = MqttSourceFactory
-            .create(env, topic, &mqtt)
-            .map_err(|e| ConnectorError::Config(format!("edgex: {e}")))?;
+        let wrap = |e: ConnectorError| ConnectorError::Config(format!("edgex: {e}"));
+        let inner: Box<dyn Source> = match bus.transport(false)? {
+            Transport::Mqtt(p) => MqttSourceFactory.create(env, topic, &p).map_err(wrap)?,
+            Transport::Redis(mut p) => {
+                p.insert("channels".into(), json!(bus::redis_patterns(topic)));
+                RedisSubSourceFactory.create(env, "", &p).map_err(wrap)?
+            }
+            Transport::Nats(conf) => Box::new(NatsSource {
+                conf,
+                subject: bus::nats_subject(topic),
+            }),
+        };
         Ok(EdgexSource {
             inner: Some(inner),
             kind,
         })
+    }
+}
+
+/// The subscription of an `edgex` source on NATS.
+struct NatsSource {
+    conf: NatsConf,
+    subject: String,
+}
+
+#[async_trait]
+impl Source for NatsSource {
+    async fn run(&mut self, ctx: SourceContext) -> Result<(), ConnectorError> {
+        self.conf.run_source(&self.subject, &ctx).await
     }
 }
 
@@ -219,7 +101,9 @@ impl SourceFactory for EdgexSourceFactory {
             default_conf: Some(DEFAULT_CONF),
             datasource_hint: Some("The topic to subscribe to (default rules-events)"),
             properties: bus_props(),
-            ..ConnectorInfo::new("Receives EdgeX v3 events from the EdgeX MQTT message bus")
+            ..ConnectorInfo::new(
+                "Receives EdgeX v3 events from the EdgeX message bus (MQTT, Redis or NATS)",
+            )
         }
     }
 
@@ -271,8 +155,12 @@ impl Source for EdgexSource {
         let mut skipped = oort_core::RateLimitedLog::new(std::time::Duration::from_secs(10));
         while let Some(m) = rx.recv().await {
             let out = match m {
-                SourceMsg::Bytes { payload, .. } => match envelope::read(&payload, self.kind) {
-                    Ok(r) => {
+                SourceMsg::Bytes { payload, meta } => match envelope::read(&payload, self.kind) {
+                    Ok(mut r) => {
+                        // NATS's format gives the correlation id in a header.
+                        if let Some(c) = meta.as_ref().and_then(|m| m.get("correlationid")) {
+                            r.meta.entry(Arc::from("correlationid")).or_insert_with(|| c.clone());
+                        }
                         if let Some(e) = r.errors.first() {
                             skipped.hit(|held| {
                                 tracing::warn!(stream = %ctx.id, error = %e, more = held, "edgex: a reading could not be read and is left out of the row")
@@ -342,18 +230,32 @@ impl EdgexSinkFactory {
                 )))
             }
         }
-        let mut mqtt = bus.mqtt_props(true)?;
         let prefix =
             Some(c.topic_prefix.trim().trim_end_matches('/').to_string()).filter(|p| !p.is_empty());
-        let topic = match &prefix {
-            Some(_) => "{{.topic}}".to_string(),
-            None if c.topic.trim().is_empty() => default_topic(),
-            None => c.topic.trim().to_string(),
+        let fixed = match &prefix {
+            Some(_) => None,
+            None if c.topic.trim().is_empty() => Some(default_topic()),
+            None => Some(c.topic.trim().to_string()),
         };
-        mqtt.insert("topic".into(), json!(topic));
-        let inner = MqttSinkFactory
-            .create(env, &mqtt)
-            .map_err(|e| ConnectorError::Config(format!("edgex: {e}")))?;
+        let wrap = |e: ConnectorError| ConnectorError::Config(format!("edgex: {e}"));
+        let out = match bus.transport(true)? {
+            Transport::Mqtt(mut p) => {
+                p.insert(
+                    "topic".into(),
+                    json!(fixed.clone().unwrap_or_else(|| "{{.topic}}".into())),
+                );
+                Out::Mqtt(MqttSinkFactory.create(env, &p).map_err(wrap)?)
+            }
+            Transport::Redis(mut p) => {
+                let channel = match &fixed {
+                    Some(t) => bus::redis_channel(t),
+                    None => "{{.topic}}".into(),
+                };
+                p.insert("channel".into(), json!(channel));
+                Out::Redis(RedisPubSinkFactory.create(env, &p).map_err(wrap)?)
+            }
+            Transport::Nats(conf) => Out::Nats(NatsPublisher::new(conf)),
+        };
         let keep = |s: &str, d: &str| {
             let s = s.trim();
             if s.is_empty() {
@@ -363,8 +265,9 @@ impl EdgexSinkFactory {
             }
         };
         Ok(EdgexSink {
-            inner,
+            out,
             kind,
+            fixed,
             prefix,
             metadata: Some(c.metadata.trim().to_string()).filter(|m| !m.is_empty()),
             device: keep(&c.device_name, "ekuiper"),
@@ -402,7 +305,7 @@ impl SinkFactory for EdgexSinkFactory {
         ConnectorInfo {
             holds_connection: true,
             properties,
-            ..ConnectorInfo::new("Publishes EdgeX v3 events on the EdgeX MQTT message bus")
+            ..ConnectorInfo::new("Publishes EdgeX v3 events on the EdgeX message bus (MQTT, Redis or NATS)")
         }
     }
 
@@ -415,10 +318,20 @@ impl SinkFactory for EdgexSinkFactory {
     }
 }
 
-/// A running `edgex` sink: rows as EdgeX events, through an MQTT sink.
+/// Where an `edgex` sink publishes.
+enum Out {
+    Mqtt(Box<dyn Sink>),
+    Redis(Box<dyn Sink>),
+    Nats(NatsPublisher),
+}
+
+/// A running `edgex` sink: rows as EdgeX events, through an MQTT or
+/// Redis pub/sub sink or a NATS publisher.
 pub struct EdgexSink {
-    inner: Box<dyn Sink>,
+    out: Out,
     kind: MessageType,
+    /// The topic when there is no `topicPrefix`.
+    fixed: Option<String>,
     prefix: Option<String>,
     metadata: Option<String>,
     device: String,
@@ -453,22 +366,55 @@ impl EdgexSink {
         }
     }
 
-    fn message(&self, row: &Map, rule: &str) -> SinkItem {
+    /// One row's message: its topic (EdgeX's form, `a/b/c`), body and
+    /// correlation id.
+    fn message(&self, row: &Map, rule: &str) -> Msg {
         let names = self.names(row, rule);
         let origin = oort_core::now_ms().saturating_mul(1_000_000);
         let ev = envelope::event(row, self.metadata.as_deref(), &names, origin);
-        let data = match &self.prefix {
-            Some(p) => {
-                let topic = format!("{p}/{}/{}/{}", names.profile, names.device, names.source);
-                let mut m = Map::new();
-                m.insert(Arc::from("topic"), Value::Str(topic.into()));
-                Value::Object(Arc::new(m))
-            }
-            None => Value::Null,
+        let topic = match (&self.fixed, &self.prefix) {
+            (Some(t), _) => t.clone(),
+            (None, Some(p)) => format!("{p}/{}/{}/{}", names.profile, names.device, names.source),
+            (None, None) => default_topic(),
+        };
+        Msg {
+            topic,
+            body: Bytes::from(envelope::body(ev, self.kind).to_string()),
+            correlation: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+}
+
+/// One event to publish.
+struct Msg {
+    topic: String,
+    body: Bytes,
+    correlation: String,
+}
+
+impl Msg {
+    fn envelope(&self) -> Bytes {
+        Bytes::from(envelope::wrap(&self.body, &self.correlation))
+    }
+
+    /// The item of an inner sink: the envelope, and the topic for a
+    /// `{{.topic}}` template (as a Redis channel on that bus).
+    fn item(&self, dynamic: bool, redis: bool) -> SinkItem {
+        let data = if dynamic {
+            let t = if redis {
+                bus::redis_channel(&self.topic)
+            } else {
+                self.topic.clone()
+            };
+            let mut m = Map::new();
+            m.insert(Arc::from("topic"), Value::Str(t.into()));
+            Value::Object(Arc::new(m))
+        } else {
+            Value::Null
         };
         SinkItem {
             data,
-            payload: Bytes::from(envelope::envelope(ev, self.kind)),
+            payload: self.envelope(),
         }
     }
 }
@@ -476,7 +422,10 @@ impl EdgexSink {
 #[async_trait]
 impl Sink for EdgexSink {
     async fn connect(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
-        self.inner.connect(ctx).await
+        match &mut self.out {
+            Out::Mqtt(s) | Out::Redis(s) => s.connect(ctx).await,
+            Out::Nats(p) => p.connect(&ctx.id, &ctx.conn).await,
+        }
     }
 
     async fn collect(
@@ -484,14 +433,14 @@ impl Sink for EdgexSink {
         ctx: &SinkContext,
         items: &[SinkItem],
     ) -> Result<(), ConnectorError> {
-        let mut out = Vec::with_capacity(items.len());
+        let mut msgs = Vec::with_capacity(items.len());
         for it in items {
             match &it.data {
-                Value::Object(m) => out.push(self.message(m, &ctx.id)),
+                Value::Object(m) => msgs.push(self.message(m, &ctx.id)),
                 Value::Array(rows) => {
                     for r in rows.iter() {
                         match r {
-                            Value::Object(m) => out.push(self.message(m, &ctx.id)),
+                            Value::Object(m) => msgs.push(self.message(m, &ctx.id)),
                             other => {
                                 return Err(ConnectorError::InvalidData(format!(
                                     "edgex: a result is not an object: {}",
@@ -509,14 +458,44 @@ impl Sink for EdgexSink {
                 }
             }
         }
-        self.inner.collect(ctx, &out).await
+        let dynamic = self.fixed.is_none();
+        match &mut self.out {
+            Out::Mqtt(s) => {
+                let out: Vec<SinkItem> = msgs.iter().map(|m| m.item(dynamic, false)).collect();
+                s.collect(ctx, &out).await
+            }
+            Out::Redis(s) => {
+                let out: Vec<SinkItem> = msgs.iter().map(|m| m.item(dynamic, true)).collect();
+                s.collect(ctx, &out).await
+            }
+            Out::Nats(p) => {
+                let json = p.conf.format == NatsFormat::Json;
+                let out = msgs
+                    .into_iter()
+                    .map(|m| {
+                        let env = if json { m.envelope() } else { Bytes::new() };
+                        (bus::nats_subject(&m.topic), m.body, env, m.correlation)
+                    })
+                    .collect();
+                p.publish(&ctx.id, &ctx.conn, out).await
+            }
+        }
     }
 
     async fn flush(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
-        self.inner.flush(ctx).await
+        match &mut self.out {
+            Out::Mqtt(s) | Out::Redis(s) => s.flush(ctx).await,
+            Out::Nats(_) => Ok(()),
+        }
     }
 
     async fn close(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
-        self.inner.close(ctx).await
+        match &mut self.out {
+            Out::Mqtt(s) | Out::Redis(s) => s.close(ctx).await,
+            Out::Nats(p) => {
+                p.close().await;
+                Ok(())
+            }
+        }
     }
 }

@@ -150,8 +150,14 @@ fn events_are_written_as_edgex_writes_them() {
 fn what_the_bus_cannot_do_is_refused() {
     let env = ConnectorEnv::default();
     for (p, says) in [
-        (json!({"type": "redis"}), "not supported yet"),
-        (json!({"type": "zero"}), "not supported yet"),
+        (json!({"type": "nats-jetstream"}), "not supported yet"),
+        (json!({"type": "zero"}), "not supported"),
+        (json!({"type": "kafka"}), "expected mqtt, redis or nats-core"),
+        (json!({"type": "redis", "optional": {"ClientId": "x"}}), "ClientId"),
+        (json!({"type": "redis", "protocol": "tls"}), "protocol"),
+        (json!({"type": "nats-core", "optional": {"Durable": "x"}}), "Durable"),
+        (json!({"type": "nats-core", "optional": {"Format": "cbor"}}), "Format"),
+        (json!({"type": "nats-core", "optional": {"Password": "p"}}), "Username"),
         (json!({"messageType": "notice"}), "messageType"),
         (json!({"optional": {"KeepAlive": 50}}), "KeepAlive"),
         (json!({"topic": "a", "topicPrefix": "b"}), "not both"),
@@ -177,11 +183,10 @@ fn what_the_bus_cannot_do_is_refused() {
     assert!(e.to_string().contains("Retained"), "{e}");
 }
 
-#[tokio::test]
-async fn sink_to_source_through_the_mqtt_bus() {
+/// An `edgex` sink publishes a row under `topicPrefix`; an `edgex` source
+/// on `prefix/#` of the same bus reads it back field by field.
+async fn round_trip(bus: serde_json::Value, prefix: &str) {
     let env = ConnectorEnv::default();
-    let prefix = format!("oort-edgex-{}", uuid::Uuid::new_v4().simple());
-    let bus = json!({"server": "127.0.0.1", "port": 1883, "messageType": "request", "optional": {"Qos": 1}});
     let cancel = CancellationToken::new();
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
     let mut src = EdgexSourceFactory
@@ -205,12 +210,15 @@ async fn sink_to_source_through_the_mqtt_bus() {
         data: decode_value(br#"{"t":21.5,"m":{"deviceName":"pump-7"}}"#).unwrap(),
         payload: bytes::Bytes::new(),
     };
-    sink.collect(&ctx, &[item]).await.unwrap();
-    match tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
-        .await
-        .unwrap()
-        .unwrap()
-    {
+    // A Redis subscription may still be on its way to the server: publish
+    // until the source has the event.
+    let got = loop {
+        sink.collect(&ctx, std::slice::from_ref(&item)).await.unwrap();
+        if let Ok(m) = tokio::time::timeout(std::time::Duration::from_millis(300), rx.recv()).await {
+            break m.unwrap();
+        }
+    };
+    match got {
         SourceMsg::Rows { rows, meta } => {
             assert_eq!(rows[0].get("t"), Some(&Value::Float(21.5)));
             assert!(
@@ -221,9 +229,67 @@ async fn sink_to_source_through_the_mqtt_bus() {
             assert_eq!(meta.get("deviceName"), Some(&Value::str("pump-7")));
             assert_eq!(meta.get("profileName"), Some(&Value::str("p1")));
             assert_eq!(meta.get("sourceName"), Some(&Value::str("rule1")));
+            assert!(meta.get("correlationid").is_some(), "{meta:?}");
         }
         other => panic!("rows expected, got {other:?}"),
     }
+    sink.close(&ctx).await.unwrap();
     cancel.cancel();
     let _ = task.await.unwrap();
+}
+
+#[tokio::test]
+async fn sink_to_source_through_the_mqtt_bus() {
+    let prefix = format!("oort-edgex-{}", uuid::Uuid::new_v4().simple());
+    round_trip(
+        json!({"server": "127.0.0.1", "port": 1883, "messageType": "request", "optional": {"Qos": 1}}),
+        &prefix,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sink_to_source_through_the_redis_bus() {
+    let prefix = format!("oort-edgex-{}", uuid::Uuid::new_v4().simple());
+    let bus = json!({"type": "redis", "server": "127.0.0.1", "port": 6379});
+    // What EdgeX's own Redis client would see: the channel in its dotted
+    // scheme, the JSON envelope as the message.
+    let client = redis::Client::open("redis://127.0.0.1:6379/").unwrap();
+    let mut ps = client.get_async_pubsub().await.unwrap();
+    ps.psubscribe(format!("{prefix}.*")).await.unwrap();
+    round_trip(bus, &prefix).await;
+    let mut msgs = ps.on_message();
+    let m = futures::StreamExt::next(&mut msgs).await.unwrap();
+    assert_eq!(m.get_channel_name(), format!("{prefix}.p1.pump-7.rule1"));
+    let env: serde_json::Value = serde_json::from_slice(m.get_payload_bytes()).unwrap();
+    assert_eq!(env["contentType"], "application/json");
+    let r = envelope::read(m.get_payload_bytes(), MessageType::Event).unwrap();
+    assert_eq!(r.row.get("t"), Some(&Value::Float(21.5)));
+}
+
+#[tokio::test]
+async fn sink_to_source_through_the_nats_bus() {
+    for format in ["nats", "json"] {
+        let prefix = format!("oort-edgex-{}", uuid::Uuid::new_v4().simple());
+        let bus = json!({"type": "nats-core", "server": "127.0.0.1", "port": 4222,
+            "optional": {"Format": format, "ClientId": "oort-test"}});
+        // What EdgeX's own NATS client would see: the dotted subject; the
+        // event as the payload and the envelope in headers (format nats),
+        // or the JSON envelope (format json).
+        let raw = async_nats::connect("127.0.0.1:4222").await.unwrap();
+        let mut sub = raw.subscribe(format!("{prefix}.>")).await.unwrap();
+        raw.flush().await.unwrap();
+        round_trip(bus, &prefix).await;
+        let m = futures::StreamExt::next(&mut sub).await.unwrap();
+        assert_eq!(m.subject.as_str(), format!("{prefix}.p1.pump-7.rule1"));
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        if format == "nats" {
+            let h = m.headers.unwrap();
+            assert_eq!(h.get("Content-Type").unwrap().as_str(), "application/json");
+            assert!(!h.get("X-Correlation-ID").unwrap().as_str().is_empty());
+            assert_eq!(v["deviceName"], "pump-7", "the event itself: {v}");
+        } else {
+            assert!(v["payload"].is_string(), "an envelope: {v}");
+        }
+    }
 }

@@ -65,7 +65,8 @@ pub(super) fn sink() -> ConnectorInfo {
                 "string",
                 "File to write (relative: under the data dir); may be a template",
             )
-            .default(json!("cache")),
+            .default(json!("cache"))
+            .dynamic(),
             PropSpec::new("fileType", "string", "File layout")
                 .default(json!("lines"))
                 .values(&["lines", "json", "csv"]),

@@ -7,6 +7,7 @@ use serde_json::json;
 fn client() -> Vec<PropSpec> {
     vec![
         PropSpec::new("method", "string", "HTTP method; may be a template")
+            .dynamic()
             .default(json!("GET"))
             .values(&["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]),
         PropSpec::new(
@@ -62,7 +63,8 @@ pub(super) fn rest() -> ConnectorInfo {
         "string",
         "The endpoint (http or https); may be a template ({{.field}})",
     )
-    .required()];
+    .required()
+    .dynamic()];
     properties.extend(client());
     properties.extend([
         PropSpec::new(

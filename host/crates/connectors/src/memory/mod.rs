@@ -223,7 +223,8 @@ impl SinkFactory for MemorySinkFactory {
                     "string",
                     "The memory topic to publish on; may be a template ({{.field}})",
                 )
-                .required(),
+                .required()
+                .dynamic(),
                 PropSpec::new(
                     "rowkindField",
                     "string",

@@ -101,7 +101,8 @@ pub(super) fn sink() -> ConnectorInfo {
             "string",
             "Topic to publish to; may be a template ({{.field}})",
         )
-        .required(),
+        .required()
+        .dynamic(),
         PropSpec::new("qos", "int", "Publish QoS")
             .default(json!(0))
             .values(&["0", "1", "2"]),

@@ -226,17 +226,20 @@ impl SinkFactory for NeuronSinkFactory {
                     "nodeName",
                     "string",
                     "The Neuron node to write (required unless raw); may be a template",
-                ),
+                )
+                .dynamic(),
                 PropSpec::new(
                     "groupName",
                     "string",
                     "The Neuron group to write (required unless raw); may be a template",
-                ),
+                )
+                .dynamic(),
                 PropSpec::new(
                     "tags",
                     "list_string",
                     "The result fields sent as tags (default: all); each may be a template",
-                ),
+                )
+                .dynamic(),
                 PropSpec::new(
                     "raw",
                     "bool",

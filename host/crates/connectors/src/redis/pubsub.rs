@@ -18,7 +18,7 @@ use oort_core::{
 use serde::Deserialize;
 
 use super::{classify, connection_props, Link};
-use crate::util::{de, parse_config, sleep_or_cancel, Backoff};
+use crate::util::{de, parse_config, sleep_or_cancel, Backoff, PropTemplate};
 
 #[derive(Debug, Deserialize)]
 struct Conf {
@@ -180,7 +180,15 @@ impl SinkFactory for RedisPubSinkFactory {
 
     fn info(&self) -> ConnectorInfo {
         let mut properties = props_of("host:port of the Redis server");
-        properties.push(PropSpec::new("channel", "string", "The channel to PUBLISH on").required());
+        properties.push(
+            PropSpec::new(
+                "channel",
+                "string",
+                "The channel to PUBLISH on (a template such as ch/{{.id}} is rendered per row)",
+            )
+            .required()
+            .dynamic(),
+        );
         ConnectorInfo {
             holds_connection: true,
             properties,
@@ -206,7 +214,7 @@ impl SinkFactory for RedisPubSinkFactory {
         let link = Link::open("redisPub", "address", props)?;
         Ok(Box::new(RedisPubSink {
             link,
-            channel: c.channel.trim().to_string(),
+            channel: PropTemplate::parse("channel", c.channel.trim())?,
         }))
     }
 }
@@ -214,7 +222,8 @@ impl SinkFactory for RedisPubSinkFactory {
 /// A running `redisPub` sink.
 pub struct RedisPubSink {
     link: Link,
-    channel: String,
+    /// Fixed, or rendered per item against its row (a dynamic property).
+    channel: PropTemplate,
 }
 
 #[async_trait]
@@ -229,8 +238,23 @@ impl Sink for RedisPubSink {
         items: &[SinkItem],
     ) -> Result<(), ConnectorError> {
         let mut pipe = redis::pipe();
+        let fixed = self.channel.static_text();
+        let mut rendered = String::new();
         for it in items {
-            pipe.publish(&self.channel, it.payload.as_ref()).ignore();
+            let channel = match &fixed {
+                Some(c) => c.as_ref(),
+                None => {
+                    rendered.clear();
+                    self.channel.render_into(&it.data, &mut rendered)?;
+                    if rendered.is_empty() {
+                        return Err(ConnectorError::InvalidData(
+                            "redisPub: the channel template rendered an empty channel".into(),
+                        ));
+                    }
+                    rendered.as_str()
+                }
+            };
+            pipe.publish(channel, it.payload.as_ref()).ignore();
         }
         self.link.run(ctx, &pipe).await
     }
