@@ -162,6 +162,9 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         sig.cancel();
     });
+    if let Some(b) = crate::memtrim::release_startup_code() {
+        tracing::debug!(bytes = b, "startup code pages released");
+    }
     tracing::info!(data_dir = %data_dir.display(), version = env!("CARGO_PKG_VERSION"), "oort starting");
     let r = server::serve(state, &cfg.rest, &data_dir).await;
     mgr.shutdown().await;

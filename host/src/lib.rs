@@ -8,6 +8,7 @@ pub mod confkeys;
 pub mod connections;
 pub mod error;
 pub mod manager;
+pub mod memtrim;
 pub mod runtime;
 pub mod schemas;
 pub mod server;

@@ -148,28 +148,44 @@ mod tests {
         for (kind, p) in [
             ("mqtt", serde_json::json!({"topic": "t/{{.id}}"})),
             ("redisPub", serde_json::json!({"channel": "c.{{.id}}"})),
-            ("rest", serde_json::json!({"url": "http://h/{{.id}}", "method": "{{.m}}"})),
+            (
+                "rest",
+                serde_json::json!({"url": "http://h/{{.id}}", "method": "{{.m}}"}),
+            ),
             ("file", serde_json::json!({"path": "out/{{.id}}.txt"})),
             ("memory", serde_json::json!({"topic": "m/{{.id}}"})),
-            ("neuron", serde_json::json!({"nodeName": "{{.n}}", "groupName": "g"})),
+            (
+                "neuron",
+                serde_json::json!({"nodeName": "{{.n}}", "groupName": "g"}),
+            ),
         ] {
             let f = r.sink(kind).unwrap();
-            f.check_templates(&props(p)).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            f.check_templates(&props(p))
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
         }
         // Used as literal text: refused, naming the property. Common keys
         // (dataTemplate) are the runtime's.
         for (kind, p, key) in [
             ("redis", serde_json::json!({"key": "k-{{.id}}"}), "key"),
             ("sql", serde_json::json!({"table": "t_{{.id}}"}), "table"),
-            ("edgex", serde_json::json!({"deviceName": "{{.d}}"}), "deviceName"),
+            (
+                "edgex",
+                serde_json::json!({"deviceName": "{{.d}}"}),
+                "deviceName",
+            ),
             ("websocket", serde_json::json!({"path": "/{{.id}}"}), "path"),
         ] {
             let f = r.sink(kind).unwrap();
             let e = f.check_templates(&props(p)).unwrap_err().to_string();
-            assert!(e.contains(&format!("property {key} holds a template")), "{kind}: {e}");
+            assert!(
+                e.contains(&format!("property {key} holds a template")),
+                "{kind}: {e}"
+            );
         }
         let mqtt = r.sink("mqtt").unwrap();
-        mqtt.check_templates(&props(serde_json::json!({"topic": "t", "dataTemplate": "{{json .}}"})))
-            .unwrap();
+        mqtt.check_templates(&props(
+            serde_json::json!({"topic": "t", "dataTemplate": "{{json .}}"}),
+        ))
+        .unwrap();
     }
 }

@@ -317,7 +317,10 @@ mod tests {
 
     #[test]
     fn topics_are_translated_as_edgex_does() {
-        assert_eq!(redis_channel("edgex/events/device/p/d/s"), "edgex.events.device.p.d.s");
+        assert_eq!(
+            redis_channel("edgex/events/device/p/d/s"),
+            "edgex.events.device.p.d.s"
+        );
         assert_eq!(
             redis_patterns("edgex/events/#"),
             vec!["edgex.events.*".to_string(), "edgex.events".to_string()]

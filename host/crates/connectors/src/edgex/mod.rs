@@ -159,7 +159,9 @@ impl Source for EdgexSource {
                     Ok(mut r) => {
                         // NATS's format gives the correlation id in a header.
                         if let Some(c) = meta.as_ref().and_then(|m| m.get("correlationid")) {
-                            r.meta.entry(Arc::from("correlationid")).or_insert_with(|| c.clone());
+                            r.meta
+                                .entry(Arc::from("correlationid"))
+                                .or_insert_with(|| c.clone());
                         }
                         if let Some(e) = r.errors.first() {
                             skipped.hit(|held| {
@@ -305,7 +307,9 @@ impl SinkFactory for EdgexSinkFactory {
         ConnectorInfo {
             holds_connection: true,
             properties,
-            ..ConnectorInfo::new("Publishes EdgeX v3 events on the EdgeX message bus (MQTT, Redis or NATS)")
+            ..ConnectorInfo::new(
+                "Publishes EdgeX v3 events on the EdgeX message bus (MQTT, Redis or NATS)",
+            )
         }
     }
 

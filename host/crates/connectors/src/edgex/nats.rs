@@ -126,7 +126,8 @@ impl NatsConf {
             Some(q) => client.queue_subscribe(subject.to_string(), q.clone()).await,
             None => client.subscribe(subject.to_string()).await,
         };
-        let mut sub = sub.map_err(|e| ConnectorError::Fatal(format!("nats subscribe {subject}: {e}")))?;
+        let mut sub =
+            sub.map_err(|e| ConnectorError::Fatal(format!("nats subscribe {subject}: {e}")))?;
         loop {
             let msg = tokio::select! {
                 _ = ctx.cancel.cancelled() => break,
@@ -136,7 +137,10 @@ impl NatsConf {
                 },
             };
             let mut meta = Map::new();
-            meta.insert("topic".into(), Value::from(msg.subject.as_str().replace('.', "/").as_str()));
+            meta.insert(
+                "topic".into(),
+                Value::from(msg.subject.as_str().replace('.', "/").as_str()),
+            );
             if let Some(c) = msg
                 .headers
                 .as_ref()
@@ -186,7 +190,8 @@ impl NatsPublisher {
         let Some(client) = &self.client else {
             return Err(ConnectorError::Unavailable("nats: not connected".into()));
         };
-        let unavailable = |e: String| ConnectorError::Unavailable(format!("nats {}: {e}", self.conf.url));
+        let unavailable =
+            |e: String| ConnectorError::Unavailable(format!("nats {}: {e}", self.conf.url));
         for (subject, body, envelope, correlation) in msgs {
             match self.conf.format {
                 NatsFormat::Json => client
@@ -210,7 +215,9 @@ impl NatsPublisher {
         match tokio::time::timeout(Duration::from_secs(5), client.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(unavailable(e.to_string())),
-            Err(_) => Err(unavailable("the server did not confirm the batch in 5 s".into())),
+            Err(_) => Err(unavailable(
+                "the server did not confirm the batch in 5 s".into(),
+            )),
         }
     }
 

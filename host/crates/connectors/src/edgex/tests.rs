@@ -152,12 +152,27 @@ fn what_the_bus_cannot_do_is_refused() {
     for (p, says) in [
         (json!({"type": "nats-jetstream"}), "not supported yet"),
         (json!({"type": "zero"}), "not supported"),
-        (json!({"type": "kafka"}), "expected mqtt, redis or nats-core"),
-        (json!({"type": "redis", "optional": {"ClientId": "x"}}), "ClientId"),
+        (
+            json!({"type": "kafka"}),
+            "expected mqtt, redis or nats-core",
+        ),
+        (
+            json!({"type": "redis", "optional": {"ClientId": "x"}}),
+            "ClientId",
+        ),
         (json!({"type": "redis", "protocol": "tls"}), "protocol"),
-        (json!({"type": "nats-core", "optional": {"Durable": "x"}}), "Durable"),
-        (json!({"type": "nats-core", "optional": {"Format": "cbor"}}), "Format"),
-        (json!({"type": "nats-core", "optional": {"Password": "p"}}), "Username"),
+        (
+            json!({"type": "nats-core", "optional": {"Durable": "x"}}),
+            "Durable",
+        ),
+        (
+            json!({"type": "nats-core", "optional": {"Format": "cbor"}}),
+            "Format",
+        ),
+        (
+            json!({"type": "nats-core", "optional": {"Password": "p"}}),
+            "Username",
+        ),
         (json!({"messageType": "notice"}), "messageType"),
         (json!({"optional": {"KeepAlive": 50}}), "KeepAlive"),
         (json!({"topic": "a", "topicPrefix": "b"}), "not both"),
@@ -213,8 +228,11 @@ async fn round_trip(bus: serde_json::Value, prefix: &str) {
     // A Redis subscription may still be on its way to the server: publish
     // until the source has the event.
     let got = loop {
-        sink.collect(&ctx, std::slice::from_ref(&item)).await.unwrap();
-        if let Ok(m) = tokio::time::timeout(std::time::Duration::from_millis(300), rx.recv()).await {
+        sink.collect(&ctx, std::slice::from_ref(&item))
+            .await
+            .unwrap();
+        if let Ok(m) = tokio::time::timeout(std::time::Duration::from_millis(300), rx.recv()).await
+        {
             break m.unwrap();
         }
     };
