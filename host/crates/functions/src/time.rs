@@ -58,55 +58,67 @@ pub(crate) static FUNCS: &[ScalarFunc] = &[
 
 /// Marker for "use the system zone".
 const LOCAL: i64 = i64::MIN;
+/// IANA zones are stored as this plus their index in `chrono_tz::TZ_VARIANTS`
+/// (fixed offsets are seconds, within a day).
+const IANA_BASE: i64 = 1 << 32;
 static TZ_OFFSET_SECS: AtomicI64 = AtomicI64::new(LOCAL);
 
-/// Zones that have had one fixed offset for decades, accepted by name.
-const FIXED_ZONES: &[(&str, i32)] = &[
-    ("UTC", 0),
-    ("GMT", 0),
-    ("Z", 0),
-    ("Etc/UTC", 0),
-    ("Etc/GMT", 0),
-    ("Asia/Shanghai", 8 * 3600),
-    ("Asia/Chongqing", 8 * 3600),
-    ("Asia/Hong_Kong", 8 * 3600),
-    ("Asia/Taipei", 8 * 3600),
-    ("Asia/Singapore", 8 * 3600),
-    ("Asia/Tokyo", 9 * 3600),
-    ("Asia/Seoul", 9 * 3600),
-    ("Asia/Kolkata", 5 * 3600 + 1800),
-    ("Asia/Calcutta", 5 * 3600 + 1800),
-    ("Asia/Dubai", 4 * 3600),
-];
+/// A zone name read as eKuiper's `basic.timezone` and `convert_tz` do:
+/// `"Local"` (or empty), `"UTC"`, a fixed offset (`"+08:00"`, `"-0530"`,
+/// `"UTC+8"`), or an IANA name (`"Europe/Berlin"`, daylight saving
+/// included, through `chrono-tz`).
+pub(crate) fn zone_code(name: &str) -> Option<i64> {
+    let n = name.trim();
+    if n.is_empty() || n.eq_ignore_ascii_case("local") {
+        return Some(LOCAL);
+    }
+    if ["UTC", "GMT", "Z"]
+        .iter()
+        .any(|z| z.eq_ignore_ascii_case(n))
+    {
+        return Some(0);
+    }
+    if let Ok(tz) = n.parse::<chrono_tz::Tz>() {
+        let i = chrono_tz::TZ_VARIANTS.iter().position(|t| *t == tz)?;
+        return Some(IANA_BASE + i as i64);
+    }
+    let body = n
+        .strip_prefix("UTC")
+        .or_else(|| n.strip_prefix("GMT"))
+        .unwrap_or(n);
+    parse_offset(body).map(i64::from)
+}
+
+/// The offset of zone `code` at instant `ms`.
+pub(crate) fn zone_offset_at(code: i64, ms: i64) -> FixedOffset {
+    let t = utc(ms).unwrap_or_default();
+    match code {
+        LOCAL => Local.offset_from_utc_datetime(&t.naive_utc()).fix(),
+        c if c >= IANA_BASE => match chrono_tz::TZ_VARIANTS.get((c - IANA_BASE) as usize) {
+            Some(tz) => tz.offset_from_utc_datetime(&t.naive_utc()).fix(),
+            None => Utc.fix(),
+        },
+        s => FixedOffset::east_opt(s as i32).unwrap_or_else(|| Utc.fix()),
+    }
+}
 
 /// Sets the zone used to read and print local date-times, like eKuiper's
-/// `basic.timezone`: `"Local"` (or empty) for the system zone, `"UTC"`, a
-/// fixed offset (`"+08:00"`, `"-0530"`, `"UTC+8"`), or one of a few
-/// fixed-offset zone names (`"Asia/Shanghai"`, `"Asia/Tokyo"`, …).
+/// `basic.timezone` (see [`zone_code`] for the names).
 pub fn set_timezone(name: &str) -> Result<(), FnError> {
-    let n = name.trim();
-    let secs =
-        if n.is_empty() || n.eq_ignore_ascii_case("local") {
-            LOCAL
-        } else if let Some((_, off)) = FIXED_ZONES.iter().find(|(z, _)| z.eq_ignore_ascii_case(n)) {
-            i64::from(*off)
-        } else {
-            let body = n
-                .strip_prefix("UTC")
-                .or_else(|| n.strip_prefix("GMT"))
-                .unwrap_or(n);
-            i64::from(parse_offset(body).ok_or_else(|| {
-                FnError::validate("timezone", format!("unknown time zone {name}"))
-            })?)
-        };
-    TZ_OFFSET_SECS.store(secs, Ordering::Relaxed);
+    let code = zone_code(name)
+        .ok_or_else(|| FnError::validate("timezone", format!("unknown time zone {name}")))?;
+    TZ_OFFSET_SECS.store(code, Ordering::Relaxed);
     Ok(())
 }
 
-/// The configured zone: `"Local"` or a `+hh:mm` offset.
+/// The configured zone: `"Local"`, an IANA name or a `+hh:mm` offset.
 pub fn timezone_name() -> String {
     match TZ_OFFSET_SECS.load(Ordering::Relaxed) {
         LOCAL => "Local".to_string(),
+        c if c >= IANA_BASE => chrono_tz::TZ_VARIANTS
+            .get((c - IANA_BASE) as usize)
+            .map(|t| t.name().to_string())
+            .unwrap_or_else(|| "UTC".into()),
         s => offset_text(s as i32, true),
     }
 }
@@ -149,13 +161,7 @@ fn utc(ms: i64) -> Option<DateTime<Utc>> {
 
 /// The configured zone's offset at instant `ms`.
 fn offset_at(ms: i64) -> FixedOffset {
-    match TZ_OFFSET_SECS.load(Ordering::Relaxed) {
-        LOCAL => match utc(ms) {
-            Some(t) => Local.offset_from_utc_datetime(&t.naive_utc()).fix(),
-            None => Utc.fix(),
-        },
-        s => FixedOffset::east_opt(s as i32).unwrap_or_else(|| Utc.fix()),
-    }
+    zone_offset_at(TZ_OFFSET_SECS.load(Ordering::Relaxed), ms)
 }
 
 /// Instant `ms` seen in the configured zone.
@@ -163,10 +169,16 @@ pub(crate) fn local(ms: i64) -> Option<DateTime<FixedOffset>> {
     utc(ms).map(|t| t.with_timezone(&offset_at(ms)))
 }
 
-/// Reads a wall-clock time of the configured zone as unix ms.
+/// Reads a wall-clock time of the configured zone as unix ms (the earlier
+/// instant of a time that daylight saving repeats; none for one it skips).
 fn local_to_ms(naive: NaiveDateTime) -> Option<i64> {
     match TZ_OFFSET_SECS.load(Ordering::Relaxed) {
         LOCAL => Local
+            .from_local_datetime(&naive)
+            .earliest()
+            .map(|t| t.timestamp_millis()),
+        c if c >= IANA_BASE => chrono_tz::TZ_VARIANTS
+            .get((c - IANA_BASE) as usize)?
             .from_local_datetime(&naive)
             .earliest()
             .map(|t| t.timestamp_millis()),
@@ -742,6 +754,11 @@ pub(crate) mod tests {
         set_timezone("Local").unwrap();
         assert_eq!(timezone_name(), "Local");
         assert!(set_timezone("Mars/Olympus").is_err());
+        set_timezone("America/New_York").unwrap();
+        assert_eq!(timezone_name(), "America/New_York");
+        // Daylight saving: EST in January, EDT in July.
+        assert_eq!(offset_at(1_642_000_000_000).local_minus_utc(), -5 * 3600);
+        assert_eq!(offset_at(1_657_000_000_000).local_minus_utc(), -4 * 3600);
         assert!(set_timezone("+25:00").is_err());
     }
 

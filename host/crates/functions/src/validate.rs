@@ -40,7 +40,9 @@ fn params(name: &str) -> &'static [Option<Want>] {
         "substring" => &[Some(Str), Some(Int), Some(Int)],
         "lpad" | "rpad" => &[Some(Str), Some(Int)],
         "format" => &[None, Some(Int), Some(Str)],
-        "format_time" => &[None, Some(Str)],
+        "format_time" | "convert_tz" => &[None, Some(Str)],
+        "compress" | "decompress" => &[Some(Str), Some(Str)],
+        "from_days" => &[Some(Int)],
         _ => &[],
     }
 }
@@ -95,8 +97,35 @@ pub fn check_call(name: &str, consts: &[Value]) -> Result<(), FnError> {
             ));
         }
     }
+    if matches!(
+        lname,
+        "json_path_query" | "json_path_query_first" | "json_path_exists"
+    ) {
+        match consts.get(1) {
+            Some(Value::Str(p)) => {
+                crate::jsonpath::compile(p).map_err(|e| FnError::validate(lname, e))?;
+            }
+            _ => {
+                return Err(FnError::validate(
+                    lname,
+                    "Expect string type for parameter 2",
+                ))
+            }
+        }
+    }
     let second = consts.get(1).filter(|v| !v.is_null());
     match (lname, second) {
+        ("convert_tz", Some(Value::Str(z))) if crate::time::zone_code(z).is_none() => {
+            return Err(FnError::validate(lname, format!("unknown time zone {z}")))
+        }
+        ("compress" | "decompress", Some(Value::Str(m)))
+            if !matches!(oort_core::compression::Compression::parse(m), Ok(Some(_))) =>
+        {
+            return Err(FnError::validate(
+                lname,
+                format!("unsupported method {m}: use zlib, gzip, flate or zstd"),
+            ))
+        }
         ("cast", Some(v)) => match v {
             Value::Str(t) if CAST_TYPES.contains(&t.as_ref()) => {}
             Value::Str(_) => {
@@ -140,6 +169,35 @@ mod tests {
             Err(e) => e.to_string(),
             Ok(()) => panic!("{name}({consts:?}) validated"),
         }
+    }
+
+    #[test]
+    fn json_paths_zones_and_methods_are_checked_when_planned() {
+        let n = Value::Null;
+        assert_eq!(
+            check_call("json_path_query", &[n.clone(), Value::str("$.a[*]")]),
+            Ok(())
+        );
+        assert_eq!(
+            err("json_path_query", &[n.clone(), n.clone()]),
+            "validate function json_path_query error: Expect string type for parameter 2"
+        );
+        assert_eq!(
+            err("json_path_exists", &[n.clone(), Value::Int(44)]),
+            "validate function json_path_exists error: Expect string type for parameter 2"
+        );
+        assert!(
+            err("json_path_query_first", &[n.clone(), Value::str("$.a[")])
+                .contains("invalid JSON path")
+        );
+        assert_eq!(
+            check_call("convert_tz", &[n.clone(), Value::str("Europe/Paris")]),
+            Ok(())
+        );
+        assert!(err("convert_tz", &[n.clone(), Value::str("Mars/Base")])
+            .contains("unknown time zone Mars/Base"));
+        assert!(err("compress", &[n.clone(), Value::str("lz4")]).contains("unsupported method lz4"));
+        assert_eq!(check_call("decompress", &[n, Value::str("zstd")]), Ok(()));
     }
 
     #[test]
