@@ -577,18 +577,71 @@ fn event_ts(plan: &Plan, source: usize, t: &Tuple) -> Result<i64, String> {
     }
 }
 
-fn sort_by_keys(plan: &Plan, order: &mut [usize], keys: &[Vec<Value>]) {
+/// Sorts `order` (row indexes) by the rows' ORDER BY keys as eKuiper does:
+/// NULLs last whatever the direction; numbers compare across integer and
+/// float, strings byte-wise, date-times by instant (and against numbers
+/// or strings, which read as times). The first non-NULL value of a key
+/// fixes its type; a value of another type is the error `incompatible
+/// types for comparison: <first> and <other>` (so is an object, array or
+/// bytes key, which has no order), and nothing is sorted.
+fn sort_by_keys(plan: &Plan, order: &mut [usize], keys: &[Vec<Value>]) -> Result<(), String> {
+    fn class(v: &Value) -> Option<u8> {
+        match v {
+            Value::Int(_) | Value::Float(_) => Some(1),
+            Value::Str(_) => Some(2),
+            Value::Bool(_) => Some(3),
+            Value::Datetime(_) => Some(4),
+            _ => None,
+        }
+    }
+    for col in 0..plan.order.len() {
+        let mut first: Option<(&Value, u8)> = None;
+        for k in keys {
+            let Some(v) = k.get(col).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            let bad = |a: &Value| {
+                format!(
+                    "incompatible types for comparison: {} and {}",
+                    ops::go_type(a),
+                    ops::go_type(v)
+                )
+            };
+            match (first, class(v)) {
+                (_, None) => return Err(bad(first.map_or(v, |(f, _)| f))),
+                (None, Some(c)) => first = Some((v, c)),
+                (Some((f, c0)), Some(c)) => {
+                    let ok = c0 == c || matches!((c0, c), (4, 1 | 2) | (1 | 2, 4));
+                    if !ok {
+                        return Err(bad(f));
+                    }
+                }
+            }
+        }
+    }
     order.sort_by(|a, b| {
         let (ka, kb) = (&keys[*a], &keys[*b]);
         for ((x, y), (_, desc)) in ka.iter().zip(kb.iter()).zip(&plan.order) {
-            let o = ops::order_cmp(x, y);
-            let o = if *desc { o.reverse() } else { o };
+            let o = match (x.is_null(), y.is_null()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                (false, false) => {
+                    let o = ops::order_cmp(x, y);
+                    if *desc {
+                        o.reverse()
+                    } else {
+                        o
+                    }
+                }
+            };
             if o != std::cmp::Ordering::Equal {
                 return o;
             }
         }
         std::cmp::Ordering::Equal
     });
+    Ok(())
 }
 
 #[cfg(test)]

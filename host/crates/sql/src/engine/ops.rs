@@ -286,8 +286,10 @@ pub(crate) fn binary(op: BinaryOp, l: &Value, r: &Value) -> Result<Value, String
     }
 }
 
-/// Total order used by ORDER BY: nil first, then numbers, strings, bools,
-/// datetimes; values of different kinds order by kind.
+/// Total order used by ORDER BY (which puts NULLs last itself and refuses
+/// mixed kinds first) and the array functions: nil first, then numbers,
+/// strings, bools, datetimes; a datetime against a number (ms) compares
+/// as instants; other values of different kinds order by kind.
 pub(crate) fn order_cmp(a: &Value, b: &Value) -> Ordering {
     fn rank(v: &Value) -> u8 {
         match v {
@@ -311,6 +313,7 @@ pub(crate) fn order_cmp(a: &Value, b: &Value) -> Ordering {
         (Value::Str(x), Value::Str(y)) => x.cmp(y),
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
         (Value::Datetime(x), Value::Datetime(y)) => x.cmp(y),
+        (Value::Datetime(x), Value::Int(y)) | (Value::Int(x), Value::Datetime(y)) => x.cmp(y),
         (Value::Bytes(x), Value::Bytes(y)) => x.cmp(y),
         _ => rank(a).cmp(&rank(b)),
     }

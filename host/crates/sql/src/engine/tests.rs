@@ -315,6 +315,55 @@ fn aggregate_of_empty_window_and_limit() {
 }
 
 #[test]
+fn order_by_puts_nulls_last_and_refuses_mixed_types() {
+    let events = [
+        (json!({"id": 1, "a": 1}), 1),
+        (json!({"id": 2}), 2),
+        (json!({"id": 3, "a": 3}), 3),
+    ];
+    for (dir, want) in [("ASC", [1, 3, 2]), ("DESC", [3, 1, 2])] {
+        let got = feed(
+            &format!("SELECT id FROM s GROUP BY COUNTWINDOW(3) ORDER BY a {dir}"),
+            &events,
+            0,
+        );
+        let ids: Vec<Json> = want.iter().map(|i| json!({"id": i})).collect();
+        assert_eq!(got, vec![ids], "{dir}");
+    }
+    // A second key orders rows whose first keys are both NULL.
+    let got = feed(
+        "SELECT id FROM s GROUP BY COUNTWINDOW(3) ORDER BY a, id DESC",
+        &[
+            (json!({"id": 1}), 1),
+            (json!({"id": 2}), 2),
+            (json!({"id": 3, "a": 0}), 3),
+        ],
+        0,
+    );
+    assert_eq!(
+        got,
+        vec![vec![json!({"id": 3}), json!({"id": 2}), json!({"id": 1})]]
+    );
+    // Mixed types: the window's emission is the error.
+    let got = feed(
+        "SELECT id FROM s GROUP BY COUNTWINDOW(2) ORDER BY a",
+        &[(json!({"id": 1, "a": 1}), 1), (json!({"id": 2, "a": "x"}), 2)],
+        0,
+    );
+    assert_eq!(
+        got,
+        vec![vec![json!({"error": "run Order By error: incompatible types for comparison: int64 and string"})]]
+    );
+    let got = feed(
+        "SELECT id FROM s GROUP BY COUNTWINDOW(2) ORDER BY a",
+        &[(json!({"id": 1, "a": {"k": 1}}), 1), (json!({"id": 2, "a": {"k": 2}}), 2)],
+        0,
+    );
+    let e = got[0][0]["error"].as_str().unwrap_or_default().to_string();
+    assert!(e.starts_with("run Order By error: incompatible types for comparison: map"), "{e}");
+}
+
+#[test]
 fn limit_applies_to_unnest_rows() {
     let got = feed(
         "SELECT unnest(arr) AS x FROM s LIMIT 2",

@@ -334,7 +334,10 @@ impl State {
                 }
                 keys.push(k);
             }
-            sort_by_keys(plan, &mut order, &keys);
+            if let Err(e) = sort_by_keys(plan, &mut order, &keys) {
+                self.exception(plan, op, format!("run Order By error: {e}"), out);
+                return;
+            }
             self.count_out(op);
         }
         let op = Some(plan.ops.project);
@@ -473,7 +476,10 @@ impl State {
                 }
                 keys.push(k);
             }
-            sort_by_keys(plan, &mut order, &keys);
+            if let Err(e) = sort_by_keys(plan, &mut order, &keys) {
+                self.exception(plan, op, format!("run Order By error: {e}"), out);
+                return;
+            }
             self.count_out(op);
         }
         let op = Some(plan.ops.project);
