@@ -137,6 +137,23 @@ impl Manager {
         .map_err(|e| AppError::bad(format!("stream {name}: {e}")))?;
         let format = o.format.clone().unwrap_or_else(|| "json".into());
         let proto = self.proto_of(name, &format, o.schema_id.as_deref())?;
+        // eKuiper's decoder property: whole numbers of a schemaless stream
+        // stay integers instead of floats.
+        let int64_key = props
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case("useInt64ForWholeNumber"))
+            .cloned();
+        let use_int64 = match int64_key.and_then(|k| props.remove(&k)) {
+            None | Some(Json::Null) => false,
+            Some(Json::Bool(b)) => b,
+            Some(Json::String(t)) if t.eq_ignore_ascii_case("true") => true,
+            Some(Json::String(t)) if t.eq_ignore_ascii_case("false") || t.is_empty() => false,
+            Some(other) => {
+                return Err(AppError::bad(format!(
+                    "stream {name}: invalid property useInt64ForWholeNumber: expected true or false, got {other}"
+                )))
+            }
+        };
         props.insert("format".into(), Json::String(format.clone()));
         if let Some(d) = &o.delimiter {
             props.insert("delimiter".into(), Json::String(d.clone()));
@@ -155,6 +172,7 @@ impl Manager {
                 delimiter: o.delimiter.clone(),
                 columns: entry.def.columns.iter().map(|c| c.name.clone()).collect(),
                 proto,
+                keep_integers: use_int64 || !entry.def.columns.is_empty(),
             },
             checkpoint: None,
         })

@@ -21,11 +21,27 @@ use crate::value::{Map, Row, Schema, Value};
 #[derive(Debug, Default)]
 pub struct JsonDecoder {
     cache: Option<Arc<Schema>>,
+    /// Every number is a float, as eKuiper decodes schemaless streams.
+    floats: bool,
 }
 
 impl JsonDecoder {
+    /// Whole numbers stay integers (typed streams, where the schema then
+    /// converts; eKuiper's `useInt64ForWholeNumber`).
     pub fn new() -> JsonDecoder {
-        JsonDecoder { cache: None }
+        JsonDecoder {
+            cache: None,
+            floats: false,
+        }
+    }
+
+    /// Every JSON number is a float, nested ones too: eKuiper's decoding of
+    /// schemaless streams (`7 / 2` on such columns is 3.5).
+    pub fn schemaless() -> JsonDecoder {
+        JsonDecoder {
+            cache: None,
+            floats: true,
+        }
     }
 }
 
@@ -36,6 +52,7 @@ impl Decoder for JsonDecoder {
         let r = TopSeed {
             cache: &mut self.cache,
             out,
+            floats: self.floats,
         }
         .deserialize(&mut de)
         .and_then(|_| de.end());
@@ -61,6 +78,7 @@ pub fn decode_value(payload: &[u8]) -> Result<Value, CodecError> {
 struct TopSeed<'a> {
     cache: &'a mut Option<Arc<Schema>>,
     out: &'a mut Vec<Row>,
+    floats: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
@@ -78,7 +96,7 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        let row = visit_row(self.cache, map)?;
+        let row = visit_row(self.cache, map, self.floats)?;
         self.out.push(row);
         Ok(())
     }
@@ -86,6 +104,7 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(row) = seq.next_element_seed(RowSeed {
             cache: &mut *self.cache,
+            floats: self.floats,
         })? {
             self.out.push(row);
         }
@@ -96,6 +115,7 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
 /// One array element that must be an object.
 struct RowSeed<'a> {
     cache: &'a mut Option<Arc<Schema>>,
+    floats: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
@@ -113,7 +133,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Row, A::Error> {
-        visit_row(self.cache, map)
+        visit_row(self.cache, map, self.floats)
     }
 }
 
@@ -121,6 +141,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
 fn visit_row<'de, A: MapAccess<'de>>(
     cache: &mut Option<Arc<Schema>>,
     mut map: A,
+    floats: bool,
 ) -> Result<Row, A::Error> {
     let cached: &[Arc<str>] = cache.as_ref().map(|s| s.names()).unwrap_or(&[]);
     let mut values: Vec<Value> = Vec::with_capacity(cached.len().max(map.size_hint().unwrap_or(4)));
@@ -141,7 +162,11 @@ fn visit_row<'de, A: MapAccess<'de>>(
             names.push(k);
         }
         // `Key::Same` only happens while no key has differed (`fresh` is None).
-        values.push(map.next_value_seed(ValueSeed)?);
+        values.push(if floats {
+            map.next_value_seed(FloatSeed)?
+        } else {
+            map.next_value_seed(ValueSeed)?
+        });
         i += 1;
     }
     match fresh {
@@ -245,13 +270,25 @@ pub struct ValueSeed;
 impl<'de> DeserializeSeed<'de> for ValueSeed {
     type Value = Value;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(ValueVisitor)
+        d.deserialize_any(ValueVisitor::<false>)
     }
 }
 
-struct ValueVisitor;
+/// Any JSON value as a [`Value`] with every number a `Float` (nested ones
+/// too): schemaless stream decoding.
+pub struct FloatSeed;
 
-impl<'de> Visitor<'de> for ValueVisitor {
+impl<'de> DeserializeSeed<'de> for FloatSeed {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(ValueVisitor::<true>)
+    }
+}
+
+/// `FLOATS`: integers become floats.
+struct ValueVisitor<const FLOATS: bool>;
+
+impl<'de, const FLOATS: bool> Visitor<'de> for ValueVisitor<FLOATS> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -262,12 +299,17 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Bool(v))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Int(v))
+        Ok(if FLOATS {
+            Value::Float(v as f64)
+        } else {
+            Value::Int(v)
+        })
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        Ok(i64::try_from(v)
-            .map(Value::Int)
-            .unwrap_or(Value::Float(v as f64)))
+        Ok(match i64::try_from(v) {
+            Ok(i) if !FLOATS => Value::Int(i),
+            _ => Value::Float(v as f64),
+        })
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
         Ok(Value::Float(v))
@@ -282,19 +324,29 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Null)
     }
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        ValueSeed.deserialize(d)
+        d.deserialize_any(self)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(4));
-        while let Some(x) = seq.next_element_seed(ValueSeed)? {
-            v.push(x);
+        if FLOATS {
+            while let Some(x) = seq.next_element_seed(FloatSeed)? {
+                v.push(x);
+            }
+        } else {
+            while let Some(x) = seq.next_element_seed(ValueSeed)? {
+                v.push(x);
+            }
         }
         Ok(Value::Array(Arc::new(v)))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut m = Map::new();
         while let Some(k) = map.next_key_seed(ArcStrSeed)? {
-            let v = map.next_value_seed(ValueSeed)?;
+            let v = if FLOATS {
+                map.next_value_seed(FloatSeed)?
+            } else {
+                map.next_value_seed(ValueSeed)?
+            };
             m.insert(k, v);
         }
         Ok(Value::Object(Arc::new(m)))

@@ -40,6 +40,10 @@ pub struct DecodeOptions {
     pub columns: Vec<String>,
     /// `protobuf`: the message type `SCHEMAID` names.
     pub proto: Option<prost_reflect::MessageDescriptor>,
+    /// `json`: keep whole numbers as integers (a typed stream, whose schema
+    /// converts, or `useInt64ForWholeNumber`); otherwise every number is a
+    /// float, as eKuiper decodes schemaless streams.
+    pub keep_integers: bool,
 }
 
 /// Options from the sink's common properties that shape encoding.
@@ -142,7 +146,11 @@ pub fn decoder(format: &str, opts: &DecodeOptions) -> Result<Box<dyn Decoder>, C
         };
     }
     if f.is_empty() || f.eq_ignore_ascii_case("json") {
-        Ok(Box::new(json::JsonDecoder::new()))
+        Ok(Box::new(if opts.keep_integers {
+            json::JsonDecoder::new()
+        } else {
+            json::JsonDecoder::schemaless()
+        }))
     } else if f.eq_ignore_ascii_case("binary") {
         Ok(Box::new(binary::BinaryDecoder::new()))
     } else if f.eq_ignore_ascii_case("urlencoded") {

@@ -21,6 +21,7 @@ mod join;
 mod ops;
 mod plan;
 mod project;
+mod state_window;
 mod tuple;
 mod validate;
 mod window;

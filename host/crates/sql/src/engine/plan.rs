@@ -38,11 +38,37 @@ const MAX_EXPANDED_NODES: usize = 100_000;
 /// A window as the engine runs it (durations in ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WinKind {
-    Tumbling { size: i64 },
-    Hopping { size: i64, hop: i64 },
-    Sliding { size: i64, delay: i64 },
-    Session { max: i64, timeout: i64 },
-    Count { size: usize, every: usize },
+    Tumbling {
+        size: i64,
+    },
+    Hopping {
+        size: i64,
+        hop: i64,
+    },
+    Sliding {
+        size: i64,
+        delay: i64,
+    },
+    Session {
+        max: i64,
+        timeout: i64,
+    },
+    Count {
+        size: usize,
+        every: usize,
+    },
+    /// `two`: begin and emit conditions (else one condition).
+    State {
+        two: bool,
+    },
+}
+
+/// The conditions and partition of a state window.
+#[derive(Debug)]
+pub(crate) struct StateSpec {
+    pub begin: CExpr,
+    pub emit: Option<CExpr>,
+    pub partition: Vec<CExpr>,
 }
 
 #[derive(Debug)]
@@ -58,6 +84,8 @@ pub(crate) struct WindowSpec {
     pub trigger: Option<CExpr>,
     /// Which `last_hit_*` counters a matching trigger updates.
     pub trigger_updates: (bool, bool),
+    /// A state window's conditions and partition.
+    pub state: Option<StateSpec>,
 }
 
 #[derive(Debug)]
@@ -467,6 +495,11 @@ fn window_kind(w: &crate::ast::Window) -> Result<(WinKind, i64), SqlError> {
             let every = usize::try_from(every).map_err(|_| plan_err("count window too large"))?;
             (WinKind::Count { size, every }, 0)
         }
-        WindowKind::State { .. } => return Err(plan_err("state windows are not supported")),
+        WindowKind::State { emit, .. } => (
+            WinKind::State {
+                two: emit.is_some(),
+            },
+            0,
+        ),
     })
 }

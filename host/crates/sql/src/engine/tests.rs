@@ -347,20 +347,94 @@ fn order_by_puts_nulls_last_and_refuses_mixed_types() {
     // Mixed types: the window's emission is the error.
     let got = feed(
         "SELECT id FROM s GROUP BY COUNTWINDOW(2) ORDER BY a",
-        &[(json!({"id": 1, "a": 1}), 1), (json!({"id": 2, "a": "x"}), 2)],
+        &[
+            (json!({"id": 1, "a": 1}), 1),
+            (json!({"id": 2, "a": "x"}), 2),
+        ],
         0,
     );
     assert_eq!(
         got,
-        vec![vec![json!({"error": "run Order By error: incompatible types for comparison: int64 and string"})]]
+        vec![vec![
+            json!({"error": "run Order By error: incompatible types for comparison: int64 and string"})
+        ]]
     );
     let got = feed(
         "SELECT id FROM s GROUP BY COUNTWINDOW(2) ORDER BY a",
-        &[(json!({"id": 1, "a": {"k": 1}}), 1), (json!({"id": 2, "a": {"k": 2}}), 2)],
+        &[
+            (json!({"id": 1, "a": {"k": 1}}), 1),
+            (json!({"id": 2, "a": {"k": 2}}), 2),
+        ],
         0,
     );
     let e = got[0][0]["error"].as_str().unwrap_or_default().to_string();
-    assert!(e.starts_with("run Order By error: incompatible types for comparison: map"), "{e}");
+    assert!(
+        e.starts_with("run Order By error: incompatible types for comparison: map"),
+        "{e}"
+    );
+}
+
+#[test]
+fn state_windows_as_ekuiper_runs_them() {
+    // Two conditions: rows before `begin` are dropped; the closing row is in.
+    let got = feed(
+        "SELECT a FROM s GROUP BY STATEWINDOW(a > 1, a > 5)",
+        &[
+            (json!({"a": 1}), 1),
+            (json!({"a": 2}), 2),
+            (json!({"a": 6}), 3),
+            (json!({"a": 0}), 4),
+        ],
+        0,
+    );
+    assert_eq!(got, vec![vec![json!({"a": 2}), json!({"a": 6})]]);
+    // One condition: a row where it holds emits the window before it and
+    // opens the next one.
+    let got = feed(
+        "SELECT collect(a) AS w, window_start() AS s, window_end() AS e FROM s GROUP BY STATEWINDOW(a)",
+        &[
+            (json!({"a": true}), 10),
+            (json!({"a": false}), 20),
+            (json!({"a": false}), 30),
+            (json!({"a": true}), 40),
+            (json!({"a": false}), 50),
+            (json!({"a": true}), 60),
+        ],
+        0,
+    );
+    assert_eq!(
+        got,
+        vec![
+            vec![json!({"w": [true, false, false], "s": 10, "e": 40})],
+            vec![json!({"w": [true, false], "s": 40, "e": 60})],
+        ]
+    );
+    // Partitions have their own windows.
+    let got = feed(
+        "SELECT a, b FROM s GROUP BY STATEWINDOW(a = 1, a = 2) OVER (PARTITION BY b)",
+        &[
+            (json!({"a": 1, "b": 1}), 1),
+            (json!({"a": 1, "b": 2}), 2),
+            (json!({"a": 2, "b": 1}), 3),
+        ],
+        0,
+    );
+    assert_eq!(
+        got,
+        vec![vec![json!({"a": 1, "b": 1}), json!({"a": 2, "b": 1})]]
+    );
+    // WHERE runs before the window: filtered rows neither open nor close it.
+    let got = feed(
+        "SELECT count(*) AS c FROM s WHERE a >= 0 GROUP BY STATEWINDOW(a = 1, a = 3)",
+        &[
+            (json!({"a": 1}), 1),
+            (json!({"a": -3}), 2),
+            (json!({"a": 2}), 3),
+            (json!({"a": 3}), 4),
+        ],
+        0,
+    );
+    assert_eq!(got, vec![vec![json!({"c": 3})]]);
 }
 
 #[test]
@@ -585,10 +659,9 @@ fn plan_errors_are_clear() {
         err("SELECT a FROM d INNER JOIN e ON d.a = e.a GROUP BY COUNTWINDOW(2)"),
         "ambiguous field a"
     );
-    assert_eq!(
-        err("SELECT a FROM d GROUP BY STATEWINDOW(a > 1)"),
-        "state windows are not supported"
-    );
+    assert!(err("SELECT a FROM d GROUP BY STATEWINDOW(a > 1), b")
+        .contains("GROUP BY dimensions beside STATEWINDOW"));
+    assert!(err("SELECT a FROM d GROUP BY STATEWINDOW(count(a) > 1)").contains("not allowed"));
     assert!(err("SELECT sum(count(a)) FROM d GROUP BY COUNTWINDOW(2)")
         .contains("aggregate argument is not allowed"));
     assert!(err("SELECT lag(a, -1) FROM d").contains("nagtive"));

@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 
 use super::agg::{IncGroup, IncGroups};
 use super::plan::{WinKind, WindowSpec};
+use super::state_window::StateWin;
 use super::tuple::{Tuple, WinRange};
 
 pub(crate) enum Content {
@@ -39,6 +40,8 @@ pub(crate) struct WinState {
     /// Sliding windows with a delay: trigger times waiting to fire.
     pending: VecDeque<i64>,
     count: usize,
+    /// A state window's open windows.
+    pub state: Option<StateWin>,
 }
 
 /// Offset of the local time zone at `ms`, in ms.
@@ -66,6 +69,10 @@ impl WinState {
             timeout_at: None,
             pending: VecDeque::new(),
             count: 0,
+            state: match spec.kind {
+                WinKind::State { two } => Some(StateWin::new(two)),
+                _ => None,
+            },
         }
     }
 
@@ -163,6 +170,8 @@ impl WinState {
                     },
                 ))
             }
+            // Rows of state windows go through `state` (see windowing).
+            WinKind::State { .. } => None,
             WinKind::Sliding { size, delay } => {
                 self.buf.push_back(t);
                 if !triggered {
@@ -365,7 +374,7 @@ impl WinState {
                     ));
                 }
             }
-            WinKind::Sliding { .. } | WinKind::Count { .. } => {
+            WinKind::Sliding { .. } | WinKind::Count { .. } | WinKind::State { .. } => {
                 self.next_tick = None;
             }
         }
@@ -386,6 +395,7 @@ mod tests {
             filter: None,
             trigger: None,
             trigger_updates: (false, false),
+            state: None,
         }
     }
 

@@ -42,6 +42,40 @@ impl State {
         }
         let wop = plan.ops.window;
         self.count_in(wop);
+        if let Some(st) = &spec.state {
+            // Which condition applies depends on the partition's window
+            // being open; a condition that fails to evaluate is false.
+            let (key, cond) = {
+                let ctx = mk_ctx(plan, &self.hits, Some(&t), &[], None, false, 1, (0, 0));
+                let key = oort_core::key::Key(
+                    st.partition
+                        .iter()
+                        .map(|p| p.eval(&ctx).unwrap_or(Value::Null))
+                        .collect(),
+                );
+                let open = self
+                    .win
+                    .as_ref()
+                    .and_then(|w| w.state.as_ref())
+                    .is_some_and(|s| s.is_open(&key));
+                let c = match (&st.emit, open) {
+                    (Some(e), true) => e,
+                    _ => &st.begin,
+                };
+                (key, c.eval_cond(&ctx).unwrap_or(false))
+            };
+            let r = self
+                .win
+                .as_mut()
+                .and_then(|w| w.state.as_mut())
+                .map(|s| s.push(key, t, cond));
+            match r {
+                Some(Ok(Some((content, range)))) => self.finish(plan, content, range, out),
+                Some(Err(e)) => self.exception(plan, wop, e, out),
+                _ => {}
+            }
+            return;
+        }
         let triggered = match &spec.trigger {
             None => true,
             Some(tr) => {

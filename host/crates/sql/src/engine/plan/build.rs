@@ -46,9 +46,16 @@ pub(crate) fn build(
         return Err(plan_err("select stmt group by should be used with window"));
     }
     if let Some(w) = &select.window {
-        if !w.partition_by.is_empty() {
+        let state = matches!(w.kind, WindowKind::State { .. });
+        if !w.partition_by.is_empty() && !state {
             return Err(plan_err(
                 "OVER (PARTITION BY) is only supported by state windows",
+            ));
+        }
+        // eKuiper ignores other GROUP BY dimensions of a state window.
+        if state && !select.group_by.is_empty() {
+            return Err(plan_err(
+                "GROUP BY dimensions beside STATEWINDOW are not supported (eKuiper ignores them): partition with STATEWINDOW(...) OVER (PARTITION BY ...)",
             ));
         }
         if w.trigger.is_some() && !matches!(w.kind, WindowKind::Sliding { .. }) {
@@ -115,6 +122,16 @@ pub(crate) fn build(
         .and_then(|w| w.trigger.as_deref())
         .map(|f| expand(f, None))
         .transpose()?;
+    let state_exprs = match select.window.as_ref().map(|w| (&w.kind, &w.partition_by)) {
+        Some((WindowKind::State { begin, emit }, part)) => Some((
+            expand(begin, None)?,
+            emit.as_deref().map(|e| expand(e, None)).transpose()?,
+            part.iter()
+                .map(|p| expand(p, None))
+                .collect::<Result<Vec<_>, _>>()?,
+        )),
+        _ => None,
+    };
     let ons: Vec<Option<Expr>> = select
         .joins
         .iter()
@@ -229,6 +246,20 @@ pub(crate) fn build(
         .as_ref()
         .map(|f| c.compile(f, Place::Trigger))
         .transpose()?;
+    let cstate = match &state_exprs {
+        Some((b, e, p)) => Some(super::StateSpec {
+            begin: c.compile(b, Place::Trigger)?,
+            emit: e
+                .as_ref()
+                .map(|x| c.compile(x, Place::Trigger))
+                .transpose()?,
+            partition: p
+                .iter()
+                .map(|x| c.compile(x, Place::Dim))
+                .collect::<Result<Vec<_>, _>>()?,
+        }),
+        None => None,
+    };
     let first_name = infos.first().map(|s| s.name.clone()).unwrap_or_default();
     let mut joins = Vec::with_capacity(select.joins.len());
     for (i, (j, on)) in select.joins.iter().zip(&ons).enumerate() {
@@ -419,6 +450,7 @@ pub(crate) fn build(
                 filter: cwin_filter,
                 trigger: ctrigger,
                 trigger_updates,
+                state: cstate,
             })
         }
         None => None,
