@@ -438,6 +438,27 @@ fn state_windows_as_ekuiper_runs_them() {
 }
 
 #[test]
+fn number_semantics_of_docs_sql_md() {
+    let got = feed(
+        "SELECT a / b AS q, a % b AS m, 5 / 2 AS lit, -7 / 2 AS neg, 5 / 2.0 AS mixed, a + n AS plus_null, a > n AS cmp_null FROM s",
+        &[(json!({"a": 7.0, "b": 2.0, "n": null}), 1)],
+        0,
+    );
+    assert_eq!(
+        got,
+        vec![vec![json!({"q": 3.5, "m": 1.0, "lit": 2, "neg": -3, "mixed": 2.5, "cmp_null": false})]]
+    );
+    for sql in [
+        "SELECT a / 0 AS x FROM s",
+        "SELECT a % 0 AS x FROM s",
+        "SELECT a & 1 AS x FROM s",
+    ] {
+        let got = feed(sql, &[(json!({"a": 7.0}), 1)], 0);
+        assert!(got[0][0].get("error").is_some(), "{sql}: {got:?}");
+    }
+}
+
+#[test]
 fn limit_applies_to_unnest_rows() {
     let got = feed(
         "SELECT unnest(arr) AS x FROM s LIMIT 2",
