@@ -6,6 +6,7 @@ mod launch;
 #[cfg(test)]
 mod launch_tests;
 mod query;
+mod restart;
 pub mod rule_def;
 pub mod ruleset;
 mod streams;
@@ -364,6 +365,10 @@ impl Manager {
             return Err(e.into());
         }
         let sources = rule_sources(&def);
+        if let Some(r) = &running {
+            let strategy = def.options().map(|o| o.restart).unwrap_or_default();
+            self.supervise(&id, r, status.clone(), strategy, None);
+        }
         let mut rules = self.inner.rules.lock().await;
         let old = rules.insert(
             id.clone(),
@@ -423,13 +428,25 @@ impl Manager {
     }
 
     pub async fn start_rule(&self, id: &str) -> AppResult<()> {
+        if let Some((run, status, strategy)) = self.launch_rule(id).await? {
+            self.supervise(id, &run, status, strategy, None);
+        }
+        Ok(())
+    }
+
+    /// Starts rule `id` unless it runs; returns the new run, its status and
+    /// its restart strategy (to be supervised by the caller).
+    async fn launch_rule(
+        &self,
+        id: &str,
+    ) -> AppResult<Option<(Arc<RunningRule>, Arc<RuleStatus>, rule_def::RestartStrategy)>> {
         let (def, json, status, before) = {
             let rules = self.inner.rules.lock().await;
             let entry = rules
                 .get(id)
                 .ok_or_else(|| AppError::not_found(format!("Rule {id} is not found.")))?;
             if entry.running.is_some() && entry.status.state_name() == "running" {
-                return Ok(());
+                return Ok(None);
             }
             if let Some(why) = &entry.broken {
                 return Err(AppError::bad(format!(
@@ -449,7 +466,8 @@ impl Manager {
         };
         // Launching validates and creates connectors, which calls into
         // plugins (slow or hostile ones included): never under the rules lock.
-        let r = self.launch_guarded(&def, status)?;
+        let strategy = def.options().map(|o| o.restart).unwrap_or_default();
+        let r = self.launch_guarded(&def, status.clone())?;
         let mut rules = self.inner.rules.lock().await;
         match rules.get_mut(id) {
             // Still the same definition and nobody started it meanwhile.
@@ -457,19 +475,19 @@ impl Manager {
                 if entry.json == json
                     && entry.running.as_ref().map(|r| Arc::as_ptr(r) as usize) == before =>
             {
-                entry.running = Some(r);
+                entry.running = Some(r.clone());
                 entry.triggered = true;
             }
             // Deleted, replaced or started by another request while this one
             // launched: this run is not wanted.
             _ => {
                 r.cancel.cancel();
-                return Ok(());
+                return Ok(None);
             }
         }
         drop(rules);
         self.set_triggered(id, true).await?;
-        Ok(())
+        Ok(Some((r, status, strategy)))
     }
 
     pub async fn stop_rule(&self, id: &str) -> AppResult<()> {

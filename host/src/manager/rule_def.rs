@@ -37,13 +37,10 @@ pub struct RuleOptions {
     pub buffer_length: usize,
     pub send_nil_field: bool,
     pub send_error: bool,
-    pub send_meta_to_sink: bool,
     pub qos: u8,
     /// How often a `qos` >= 1 rule takes a checkpoint (eKuiper: 5 minutes).
     pub checkpoint_interval: Duration,
-    pub concurrency: usize,
-    pub debug: bool,
-    pub restart_attempts: u32,
+    pub restart: RestartStrategy,
 }
 
 impl Default for RuleOptions {
@@ -54,12 +51,9 @@ impl Default for RuleOptions {
             buffer_length: 1024,
             send_nil_field: false,
             send_error: false,
-            send_meta_to_sink: false,
             qos: 0,
             checkpoint_interval: Duration::from_secs(300),
-            concurrency: 1,
-            debug: false,
-            restart_attempts: 0,
+            restart: RestartStrategy::default(),
         }
     }
 }
@@ -195,20 +189,43 @@ impl RuleDef {
                     o.send_nil_field = v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))?
                 }
                 "sendError" => o.send_error = v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))?,
+                // Not run by Oort yet: refused when asked for.
                 "sendMetaToSink" => {
-                    o.send_meta_to_sink = v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))?
+                    if v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))? {
+                        return Err(RuleDefError::Options(
+                            "option sendMetaToSink is not supported yet: select meta(...) into the result instead".into(),
+                        ));
+                    }
                 }
-                "debug" => o.debug = v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))?,
+                "debug" => {
+                    if v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))? {
+                        return Err(RuleDefError::Options(
+                            "option debug is not supported per rule: run the server with OORT_LOG=debug".into(),
+                        ));
+                    }
+                }
                 "bufferLength" => {
                     o.buffer_length = int_in(k, v, 1, limits::MAX_BUFFER_LENGTH)? as usize;
                 }
+                // One query instance per rule; a sink's own `concurrency`
+                // runs parallel writers.
                 "concurrency" => {
-                    o.concurrency = int_in(k, v, 0, limits::MAX_CONCURRENCY)?.max(1) as usize;
+                    let n = int_in(k, v, 0, limits::MAX_CONCURRENCY)?;
+                    if n > 1 {
+                        return Err(RuleDefError::Options(format!(
+                            "option concurrency {n} is not supported: a rule runs one query instance; set concurrency on an action to run parallel writers"
+                        )));
+                    }
                 }
                 "qos" => {
-                    let n = v.as_i64().ok_or_else(|| bad(k, v, "0, 1 or 2"))?;
-                    if !(0..=2).contains(&n) {
-                        return Err(bad(k, v, "0, 1 or 2"));
+                    let n = v.as_i64().ok_or_else(|| bad(k, v, "0 or 1"))?;
+                    if n == 2 {
+                        return Err(RuleDefError::Options(
+                            "option qos 2 (exactly once) is not supported: use 1 (at least once, duplicates possible after a crash)".into(),
+                        ));
+                    }
+                    if !(0..=1).contains(&n) {
+                        return Err(bad(k, v, "0 or 1"));
                     }
                     o.qos = n as u8;
                 }
@@ -224,13 +241,67 @@ impl RuleDef {
                     )?;
                 }
                 "restartStrategy" => {
-                    o.restart_attempts = restart_strategy(v)?;
+                    o.restart = restart_strategy(v)?;
                 }
-                // Accepted and ignored for compatibility (documented in docs/rules.md).
-                _ => {}
+                // eKuiper options Oort does not run: refused, never ignored.
+                "cron"
+                | "duration"
+                | "cronDatetimeRange"
+                | "logFilename"
+                | "planOptimizeStrategy"
+                | "disableBufferFullDiscard"
+                | "enableSaveStateBeforeStop"
+                | "forceExitTimeout"
+                | "experiment" => {
+                    if !is_unset(v) {
+                        return Err(RuleDefError::Options(format!(
+                            "option {k} is not supported by Oort (docs/rules.md lists the options it runs)"
+                        )));
+                    }
+                }
+                // eKuiper's internal edge-controller hook: nothing to run.
+                "notifySub" if v.as_bool() == Some(false) || v.is_null() => {}
+                // Unknown: a warning naming the closest known option.
+                other => {
+                    let near = KNOWN_OPTIONS
+                        .iter()
+                        .map(|k| (strsim::jaro_winkler(k, other), *k))
+                        .filter(|(score, _)| *score > 0.8)
+                        .max_by(|a, b| a.0.total_cmp(&b.0))
+                        .map(|(_, k)| format!("; did you mean {k}?"))
+                        .unwrap_or_default();
+                    tracing::warn!(rule = %self.id, "unknown rule option {other} is ignored{near}");
+                }
             }
         }
         Ok(o)
+    }
+}
+
+/// The options Oort runs (eKuiper's names).
+const KNOWN_OPTIONS: &[&str] = &[
+    "isEventTime",
+    "lateTolerance",
+    "concurrency",
+    "bufferLength",
+    "sendMetaToSink",
+    "sendNilField",
+    "sendError",
+    "qos",
+    "checkpointInterval",
+    "restartStrategy",
+    "debug",
+];
+
+/// An option left at "off": null, false, 0, "" or an empty list/object.
+fn is_unset(v: &Json) -> bool {
+    match v {
+        Json::Null => true,
+        Json::Bool(b) => !b,
+        Json::Number(n) => n.as_f64() == Some(0.0),
+        Json::String(s) => s.is_empty(),
+        Json::Array(a) => a.is_empty(),
+        Json::Object(o) => o.is_empty(),
     }
 }
 
@@ -279,48 +350,152 @@ fn duration_in(k: &str, v: &Json, min: Duration, max: Duration) -> Result<Durati
     Ok(d)
 }
 
-/// `restartStrategy`: every field checked against its range; returns `attempts`.
-fn restart_strategy(v: &Json) -> Result<u32, RuleDefError> {
+/// `restartStrategy` (eKuiper 1.x's, which v2 kept only `attempts` of):
+/// a rule stopped by an error is started again up to `attempts` times, after
+/// `delay`, growing by `multiplier` up to `maxDelay`, each spread by
+/// `jitterFactor`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestartStrategy {
+    pub attempts: u32,
+    pub delay: Duration,
+    pub multiplier: f64,
+    pub max_delay: Duration,
+    pub jitter: f64,
+}
+
+impl Default for RestartStrategy {
+    fn default() -> Self {
+        RestartStrategy {
+            attempts: 0,
+            delay: Duration::from_millis(1000),
+            multiplier: 2.0,
+            max_delay: Duration::from_millis(30_000),
+            jitter: 0.1,
+        }
+    }
+}
+
+impl RestartStrategy {
+    pub fn backoff(&self) -> oort_core::backoff::Backoff {
+        oort_core::backoff::Backoff::with(self.delay, self.max_delay, self.multiplier, self.jitter)
+    }
+}
+
+/// `restartStrategy`: every field checked against its range.
+fn restart_strategy(v: &Json) -> Result<RestartStrategy, RuleDefError> {
     let Json::Object(m) = v else {
         return Err(RuleDefError::Options(format!(
             "restartStrategy must be an object, found {v}"
         )));
     };
-    let mut attempts = 0;
+    let mut r = RestartStrategy::default();
     for (k, f) in m {
         let name = format!("restartStrategy.{k}");
         match k.as_str() {
             "attempts" => {
-                attempts = int_in(&name, f, 0, limits::MAX_RESTART_ATTEMPTS)? as u32;
+                r.attempts = int_in(&name, f, 0, limits::MAX_RESTART_ATTEMPTS)? as u32;
             }
-            "delay" | "maxDelay" => {
-                duration_in(&name, f, Duration::ZERO, limits::MAX_DURATION)?;
+            "delay" => r.delay = duration_in(&name, f, Duration::ZERO, limits::MAX_DURATION)?,
+            "maxDelay" => {
+                r.max_delay = duration_in(&name, f, Duration::ZERO, limits::MAX_DURATION)?
             }
             "multiplier" => {
-                let x = f
+                r.multiplier = f
                     .as_f64()
-                    .filter(|x| (1.0..=limits::MAX_MULTIPLIER).contains(x));
-                if x.is_none() {
-                    return Err(RuleDefError::Options(format!(
-                        "{name} must be a number between 1 and {}, found {f}",
-                        limits::MAX_MULTIPLIER
-                    )));
-                }
+                    .filter(|x| (1.0..=limits::MAX_MULTIPLIER).contains(x))
+                    .ok_or_else(|| {
+                        RuleDefError::Options(format!(
+                            "{name} must be a number between 1 and {}, found {f}",
+                            limits::MAX_MULTIPLIER
+                        ))
+                    })?;
             }
-            "jitterFactor" if f.as_f64().filter(|x| (0.0..=1.0).contains(x)).is_none() => {
+            "jitterFactor" => {
+                r.jitter = f
+                    .as_f64()
+                    .filter(|x| (0.0..=1.0).contains(x))
+                    .ok_or_else(|| {
+                        RuleDefError::Options(format!(
+                            "{name} must be a number between 0 and 1, found {f}"
+                        ))
+                    })?;
+            }
+            other => {
                 return Err(RuleDefError::Options(format!(
-                    "{name} must be a number between 0 and 1, found {f}"
-                )));
+                    "unknown option restartStrategy.{other}: use attempts, delay, multiplier, maxDelay or jitterFactor"
+                )))
             }
-            _ => {}
         }
     }
-    Ok(attempts)
+    Ok(r)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_oort_does_not_run_are_refused_by_name() {
+        let opts = |o: &str| {
+            RuleDef::parse(
+                &format!(r#"{{"id":"a","sql":"x","actions":[{{"log":{{}}}}],"options":{o}}}"#),
+                None,
+            )
+            .and_then(|d| d.options())
+        };
+        for (o, name) in [
+            (r#"{"cron":"*/5 * * * *","duration":"1m"}"#, "cron"),
+            (r#"{"duration":"1m"}"#, "duration"),
+            (
+                r#"{"cronDatetimeRange":[{"begin":"2024-01-01 00:00:00","end":"2024-02-01 00:00:00"}]}"#,
+                "cronDatetimeRange",
+            ),
+            (
+                r#"{"planOptimizeStrategy":{"enableIncrementalWindow":true}}"#,
+                "planOptimizeStrategy",
+            ),
+            (
+                r#"{"disableBufferFullDiscard":true}"#,
+                "disableBufferFullDiscard",
+            ),
+            (
+                r#"{"enableSaveStateBeforeStop":true}"#,
+                "enableSaveStateBeforeStop",
+            ),
+            (r#"{"sendMetaToSink":true}"#, "sendMetaToSink"),
+            (r#"{"debug":true}"#, "debug"),
+            (r#"{"concurrency":4}"#, "concurrency"),
+            (r#"{"qos":2}"#, "qos 2"),
+            (
+                r#"{"restartStrategy":{"attempts":1,"backoff":3}}"#,
+                "restartStrategy.backoff",
+            ),
+        ] {
+            let e = opts(o).unwrap_err().to_string();
+            assert!(e.contains(name), "{o}: {e}");
+        }
+        // Off, or as Oort runs it: accepted.
+        for o in [
+            r#"{"cron":"","duration":"","sendMetaToSink":false,"debug":false,"concurrency":1}"#,
+            r#"{"notifySub":false,"disableBufferFullDiscard":false,"qos":1}"#,
+            r#"{"unknownThing":1,"sendEror":true}"#,
+        ] {
+            opts(o).unwrap_or_else(|e| panic!("{o}: {e}"));
+        }
+        let r = opts(r#"{"restartStrategy":{"attempts":3,"delay":"2s","multiplier":1.5,"maxDelay":10000,"jitterFactor":0.2}}"#)
+            .unwrap()
+            .restart;
+        assert_eq!(
+            r,
+            RestartStrategy {
+                attempts: 3,
+                delay: Duration::from_secs(2),
+                multiplier: 1.5,
+                max_delay: Duration::from_secs(10),
+                jitter: 0.2
+            }
+        );
+    }
 
     #[test]
     fn validation_order_and_messages() {

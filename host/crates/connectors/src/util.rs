@@ -150,34 +150,7 @@ pub async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
     }
 }
 
-/// Exponential reconnect backoff (doubling from `min` up to `max`).
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff {
-            min,
-            max,
-            next: min,
-        }
-    }
-
-    /// The delay to wait now; doubles the following one.
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
-    }
-
-    pub fn reset(&mut self) {
-        self.next = self.min;
-    }
-}
+pub use oort_core::backoff::Backoff;
 
 /// Converts sink data (a row object or an array of them) into rows, reusing
 /// `cache` as the schema while the objects' keys stay the same. Elements that

@@ -2,6 +2,7 @@
 //! runtime, the native connectors and the WebAssembly plugin host.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod backoff;
 pub mod codec;
 pub mod compression;
 pub mod connector;

@@ -120,19 +120,19 @@ async fn pull(
         .instantiate_source(&ctx.id, Some(ctx.cancel.clone()))
         .await?;
     let wctx = p.context(&ctx.id);
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = oort_core::backoff::Backoff::new(Duration::from_millis(100), MAX_BACKOFF);
     ctx.conn.connecting();
     loop {
         match inst.open(&wctx, &props_json, ctx.resume.as_deref()).await {
             Ok(()) => break,
             Err(ConnectorError::Unavailable(_)) if ctx.cancel.is_cancelled() => return Ok(()),
             Err(ConnectorError::Unavailable(m)) => {
-                tracing::warn!(plugin = %p.name, rule = %ctx.id, "open: {m}; retrying in {backoff:?}");
+                let wait = backoff.next_delay();
+                tracing::warn!(plugin = %p.name, rule = %ctx.id, "open: {m}; retrying in {wait:?}");
                 ctx.conn.disconnected(m);
-                if !pause(&ctx, backoff).await {
+                if !pause(&ctx, wait).await {
                     return Ok(());
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
             Err(e) => {
                 ctx.conn.disconnected(e.to_string());
@@ -144,7 +144,7 @@ async fn pull(
         tracing::info!(plugin = %p.name, stream = %ctx.id, offset = %o, "source resumed from its committed offset");
     }
     ctx.conn.connected();
-    backoff = Duration::from_millis(100);
+    backoff.reset();
     // Unknown until the first `offset` after a non-empty read; a source
     // that answers `none` then is not asked again.
     let mut rewindable = true;
@@ -163,7 +163,7 @@ async fn pull(
         }
         match inst.read(p.limits.read_batch, p.limits.read_wait).await {
             Ok(ReadOutcome::Messages(msgs)) => {
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 let any = !msgs.is_empty();
                 for m in msgs {
                     let meta = to_meta(&m);
@@ -191,12 +191,12 @@ async fn pull(
             // Interrupted by the stop itself: a clean end.
             Err(ConnectorError::Unavailable(_)) if ctx.cancel.is_cancelled() => break Ok(()),
             Err(ConnectorError::Unavailable(m)) => {
-                tracing::warn!(plugin = %p.name, rule = %ctx.id, "read: {m}; retrying in {backoff:?}");
+                let wait = backoff.next_delay();
+                tracing::warn!(plugin = %p.name, rule = %ctx.id, "read: {m}; retrying in {wait:?}");
                 ctx.conn.disconnected(m);
-                if !pause(&ctx, backoff).await {
+                if !pause(&ctx, wait).await {
                     break Ok(());
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
                 ctx.conn.connected();
             }
             Err(ConnectorError::InvalidData(m)) => {

@@ -256,7 +256,7 @@ impl EdgexSinkFactory {
                 p.insert("channel".into(), json!(channel));
                 Out::Redis(RedisPubSinkFactory.create(env, &p).map_err(wrap)?)
             }
-            Transport::Nats(conf) => Out::Nats(NatsPublisher::new(conf)),
+            Transport::Nats(conf) => Out::Nats(Box::new(NatsPublisher::new(conf))),
         };
         let keep = |s: &str, d: &str| {
             let s = s.trim();
@@ -326,7 +326,7 @@ impl SinkFactory for EdgexSinkFactory {
 enum Out {
     Mqtt(Box<dyn Sink>),
     Redis(Box<dyn Sink>),
-    Nats(NatsPublisher),
+    Nats(Box<NatsPublisher>),
 }
 
 /// A running `edgex` sink: rows as EdgeX events, through an MQTT or

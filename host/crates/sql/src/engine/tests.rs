@@ -446,7 +446,9 @@ fn number_semantics_of_docs_sql_md() {
     );
     assert_eq!(
         got,
-        vec![vec![json!({"q": 3.5, "m": 1.0, "lit": 2, "neg": -3, "mixed": 2.5, "cmp_null": false})]]
+        vec![vec![
+            json!({"q": 3.5, "m": 1.0, "lit": 2, "neg": -3, "mixed": 2.5, "cmp_null": false})
+        ]]
     );
     for sql in [
         "SELECT a / 0 AS x FROM s",
