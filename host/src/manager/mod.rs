@@ -2,6 +2,7 @@
 //! tables and rules (definitions in the store, runtime state in memory),
 //! rule lifecycle, boot-time restore.
 
+pub mod graph;
 mod launch;
 #[cfg(test)]
 mod launch_tests;

@@ -81,8 +81,8 @@ pub enum RuleDefError {
     NoSql,
     #[error("invalid rule json: Rule cannot have both sql and graph.")]
     Both,
-    #[error("invalid rule json: graph rules are not supported yet; use sql and actions")]
-    Graph,
+    #[error("invalid rule json: graph: {0}")]
+    Graph(String),
     #[error("invalid rule options: {0}")]
     Options(String),
     #[error("invalid rule json: action {0}")]
@@ -125,7 +125,18 @@ impl RuleDef {
         validate_id(&def.id).map_err(RuleDefError::InvalidId)?;
         match (&def.sql, &def.graph) {
             (Some(_), Some(_)) => return Err(RuleDefError::Both),
-            (None, Some(_)) => return Err(RuleDefError::Graph),
+            // A graph runs as the SQL and actions it compiles to; the rule
+            // keeps its graph (the stored JSON is the one posted).
+            (None, Some(g)) => {
+                if !def.actions.is_empty() {
+                    return Err(RuleDefError::Graph(
+                        "a graph rule takes its actions from its sink nodes: remove actions".into(),
+                    ));
+                }
+                let c = super::graph::compile(g).map_err(RuleDefError::Graph)?;
+                def.sql = Some(c.sql);
+                def.actions = c.actions;
+            }
             (None, None) => return Err(RuleDefError::NoSql),
             _ => {}
         }
