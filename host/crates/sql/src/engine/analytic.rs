@@ -47,6 +47,13 @@ impl AKind {
         })
     }
 
+    pub fn is_acc(self) -> bool {
+        matches!(
+            self,
+            AKind::AccSum | AKind::AccMin | AKind::AccMax | AKind::AccCount | AKind::AccAvg
+        )
+    }
+
     /// Accepted argument counts.
     pub fn arity(self) -> (usize, Option<usize>) {
         match self {
@@ -54,8 +61,9 @@ impl AKind {
             AKind::Latest => (1, Some(2)),
             AKind::ChangedCol => (2, Some(2)),
             AKind::HadChanged => (2, None),
+            // `acc_x(v)` or `acc_x(v, begin, reset)`.
             AKind::AccSum | AKind::AccMin | AKind::AccMax | AKind::AccCount | AKind::AccAvg => {
-                (1, Some(1))
+                (1, Some(3))
             }
             AKind::HitCount | AKind::HitTime => (0, Some(0)),
         }
@@ -82,6 +90,8 @@ enum State {
         count: i64,
         min: Option<f64>,
         max: Option<f64>,
+        /// The three-argument form: accumulating since a begin condition.
+        begun: bool,
     },
 }
 
@@ -153,6 +163,7 @@ impl AnalyticDef {
                 count: 0,
                 min: None,
                 max: None,
+                begun: false,
             },
         }
     }
@@ -245,8 +256,37 @@ impl AnalyticDef {
                     count,
                     min,
                     max,
+                    begun,
                 },
             ) => {
+                // `acc_x(v, begin, reset)`, as eKuiper: idle until `begin`
+                // holds (the value reads 0), accumulating from that row on,
+                // and after a row where `reset` holds (that row counted)
+                // idle again.
+                let mut valid = valid;
+                let mut reset = false;
+                if args.len() == 3 {
+                    let flag = |i: usize, what: &str| match &args[i] {
+                        Value::Bool(b) => Ok(*b),
+                        _ => Err(format!(
+                            "call func {} error: {what} should be boolean",
+                            self.name
+                        )),
+                    };
+                    let on_begin = flag(1, "onBegin")?;
+                    reset = flag(2, "onReset")?;
+                    if !*begun {
+                        *sum = 0.0;
+                        *count = 0;
+                        *min = None;
+                        *max = None;
+                        *begun = on_begin;
+                    }
+                    valid = valid && *begun;
+                }
+                if reset {
+                    *begun = false;
+                }
                 if valid {
                     match kind {
                         AKind::AccCount => {

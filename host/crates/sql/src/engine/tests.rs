@@ -461,6 +461,48 @@ fn number_semantics_of_docs_sql_md() {
 }
 
 #[test]
+fn acc_functions_with_begin_and_reset_conditions() {
+    // eKuiper's documented example.
+    let evs: Vec<(Json, i64)> = [1, 2, 1, 3, -1, 1]
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (json!({"a": a}), i as i64 + 1))
+        .collect();
+    let got = feed("SELECT acc_count(a, a > 1, a < 0) AS c FROM s", &evs, 0);
+    let cs: Vec<Json> = got.iter().map(|r| r[0]["c"].clone()).collect();
+    assert_eq!(
+        cs,
+        vec![json!(0), json!(1), json!(2), json!(3), json!(4), json!(0)]
+    );
+    let got = feed("SELECT acc_sum(a, a > 1, a < 0) AS s FROM s", &evs, 0);
+    let ss: Vec<f64> = got
+        .iter()
+        .map(|r| r[0]["s"].as_f64().unwrap_or(-99.0))
+        .collect();
+    assert_eq!(ss, vec![0.0, 2.0, 3.0, 6.0, 5.0, 0.0]);
+    let plan_err = |sql: &str| {
+        compile(&parse_select(sql).expect("parses"), &s_cat(), &opts())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    assert!(plan_err("SELECT acc_sum(a, a > 1) AS s FROM s")
+        .contains("Expect 1/3 arguments but found 2."));
+    let got = feed(
+        "SELECT acc_sum(a, a, false) AS s FROM s",
+        &[(json!({"a": 1}), 1)],
+        0,
+    );
+    assert!(
+        got[0][0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("onBegin should be boolean"),
+        "{got:?}"
+    );
+}
+
+#[test]
 fn limit_applies_to_unnest_rows() {
     let got = feed(
         "SELECT unnest(arr) AS x FROM s LIMIT 2",

@@ -314,6 +314,11 @@ impl Compiler<'_> {
                 )));
             }
             let (min, max) = kind.arity();
+            if kind.is_acc() && n != 1 && n != 3 {
+                return Err(plan_err(format!(
+                    "validate function {name} error: Expect 1/3 arguments but found {n}."
+                )));
+            }
             if n < min || max.is_some_and(|m| n > m) {
                 return Err(plan_err(match max {
                     Some(m) if m == min => {
