@@ -1,0 +1,1 @@
+SELECT acc_count(a, a > 1, a < 0) OVER (PARTITION BY b WHEN c) AS n, convert_tz(ts, "Europe/Berlin") AS t, date_diff(ts, now()) AS d, from_days(x), decompress(compress(s, "zstd"), "zstd") FROM demo ORDER BY a DESC

@@ -1,0 +1,1 @@
+SELECT deviceId, count(*) AS n, window_start() AS s FROM demo GROUP BY STATEWINDOW(status = "alarm", status = "ok") OVER (PARTITION BY deviceId)
