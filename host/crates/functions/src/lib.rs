@@ -45,6 +45,7 @@ mod agg;
 mod array;
 mod calendar;
 mod convert;
+pub mod docgen;
 mod error;
 mod hash;
 mod jsonpath;
@@ -100,21 +101,28 @@ pub struct AggregateFunc {
     pub new: AccumulatorFactory,
 }
 
+/// The scalar functions by family, as `docs/sql-functions.md` lists them.
+pub static FAMILIES: &[(&str, &[ScalarFunc])] = &[
+    ("Mathematical", math::FUNCS),
+    ("String", string::FUNCS),
+    ("Conversion", convert::FUNCS),
+    ("Hashing", hash::FUNCS),
+    ("Date and time", time::FUNCS),
+    ("Zones, days and compression", calendar::FUNCS),
+    ("JSON path", jsonpath::FUNCS),
+    ("Array", array::FUNCS),
+    ("Object", object::FUNCS),
+    ("Other", other::FUNCS),
+];
+
+/// The aggregate functions.
+pub fn aggregates() -> &'static [AggregateFunc] {
+    agg::FUNCS
+}
+
 static SCALARS: LazyLock<AHashMap<&'static str, &'static ScalarFunc>> = LazyLock::new(|| {
-    let groups: [&'static [ScalarFunc]; 10] = [
-        math::FUNCS,
-        string::FUNCS,
-        convert::FUNCS,
-        hash::FUNCS,
-        time::FUNCS,
-        array::FUNCS,
-        object::FUNCS,
-        other::FUNCS,
-        jsonpath::FUNCS,
-        calendar::FUNCS,
-    ];
     let mut m = AHashMap::new();
-    for f in groups.into_iter().flatten() {
+    for f in FAMILIES.iter().flat_map(|(_, fs)| fs.iter()) {
         m.insert(f.name, f);
     }
     m
