@@ -211,7 +211,7 @@ async fn run(
             Got::Emissions(_) if batching => {
                 let mut r = Ok(());
                 for e in emissions.drain(..) {
-                    w.metrics.inc_in(e.len() as u64);
+                    w.metrics.inc_in(1);
                     if pending.is_empty() && !e.is_empty() && !linger.is_zero() {
                         due = Some(tokio::time::Instant::now() + linger);
                     }
@@ -238,7 +238,7 @@ async fn run(
                 let mut r = Ok(());
                 let start = std::time::Instant::now();
                 for e in emissions.drain(..) {
-                    w.metrics.inc_in(e.len().max(1) as u64);
+                    w.metrics.inc_in(1);
                     if let Err(err) = stages.shape(&[&e[..]], &mut items) {
                         w.metrics.exception(err);
                         w.metrics.inc_dropped(stages.take_failed());
@@ -305,7 +305,7 @@ async fn run(
                 w.metrics.inc_dropped(stages.take_failed());
             }
             while let Ok(e) = rx.try_recv() {
-                w.metrics.inc_in(e.len() as u64);
+                w.metrics.inc_in(1);
                 if let Err(err) = stages.shape(&[&e[..]], &mut items) {
                     w.metrics.exception(err);
                     w.metrics.inc_dropped(stages.take_failed());
