@@ -140,3 +140,29 @@ fn a_sink_whose_peer_is_down_counts_drops_not_records_out() {
     assert_eq!(st["sink_mqtt_0_0_records_in_total"], 2, "{st:#}");
     assert_eq!(st["status"], "running");
 }
+
+#[test]
+fn a_sink_counts_emissions_in_and_messages_out() {
+    let s = Server::start();
+    let t = unique("emit");
+    s.create_stream(&format!(
+        "CREATE STREAM demo () WITH (DATASOURCE=\"{t}/in\")"
+    ));
+    s.create_rule(&json!({
+        "id": "emit",
+        "sql": "SELECT a FROM demo GROUP BY COUNTWINDOW(3)",
+        "actions": [{"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": format!("{t}/out"), "sendSingle": true}}]
+    }));
+    let sub = mqtt::subscribe(&format!("{t}/out"));
+    wait_connected(&s, "emit", "demo");
+    mqtt::publish(
+        &format!("{t}/in"),
+        &[r#"{"a":1}"#.into(), r#"{"a":2}"#.into(), r#"{"a":3}"#.into()],
+    );
+    assert_eq!(sub.take_json(3, 10).len(), 3);
+    // One window emission in, its three rows out as three messages.
+    let st = s.wait_status("emit", "three messages written", |st| {
+        st["sink_mqtt_0_0_records_out_total"] == 3
+    });
+    assert_eq!(st["sink_mqtt_0_0_records_in_total"], 1, "{st:#}");
+}
