@@ -157,7 +157,11 @@ fn a_sink_counts_emissions_in_and_messages_out() {
     wait_connected(&s, "emit", "demo");
     mqtt::publish(
         &format!("{t}/in"),
-        &[r#"{"a":1}"#.into(), r#"{"a":2}"#.into(), r#"{"a":3}"#.into()],
+        &[
+            r#"{"a":1}"#.into(),
+            r#"{"a":2}"#.into(),
+            r#"{"a":3}"#.into(),
+        ],
     );
     assert_eq!(sub.take_json(3, 10).len(), 3);
     // One window emission in, its three rows out as three messages.

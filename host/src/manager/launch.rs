@@ -454,6 +454,7 @@ impl Manager {
                     hub: None,
                     lookup: Some(node),
                     metrics: Arc::new(NodeMetrics::default()),
+                    loads: false,
                 });
                 continue;
             }
@@ -472,12 +473,22 @@ impl Manager {
                 checkpoint: checkpoints && s.kind == StreamKind::Stream,
             });
             hub_keys.push(key);
+            // A scan table whose source ends (a file) loads before stream
+            // events are joined; one fed as it goes (memory...) does not.
+            let loads = s.kind == StreamKind::Table
+                && self.stream_entry(&s.name).is_some_and(|e| {
+                    self.inner
+                        .registry
+                        .source(&streams::source_type(&e.def))
+                        .is_some_and(|f| f.info().bounded)
+                });
             inputs.push(Input {
                 stream: s.name.clone(),
                 kind: s.kind,
                 hub: Some(hub),
                 lookup: None,
                 metrics: Arc::new(NodeMetrics::default()),
+                loads,
             });
         }
         drop(queue);

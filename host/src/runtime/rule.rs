@@ -91,6 +91,10 @@ pub struct Input {
     pub lookup: Option<Arc<LookupNode>>,
     /// Per-rule counters for this source node.
     pub metrics: Arc<NodeMetrics>,
+    /// A scan table that loads (its source ends, a file): stream events
+    /// wait for its first rows (at most [`TABLE_LOAD_WAIT`]). A table fed
+    /// as it goes is joined as it is when each event arrives.
+    pub loads: bool,
 }
 
 /// Handle kept by the manager while the rule runs.
@@ -318,6 +322,12 @@ pub fn spawn(
         .iter()
         .map(|i| (i.hub.as_ref().map(|_| i.kind), i.metrics.clone()))
         .collect();
+    let loading: Vec<usize> = inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.loads && i.hub.is_some())
+        .map(|(n, _)| n)
+        .collect();
     // Hubs acked by checkpoints: stream inputs only (tables are kept whole).
     let ack_hubs: Vec<Option<Arc<Hub>>> = inputs
         .iter()
@@ -340,6 +350,7 @@ pub fn spawn(
         rule_id,
         query: query.clone(),
         inputs: input_meta,
+        loading,
         sinks: sink_txs,
         sink_tasks,
         cancel: cancel.clone(),
@@ -365,6 +376,8 @@ struct RuleTask {
     rule_id: String,
     query: Arc<Mutex<Query>>,
     inputs: Vec<(Option<StreamKind>, Arc<NodeMetrics>)>,
+    /// Inputs that are loading scan tables.
+    loading: Vec<usize>,
     sinks: Vec<mpsc::Sender<Arc<Vec<oort_core::Row>>>>,
     sink_tasks: Vec<tokio::task::JoinHandle<()>>,
     cancel: CancellationToken,
@@ -382,16 +395,11 @@ impl RuleTask {
             .filter(|(k, _)| *k == Some(StreamKind::Stream))
             .count();
         let mut error: Option<String> = None;
-        // Scan tables load before stream events are joined against them:
-        // stream batches wait (bounded by TABLE_LOAD_WAIT) until every table
-        // delivered its first rows or ended.
-        let mut tables_pending: Vec<usize> = self
-            .inputs
-            .iter()
-            .enumerate()
-            .filter(|(_, (k, _))| *k == Some(StreamKind::Table))
-            .map(|(i, _)| i)
-            .collect();
+        // Scan tables that load (files) do so before stream events are
+        // joined against them: stream batches wait (bounded by
+        // TABLE_LOAD_WAIT) until every such table delivered its first rows
+        // or ended. Tables fed as they go are joined as they are.
+        let mut tables_pending: Vec<usize> = self.loading.clone();
         let mut held: Vec<Delivery> = Vec::new();
         let load_deadline = Instant::now() + TABLE_LOAD_WAIT;
         while !tables_pending.is_empty() && Instant::now() < load_deadline {
