@@ -828,3 +828,39 @@ fn retained_events_are_reported_until_their_window_closes() {
     q.on_event(0, &ev_seq(json!({"a": 2}), 1, 3), &mut out);
     assert_eq!(q.min_retained_seq(), None);
 }
+
+#[test]
+fn event_time_hopping_window_with_a_hop_longer_than_its_size() {
+    let p = plan(
+        "SELECT collect(a) AS w, window_start() AS s, window_end() AS e FROM s GROUP BY HOPPINGWINDOW(ss, 1, 2)",
+        &s_cat(),
+        QueryOptions {
+            is_event_time: true,
+            late_tolerance_ms: 0,
+            ..opts()
+        },
+    );
+    let mut q = p.instantiate();
+    let mut out = vec![];
+    for (a, ts) in [
+        (1, 500),
+        (2, 1500),
+        (3, 2500),
+        (4, 3500),
+        (5, 4500),
+        (6, 6100),
+    ] {
+        q.on_event(0, &ev(json!({"a": a}), ts), &mut out);
+    }
+    // Windows end every 2 s and hold the last 1 s; rows in the gaps are in
+    // no window. Starts as eKuiper computes them: the previous trigger less
+    // the hop, or the end less the size when that is not after the epoch.
+    assert_eq!(
+        rows_json(&out),
+        vec![
+            vec![json!({"w": [2], "s": 1000, "e": 2000})],
+            vec![json!({"w": [4], "s": 3000, "e": 4000})],
+            vec![json!({"w": [], "s": 2000, "e": 6000})],
+        ]
+    );
+}

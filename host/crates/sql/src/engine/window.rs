@@ -314,7 +314,10 @@ impl WinState {
     fn fire_tick(&mut self, t: i64, out: &mut Vec<Emission>) {
         match self.kind {
             WinKind::Tumbling { size } => {
-                let start = self.trigger_time;
+                let start = match self.trigger_time {
+                    s if s <= 0 => t.saturating_sub(size),
+                    s => s,
+                };
                 let content = self.take_all();
                 self.trigger_time = t;
                 self.next_tick = Some(t.saturating_add(size));
@@ -334,7 +337,12 @@ impl WinState {
                     self.buf.pop_front();
                 }
                 let rows: Vec<Tuple> = self.buf.iter().filter(|x| x.ts < t).cloned().collect();
-                let start = self.trigger_time.saturating_sub(hop);
+                // eKuiper's start: the previous trigger less the hop, or the
+                // end less the size when that is not after the epoch.
+                let start = match self.trigger_time.saturating_sub(hop) {
+                    s if s <= 0 => t.saturating_sub(size),
+                    s => s,
+                };
                 self.trigger_time = t;
                 self.next_tick = Some(t.saturating_add(hop));
                 out.push((
