@@ -172,7 +172,10 @@ impl QueryPlan {
 /// Event-time bookkeeping (watermark, rows waiting for it).
 #[derive(Debug, Default)]
 struct EventTime {
-    max_ts: Option<i64>,
+    /// The largest event time seen per source (streams only count): the
+    /// watermark is the smallest of them, less the late tolerance, as
+    /// eKuiper computes it for rules that join several streams.
+    stream_max: Vec<Option<i64>>,
     /// Non-window rules: rows held until the watermark passes them.
     pending: Vec<Tuple>,
     /// Emitted up to here; older rows are late.
@@ -405,7 +408,7 @@ impl State {
                     return;
                 }
             }
-            self.event_time_in(plan, t, out);
+            self.event_time_in(plan, source, t, out);
             return;
         }
         let Some(t) = self.with_analytic(plan, t, out) else {

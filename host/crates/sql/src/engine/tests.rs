@@ -864,3 +864,30 @@ fn event_time_hopping_window_with_a_hop_longer_than_its_size() {
         ]
     );
 }
+
+#[test]
+fn event_time_joins_wait_for_the_slowest_stream() {
+    let c = cat(&[
+        "CREATE STREAM d () WITH (TYPE=\"memory\")",
+        "CREATE STREAM e () WITH (TYPE=\"memory\")",
+    ]);
+    let p = plan(
+        "SELECT d.a, e.b FROM d INNER JOIN e ON d.k = e.k GROUP BY TUMBLINGWINDOW(ss, 1)",
+        &c,
+        QueryOptions {
+            is_event_time: true,
+            late_tolerance_ms: 0,
+            ..opts()
+        },
+    );
+    let mut q = p.instantiate();
+    let mut out = vec![];
+    // d runs ahead; e's events at 200 and 1200 are not late: the watermark
+    // is the smaller of the two streams' (eKuiper's rule).
+    q.on_event(0, &ev(json!({"k": 1, "a": 1}), 100), &mut out);
+    q.on_event(0, &ev(json!({"k": 1, "a": 2}), 1500), &mut out);
+    assert!(out.is_empty(), "nothing released before e has spoken");
+    q.on_event(1, &ev(json!({"k": 1, "b": 10}), 200), &mut out);
+    q.on_event(1, &ev(json!({"k": 1, "b": 20}), 1200), &mut out);
+    assert_eq!(rows_json(&out), vec![vec![json!({"a": 1, "b": 10})]]);
+}

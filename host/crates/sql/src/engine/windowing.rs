@@ -557,16 +557,37 @@ impl State {
 
     /// A row of an event-time rule: rows wait for the watermark, late ones
     /// are dropped; windows fire as the watermark passes their ends.
-    pub(super) fn event_time_in(&mut self, plan: &Plan, t: Tuple, out: &mut Vec<Output>) {
+    pub(super) fn event_time_in(
+        &mut self,
+        plan: &Plan,
+        source: usize,
+        t: Tuple,
+        out: &mut Vec<Output>,
+    ) {
         if self.evt.watermark.is_some_and(|w| t.ts < w) {
             // Late: an emitted window (or row) already covers this time.
             return;
         }
-        let max = self.evt.max_ts.map_or(t.ts, |m| m.max(t.ts));
-        self.evt.max_ts = Some(max);
-        let wm = max.saturating_sub(plan.opts.late_tolerance_ms);
+        if self.evt.stream_max.len() < plan.srcs.len() {
+            self.evt.stream_max.resize(plan.srcs.len(), None);
+        }
+        if let Some(m) = self.evt.stream_max.get_mut(source) {
+            *m = Some(m.map_or(t.ts, |x| x.max(t.ts)));
+        }
+        // Until every stream has sent an event, nothing is released.
+        let min = plan
+            .srcs
+            .iter()
+            .zip(&self.evt.stream_max)
+            .filter(|(s, _)| s.kind == StreamKind::Stream)
+            .map(|(_, m)| *m)
+            .try_fold(i64::MAX, |acc, m| m.map(|m| acc.min(m)));
         let pos = self.evt.pending.partition_point(|x| x.ts <= t.ts);
         self.evt.pending.insert(pos, t);
+        let Some(min) = min else {
+            return;
+        };
+        let wm = min.saturating_sub(plan.opts.late_tolerance_ms);
         // Release rows up to the watermark in time order.
         let n = self.evt.pending.partition_point(|x| x.ts <= wm);
         let ready: Vec<Tuple> = self.evt.pending.drain(..n).collect();
