@@ -29,6 +29,7 @@ mod mqtt;
 mod plugins;
 mod rest;
 mod scenarios;
+mod sqlbench;
 mod template;
 
 fn main() -> anyhow::Result<()> {
@@ -74,6 +75,12 @@ fn main() -> anyhow::Result<()> {
     }
     if want("l") {
         lookup::lookup_join()?;
+    }
+    if want("j") {
+        sqlbench::table_join()?;
+    }
+    if want("s") {
+        sqlbench::sliding_window()?;
     }
     Ok(())
 }
