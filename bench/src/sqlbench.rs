@@ -37,21 +37,28 @@ fn rss_kb() -> u64 {
 pub fn table_join() -> anyhow::Result<()> {
     const N: i64 = 1_000_000;
     const KEYS: i64 = 10_000;
-    let sel = oort_sql::parser::parse_select(
-        "SELECT s.k, s.v, t.name FROM s INNER JOIN t ON s.k = t.k",
-    )?;
+    let sel =
+        oort_sql::parser::parse_select("SELECT s.k, s.v, t.name FROM s INNER JOIN t ON s.k = t.k")?;
     let plan = engine::compile(&sel, &Two, &QueryOptions::default())?;
     let mut q = plan.instantiate();
     let tschema = Arc::new(Schema::from_strs(&["k", "name"]));
     let rows: Vec<Row> = (0..KEYS)
-        .map(|k| Row::new(tschema.clone(), vec![Value::Int(k), Value::str(&format!("dev{k}"))]))
+        .map(|k| {
+            Row::new(
+                tschema.clone(),
+                vec![Value::Int(k), Value::str(&format!("dev{k}"))],
+            )
+        })
         .collect();
     q.on_table_rows(1, &rows);
     let schema = Arc::new(Schema::from_strs(&["k", "v"]));
     let events: Vec<Arc<Event>> = (0..N)
         .map(|i| {
             Arc::new(Event {
-                row: Row::new(schema.clone(), vec![Value::Int((i * 7919) % KEYS), Value::Int(i)]),
+                row: Row::new(
+                    schema.clone(),
+                    vec![Value::Int((i * 7919) % KEYS), Value::Int(i)],
+                ),
                 meta: None,
                 seq: 0,
                 ts: 1_700_000_000_000 + i / 1000,

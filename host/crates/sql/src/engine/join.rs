@@ -4,9 +4,12 @@
 //! INNER, LEFT, RIGHT, FULL and CROSS are supported; a lookup table (INNER
 //! or LEFT) gives the rows its lookup returns for each left row's keys.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use ahash::AHashMap;
+use oort_core::key::Key;
 use oort_core::{SharedEvent, Value};
 
 use super::expr::Ctx;
@@ -63,12 +66,54 @@ fn candidates<'a>(
     }
 }
 
+/// Hash indexes of the scan tables joined on equi-keys, per JOIN clause,
+/// rebuilt when their table changed since.
+#[derive(Debug, Default)]
+pub(crate) struct TableIndexes {
+    /// Changes per source (scan-table rows added).
+    versions: Vec<u64>,
+    /// Per JOIN clause: the table version it was built at, and the row
+    /// positions by key.
+    built: RefCell<Vec<Option<(u64, AHashMap<Key, Vec<usize>>)>>>,
+}
+
+impl TableIndexes {
+    /// Notes that scan table `src` changed.
+    pub fn changed(&mut self, src: usize) {
+        if self.versions.len() <= src {
+            self.versions.resize(src + 1, 0);
+        }
+        self.versions[src] += 1;
+    }
+
+    fn version(&self, src: usize) -> u64 {
+        self.versions.get(src).copied().unwrap_or(0)
+    }
+}
+
+/// A key of equi-join values, or `None` when one is NULL (which matches
+/// nothing). Values that `=` finds equal hash alike: an integral float is
+/// its integer, a date-time its milliseconds.
+fn index_key(values: Vec<Value>) -> Option<Key> {
+    let mut out = Vec::with_capacity(values.len());
+    for v in values {
+        out.push(match v {
+            Value::Null => return None,
+            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::Int(f as i64),
+            Value::Datetime(ms) => Value::Int(ms),
+            other => other,
+        });
+    }
+    Some(Key(out))
+}
+
 /// Joins `rows` per the plan's JOIN clauses. An error in an ON condition
 /// aborts the whole collection (`run Join error: ...`).
 pub(crate) fn join(
     plan: &Plan,
     rows: &[Tuple],
     tables: &[VecDeque<SharedEvent>],
+    indexes: &TableIndexes,
     lookups: &[Option<Arc<dyn LookupRows>>],
     hits: &Hits,
     win: Option<super::tuple::WinRange>,
@@ -87,7 +132,11 @@ pub(crate) fn join(
             }
         })
         .collect();
-    for j in &plan.joins {
+    for (ji, j) in plan.joins.iter().enumerate() {
+        if let (Some(spec), Some(table)) = (&j.index, tables.get(j.src)) {
+            current = indexed_join(plan, ji, j, spec, table, indexes, current, hits, win)?;
+            continue;
+        }
         if let Some(spec) = &j.lookup {
             let rows = lookups.get(j.src).and_then(Option::as_ref).ok_or_else(|| {
                 let name = plan.sources.get(j.src).map(|s| s.name.as_str());
@@ -161,6 +210,92 @@ pub(crate) fn join(
         current = next;
     }
     Ok(current.iter().map(Combo::tuple).collect())
+}
+
+/// An INNER or LEFT join with a scan table through its hash index: each
+/// left combination meets only the table rows with its key values, and the
+/// whole ON condition is checked on those.
+#[allow(clippy::too_many_arguments)]
+fn indexed_join(
+    plan: &Plan,
+    ji: usize,
+    j: &JoinSpec,
+    spec: &LookupSpec,
+    table: &VecDeque<SharedEvent>,
+    indexes: &TableIndexes,
+    current: Vec<Combo>,
+    hits: &Hits,
+    win: Option<super::tuple::WinRange>,
+) -> Result<Vec<Combo>, String> {
+    let version = indexes.version(j.src);
+    let mut built = indexes.built.borrow_mut();
+    if built.len() <= ji {
+        built.resize_with(ji + 1, || None);
+    }
+    if built[ji].as_ref().is_none_or(|(v, _)| *v != version) {
+        let mut map: AHashMap<Key, Vec<usize>> = AHashMap::with_capacity(table.len());
+        for (i, ev) in table.iter().enumerate() {
+            let vals = spec
+                .keys
+                .iter()
+                .map(|k| ev.row.get(k).cloned().unwrap_or(Value::Null))
+                .collect();
+            if let Some(key) = index_key(vals) {
+                map.entry(key).or_default().push(i);
+            }
+        }
+        built[ji] = Some((version, map));
+    }
+    let Some((_, map)) = &built[ji] else {
+        return Ok(Vec::new());
+    };
+    let mut next = Vec::with_capacity(current.len());
+    for combo in current {
+        let t = combo.tuple();
+        let key = {
+            let ctx = row_ctx(plan, hits, &t, win);
+            let mut vals = Vec::with_capacity(spec.vals.len());
+            for v in &spec.vals {
+                vals.push(v.eval(&ctx).map_err(|e| format!("run Join error: {e}"))?);
+            }
+            index_key(vals)
+        };
+        let mut any = false;
+        for &i in key
+            .as_ref()
+            .and_then(|k| map.get(k))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
+            let Some(rev) = table.get(i) else { continue };
+            let mut parts = combo.parts.clone();
+            if let Some(p) = parts.get_mut(j.src) {
+                *p = Some(rev.clone());
+            }
+            let cand = Combo {
+                parts,
+                analytic: combo.analytic.clone(),
+                ts: combo.ts,
+            };
+            let ok = match &j.on {
+                None => true,
+                Some(on) => {
+                    let ct = cand.tuple();
+                    let ctx = row_ctx(plan, hits, &ct, win);
+                    on.eval_cond(&ctx)
+                        .map_err(|e| format!("run Join error: {e}"))?
+                }
+            };
+            if ok {
+                any = true;
+                next.push(cand);
+            }
+        }
+        if !any && j.kind == JoinKind::Left {
+            next.push(combo);
+        }
+    }
+    Ok(next)
 }
 
 /// One lookup join: for each left combination, the rows the table returns

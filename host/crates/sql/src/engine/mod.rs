@@ -160,6 +160,7 @@ impl QueryPlan {
                 cache: ProjCache::default(),
                 win: p.window.as_ref().map(|w| WinState::new(w, p.incremental)),
                 tables: p.srcs.iter().map(|_| VecDeque::new()).collect(),
+                indexes: join::TableIndexes::default(),
                 lookups: p.srcs.iter().map(|_| None).collect(),
                 buf: Vec::new(),
                 calls: 0,
@@ -199,6 +200,8 @@ struct State {
     win: Option<WinState>,
     /// Scan-table rows per source index.
     tables: Vec<VecDeque<SharedEvent>>,
+    /// Hash indexes of scan tables joined on equi-keys.
+    indexes: join::TableIndexes,
     /// Lookup tables per source index.
     lookups: Vec<Option<Arc<dyn LookupRows>>>,
     /// Scratch argument buffer.
@@ -376,6 +379,7 @@ impl State {
                 while t.len() > retain {
                     t.pop_front();
                 }
+                self.indexes.changed(source);
             }
         }
     }
@@ -504,6 +508,7 @@ impl State {
             plan,
             std::slice::from_ref(&t),
             &self.tables,
+            &self.indexes,
             &self.lookups,
             &self.hits,
             None,

@@ -97,6 +97,10 @@ pub(crate) struct JoinSpec {
     /// A join with a lookup table: its ON split into key lookups and the
     /// rest (then `on` is the rest).
     pub lookup: Option<LookupSpec>,
+    /// An INNER or LEFT join with a scan table whose ON has `table.col =
+    /// other.col` predicates: the table rows are found through a hash index
+    /// on those columns (the whole ON is still checked on each).
+    pub index: Option<LookupSpec>,
 }
 
 /// The equi-join predicates of a lookup join: the table's columns `keys`

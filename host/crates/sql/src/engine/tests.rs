@@ -891,3 +891,51 @@ fn event_time_joins_wait_for_the_slowest_stream() {
     q.on_event(1, &ev(json!({"k": 1, "b": 20}), 1200), &mut out);
     assert_eq!(rows_json(&out), vec![vec![json!({"a": 1, "b": 10})]]);
 }
+
+#[test]
+fn scan_table_joins_find_rows_through_the_key_index() {
+    let c = cat(&[
+        "CREATE STREAM s () WITH (TYPE=\"memory\")",
+        "CREATE TABLE t () WITH (TYPE=\"memory\", RETAIN_SIZE=\"100\")",
+    ]);
+    let table = |q: &mut Query, rows: &[Json]| {
+        let rs: Vec<Row> = rows.iter().map(|j| ev(j.clone(), 0).row.clone()).collect();
+        q.on_table_rows(1, &rs);
+    };
+    for kind in ["INNER", "LEFT"] {
+        let p = plan(
+            &format!("SELECT s.id, t.name FROM s {kind} JOIN t ON s.k = t.k AND t.ok = true"),
+            &c,
+            opts(),
+        );
+        let mut q = p.instantiate();
+        table(
+            &mut q,
+            &[
+                json!({"k": 1, "name": "one", "ok": true}),
+                json!({"k": 2, "name": "two", "ok": false}),
+                json!({"k": 1, "name": "uno", "ok": true}),
+                json!({"name": "nokey", "ok": true}),
+            ],
+        );
+        let mut out = vec![];
+        // 1.0 finds 1; the residual ON drops "two"; a NULL key finds nothing.
+        q.on_event(0, &ev(json!({"id": "a", "k": 1.0}), 1), &mut out);
+        q.on_event(0, &ev(json!({"id": "b", "k": 2}), 2), &mut out);
+        q.on_event(0, &ev(json!({"id": "c"}), 3), &mut out);
+        // The index follows the table.
+        table(&mut q, &[json!({"k": 2, "name": "deux", "ok": true})]);
+        q.on_event(0, &ev(json!({"id": "d", "k": 2}), 4), &mut out);
+        let got = rows_json(&out);
+        let mut want = vec![vec![
+            json!({"id": "a", "name": "one"}),
+            json!({"id": "a", "name": "uno"}),
+        ]];
+        if kind == "LEFT" {
+            want.push(vec![json!({"id": "b"})]);
+            want.push(vec![json!({"id": "c"})]);
+        }
+        want.push(vec![json!({"id": "d", "name": "deux"})]);
+        assert_eq!(got, want, "{kind}");
+    }
+}

@@ -197,7 +197,15 @@ impl State {
     ) {
         if !plan.joins.is_empty() && plan.window.is_some() {
             self.count_in(plan.ops.join);
-            match join::join(plan, &rows, &self.tables, &self.lookups, &self.hits, range) {
+            match join::join(
+                plan,
+                &rows,
+                &self.tables,
+                &self.indexes,
+                &self.lookups,
+                &self.hits,
+                range,
+            ) {
                 Ok(j) => rows = j,
                 Err(e) => {
                     self.exception(plan, plan.ops.join, e, out);

@@ -274,11 +274,21 @@ pub(crate) fn build(
             joins.push(lookup_join(&mut c, j, on.as_ref(), src, &first_name)?);
             continue;
         }
+        let index = match (infos.get(src), on.as_ref()) {
+            (Some(i), Some(on))
+                if i.def.kind == StreamKind::Table
+                    && matches!(j.kind, JoinKind::Inner | JoinKind::Left) =>
+            {
+                table_index(&mut c, on, src)?
+            }
+            _ => None,
+        };
         joins.push(JoinSpec {
             kind: j.kind,
             src,
             on: on.as_ref().map(|o| c.compile(o, Place::On)).transpose()?,
             lookup: None,
+            index,
         });
     }
 
@@ -681,6 +691,7 @@ fn lookup_join(
         return Err(invalid());
     }
     Ok(JoinSpec {
+        index: None,
         kind: j.kind,
         src,
         on: rest.as_ref().map(|r| c.compile(r, Place::On)).transpose()?,
@@ -703,6 +714,50 @@ fn flatten_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
 }
 
 /// `name` when `e` is a column qualified with source `src`'s name or alias.
+/// The hash-index keys of a join with scan table `src`: the ON conjuncts
+/// `table.col = other.col` (both qualified, the other side another source)
+/// or `table.col = literal`. `None` when there is none.
+fn table_index(
+    c: &mut Compiler<'_>,
+    on: &Expr,
+    src: usize,
+) -> Result<Option<LookupSpec>, SqlError> {
+    let mut conjuncts = Vec::new();
+    flatten_and(on, &mut conjuncts);
+    let mut keys: Vec<Arc<str>> = Vec::new();
+    let mut vals = Vec::new();
+    for e in conjuncts {
+        let Expr::Binary {
+            op: BinaryOp::Eq,
+            left,
+            right,
+        } = e
+        else {
+            continue;
+        };
+        let other_side = |x: &Expr| match x {
+            Expr::Column {
+                qualifier: Some(q), ..
+            } => c.src_by_name(q).is_some_and(|s| s != src),
+            Expr::Literal(_) => true,
+            _ => false,
+        };
+        let pair = match (table_col(c, left, src), table_col(c, right, src)) {
+            (Some(k), None) if other_side(right) => Some((k, right.as_ref())),
+            (None, Some(k)) if other_side(left) => Some((k, left.as_ref())),
+            _ => None,
+        };
+        if let Some((k, val)) = pair {
+            if keys.iter().any(|x| x.as_ref() == k) {
+                continue;
+            }
+            keys.push(Arc::from(k));
+            vals.push(c.compile(val, Place::On)?);
+        }
+    }
+    Ok((!keys.is_empty()).then_some(LookupSpec { keys, vals }))
+}
+
 fn table_col<'e>(c: &Compiler<'_>, e: &'e Expr, src: usize) -> Option<&'e str> {
     match e {
         Expr::Column {
