@@ -74,8 +74,11 @@ pub(crate) struct TableIndexes {
     versions: Vec<u64>,
     /// Per JOIN clause: the table version it was built at, and the row
     /// positions by key.
-    built: RefCell<Vec<Option<(u64, AHashMap<Key, Vec<usize>>)>>>,
+    built: RefCell<Vec<Option<(u64, RowsByKey)>>>,
 }
+
+/// Row positions of a scan table by their join-key values.
+type RowsByKey = AHashMap<Key, Vec<usize>>;
 
 impl TableIndexes {
     /// Notes that scan table `src` changed.
