@@ -194,16 +194,9 @@ pub fn compile(graph: &Json) -> Result<Compiled, String> {
     for s in &sources {
         for t in edges.get(s).map(Vec::as_slice).unwrap_or(&[]) {
             match nodes[t].kind {
-                "sink" => {
-                    if !sinks.contains(t) {
-                        sinks.push(t)
-                    }
-                }
-                "operator" => {
-                    if !firsts.contains(t) {
-                        firsts.push(t)
-                    }
-                }
+                "sink" if !sinks.contains(t) => sinks.push(t),
+                "operator" if !firsts.contains(t) => firsts.push(t),
+                "sink" | "operator" => {}
                 _ => return Err(node_err(s, format!("an edge to source node {t}"))),
             }
         }
@@ -232,11 +225,7 @@ pub fn compile(graph: &Json) -> Result<Compiled, String> {
             .collect();
         for t in next {
             match nodes[t].kind {
-                "sink" => {
-                    if !sinks.contains(t) {
-                        sinks.push(t)
-                    }
-                }
+                "sink" if !sinks.contains(t) => sinks.push(t),
                 "source" => return Err(node_err(name, format!("an edge to source node {t}"))),
                 _ => {}
             }
