@@ -263,25 +263,23 @@ impl RuleDef {
                 | "disableBufferFullDiscard"
                 | "enableSaveStateBeforeStop"
                 | "forceExitTimeout"
-                | "experiment" => {
+                | "experiment"
+                // eKuiper's internal edge-controller hook.
+                | "notifySub" => {
                     if !is_unset(v) {
                         return Err(RuleDefError::Options(format!(
                             "option {k} is not supported by Oort (docs/rules.md lists the options it runs)"
                         )));
                     }
                 }
-                // eKuiper's internal edge-controller hook: nothing to run.
-                "notifySub" if v.as_bool() == Some(false) || v.is_null() => {}
                 // Unknown: a warning naming the closest known option.
                 other => {
-                    let near = KNOWN_OPTIONS
-                        .iter()
-                        .map(|k| (strsim::jaro_winkler(k, other), *k))
-                        .filter(|(score, _)| *score > 0.8)
-                        .max_by(|a, b| a.0.total_cmp(&b.0))
-                        .map(|(_, k)| format!("; did you mean {k}?"))
-                        .unwrap_or_default();
-                    tracing::warn!(rule = %self.id, "unknown rule option {other} is ignored{near}");
+                    let near = oort_core::schema::closest(other, KNOWN_OPTIONS);
+                    tracing::warn!(
+                        rule = %self.id,
+                        "{}",
+                        oort_core::schema::unknown_key_message("rule option", other, near)
+                    );
                 }
             }
         }
@@ -477,6 +475,7 @@ mod tests {
             (r#"{"debug":true}"#, "debug"),
             (r#"{"concurrency":4}"#, "concurrency"),
             (r#"{"qos":2}"#, "qos 2"),
+            (r#"{"notifySub":true}"#, "notifySub"),
             (
                 r#"{"restartStrategy":{"attempts":1,"backoff":3}}"#,
                 "restartStrategy.backoff",

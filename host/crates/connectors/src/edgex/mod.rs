@@ -121,8 +121,8 @@ impl SourceFactory for EdgexSourceFactory {
     }
 }
 
-/// A running `edgex` source: an MQTT source whose messages are read as
-/// EdgeX envelopes.
+/// A running `edgex` source: an MQTT, `redisSub` or NATS source whose
+/// messages are read as EdgeX envelopes.
 pub struct EdgexSource {
     inner: Option<Box<dyn Source>>,
     kind: MessageType,

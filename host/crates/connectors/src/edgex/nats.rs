@@ -6,6 +6,7 @@
 //! envelope as the MQTT bus does. The client reconnects and resubscribes by
 //! itself; its connection events drive the connector status.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,13 +40,15 @@ pub struct NatsConf {
 const SUBSCRIPTION_CAPACITY: usize = 8192;
 
 impl NatsConf {
-    /// A client whose connection events update `conn`; the first connect
-    /// must succeed within the connect timeout (later ones are retried by
-    /// the client for ever).
+    /// A client whose connection events update `conn` and count in
+    /// `dropped` the messages the server sent that a full subscription
+    /// dropped; the first connect must succeed within the connect timeout
+    /// (later ones are retried by the client for ever).
     pub async fn connect(
         &self,
         id: &str,
         conn: ConnState,
+        dropped: Arc<AtomicU64>,
     ) -> Result<async_nats::Client, ConnectorError> {
         let mut o = async_nats::ConnectOptions::new()
             .connection_timeout(self.connect_timeout)
@@ -66,12 +69,14 @@ impl NatsConf {
             let events = events.clone();
             let who = who.clone();
             let drops = drops.clone();
+            let dropped = dropped.clone();
             async move {
                 match e {
                     async_nats::Event::Connected => events.connected(),
                     async_nats::Event::Disconnected => events.disconnected("nats: disconnected"),
                     async_nats::Event::Closed => events.disconnected("nats: closed"),
                     async_nats::Event::SlowConsumer(_) => {
+                        dropped.fetch_add(1, Ordering::Relaxed);
                         if let Ok(mut l) = drops.lock() {
                             l.hit(|held| {
                                 tracing::warn!(node = %who, more = held, "edgex: the NATS subscription is full; the server's messages are being dropped")
@@ -111,8 +116,13 @@ impl NatsConf {
     ) -> Result<(), ConnectorError> {
         let mut backoff =
             crate::util::Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let mut reported = 0u64;
         let client = loop {
-            match self.connect(&ctx.id, ctx.conn.clone()).await {
+            match self
+                .connect(&ctx.id, ctx.conn.clone(), dropped.clone())
+                .await
+            {
                 Ok(c) => break c,
                 Err(e) => {
                     tracing::warn!(source = %ctx.id, error = %e, "edgex: nats connect failed; retrying");
@@ -153,6 +163,17 @@ impl NatsConf {
             if !ctx.emit_bytes(msg.payload, Some(Arc::new(meta))).await {
                 break;
             }
+            // Messages the client dropped (the subscription was full) are
+            // exceptions of the source, visible in the rule status.
+            let now = dropped.load(Ordering::Relaxed);
+            if now > reported {
+                let n = now - reported;
+                reported = now;
+                let e = format!("nats: {n} message(s) dropped: the subscription was full ({SUBSCRIPTION_CAPACITY} held)");
+                if !ctx.emit(oort_core::SourceMsg::Error(e)).await {
+                    break;
+                }
+            }
         }
         let _ = sub.unsubscribe().await;
         Ok(())
@@ -172,7 +193,9 @@ impl NatsPublisher {
 
     pub async fn connect(&mut self, id: &str, conn: &ConnState) -> Result<(), ConnectorError> {
         if self.client.is_none() {
-            self.client = Some(self.conf.connect(id, conn.clone()).await?);
+            // A publisher subscribes to nothing: nothing to drop.
+            let none = Arc::new(AtomicU64::new(0));
+            self.client = Some(self.conf.connect(id, conn.clone(), none).await?);
         }
         Ok(())
     }

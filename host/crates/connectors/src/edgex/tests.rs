@@ -311,3 +311,55 @@ async fn sink_to_source_through_the_nats_bus() {
         }
     }
 }
+
+/// Messages the NATS client drops because the subscription is full (a rule
+/// not keeping up) are exceptions of the source, not lost silently.
+#[tokio::test]
+async fn nats_subscription_drops_are_reported() {
+    use super::nats::{NatsConf, NatsFormat};
+    let subject = format!("oort.edgex.drops.{}", uuid::Uuid::new_v4().simple());
+    let conf = NatsConf {
+        url: "nats://127.0.0.1:4222".into(),
+        name: None,
+        user: None,
+        password: None,
+        format: NatsFormat::Nats,
+        connect_timeout: std::time::Duration::from_secs(5),
+        queue_group: None,
+    };
+    let cancel = CancellationToken::new();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let ctx = SourceContext::new("drops", cancel.clone(), tx);
+    let conn = ctx.conn.clone();
+    let subj = subject.clone();
+    let task = tokio::spawn(async move { conf.run_source(&subj, &ctx).await });
+    while conn.snapshot().status != oort_core::ConnStatus::Connected {
+        tokio::task::yield_now().await;
+    }
+    // Nothing reads `rx` while 20,000 messages arrive: the subscription
+    // (8,192 held) overflows.
+    let raw = async_nats::connect("127.0.0.1:4222").await.unwrap();
+    // The source's subscription is registered once a probe comes back.
+    let mut probe = raw.subscribe(subject.clone()).await.unwrap();
+    raw.flush().await.unwrap();
+    for i in 0..20_000u32 {
+        raw.publish(subject.clone(), i.to_string().into())
+            .await
+            .unwrap();
+    }
+    raw.flush().await.unwrap();
+    let _ = futures::StreamExt::next(&mut probe).await;
+    let mut reported = None;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while reported.is_none() && std::time::Instant::now() < deadline {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await {
+            Ok(Some(SourceMsg::Error(e))) if e.contains("dropped") => reported = Some(e),
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    let e = reported.expect("the drops are reported as a source exception");
+    assert!(e.contains("subscription was full"), "{e}");
+    cancel.cancel();
+    let _ = task.await.unwrap();
+}
