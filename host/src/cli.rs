@@ -135,7 +135,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         crate::runtime::sink::compress::set_aes_key(&cfg.sink.aes_key)
             .map_err(anyhow::Error::msg)?;
     }
-    let mgr = Manager::open_in(env, registry)?;
+    let mgr = Manager::open_with(env, registry, &cfg.store.ext_state()?)?;
     if let Some(p) = plugins.clone() {
         mgr.conf()
             .set_packaged(std::sync::Arc::new(move |kind, typ| {

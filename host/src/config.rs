@@ -29,6 +29,80 @@ pub struct Config {
     pub file: FileConfig,
     pub outbound: OutboundConfig,
     pub source: SourceSettings,
+    pub store: StoreSettings,
+}
+
+/// eKuiper's `store` section: where `get_keyed_state` reads its external
+/// state (`extStateType`). Oort's own state is always in the data dir's
+/// SQLite store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// eKuiper's main store type: only `sqlite` (what Oort uses).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `sqlite` (table `keyed_state` of `<data-dir>/extState.db`) or
+    /// `redis` (plain keys).
+    #[serde(rename = "extStateType", alias = "ext_state_type")]
+    pub ext_state_type: String,
+    pub redis: StoreRedis,
+}
+
+/// The Redis server of `extStateType: redis`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreRedis {
+    pub host: String,
+    pub port: u16,
+    pub password: String,
+    /// Milliseconds to wait for an answer.
+    pub timeout: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            kind: "sqlite".into(),
+            ext_state_type: "sqlite".into(),
+            redis: StoreRedis::default(),
+        }
+    }
+}
+
+impl Default for StoreRedis {
+    fn default() -> Self {
+        StoreRedis {
+            host: "127.0.0.1".into(),
+            port: 6379,
+            password: String::new(),
+            timeout: 1000,
+        }
+    }
+}
+
+impl StoreSettings {
+    /// The keyed-state backend these settings name.
+    pub fn ext_state(&self) -> Result<crate::runtime::keyed_state::ExtState, ConfigError> {
+        use crate::runtime::keyed_state::ExtState;
+        if !self.kind.eq_ignore_ascii_case("sqlite") {
+            return Err(ConfigError::Invalid(format!(
+                "store.type: {} is not supported: Oort keeps its state in SQLite (extStateType may be redis)",
+                self.kind
+            )));
+        }
+        match self.ext_state_type.to_ascii_lowercase().as_str() {
+            "sqlite" => Ok(ExtState::Sqlite),
+            "redis" => Ok(ExtState::Redis {
+                host: self.redis.host.clone(),
+                port: self.redis.port,
+                password: self.redis.password.clone(),
+                timeout: std::time::Duration::from_millis(self.redis.timeout.clamp(1, 60_000)),
+            }),
+            other => Err(ConfigError::Invalid(format!(
+                "store.extStateType: {other} is not supported (use sqlite or redis)"
+            ))),
+        }
+    }
 }
 
 /// Server-wide source settings (eKuiper's `source` section).
@@ -275,6 +349,7 @@ impl Default for Config {
             file: FileConfig::default(),
             outbound: OutboundConfig::default(),
             source: SourceSettings::default(),
+            store: StoreSettings::default(),
         }
     }
 }
@@ -390,6 +465,39 @@ fn set_path(doc: &mut serde_yaml_ng::Value, keys: &[String], raw: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The key listing of docs/configuration.md is a valid file.
+    #[test]
+    fn documented_config_file_parses() {
+        let doc = include_str!("../../docs/configuration.md");
+        let start = doc.find("# oort.yaml").expect("listing");
+        let body = &doc[start..];
+        let yaml = &body[..body.find("```").expect("end of listing")];
+        let c: Config = serde_yaml_ng::from_str(yaml).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.store.ext_state().unwrap(),
+            crate::runtime::keyed_state::ExtState::Sqlite
+        );
+        let mut r = c.store.clone();
+        r.ext_state_type = "Redis".into();
+        assert!(matches!(
+            r.ext_state().unwrap(),
+            crate::runtime::keyed_state::ExtState::Redis { port: 6379, .. }
+        ));
+        r.ext_state_type = "fdb".into();
+        assert!(r
+            .ext_state()
+            .unwrap_err()
+            .to_string()
+            .contains("extStateType"));
+        r.ext_state_type = "sqlite".into();
+        r.kind = "redis".into();
+        assert!(r
+            .ext_state()
+            .unwrap_err()
+            .to_string()
+            .contains("store.type"));
+    }
 
     #[test]
     fn defaults_then_file_then_env() {

@@ -26,6 +26,8 @@ impl Manager {
             is_event_time: opts.is_event_time,
             late_tolerance_ms: opts.late_tolerance.as_millis() as i64,
             rule_id: def.id.clone(),
+            send_meta: opts.send_meta_to_sink,
+            host: Some(self.inner.rule_host.clone()),
         };
         let plan = engine::compile(&select, self.inner.as_ref(), &qopts)?;
         let sources: Vec<String> = plan.sources().iter().map(|s| s.name.clone()).collect();

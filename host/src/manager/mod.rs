@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     tables: RwLock<BTreeMap<String, StreamEntry>>,
     rules: tokio::sync::Mutex<BTreeMap<String, RuleEntry>>,
     hubs: Mutex<HashMap<String, Arc<Hub>>>,
+    /// What running queries ask of the server (keyed state, `delay`).
+    rule_host: oort_sql::engine::HostRef,
 }
 
 /// Cheap to clone handle to the engine state.
@@ -121,6 +123,19 @@ impl Manager {
 
     /// A manager over the data dir of `env`, its connectors getting `env`.
     pub fn open_in(env: ConnectorEnv, registry: Registry) -> anyhow::Result<Manager> {
+        Self::open_with(
+            env,
+            registry,
+            &crate::runtime::keyed_state::ExtState::Sqlite,
+        )
+    }
+
+    /// [`Manager::open_in`] with `get_keyed_state` reading from `ext`.
+    pub fn open_with(
+        env: ConnectorEnv,
+        registry: Registry,
+        ext: &crate::runtime::keyed_state::ExtState,
+    ) -> anyhow::Result<Manager> {
         let data_dir = env
             .data_dir()
             .ok_or_else(|| anyhow::anyhow!("the connector context has no data dir"))?
@@ -128,7 +143,10 @@ impl Manager {
         let store = Store::open(&data_dir)?;
         let conf = ConfKeys::init(&data_dir, store.clone(), &registry)?;
         let schemas = crate::schemas::Schemas::open(&data_dir)?;
+        let rule_host = crate::runtime::keyed_state::ServerHost::new(&data_dir, ext)
+            .map_err(anyhow::Error::msg)?;
         let inner = Arc::new(Inner {
+            rule_host: oort_sql::engine::HostRef(Arc::new(rule_host)),
             data_dir,
             env,
             store,

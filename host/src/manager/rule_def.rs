@@ -37,6 +37,8 @@ pub struct RuleOptions {
     pub buffer_length: usize,
     pub send_nil_field: bool,
     pub send_error: bool,
+    /// Each row carries its event's metadata as `__meta` (`sendMetaToSink`).
+    pub send_meta_to_sink: bool,
     pub qos: u8,
     /// How often a `qos` >= 1 rule takes a checkpoint (eKuiper: 5 minutes).
     pub checkpoint_interval: Duration,
@@ -51,6 +53,7 @@ impl Default for RuleOptions {
             buffer_length: 1024,
             send_nil_field: false,
             send_error: false,
+            send_meta_to_sink: false,
             qos: 0,
             checkpoint_interval: Duration::from_secs(300),
             restart: RestartStrategy::default(),
@@ -200,14 +203,10 @@ impl RuleDef {
                     o.send_nil_field = v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))?
                 }
                 "sendError" => o.send_error = v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))?,
-                // Not run by Oort yet: refused when asked for.
                 "sendMetaToSink" => {
-                    if v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))? {
-                        return Err(RuleDefError::Options(
-                            "option sendMetaToSink is not supported yet: select meta(...) into the result instead".into(),
-                        ));
-                    }
+                    o.send_meta_to_sink = v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))?
                 }
+                // Not run by Oort yet: refused when asked for.
                 "debug" => {
                     if v.as_bool().ok_or_else(|| bad(k, v, "a boolean"))? {
                         return Err(RuleDefError::Options(
@@ -471,7 +470,7 @@ mod tests {
                 r#"{"enableSaveStateBeforeStop":true}"#,
                 "enableSaveStateBeforeStop",
             ),
-            (r#"{"sendMetaToSink":true}"#, "sendMetaToSink"),
+            (r#"{"sendMetaToSink":"yes"}"#, "sendMetaToSink"),
             (r#"{"debug":true}"#, "debug"),
             (r#"{"concurrency":4}"#, "concurrency"),
             (r#"{"qos":2}"#, "qos 2"),

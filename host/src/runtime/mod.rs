@@ -3,6 +3,7 @@
 //! path of one event.
 
 pub mod hub;
+pub mod keyed_state;
 pub mod lookup;
 pub mod metrics;
 pub mod rule;

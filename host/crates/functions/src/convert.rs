@@ -99,7 +99,8 @@ fn parse_go_bool(s: &str) -> Option<bool> {
 
 /// `cast(x, type)` with eKuiper's `CONVERT_ALL` rules. Datetimes cast to
 /// `bigint`/`float` give unix ms; to `string`, RFC 3339 with milliseconds.
-pub(crate) fn cast_value(v: &Value, ty: &str) -> FnResult {
+/// `ty` is one of [`CAST_TYPES`].
+pub fn cast_value(v: &Value, ty: &str) -> FnResult {
     match ty {
         "bigint" => match v {
             Value::Int(i) | Value::Datetime(i) => Ok(Value::Int(*i)),

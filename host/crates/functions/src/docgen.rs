@@ -64,6 +64,22 @@ const ENGINE: &[(&str, &str, &str)] = &[
     ),
     ("unnest", "1", "one output row per array element"),
     ("rule_id", "0", "the rule's id"),
+    ("rule_start", "0", "when the rule started (unix ms)"),
+    (
+        "get_keyed_state",
+        "3",
+        "external keyed state: `get_keyed_state(key, type, default)` (`store.extStateType`)",
+    ),
+    (
+        "delay",
+        "2",
+        "holds the rule `ms` (at most 60,000) and returns the value: `delay(ms, value)`",
+    ),
+    (
+        "extract",
+        "1",
+        "one output row with the object's keys as columns",
+    ),
 ];
 
 /// The page.

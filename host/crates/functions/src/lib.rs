@@ -62,7 +62,7 @@ use std::sync::LazyLock;
 use ahash::AHashMap;
 use oort_core::Value;
 
-pub use convert::CAST_TYPES;
+pub use convert::{cast_value, CAST_TYPES};
 pub use error::FnError;
 pub use time::{set_timezone, timezone_name};
 pub use validate::check_call;

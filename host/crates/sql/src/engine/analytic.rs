@@ -377,6 +377,7 @@ mod tests {
             hits,
             agg_hits: (0, 0),
             rule_id: "",
+            host: None,
         }
     }
 

@@ -34,6 +34,7 @@ pub(crate) struct Ctx<'a> {
     /// current emission started.
     pub agg_hits: (i64, i64),
     pub rule_id: &'a str,
+    pub host: Option<&'a dyn super::RuleHost>,
 }
 
 impl Ctx<'_> {
@@ -147,9 +148,29 @@ pub(crate) enum CExpr {
         update: bool,
     },
     RuleId,
+    RuleStart,
+    /// `get_keyed_state(key, type, default)`: the host's keyed state cast to
+    /// `ty` (bigint, float, string, boolean, datetime; a column: at run time).
+    KeyedState {
+        key: Box<CExpr>,
+        ty: Box<CExpr>,
+        default: Box<CExpr>,
+    },
+    /// `delay(ms, value)`: holds the rule, then returns `value`.
+    Delay {
+        ms: Box<CExpr>,
+        value: Box<CExpr>,
+    },
     /// `*` as a function argument: the whole row as an object.
     RowObject,
 }
+
+/// Longest `delay()` (a longer one is an error: a rule must stay stoppable).
+pub(crate) const MAX_DELAY_MS: i64 = 60_000;
+
+/// The types `get_keyed_state` casts to.
+pub(crate) const KEYED_STATE_TYPES: [&str; 5] =
+    ["bigint", "float", "string", "boolean", "datetime"];
 
 fn to_index(v: &Value) -> Result<i64, String> {
     match v {
@@ -486,6 +507,59 @@ impl CExpr {
                 }
             }
             CExpr::RuleId => Ok(Value::str(ctx.rule_id)),
+            CExpr::RuleStart => Ok(Value::Int(ctx.hits.rule_start)),
+            CExpr::KeyedState { key, ty, default } => {
+                let key = match key.eval(ctx)? {
+                    Value::Str(k) => k,
+                    other => return Err(format!("key {} is not a string", go_desc(&other))),
+                };
+                let ty = match ty.eval(ctx)? {
+                    Value::Str(t) if KEYED_STATE_TYPES.contains(&&*t) => t,
+                    other => {
+                        return Err(format!(
+                            "expect one of following value for the 2nd parameter: bigint, float, string, boolean, datetime; got {}",
+                            go_desc(&other)
+                        ))
+                    }
+                };
+                let found = match ctx.host {
+                    Some(h) => h.keyed_state(&key)?,
+                    None => None,
+                };
+                match found {
+                    Some(v) => oort_functions::cast_value(&v, &ty).map_err(|e| e.to_string()),
+                    None => default.eval(ctx),
+                }
+            }
+            CExpr::Delay { ms, value } => {
+                let ms = match ms.eval(ctx)? {
+                    Value::Null => return Ok(Value::Null),
+                    Value::Int(i) => i,
+                    Value::Float(f) if f.fract() == 0.0 => f as i64,
+                    other => {
+                        return Err(format!(
+                            "delay: {} is not an integer number of milliseconds",
+                            go_desc(&other)
+                        ))
+                    }
+                };
+                let v = value.eval(ctx)?;
+                if v.is_null() {
+                    return Ok(Value::Null);
+                }
+                if ms > MAX_DELAY_MS {
+                    return Err(format!(
+                        "delay: {ms} ms is longer than the longest delay, {MAX_DELAY_MS} ms"
+                    ));
+                }
+                // A negative delay does not wait (Go's time.Sleep).
+                let ms = ms.max(0).unsigned_abs();
+                match ctx.host {
+                    Some(h) => h.sleep(ms),
+                    None => std::thread::sleep(std::time::Duration::from_millis(ms)),
+                }
+                Ok(v)
+            }
             CExpr::RowObject => Ok(ctx.tuple.map(|t| t.to_object()).unwrap_or(Value::Null)),
         }
     }
@@ -540,6 +614,7 @@ mod tests {
             hits,
             agg_hits: (0, 0),
             rule_id: "r",
+            host: None,
         }
     }
 

@@ -59,7 +59,40 @@ pub struct QueryOptions {
     /// Watermark lag behind the largest event time seen (`lateTolerance`).
     pub late_tolerance_ms: i64,
     pub rule_id: String,
+    /// Each output row carries its event's metadata under [`META_KEY`]
+    /// (`sendMetaToSink`; rules without windows or joins).
+    pub send_meta: bool,
+    /// What the query asks of its host while it runs (`get_keyed_state`,
+    /// `delay`); `None`: keyed state is absent and `delay` sleeps the thread.
+    pub host: Option<HostRef>,
 }
+
+/// The column of an event's metadata in rows of a `sendMetaToSink` rule.
+pub const META_KEY: &str = "__meta";
+
+/// Services a running query asks of the server that runs it.
+pub trait RuleHost: Send + Sync + std::fmt::Debug {
+    /// eKuiper's external keyed state: the value stored under `key`
+    /// (`None` when there is none). Runs on the rule's task.
+    fn keyed_state(&self, key: &str) -> Result<Option<Value>, String>;
+    /// Holds the rule for `ms` milliseconds (`delay()`); the host lets its
+    /// other work go on meanwhile.
+    fn sleep(&self, ms: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
+/// A shared [`RuleHost`]; options compare equal when they share one.
+#[derive(Clone, Debug)]
+pub struct HostRef(pub Arc<dyn RuleHost>);
+
+impl PartialEq for HostRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for HostRef {}
 
 impl Default for QueryOptions {
     fn default() -> Self {
@@ -69,6 +102,8 @@ impl Default for QueryOptions {
             is_event_time: false,
             late_tolerance_ms: 1000,
             rule_id: String::new(),
+            send_meta: false,
+            host: None,
         }
     }
 }
@@ -148,7 +183,10 @@ impl QueryPlan {
             plan: self.inner.clone(),
             st: State {
                 metrics: vec![OpMetrics::default(); p.ops.names.len()],
-                hits: Hits::default(),
+                hits: Hits {
+                    rule_start: now_ms(),
+                    ..Hits::default()
+                },
                 analytic: p
                     .analytic
                     .iter()
@@ -240,7 +278,16 @@ fn mk_ctx<'a>(
         hits,
         agg_hits,
         rule_id: &plan.opts.rule_id,
+        host: plan.opts.host.as_ref().map(|h| &*h.0),
     }
+}
+
+/// Wall-clock milliseconds since the epoch (`rule_start()`).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 impl Query {

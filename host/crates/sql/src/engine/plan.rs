@@ -13,10 +13,10 @@ use oort_functions::AggregateFunc;
 
 use super::analytic::{AKind, AnalyticDef};
 use super::display::ek_string;
-use super::expr::{CExpr, LikePat};
+use super::expr::{CExpr, LikePat, KEYED_STATE_TYPES, MAX_DELAY_MS};
 use super::ops::like_regex;
 use super::validate::Validator;
-use super::{Catalog, QueryOptions, SourceRef};
+use super::{Catalog, QueryOptions, SourceRef, META_KEY};
 use crate::ast::{
     BinaryOp, Column, Expr, JoinKind, Literal, Select, SelectItem, StreamDef, StreamKind, TimeUnit,
     UnaryOp, WindowKind,
@@ -147,10 +147,13 @@ pub(crate) enum ProjItem {
         star: bool,
         label: String,
     },
+    /// `unnest(array)`, or `extract(object)` (one row, the object's keys
+    /// as columns).
     Unnest {
         name: Arc<str>,
         expr: CExpr,
         label: String,
+        extract: bool,
     },
 }
 
@@ -266,7 +269,7 @@ fn plan_err(msg: impl Into<String>) -> SqlError {
 }
 
 /// Functions the engine implements itself (not looked up in the library).
-fn engine_fn(name: &str) -> bool {
+pub(crate) fn engine_fn(name: &str) -> bool {
     matches!(
         name,
         "window_start"
@@ -277,12 +280,16 @@ fn engine_fn(name: &str) -> bool {
             | "meta"
             | "mqtt"
             | "rule_id"
+            | "rule_start"
+            | "get_keyed_state"
+            | "delay"
             | "last_hit_count"
             | "last_hit_time"
             | "last_agg_hit_count"
             | "last_agg_hit_time"
             | "changed_cols"
             | "unnest"
+            | "extract"
     ) || AKind::from_name(name).is_some()
 }
 

@@ -277,8 +277,19 @@ pub(crate) fn project(
                     b.set(Arc::from(format!("{prefix}{n}").as_str()), v);
                 }
             }
-            ProjItem::Unnest { name, expr, label } => {
-                let v = expr.eval(ctx).map_err(|e| sel_err(label, e))?;
+            ProjItem::Unnest {
+                name,
+                expr,
+                label,
+                extract,
+            } => {
+                let mut v = expr.eval(ctx).map_err(|e| sel_err(label, e))?;
+                if *extract {
+                    v = match v {
+                        Value::Object(_) | Value::Null => Value::Array(Arc::new(vec![v])),
+                        _ => return Err(sel_err(label, "extract should use map".to_string())),
+                    };
+                }
                 unnest = Some((name.clone(), v, label));
             }
         }

@@ -939,3 +939,217 @@ fn scan_table_joins_find_rows_through_the_key_index() {
         assert_eq!(got, want, "{kind}");
     }
 }
+
+/// A host whose keyed state is a fixed map and whose sleep is recorded.
+#[derive(Debug, Default)]
+struct MapHost {
+    slept: std::sync::Mutex<Vec<u64>>,
+}
+
+impl RuleHost for MapHost {
+    fn keyed_state(&self, key: &str) -> Result<Option<Value>, String> {
+        Ok(match key {
+            "limit" => Some(Value::str("42")),
+            "ratio" => Some(Value::str("0.5")),
+            "broken" => return Err("store down".into()),
+            _ => None,
+        })
+    }
+    fn sleep(&self, ms: u64) {
+        self.slept.lock().unwrap().push(ms);
+    }
+}
+
+#[test]
+fn keyed_state_delay_and_rule_start() {
+    let host = Arc::new(MapHost::default());
+    let o = QueryOptions {
+        host: Some(HostRef(host.clone())),
+        ..opts()
+    };
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let p = plan(
+        "SELECT get_keyed_state(\"limit\", \"bigint\", 0) AS l, \
+         get_keyed_state(\"ratio\", \"float\", 1.0) AS r, \
+         get_keyed_state(\"absent\", \"bigint\", -1) AS d, \
+         get_keyed_state(k, \"string\", \"none\") AS c, \
+         delay(5, a) AS x, rule_start() AS st FROM s",
+        &s_cat(),
+        o.clone(),
+    );
+    let mut q = p.instantiate();
+    let mut out = vec![];
+    q.on_event(0, &ev(json!({"a": 7, "k": "limit"}), 1), &mut out);
+    let got = rows_json(&out);
+    let row = &got[0][0];
+    assert_eq!(row["l"], json!(42));
+    assert_eq!(row["r"], json!(0.5));
+    assert_eq!(row["d"], json!(-1));
+    assert_eq!(row["c"], json!("42"));
+    assert_eq!(row["x"], json!(7));
+    let st = row["st"].as_i64().unwrap();
+    assert!(st >= before && st < before + 60_000, "{st}");
+    assert_eq!(*host.slept.lock().unwrap(), vec![5]);
+
+    // A nil argument: no wait, nil result (eKuiper's check).
+    out.clear();
+    q.on_event(0, &ev(json!({"k": "limit"}), 2), &mut out);
+    assert_eq!(host.slept.lock().unwrap().len(), 1);
+
+    // A failing store is an error row, not a default.
+    let p = plan(
+        "SELECT get_keyed_state(\"broken\", \"bigint\", 0) AS l FROM s",
+        &s_cat(),
+        o.clone(),
+    );
+    let mut q = p.instantiate();
+    out.clear();
+    q.on_event(0, &ev(json!({}), 1), &mut out);
+    assert!(format!("{:?}", rows_json(&out)).contains("store down"));
+
+    // Too long a delay at run time.
+    let p = plan("SELECT delay(d, 1) AS x FROM s", &s_cat(), o.clone());
+    let mut q = p.instantiate();
+    out.clear();
+    q.on_event(0, &ev(json!({"d": 3_600_000}), 1), &mut out);
+    assert!(format!("{:?}", rows_json(&out)).contains("longest delay"));
+}
+
+#[test]
+fn extract_expands_an_object_into_columns() {
+    let got = feed(
+        "SELECT id, extract(m) FROM s",
+        &[
+            (json!({"id": 1, "m": {"x": 1, "y": "b"}}), 1),
+            (json!({"id": 2, "m": 3}), 2),
+        ],
+        3,
+    );
+    assert_eq!(got[0], vec![json!({"id": 1, "x": 1, "y": "b"})]);
+    assert!(
+        format!("{:?}", got[1]).contains("extract should use map"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn keyed_state_and_delay_are_checked_at_creation() {
+    let c = s_cat();
+    for (sql, want) in [
+        (
+            "SELECT get_keyed_state(\"a\", \"int\", 0) FROM s",
+            "expect one of following value for the 2nd parameter",
+        ),
+        (
+            "SELECT get_keyed_state(\"a\", 1, 0) FROM s",
+            "Expect string type for parameter 2",
+        ),
+        (
+            "SELECT get_keyed_state(\"a\", \"bigint\") FROM s",
+            "Expect 3 arguments but found 2",
+        ),
+        (
+            "SELECT delay(\"1s\", a) FROM s",
+            "Expect number - float or int type for parameter 1",
+        ),
+        ("SELECT delay(3600000, a) FROM s", "longest delay"),
+        ("SELECT rule_start(1) FROM s", "Expect 0 arguments"),
+        (
+            "SELECT abs(\"x\") FROM s",
+            "Expect number - float or int type for parameter 1",
+        ),
+        (
+            "SELECT cast(a, \"int\") FROM s",
+            "following value for the 2nd parameter",
+        ),
+    ] {
+        let sel = parse_select(sql).unwrap();
+        match compile(&sel, &c, &opts()) {
+            Ok(_) => panic!("{sql}: accepted"),
+            Err(e) => assert!(e.to_string().contains(want), "{sql}: {e}"),
+        }
+    }
+}
+
+/// Every name of eKuiper's function catalogue resolves (library or engine).
+#[test]
+fn every_ekuiper_function_is_known() {
+    // From eKuiper's function reference (../shared/docs/ekuiper-compat.md, 4.6).
+    let names = "abs acos asin atan atan2 bitand bitor bitxor bitnot ceil ceiling cos cosh exp \
+        floor ln log mod pi power pow rand round sign sin sinh sqrt tan tanh cot radians degrees \
+        conv concat endswith indexof length lower lpad ltrim numbytes regexp_matches \
+        regexp_replace regexp_substr reverse rpad rtrim substring startswith split_value trim \
+        upper format format_time cast convert_tz to_seconds encode decode compress decompress \
+        trunc chr hex2dec dec2hex md5 sha1 sha256 sha384 sha512 crc32 to_json parse_json \
+        json_path_exists json_path_query json_path_query_first now current_timestamp \
+        local_time local_timestamp cur_date current_date cur_time current_time date_calc \
+        date_diff day_name day_of_month day day_of_week day_of_year from_days from_unix_time \
+        hour last_day microsecond minute month month_name second cardinality array_create \
+        array_position element_at array_contains array_remove array_last_position \
+        array_contains_any array_intersect array_union array_max array_min array_except repeat \
+        sequence array_cardinality array_flatten array_distinct array_map array_join \
+        array_shuffle array_sort array_concat kvpair_array_to_obj keys values object zip items \
+        object_concat object_construct erase object_size object_pick obj_to_kvpair_array \
+        unnest extract row_number window_start window_end window_trigger event_time bypass props \
+        isnull coalesce newuuid tstamp mqtt meta rule_id rule_start get_keyed_state delay \
+        avg count max min sum collect merge_agg deduplicate stddev stddevs var vars median \
+        percentile_cont percentile_disc last_value lag latest changed_col had_changed \
+        changed_cols acc_sum acc_min acc_max acc_count acc_avg last_hit_count last_hit_time \
+        last_agg_hit_count last_agg_hit_time";
+    let missing: Vec<&str> = names
+        .split_whitespace()
+        .filter(|n| {
+            !plan::engine_fn(n)
+                && oort_functions::scalar(n).is_none()
+                && !oort_functions::is_aggregate(n)
+        })
+        .collect();
+    assert!(missing.is_empty(), "unknown functions: {missing:?}");
+}
+
+#[test]
+fn send_meta_to_sink_adds_the_metadata_column() {
+    let o = QueryOptions {
+        send_meta: true,
+        ..opts()
+    };
+    let p = plan("SELECT a FROM s WHERE a > 1", &s_cat(), o.clone());
+    let mut q = p.instantiate();
+    let mut meta = oort_core::Map::new();
+    meta.insert(Arc::from("topic"), Value::str("t/1"));
+    let Value::Object(m) = Value::from_json(&json!({"a": 2})) else {
+        panic!()
+    };
+    let e = Arc::new(Event {
+        row: Row::from_map(&m),
+        meta: Some(Arc::new(meta)),
+        seq: 0,
+        ts: 1,
+    });
+    let mut out = vec![];
+    q.on_event(0, &e, &mut out);
+    // An event without metadata gets no column (eKuiper sets it only when present).
+    q.on_event(0, &ev(json!({"a": 3}), 2), &mut out);
+    assert_eq!(
+        rows_json(&out),
+        vec![
+            vec![json!({"a": 2, "__meta": {"topic": "t/1"}})],
+            vec![json!({"a": 3})]
+        ]
+    );
+    for sql in [
+        "SELECT count(*) FROM s GROUP BY TUMBLINGWINDOW(ss, 1)",
+        "SELECT * FROM s INNER JOIN t ON s.a = t.a",
+    ] {
+        let c = cat(&[
+            "CREATE STREAM s () WITH (TYPE=\"memory\")",
+            "CREATE TABLE t () WITH (TYPE=\"memory\", RETAIN_SIZE=\"100\")",
+        ]);
+        let sel = parse_select(sql).unwrap();
+        let e = compile(&sel, &c, &o).unwrap_err().to_string();
+        assert!(e.contains("sendMetaToSink"), "{sql}: {e}");
+    }
+}

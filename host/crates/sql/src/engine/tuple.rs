@@ -95,9 +95,11 @@ pub(crate) struct WinRange {
     pub trigger: i64,
 }
 
-/// Per-rule counters behind `last_hit_*` and `last_agg_hit_*`.
+/// Per-run rule state read by functions: the counters behind `last_hit_*`
+/// and `last_agg_hit_*`, and the start time `rule_start()` returns.
 #[derive(Debug, Default)]
 pub(crate) struct Hits {
+    pub rule_start: i64,
     pub count: Cell<i64>,
     pub time: Cell<i64>,
     pub agg_count: Cell<i64>,

@@ -10,7 +10,7 @@ use base64::Engine;
 use oort_core::{Event, Map, Row, Schema, SharedEvent, Value};
 
 use super::ops::go_fmt;
-use crate::ast::{Column, DataType, Literal};
+use crate::ast::{Column, DataType};
 
 /// Go type names as eKuiper's mock/test sources produce them.
 fn conv_type(v: &Value) -> &'static str {
@@ -29,16 +29,6 @@ fn conv_type(v: &Value) -> &'static str {
 
 fn cannot(v: &Value, to: &str) -> String {
     format!("cannot convert {}({}) to {to}", conv_type(v), go_fmt(v))
-}
-
-fn literal_value(l: &Literal) -> Value {
-    match l {
-        Literal::Null => Value::Null,
-        Literal::Bool(b) => Value::Bool(*b),
-        Literal::Int(i) => Value::Int(*i),
-        Literal::Float(f) => Value::Float(*f),
-        Literal::Str(s) => Value::str(s),
-    }
 }
 
 /// One checked column.
@@ -64,7 +54,7 @@ impl Validator {
             .map(|c| Field {
                 name: Arc::from(c.name.as_str()),
                 ty: c.ty.clone(),
-                default: c.default.as_ref().map(literal_value),
+                default: c.default.as_ref().map(super::plan::lit_value),
             })
             .collect();
         (!fields.is_empty()).then_some(Validator { fields })
@@ -227,7 +217,7 @@ fn convert_struct(cols: &[Column], o: &Arc<Map>) -> Result<Option<Value>, String
             None => match &c.default {
                 Some(d) => {
                     out.get_or_insert_with(|| o.as_ref().clone())
-                        .insert(Arc::from(c.name.as_str()), literal_value(d));
+                        .insert(Arc::from(c.name.as_str()), super::plan::lit_value(d));
                 }
                 None => return Err(format!("field {} is not found", c.name)),
             },
@@ -239,6 +229,7 @@ fn convert_struct(cols: &[Column], o: &Arc<Map>) -> Result<Option<Value>, String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ast::Literal;
 
     fn col(name: &str, ty: DataType) -> Column {
         Column {

@@ -378,22 +378,25 @@ pub(crate) fn build(
                         });
                         n_changed += 1;
                     }
-                    Expr::Call { name, args, .. } if name == "unnest" => {
+                    Expr::Call { name, args, .. } if name == "unnest" || name == "extract" => {
                         let [arg] = args.as_slice() else {
                             return Err(plan_err(format!(
-                                "validate function unnest error: Expect 1 arguments but found {}.",
+                                "validate function {name} error: Expect 1 arguments but found {}.",
                                 args.len()
                             )));
                         };
                         n_unnest += 1;
                         if n_unnest > 1 {
-                            return Err(plan_err("only one unnest function is allowed in SELECT"));
+                            return Err(plan_err(
+                                "only one set-returning function (unnest, extract) is allowed in SELECT",
+                            ));
                         }
-                        let nm = alias.clone().unwrap_or_else(|| "unnest".to_string());
+                        let nm = alias.clone().unwrap_or_else(|| name.clone());
                         items.push(ProjItem::Unnest {
                             name: Arc::from(nm.as_str()),
                             expr: c.compile(arg, Place::Select)?,
                             label,
+                            extract: name == "extract",
                         });
                     }
                     _ => {
@@ -418,6 +421,20 @@ pub(crate) fn build(
                 }
             }
         }
+    }
+    if opts.send_meta {
+        // eKuiper's rule: one source, no GROUP BY (window or dimensions).
+        if !select.joins.is_empty() || !select.group_by.is_empty() || select.window.is_some() {
+            return Err(plan_err(
+                "Invalid option sendMetaToSink, it can not be applied to window",
+            ));
+        }
+        items.push(ProjItem::Expr {
+            name: Arc::from(META_KEY),
+            expr: CExpr::MetaAll,
+            invisible: false,
+            label: META_KEY.to_string(),
+        });
     }
     let static_names: Option<Vec<Arc<str>>> = items
         .iter()

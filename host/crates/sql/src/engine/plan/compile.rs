@@ -239,6 +239,58 @@ impl Compiler<'_> {
                 no_args(name)?;
                 return Ok(CExpr::RuleId);
             }
+            "rule_start" => {
+                no_args(name)?;
+                return Ok(CExpr::RuleStart);
+            }
+            "get_keyed_state" => {
+                let [key, ty, default] = args.as_slice() else {
+                    return Err(plan_err(format!(
+                        "validate function {name} error: Expect 3 arguments but found {n}."
+                    )));
+                };
+                match ty {
+                    Expr::Literal(Literal::Str(t)) if !KEYED_STATE_TYPES.contains(&t.as_str()) => {
+                        return Err(plan_err(format!(
+                            "validate function {name} error: expect one of following value for the 2nd parameter: bigint, float, string, boolean, datetime"
+                        )))
+                    }
+                    Expr::Literal(Literal::Int(_) | Literal::Float(_) | Literal::Bool(_)) => {
+                        return Err(plan_err(format!(
+                            "validate function {name} error: Expect string type for parameter 2"
+                        )))
+                    }
+                    _ => {}
+                }
+                return Ok(CExpr::KeyedState {
+                    key: Box::new(self.compile(key, place)?),
+                    ty: Box::new(self.compile(ty, place)?),
+                    default: Box::new(self.compile(default, place)?),
+                });
+            }
+            "delay" => {
+                let [ms, value] = args.as_slice() else {
+                    return Err(plan_err(format!(
+                        "validate function {name} error: Expect 2 arguments but found {n}."
+                    )));
+                };
+                if let Expr::Literal(Literal::Str(_) | Literal::Bool(_)) = ms {
+                    return Err(plan_err(format!(
+                        "validate function {name} error: Expect number - float or int type for parameter 1"
+                    )));
+                }
+                if let Expr::Literal(Literal::Int(i)) = ms {
+                    if *i > MAX_DELAY_MS {
+                        return Err(plan_err(format!(
+                            "validate function {name} error: {i} ms is longer than the longest delay, {MAX_DELAY_MS} ms"
+                        )));
+                    }
+                }
+                return Ok(CExpr::Delay {
+                    ms: Box::new(self.compile(ms, place)?),
+                    value: Box::new(self.compile(value, place)?),
+                });
+            }
             "meta" | "mqtt" => {
                 let [arg] = args.as_slice() else {
                     return Err(plan_err(format!(
@@ -386,7 +438,8 @@ impl Compiler<'_> {
                 }
                 _ => {}
             }
-            oort_functions::check_arity(name, n).map_err(|e| plan_err(e.to_string()))?;
+            oort_functions::check_call(name, &literal_args(args))
+                .map_err(|e| plan_err(e.to_string()))?;
             if let Some(i) = self.aggs.iter().position(|(x, _)| x == e) {
                 return Ok(CExpr::Agg(i));
             }
@@ -397,13 +450,7 @@ impl Compiler<'_> {
                     other => self.compile(other, Place::AggArg)?,
                 });
             }
-            let consts = args
-                .iter()
-                .map(|a| match a {
-                    Expr::Literal(l) => lit_value(l),
-                    _ => Value::Null,
-                })
-                .collect::<Vec<_>>();
+            let consts = literal_args(args);
             // Constant parameters are validated once, here.
             (func.new)(&consts).map_err(|e| plan_err(e.to_string()))?;
             let cfilter = filter
@@ -423,7 +470,8 @@ impl Compiler<'_> {
             return Ok(CExpr::Agg(self.aggs.len() - 1));
         }
         if let Some(f) = oort_functions::scalar(name) {
-            oort_functions::check_arity(name, n).map_err(|e| plan_err(e.to_string()))?;
+            oort_functions::check_call(name, &literal_args(args))
+                .map_err(|e| plan_err(e.to_string()))?;
             let cargs = args
                 .iter()
                 .map(|a| self.compile(a, place))
@@ -465,4 +513,15 @@ impl Compiler<'_> {
         ));
         CExpr::Analytic(self.analytic.len() - 1)
     }
+}
+
+/// A call's arguments for plan-time checks: literals as values, anything
+/// else `NULL` (the [`oort_functions::AggregateFunc::new`] convention).
+fn literal_args(args: &[Expr]) -> Vec<Value> {
+    args.iter()
+        .map(|a| match a {
+            Expr::Literal(l) => lit_value(l),
+            _ => Value::Null,
+        })
+        .collect()
 }

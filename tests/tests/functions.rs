@@ -1,0 +1,69 @@
+//! Functions that reach outside the row, end to end: `props()` (the
+//! server's `KUIPER_PROPS_*` environment), `get_keyed_state()` (the
+//! `keyed_state` table of `<data-dir>/extState.db`, filled by the user),
+//! `rule_start()`, `delay()`, and the `sendMetaToSink` rule option.
+
+use oort_tests::{mqtt, unique, Opts, Server};
+use serde_json::json;
+
+#[test]
+fn props_keyed_state_rule_start_delay_and_meta_reach_the_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    // The user's external state, as eKuiper's docs have it.
+    let db = rusqlite::Connection::open(dir.path().join("extState.db")).unwrap();
+    db.execute_batch(
+        "CREATE TABLE keyed_state (key VARCHAR(255) PRIMARY KEY, val BLOB);
+         INSERT INTO keyed_state VALUES ('threshold', '21.5');",
+    )
+    .unwrap();
+    drop(db);
+    let s = Server::start_in_with(
+        dir.path(),
+        Opts {
+            env: vec![("KUIPER_PROPS_SITE".into(), "plant-7".into())],
+            ..Opts::default()
+        },
+    );
+    let t = unique("fnx");
+    s.create_stream(&format!("CREATE STREAM fx () WITH (DATASOURCE=\"{t}/in\")"));
+    s.create_rule(&json!({
+        "id": "fx",
+        "sql": "SELECT v, props(\"site\") AS site, \
+                v > get_keyed_state(\"threshold\", \"float\", 100) AS hot, \
+                get_keyed_state(\"nope\", \"bigint\", -1) AS missing, \
+                rule_start() AS started, delay(50, v) AS later FROM fx",
+        "options": {"sendMetaToSink": true},
+        "actions": [{"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": format!("{t}/out"), "sendSingle": true}}]
+    }));
+    let sub = mqtt::subscribe(&format!("{t}/out"));
+    s.wait_status("fx", "source connected", |st| {
+        st["source_fx_0_connection_status"] == 1
+    });
+    mqtt::publish(&format!("{t}/in"), &[r#"{"v":30}"#.into()]);
+    let got = sub.take_json(1, 10).remove(0);
+    assert_eq!(got["v"].as_f64(), Some(30.0));
+    assert_eq!(got["site"], json!("plant-7"));
+    assert_eq!(got["hot"], json!(true));
+    assert_eq!(got["missing"], json!(-1));
+    assert_eq!(got["later"].as_f64(), Some(30.0));
+    assert!(
+        got["started"].as_i64().unwrap() > 1_700_000_000_000,
+        "{got}"
+    );
+    // The event's MQTT metadata under __meta.
+    assert_eq!(got["__meta"]["topic"], json!(format!("{t}/in")), "{got}");
+
+    // sendMetaToSink with a window is refused, naming the option.
+    let r = s.post(
+        "/rules",
+        &json!({
+            "id": "fx_win",
+            "sql": "SELECT count(*) FROM fx GROUP BY TUMBLINGWINDOW(ss, 1)",
+            "options": {"sendMetaToSink": true},
+            "actions": [{"log": {}}]
+        })
+        .to_string(),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("sendMetaToSink"), "{}", r.body);
+}
