@@ -266,10 +266,12 @@ pub enum UnaryOp {
     Not,
 }
 
-/// `OVER (PARTITION BY ... WHEN ...)` on an analytic function call.
+/// `OVER (PARTITION BY ... WHEN ...)` on an analytic function call, or
+/// `OVER (PARTITION BY ... ORDER BY ...)` on `row_number()`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Over {
     pub partition_by: Vec<Expr>,
+    pub order_by: Vec<OrderBy>,
     pub when: Option<Box<Expr>>,
 }
 

@@ -640,7 +640,11 @@ fn event_ts(plan: &Plan, source: usize, t: &Tuple) -> Result<i64, String> {
 /// fixes its type; a value of another type is the error `incompatible
 /// types for comparison: <first> and <other>` (so is an object, array or
 /// bytes key, which has no order), and nothing is sorted.
-fn sort_by_keys(plan: &Plan, order: &mut [usize], keys: &[Vec<Value>]) -> Result<(), String> {
+fn sort_by_keys(
+    spec: &[(expr::CExpr, bool)],
+    order: &mut [usize],
+    keys: &[Vec<Value>],
+) -> Result<(), String> {
     fn class(v: &Value) -> Option<u8> {
         match v {
             Value::Int(_) | Value::Float(_) => Some(1),
@@ -650,7 +654,7 @@ fn sort_by_keys(plan: &Plan, order: &mut [usize], keys: &[Vec<Value>]) -> Result
             _ => None,
         }
     }
-    for col in 0..plan.order.len() {
+    for col in 0..spec.len() {
         let mut first: Option<(&Value, u8)> = None;
         for k in keys {
             let Some(v) = k.get(col).filter(|v| !v.is_null()) else {
@@ -677,7 +681,7 @@ fn sort_by_keys(plan: &Plan, order: &mut [usize], keys: &[Vec<Value>]) -> Result
     }
     order.sort_by(|a, b| {
         let (ka, kb) = (&keys[*a], &keys[*b]);
-        for ((x, y), (_, desc)) in ka.iter().zip(kb.iter()).zip(&plan.order) {
+        for ((x, y), (_, desc)) in ka.iter().zip(kb.iter()).zip(spec) {
             let o = match (x.is_null(), y.is_null()) {
                 (true, true) => std::cmp::Ordering::Equal,
                 (true, false) => std::cmp::Ordering::Greater,
@@ -698,6 +702,33 @@ fn sort_by_keys(plan: &Plan, order: &mut [usize], keys: &[Vec<Value>]) -> Result
         std::cmp::Ordering::Equal
     });
     Ok(())
+}
+
+/// eKuiper's window function step (`row_number() OVER (PARTITION BY ...
+/// ORDER BY ...)`): the items' new order (partitions by their key text,
+/// then the ORDER BY within each) and each one's row number, both by new
+/// position.
+fn number_rows(
+    spec: &[(expr::CExpr, bool)],
+    parts: &[String],
+    keys: &[Vec<Value>],
+) -> Result<(Vec<usize>, Vec<i64>), String> {
+    let mut idx: Vec<usize> = (0..parts.len()).collect();
+    idx.sort_by(|a, b| parts[*a].cmp(&parts[*b]));
+    let mut nums = Vec::with_capacity(idx.len());
+    let mut start = 0;
+    while start < idx.len() {
+        let mut end = start + 1;
+        while end < idx.len() && parts[idx[end]] == parts[idx[start]] {
+            end += 1;
+        }
+        if !spec.is_empty() {
+            sort_by_keys(spec, &mut idx[start..end], keys)?;
+        }
+        nums.extend((1..=(end - start) as i64).collect::<Vec<_>>());
+        start = end;
+    }
+    Ok((idx, nums))
 }
 
 #[cfg(test)]

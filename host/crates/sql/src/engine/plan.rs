@@ -218,6 +218,7 @@ pub(crate) struct Plan {
     pub having: Option<CExpr>,
     pub having_updates: (bool, bool),
     pub order: Vec<(CExpr, bool)>,
+    pub row_number_over: Option<RowNumberOver>,
     pub limit: Option<usize>,
     pub proj: Projection,
     /// SELECT holds aggregate calls: one output row per group.
@@ -420,6 +421,17 @@ struct Compiler<'a> {
     agg_hit_in_having: (bool, bool),
     has_window: bool,
     uses_row_number: bool,
+    /// `row_number() OVER (PARTITION BY ... ORDER BY ...)`.
+    row_number_over: Option<(Expr, RowNumberOver)>,
+}
+
+/// eKuiper's window function `row_number() OVER (...)`: rows of a window
+/// numbered per partition in the ORDER BY's order; the partitions follow
+/// each other by their key text.
+#[derive(Debug)]
+pub(crate) struct RowNumberOver {
+    pub partition: Vec<CExpr>,
+    pub order: Vec<(CExpr, bool)>,
 }
 
 fn oort_static_name(name: &str) -> &'static str {

@@ -1153,3 +1153,87 @@ fn send_meta_to_sink_adds_the_metadata_column() {
         assert!(e.contains("sendMetaToSink"), "{sql}: {e}");
     }
 }
+
+#[test]
+fn row_number_over_partition_and_order() {
+    let evs = [
+        (json!({"id": 1, "g": "b", "v": 1}), 1_000),
+        (json!({"id": 2, "g": "a", "v": 5}), 2_000),
+        (json!({"id": 3, "g": "b", "v": 3}), 3_000),
+        (json!({"id": 4, "g": "a", "v": 7}), 4_000),
+    ];
+    let ids = |got: &Vec<Vec<Json>>| -> Vec<(i64, i64)> {
+        got[0]
+            .iter()
+            .map(|r| (r["id"].as_i64().unwrap(), r["rn"].as_i64().unwrap()))
+            .collect()
+    };
+    // Partitions by key text ("a," before "b,"), ORDER BY within each.
+    let got = feed(
+        "SELECT id, row_number() OVER (PARTITION BY g ORDER BY v DESC) AS rn FROM s GROUP BY TUMBLINGWINDOW(ss, 10)",
+        &evs,
+        10_000,
+    );
+    assert_eq!(ids(&got), vec![(4, 1), (2, 2), (3, 1), (1, 2)]);
+    // The query's ORDER BY runs after the numbering.
+    let got = feed(
+        "SELECT id, row_number() OVER (PARTITION BY g ORDER BY v DESC) AS rn FROM s GROUP BY TUMBLINGWINDOW(ss, 10) ORDER BY id",
+        &evs,
+        10_000,
+    );
+    assert_eq!(ids(&got), vec![(1, 2), (2, 2), (3, 1), (4, 1)]);
+    // ORDER BY alone: one partition.
+    let got = feed(
+        "SELECT id, row_number() OVER (ORDER BY v) AS rn FROM s GROUP BY TUMBLINGWINDOW(ss, 10)",
+        &evs,
+        10_000,
+    );
+    assert_eq!(ids(&got), vec![(1, 1), (3, 2), (2, 3), (4, 4)]);
+    // PARTITION BY alone keeps arrival order within a partition.
+    let got = feed(
+        "SELECT id, row_number() OVER (PARTITION BY g) AS rn FROM s GROUP BY TUMBLINGWINDOW(ss, 10)",
+        &evs,
+        10_000,
+    );
+    assert_eq!(ids(&got), vec![(2, 1), (4, 2), (1, 1), (3, 2)]);
+    // Without a window a row is number 1.
+    let got = feed(
+        "SELECT id, row_number() OVER (ORDER BY v) AS rn FROM s",
+        &evs[..1],
+        2_000,
+    );
+    assert_eq!(ids(&got), vec![(1, 1)]);
+    // Mixed types in the OVER's ORDER BY: eKuiper's comparison error.
+    let got = feed(
+        "SELECT id, row_number() OVER (ORDER BY v) AS rn FROM s GROUP BY TUMBLINGWINDOW(ss, 10)",
+        &[
+            (json!({"id": 1, "v": 1}), 1_000),
+            (json!({"id": 2, "v": "x"}), 2_000),
+        ],
+        10_000,
+    );
+    assert!(format!("{got:?}").contains("incompatible types"), "{got:?}");
+    for (sql, want) in [
+        (
+            "SELECT lag(a) OVER (ORDER BY b) FROM s",
+            "does not support ORDER BY in OVER",
+        ),
+        (
+            "SELECT row_number() OVER (WHEN a > 1) FROM s",
+            "does not support WHEN",
+        ),
+        (
+            "SELECT row_number() OVER (ORDER BY a), row_number() OVER (ORDER BY b) FROM s GROUP BY TUMBLINGWINDOW(ss, 1)",
+            "only one row_number",
+        ),
+        ("SELECT abs(a) OVER (ORDER BY a) FROM s", "does not support OVER"),
+        (
+            "SELECT a FROM s GROUP BY TUMBLINGWINDOW(ss, 1) HAVING row_number() OVER (ORDER BY a) < 3",
+            "SELECT or ORDER BY only",
+        ),
+    ] {
+        let sel = parse_select(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let e = compile(&sel, &s_cat(), &opts()).unwrap_err().to_string();
+        assert!(e.contains(want), "{sql}: {e}");
+    }
+}

@@ -357,13 +357,63 @@ impl State {
                 }
             }
         }
+        let mut numbers: Option<Vec<i64>> = None;
+        if let (Some(w), Some(_)) = (&plan.row_number_over, range) {
+            let op = plan.ops.window_func;
+            self.count_in(op);
+            let mut parts = Vec::with_capacity(rows.len());
+            let mut keys = Vec::with_capacity(rows.len());
+            for t in &rows {
+                let ctx = mk_ctx(plan, &self.hits, Some(t), &aggs, range, false, 1, agg_hits);
+                match row_number_keys(w, &ctx) {
+                    Ok((p, k)) => {
+                        parts.push(p);
+                        keys.push(k);
+                    }
+                    Err(e) => {
+                        self.exception(plan, op, e, out);
+                        return;
+                    }
+                }
+            }
+            match number_rows(&w.order, &parts, &keys) {
+                Ok((perm, nums)) => {
+                    let mut taken: Vec<Option<Tuple>> = rows.into_iter().map(Some).collect();
+                    rows = perm
+                        .iter()
+                        .filter_map(|i| taken.get_mut(*i).and_then(Option::take))
+                        .collect();
+                    numbers = Some(nums);
+                }
+                Err(e) => {
+                    self.exception(plan, op, format!("run Order By error: {e}"), out);
+                    return;
+                }
+            }
+            self.count_out(op);
+        }
+        let number = |i: usize| {
+            numbers
+                .as_ref()
+                .and_then(|n| n.get(i).copied())
+                .unwrap_or(i as i64 + 1)
+        };
         let mut order: Vec<usize> = (0..rows.len()).collect();
         if !plan.order.is_empty() {
             let op = plan.ops.order;
             self.count_in(op);
             let mut keys = Vec::with_capacity(rows.len());
-            for t in &rows {
-                let ctx = mk_ctx(plan, &self.hits, Some(t), &aggs, range, false, 1, agg_hits);
+            for (i, t) in rows.iter().enumerate() {
+                let ctx = mk_ctx(
+                    plan,
+                    &self.hits,
+                    Some(t),
+                    &aggs,
+                    range,
+                    false,
+                    number(i),
+                    agg_hits,
+                );
                 let mut k = Vec::with_capacity(plan.order.len());
                 for (e, _) in &plan.order {
                     match e.eval(&ctx) {
@@ -376,7 +426,7 @@ impl State {
                 }
                 keys.push(k);
             }
-            if let Err(e) = sort_by_keys(plan, &mut order, &keys) {
+            if let Err(e) = sort_by_keys(&plan.order, &mut order, &keys) {
                 self.exception(plan, op, format!("run Order By error: {e}"), out);
                 return;
             }
@@ -398,7 +448,7 @@ impl State {
                     &aggs,
                     range,
                     false,
-                    *i as i64 + 1,
+                    number(*i),
                     agg_hits,
                 );
                 project::project(
@@ -490,6 +540,56 @@ impl State {
             let first = gs.first().and_then(|g| g.first);
             self.update_agg_hits(plan, range, first);
         }
+        let mut numbers: Option<Vec<i64>> = None;
+        if let (Some(w), Some(_)) = (&plan.row_number_over, range) {
+            let op = plan.ops.window_func;
+            self.count_in(op);
+            let mut parts = Vec::with_capacity(gs.len());
+            let mut keys = Vec::with_capacity(gs.len());
+            for (i, g) in gs.iter().enumerate() {
+                let ctx = mk_ctx(
+                    plan,
+                    &self.hits,
+                    g.first,
+                    &g.aggs,
+                    range,
+                    true,
+                    i as i64 + 1,
+                    agg_hits,
+                );
+                match row_number_keys(w, &ctx) {
+                    Ok((p, k)) => {
+                        parts.push(p);
+                        keys.push(k);
+                    }
+                    Err(e) => {
+                        self.exception(plan, op, e, out);
+                        return;
+                    }
+                }
+            }
+            match number_rows(&w.order, &parts, &keys) {
+                Ok((perm, nums)) => {
+                    let mut taken: Vec<Option<Group>> = gs.into_iter().map(Some).collect();
+                    gs = perm
+                        .iter()
+                        .filter_map(|i| taken.get_mut(*i).and_then(Option::take))
+                        .collect();
+                    numbers = Some(nums);
+                }
+                Err(e) => {
+                    self.exception(plan, op, format!("run Order By error: {e}"), out);
+                    return;
+                }
+            }
+            self.count_out(op);
+        }
+        let number = |i: usize| {
+            numbers
+                .as_ref()
+                .and_then(|n| n.get(i).copied())
+                .unwrap_or(i as i64 + 1)
+        };
         let mut order: Vec<usize> = (0..gs.len()).collect();
         if !plan.order.is_empty() {
             let op = plan.ops.order;
@@ -503,7 +603,7 @@ impl State {
                     &g.aggs,
                     range,
                     true,
-                    i as i64 + 1,
+                    number(i),
                     agg_hits,
                 );
                 let mut k = Vec::with_capacity(plan.order.len());
@@ -518,7 +618,7 @@ impl State {
                 }
                 keys.push(k);
             }
-            if let Err(e) = sort_by_keys(plan, &mut order, &keys) {
+            if let Err(e) = sort_by_keys(&plan.order, &mut order, &keys) {
                 self.exception(plan, op, format!("run Order By error: {e}"), out);
                 return;
             }
@@ -540,7 +640,7 @@ impl State {
                     &g.aggs,
                     range,
                     true,
-                    *i as i64 + 1,
+                    number(*i),
                     agg_hits,
                 );
                 project::project(plan, &ctx, &mut self.changed, &mut self.cache, &mut rows)
@@ -621,4 +721,25 @@ impl State {
             self.evt.watermark = Some(wm);
         }
     }
+}
+
+/// The partition key text (eKuiper's `%v,` per expression) and the ORDER BY
+/// values of one row for `row_number() OVER (...)`.
+fn row_number_keys(w: &plan::RowNumberOver, ctx: &Ctx) -> Result<(String, Vec<Value>), String> {
+    let mut part = String::new();
+    for p in &w.partition {
+        let v = p
+            .eval(ctx)
+            .map_err(|e| format!("run partition By error: {e}"))?;
+        part.push_str(&ops::go_fmt(&v));
+        part.push(',');
+    }
+    let mut keys = Vec::with_capacity(w.order.len());
+    for (e, _) in &w.order {
+        keys.push(
+            e.eval(ctx)
+                .map_err(|e| format!("run Order By error: {e}"))?,
+        );
+    }
+    Ok((part, keys))
 }

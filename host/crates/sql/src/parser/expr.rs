@@ -431,7 +431,8 @@ impl Cursor {
         Ok(Some(cond))
     }
 
-    /// Optional `OVER (PARTITION BY e, ... WHEN cond)`, clauses in any order.
+    /// Optional `OVER (PARTITION BY e, ... ORDER BY e [ASC|DESC], ... WHEN
+    /// cond)`, clauses in any order (the planner checks which a function takes).
     pub(crate) fn parse_over_clause(&mut self) -> PResult<Option<Over>> {
         if !self.eat_kw("OVER") {
             return Ok(None);
@@ -453,13 +454,29 @@ impl Cursor {
             } else if self.is_kw("WHEN") && over.when.is_none() {
                 self.next();
                 over.when = Some(Box::new(self.parse_expr()?));
-            } else if self.is(&Token::RParen) && (seen_partition || over.when.is_some()) {
+            } else if self.is_kw("ORDER") && over.order_by.is_empty() {
+                self.next();
+                self.expect_kw("BY", "BY after ORDER")?;
+                loop {
+                    let expr = self.parse_expr()?;
+                    let desc = if self.eat_kw("DESC") {
+                        true
+                    } else {
+                        self.eat_kw("ASC");
+                        false
+                    };
+                    over.order_by.push(crate::ast::OrderBy { expr, desc });
+                    if !self.eat(&Token::Comma) {
+                        break;
+                    }
+                }
+            } else if self.is(&Token::RParen)
+                && (seen_partition || over.when.is_some() || !over.order_by.is_empty())
+            {
                 self.next();
                 return Ok(Some(over));
-            } else if self.is_kw("ORDER") {
-                return Err(self.error_at("ORDER BY inside OVER is not supported", self.pos()));
-            } else if !seen_partition && over.when.is_none() {
-                return Err(self.expected("PARTITION BY or WHEN after OVER ("));
+            } else if !seen_partition && over.when.is_none() && over.order_by.is_empty() {
+                return Err(self.expected("PARTITION BY, ORDER BY or WHEN after OVER ("));
             } else {
                 return Err(self.expected("right paren closing OVER"));
             }

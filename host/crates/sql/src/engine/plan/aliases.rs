@@ -142,6 +142,16 @@ impl<'a> Aliases<'a> {
                             .iter()
                             .map(|x| self.expand(x, stack, budget))
                             .collect::<Result<_, _>>()?,
+                        order_by: o
+                            .order_by
+                            .iter()
+                            .map(|x| {
+                                Ok(crate::ast::OrderBy {
+                                    expr: self.expand(&x.expr, stack, budget)?,
+                                    desc: x.desc,
+                                })
+                            })
+                            .collect::<Result<_, _>>()?,
                         when: o
                             .when
                             .as_deref()

@@ -185,6 +185,7 @@ pub(crate) fn build(
         agg_hit_in_having: (false, false),
         has_window,
         uses_row_number: false,
+        row_number_over: None,
     };
     if let Some(w) = pre_where.as_ref().or(post_where.as_ref()) {
         c.hit_snap = (
@@ -628,6 +629,7 @@ pub(crate) fn build(
         having: chaving,
         having_updates,
         order: corder,
+        row_number_over: c.row_number_over.map(|(_, r)| r),
         limit: select
             .limit
             .map(|l| usize::try_from(l).unwrap_or(usize::MAX)),

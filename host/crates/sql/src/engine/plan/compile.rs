@@ -211,8 +211,13 @@ impl Compiler<'_> {
             }
             Ok(())
         };
-        if over.is_some() && AKind::from_name(name).is_none() {
+        if over.is_some() && AKind::from_name(name).is_none() && name != "row_number" {
             return Err(plan_err(format!("function {name} does not support OVER")));
+        }
+        if over.as_ref().is_some_and(|o| !o.order_by.is_empty()) && name != "row_number" {
+            return Err(plan_err(format!(
+                "function {name} does not support ORDER BY in OVER (only row_number() does)"
+            )));
         }
         if filter.is_some() && !is_agg_name(name) {
             return Err(plan_err(format!("function {name} does not support FILTER")));
@@ -233,6 +238,45 @@ impl Compiler<'_> {
             "row_number" => {
                 no_args(name)?;
                 self.uses_row_number = true;
+                if let Some(o) = over {
+                    if !matches!(place, Place::Select | Place::Order) {
+                        return Err(plan_err(
+                            "row_number() OVER (...) is numbered after HAVING: use it in SELECT or ORDER BY only",
+                        ));
+                    }
+                    if o.when.is_some() {
+                        return Err(plan_err(
+                            "function row_number does not support WHEN in OVER",
+                        ));
+                    }
+                    let key = Expr::Call {
+                        name: String::new(),
+                        args: vec![],
+                        over: Some(o.clone()),
+                        filter: None,
+                    };
+                    match &self.row_number_over {
+                        Some((k, _)) if *k == key => {}
+                        Some(_) => {
+                            return Err(plan_err(
+                                "only one row_number() OVER (...) is allowed in a query",
+                            ))
+                        }
+                        None => {
+                            let partition = o
+                                .partition_by
+                                .iter()
+                                .map(|p| self.compile(p, Place::Select))
+                                .collect::<Result<Vec<_>, _>>()?;
+                            let order = o
+                                .order_by
+                                .iter()
+                                .map(|s| Ok((self.compile(&s.expr, Place::Select)?, s.desc)))
+                                .collect::<Result<Vec<_>, SqlError>>()?;
+                            self.row_number_over = Some((key, RowNumberOver { partition, order }));
+                        }
+                    }
+                }
                 return Ok(CExpr::RowNumber);
             }
             "rule_id" => {

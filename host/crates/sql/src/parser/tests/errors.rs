@@ -89,9 +89,9 @@ fn window_validation_errors() {
 #[test]
 fn over_and_filter_errors() {
     let err = |sql: &str| parse_err(sql).0;
-    assert!(err("SELECT lag(a) OVER () FROM s").contains("expected PARTITION BY or WHEN"));
+    assert!(err("SELECT lag(a) OVER () FROM s").contains("expected PARTITION BY, ORDER BY or WHEN"));
     assert!(err("SELECT lag(a) OVER (PARTITION a) FROM s").contains("BY after PARTITION"));
-    assert!(err("SELECT row_number() OVER (ORDER BY a) FROM s").contains("ORDER BY inside OVER"));
+    assert!(err("SELECT row_number() OVER (ORDER BY a ORDER BY b) FROM s").contains("right paren"));
     assert!(err("SELECT count(*) FILTER (size > 1) FROM s").contains("WHERE after FILTER"));
     assert!(err("SELECT lag(a) OVER (WHEN a WHEN b) FROM s").contains("right paren closing OVER"));
 }

@@ -367,6 +367,7 @@ fn filter_and_over_on_calls() {
             args: vec![col("size")],
             over: Some(Over {
                 partition_by: vec![col("color")],
+                order_by: vec![],
                 when: None
             }),
             filter: None,
@@ -379,6 +380,7 @@ fn filter_and_over_on_calls() {
             args: vec![col("size")],
             over: Some(Over {
                 partition_by: vec![],
+                order_by: vec![],
                 when: Some(Box::new(bin(Eq, col("color"), s("red"))))
             }),
             filter: None,
@@ -393,6 +395,7 @@ fn filter_and_over_on_calls() {
                 args: vec![col("a")],
                 over: Some(Over {
                     partition_by: vec![col("b"), field(col("c"), "d")],
+                    order_by: vec![],
                     when: Some(Box::new(bin(Gt, col("a"), int(1)))),
                 }),
                 filter: None,
@@ -406,6 +409,25 @@ fn filter_and_over_on_calls() {
     };
     assert_eq!(o.partition_by, vec![col("b")]);
     assert!(o.when.is_some());
+    let Expr::Call { over: Some(o), .. } =
+        e("row_number() OVER (PARTITION BY a ORDER BY b DESC, c)")
+    else {
+        panic!()
+    };
+    assert_eq!(o.partition_by, vec![col("a")]);
+    assert_eq!(
+        o.order_by,
+        vec![
+            crate::ast::OrderBy {
+                expr: col("b"),
+                desc: true
+            },
+            crate::ast::OrderBy {
+                expr: col("c"),
+                desc: false
+            }
+        ]
+    );
 }
 
 #[test]
