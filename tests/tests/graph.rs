@@ -64,3 +64,66 @@ fn a_graph_rule_runs_and_refuses_what_it_cannot_run() {
     );
     s.expect("GET", "/rules/g2", None, 404);
 }
+
+/// A switch node routes each result row to its cases' sinks; with
+/// `stopAtFirstMatch` a row takes the first case it matches only.
+#[test]
+fn a_switch_routes_rows_to_the_sinks_of_matching_cases() {
+    let s = Server::start();
+    let t = unique("gswitch");
+    s.create_stream(&format!(
+        "CREATE STREAM sw () WITH (DATASOURCE=\"{t}/in\")"
+    ));
+    let sink = |topic: &str| json!({"type": "sink", "nodeType": "mqtt", "props": {"server": "tcp://127.0.0.1:1883", "topic": format!("{t}/{topic}"), "sendSingle": true}});
+    let graph = json!({
+        "nodes": {
+            "sw_src": {"type": "source", "nodeType": "mqtt", "props": {"sourceType": "stream", "sourceName": "sw"}},
+            "sw": {"type": "operator", "nodeType": "switch", "props": {"cases": ["t > 30", "t > 20"], "stopAtFirstMatch": true}},
+            "hot": sink("hot"),
+            "warm": sink("warm")
+        },
+        "topo": {"sources": ["sw_src"], "edges": {"sw_src": ["sw"], "sw": [["hot"], ["warm"]]}}
+    });
+    s.create_rule(&json!({"id": "gs", "graph": graph}));
+    let hot = mqtt::subscribe(&format!("{t}/hot"));
+    let warm = mqtt::subscribe(&format!("{t}/warm"));
+    s.wait_status("gs", "source connected", |st| {
+        st["source_sw_0_connection_status"] == 1
+    });
+    mqtt::publish(
+        &format!("{t}/in"),
+        &[
+            r#"{"t":35}"#.into(),
+            r#"{"t":25}"#.into(),
+            r#"{"t":10}"#.into(),
+            r#"{"t":40}"#.into(),
+            // A marker: anything wrongly routed to warm comes before it.
+            r#"{"t":26}"#.into(),
+        ],
+    );
+    let got_hot: Vec<f64> = hot
+        .take_json(2, 10)
+        .iter()
+        .map(|j| j["t"].as_f64().unwrap())
+        .collect();
+    assert_eq!(got_hot, vec![35.0, 40.0]);
+    let got_warm: Vec<f64> = warm
+        .take_json(2, 10)
+        .iter()
+        .map(|j| j["t"].as_f64().unwrap())
+        .collect();
+    assert_eq!(got_warm, vec![25.0, 26.0], "35 and 40 stop at the first case");
+
+    // A case that is not a valid condition: 400, nothing stored.
+    let bad = json!({"id": "gs2", "graph": {
+        "nodes": {
+            "sw_src": {"type": "source", "nodeType": "mqtt", "props": {"sourceType": "stream", "sourceName": "sw"}},
+            "sw": {"type": "operator", "nodeType": "switch", "props": {"cases": ["t >"]}},
+            "hot": sink("hot")
+        },
+        "topo": {"sources": ["sw_src"], "edges": {"sw_src": ["sw"], "sw": [["hot"]]}}
+    }});
+    let r = s.expect("POST", "/rules", Some(&bad.to_string()), 400);
+    assert!(r.body.contains("switch case"), "{}", r.body);
+    s.expect("GET", "/rules/gs2", None, 404);
+}

@@ -5,9 +5,12 @@
 //! `function` and `aggfunc` computed fields, `pick` the select list,
 //! `orderby` ORDER BY) and its sink nodes become the rule's actions. The
 //! rule then plans, runs and reports exactly as the same rule written in
-//! SQL. What has no SQL form here is refused naming the node: `switch`
-//! (several outputs), `script` (no JavaScript engine), source nodes that
-//! define a stream inline instead of naming one, and graphs whose
+//! SQL. A `switch` node ending the chain routes result rows: each case's
+//! sinks become actions with a route (the case's condition, and with
+//! `stopAtFirstMatch` the earlier cases' negation) that the rule checks per
+//! row. What has no SQL form here is refused naming the node: `script`
+//! (no JavaScript engine), a switch followed by operators, source nodes
+//! that define a stream inline instead of naming one, and graphs whose
 //! operators do not form one chain.
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,6 +25,15 @@ const MAX_NODES: usize = 256;
 pub struct Compiled {
     pub sql: String,
     pub actions: Vec<Map<String, Json>>,
+    /// Per action: the condition a result row must meet to reach it (the
+    /// sinks of a `switch` case), `None` for every row.
+    pub routes: Vec<Option<String>>,
+}
+
+/// A `switch` node ending the chain.
+struct Switch {
+    cases: Vec<String>,
+    stop_at_first_match: bool,
 }
 
 fn err(m: impl Into<String>) -> String {
@@ -130,6 +142,8 @@ pub fn compile(graph: &Json) -> Result<Compiled, String> {
         return Err(err("graph.topo.sources is empty"));
     }
     let mut edges: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    // A switch's outputs: one list of nodes per case.
+    let mut case_edges: BTreeMap<&str, Vec<Vec<&str>>> = BTreeMap::new();
     if let Some(e) = topo.get("edges") {
         let e = e
             .as_object()
@@ -138,15 +152,38 @@ pub fn compile(graph: &Json) -> Result<Compiled, String> {
             let list = to
                 .as_array()
                 .ok_or_else(|| node_err(from, "edges must be a list of node names"))?;
+            let is_switch = nodes
+                .get(from.as_str())
+                .is_some_and(|n| n.kind == "operator" && n.node_type == "switch");
+            if is_switch {
+                let mut cases = Vec::with_capacity(list.len());
+                let mut all = Vec::new();
+                for c in list {
+                    let targets = c.as_array().ok_or_else(|| {
+                        node_err(from, "a switch's edges are one list of node names per case")
+                    })?;
+                    let mut out = Vec::with_capacity(targets.len());
+                    for t in targets {
+                        let t = t
+                            .as_str()
+                            .ok_or_else(|| node_err(from, "edges must be lists of node names"))?;
+                        out.push(t);
+                        all.push(t);
+                    }
+                    cases.push(out);
+                }
+                case_edges.insert(from.as_str(), cases);
+                edges.insert(from.as_str(), all);
+                continue;
+            }
             let mut out = Vec::with_capacity(list.len());
             for t in list {
                 match t {
                     Json::String(s) => out.push(s.as_str()),
-                    // A switch's outputs: one list per case.
                     Json::Array(_) => {
                         return Err(node_err(
                             from,
-                            "several output paths (a switch) are not supported: write one rule per case",
+                            "only a switch node has one list of outputs per case",
                         ))
                     }
                     _ => return Err(node_err(from, "edges must be a list of node names")),
@@ -210,12 +247,37 @@ pub fn compile(graph: &Json) -> Result<Compiled, String> {
     // Without a join, one source; with one, the join names them.
     let mut current = firsts.first().copied();
     let mut seen: Vec<&str> = Vec::new();
+    let mut switch: Option<(Switch, Vec<Vec<&str>>)> = None;
     while let Some(name) = current {
         if seen.contains(&name) {
             return Err(node_err(name, "is reached twice (a cycle)"));
         }
         seen.push(name);
         let n = &nodes[name];
+        if n.node_type == "switch" {
+            let cases = switch_cases(name, &n.props)?;
+            let outs = case_edges.get(name).cloned().unwrap_or_default();
+            if outs.len() != cases.cases.len() {
+                return Err(node_err(
+                    name,
+                    format!(
+                        "{} cases but {} output lists in topo.edges: one list per case",
+                        cases.cases.len(),
+                        outs.len()
+                    ),
+                ));
+            }
+            for t in outs.iter().flatten() {
+                if nodes[t].kind != "sink" {
+                    return Err(node_err(
+                        name,
+                        format!("case output {t} is not a sink: Oort runs a switch as the last step, its cases leading to sinks"),
+                    ));
+                }
+            }
+            switch = Some((cases, outs));
+            break;
+        }
         operator(name, n, &mut parts, &source_names)?;
         let next = edges.get(name).map(Vec::as_slice).unwrap_or(&[]);
         let ops: Vec<&str> = next
@@ -252,11 +314,14 @@ pub fn compile(graph: &Json) -> Result<Compiled, String> {
                 "is not on the path from the sources to the sinks",
             ));
         }
-        if n.kind == "sink" && !sinks.contains(name) {
+        let by_switch = switch
+            .as_ref()
+            .is_some_and(|(_, outs)| outs.iter().flatten().any(|t| t == name));
+        if n.kind == "sink" && !sinks.contains(name) && !by_switch {
             return Err(node_err(name, "no edge leads to this sink"));
         }
     }
-    if sinks.is_empty() {
+    if sinks.is_empty() && switch.is_none() {
         return Err(err("the graph has no sink node reached by an edge"));
     }
     if parts.from.is_none() {
@@ -269,16 +334,82 @@ pub fn compile(graph: &Json) -> Result<Compiled, String> {
         return Err(err("several sources need a join node"));
     }
     let sql = render(&parts);
-    let actions = sinks
+    let action = |s: &str| {
+        let n = &nodes[s];
+        let mut a = Map::new();
+        a.insert(n.node_type.clone(), Json::Object(n.props.clone()));
+        a
+    };
+    let mut actions: Vec<Map<String, Json>> = sinks.iter().map(|s| action(s)).collect();
+    let mut routes: Vec<Option<String>> = vec![None; actions.len()];
+    if let Some((sw, outs)) = switch {
+        // A sink in two cases gets a row once per matching case, as eKuiper's.
+        for (i, targets) in outs.iter().enumerate() {
+            let route = sw.route(i);
+            for t in targets {
+                actions.push(action(t));
+                routes.push(Some(route.clone()));
+            }
+        }
+    }
+    Ok(Compiled {
+        sql,
+        actions,
+        routes,
+    })
+}
+
+/// A switch node's props: `cases` (conditions) and `stopAtFirstMatch`.
+fn switch_cases(name: &str, p: &Map<String, Json>) -> Result<Switch, String> {
+    let cases = p
+        .get("cases")
+        .and_then(Json::as_array)
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| node_err(name, "property cases (a list of conditions) is required"))?
         .iter()
-        .map(|s| {
-            let n = &nodes[s];
-            let mut a = Map::new();
-            a.insert(n.node_type.clone(), Json::Object(n.props.clone()));
-            a
+        .map(|c| {
+            c.as_str()
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| node_err(name, "each case is a condition (a string)"))
         })
-        .collect();
-    Ok(Compiled { sql, actions })
+        .collect::<Result<Vec<_>, _>>()?;
+    let stop_at_first_match = match p.get("stopAtFirstMatch") {
+        None | Some(Json::Null) => false,
+        Some(Json::Bool(b)) => *b,
+        Some(other) => {
+            return Err(node_err(
+                name,
+                format!("stopAtFirstMatch must be a boolean, found {other}"),
+            ))
+        }
+    };
+    for k in p.keys() {
+        if !matches!(k.as_str(), "cases" | "stopAtFirstMatch") {
+            return Err(node_err(
+                name,
+                format!("unknown switch property {k} (cases, stopAtFirstMatch)"),
+            ));
+        }
+    }
+    Ok(Switch {
+        cases,
+        stop_at_first_match,
+    })
+}
+
+impl Switch {
+    /// The condition of case `i` on a result row.
+    fn route(&self, i: usize) -> String {
+        let mut cond = format!("({})", self.cases[i]);
+        if self.stop_at_first_match {
+            for earlier in &self.cases[..i] {
+                cond.push_str(&format!(" AND NOT coalesce(({earlier}), false)"));
+            }
+        }
+        cond
+    }
 }
 
 /// The stream or table a source node names.
@@ -419,12 +550,6 @@ fn operator(
                     _ => parts.joins.push(format!("{kw} {right_name}")),
                 }
             }
-        }
-        "switch" => {
-            return Err(node_err(
-                name,
-                "nodeType switch (several output paths) is not supported: write one rule per case",
-            ))
         }
         "script" => {
             return Err(node_err(
@@ -618,6 +743,33 @@ mod tests {
     }
 
     #[test]
+    fn a_switch_routes_rows_to_its_cases_sinks() {
+        let g = json!({
+            "nodes": {
+                "s": src("demo"),
+                "f": op("filter", json!({"expr": "t > 0"})),
+                "sw": op("switch", json!({"cases": ["t > 30", "t > 20"], "stopAtFirstMatch": true})),
+                "hot": sink("hot"),
+                "warm": sink("warm"),
+                "all": sink("all"),
+            },
+            "topo": {"sources": ["s"], "edges": {"s": ["f"], "f": ["sw"], "sw": [["hot", "all"], ["warm"]]}}
+        });
+        let c = compile(&g).unwrap();
+        assert_eq!(c.sql, "SELECT * FROM demo WHERE t > 0");
+        assert_eq!(c.actions.len(), 3);
+        assert_eq!(
+            c.routes,
+            vec![
+                Some("(t > 30)".to_string()),
+                Some("(t > 30)".to_string()),
+                Some("(t > 20) AND NOT coalesce((t > 30), false)".to_string()),
+            ]
+        );
+        assert_eq!(c.actions[2]["mqtt"]["topic"], json!("warm"));
+    }
+
+    #[test]
     fn what_has_no_sql_form_is_refused_naming_the_node() {
         let base = |nodes: Json, edges: Json| json!({"nodes": nodes, "topo": {"sources": ["s"], "edges": edges}});
         for (g, says) in [
@@ -630,10 +782,31 @@ mod tests {
             ),
             (
                 base(
-                    json!({"s": src("demo"), "x": op("switch", json!({"cases": ["a > 1"]})), "o": sink("a")}),
+                    json!({"s": src("demo"), "x": op("switch", json!({"cases": ["a > 1"]})), "f": op("filter", json!({"expr": "a"})), "o": sink("a")}),
+                    json!({"s": ["x"], "x": [["f"]], "f": ["o"]}),
+                ),
+                "node x: case output f is not a sink",
+            ),
+            (
+                base(
+                    json!({"s": src("demo"), "x": op("switch", json!({"cases": ["a > 1", "a < 0"]})), "o": sink("a")}),
                     json!({"s": ["x"], "x": [["o"]]}),
                 ),
-                "node x: several output paths",
+                "node x: 2 cases but 1 output lists",
+            ),
+            (
+                base(
+                    json!({"s": src("demo"), "x": op("switch", json!({"cases": []})), "o": sink("a")}),
+                    json!({"s": ["x"], "x": [["o"]]}),
+                ),
+                "node x: property cases",
+            ),
+            (
+                base(
+                    json!({"s": src("demo"), "f": op("filter", json!({"expr": "a"})), "o": sink("a")}),
+                    json!({"s": ["f"], "f": [["o"]]}),
+                ),
+                "only a switch node",
             ),
             (
                 base(

@@ -30,6 +30,9 @@ impl Manager {
             host: Some(self.inner.rule_host.clone()),
         };
         let plan = engine::compile(&select, self.inner.as_ref(), &qopts)?;
+        for i in 0..def.routes.len() {
+            route(def, i)?;
+        }
         let sources: Vec<String> = plan.sources().iter().map(|s| s.name.clone()).collect();
         // Validate each source's connector and props without IO.
         for name in &sources {
@@ -430,6 +433,8 @@ impl Manager {
                 fatal_tx.clone(),
             )
             .map_err(|e| AppError::bad(format!("action {i} ({kind}): {e}")))?;
+            let mut node = node;
+            node.route = route(def, i)?;
             sinks.push(node);
         }
         let mut inputs = Vec::new();
@@ -544,5 +549,15 @@ impl Manager {
         if persist {
             let _ = self.set_triggered(id, false).await;
         }
+    }
+}
+
+/// The compiled route of action `i` (a graph's `switch` case), if any.
+fn route(def: &RuleDef, i: usize) -> AppResult<Option<oort_sql::engine::RowFilter>> {
+    match def.routes.get(i).and_then(Option::as_deref) {
+        None => Ok(None),
+        Some(cond) => oort_sql::engine::RowFilter::compile(cond)
+            .map(Some)
+            .map_err(|e| AppError::bad(format!("action {i}: switch case {cond}: {e}"))),
     }
 }

@@ -27,6 +27,10 @@ pub struct RuleDef {
     pub tags: Vec<String>,
     #[serde(default)]
     pub version: Option<String>,
+    /// Per action, the condition a result row must meet to reach it (a
+    /// graph's `switch` cases); empty or `None`: every row.
+    #[serde(skip)]
+    pub routes: Vec<Option<String>>,
 }
 
 /// Options of a rule after defaults (eKuiper v2 defaults).
@@ -139,6 +143,7 @@ impl RuleDef {
                 let c = super::graph::compile(g).map_err(RuleDefError::Graph)?;
                 def.sql = Some(c.sql);
                 def.actions = c.actions;
+                def.routes = c.routes;
             }
             (None, None) => return Err(RuleDefError::NoSql),
             _ => {}

@@ -343,7 +343,11 @@ pub fn spawn(
     let mut sink_txs = Vec::new();
     let mut sink_tasks = Vec::new();
     for s in sinks {
-        sink_txs.push(s.tx);
+        sink_txs.push(RoutedSink {
+            tx: s.tx,
+            route: s.route,
+            metrics: s.metrics,
+        });
         sink_tasks.push(s.task);
     }
     let task = RuleTask {
@@ -372,13 +376,45 @@ pub fn spawn(
     }
 }
 
+/// A sink's input queue, with the route (a graph's `switch` case) a
+/// result row must meet to enter it.
+struct RoutedSink {
+    tx: mpsc::Sender<Arc<Vec<oort_core::Row>>>,
+    route: Option<oort_sql::engine::RowFilter>,
+    metrics: Arc<NodeMetrics>,
+}
+
+impl RoutedSink {
+    async fn send(&self, rows: &Arc<Vec<oort_core::Row>>) {
+        let rows = match &self.route {
+            None => rows.clone(),
+            Some(f) => {
+                let mut kept = Vec::new();
+                for r in rows.iter() {
+                    match f.matches(r) {
+                        Ok(true) => kept.push(r.clone()),
+                        Ok(false) => {}
+                        // Counted and shown in the sink's status; the row
+                        // does not take this case (eKuiper's switch).
+                        Err(e) => self
+                            .metrics
+                            .exception(format!("run switch case error: {e}")),
+                    }
+                }
+                Arc::new(kept)
+            }
+        };
+        let _ = self.tx.send(rows).await;
+    }
+}
+
 struct RuleTask {
     rule_id: String,
     query: Arc<Mutex<Query>>,
     inputs: Vec<(Option<StreamKind>, Arc<NodeMetrics>)>,
     /// Inputs that are loading scan tables.
     loading: Vec<usize>,
-    sinks: Vec<mpsc::Sender<Arc<Vec<oort_core::Row>>>>,
+    sinks: Vec<RoutedSink>,
     sink_tasks: Vec<tokio::task::JoinHandle<()>>,
     cancel: CancellationToken,
     status: Arc<RuleStatus>,
@@ -566,7 +602,7 @@ impl RuleTask {
                 }
             };
             for s in &self.sinks {
-                let _ = s.send(rows.clone()).await;
+                s.send(&rows).await;
             }
         }
     }

@@ -44,6 +44,9 @@ pub struct SinkNode {
     pub conn: oort_core::ConnState,
     /// Ends after the input channel closed and everything queued was written.
     pub task: tokio::task::JoinHandle<()>,
+    /// Only result rows meeting this condition reach the sink (a graph's
+    /// `switch` case).
+    pub route: Option<oort_sql::engine::RowFilter>,
 }
 
 pub struct SinkSpec {
@@ -102,6 +105,7 @@ pub fn start(
         metrics,
         conn,
         task,
+        route: None,
     })
 }
 

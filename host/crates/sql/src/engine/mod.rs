@@ -21,6 +21,7 @@ mod join;
 mod ops;
 mod plan;
 mod project;
+mod row_filter;
 mod state_window;
 mod tuple;
 mod validate;
@@ -41,6 +42,8 @@ use plan::Plan;
 use project::ProjCache;
 use tuple::{Hits, Tuple, WinRange};
 use window::{Content, WinState};
+
+pub use row_filter::RowFilter;
 
 /// Where the planner finds stream and table definitions.
 pub trait Catalog {
