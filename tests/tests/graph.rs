@@ -71,9 +71,7 @@ fn a_graph_rule_runs_and_refuses_what_it_cannot_run() {
 fn a_switch_routes_rows_to_the_sinks_of_matching_cases() {
     let s = Server::start();
     let t = unique("gswitch");
-    s.create_stream(&format!(
-        "CREATE STREAM sw () WITH (DATASOURCE=\"{t}/in\")"
-    ));
+    s.create_stream(&format!("CREATE STREAM sw () WITH (DATASOURCE=\"{t}/in\")"));
     let sink = |topic: &str| json!({"type": "sink", "nodeType": "mqtt", "props": {"server": "tcp://127.0.0.1:1883", "topic": format!("{t}/{topic}"), "sendSingle": true}});
     let graph = json!({
         "nodes": {
@@ -112,7 +110,11 @@ fn a_switch_routes_rows_to_the_sinks_of_matching_cases() {
         .iter()
         .map(|j| j["t"].as_f64().unwrap())
         .collect();
-    assert_eq!(got_warm, vec![25.0, 26.0], "35 and 40 stop at the first case");
+    assert_eq!(
+        got_warm,
+        vec![25.0, 26.0],
+        "35 and 40 stop at the first case"
+    );
 
     // A case that is not a valid condition: 400, nothing stored.
     let bad = json!({"id": "gs2", "graph": {
@@ -126,4 +128,40 @@ fn a_switch_routes_rows_to_the_sinks_of_matching_cases() {
     let r = s.expect("POST", "/rules", Some(&bad.to_string()), 400);
     assert!(r.body.contains("switch case"), "{}", r.body);
     s.expect("GET", "/rules/gs2", None, 404);
+}
+
+/// A source node that defines its stream inline runs as a stream private to
+/// the rule: not listed with the streams, gone with the rule.
+#[test]
+fn an_inline_source_node_runs_as_a_rule_private_stream() {
+    let s = Server::start();
+    let t = unique("ginline");
+    let graph = json!({
+        "nodes": {
+            "in": {"type": "source", "nodeType": "mqtt", "props": {"datasource": format!("{t}/in"), "format": "json"}},
+            "f": {"type": "operator", "nodeType": "filter", "props": {"expr": "v > 1"}},
+            "out": {"type": "sink", "nodeType": "mqtt", "props": {"server": "tcp://127.0.0.1:1883", "topic": format!("{t}/out"), "sendSingle": true}}
+        },
+        "topo": {"sources": ["in"], "edges": {"in": ["f"], "f": ["out"]}}
+    });
+    s.create_rule(&json!({"id": "gi", "graph": graph}));
+    let sub = mqtt::subscribe(&format!("{t}/out"));
+    s.wait_status("gi", "source connected", |st| {
+        st["source_gi__in_0_connection_status"] == 1
+    });
+    mqtt::publish(
+        &format!("{t}/in"),
+        &[r#"{"v":1}"#.into(), r#"{"v":2}"#.into()],
+    );
+    let got = sub.take_json(1, 10);
+    assert_eq!(got[0]["v"].as_f64(), Some(2.0));
+    let streams = s.get("/streams").json();
+    assert_eq!(streams, json!([]), "inline streams are not listed");
+    s.expect("DELETE", "/rules/gi", None, 200);
+    // The name is free again: a rule naming it finds no stream.
+    let r = s.post(
+        "/rules",
+        &json!({"id": "x", "sql": "SELECT * FROM gi__in", "actions": [{"log": {}}]}).to_string(),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
 }

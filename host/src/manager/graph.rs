@@ -5,12 +5,14 @@
 //! `function` and `aggfunc` computed fields, `pick` the select list,
 //! `orderby` ORDER BY) and its sink nodes become the rule's actions. The
 //! rule then plans, runs and reports exactly as the same rule written in
-//! SQL. A `switch` node ending the chain routes result rows: each case's
+//! SQL. A source node may name a stream or table (`sourceName`) or define
+//! one inline (`nodeType` the connector, props the stream options): an
+//! inline one becomes a stream private to the rule, named
+//! `<rule>__<node>`. A `switch` node ending the chain routes result rows: each case's
 //! sinks become actions with a route (the case's condition, and with
 //! `stopAtFirstMatch` the earlier cases' negation) that the rule checks per
 //! row. What has no SQL form here is refused naming the node: `script`
-//! (no JavaScript engine), a switch followed by operators, source nodes
-//! that define a stream inline instead of naming one, and graphs whose
+//! (no JavaScript engine), a switch followed by operators, and graphs whose
 //! operators do not form one chain.
 
 use std::collections::{BTreeMap, HashMap};
@@ -28,6 +30,9 @@ pub struct Compiled {
     /// Per action: the condition a result row must meet to reach it (the
     /// sinks of a `switch` case), `None` for every row.
     pub routes: Vec<Option<String>>,
+    /// Streams and tables the graph defines inline: name and CREATE
+    /// statement.
+    pub inline: Vec<(String, String)>,
 }
 
 /// A `switch` node ending the chain.
@@ -79,7 +84,7 @@ struct Parts {
 }
 
 /// Compiles `graph` into SQL and actions, or says which node cannot be.
-pub fn compile(graph: &Json) -> Result<Compiled, String> {
+pub fn compile(graph: &Json, rule_id: &str) -> Result<Compiled, String> {
     let g = graph
         .as_object()
         .ok_or_else(|| err("graph must be an object with nodes and topo"))?;
@@ -220,8 +225,21 @@ pub fn compile(graph: &Json) -> Result<Compiled, String> {
 
     let mut parts = Parts::default();
     let mut source_names: HashMap<&str, String> = HashMap::new();
+    let mut inline = Vec::new();
     for s in &sources {
-        source_names.insert(s, source_name(s, &nodes[s])?);
+        let n = &nodes[s];
+        let named = n
+            .props
+            .get("sourceName")
+            .and_then(Json::as_str)
+            .is_some_and(|x| !x.trim().is_empty());
+        if named {
+            source_names.insert(s, source_name(s, n)?);
+        } else {
+            let (name, sql) = inline_stream(rule_id, s, n)?;
+            source_names.insert(s, quote_ident(&name));
+            inline.push((name, sql));
+        }
     }
 
     // Every source leads, through edges, to the same first operator (or
@@ -356,7 +374,117 @@ pub fn compile(graph: &Json) -> Result<Compiled, String> {
         sql,
         actions,
         routes,
+        inline,
     })
+}
+
+/// eKuiper's stream options as a graph's inline source node spells them
+/// (props keys, matched case-insensitively) and as `WITH (...)` names them.
+const INLINE_OPTIONS: [(&str, &str); 12] = [
+    ("datasource", "DATASOURCE"),
+    ("key", "KEY"),
+    ("format", "FORMAT"),
+    ("confKey", "CONF_KEY"),
+    ("strictValidation", "STRICT_VALIDATION"),
+    ("timestamp", "TIMESTAMP"),
+    ("timestampFormat", "TIMESTAMP_FORMAT"),
+    ("shared", "SHARED"),
+    ("schemaid", "SCHEMAID"),
+    ("retainSize", "RETAIN_SIZE"),
+    ("kind", "KIND"),
+    ("delimiter", "DELIMITER"),
+];
+
+/// A source node that defines its stream inline (no `sourceName`): the
+/// rule-private stream's name and CREATE statement.
+fn inline_stream(rule_id: &str, name: &str, n: &Node) -> Result<(String, String), String> {
+    let p = &n.props;
+    let table = match p
+        .get("sourceType")
+        .and_then(Json::as_str)
+        .unwrap_or("stream")
+    {
+        "stream" => false,
+        "table" => true,
+        other => {
+            return Err(node_err(
+                name,
+                format!("sourceType {other}: expected stream or table"),
+            ))
+        }
+    };
+    let typ = n.node_type.trim();
+    if typ.is_empty()
+        || !typ
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(node_err(
+            name,
+            format!("nodeType {typ:?} is not a connector type"),
+        ));
+    }
+    let mut opts = vec![format!("TYPE=\"{typ}\"")];
+    let mut schema = (None, None);
+    for (k, v) in p {
+        if k == "sourceType" {
+            continue;
+        }
+        let text = match v {
+            Json::String(s) => s.clone(),
+            Json::Bool(b) => b.to_string(),
+            Json::Number(x) => x.to_string(),
+            Json::Null => continue,
+            other => {
+                return Err(node_err(
+                    name,
+                    format!("property {k} must be a string, number or boolean, found {other}"),
+                ))
+            }
+        };
+        if text.contains(['"', '\\']) {
+            return Err(node_err(
+                name,
+                format!("property {k}: quotes and backslashes are not allowed"),
+            ));
+        }
+        match k.as_str() {
+            "schemaName" => schema.0 = Some(text),
+            "schemaMessage" => schema.1 = Some(text),
+            _ => match INLINE_OPTIONS
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(k))
+            {
+                Some((_, opt)) => opts.push(format!("{opt}=\"{text}\"")),
+                None => {
+                    let known: Vec<&str> = INLINE_OPTIONS.iter().map(|(k, _)| *k).collect();
+                    let hint = oort_core::schema::closest(k, &known)
+                        .map(|c| format!(" (did you mean {c}?)"))
+                        .unwrap_or_default();
+                    return Err(node_err(
+                        name,
+                        format!(
+                            "unknown stream property {k}{hint}: an inline source takes {}",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            },
+        }
+    }
+    if let (Some(s), Some(m)) = schema {
+        if !opts.iter().any(|o| o.starts_with("SCHEMAID=")) {
+            opts.push(format!("SCHEMAID=\"{s}.{m}\""));
+        }
+    }
+    let stream = format!("{rule_id}__{name}");
+    let sql = format!(
+        "CREATE {} {} () WITH ({})",
+        if table { "TABLE" } else { "STREAM" },
+        quote_ident(&stream),
+        opts.join(", ")
+    );
+    Ok((stream, sql))
 }
 
 /// A switch node's props: `cases` (conditions) and `stopAtFirstMatch`.
@@ -716,7 +844,7 @@ mod tests {
                 "h": ["p"], "p": ["o"], "o": ["out", "out2"]
             }}
         });
-        let c = compile(&g).unwrap();
+        let c = compile(&g, "r").unwrap();
         assert_eq!(
             c.sql,
             "SELECT log(temperature) as log_t INVISIBLE, avg(log_t) as avg_t INVISIBLE, device, avg_t, window_end() as e FROM demo GROUP BY device, TUMBLINGWINDOW(ss, 10) FILTER (WHERE (humidity > 30)) HAVING (avg_t > 1) ORDER BY avg_t DESC"
@@ -737,8 +865,28 @@ mod tests {
             "topo": {"sources": ["d1", "d2"], "edges": {"d1": ["w"], "d2": ["w"], "w": ["j"], "j": ["out"]}}
         });
         assert_eq!(
-            compile(&g).unwrap().sql,
+            compile(&g, "r").unwrap().sql,
             "SELECT * FROM device1 INNER JOIN device2 ON device1.id = device2.id GROUP BY COUNTWINDOW(2)"
+        );
+    }
+
+    #[test]
+    fn inline_sources_become_rule_private_streams() {
+        let g = json!({
+            "nodes": {
+                "in": {"type": "source", "nodeType": "mqtt", "props": {"datasource": "t/in", "format": "json", "confKey": "b1", "shared": false, "sourceType": "stream"}},
+                "o": sink("out"),
+            },
+            "topo": {"sources": ["in"], "edges": {"in": ["o"]}}
+        });
+        let c = compile(&g, "r1").unwrap();
+        assert_eq!(c.sql, "SELECT * FROM r1__in");
+        assert_eq!(
+            c.inline,
+            vec![(
+                "r1__in".to_string(),
+                "CREATE STREAM r1__in () WITH (TYPE=\"mqtt\", DATASOURCE=\"t/in\", FORMAT=\"json\", CONF_KEY=\"b1\", SHARED=\"false\")".to_string()
+            )]
         );
     }
 
@@ -755,8 +903,8 @@ mod tests {
             },
             "topo": {"sources": ["s"], "edges": {"s": ["f"], "f": ["sw"], "sw": [["hot", "all"], ["warm"]]}}
         });
-        let c = compile(&g).unwrap();
-        assert_eq!(c.sql, "SELECT * FROM demo WHERE t > 0");
+        let c = compile(&g, "r").unwrap();
+        assert_eq!(c.sql, "SELECT * FROM demo WHERE (t > 0)");
         assert_eq!(c.actions.len(), 3);
         assert_eq!(
             c.routes,
@@ -810,10 +958,17 @@ mod tests {
             ),
             (
                 base(
-                    json!({"s": {"type": "source", "nodeType": "mqtt", "props": {"datasource": "t"}}, "o": sink("a")}),
+                    json!({"s": {"type": "source", "nodeType": "mqtt", "props": {"datasorce": "t"}}, "o": sink("a")}),
                     json!({"s": ["o"]}),
                 ),
-                "node s: a source node must name a stream",
+                "node s: unknown stream property datasorce (did you mean datasource?)",
+            ),
+            (
+                base(
+                    json!({"s": {"type": "source", "nodeType": "mqtt", "props": {"datasource": "a\"b"}}, "o": sink("a")}),
+                    json!({"s": ["o"]}),
+                ),
+                "node s: property datasource: quotes",
             ),
             (
                 base(
@@ -851,7 +1006,7 @@ mod tests {
                 "node a: property expr",
             ),
         ] {
-            let e = compile(&g).unwrap_err();
+            let e = compile(&g, "r").unwrap_err();
             assert!(e.contains(says), "{says}: {e}");
         }
     }

@@ -20,6 +20,7 @@ impl Manager {
         let select: Select = oort_sql::parser::parse_select(sql)
             .map_err(|e| AppError::from(e).context("invalid rule json"))?;
         let opts = def.options().map_err(|e| AppError::bad(e.to_string()))?;
+        self.register_inline(def)?;
         let qopts = QueryOptions {
             send_nil_field: opts.send_nil_field,
             send_error: opts.send_error,
@@ -121,7 +122,41 @@ impl Manager {
         if let Some(s) = self.inner.streams.read().get(name) {
             return Some(s.clone());
         }
-        self.inner.tables.read().get(name).cloned()
+        if let Some(s) = self.inner.tables.read().get(name) {
+            return Some(s.clone());
+        }
+        self.inner.inline.read().get(name).map(|(_, s)| s.clone())
+    }
+
+    /// Registers the streams `def` defines inline (a graph's source nodes),
+    /// replacing those an earlier version of the rule defined.
+    pub(super) fn register_inline(&self, def: &RuleDef) -> AppResult<()> {
+        let mut parsed = Vec::with_capacity(def.inline_streams.len());
+        for (name, sql) in &def.inline_streams {
+            let d = streams::parse_def(sql)
+                .map_err(|e| AppError::bad(format!("inline source {name}: {e}")))?;
+            parsed.push((
+                name.clone(),
+                StreamEntry {
+                    def: d,
+                    sql: sql.clone(),
+                },
+            ));
+        }
+        let mut inline = self.inner.inline.write();
+        inline.retain(|_, (owner, _)| owner != &def.id);
+        for (name, e) in parsed {
+            inline.insert(name, (def.id.clone(), e));
+        }
+        Ok(())
+    }
+
+    /// Forgets the inline streams of rule `id`.
+    pub(super) fn drop_inline(&self, id: &str) {
+        self.inner
+            .inline
+            .write()
+            .retain(|_, (owner, _)| owner != id);
     }
 
     pub(super) fn hub_spec(&self, name: &str, entry: &StreamEntry) -> AppResult<HubSpec> {

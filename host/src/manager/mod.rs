@@ -70,6 +70,9 @@ pub(crate) struct Inner {
     hubs: Mutex<HashMap<String, Arc<Hub>>>,
     /// What running queries ask of the server (keyed state, `delay`).
     rule_host: oort_sql::engine::HostRef,
+    /// Streams graph rules define inline, by name: the owning rule and the
+    /// definition. Not listed with the streams; gone with the rule.
+    inline: RwLock<BTreeMap<String, (String, StreamEntry)>>,
 }
 
 /// Cheap to clone handle to the engine state.
@@ -83,7 +86,10 @@ impl Catalog for Inner {
         if let Some(s) = self.streams.read().get(name) {
             return Some(s.def.clone());
         }
-        self.tables.read().get(name).map(|s| s.def.clone())
+        if let Some(s) = self.tables.read().get(name) {
+            return Some(s.def.clone());
+        }
+        self.inline.read().get(name).map(|(_, s)| s.def.clone())
     }
 }
 
@@ -147,6 +153,7 @@ impl Manager {
             .map_err(anyhow::Error::msg)?;
         let inner = Arc::new(Inner {
             rule_host: oort_sql::engine::HostRef(Arc::new(rule_host)),
+            inline: RwLock::new(BTreeMap::new()),
             data_dir,
             env,
             store,
@@ -414,6 +421,7 @@ impl Manager {
         }
         self.inner.store.check_writable()?;
         self.halt(id, false).await;
+        self.drop_inline(id);
         self.inner.store.apply(&[
             Op::Delete {
                 ns: ns::RULES.into(),

@@ -31,6 +31,10 @@ pub struct RuleDef {
     /// graph's `switch` cases); empty or `None`: every row.
     #[serde(skip)]
     pub routes: Vec<Option<String>>,
+    /// Streams a graph defines inline (name, CREATE statement), private to
+    /// the rule.
+    #[serde(skip)]
+    pub inline_streams: Vec<(String, String)>,
 }
 
 /// Options of a rule after defaults (eKuiper v2 defaults).
@@ -140,10 +144,11 @@ impl RuleDef {
                         "a graph rule takes its actions from its sink nodes: remove actions".into(),
                     ));
                 }
-                let c = super::graph::compile(g).map_err(RuleDefError::Graph)?;
+                let c = super::graph::compile(g, &def.id).map_err(RuleDefError::Graph)?;
                 def.sql = Some(c.sql);
                 def.actions = c.actions;
                 def.routes = c.routes;
+                def.inline_streams = c.inline;
             }
             (None, None) => return Err(RuleDefError::NoSql),
             _ => {}
