@@ -67,3 +67,52 @@ fn schemaless_numbers_are_floats_typed_and_opted_out_ones_integers() {
         json!({"q": 3, "m": 1, "lit": 2, "twice": 14, "nested": 1})
     );
 }
+
+/// The file source decodes its json and lines files itself: the same number
+/// rule applies (schemaless: floats; typed: whole numbers stay whole).
+#[test]
+fn file_streams_follow_the_same_number_rule() {
+    let s = Server::start();
+    let data = s.data_dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("n.json"), r#"[{"a":7,"b":2,"n":{"x":3}}]"#).unwrap();
+    std::fs::write(data.join("n.lines"), "{\"a\":7,\"b\":2,\"n\":{\"x\":3}}\n").unwrap();
+    s.expect(
+        "PUT",
+        "/metadata/sources/file/confKeys/lines",
+        Some(&json!({"fileType": "lines"}).to_string()),
+        200,
+    );
+    for (name, cols, conf, want) in [
+        ("fj", "", "", json!({"q": 3.5, "nested": 1.5})),
+        (
+            "fl",
+            "",
+            ", CONF_KEY=\"lines\"",
+            json!({"q": 3.5, "nested": 1.5}),
+        ),
+        (
+            "ft",
+            "a BIGINT, b BIGINT, n STRUCT(x BIGINT)",
+            "",
+            json!({"q": 3, "nested": 1}),
+        ),
+    ] {
+        let file = if conf.is_empty() { "n.json" } else { "n.lines" };
+        s.create_stream(&format!(
+            "CREATE STREAM {name} ({cols}) WITH (DATASOURCE=\"{file}\", TYPE=\"file\"{conf})"
+        ));
+        let out = s.data_dir.join(format!("{name}.out"));
+        s.create_rule(&json!({
+            "id": name,
+            "sql": format!("SELECT a / b AS q, n.x / 2 AS nested FROM {name}"),
+            "actions": [{"file": {"path": out.to_str().unwrap(), "fileType": "lines", "sendSingle": true}}]
+        }));
+        s.wait_status(name, "rule stopped at end of file", |st| {
+            st["status"] == "stopped"
+        });
+        let text = std::fs::read_to_string(&out).unwrap();
+        let got: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(got, want, "{name}");
+    }
+}

@@ -295,6 +295,7 @@ pub fn start(spec: HubSpec) -> Result<Arc<Hub>, HubError> {
     let mut source = spec
         .factory
         .create(&spec.env, &spec.datasource, &spec.props)?;
+    let keep_integers = spec.decode.keep_integers;
     let decoder: Option<Box<dyn Decoder>> = if spec.factory.emits_rows() {
         None
     } else {
@@ -332,7 +333,7 @@ pub fn start(spec: HubSpec) -> Result<Arc<Hub>, HubError> {
         let _ = done_tx.send(r.err().map(|e| e.to_string()));
     });
     let h = hub.clone();
-    tokio::spawn(async move { pump(h, rx, decoder, handed, done_rx, cancel).await });
+    tokio::spawn(async move { pump(h, rx, decoder, keep_integers, handed, done_rx, cancel).await });
     Ok(hub)
 }
 
@@ -342,6 +343,8 @@ async fn pump(
     hub: Arc<Hub>,
     mut rx: mpsc::Receiver<SourceMsg>,
     mut decoder: Option<Box<dyn Decoder>>,
+    // Rows the source decoded from JSON keep whole numbers whole (else floats).
+    keep_integers: bool,
     handed: HandedReporter,
     done: tokio::sync::oneshot::Receiver<Option<String>>,
     cancel: CancellationToken,
@@ -394,6 +397,20 @@ async fn pump(
                 SourceMsg::Rows { rows: rs, meta } => {
                     hub.metrics.inc_in(rs.len() as u64);
                     for row in rs {
+                        batch.push(Arc::new(Event {
+                            row,
+                            meta: meta.clone(),
+                            seq: seqs.next(),
+                            ts: now,
+                        }));
+                    }
+                }
+                SourceMsg::JsonRows { rows: rs, meta } => {
+                    hub.metrics.inc_in(rs.len() as u64);
+                    for mut row in rs {
+                        if !keep_integers {
+                            row = oort_core::codec::json::floats(row);
+                        }
                         batch.push(Arc::new(Event {
                             row,
                             meta: meta.clone(),

@@ -64,6 +64,14 @@ pub enum SourceMsg {
         rows: Vec<Row>,
         meta: Option<Arc<Meta>>,
     },
+    /// Rows the source decoded from JSON text itself (the file source's
+    /// `json` and `lines` types): the runtime applies the stream's number
+    /// rule (a schemaless stream reads every number as a float, as eKuiper;
+    /// typed or `useInt64ForWholeNumber` streams keep whole numbers whole).
+    JsonRows {
+        rows: Vec<Row>,
+        meta: Option<Arc<Meta>>,
+    },
     /// A record the source could not read; counted as an exception.
     Error(String),
     /// The source will produce nothing more (a bounded file, a non-looping simulator).

@@ -383,6 +383,7 @@ impl FileSource {
             let mut meta = Map::new();
             meta.insert(Arc::from("file"), Value::str(&name));
             let meta = Some(Arc::new(meta));
+            let json = !matches!(self.reader.file_type, FileType::Csv);
             if self.send_interval.is_zero() {
                 let mut rows = parsed.rows;
                 while !rows.is_empty() {
@@ -391,13 +392,7 @@ impl FileSource {
                     } else {
                         Vec::new()
                     };
-                    if !ctx
-                        .emit(SourceMsg::Rows {
-                            rows,
-                            meta: meta.clone(),
-                        })
-                        .await
-                    {
+                    if !ctx.emit(rows_msg(json, rows, meta.clone())).await {
                         return Ok(false);
                     }
                     rows = rest;
@@ -407,13 +402,7 @@ impl FileSource {
                     if i > 0 && sleep_or_cancel(self.send_interval, &ctx.cancel).await {
                         return Ok(false);
                     }
-                    if !ctx
-                        .emit(SourceMsg::Rows {
-                            rows: vec![row],
-                            meta: meta.clone(),
-                        })
-                        .await
-                    {
+                    if !ctx.emit(rows_msg(json, vec![row], meta.clone())).await {
                         return Ok(false);
                     }
                 }
@@ -448,6 +437,15 @@ impl Source for FileSource {
                 return Ok(());
             }
         }
+    }
+}
+
+/// Rows of a file: decoded from JSON text (json, lines) or not (csv).
+fn rows_msg(json: bool, rows: Vec<Row>, meta: Option<Arc<oort_core::Meta>>) -> SourceMsg {
+    if json {
+        SourceMsg::JsonRows { rows, meta }
+    } else {
+        SourceMsg::Rows { rows, meta }
     }
 }
 
@@ -487,7 +485,9 @@ mod tests {
         let mut eof = false;
         while let Some(m) = rx.recv().await {
             match m {
-                SourceMsg::Rows { rows: r, .. } => rows.extend(r),
+                SourceMsg::Rows { rows: r, .. } | SourceMsg::JsonRows { rows: r, .. } => {
+                    rows.extend(r)
+                }
                 SourceMsg::Error(e) => errs.push(e),
                 SourceMsg::Eof => eof = true,
                 SourceMsg::Bytes { .. } | SourceMsg::Offset(_) => {

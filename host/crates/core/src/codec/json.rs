@@ -74,6 +74,30 @@ pub fn decode_value(payload: &[u8]) -> Result<Value, CodecError> {
     Ok(v)
 }
 
+/// A row decoded with whole numbers kept as integers, as a schemaless
+/// stream reads JSON: every integer (nested ones too) becomes a float.
+pub fn floats(row: Row) -> Row {
+    fn conv(v: Value) -> Value {
+        match v {
+            Value::Int(i) => Value::Float(i as f64),
+            Value::Array(a) => Value::Array(Arc::new(
+                Arc::unwrap_or_clone(a).into_iter().map(conv).collect(),
+            )),
+            Value::Object(m) => Value::Object(Arc::new(
+                Arc::unwrap_or_clone(m)
+                    .into_iter()
+                    .map(|(k, x)| (k, conv(x)))
+                    .collect(),
+            )),
+            other => other,
+        }
+    }
+    Row {
+        schema: row.schema,
+        values: row.values.into_iter().map(conv).collect(),
+    }
+}
+
 /// Top level: an object (one row) or an array of objects (one row each).
 struct TopSeed<'a> {
     cache: &'a mut Option<Arc<Schema>>,
@@ -643,6 +667,20 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_turns_every_integer_into_a_float() {
+        let mut rows = Vec::new();
+        JsonDecoder::new()
+            .decode(br#"{"a":1,"b":2.5,"c":[1,{"d":2}],"e":"3"}"#, &mut rows)
+            .unwrap();
+        let r = floats(rows.remove(0));
+        assert_eq!(
+            r.to_json(),
+            serde_json::json!({"a":1.0,"b":2.5,"c":[1.0,{"d":2.0}],"e":"3"})
+        );
+        assert!(matches!(r.get("a"), Some(Value::Float(_))));
+    }
 
     fn decode(dec: &mut JsonDecoder, s: &str) -> Vec<Row> {
         let mut out = Vec::new();
