@@ -82,6 +82,8 @@ fn invalid_arg(name: &'static str, v: &Value) -> FnError {
 struct Avg {
     ints: i128,
     floats: f64,
+    /// Float values in `floats` (back to exactly 0 when none is left).
+    nf: u64,
     n: u64,
 }
 
@@ -90,10 +92,29 @@ impl Accumulator for Avg {
         match arg(args, 0) {
             Value::Null => return Ok(()),
             Value::Int(i) => self.ints += i128::from(*i),
-            Value::Float(f) => self.floats += f,
+            Value::Float(f) => {
+                self.floats += f;
+                self.nf += 1;
+            }
             other => return Err(invalid_arg("avg", other)),
         }
         self.n += 1;
+        Ok(())
+    }
+    fn removable(&self) -> bool {
+        true
+    }
+    fn remove(&mut self, args: &[Value]) -> Result<(), FnError> {
+        match arg(args, 0) {
+            Value::Null => return Ok(()),
+            Value::Int(i) => self.ints -= i128::from(*i),
+            Value::Float(f) => {
+                self.nf = self.nf.saturating_sub(1);
+                self.floats = if self.nf == 0 { 0.0 } else { self.floats - f };
+            }
+            other => return Err(invalid_arg("avg", other)),
+        }
+        self.n = self.n.saturating_sub(1);
         Ok(())
     }
     fn result(&self) -> Value {
@@ -108,8 +129,9 @@ impl Accumulator for Avg {
 struct Sum {
     ints: i128,
     floats: f64,
-    has_float: bool,
-    any: bool,
+    /// Float values and all values summed (rows can be removed).
+    nf: u64,
+    n: u64,
 }
 
 impl Accumulator for Sum {
@@ -119,18 +141,34 @@ impl Accumulator for Sum {
             Value::Int(i) => self.ints += i128::from(*i),
             Value::Float(f) => {
                 self.floats += f;
-                self.has_float = true;
+                self.nf += 1;
             }
             other => return Err(invalid_arg("sum", other)),
         }
-        self.any = true;
+        self.n += 1;
+        Ok(())
+    }
+    fn removable(&self) -> bool {
+        true
+    }
+    fn remove(&mut self, args: &[Value]) -> Result<(), FnError> {
+        match arg(args, 0) {
+            Value::Null => return Ok(()),
+            Value::Int(i) => self.ints -= i128::from(*i),
+            Value::Float(f) => {
+                self.nf = self.nf.saturating_sub(1);
+                self.floats = if self.nf == 0 { 0.0 } else { self.floats - f };
+            }
+            other => return Err(invalid_arg("sum", other)),
+        }
+        self.n = self.n.saturating_sub(1);
         Ok(())
     }
     fn result(&self) -> Value {
-        if !self.any {
+        if self.n == 0 {
             return Value::Null;
         }
-        if self.has_float {
+        if self.nf > 0 {
             return Value::Float(self.ints as f64 + self.floats);
         }
         i64::try_from(self.ints).map_or(Value::Float(self.ints as f64), Value::Int)
@@ -145,6 +183,15 @@ impl Accumulator for Count {
     fn add(&mut self, args: &[Value]) -> Result<(), FnError> {
         if !arg(args, 0).is_null() {
             self.0 += 1;
+        }
+        Ok(())
+    }
+    fn removable(&self) -> bool {
+        true
+    }
+    fn remove(&mut self, args: &[Value]) -> Result<(), FnError> {
+        if !arg(args, 0).is_null() {
+            self.0 -= 1;
         }
         Ok(())
     }

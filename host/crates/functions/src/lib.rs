@@ -87,6 +87,18 @@ pub trait Accumulator: Send {
     fn add(&mut self, args: &[Value]) -> Result<(), FnError>;
     /// The aggregate over every row added so far.
     fn result(&self) -> Value;
+    /// Whether [`Accumulator::remove`] works: sliding windows then update
+    /// their aggregates as rows leave instead of recomputing them.
+    fn removable(&self) -> bool {
+        false
+    }
+    /// Takes back a row added earlier (same `args`).
+    fn remove(&mut self, _args: &[Value]) -> Result<(), FnError> {
+        Err(FnError::call(
+            "aggregate",
+            "this aggregate cannot remove rows",
+        ))
+    }
 }
 
 /// Creates an accumulator from the call's constant arguments (see crate docs).

@@ -53,6 +53,13 @@ impl GroupIndex {
         (i, true)
     }
 
+    /// Empties the index, handing back its keys by group number.
+    pub fn take_keys(&mut self) -> Vec<Vec<Value>> {
+        self.heads.clear();
+        self.next.clear();
+        std::mem::take(&mut self.keys)
+    }
+
     pub fn clear(&mut self) {
         self.heads.clear();
         self.next.clear();

@@ -22,6 +22,7 @@ mod ops;
 mod plan;
 mod project;
 mod row_filter;
+mod slide_inc;
 mod state_window;
 mod tuple;
 mod validate;
@@ -199,7 +200,11 @@ impl QueryPlan {
                     .map(|_| ChangedColsState::default())
                     .collect(),
                 cache: ProjCache::default(),
-                win: p.window.as_ref().map(|w| WinState::new(w, p.incremental)),
+                win: p
+                    .window
+                    .as_ref()
+                    .map(|w| WinState::new(w, p.incremental, p.slide_incremental)),
+                slide: p.slide_incremental.then(slide_inc::SlideInc::default),
                 tables: p.srcs.iter().map(|_| VecDeque::new()).collect(),
                 indexes: join::TableIndexes::default(),
                 lookups: p.srcs.iter().map(|_| None).collect(),
@@ -239,6 +244,8 @@ struct State {
     changed: Vec<ChangedColsState>,
     cache: ProjCache,
     win: Option<WinState>,
+    /// The groups of an incremental sliding window.
+    slide: Option<slide_inc::SlideInc>,
     /// Scan-table rows per source index.
     tables: Vec<VecDeque<SharedEvent>>,
     /// Hash indexes of scan tables joined on equi-keys.

@@ -225,6 +225,9 @@ pub(crate) struct Plan {
     pub is_agg: bool,
     /// Windows keep one accumulator set per group instead of the rows.
     pub incremental: bool,
+    /// A sliding window whose aggregates are updated as rows enter and
+    /// leave (see `slide_inc`).
+    pub slide_incremental: bool,
     pub ops: Ops,
 }
 

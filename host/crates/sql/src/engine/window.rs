@@ -17,6 +17,9 @@ use super::tuple::{Tuple, WinRange};
 pub(crate) enum Content {
     Rows(Vec<Tuple>),
     Groups(Vec<IncGroup>),
+    /// An incremental sliding window fired: its groups are in the query's
+    /// [`super::slide_inc::SlideInc`].
+    Slide,
 }
 
 pub(crate) type Emission = (Content, WinRange);
@@ -42,6 +45,11 @@ pub(crate) struct WinState {
     count: usize,
     /// A state window's open windows.
     pub state: Option<StateWin>,
+    /// Incremental sliding window: rows leaving the window are moved to
+    /// `expired` (for their aggregates to be taken back) and emissions
+    /// carry no rows.
+    slide_inc: bool,
+    pub expired: Vec<Tuple>,
 }
 
 /// Offset of the local time zone at `ms`, in ms.
@@ -55,7 +63,7 @@ fn local_offset_ms(ms: i64) -> i64 {
 }
 
 impl WinState {
-    pub fn new(spec: &WindowSpec, incremental: bool) -> WinState {
+    pub fn new(spec: &WindowSpec, incremental: bool, slide_inc: bool) -> WinState {
         WinState {
             kind: spec.kind,
             align: spec.align_ms.max(1),
@@ -73,6 +81,8 @@ impl WinState {
                 WinKind::State { two } => Some(StateWin::new(two)),
                 _ => None,
             },
+            slide_inc,
+            expired: Vec::new(),
         }
     }
 
@@ -179,9 +189,7 @@ impl WinState {
                     let limit = now
                         .saturating_add(1)
                         .saturating_sub(size.saturating_add(delay));
-                    while self.buf.front().is_some_and(|x| x.ts < limit) {
-                        self.buf.pop_front();
-                    }
+                    self.pop_before(limit);
                     return None;
                 }
                 if delay > 0 {
@@ -213,24 +221,44 @@ impl WinState {
     /// (`right` excluded when `strict`).
     fn slide(&mut self, right: i64, length: i64, strict: bool) -> Emission {
         let left = right.saturating_sub(length);
-        while self.buf.front().is_some_and(|x| x.ts < left) {
-            self.buf.pop_front();
-        }
-        let rows: Vec<Tuple> = self
-            .buf
-            .iter()
-            .filter(|x| if strict { x.ts < right } else { x.ts <= right })
-            .cloned()
-            .collect();
+        self.pop_before(left);
         self.trigger_time = right;
+        let content = if self.slide_inc {
+            Content::Slide
+        } else {
+            Content::Rows(
+                self.buf
+                    .iter()
+                    .filter(|x| if strict { x.ts < right } else { x.ts <= right })
+                    .cloned()
+                    .collect(),
+            )
+        };
         (
-            Content::Rows(rows),
+            content,
             WinRange {
                 start: left,
                 end: right,
                 trigger: right,
             },
         )
+    }
+
+    /// Drops the buffered rows older than `limit` (keeping them in
+    /// `expired` for an incremental sliding window).
+    fn pop_before(&mut self, limit: i64) {
+        while self.buf.front().is_some_and(|x| x.ts < limit) {
+            if let Some(x) = self.buf.pop_front() {
+                if self.slide_inc {
+                    self.expired.push(x);
+                }
+            }
+        }
+    }
+
+    /// The `i`-th buffered row (oldest first).
+    pub fn row(&self, i: usize) -> Option<&Tuple> {
+        self.buf.get(i)
     }
 
     fn take_all(&mut self) -> Content {
@@ -422,13 +450,13 @@ mod tests {
     fn ts_of(c: &Content) -> Vec<i64> {
         match c {
             Content::Rows(r) => r.iter().map(|x| x.ts).collect(),
-            Content::Groups(_) => vec![],
+            Content::Groups(_) | Content::Slide => vec![],
         }
     }
 
     #[test]
     fn tumbling_aligns_and_emits_empty() {
-        let mut w = WinState::new(&spec(WinKind::Tumbling { size: 1000 }, 1000), false);
+        let mut w = WinState::new(&spec(WinKind::Tumbling { size: 1000 }, 1000), false, false);
         assert_eq!(w.deadline(), Some(0));
         w.init(10_000);
         assert_eq!(w.deadline(), Some(11_000));
@@ -461,6 +489,7 @@ mod tests {
                 1000,
             ),
             false,
+            false,
         );
         w.init(0);
         for ts in [13, 822, 1632] {
@@ -476,7 +505,7 @@ mod tests {
 
     #[test]
     fn count_window_every() {
-        let mut w = WinState::new(&spec(WinKind::Count { size: 3, every: 2 }, 0), false);
+        let mut w = WinState::new(&spec(WinKind::Count { size: 3, every: 2 }, 0), false, false);
         let mut got = vec![];
         for ts in 1..=6 {
             if let Some((c, r)) = w.push(t(ts), false) {
@@ -496,6 +525,7 @@ mod tests {
                 },
                 2000,
             ),
+            false,
             false,
         );
         w.init(0);
@@ -536,6 +566,7 @@ mod tests {
                 },
                 5000,
             ),
+            false,
             false,
         );
         w.init(0);

@@ -109,6 +109,23 @@ impl State {
                 self.exception(plan, wop, format!("run Select error: {e}"), out);
             }
             None
+        } else if let Some(si) = &mut self.slide {
+            {
+                let ctx = mk_ctx(plan, &self.hits, Some(&t), &[], None, false, 1, (0, 0));
+                si.add(plan, &ctx, &mut self.buf);
+            }
+            let e = w.push(t, triggered);
+            let mut failed = None;
+            for x in std::mem::take(&mut w.expired) {
+                let ctx = mk_ctx(plan, &self.hits, Some(&x), &[], None, false, 1, (0, 0));
+                if let Err(err) = si.remove(plan, &ctx, &mut self.buf) {
+                    failed.get_or_insert(err);
+                }
+            }
+            if let Some(err) = failed {
+                self.exception(plan, wop, format!("run Select error: {err}"), out);
+            }
+            e
         } else {
             w.push(t, triggered)
         };
@@ -139,6 +156,30 @@ impl State {
         let agg_hits = (self.hits.agg_count.get(), self.hits.agg_time.get());
         match content {
             Content::Rows(rows) => self.finish_rows(plan, rows, Some(range), agg_hits, out),
+            Content::Slide => {
+                let Some(si) = &self.slide else { return };
+                if let Some(e) = si.error() {
+                    let e = format!("run Select error: {e}");
+                    self.exception(plan, Some(plan.ops.project), e, out);
+                    return;
+                }
+                let groups = si.groups();
+                self.count_in(plan.ops.aggregate);
+                self.count_out(plan.ops.aggregate);
+                let firsts: Vec<Option<Tuple>> = groups
+                    .iter()
+                    .map(|(i, _)| self.win.as_ref().and_then(|w| w.row(*i)).cloned())
+                    .collect();
+                let gs: Vec<Group> = groups
+                    .into_iter()
+                    .zip(&firsts)
+                    .map(|((_, aggs), first)| Group {
+                        first: first.as_ref(),
+                        aggs,
+                    })
+                    .collect();
+                self.emit_groups(plan, gs, Some(range), agg_hits, out);
+            }
             Content::Groups(groups) => {
                 self.count_in(plan.ops.aggregate);
                 self.count_out(plan.ops.aggregate);

@@ -495,6 +495,21 @@ pub(crate) fn build(
         None => false,
     };
 
+    // Sliding windows update their aggregates as rows come and go when
+    // every aggregate can take a row back and nothing needs the rows.
+    let slide_incremental = match &window {
+        Some(w) => {
+            matches!(w.kind, WinKind::Sliding { delay: 0, .. })
+                && joins.is_empty()
+                && !needs_rows
+                && is_agg
+                && c.aggs.iter().all(|(_, a)| {
+                    !a.with_row && (a.func.new)(&a.consts).is_ok_and(|acc| acc.removable())
+                })
+        }
+        None => false,
+    };
+
     // ---- runtime per source
     let mut srcs = Vec::with_capacity(infos.len());
     for (i, info) in infos.iter().enumerate() {
@@ -636,6 +651,7 @@ pub(crate) fn build(
         proj,
         is_agg,
         incremental,
+        slide_incremental,
         ops,
     })
 }
