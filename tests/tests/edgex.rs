@@ -65,3 +65,46 @@ fn edgex_request_in_event_out() {
     let st = s.status("calc");
     assert_eq!(st["sink_edgex_0_0_records_out_total"], 1, "{st}");
 }
+
+/// eKuiper's `connectionSelector` on EdgeX: the bus settings live in a
+/// connection profile of type `edgex`; the conf key only selects it.
+#[test]
+fn edgex_bus_from_a_connection_profile() {
+    let s = Server::start();
+    let t = unique("edgexsel");
+    s.expect(
+        "POST",
+        "/connections",
+        Some(
+            &json!({"id": "mqttBus", "typ": "edgex", "props": {"type": "mqtt", "server": "127.0.0.1", "port": 1883}})
+                .to_string(),
+        ),
+        201,
+    );
+    s.expect(
+        "PUT",
+        "/metadata/sources/edgex/confKeys/sel",
+        Some(r#"{"connectionSelector":"edgex.mqttBus","messageType":"event"}"#),
+        200,
+    );
+    s.create_stream(&format!(
+        "CREATE STREAM sel () WITH (DATASOURCE=\"{t}/events/#\", TYPE=\"edgex\", CONF_KEY=\"sel\")"
+    ));
+    s.create_rule(&json!({
+        "id": "sel",
+        "sql": "SELECT Temperature FROM sel",
+        "actions": [{"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": format!("{t}/out"), "sendSingle": true}}]
+    }));
+    let sub = mqtt::subscribe(&format!("{t}/out"));
+    s.wait_status("sel", "connected", |st| {
+        st["source_sel_0_connection_status"] == 1
+    });
+    let event = json!({"apiVersion": "v3", "id": "e1", "deviceName": "Thermo-1", "profileName": "Thermo",
+        "sourceName": "Reading", "origin": 1,
+        "readings": [{"id": "r", "origin": 1, "deviceName": "Thermo-1", "resourceName": "Temperature",
+            "profileName": "Thermo", "valueType": "Int64", "value": "21"}]});
+    let env = json!({"apiVersion": "v3", "correlationID": "c1", "contentType": "application/json",
+        "payload": base64::engine::general_purpose::STANDARD.encode(event.to_string())});
+    mqtt::publish(&format!("{t}/events/Thermo/Thermo-1"), &[env.to_string()]);
+    assert_eq!(sub.take_json(1, 10), vec![json!({"Temperature": 21})]);
+}

@@ -42,8 +42,11 @@ pub(super) struct Bus {
     message_type: String,
     #[serde(default)]
     optional: serde_json::Map<String, serde_json::Value>,
+    /// Resolved by the host before the connector sees the props: the
+    /// profile's `type`, `server`, `port`, `optional`... are merged in (as
+    /// eKuiper's `connectionSelector: edgex.redisMsgBus`). Known, not read.
     #[serde(rename = "connectionselector", default)]
-    connection_selector: String,
+    _connection_selector: String,
 }
 
 /// How a bus is reached.
@@ -72,12 +75,6 @@ impl Bus {
     /// The transport this bus is reached by; what EdgeX's `optional` asks
     /// that Oort cannot do is refused, naming the key.
     pub(super) fn transport(&self, sink: bool) -> Result<Transport, ConnectorError> {
-        if !self.connection_selector.trim().is_empty() {
-            return Err(bad(
-                "connectionSelector is not supported by edgex yet: give type, server, port and optional"
-                    .into(),
-            ));
-        }
         match self.typ.trim().to_ascii_lowercase().as_str() {
             "mqtt" => self.mqtt(sink).map(Transport::Mqtt),
             "redis" => self.redis().map(Transport::Redis),

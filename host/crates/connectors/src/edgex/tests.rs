@@ -180,10 +180,6 @@ fn what_the_bus_cannot_do_is_refused() {
             json!({"contentType": "application/cbor"}),
             "application/json",
         ),
-        (
-            json!({"connectionSelector": "edgex.bus"}),
-            "connectionSelector",
-        ),
     ] {
         let e = EdgexSinkFactory
             .validate(&env, &props(p.clone()))
