@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::envelope::MessageType;
+use super::jetstream::{parse_deliver, JetStreamConf};
 use super::nats::{NatsConf, NatsFormat};
 use crate::util::de;
 
@@ -78,17 +79,14 @@ impl Bus {
         match self.typ.trim().to_ascii_lowercase().as_str() {
             "mqtt" => self.mqtt(sink).map(Transport::Mqtt),
             "redis" => self.redis().map(Transport::Redis),
-            "nats-core" | "nats" => self.nats().map(Transport::Nats),
-            "nats-jetstream" => Err(bad(
-                "message bus type nats-jetstream is not supported yet: use nats-core, redis or mqtt"
-                    .into(),
-            )),
+            "nats-core" | "nats" => self.nats(false).map(Transport::Nats),
+            "nats-jetstream" => self.nats(true).map(Transport::Nats),
             "zero" => Err(bad(
                 "message bus type zero (ZeroMQ, removed in EdgeX 3) is not supported: use mqtt, redis or nats-core"
                     .into(),
             )),
             other => Err(bad(format!(
-                "invalid property type {other:?}: expected mqtt, redis or nats-core"
+                "invalid property type {other:?}: expected mqtt, redis, nats-core or nats-jetstream"
             ))),
         }
     }
@@ -174,7 +172,12 @@ impl Bus {
         Ok(p)
     }
 
-    fn nats(&self) -> Result<NatsConf, ConnectorError> {
+    fn nats(&self, jetstream: bool) -> Result<NatsConf, ConnectorError> {
+        let bus = if jetstream {
+            "nats-jetstream"
+        } else {
+            "nats-core"
+        };
         let scheme = match self.protocol.trim().to_ascii_lowercase().as_str() {
             "" | "tcp" | "nats" => "nats",
             "tls" | "ssl" => "tls",
@@ -196,10 +199,42 @@ impl Bus {
             format: NatsFormat::Nats,
             connect_timeout: Duration::from_secs(5),
             queue_group: None,
+            jetstream: None,
+        };
+        let mut js = JetStreamConf::default();
+        let flag = |k: &str, t: &str| match t.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" | "" => Ok(false),
+            _ => Err(bad(format!(
+                "invalid optional {k} {t:?}: expected true or false"
+            ))),
         };
         for (k, v) in &self.optional {
             let text = Self::text(v);
-            match k.to_ascii_lowercase().as_str() {
+            let lk = k.to_ascii_lowercase();
+            match lk.as_str() {
+                "durable" if jetstream => js.durable = Some(text).filter(|t| !t.trim().is_empty()),
+                "subject" if jetstream => js.subject = Some(text).filter(|t| !t.trim().is_empty()),
+                "autoprovision" if jetstream => js.auto_provision = flag(k, &text)?,
+                "exactlyonce" if jetstream => js.exactly_once = flag(k, &text)?,
+                "deliver" if jetstream => {
+                    js.deliver = parse_deliver(&text).ok_or_else(|| {
+                        bad(format!(
+                            "invalid optional Deliver {text:?}: expected new, all, last or lastpersubject"
+                        ))
+                    })?
+                }
+                "defaultpubretryattempts" if jetstream => {
+                    js.pub_retry_attempts = text.trim().parse::<usize>().ok().filter(|n| *n <= 100).ok_or_else(|| {
+                        bad(format!("invalid optional DefaultPubRetryAttempts {text:?}: 0 to 100"))
+                    })?
+                }
+                "queuegroup" if jetstream => {
+                    return Err(bad(
+                        "optional QueueGroup is not supported on nats-jetstream: instances sharing one Durable consumer share its messages"
+                            .into(),
+                    ))
+                }
                 "clientid" => c.name = Some(text).filter(|t| !t.is_empty()),
                 "username" => c.user = Some(text).filter(|t| !t.is_empty()),
                 "password" => c.password = Some(text).filter(|t| !t.is_empty()),
@@ -232,15 +267,30 @@ impl Bus {
                 "retryonfailedconnect" if text.trim().eq_ignore_ascii_case("true") => {}
                 _ => {
                     return Err(refuse(
-                        "nats-core",
+                        bus,
                         k,
-                        "ClientId, Username, Password, Format, ConnectTimeout, QueueGroup, RetryOnFailedConnect (true)",
+                        if jetstream {
+                            "ClientId, Username, Password, Format, ConnectTimeout, RetryOnFailedConnect (true), Durable, Subject, AutoProvision, Deliver, DefaultPubRetryAttempts, ExactlyOnce"
+                        } else {
+                            "ClientId, Username, Password, Format, ConnectTimeout, QueueGroup, RetryOnFailedConnect (true)"
+                        },
                     ))
                 }
             }
         }
         if c.password.is_some() && c.user.is_none() {
             return Err(bad("optional Password needs Username".into()));
+        }
+        if jetstream {
+            if js.auto_provision && js.subject.is_none() {
+                return Err(bad(
+                    "optional AutoProvision needs Subject (the topic the stream captures)".into(),
+                ));
+            }
+            if js.exactly_once && c.name.is_none() {
+                return Err(bad("optional ExactlyOnce needs ClientId (the de-duplication id is <ClientId>-<correlation id>)".into()));
+            }
+            c.jetstream = Some(js);
         }
         Ok(c)
     }
@@ -279,9 +329,9 @@ pub(super) fn nats_subject(topic: &str) -> String {
 /// The bus properties of both connectors' schemas.
 pub(super) fn bus_props() -> Vec<PropSpec> {
     vec![
-        PropSpec::new("type", "string", "The message bus: mqtt (EdgeX 3's default), redis or nats-core")
+        PropSpec::new("type", "string", "The message bus: mqtt (EdgeX 3's default), redis, nats-core or nats-jetstream")
             .default(json!("mqtt"))
-            .values(&["mqtt", "redis", "nats-core"])
+            .values(&["mqtt", "redis", "nats-core", "nats-jetstream"])
             .connection(),
         PropSpec::new("protocol", "string", "tcp, or ssl/tls (mqtt and nats-core)")
             .default(json!("tcp"))
@@ -303,7 +353,7 @@ pub(super) fn bus_props() -> Vec<PropSpec> {
         PropSpec::new(
             "optional",
             "object",
-            "Bus settings. mqtt: ClientId, Username, Password, Qos, Retained (sink), CertFile, KeyFile, CertPEMBlock, KeyPEMBlock, SkipCertVerify; redis: Username, Password; nats-core: ClientId, Username, Password, Format (nats or json), ConnectTimeout, QueueGroup",
+            "Bus settings. mqtt: ClientId, Username, Password, Qos, Retained (sink), CertFile, KeyFile, CertPEMBlock, KeyPEMBlock, SkipCertVerify; redis: Username, Password; nats-core: ClientId, Username, Password, Format (nats or json), ConnectTimeout, QueueGroup; nats-jetstream: those but QueueGroup, and Durable, Subject, AutoProvision, Deliver, DefaultPubRetryAttempts, ExactlyOnce",
         ),
     ]
 }

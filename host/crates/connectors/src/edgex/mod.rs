@@ -10,6 +10,7 @@
 
 mod bus;
 pub mod envelope;
+mod jetstream;
 mod nats;
 #[cfg(test)]
 mod tests;

@@ -33,6 +33,28 @@ pub struct NatsConf {
     pub format: NatsFormat,
     pub connect_timeout: Duration,
     pub queue_group: Option<String>,
+    /// `nats-jetstream`: EdgeX's JetStream settings.
+    pub jetstream: Option<super::jetstream::JetStreamConf>,
+}
+
+/// The metadata of a received message: its subject as an EdgeX topic and
+/// the envelope's correlation id (`nats` format headers).
+pub(super) fn message_meta(msg: &async_nats::Message) -> Map {
+    let mut meta = Map::new();
+    meta.insert(
+        "topic".into(),
+        Value::from(msg.subject.as_str().replace('.', "/").as_str()),
+    );
+    if let Some(c) = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("X-Correlation-ID"))
+        .map(|v| v.as_str().to_string())
+        .filter(|c| !c.is_empty())
+    {
+        meta.insert("correlationid".into(), Value::from(c.as_str()));
+    }
+    meta
 }
 
 /// Messages a subscription holds before the client drops (and reports)
@@ -132,6 +154,9 @@ impl NatsConf {
                 return Ok(());
             }
         };
+        if let Some(js) = &self.jetstream {
+            return super::jetstream::run_source(self, js, client, subject, ctx).await;
+        }
         let sub = match &self.queue_group {
             Some(q) => client.queue_subscribe(subject.to_string(), q.clone()).await,
             None => client.subscribe(subject.to_string()).await,
@@ -146,20 +171,7 @@ impl NatsConf {
                     None => return Err(ConnectorError::Unavailable("nats: the subscription ended".into())),
                 },
             };
-            let mut meta = Map::new();
-            meta.insert(
-                "topic".into(),
-                Value::from(msg.subject.as_str().replace('.', "/").as_str()),
-            );
-            if let Some(c) = msg
-                .headers
-                .as_ref()
-                .and_then(|h| h.get("X-Correlation-ID"))
-                .map(|v| v.as_str().to_string())
-                .filter(|c| !c.is_empty())
-            {
-                meta.insert("correlationid".into(), Value::from(c.as_str()));
-            }
+            let meta = message_meta(&msg);
             if !ctx.emit_bytes(msg.payload, Some(Arc::new(meta))).await {
                 break;
             }
@@ -195,7 +207,12 @@ impl NatsPublisher {
         if self.client.is_none() {
             // A publisher subscribes to nothing: nothing to drop.
             let none = Arc::new(AtomicU64::new(0));
-            self.client = Some(self.conf.connect(id, conn.clone(), none).await?);
+            let client = self.conf.connect(id, conn.clone(), none).await?;
+            if let Some(js) = &self.conf.jetstream {
+                js.provision(&async_nats::jetstream::new(client.clone()), &self.conf.url)
+                    .await?;
+            }
+            self.client = Some(client);
         }
         Ok(())
     }
@@ -215,25 +232,41 @@ impl NatsPublisher {
         };
         let unavailable =
             |e: String| ConnectorError::Unavailable(format!("nats {}: {e}", self.conf.url));
+        let exactly_once = self.conf.jetstream.as_ref().is_some_and(|j| j.exactly_once);
+        let mut out = Vec::with_capacity(msgs.len());
         for (subject, body, envelope, correlation) in msgs {
-            match self.conf.format {
-                NatsFormat::Json => client
-                    .publish(subject, envelope)
-                    .await
-                    .map_err(|e| unavailable(e.to_string()))?,
+            let mut h = async_nats::HeaderMap::new();
+            if exactly_once {
+                // EdgeX's de-duplication id: JetStream drops a second copy.
+                let id = format!(
+                    "{}-{correlation}",
+                    self.conf.name.as_deref().unwrap_or_default()
+                );
+                h.insert("Nats-Msg-Id", id.as_str());
+            }
+            let payload = match self.conf.format {
+                NatsFormat::Json => envelope,
                 NatsFormat::Nats => {
-                    let mut h = async_nats::HeaderMap::new();
                     h.insert("Content-Type", "application/json");
                     h.insert("X-Correlation-ID", correlation.as_str());
                     h.insert("ApiVersion", "v3");
                     h.insert("RequestId", "");
                     h.insert("ErrorCode", "0");
-                    client
-                        .publish_with_headers(subject, h, body)
-                        .await
-                        .map_err(|e| unavailable(e.to_string()))?
+                    body
                 }
-            }
+            };
+            out.push((subject, h, payload));
+        }
+        if let Some(js) = &self.conf.jetstream {
+            return super::jetstream::publish(&self.conf, js, client, out).await;
+        }
+        for (subject, h, payload) in out {
+            let r = if h.is_empty() {
+                client.publish(subject, payload).await
+            } else {
+                client.publish_with_headers(subject, h, payload).await
+            };
+            r.map_err(|e| unavailable(e.to_string()))?;
         }
         match tokio::time::timeout(Duration::from_secs(5), client.flush()).await {
             Ok(Ok(())) => Ok(()),

@@ -150,11 +150,26 @@ fn events_are_written_as_edgex_writes_them() {
 fn what_the_bus_cannot_do_is_refused() {
     let env = ConnectorEnv::default();
     for (p, says) in [
-        (json!({"type": "nats-jetstream"}), "not supported yet"),
+        (
+            json!({"type": "nats-jetstream", "optional": {"QueueGroup": "g"}}),
+            "QueueGroup",
+        ),
+        (
+            json!({"type": "nats-jetstream", "optional": {"AutoProvision": true}}),
+            "needs Subject",
+        ),
+        (
+            json!({"type": "nats-jetstream", "optional": {"ExactlyOnce": "yes"}}),
+            "ExactlyOnce",
+        ),
+        (
+            json!({"type": "nats-jetstream", "optional": {"Deliver": "sometimes"}}),
+            "Deliver",
+        ),
         (json!({"type": "zero"}), "not supported"),
         (
             json!({"type": "kafka"}),
-            "expected mqtt, redis or nats-core",
+            "expected mqtt, redis, nats-core or nats-jetstream",
         ),
         (
             json!({"type": "redis", "optional": {"ClientId": "x"}}),
@@ -322,6 +337,7 @@ async fn nats_subscription_drops_are_reported() {
         format: NatsFormat::Nats,
         connect_timeout: std::time::Duration::from_secs(5),
         queue_group: None,
+        jetstream: None,
     };
     let cancel = CancellationToken::new();
     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
@@ -358,4 +374,136 @@ async fn nats_subscription_drops_are_reported() {
     assert!(e.contains("subscription was full"), "{e}");
     cancel.cancel();
     let _ = task.await.unwrap();
+}
+
+/// A private `nats-server -js` on a free port, killed on drop.
+struct PrivateNats {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateNats {
+    fn start() -> PrivateNats {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server (Debian package nats-server)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nats-server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        PrivateNats {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads `n` messages from a source run on `bus` (Deliver/Durable as set),
+/// then stops it.
+async fn read_jetstream(bus: &serde_json::Value, topic: &str, n: usize) -> Vec<f64> {
+    let cancel = CancellationToken::new();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let mut src = EdgexSourceFactory
+        .create(&ConnectorEnv::default(), topic, &props(bus.clone()))
+        .unwrap();
+    let ctx = SourceContext::new("js", cancel.clone(), tx);
+    let task = tokio::spawn(async move { src.run(ctx).await });
+    let mut got = Vec::new();
+    while got.len() < n {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await {
+            Ok(Some(SourceMsg::Rows { rows, .. })) => got.extend(
+                rows.iter()
+                    .filter_map(|r| r.get("t").and_then(Value::as_f64)),
+            ),
+            Ok(Some(other)) => panic!("unexpected {other:?}"),
+            _ => break,
+        }
+    }
+    // Nothing more is waiting.
+    let extra = tokio::time::timeout(std::time::Duration::from_millis(500), rx.recv()).await;
+    assert!(
+        !matches!(extra, Ok(Some(SourceMsg::Rows { .. }))),
+        "more than {n}: {extra:?}"
+    );
+    cancel.cancel();
+    let _ = task.await.unwrap();
+    got
+}
+
+/// EdgeX's JetStream bus: the sink provisions the stream and counts a batch
+/// written once JetStream stored it; a durable consumer gets what was
+/// published while it was away, once (acknowledged messages do not come
+/// back); ExactlyOnce drops a duplicate publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_bus_keeps_messages_for_a_durable_consumer() {
+    let nats = PrivateNats::start();
+    let bus = json!({"type": "nats-jetstream", "server": "127.0.0.1", "port": nats.port,
+        "optional": {"ClientId": "oort-test", "AutoProvision": true, "Subject": "edgex/events/#",
+            "Durable": "oort", "Deliver": "all", "ExactlyOnce": true}});
+    let env = ConnectorEnv::default();
+    let cancel = CancellationToken::new();
+    let mut sp = bus.as_object().cloned().unwrap();
+    sp.insert("topicPrefix".into(), json!("edgex/events"));
+    let mut sink = EdgexSinkFactory.create(&env, &sp).unwrap();
+    let ctx = SinkContext::new("rule1", cancel.clone());
+    sink.connect(&ctx).await.unwrap();
+    let item = |t: f64| SinkItem {
+        data: decode_value(format!(r#"{{"t":{t}}}"#).as_bytes()).unwrap(),
+        payload: bytes::Bytes::new(),
+    };
+    // Published before any consumer exists: JetStream keeps them.
+    sink.collect(&ctx, &[item(1.0), item(2.0)]).await.unwrap();
+    let got = read_jetstream(&bus, "edgex/events/#", 2).await;
+    assert_eq!(got, vec![1.0, 2.0]);
+    // Away again: the durable consumer resumes after what it acknowledged.
+    sink.collect(&ctx, &[item(3.0)]).await.unwrap();
+    let got = read_jetstream(&bus, "edgex/events/#", 1).await;
+    assert_eq!(got, vec![3.0]);
+    sink.close(&ctx).await.unwrap();
+
+    // Stored, as EdgeX's client would find it: stream "oort" on edgex.events.>.
+    let raw = async_nats::connect(format!("127.0.0.1:{}", nats.port))
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(raw);
+    let mut st = js.get_stream("oort").await.unwrap();
+    let info = st.info().await.unwrap();
+    assert_eq!(info.config.subjects, vec!["edgex.events.>".to_string()]);
+    assert_eq!(info.state.messages, 3);
+
+    // Without a stream for the subject, the source says so.
+    let bad = json!({"type": "nats-jetstream", "server": "127.0.0.1", "port": nats.port});
+    let (tx, _rx) = tokio::sync::mpsc::channel(4);
+    let mut src = EdgexSourceFactory
+        .create(&env, "nowhere/#", &props(bad))
+        .unwrap();
+    let e = src
+        .run(SourceContext::new("x", cancel.clone(), tx))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no stream captures nowhere.>"), "{e}");
 }
