@@ -118,6 +118,32 @@ async fn raw_socket_loop(base: &str, body: &str, n: usize) -> anyhow::Result<f64
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
+/// The same loop on a blocking socket (no event loop on the client side).
+fn blocking_socket_loop(base: &str, body: &str, n: usize) -> anyhow::Result<f64> {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_nodelay(true)?;
+    let req = format!(
+        "POST /in HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".len();
+    let mut buf = [0u8; 256];
+    let start = Instant::now();
+    for _ in 0..n {
+        s.write_all(req.as_bytes())?;
+        let mut got = 0;
+        while got < answer {
+            match s.read(&mut buf)? {
+                0 => return Err(anyhow!("the server closed the connection")),
+                k => got += k,
+            }
+        }
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
 /// Rows per second through a rule whose `rest` action has `props`.
 async fn through_oort(
     base: &str,
@@ -167,6 +193,10 @@ pub fn rest_sink() -> anyhow::Result<()> {
         // The physical limit of one request at a time: the same request
         // written on a bare socket, waiting for each answer.
         let wire = raw_socket_loop(&base, body, N).await?;
+        let b2 = base.clone();
+        let blocking =
+            tokio::task::spawn_blocking(move || blocking_socket_loop(&b2, body, N)).await??;
+        println!("r rest: blocking-socket client loop {blocking:.0} req/s");
         let single = through_oort(
             &base,
             &reqs,
