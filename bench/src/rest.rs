@@ -223,8 +223,9 @@ pub fn rest_sink() -> anyhow::Result<()> {
         let redis = redis_rate().await?;
         println!("r redis sink (list, batches of 1000 rows, one pipeline each): {redis:.0} writes/s");
         println!(
-            "r rest sink: raw socket loop (one request in flight, no HTTP client) {wire:.0} req/s; bare reqwest loop {raw:.0} req/s; through Oort sendSingle {single:.0} req/s ({:.2} of the socket loop, {:.2} of bare reqwest), with concurrency 4 {concurrent:.0} req/s ({:.2} of the socket loop); batches of 100: {batched:.0} rows/s",
+            "r rest sink: raw socket loop (one request in flight, no HTTP client) {wire:.0} req/s; bare reqwest loop {raw:.0} req/s; through Oort sendSingle {single:.0} req/s ({:.2} of the socket loop, {:.2} of the blocking loop, {:.2} of bare reqwest), with concurrency 4 {concurrent:.0} req/s ({:.2} of the socket loop); batches of 100: {batched:.0} rows/s",
             single / wire,
+            single / blocking,
             single / raw,
             concurrent / wire
         );
