@@ -67,3 +67,37 @@ fn props_keyed_state_rule_start_delay_and_meta_reach_the_sink() {
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("sendMetaToSink"), "{}", r.body);
 }
+
+/// A rule held by `delay()` still answers its status (from the counters
+/// last read) instead of making the request wait for the delay.
+#[test]
+fn status_answers_while_a_rule_is_in_a_delay() {
+    let s = Server::start();
+    let t = unique("fnslow");
+    s.create_stream(&format!(
+        "CREATE STREAM slow () WITH (DATASOURCE=\"{t}/in\")"
+    ));
+    s.create_rule(&json!({
+        "id": "slow",
+        "sql": "SELECT delay(20000, v) AS v FROM slow",
+        "actions": [{"log": {}}]
+    }));
+    s.wait_status("slow", "source connected", |st| {
+        st["source_slow_0_connection_status"] == 1
+    });
+    mqtt::publish(&format!("{t}/in"), &[r#"{"v":1}"#.into()]);
+    s.wait_status("slow", "the event reached the rule", |st| {
+        st["source_slow_0_records_in_total"] == 1
+    });
+    // The query sleeps 20 s from about now: each of these reads falls in it.
+    for _ in 0..3 {
+        let start = std::time::Instant::now();
+        let st = s.status("slow");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "status took {:?}",
+            start.elapsed()
+        );
+        assert_eq!(st["status"], "running", "{st}");
+    }
+}

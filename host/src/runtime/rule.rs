@@ -105,7 +105,13 @@ pub struct RunningRule {
     pub query: Arc<Mutex<Query>>,
     pub op_names: Vec<String>,
     pub done: tokio::sync::watch::Receiver<bool>,
+    /// The operators' counters as last read: what the status shows while
+    /// the query is busy (a `delay()`, a slow lookup).
+    pub last_ops: Mutex<Vec<(String, oort_sql::engine::OpMetrics)>>,
 }
+
+/// Longest wait of a status read for the running query.
+const STATUS_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 pub struct SinkNodeInfo {
     pub kind: String,
@@ -136,8 +142,16 @@ impl RunningRule {
             out.insert(format!("{p}_lookups_total"), n(&l.stats.misses).into());
             out.insert(format!("{p}_exceptions_total"), n(&l.stats.errors).into());
         }
-        let q = self.query.lock();
-        for (name, m) in q.metrics() {
+        let ops = match self.query.try_lock_for(STATUS_WAIT) {
+            Some(q) => {
+                let m = q.metrics();
+                drop(q);
+                *self.last_ops.lock() = m.clone();
+                m
+            }
+            None => self.last_ops.lock().clone(),
+        };
+        for (name, m) in ops {
             let p = format!("{name}_0");
             out.insert(format!("{p}_records_in_total"), m.records_in.into());
             out.insert(format!("{p}_records_out_total"), m.records_out.into());
@@ -158,7 +172,6 @@ impl RunningRule {
                 m.last_exception_time.into(),
             );
         }
-        drop(q);
         for s in &self.sinks {
             s.metrics
                 .write_sink(&format!("sink_{}_{}_0", s.kind, s.index), out, &s.conn);
@@ -373,6 +386,7 @@ pub fn spawn(
         query,
         op_names,
         done: done_rx,
+        last_ops: Mutex::new(Vec::new()),
     }
 }
 

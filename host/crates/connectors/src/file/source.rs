@@ -587,7 +587,7 @@ mod tests {
         let ctx = SourceContext::new("r", cancel.clone(), tx);
         let task = tokio::spawn(async move { s.run(ctx).await });
         for _ in 0..3 {
-            assert!(matches!(rx.recv().await, Some(SourceMsg::Rows { .. })));
+            assert!(matches!(rx.recv().await, Some(SourceMsg::JsonRows { .. })));
         }
         cancel.cancel();
         task.await.unwrap().unwrap();
