@@ -130,7 +130,7 @@ pub async fn run_source(
     subject: &str,
     ctx: &SourceContext,
 ) -> Result<(), ConnectorError> {
-    let js = jetstream::new(client);
+    let js = jetstream::new(client.clone());
     js_conf.provision(&js, &conf.url).await?;
     let stream = js_conf.stream(&js, subject, &conf.url).await?;
     let cfg = pull::Config {
@@ -183,6 +183,10 @@ pub async fn run_source(
             }
         }
     }
+    // The acks out and the pull requests withdrawn before the connection
+    // goes: a message must not be handed to a request nobody reads.
+    drop(messages);
+    let _ = tokio::time::timeout(Duration::from_secs(5), client.drain()).await;
     Ok(())
 }
 
