@@ -96,6 +96,7 @@ fn redis_lookup_table_alerts_on_the_stored_thresholds() {
     let st = s.status("alert");
     assert_eq!(st["lookup_alerts_0_lookups_total"], 6, "{st}");
     assert_eq!(st["lookup_alerts_0_cache_hits_total"], 0);
+    assert_eq!(st["lookup_alerts_0_dropped_total"], 0);
     assert_eq!(st["op_2_lookup_0_exceptions_total"], 0);
 }
 

@@ -141,6 +141,12 @@ impl std::fmt::Debug for LookupNode {
 }
 
 impl LookupNode {
+    /// Rows the table's connector could not keep (see
+    /// [`LookupSource::dropped`]).
+    pub fn dropped(&self) -> u64 {
+        self.source.dropped()
+    }
+
     pub fn new(
         table: &str,
         source: Arc<dyn LookupSource>,

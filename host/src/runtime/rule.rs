@@ -141,6 +141,7 @@ impl RunningRule {
             out.insert(format!("{p}_cache_hits_total"), n(&l.stats.hits).into());
             out.insert(format!("{p}_lookups_total"), n(&l.stats.misses).into());
             out.insert(format!("{p}_exceptions_total"), n(&l.stats.errors).into());
+            out.insert(format!("{p}_dropped_total"), l.dropped().into());
         }
         let ops = match self.query.try_lock_for(STATUS_WAIT) {
             Some(q) => {

@@ -20,6 +20,11 @@ pub trait LookupSource: Send + Sync {
     /// `Unavailable` errors are counted as the join's exceptions.
     async fn lookup(&self, keys: &[Arc<str>], values: &[Value])
         -> Result<Vec<Row>, ConnectorError>;
+    /// Rows the table could not keep (a full in-memory table), since it
+    /// was made: shown in the rule status so that no drop is silent.
+    fn dropped(&self) -> u64 {
+        0
+    }
 }
 
 /// Creates lookup sources of one type (`memory`, `redis`, `httppull`...).

@@ -42,6 +42,8 @@ pub struct Table {
     key: Arc<str>,
     rows: RwLock<AHashMap<Key, Row>>,
     feeder: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Rows it holds at most.
+    cap: usize,
     /// New keys not kept because the table was full (since it was made).
     dropped: std::sync::atomic::AtomicU64,
     drop_log: Mutex<oort_core::RateLimitedLog>,
@@ -56,6 +58,19 @@ impl Drop for Table {
 }
 
 impl Table {
+    fn new(key: &str, cap: usize) -> Table {
+        Table {
+            key: Arc::from(key),
+            rows: RwLock::new(AHashMap::new()),
+            feeder: Mutex::new(None),
+            cap,
+            dropped: Default::default(),
+            drop_log: Mutex::new(oort_core::RateLimitedLog::new(
+                std::time::Duration::from_secs(10),
+            )),
+        }
+    }
+
     /// Applies one published batch.
     fn apply(&self, msg: &BusMsg) {
         let mut rows = self.rows.write();
@@ -70,7 +85,7 @@ impl Table {
                 continue;
             };
             let k = Key::lookup(std::slice::from_ref(k));
-            if rows.len() >= MAX_TABLE_ROWS && !rows.contains_key(&k) {
+            if rows.len() >= self.cap && !rows.contains_key(&k) {
                 let total = self
                     .dropped
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -79,7 +94,8 @@ impl Table {
                     tracing::warn!(
                         key = %self.key,
                         dropped = total,
-                        "memory table is full ({MAX_TABLE_ROWS} rows): new keys are not kept"
+                        cap = self.cap,
+                        "memory table is full: new keys are not kept"
                     )
                 });
                 continue;
@@ -129,15 +145,7 @@ pub fn table(env: &ConnectorEnv, topic: &str, key: &str) -> Result<Arc<Table>, C
     let sub = bus(env)
         .subscribe(topic, QUEUE)
         .map_err(|e| ConnectorError::Config(format!("memory: {e}")))?;
-    let t = Arc::new(Table {
-        key: Arc::from(key),
-        rows: RwLock::new(AHashMap::new()),
-        feeder: Mutex::new(None),
-        dropped: Default::default(),
-        drop_log: Mutex::new(oort_core::RateLimitedLog::new(
-            std::time::Duration::from_secs(10),
-        )),
-    });
+    let t = Arc::new(Table::new(key, MAX_TABLE_ROWS));
     let task = handle.spawn(feed(Arc::downgrade(&t), sub));
     *t.feeder.lock() = Some(task.abort_handle());
     tables.retain(|_, w| w.strong_count() > 0);
@@ -226,6 +234,12 @@ impl LookupSource for MemoryLookup {
     ) -> Result<Vec<Row>, ConnectorError> {
         Ok(self.table.read(keys, values))
     }
+
+    fn dropped(&self) -> u64 {
+        self.table
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
@@ -269,6 +283,27 @@ mod tests {
             .is_err());
         f.validate(&env, "t/#", &props(serde_json::json!({"key": "id"})))
             .unwrap();
+    }
+
+    #[test]
+    fn a_full_table_counts_the_keys_it_does_not_keep() {
+        let t = Arc::new(Table::new("id", 3));
+        let msg = BusMsg {
+            topic: Arc::from("t"),
+            rows: (1..=5).map(|i| row(i, "v", "")).collect(),
+            changes: None,
+        };
+        t.apply(&msg);
+        assert_eq!(t.len(), 3);
+        let l = MemoryLookup { table: t.clone() };
+        assert_eq!(l.dropped(), 2);
+        // Updating a kept key is not a drop.
+        t.apply(&BusMsg {
+            topic: Arc::from("t"),
+            rows: vec![row(1, "w", "")],
+            changes: None,
+        });
+        assert_eq!(l.dropped(), 2);
     }
 
     #[tokio::test]
