@@ -84,8 +84,14 @@ fn init_tracing(cfg: &Config) {
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let registry = oort_core::Registry::default();
     oort_connectors::builtin(&registry);
-    std::fs::create_dir_all(&cfg.data_dir)?;
-    let data_dir = std::fs::canonicalize(&cfg.data_dir)?;
+    let dir_err = |e: std::io::Error| {
+        anyhow::anyhow!(
+            "data dir {}: {e} (set it with --data-dir or data_dir)",
+            cfg.data_dir.display()
+        )
+    };
+    std::fs::create_dir_all(&cfg.data_dir).map_err(dir_err)?;
+    let data_dir = std::fs::canonicalize(&cfg.data_dir).map_err(dir_err)?;
     let mut env = oort_core::ConnectorEnv::builder()
         .data_dir(&data_dir)
         .allowed_dirs(cfg.file.allowed_dirs()?)

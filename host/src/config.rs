@@ -389,6 +389,14 @@ impl Default for RuleDefaults {
 impl Config {
     /// Loads defaults <- file <- environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with(file, std::env::vars())
+    }
+
+    /// [`Config::load`] with the environment given.
+    fn load_with(
+        file: Option<&Path>,
+        vars: impl Iterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         let mut doc = serde_yaml_ng::to_value(Config::default())
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if let Some(path) = file {
@@ -404,9 +412,19 @@ impl Config {
                 merge(&mut doc, user);
             }
         }
-        for (k, v) in std::env::vars() {
+        let defaults = doc.clone();
+        for (k, v) in vars {
             if let Some(rest) = k.strip_prefix("OORT__") {
                 let keys: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+                // A bad value names its variable and key, not just a type.
+                let mut probe = defaults.clone();
+                set_path(&mut probe, &keys, &v);
+                if let Err(e) = serde_yaml_ng::from_value::<Config>(probe) {
+                    return Err(ConfigError::Invalid(format!(
+                        "environment variable {k}={v:?} (key {}): {e}",
+                        keys.join(".")
+                    )));
+                }
                 set_path(&mut doc, &keys, &v);
             }
         }
@@ -513,6 +531,20 @@ mod tests {
         set_path(&mut doc, &["rule".into(), "bufferlength".into()], "7");
         let c: Config = serde_yaml_ng::from_value(doc).unwrap();
         assert_eq!(c.rule.buffer_length, 7);
+    }
+
+    #[test]
+    fn a_bad_environment_value_names_its_variable_and_key() {
+        let vars = |k: &str, v: &str| vec![(k.to_string(), v.to_string())].into_iter();
+        let e = Config::load_with(None, vars("OORT__REST__BODY_LIMIT", "abc"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("OORT__REST__BODY_LIMIT"), "{e}");
+        assert!(e.contains("rest.body_limit"), "{e}");
+        let c = Config::load_with(None, vars("OORT__STORE__EXTSTATETYPE", "redis")).unwrap();
+        assert_eq!(c.store.ext_state_type, "redis");
+        let c = Config::load_with(None, vars("OORT__REST__BODY_LIMIT", "1024")).unwrap();
+        assert_eq!(c.rest.body_limit, 1024);
     }
 
     #[test]

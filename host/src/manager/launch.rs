@@ -17,8 +17,12 @@ impl Manager {
     /// which runs what was built: each connector is built once per start.
     pub(super) fn prepare_with(&self, def: &RuleDef, build: bool) -> AppResult<Prepared> {
         let sql = def.sql.as_deref().unwrap_or_default();
-        let select: Select = oort_sql::parser::parse_select(sql)
-            .map_err(|e| AppError::from(e).context("invalid rule json"))?;
+        let select: Select = oort_sql::parser::parse_select(sql).map_err(|e| {
+            // eKuiper's wording, which names the SQL (cut when long).
+            let shown: String = sql.chars().take(200).collect();
+            let cut = if shown.len() < sql.len() { "..." } else { "" };
+            AppError::from(e).context(&format!("invalid rule json: parse SQL {shown}{cut} error"))
+        })?;
         let opts = def.options().map_err(|e| AppError::bad(e.to_string()))?;
         self.register_inline(def)?;
         let qopts = QueryOptions {
