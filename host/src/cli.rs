@@ -55,7 +55,7 @@ pub fn main() -> anyhow::Result<()> {
             if let Some(a) = args.rest_addr {
                 cfg.rest.addr = a;
             }
-            init_tracing(&cfg);
+            init_tracing(&cfg)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -68,15 +68,70 @@ pub fn main() -> anyhow::Result<()> {
     }
 }
 
-fn init_tracing(cfg: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("OORT_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log.level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter);
+fn init_tracing(cfg: &Config) -> anyhow::Result<()> {
+    let filter = match std::env::var("OORT_LOG") {
+        Ok(v) if !v.trim().is_empty() => {
+            log_filter(&v).map_err(|e| anyhow::anyhow!("OORT_LOG: {e}"))?
+        }
+        _ => log_filter(&cfg.log.level).map_err(|e| anyhow::anyhow!("log.level: {e}"))?,
+    };
+    // Colours only on a terminal: not in files or pipes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     if cfg.log.json {
         b.json().init();
     } else {
         b.init();
+    }
+    Ok(())
+}
+
+/// A log level (eKuiper's names too: `fatal` and `panic` read as `error`)
+/// or a tracing filter (`info,oort=debug`). A bare word that is no level is
+/// refused: tracing would read it as a target name and log nothing else.
+fn log_filter(s: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    let t = s.trim();
+    let level = match t.to_ascii_lowercase().as_str() {
+        "trace" => Some("trace"),
+        "debug" => Some("debug"),
+        "info" => Some("info"),
+        "warn" | "warning" => Some("warn"),
+        "error" | "fatal" | "panic" => Some("error"),
+        "off" => Some("off"),
+        _ => None,
+    };
+    if let Some(l) = level {
+        return Ok(tracing_subscriber::EnvFilter::new(l));
+    }
+    if t.contains(['=', ',']) {
+        return tracing_subscriber::EnvFilter::try_new(t).map_err(|e| format!("{t:?}: {e}"));
+    }
+    Err(format!(
+        "{t:?} is not a level: use trace, debug, info, warn or error (eKuiper's fatal and panic read as error), or a filter such as info,oort=debug"
+    ))
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::log_filter;
+
+    #[test]
+    fn levels_filters_and_refusals() {
+        for ok in [
+            "info",
+            "DEBUG",
+            "warning",
+            "fatal",
+            "off",
+            "info,oort=debug",
+            "oort=trace",
+        ] {
+            assert!(log_filter(ok).is_ok(), "{ok}");
+        }
+        let e = log_filter("verbose").unwrap_err();
+        assert!(e.contains("not a level"), "{e}");
     }
 }
 

@@ -851,7 +851,7 @@ fn nats_plugins_without_a_grant_fail_visibly() {
     // The operator sees at start-up what was asked for and not granted.
     let log = s.log();
     assert!(
-        log.contains("permission requested but not granted: outbound tcp://*:*"),
+        log.contains("not granted (grant them under plugins.grants.nats): outbound tcp://*:*"),
         "the missing grant is not logged:\n{log}"
     );
 }

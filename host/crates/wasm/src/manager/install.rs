@@ -110,7 +110,7 @@ impl PluginManager {
         };
         grants::validate(&requested).map_err(|e| bad(format!("requested permissions: {e}")))?;
         let operator = self.operator_grants(name, &request_grants);
-        let eff = self.effective(name, &requested, &operator);
+        let eff = self.effective(kind, name, &requested, &operator);
         let loaded = LoadedPlugin::new(
             rt.clone(),
             &component,

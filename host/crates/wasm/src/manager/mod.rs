@@ -321,10 +321,22 @@ impl PluginManager {
         }
     }
 
-    fn effective(&self, name: &str, requested: &Grants, operator: &Grants) -> Grants {
+    fn effective(
+        &self,
+        kind: PluginKind,
+        name: &str,
+        requested: &Grants,
+        operator: &Grants,
+    ) -> Grants {
         let (eff, denied) = grants::intersect(requested, operator);
-        for d in denied {
-            tracing::warn!(plugin = %name, "wasm plugin: permission requested but not granted: {d}");
+        if !denied.is_empty() {
+            let list: Vec<String> = denied.iter().map(|d| d.to_string()).collect();
+            tracing::warn!(
+                plugin = %name,
+                %kind,
+                "wasm plugin: permissions requested but not granted (grant them under plugins.grants.{name}): {}",
+                list.join(", ")
+            );
         }
         eff
     }
@@ -421,7 +433,12 @@ impl PluginManager {
             }
         };
         let operator = self.operator_grants(&info.name, &info.operator_grants);
-        let eff = self.effective(&info.name, &info.permissions_requested, &operator);
+        let eff = self.effective(
+            info.kind,
+            &info.name,
+            &info.permissions_requested,
+            &operator,
+        );
         LoadedPlugin::new(
             rt.clone(),
             &component,
