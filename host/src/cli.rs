@@ -113,28 +113,6 @@ fn log_filter(s: &str) -> Result<tracing_subscriber::EnvFilter, String> {
     ))
 }
 
-#[cfg(test)]
-mod log_tests {
-    use super::log_filter;
-
-    #[test]
-    fn levels_filters_and_refusals() {
-        for ok in [
-            "info",
-            "DEBUG",
-            "warning",
-            "fatal",
-            "off",
-            "info,oort=debug",
-            "oort=trace",
-        ] {
-            assert!(log_filter(ok).is_ok(), "{ok}");
-        }
-        let e = log_filter("verbose").unwrap_err();
-        assert!(e.contains("not a level"), "{e}");
-    }
-}
-
 /// Runs the server until SIGINT/SIGTERM or `/stop`.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let registry = oort_core::Registry::default();
@@ -260,4 +238,26 @@ pub fn rss_bytes() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::log_filter;
+
+    #[test]
+    fn levels_filters_and_refusals() {
+        for ok in [
+            "info",
+            "DEBUG",
+            "warning",
+            "fatal",
+            "off",
+            "info,oort=debug",
+            "oort=trace",
+        ] {
+            assert!(log_filter(ok).is_ok(), "{ok}");
+        }
+        let e = log_filter("verbose").unwrap_err();
+        assert!(e.contains("not a level"), "{e}");
+    }
 }
