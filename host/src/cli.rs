@@ -79,13 +79,29 @@ fn init_tracing(cfg: &Config) -> anyhow::Result<()> {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi);
+        .with_ansi(ansi)
+        .with_writer(|| QuietStdout(std::io::stdout()));
     if cfg.log.json {
         b.json().init();
     } else {
         b.init();
     }
     Ok(())
+}
+
+/// Standard output for log lines; a line that cannot be written (the
+/// reader of a pipe went away) is dropped quietly instead of reported on
+/// stderr for every line.
+struct QuietStdout(std::io::Stdout);
+
+impl std::io::Write for QuietStdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Ok(self.0.write(buf).unwrap_or(buf.len()))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = self.0.flush();
+        Ok(())
+    }
 }
 
 /// A log level (eKuiper's names too: `fatal` and `panic` read as `error`)
