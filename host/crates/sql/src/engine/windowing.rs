@@ -116,7 +116,7 @@ impl State {
             }
             let e = w.push(t, triggered);
             let mut failed = None;
-            for x in std::mem::take(&mut w.expired) {
+            for x in w.expired.drain(..) {
                 let ctx = mk_ctx(plan, &self.hits, Some(&x), &[], None, false, 1, (0, 0));
                 if let Err(err) = si.remove(plan, &ctx, &mut self.buf) {
                     failed.get_or_insert(err);
@@ -402,32 +402,18 @@ impl State {
         if let (Some(w), Some(_)) = (&plan.row_number_over, range) {
             let op = plan.ops.window_func;
             self.count_in(op);
-            let mut parts = Vec::with_capacity(rows.len());
-            let mut keys = Vec::with_capacity(rows.len());
-            for t in &rows {
-                let ctx = mk_ctx(plan, &self.hits, Some(t), &aggs, range, false, 1, agg_hits);
-                match row_number_keys(w, &ctx) {
-                    Ok((p, k)) => {
-                        parts.push(p);
-                        keys.push(k);
-                    }
-                    Err(e) => {
-                        self.exception(plan, op, e, out);
-                        return;
-                    }
-                }
-            }
-            match number_rows(&w.order, &parts, &keys) {
+            let r = number_window(
+                w,
+                rows.iter()
+                    .map(|t| mk_ctx(plan, &self.hits, Some(t), &aggs, range, false, 1, agg_hits)),
+            );
+            match r {
                 Ok((perm, nums)) => {
-                    let mut taken: Vec<Option<Tuple>> = rows.into_iter().map(Some).collect();
-                    rows = perm
-                        .iter()
-                        .filter_map(|i| taken.get_mut(*i).and_then(Option::take))
-                        .collect();
+                    rows = permute(rows, &perm);
                     numbers = Some(nums);
                 }
                 Err(e) => {
-                    self.exception(plan, op, format!("run Order By error: {e}"), out);
+                    self.exception(plan, op, e, out);
                     return;
                 }
             }
@@ -585,41 +571,28 @@ impl State {
         if let (Some(w), Some(_)) = (&plan.row_number_over, range) {
             let op = plan.ops.window_func;
             self.count_in(op);
-            let mut parts = Vec::with_capacity(gs.len());
-            let mut keys = Vec::with_capacity(gs.len());
-            for (i, g) in gs.iter().enumerate() {
-                let ctx = mk_ctx(
-                    plan,
-                    &self.hits,
-                    g.first,
-                    &g.aggs,
-                    range,
-                    true,
-                    i as i64 + 1,
-                    agg_hits,
-                );
-                match row_number_keys(w, &ctx) {
-                    Ok((p, k)) => {
-                        parts.push(p);
-                        keys.push(k);
-                    }
-                    Err(e) => {
-                        self.exception(plan, op, e, out);
-                        return;
-                    }
-                }
-            }
-            match number_rows(&w.order, &parts, &keys) {
+            let r = number_window(
+                w,
+                gs.iter().enumerate().map(|(i, g)| {
+                    mk_ctx(
+                        plan,
+                        &self.hits,
+                        g.first,
+                        &g.aggs,
+                        range,
+                        true,
+                        i as i64 + 1,
+                        agg_hits,
+                    )
+                }),
+            );
+            match r {
                 Ok((perm, nums)) => {
-                    let mut taken: Vec<Option<Group>> = gs.into_iter().map(Some).collect();
-                    gs = perm
-                        .iter()
-                        .filter_map(|i| taken.get_mut(*i).and_then(Option::take))
-                        .collect();
+                    gs = permute(gs, &perm);
                     numbers = Some(nums);
                 }
                 Err(e) => {
-                    self.exception(plan, op, format!("run Order By error: {e}"), out);
+                    self.exception(plan, op, e, out);
                     return;
                 }
             }
@@ -764,23 +737,42 @@ impl State {
     }
 }
 
-/// The partition key text (eKuiper's `%v,` per expression) and the ORDER BY
-/// values of one row for `row_number() OVER (...)`.
-fn row_number_keys(w: &plan::RowNumberOver, ctx: &Ctx) -> Result<(String, Vec<Value>), String> {
-    let mut part = String::new();
-    for p in &w.partition {
-        let v = p
-            .eval(ctx)
-            .map_err(|e| format!("run partition By error: {e}"))?;
-        part.push_str(&ops::go_fmt(&v));
-        part.push(',');
+/// eKuiper's window-function step for `row_number() OVER (...)` over the
+/// rows (or groups) whose contexts `ctxs` gives: their new order and each
+/// one's number (see [`number_rows`]). The partition key is eKuiper's text
+/// (`%v,` per expression).
+fn number_window<'a>(
+    w: &plan::RowNumberOver,
+    ctxs: impl Iterator<Item = Ctx<'a>>,
+) -> Result<(Vec<usize>, Vec<i64>), String> {
+    let mut parts = Vec::new();
+    let mut keys = Vec::new();
+    for ctx in ctxs {
+        let mut part = String::new();
+        for p in &w.partition {
+            let v = p
+                .eval(&ctx)
+                .map_err(|e| format!("run partition By error: {e}"))?;
+            part.push_str(&ops::go_fmt(&v));
+            part.push(',');
+        }
+        let mut k = Vec::with_capacity(w.order.len());
+        for (e, _) in &w.order {
+            k.push(
+                e.eval(&ctx)
+                    .map_err(|e| format!("run Order By error: {e}"))?,
+            );
+        }
+        parts.push(part);
+        keys.push(k);
     }
-    let mut keys = Vec::with_capacity(w.order.len());
-    for (e, _) in &w.order {
-        keys.push(
-            e.eval(ctx)
-                .map_err(|e| format!("run Order By error: {e}"))?,
-        );
-    }
-    Ok((part, keys))
+    number_rows(&w.order, &parts, &keys).map_err(|e| format!("run Order By error: {e}"))
+}
+
+/// `v` in the order `perm` gives (a permutation of its indices).
+fn permute<T>(v: Vec<T>, perm: &[usize]) -> Vec<T> {
+    let mut taken: Vec<Option<T>> = v.into_iter().map(Some).collect();
+    perm.iter()
+        .filter_map(|i| taken.get_mut(*i).and_then(Option::take))
+        .collect()
 }

@@ -431,6 +431,25 @@ impl Cursor {
         Ok(Some(cond))
     }
 
+    /// `BY e [ASC|DESC], ...` after an `ORDER` keyword (SELECT and OVER).
+    pub(crate) fn parse_order_by_list(&mut self) -> PResult<Vec<crate::ast::OrderBy>> {
+        self.expect_kw("BY", "BY after ORDER")?;
+        let mut out = Vec::new();
+        loop {
+            let expr = self.parse_expr()?;
+            let desc = if self.eat_kw("DESC") {
+                true
+            } else {
+                self.eat_kw("ASC");
+                false
+            };
+            out.push(crate::ast::OrderBy { expr, desc });
+            if !self.eat(&Token::Comma) {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Optional `OVER (PARTITION BY e, ... ORDER BY e [ASC|DESC], ... WHEN
     /// cond)`, clauses in any order (the planner checks which a function takes).
     pub(crate) fn parse_over_clause(&mut self) -> PResult<Option<Over>> {
@@ -456,20 +475,7 @@ impl Cursor {
                 over.when = Some(Box::new(self.parse_expr()?));
             } else if self.is_kw("ORDER") && over.order_by.is_empty() {
                 self.next();
-                self.expect_kw("BY", "BY after ORDER")?;
-                loop {
-                    let expr = self.parse_expr()?;
-                    let desc = if self.eat_kw("DESC") {
-                        true
-                    } else {
-                        self.eat_kw("ASC");
-                        false
-                    };
-                    over.order_by.push(crate::ast::OrderBy { expr, desc });
-                    if !self.eat(&Token::Comma) {
-                        break;
-                    }
-                }
+                over.order_by = self.parse_order_by_list()?;
             } else if self.is(&Token::RParen)
                 && (seen_partition || over.when.is_some() || !over.order_by.is_empty())
             {

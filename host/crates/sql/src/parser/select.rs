@@ -6,7 +6,7 @@ use sqlparser::tokenizer::Token;
 
 use super::cursor::{is_kw, is_reserved, Cursor, PResult};
 use super::window::at_window_call;
-use crate::ast::{FromItem, Join, JoinKind, OrderBy, Select, SelectItem};
+use crate::ast::{FromItem, Join, JoinKind, Select, SelectItem};
 
 impl Cursor {
     /// `SELECT ...` up to (not including) the optional `;` / EOF.
@@ -59,20 +59,7 @@ impl Cursor {
 
         let mut order_by = Vec::new();
         if self.eat_kw("ORDER") {
-            self.expect_kw("BY", "BY after ORDER")?;
-            loop {
-                let expr = self.parse_expr()?;
-                let desc = if self.eat_kw("DESC") {
-                    true
-                } else {
-                    self.eat_kw("ASC");
-                    false
-                };
-                order_by.push(OrderBy { expr, desc });
-                if !self.eat(&Token::Comma) {
-                    break;
-                }
-            }
+            order_by = self.parse_order_by_list()?;
         }
 
         let limit = if self.eat_kw("LIMIT") {
