@@ -42,6 +42,14 @@ struct ServeArgs {
     /// YAML settings file (see docs/configuration.md).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// This instance's name among several sharing a broker (stable MQTT
+    /// client ids); default: derived from the data dir.
+    #[arg(long, env = "OORT_INSTANCE_ID")]
+    instance_id: Option<String>,
+    /// A data document applied at every start, as a partial import that
+    /// leaves unchanged items alone: a file path, file:// or http(s):// URI.
+    #[arg(long, env = "OORT_RULESET")]
+    ruleset: Option<String>,
 }
 
 pub fn main() -> anyhow::Result<()> {
@@ -54,6 +62,12 @@ pub fn main() -> anyhow::Result<()> {
             }
             if let Some(a) = args.rest_addr {
                 cfg.rest.addr = a;
+            }
+            if let Some(i) = args.instance_id {
+                cfg.instance_id = i;
+            }
+            if let Some(r) = args.ruleset {
+                cfg.ruleset = r;
             }
             init_tracing(&cfg)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -129,6 +143,21 @@ fn log_filter(s: &str) -> Result<tracing_subscriber::EnvFilter, String> {
     ))
 }
 
+/// The `--instance-id`: `None` when empty; at most 128 printable ASCII
+/// characters without spaces (it names the instance in logs and client ids).
+fn check_instance_id(id: &str) -> anyhow::Result<Option<String>> {
+    let id = id.trim();
+    if id.is_empty() {
+        return Ok(None);
+    }
+    if id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        anyhow::bail!(
+            "instance id {id:?} (--instance-id, OORT_INSTANCE_ID or instance_id): use at most 128 letters, digits and punctuation, no spaces"
+        );
+    }
+    Ok(Some(id.to_string()))
+}
+
 /// Runs the server until SIGINT/SIGTERM or `/stop`.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let registry = oort_core::Registry::default();
@@ -141,6 +170,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&cfg.data_dir).map_err(dir_err)?;
     let data_dir = std::fs::canonicalize(&cfg.data_dir).map_err(dir_err)?;
+    let instance_id = check_instance_id(&cfg.instance_id)?;
     let mut env = oort_core::ConnectorEnv::builder()
         .data_dir(&data_dir)
         .allowed_dirs(cfg.file.allowed_dirs()?)
@@ -159,6 +189,9 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
                 "source.httpServerTls.keyfile",
                 &t.keyfile.display().to_string(),
             );
+    }
+    if let Some(id) = &instance_id {
+        env = env.instance_id(id);
     }
     let env = env.build();
     server::check_exposure(&cfg.rest, &data_dir).await?;
@@ -204,12 +237,23 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     mgr.restore().await?;
     let shutdown = CancellationToken::new();
+    let ruleset = std::sync::Arc::new(crate::manager::ruleset::Ruleset::new(&mgr));
+    if !cfg.ruleset.trim().is_empty() {
+        tokio::spawn(crate::manager::ruleset::boot::apply_at_start(
+            ruleset.clone(),
+            mgr.clone(),
+            plugins.clone(),
+            cfg.ruleset.clone(),
+            shutdown.clone(),
+        ));
+    }
     let state = AppState {
         mgr: mgr.clone(),
         started: Instant::now(),
         shutdown: shutdown.clone(),
         plugins,
         outbound,
+        ruleset,
     };
     let sig = shutdown.clone();
     tokio::spawn(async move {
@@ -220,7 +264,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     if let Some(b) = crate::memtrim::release_startup_code() {
         tracing::debug!(bytes = b, "startup code pages released");
     }
-    tracing::info!(data_dir = %data_dir.display(), version = env!("CARGO_PKG_VERSION"), "oort starting");
+    tracing::info!(data_dir = %data_dir.display(), instance_id = instance_id.as_deref().unwrap_or(""), version = env!("CARGO_PKG_VERSION"), "oort starting");
     let r = server::serve(state, &cfg.rest, &data_dir).await;
     mgr.shutdown().await;
     tracing::info!("stopped");

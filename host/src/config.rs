@@ -21,6 +21,12 @@ pub enum ConfigError {
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub data_dir: PathBuf,
+    /// Names this instance among others sharing a broker (`--instance-id`);
+    /// empty: derived from the data dir. See `docs/scale-out.md`.
+    pub instance_id: String,
+    /// A data document (file path, `file://`, `http(s)://`) applied at every
+    /// start (`--ruleset`); empty: none. See `docs/scale-out.md`.
+    pub ruleset: String,
     pub rest: RestConfig,
     pub log: LogConfig,
     pub rule: RuleDefaults,
@@ -341,6 +347,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("oort-data"),
+            instance_id: String::new(),
+            ruleset: String::new(),
             rest: RestConfig::default(),
             log: LogConfig::default(),
             rule: RuleDefaults::default(),

@@ -287,7 +287,32 @@ impl Manager {
     }
 
     /// Stops every rule (server shutdown); definitions and `triggered` stay.
+    /// Stops everything for a server shutdown, losing nothing a source
+    /// already acknowledged: sources first (an MQTT source disconnects, the
+    /// broker keeps what was not acknowledged), then each rule takes what
+    /// its queue holds through its query and sinks (open windows are not
+    /// fired early), then the rules stop.
     pub async fn shutdown(&self) {
+        let hubs: Vec<Arc<crate::runtime::hub::Hub>> =
+            self.inner.hubs.lock().values().cloned().collect();
+        for h in &hubs {
+            h.stop();
+        }
+        for h in &hubs {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), h.ended()).await;
+        }
+        let mut draining = Vec::new();
+        for r in self.inner.rules.lock().await.values() {
+            if let Some(run) = &r.running {
+                run.drain.cancel();
+                draining.push(run.done.clone());
+            }
+        }
+        for mut done in draining {
+            // A sink that cannot write gives up after its drain wait (10 s).
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(12), done.wait_for(|d| *d))
+                .await;
+        }
         let ids: Vec<String> = self.inner.rules.lock().await.keys().cloned().collect();
         for id in ids {
             self.halt(&id, false).await;

@@ -10,6 +10,7 @@
 //! [`Ruleset`] serialises imports (one at a time) and keeps the status of the
 //! last one (also in the store, so it survives the restart after `stop=1`).
 
+pub mod boot;
 pub mod doc;
 mod export;
 mod plugins;
@@ -50,6 +51,10 @@ pub enum ImportMode {
     Yaml,
     /// `POST /ruleset/import`: streams/tables replaced, rules created only if new.
     Legacy,
+    /// `oort serve --ruleset`: like partial, but a stream, table or rule
+    /// identical to the stored one is left alone (a running rule is not
+    /// restarted), so applying the same document at every start converges.
+    Converge,
 }
 
 /// Live progress of an import (read by `GET /async/task/{id}`).
@@ -108,6 +113,9 @@ pub struct Outcome {
     pub report: Report,
     /// Items applied per section.
     pub applied: BTreeMap<Section, usize>,
+    /// Items left alone because they were already as the document says
+    /// ([`ImportMode::Converge`]); also counted in `applied`.
+    pub unchanged: BTreeMap<Section, usize>,
     /// The import stopped early because it was cancelled.
     pub cancelled: bool,
 }
@@ -115,6 +123,12 @@ pub struct Outcome {
 impl Outcome {
     fn applied(&mut self, s: Section) {
         *self.applied.entry(s).or_default() += 1;
+    }
+    fn applied_as(&mut self, s: Section, changed: bool) {
+        self.applied(s);
+        if !changed {
+            *self.unchanged.entry(s).or_default() += 1;
+        }
     }
     pub fn count(&self, s: Section) -> usize {
         self.applied.get(&s).copied().unwrap_or(0)
@@ -138,6 +152,8 @@ pub struct Ruleset {
     status: parking_lot::Mutex<Report>,
     /// Set when the last import never finished (the server stopped during it).
     interrupted: parking_lot::Mutex<Option<String>>,
+    /// The start-up ruleset's state ([`boot`]), shown as `ruleset`.
+    boot: parking_lot::Mutex<Option<Json>>,
 }
 
 /// Store key (in [`STATUS_NS`]) present while an import runs: written outside
@@ -178,6 +194,7 @@ impl Ruleset {
             lock: tokio::sync::Mutex::new(()),
             status: parking_lot::Mutex::new(status),
             interrupted: parking_lot::Mutex::new(interrupted),
+            boot: parking_lot::Mutex::new(None),
         }
     }
 
@@ -188,7 +205,15 @@ impl Ruleset {
         if let (Some(msg), Json::Object(m)) = (self.interrupted.lock().clone(), &mut j) {
             m.insert("interrupted".into(), Json::String(msg));
         }
+        if let (Some(b), Json::Object(m)) = (self.boot.lock().clone(), &mut j) {
+            m.insert("ruleset".into(), b);
+        }
         j
+    }
+
+    /// Records the start-up ruleset's state (see [`boot`]).
+    pub fn set_boot(&self, state: Json) {
+        *self.boot.lock() = Some(state);
     }
 
     /// Parses, checks and applies a document. Concurrent calls run one after the other.
@@ -456,9 +481,9 @@ impl Manager {
                     return Ok(out);
                 }
                 match self.import_stream(kind, name, sql, mode).await {
-                    Ok(()) => {
+                    Ok(changed) => {
                         progress.item(true);
-                        out.applied(section);
+                        out.applied_as(section, changed);
                     }
                     Err(e) => {
                         progress.item(false);
@@ -486,9 +511,9 @@ impl Manager {
                 return Ok(out);
             }
             match self.import_rule(id, text, mode).await {
-                Ok(()) => {
+                Ok(changed) => {
                     progress.item(true);
-                    out.applied(Section::Rules);
+                    out.applied_as(Section::Rules, changed);
                 }
                 Err(e) => {
                     progress.item(false);
@@ -578,7 +603,16 @@ impl Manager {
         name: &str,
         sql: &str,
         mode: ImportMode,
-    ) -> AppResult<()> {
+    ) -> AppResult<bool> {
+        if mode == ImportMode::Converge
+            && self
+                .map(kind)
+                .read()
+                .get(name)
+                .is_some_and(|e| e.sql == sql)
+        {
+            return Ok(false);
+        }
         let def = streams::parse_def(sql)?;
         let replace = mode != ImportMode::Full;
         if replace {
@@ -597,13 +631,21 @@ impl Manager {
                 )));
             }
         }
-        self.create_stream(def, sql, replace).await
+        self.create_stream(def, sql, replace).await.map(|()| true)
     }
 
-    async fn import_rule(&self, id: &str, text: &str, mode: ImportMode) -> AppResult<()> {
+    /// Creates or replaces a rule as `mode` says; `Ok(false)` when it was
+    /// left alone (converging, and stored exactly as the document has it).
+    async fn import_rule(&self, id: &str, text: &str, mode: ImportMode) -> AppResult<bool> {
         let exists = self.inner.rules.lock().await.contains_key(id);
         match mode {
             ImportMode::Full | ImportMode::Partial => {}
+            ImportMode::Converge => {
+                if exists && boot::same_rule(self.inner.store.get(ns::RULES, id)?.as_deref(), text)
+                {
+                    return Ok(false);
+                }
+            }
             ImportMode::Yaml => {
                 if exists {
                     // Check the new one first so a bad rule does not remove the old.
@@ -620,7 +662,7 @@ impl Manager {
             }
         }
         // Upsert keyed by the map key (the JSON may omit its id).
-        self.update_rule(id, text).await
+        self.update_rule(id, text).await.map(|()| true)
     }
 
     fn rule_failure_cause(&self, id: &str, text: &str, f: &Failures) -> Option<String> {

@@ -60,7 +60,7 @@ pub enum StmtResult {
 }
 
 impl Manager {
-    fn map(
+    pub(super) fn map(
         &self,
         kind: StreamKind,
     ) -> &parking_lot::RwLock<std::collections::BTreeMap<String, StreamEntry>> {

@@ -168,6 +168,8 @@ pub struct Hub {
     /// Events flow once the first rule has subscribed (none are lost to a
     /// hub nobody listens to yet).
     first_sub: tokio::sync::Notify,
+    /// Set once the hub's task ended: nothing more reaches the rules.
+    ended: tokio::sync::watch::Sender<bool>,
 }
 
 impl Hub {
@@ -255,6 +257,13 @@ impl Hub {
         self.cancel.cancel();
     }
 
+    /// Waits until the hub's task ended (after [`Hub::stop`], or at the end
+    /// of a bounded source): every event it took is in the rules' queues.
+    pub async fn ended(&self) {
+        let mut rx = self.ended.subscribe();
+        let _ = rx.wait_for(|e| *e).await;
+    }
+
     async fn broadcast(&self, msg: HubMsg) {
         // Snapshot senders so the lock is not held across await.
         let targets: Vec<(usize, RuleQueue)> = self
@@ -324,6 +333,7 @@ pub fn start(spec: HubSpec) -> Result<Arc<Hub>, HubError> {
         checkpoint_key,
         persist,
         first_sub: tokio::sync::Notify::new(),
+        ended: tokio::sync::watch::channel(false).0,
     });
     ctx.conn = hub.conn.clone();
     let handed = ctx.handed_reporter();
@@ -333,7 +343,19 @@ pub fn start(spec: HubSpec) -> Result<Arc<Hub>, HubError> {
         let _ = done_tx.send(r.err().map(|e| e.to_string()));
     });
     let h = hub.clone();
-    tokio::spawn(async move { pump(h, rx, decoder, keep_integers, handed, done_rx, cancel).await });
+    tokio::spawn(async move {
+        pump(
+            h.clone(),
+            rx,
+            decoder,
+            keep_integers,
+            handed,
+            done_rx,
+            cancel,
+        )
+        .await;
+        h.ended.send_replace(true);
+    });
     Ok(hub)
 }
 

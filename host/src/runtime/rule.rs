@@ -100,6 +100,9 @@ pub struct Input {
 /// Handle kept by the manager while the rule runs.
 pub struct RunningRule {
     pub cancel: CancellationToken,
+    /// Server shutdown: the rule takes what its queue holds through the
+    /// query and its sinks, then stops (its sources were stopped first).
+    pub drain: CancellationToken,
     pub inputs: Vec<Input>,
     pub sinks: Vec<Arc<SinkNodeInfo>>,
     pub query: Arc<Mutex<Query>>,
@@ -364,7 +367,9 @@ pub fn spawn(
         });
         sink_tasks.push(s.task);
     }
+    let drain = CancellationToken::new();
     let task = RuleTask {
+        drain: drain.clone(),
         rule_id,
         query: query.clone(),
         inputs: input_meta,
@@ -382,6 +387,7 @@ pub fn spawn(
     });
     RunningRule {
         cancel,
+        drain,
         inputs,
         sinks: sink_infos,
         query,
@@ -432,6 +438,7 @@ struct RuleTask {
     sinks: Vec<RoutedSink>,
     sink_tasks: Vec<tokio::task::JoinHandle<()>>,
     cancel: CancellationToken,
+    drain: CancellationToken,
     status: Arc<RuleStatus>,
     checkpoint: Option<Checkpointer>,
     ack_hubs: Vec<Option<Arc<Hub>>>,
@@ -504,6 +511,19 @@ impl RuleTask {
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break,
+                _ = self.drain.cancelled() => {
+                    // Shutdown, the sources stopped: what was taken from
+                    // them (and acknowledged) goes through and out; open
+                    // windows are not fired early.
+                    while let Ok(d) = rx.try_recv() {
+                        if let Flow::Failed(e) = self.on_msg(d.index, d.msg, &mut out) {
+                            error = Some(e);
+                            break;
+                        }
+                    }
+                    self.dispatch(&mut out).await;
+                    break;
+                }
                 Some(msg) = fatal_rx.recv() => { error = Some(msg); break; }
                 m = rx.recv() => {
                     // The delivery's room in the queue is freed once the
@@ -546,7 +566,8 @@ impl RuleTask {
             tracing::warn!(rule = %self.rule_id, error = %e, "rule stopped by error");
         }
         if error.is_none() && !self.cancel.is_cancelled() {
-            // The input ended: let the sinks write what is queued, then stop.
+            // The input ended (or the server drains): let the sinks write
+            // what is queued, then stop.
             self.sinks.clear();
             for t in std::mem::take(&mut self.sink_tasks) {
                 let _ = tokio::time::timeout(SINK_DRAIN_WAIT, t).await;

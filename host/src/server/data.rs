@@ -46,7 +46,7 @@ struct Data {
 
 pub fn routes(state: &AppState) -> Router<AppState> {
     let data = Data {
-        ruleset: Arc::new(Ruleset::new(&state.mgr)),
+        ruleset: state.ruleset.clone(),
         tasks: Arc::new(parking_lot::Mutex::new(BTreeMap::new())),
     };
     Router::new()

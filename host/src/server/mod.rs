@@ -33,6 +33,8 @@ pub struct AppState {
     pub plugins: Option<oort_wasm::PluginManager>,
     /// What `file://`/`http(s)://` URIs (import documents) may be fetched.
     pub outbound: oort_wasm::OutboundPolicy,
+    /// Imports, one at a time, and the status of the last one.
+    pub ruleset: std::sync::Arc<crate::manager::ruleset::Ruleset>,
 }
 
 /// eKuiper's error body: `{"error":code,"message":"..."}` + newline.

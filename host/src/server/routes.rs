@@ -106,6 +106,8 @@ async fn info(State(s): State<AppState>) -> Response {
         "arch": std::env::consts::ARCH,
         "upTimeSeconds": s.started.elapsed().as_secs(),
         "memoryUsed": crate::cli::rss_bytes().map(|b| b.to_string()).unwrap_or_default(),
+        // Oort's own: `--instance-id`, empty when derived from the data dir.
+        "instanceId": s.mgr.env().instance_id().unwrap_or(""),
     }))
 }
 

@@ -39,6 +39,7 @@ pub struct ConnectorEnv {
 struct Inner {
     settings: HashMap<String, String>,
     data_dir: Option<PathBuf>,
+    instance_id: Option<String>,
     allowed_dirs: Vec<PathBuf>,
     pools: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
     links: SharedLinks,
@@ -67,6 +68,7 @@ impl std::fmt::Debug for ConnectorEnv {
 pub struct ConnectorEnvBuilder {
     settings: HashMap<String, String>,
     data_dir: Option<PathBuf>,
+    instance_id: Option<String>,
     allowed_dirs: Vec<PathBuf>,
     clock: Option<Arc<dyn Clock>>,
 }
@@ -75,6 +77,12 @@ impl ConnectorEnvBuilder {
     /// The server's `--data-dir`.
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// The server's `--instance-id` (see [`ConnectorEnv::instance_key`]).
+    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = Some(id.into());
         self
     }
 
@@ -102,6 +110,7 @@ impl ConnectorEnvBuilder {
             inner: Arc::new(Inner {
                 settings: self.settings,
                 data_dir: self.data_dir,
+                instance_id: self.instance_id,
                 allowed_dirs: self.allowed_dirs,
                 pools: Mutex::default(),
                 links: SharedLinks::default(),
@@ -124,6 +133,29 @@ impl ConnectorEnv {
     /// The server's data dir; `None` only in connector unit tests.
     pub fn data_dir(&self) -> Option<&Path> {
         self.inner.data_dir.as_deref()
+    }
+
+    /// The operator's `--instance-id`, if given.
+    pub fn instance_id(&self) -> Option<&str> {
+        self.inner.instance_id.as_deref()
+    }
+
+    /// What tells this Oort instance from others sharing a broker, stable
+    /// across its restarts: the `--instance-id`, else the data dir's
+    /// canonical path. Connectors derive per-instance names from it (the
+    /// MQTT source's persistent-session client ids). `None` only in
+    /// connector unit tests.
+    pub fn instance_key(&self) -> Option<String> {
+        if let Some(id) = &self.inner.instance_id {
+            return Some(format!("id:{id}"));
+        }
+        let dir = self.data_dir()?;
+        Some(
+            std::fs::canonicalize(dir)
+                .unwrap_or_else(|_| dir.to_path_buf())
+                .display()
+                .to_string(),
+        )
     }
 
     /// A server setting (see [`ConnectorEnvBuilder::setting`]).

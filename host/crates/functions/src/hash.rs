@@ -1,12 +1,15 @@
 //! Hash functions `md5`, `sha1`, `sha256`, `sha384`, `sha512`, `crc32`: the
-//! lower-case hex digest of the argument's text (bytes are hashed as they are).
+//! lower-case hex digest of the argument's text (bytes are hashed as they are);
+//! `partition(key, n)`, Oort's own: the key's partition among `n`, for
+//! spreading keyed work over several instances (`docs/scale-out.md`).
 
 use md5::Md5;
 use oort_core::Value;
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
-use crate::util::{arg, text, vstring, FnResult};
+use crate::util::{arg, int_strict, text, vstring, FnResult};
+use crate::FnError;
 use crate::ScalarFunc;
 
 macro_rules! f {
@@ -27,7 +30,17 @@ pub(crate) static FUNCS: &[ScalarFunc] = &[
     f!("sha384", sha384_fn),
     f!("sha512", sha512_fn),
     f!("crc32", crc32_fn),
+    ScalarFunc {
+        name: "partition",
+        min_args: 2,
+        max_args: Some(2),
+        call: partition_fn,
+    },
 ];
+
+/// Largest partition count (a topic per partition: beyond this it is a
+/// mistake, not a fleet).
+pub const MAX_PARTITIONS: i64 = 65_536;
 
 fn with_bytes(args: &[Value], op: fn(&[u8]) -> String) -> FnResult {
     match arg(args, 0) {
@@ -59,6 +72,26 @@ fn sha512_fn(args: &[Value]) -> FnResult {
 /// Like Go's `%x` of the IEEE checksum: no zero padding.
 fn crc32_fn(args: &[Value]) -> FnResult {
     with_bytes(args, |b| format!("{:x}", crc32fast::hash(b)))
+}
+
+/// `partition(key, n)`: the IEEE CRC-32 of the key's text (bytes as they
+/// are) modulo `n`, an int in `0..n`; the same in every instance and release,
+/// and computable outside Oort (Python: `zlib.crc32(key.encode()) % n`).
+/// NULL key: NULL.
+fn partition_fn(args: &[Value]) -> FnResult {
+    let n = int_strict("partition", arg(args, 1))?;
+    if !(1..=MAX_PARTITIONS).contains(&n) {
+        return Err(FnError::call(
+            "partition",
+            format!("the partition count must be 1 to {MAX_PARTITIONS}, got {n}"),
+        ));
+    }
+    let h = match arg(args, 0) {
+        Value::Null => return Ok(Value::Null),
+        Value::Bytes(b) => crc32fast::hash(b),
+        other => crc32fast::hash(text(other).as_bytes()),
+    };
+    Ok(Value::Int(i64::from(h) % n))
 }
 
 #[cfg(test)]
@@ -96,5 +129,45 @@ mod tests {
         );
         // No zero padding, like Go's %x.
         assert_eq!(call("crc32", &[Value::str("")]), Value::str("0"));
+    }
+
+    #[test]
+    fn partition_is_crc32_modulo_n() {
+        // Python: zlib.crc32(b"d7") == 4176812371, % 4 == 3.
+        assert_eq!(
+            call("partition", &[Value::str("d7"), Value::Int(4)]),
+            Value::Int(3)
+        );
+        // Numbers partition by their text, like the string of the same digits.
+        assert_eq!(
+            call("partition", &[Value::Int(42), Value::Int(8)]),
+            call("partition", &[Value::str("42"), Value::Int(8)])
+        );
+        assert_eq!(
+            call("partition", &[Value::Null, Value::Int(3)]),
+            Value::Null
+        );
+        // Every key lands in 0..n, and the keys spread over all partitions.
+        let mut seen = [0u32; 4];
+        for i in 0..1000 {
+            let Value::Int(p) = call("partition", &[Value::str(&format!("d{i}")), Value::Int(4)])
+            else {
+                panic!("not an int")
+            };
+            seen[p as usize] += 1;
+        }
+        assert!(seen.iter().all(|&c| c > 200), "{seen:?}");
+        let f = scalar("partition").unwrap();
+        for bad in [
+            Value::Int(0),
+            Value::Int(-1),
+            Value::Int(70_000),
+            Value::str("4"),
+        ] {
+            assert!(
+                (f.call)(&[Value::str("k"), bad.clone()]).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 }

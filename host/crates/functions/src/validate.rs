@@ -43,6 +43,7 @@ fn params(name: &str) -> &'static [Option<Want>] {
         "format_time" | "convert_tz" => &[None, Some(Str)],
         "compress" | "decompress" => &[Some(Str), Some(Str)],
         "from_days" => &[Some(Int)],
+        "partition" => &[None, Some(Int)],
         _ => &[],
     }
 }

@@ -78,6 +78,11 @@ pub(super) fn source() -> ConnectorInfo {
         )
         .default(json!(60)),
         PropSpec::new(
+            "shareGroup",
+            "string",
+            "Oort: subscribe as a member of this shared-subscription group ($share/<group>/<topic>): instances of a fleet split the messages",
+        ),
+        PropSpec::new(
             "readLingerInterval",
             "int",
             "Oort: ms a read waits for more messages while they flow (0-100; default 1 at QoS 0/1)",

@@ -10,7 +10,6 @@
 //! ([`SourceContext::handed`]), so the broker keeps what Oort has not taken
 //! yet across broker and Oort restarts.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,6 +63,42 @@ struct SourceConf {
     /// flow; default 1 at QoS 0 and 1, else 0 (off).
     #[serde(rename = "readlingerinterval", default, deserialize_with = "opt_u64")]
     read_linger_ms: Option<u64>,
+    /// Oort's own: subscribe as a member of this MQTT shared-subscription
+    /// group (`$share/<group>/<topic>`), so that the instances of a fleet
+    /// split the stream's messages between them.
+    #[serde(
+        rename = "sharegroup",
+        default,
+        deserialize_with = "de::string_lenient"
+    )]
+    share_group: String,
+}
+
+/// The subscription filters of `topics` with `shareGroup` applied: each
+/// becomes `$share/<group>/<topic>`. A group naming `/`, `+` or `#`, or a
+/// topic already shared (`$share/...`, `$queue/...`), is refused.
+fn shared_topics(group: &str, topics: Vec<String>) -> Result<Vec<String>, ConnectorError> {
+    let g = group.trim();
+    if g.is_empty() {
+        return Ok(topics);
+    }
+    if g.contains(['/', '+', '#']) {
+        return Err(ConnectorError::Config(format!(
+            "mqtt: invalid property shareGroup {g:?}: a group name may not hold '/', '+' or '#'"
+        )));
+    }
+    topics
+        .into_iter()
+        .map(|t| {
+            if t.starts_with("$share/") || t.starts_with("$queue/") {
+                Err(ConnectorError::Config(format!(
+                    "mqtt: property shareGroup {g:?} and the shared topic {t:?} in DATASOURCE name the group twice; keep one of them"
+                )))
+            } else {
+                Ok(format!("$share/{g}/{t}"))
+            }
+        })
+        .collect()
 }
 
 fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
@@ -134,6 +169,7 @@ impl SourceFactory for MqttSourceFactory {
         for t in &topics {
             validate_filter(t).map_err(|e| ConnectorError::Config(format!("mqtt: {e}")))?;
         }
+        let topics = shared_topics(&extra.share_group, topics)?;
         let selector = Some(extra.connection_selector.trim().to_string()).filter(|s| !s.is_empty());
         let session = session_opts(&extra, selector.is_some())?;
         let read_linger = read_linger(&extra, selector.is_some())?;
@@ -182,16 +218,13 @@ fn session_opts(c: &SourceConf, shared: bool) -> Result<SessionOpts, ConnectorEr
 }
 
 /// The client id of a persistent session when none is configured: the same
-/// for a stream of one Oort instance (its data dir) across restarts, different
-/// between streams and instances. 21 characters (MQTT 3.1.1 servers must
-/// accept up to 23).
-pub(crate) fn stable_client_id(data_dir: &Path, stream: &str) -> String {
-    let dir = std::fs::canonicalize(data_dir)
-        .unwrap_or_else(|_| data_dir.to_path_buf())
-        .display()
-        .to_string();
+/// for a stream of one Oort instance ([`ConnectorEnv::instance_key`]: its
+/// `--instance-id`, else its data dir) across restarts, different between
+/// streams and instances. 21 characters (MQTT 3.1.1 servers must accept up
+/// to 23).
+pub(crate) fn stable_client_id(instance: &str, stream: &str) -> String {
     let mut h = Sha256::new();
-    h.update(dir.as_bytes());
+    h.update(instance.as_bytes());
     h.update([0u8]);
     h.update(stream.as_bytes());
     let d = h.finalize();
@@ -266,8 +299,8 @@ impl Source for MqttSource {
             return self.run_shared(ctx, sel).await;
         }
         if self.session.persistent && !self.settings.client_id_given {
-            if let Some(dir) = self.env.data_dir() {
-                self.settings.client_id = stable_client_id(dir, &ctx.id);
+            if let Some(key) = self.env.instance_key() {
+                self.settings.client_id = stable_client_id(&key, &ctx.id);
             }
         }
         let (client, mut el) = self.settings.build_session(REQUESTS, self.session)?;
@@ -439,10 +472,55 @@ mod tests {
 
     #[test]
     fn client_ids_are_stable_per_instance_and_stream() {
-        let a = stable_client_id(Path::new("/srv/oort-a"), "demo");
-        assert_eq!(a, stable_client_id(Path::new("/srv/oort-a"), "demo"));
-        assert_ne!(a, stable_client_id(Path::new("/srv/oort-b"), "demo"));
-        assert_ne!(a, stable_client_id(Path::new("/srv/oort-a"), "demo2"));
+        let a = stable_client_id("/srv/oort-a", "demo");
+        assert_eq!(a, stable_client_id("/srv/oort-a", "demo"));
+        assert_ne!(a, stable_client_id("/srv/oort-b", "demo"));
+        assert_ne!(a, stable_client_id("/srv/oort-a", "demo2"));
         assert!(a.starts_with("oort-") && a.len() <= 23, "{a}");
+        // An instance id names the instance instead of its data dir.
+        let dir = tempfile::tempdir().unwrap();
+        let by_dir = ConnectorEnv::with_data_dir(dir.path());
+        let by_id = ConnectorEnv::builder()
+            .data_dir(dir.path())
+            .instance_id("edge-1")
+            .build();
+        let other_dir = tempfile::tempdir().unwrap();
+        let same_id = ConnectorEnv::builder()
+            .data_dir(other_dir.path())
+            .instance_id("edge-1")
+            .build();
+        let key = |e: &ConnectorEnv| e.instance_key().unwrap();
+        assert_ne!(key(&by_dir), key(&by_id));
+        assert_eq!(key(&by_id), key(&same_id));
+        // Without an id the key is the data dir's path, as before ids existed
+        // (so existing persistent sessions keep their client id).
+        assert_eq!(
+            key(&by_dir),
+            std::fs::canonicalize(dir.path())
+                .unwrap()
+                .display()
+                .to_string()
+        );
+    }
+
+    #[test]
+    fn share_group_subscribes_as_a_member_of_the_group() {
+        let t = |g: &str, ts: &[&str]| {
+            shared_topics(g, ts.iter().map(|s| s.to_string()).collect()).map_err(|e| e.to_string())
+        };
+        assert_eq!(t("", &["a/b"]).unwrap(), vec!["a/b"]);
+        assert_eq!(
+            t(" fleet ", &["a/b", "c/#"]).unwrap(),
+            vec!["$share/fleet/a/b", "$share/fleet/c/#"]
+        );
+        assert!(t("a/b", &["x"]).unwrap_err().contains("shareGroup"));
+        assert!(t("g+", &["x"]).unwrap_err().contains("shareGroup"));
+        let e = t("g", &["$share/h/x"]).unwrap_err();
+        assert!(e.contains("shareGroup") && e.contains("$share/h/x"), "{e}");
+        // Through the factory, from a conf key's case-insensitive property.
+        let props = serde_json::json!({"SHAREGROUP": "g1", "qos": 0});
+        let src =
+            MqttSourceFactory.create(&ConnectorEnv::default(), "in/a", props.as_object().unwrap());
+        assert!(src.is_ok());
     }
 }
