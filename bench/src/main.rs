@@ -15,6 +15,8 @@
 //!   spilling to disk (see `cache.rs`).
 //! - `l`: a stream joined with a 10,000-key Redis lookup table, cached and
 //!   not, beside the same rule without the join (see `lookup.rs`).
+//! - `x`: scale-out: 1, 2 and 4 instances sharing one MQTT topic through a
+//!   shared subscription (see `scaleout.rs`).
 //! - `i`: plugin isolation: REST p99 and a neighbour rule's rate during each
 //!   hostile-plugin attack (see `isolation.rs`).
 //!
@@ -28,6 +30,7 @@ mod lookup;
 mod mqtt;
 mod plugins;
 mod rest;
+mod scaleout;
 mod scenarios;
 mod sqlbench;
 mod template;
@@ -69,6 +72,9 @@ fn main() -> anyhow::Result<()> {
     }
     if want("i") {
         isolation::plugin_isolation()?;
+    }
+    if want("x") {
+        scaleout::shared_subscription()?;
     }
     if want("r") {
         rest::rest_sink()?;

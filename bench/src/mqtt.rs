@@ -31,7 +31,7 @@ use crate::scenarios::{rss_kb, status_kb, Srv};
 const TICKS_PER_S: f64 = 100.0;
 
 /// CPU seconds a process has used so far (user + system).
-fn cpu_s(pid: u32) -> anyhow::Result<f64> {
+pub(crate) fn cpu_s(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces) start at ')'.
     let rest = stat
@@ -45,7 +45,7 @@ fn cpu_s(pid: u32) -> anyhow::Result<f64> {
     Ok(ticks as f64 / TICKS_PER_S)
 }
 
-fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
+pub(crate) fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
     std::env::var(k)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -61,7 +61,7 @@ fn workspace_root() -> anyhow::Result<PathBuf> {
 
 /// The load generator: `$OORT_MQTT_LOADGEN`, else built (a few seconds,
 /// standard library only) into `target/mqtt-loadgen`.
-fn loadgen() -> anyhow::Result<PathBuf> {
+pub(crate) fn loadgen() -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("OORT_MQTT_LOADGEN") {
         return Ok(PathBuf::from(p));
     }
@@ -91,14 +91,14 @@ fn loadgen() -> anyhow::Result<PathBuf> {
 
 /// A private Mosquitto configured as the load generator's method asks
 /// (no persistence, no per-client queue limit).
-struct Broker {
-    child: Child,
-    port: u16,
+pub(crate) struct Broker {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl Broker {
-    fn start() -> anyhow::Result<Broker> {
+    pub(crate) fn start() -> anyhow::Result<Broker> {
         let dir = tempfile::tempdir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -140,7 +140,7 @@ impl Drop for Broker {
 }
 
 /// Runs the load generator; returns its JSON line.
-fn run_loadgen(bin: &Path, args: &[String]) -> anyhow::Result<serde_json::Value> {
+pub(crate) fn run_loadgen(bin: &Path, args: &[String]) -> anyhow::Result<serde_json::Value> {
     let out = Command::new(bin)
         .args(args)
         .stderr(Stdio::inherit())
@@ -164,7 +164,7 @@ struct Round {
     broker_oort_us: f64,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }

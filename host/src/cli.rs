@@ -321,3 +321,21 @@ mod log_tests {
         assert!(e.contains("not a level"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod instance_id_tests {
+    use super::check_instance_id;
+
+    #[test]
+    fn instance_ids_are_short_printable_words() {
+        assert_eq!(check_instance_id("  ").unwrap(), None);
+        assert_eq!(
+            check_instance_id(" edge-a.1 ").unwrap().as_deref(),
+            Some("edge-a.1")
+        );
+        for bad in ["edge a", "tab\there", &"x".repeat(129), "é"] {
+            let e = check_instance_id(bad).unwrap_err().to_string();
+            assert!(e.contains("--instance-id"), "{bad}: {e}");
+        }
+    }
+}

@@ -297,3 +297,67 @@ fn a_ruleset_url_not_up_yet_is_retried_and_a_bad_one_is_reported() {
     assert!(!rs["error"].as_str().unwrap_or("").is_empty(), "{rs}");
     assert_eq!(s2.get("/ping").status, 200);
 }
+
+/// Keyed work across instances: an upstream rule publishes each event to
+/// `<t>/part/{{.p}}` with `p = partition(dev, 2)`, and each of two workers
+/// reads one partition, so every event of a key lands on the same worker.
+#[test]
+fn partition_sends_every_event_of_a_key_to_one_worker() {
+    let t = unique("fleetpart");
+    let up = Server::start();
+    up.expect(
+        "PUT",
+        "/metadata/sources/mqtt/confKeys/local",
+        Some(&json!({"server": "tcp://127.0.0.1:1883", "qos": 1}).to_string()),
+        200,
+    );
+    up.create_stream(&format!(
+        "CREATE STREAM raw () WITH (DATASOURCE=\"{t}/raw\", TYPE=\"mqtt\", CONF_KEY=\"local\")"
+    ));
+    up.create_rule(&json!({"id": "split",
+        "sql": "SELECT *, partition(dev, 2) AS p FROM raw",
+        "actions": [{"mqtt": {"server": "tcp://127.0.0.1:1883",
+            "topic": format!("{t}/part/{{{{.p}}}}"), "qos": 1, "sendSingle": true}}]}));
+    let mut workers = Vec::new();
+    for i in 0..2 {
+        let w = Server::start();
+        w.create_stream(&format!(
+            "CREATE STREAM s () WITH (DATASOURCE=\"{t}/part/{i}\", TYPE=\"mqtt\")"
+        ));
+        w.create_rule(&json!({"id": "work",
+            "sql": format!("SELECT dev, p, {i} AS worker FROM s"),
+            "actions": [{"mqtt": {"server": "tcp://127.0.0.1:1883",
+                "topic": format!("{t}/out"), "qos": 1, "sendSingle": true}}]}));
+        w.wait_status("work", "subscribed", |st| {
+            st["source_s_0_connection_status"] == 1
+        });
+        workers.push(w);
+    }
+    up.wait_status("split", "subscribed", |st| {
+        st["source_raw_0_connection_status"] == 1
+    });
+    let sub = oort_tests::mqtt::subscribe(&format!("{t}/out"));
+    const N: usize = 400;
+    let payloads: Vec<String> = (0..N)
+        .map(|i| json!({"dev": format!("d{}", i % 20), "i": i}).to_string())
+        .collect();
+    oort_tests::mqtt::publish(&format!("{t}/raw"), &payloads);
+    let got = sub.take_json(N, 60);
+    let mut worker_of: std::collections::BTreeMap<String, u64> = Default::default();
+    for m in &got {
+        let (dev, w) = (
+            m["dev"].as_str().unwrap_or("").to_string(),
+            m["worker"].as_u64(),
+        );
+        assert_eq!(m["p"].as_u64(), w, "worker {w:?} got partition {}", m["p"]);
+        let w = w.expect("worker");
+        let first = *worker_of.entry(dev.clone()).or_insert(w);
+        assert_eq!(first, w, "key {dev} reached two workers");
+    }
+    assert_eq!(worker_of.len(), 20);
+    // CRC-32 spreads 20 keys over both partitions.
+    let on_0 = worker_of.values().filter(|w| **w == 0).count();
+    assert!((1..20).contains(&on_0), "{worker_of:?}");
+    // The same keys as Python's zlib.crc32(key.encode()) % 2.
+    assert_eq!(worker_of["d7"], 4_176_812_371 % 2);
+}

@@ -248,6 +248,12 @@ impl Cursor {
                         self.next();
                         self.parse_case()
                     }
+                    // `partition(key, n)` is a function; `PARTITION BY` is
+                    // read by OVER before any expression.
+                    "PARTITION" if self.peek_nth(1) == &Token::LParen => {
+                        self.next();
+                        self.parse_call(&w.value, pos)
+                    }
                     _ if is_reserved(&upper) => Err(self.expected("expression")),
                     _ => {
                         self.next();

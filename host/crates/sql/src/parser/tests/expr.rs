@@ -409,6 +409,15 @@ fn filter_and_over_on_calls() {
     };
     assert_eq!(o.partition_by, vec![col("b")]);
     assert!(o.when.is_some());
+    // partition(key, n) is a call, also inside OVER's PARTITION BY.
+    let Expr::Call { name, args, .. } = e("PARTITION(dev, 4)") else {
+        panic!()
+    };
+    assert_eq!((name.as_str(), args.len()), ("partition", 2));
+    let Expr::Call { over: Some(o), .. } = e("lag(a) OVER (PARTITION BY partition(b, 2))") else {
+        panic!()
+    };
+    assert!(matches!(&o.partition_by[0], Expr::Call { name, .. } if name == "partition"));
     let Expr::Call { over: Some(o), .. } =
         e("row_number() OVER (PARTITION BY a ORDER BY b DESC, c)")
     else {
