@@ -339,6 +339,21 @@ pub fn rss_per_rule() -> anyhow::Result<()> {
         "e {RULES} rules ({running} running): RSS {after} KB, {:.1} KB per rule",
         (after.saturating_sub(before)) as f64 / RULES as f64
     );
+    // GET /metrics over those rules (3 nodes each): time and size, best of 5.
+    let mut best = Duration::MAX;
+    let mut bytes = 0;
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        let body = s.http.get(format!("{}/metrics", s.base)).send()?.text()?;
+        best = best.min(t.elapsed());
+        bytes = body.len();
+    }
+    println!(
+        "e GET /metrics with {RULES} rules: {:.1} ms, {:.0} KB (target <= 20 ms, <= 1 MB); RSS after {} KB",
+        best.as_secs_f64() * 1e3,
+        bytes as f64 / 1024.0,
+        rss_kb(pid).unwrap_or(0)
+    );
     Ok(())
 }
 

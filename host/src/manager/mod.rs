@@ -7,6 +7,7 @@ mod launch;
 #[cfg(test)]
 mod launch_tests;
 mod query;
+pub use query::RuleMetric;
 mod restart;
 pub mod rule_def;
 pub mod ruleset;

@@ -3,6 +3,14 @@
 
 use super::*;
 
+/// What [`Manager::visit_metrics`] reports.
+pub enum RuleMetric<'a> {
+    /// The rule's state: 1 running, 0 stopped, -1 stopped by an error.
+    State(i64),
+    /// One metric of one node of a running rule.
+    Node(&'a rt::NodeRef, &'a str, Json),
+}
+
 impl Manager {
     /// `GET /rules`: id, name, status, sorted by id.
     pub async fn list_rules(&self) -> Vec<Json> {
@@ -52,6 +60,23 @@ impl Manager {
             run.write_metrics(&mut m);
         }
         Ok(m)
+    }
+
+    /// Every rule's state and each metric of a running rule's nodes, for
+    /// `GET /metrics`.
+    pub async fn visit_metrics(&self, f: &mut (dyn FnMut(&str, RuleMetric<'_>) + Send)) {
+        let rules = self.inner.rules.lock().await;
+        for (id, r) in rules.iter() {
+            let code = match r.status.state() {
+                rt::RuleState::Running => 1,
+                rt::RuleState::Stopped => 0,
+                rt::RuleState::Failed(_) => -1,
+            };
+            f(id, RuleMetric::State(code));
+            if let Some(run) = &r.running {
+                run.visit_metrics(&mut |node, metric, v| f(id, RuleMetric::Node(node, metric, v)));
+            }
+        }
     }
 
     pub async fn all_status(&self) -> Json {

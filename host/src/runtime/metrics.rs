@@ -47,77 +47,77 @@ impl NodeMetrics {
         self.last_exception.lock().clone()
     }
 
-    /// Appends a sink node's metrics: [`NodeMetrics::write`] plus
-    /// `<prefix>_records_dropped_total` and `<prefix>_cache_length` (Oort
-    /// extensions: items dropped, items waiting in the resend cache).
-    pub fn write_sink(&self, prefix: &str, out: &mut Map<String, Json>, conn: &ConnState) {
-        self.write(prefix, out, Some(conn));
-        out.insert(
-            format!("{prefix}_records_dropped_total"),
+    /// A sink node's metrics: [`NodeMetrics::visit`] plus
+    /// `records_dropped_total` and `cache_length` (Oort extensions: items
+    /// dropped, items waiting in the resend cache).
+    pub fn visit_sink(&self, conn: &ConnState, f: &mut dyn FnMut(&str, Json)) {
+        self.visit(Some(conn), f);
+        f(
+            "records_dropped_total",
             self.records_dropped.load(Ordering::Relaxed).into(),
         );
-        out.insert(
-            format!("{prefix}_cache_length"),
-            self.cached.load(Ordering::Relaxed).into(),
+        f("cache_length", self.cached.load(Ordering::Relaxed).into());
+    }
+
+    /// Each of this node's metrics, by eKuiper's metric name.
+    pub fn visit(&self, conn: Option<&ConnState>, f: &mut dyn FnMut(&str, Json)) {
+        let (le, let_) = self.last_exception();
+        let rin = self.records_in.load(Ordering::Relaxed);
+        f("records_in_total", rin.into());
+        f(
+            "records_out_total",
+            self.records_out.load(Ordering::Relaxed).into(),
         );
+        f("messages_processed_total", rin.into());
+        f(
+            "process_latency_us",
+            self.process_latency_us.load(Ordering::Relaxed).into(),
+        );
+        f(
+            "buffer_length",
+            self.buffer_length.load(Ordering::Relaxed).into(),
+        );
+        f(
+            "last_invocation",
+            self.last_invocation.load(Ordering::Relaxed).into(),
+        );
+        f(
+            "exceptions_total",
+            self.exceptions.load(Ordering::Relaxed).into(),
+        );
+        f("last_exception", le.into());
+        f("last_exception_time", let_.into());
+        if let Some(c) = conn {
+            visit_conn(c, f);
+        }
     }
 
     /// Appends this node's metrics under `<prefix>_<metric>`.
     pub fn write(&self, prefix: &str, out: &mut Map<String, Json>, conn: Option<&ConnState>) {
-        let (le, let_) = self.last_exception();
-        let rin = self.records_in.load(Ordering::Relaxed);
-        out.insert(format!("{prefix}_records_in_total"), rin.into());
-        out.insert(
-            format!("{prefix}_records_out_total"),
-            self.records_out.load(Ordering::Relaxed).into(),
-        );
-        out.insert(format!("{prefix}_messages_processed_total"), rin.into());
-        out.insert(
-            format!("{prefix}_process_latency_us"),
-            self.process_latency_us.load(Ordering::Relaxed).into(),
-        );
-        out.insert(
-            format!("{prefix}_buffer_length"),
-            self.buffer_length.load(Ordering::Relaxed).into(),
-        );
-        out.insert(
-            format!("{prefix}_last_invocation"),
-            self.last_invocation.load(Ordering::Relaxed).into(),
-        );
-        out.insert(
-            format!("{prefix}_exceptions_total"),
-            self.exceptions.load(Ordering::Relaxed).into(),
-        );
-        out.insert(format!("{prefix}_last_exception"), le.into());
-        out.insert(format!("{prefix}_last_exception_time"), let_.into());
-        if let Some(c) = conn {
-            write_conn(prefix, c, out);
-        }
+        self.visit(conn, &mut |m, v| {
+            out.insert(format!("{prefix}_{m}"), v);
+        });
     }
 }
 
-pub fn write_conn(prefix: &str, c: &ConnState, out: &mut Map<String, Json>) {
+/// A connection's metrics (`connection_status`: 1 connected, 0 connecting,
+/// -1 disconnected; times in ms).
+pub fn visit_conn(c: &ConnState, f: &mut dyn FnMut(&str, Json)) {
     let s = c.snapshot();
     let code = match s.status {
         ConnStatus::Connected => 1,
         ConnStatus::Connecting => 0,
         ConnStatus::Disconnected => -1,
     };
-    out.insert(format!("{prefix}_connection_status"), code.into());
-    out.insert(
-        format!("{prefix}_connection_last_connected_time"),
-        s.last_connected_ms.into(),
-    );
-    out.insert(
-        format!("{prefix}_connection_last_disconnected_time"),
+    f("connection_status", code.into());
+    f("connection_last_connected_time", s.last_connected_ms.into());
+    f(
+        "connection_last_disconnected_time",
         s.last_disconnected_ms.into(),
     );
-    out.insert(
-        format!("{prefix}_connection_last_disconnected_message"),
+    f(
+        "connection_last_disconnected_message",
         s.last_disconnected_message.into(),
     );
-    out.insert(
-        format!("{prefix}_connection_last_try_time"),
-        s.last_try_ms.into(),
-    );
+    f("connection_last_try_time", s.last_try_ms.into());
 }

@@ -113,6 +113,25 @@ pub struct RunningRule {
     pub last_ops: Mutex<Vec<(String, oort_sql::engine::OpMetrics)>>,
 }
 
+/// A node of a running rule, as metrics name it: its type (`source`, `op`,
+/// `sink`, `lookup`), its name within the type (the stream, `2_project`,
+/// `mqtt_0`) and eKuiper's key prefix (`source_demo_0`).
+pub struct NodeRef {
+    pub kind: &'static str,
+    pub op: String,
+    pub prefix: String,
+}
+
+impl NodeRef {
+    fn new(kind: &'static str, op: &str) -> NodeRef {
+        NodeRef {
+            kind,
+            op: op.to_string(),
+            prefix: format!("{kind}_{op}_0"),
+        }
+    }
+}
+
 /// Longest wait of a status read for the running query.
 const STATUS_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -124,27 +143,37 @@ pub struct SinkNodeInfo {
 }
 
 impl RunningRule {
-    /// Metrics in eKuiper's key order: sources, ops, sinks.
+    /// Metrics in eKuiper's key order: sources, ops, sinks, as
+    /// `<prefix>_<metric>` keys (`source_demo_0_records_in_total`).
     pub fn write_metrics(&self, out: &mut Map<String, Json>) {
+        self.visit_metrics(&mut |node, metric, v| {
+            out.insert(format!("{}_{metric}", node.prefix), v);
+        });
+    }
+
+    /// Each metric of each node, in eKuiper's order (sources, ops, sinks),
+    /// with the node it belongs to.
+    pub fn visit_metrics(&self, f: &mut dyn FnMut(&NodeRef, &str, Json)) {
         for inp in &self.inputs {
             let Some(hub) = &inp.hub else { continue };
-            let prefix = format!("source_{}_0", inp.stream);
-            inp.metrics.write(&prefix, out, Some(&hub.conn));
+            let node = NodeRef::new("source", &inp.stream);
+            inp.metrics
+                .visit(Some(&hub.conn), &mut |m, v| f(&node, m, v));
             // Oort extension: the source offset committed by checkpoints
             // (rewindable plugin sources; `qos` >= 1 rules).
             if let Some(o) = hub.committed_offset() {
-                out.insert(format!("{prefix}_committed_offset"), o.into());
+                f(&node, "committed_offset", o.into());
             }
         }
         // Oort extension: each lookup table's cache and connector counters.
         for inp in &self.inputs {
             let Some(l) = &inp.lookup else { continue };
-            let p = format!("lookup_{}_0", inp.stream);
+            let node = NodeRef::new("lookup", &inp.stream);
             let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-            out.insert(format!("{p}_cache_hits_total"), n(&l.stats.hits).into());
-            out.insert(format!("{p}_lookups_total"), n(&l.stats.misses).into());
-            out.insert(format!("{p}_exceptions_total"), n(&l.stats.errors).into());
-            out.insert(format!("{p}_dropped_total"), l.dropped().into());
+            f(&node, "cache_hits_total", n(&l.stats.hits).into());
+            f(&node, "lookups_total", n(&l.stats.misses).into());
+            f(&node, "exceptions_total", n(&l.stats.errors).into());
+            f(&node, "dropped_total", l.dropped().into());
         }
         let ops = match self.query.try_lock_for(STATUS_WAIT) {
             Some(q) => {
@@ -156,29 +185,24 @@ impl RunningRule {
             None => self.last_ops.lock().clone(),
         };
         for (name, m) in ops {
-            let p = format!("{name}_0");
-            out.insert(format!("{p}_records_in_total"), m.records_in.into());
-            out.insert(format!("{p}_records_out_total"), m.records_out.into());
-            out.insert(format!("{p}_messages_processed_total"), m.records_in.into());
-            out.insert(
-                format!("{p}_process_latency_us"),
-                m.process_latency_us.into(),
-            );
-            out.insert(format!("{p}_buffer_length"), 0.into());
-            out.insert(format!("{p}_last_invocation"), m.last_invocation.into());
-            out.insert(format!("{p}_exceptions_total"), m.exceptions.into());
-            out.insert(
-                format!("{p}_last_exception"),
-                m.last_exception.clone().into(),
-            );
-            out.insert(
-                format!("{p}_last_exception_time"),
-                m.last_exception_time.into(),
-            );
+            let node = NodeRef {
+                kind: "op",
+                op: name.strip_prefix("op_").unwrap_or(&name).to_string(),
+                prefix: format!("{name}_0"),
+            };
+            f(&node, "records_in_total", m.records_in.into());
+            f(&node, "records_out_total", m.records_out.into());
+            f(&node, "messages_processed_total", m.records_in.into());
+            f(&node, "process_latency_us", m.process_latency_us.into());
+            f(&node, "buffer_length", 0.into());
+            f(&node, "last_invocation", m.last_invocation.into());
+            f(&node, "exceptions_total", m.exceptions.into());
+            f(&node, "last_exception", m.last_exception.clone().into());
+            f(&node, "last_exception_time", m.last_exception_time.into());
         }
         for s in &self.sinks {
-            s.metrics
-                .write_sink(&format!("sink_{}_{}_0", s.kind, s.index), out, &s.conn);
+            let node = NodeRef::new("sink", &format!("{}_{}", s.kind, s.index));
+            s.metrics.visit_sink(&s.conn, &mut |m, v| f(&node, m, v));
         }
     }
 

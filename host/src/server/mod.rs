@@ -7,6 +7,7 @@ mod data;
 pub mod guard;
 mod metadata;
 mod plugins;
+mod prometheus;
 mod routes;
 mod schemas;
 

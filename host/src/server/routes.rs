@@ -19,6 +19,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(info).post(info))
         .route("/ping", get(ping))
+        .route("/metrics", get(super::prometheus::metrics))
         .route("/stop", post(stop))
         .route("/streams", get(list_streams).post(exec_streams))
         .route("/streamdetails", get(stream_details))

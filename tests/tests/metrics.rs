@@ -1,0 +1,86 @@
+//! `GET /metrics`: rule and node metrics in Prometheus' text format, read
+//! back with a Prometheus text-format parser (`prometheus-parse`).
+
+use oort_tests::{mqtt, unique, Server};
+use serde_json::json;
+
+fn scrape(s: &Server) -> prometheus_parse::Scrape {
+    let r = s.get("/metrics");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let lines = r.body.lines().map(|l| Ok(l.to_string()));
+    prometheus_parse::Scrape::parse(lines).expect("a valid Prometheus text document")
+}
+
+fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    s.samples
+        .iter()
+        .find(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+        .map(|x| match x.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
+#[test]
+fn rule_and_node_metrics_in_prometheus_text_format() {
+    let s = Server::start();
+    let topic = unique("prom");
+    s.create_stream(&format!(
+        "CREATE STREAM s () WITH (DATASOURCE=\"{topic}\", TYPE=\"mqtt\")"
+    ));
+    s.create_rule(
+        &json!({"id": "hot", "sql": "SELECT * FROM s WHERE temp > 20",
+        "actions": [{"nop": {}}]}),
+    );
+    s.create_rule(&json!({"id": "idle", "sql": "SELECT * FROM s",
+        "actions": [{"nop": {}}], "triggered": false}));
+    s.wait_status("hot", "subscribed", |st| {
+        st["source_s_0_connection_status"] == 1
+    });
+    let msgs: Vec<String> = (0..10)
+        .map(|i| json!({"temp": 15 + i}).to_string())
+        .collect();
+    mqtt::publish(&topic, &msgs);
+    s.wait_status("hot", "all in", |st| {
+        st["sink_nop_0_0_records_in_total"] == 4
+    });
+    let m = scrape(&s);
+    let node = |t: &'static str, op: &'static str| {
+        [("rule", "hot"), ("type", t), ("op", op), ("instance", "0")]
+    };
+    assert_eq!(
+        value(&m, "kuiper_source_records_in_total", &node("source", "s")),
+        Some(10.0)
+    );
+    assert_eq!(
+        value(&m, "kuiper_sink_records_in_total", &node("sink", "nop_0")),
+        Some(4.0)
+    );
+    assert_eq!(
+        value(&m, "kuiper_source_connection_status", &node("source", "s")),
+        Some(1.0)
+    );
+    assert!(m
+        .samples
+        .iter()
+        .any(|x| x.metric == "kuiper_op_records_in_total" && x.labels.get("rule") == Some("hot")));
+    assert_eq!(
+        value(&m, "kuiper_rule_status", &[("rule", "hot")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&m, "kuiper_rule_status", &[("rule", "idle")]),
+        Some(0.0)
+    );
+    assert!(value(&m, "process_resident_memory_bytes", &[]).unwrap_or(0.0) > 1e6);
+    assert!(value(&m, "process_cpu_seconds_total", &[]).is_some());
+    // Counters are typed as such.
+    let r = s.get("/metrics").body;
+    assert!(
+        r.contains("# TYPE kuiper_source_records_in_total counter"),
+        "{r}"
+    );
+    assert!(r.contains("# TYPE kuiper_rule_status gauge"), "{r}");
+}
