@@ -8,6 +8,11 @@
 //! Connection profiles (kind `connections`) live in one file,
 //! `connections/connection.yaml` (`type -> key -> props`), and in the store
 //! under `connections.<type>`; [`crate::connections`] resolves selectors.
+//! eKuiper's environment overrides sit between the files and the stored
+//! keys: `MQTT_SOURCE__<KEY>__<PROP>` (the file `mqtt_source.yaml`),
+//! `<FILE>__<KEY>__<PROP>` (a source's `sources/<file>.yaml`, e.g.
+//! `EDGEX__DEFAULT__PORT`), `CONNECTION__<TYPE>__<KEY>__<PROP>`
+//! ([`EnvOverrides`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,6 +53,115 @@ pub struct ConfKeys {
     files: Arc<HashMap<(String, String), PathBuf>>,
     store: Store,
     packaged: Arc<RwLock<Option<PackagedKeys>>>,
+    env: Arc<EnvOverrides>,
+}
+
+/// One overridden property: conf key (lower case), property, value.
+type Override = (String, String, Json);
+
+/// eKuiper's environment overrides of conf-key files, read once at start:
+/// the variable's parts, split at `__`, name the file, the section (conf
+/// key) and the property, all lower-cased as eKuiper does; the value is
+/// read as a YAML scalar (`1` a number, `true` a bool, else text).
+#[derive(Default, Debug)]
+pub struct EnvOverrides {
+    /// Source type -> overrides of its file.
+    sources: HashMap<String, Vec<Override>>,
+    /// Connection type -> overrides of `connection.yaml`.
+    connections: HashMap<String, Vec<Override>>,
+}
+
+impl EnvOverrides {
+    /// Reads `vars`; `prefixes` maps a file's upper-case stem (`MQTT_SOURCE`,
+    /// `EDGEX`) to its source type. Variables of other programs (no known
+    /// prefix) are left alone; a known prefix with a bad shape or an unknown
+    /// property is logged, naming the variable.
+    pub fn read(
+        vars: impl IntoIterator<Item = (String, String)>,
+        prefixes: &HashMap<String, String>,
+        registry: &Registry,
+    ) -> EnvOverrides {
+        let mut out = EnvOverrides::default();
+        for (name, value) in vars {
+            let parts: Vec<&str> = name.split("__").collect();
+            if parts.len() < 2 {
+                continue;
+            }
+            let v = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&value)
+                .ok()
+                .and_then(|y| serde_json::to_value(y).ok())
+                .filter(|j| !j.is_null())
+                .unwrap_or_else(|| Json::String(value.clone()));
+            let head = parts[0].to_ascii_uppercase();
+            if head == "KUIPER" {
+                tracing::warn!(variable = %name, "eKuiper's global settings (KUIPER__...) are not read by Oort: use OORT__<SECTION>__<KEY> (docs/configuration.md)");
+                continue;
+            }
+            if head == "CONNECTION" {
+                if parts.len() != 4 {
+                    tracing::warn!(variable = %name, "ignored: a connection override is CONNECTION__<TYPE>__<KEY>__<PROPERTY>");
+                    continue;
+                }
+                let typ = parts[1].to_ascii_lowercase();
+                out.connections.entry(typ).or_default().push((
+                    parts[2].to_ascii_lowercase(),
+                    parts[3].to_ascii_lowercase(),
+                    v,
+                ));
+                tracing::info!(variable = %name, "connection profile property set from the environment");
+                continue;
+            }
+            let Some(typ) = prefixes.get(&head) else {
+                continue;
+            };
+            if parts.len() != 3 {
+                tracing::warn!(variable = %name, "ignored: a conf-key override is <FILE>__<KEY>__<PROPERTY> (nested properties are not supported)");
+                continue;
+            }
+            let prop = parts[2].to_ascii_lowercase();
+            if let Some(info) = registry.source(typ).map(|f| f.info()) {
+                let mut probe = Props::new();
+                probe.insert(prop.clone(), Json::Null);
+                for (k, near) in info.unknown_keys(&probe, &["format", "delimiter", "key"]) {
+                    let hint = near
+                        .map(|n| format!("; did you mean {n}?"))
+                        .unwrap_or_default();
+                    tracing::warn!(variable = %name, "{typ} source has no property {k}{hint}");
+                }
+            }
+            out.sources.entry(typ.clone()).or_default().push((
+                parts[1].to_ascii_lowercase(),
+                prop,
+                v,
+            ));
+            tracing::info!(variable = %name, "conf key property set from the environment");
+        }
+        out
+    }
+
+    /// Applies the overrides of one type to its sections: a section is
+    /// matched without regard to case, else created.
+    fn apply(list: Option<&Vec<Override>>, sections: &mut serde_json::Map<String, Json>) {
+        for (key, prop, v) in list.into_iter().flatten() {
+            let name = sections
+                .keys()
+                .find(|k| k.eq_ignore_ascii_case(key))
+                .cloned()
+                .unwrap_or_else(|| key.clone());
+            let section = sections
+                .entry(name)
+                .or_insert_with(|| Json::Object(serde_json::Map::new()));
+            if let Json::Object(m) = section {
+                // The property keeps the file's spelling when it has one.
+                let p = m
+                    .keys()
+                    .find(|k| k.eq_ignore_ascii_case(prop))
+                    .cloned()
+                    .unwrap_or_else(|| prop.clone());
+                m.insert(p, v.clone());
+            }
+        }
+    }
 }
 
 impl ConfKeys {
@@ -93,11 +207,26 @@ impl ConfKeys {
                 }
             }
         }
+        let prefixes: HashMap<String, String> = registry
+            .source_kinds()
+            .into_iter()
+            .chain(registry.lookup_kinds())
+            .map(|t| {
+                let stem = files
+                    .get(&("sources".to_string(), t.clone()))
+                    .and_then(|p| p.file_stem())
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or_else(|| t.clone());
+                (stem.to_ascii_uppercase(), t)
+            })
+            .collect();
+        let env = EnvOverrides::read(std::env::vars(), &prefixes, registry);
         Ok(ConfKeys {
             etc,
             files: Arc::new(files),
             store,
             packaged: Arc::new(RwLock::new(None)),
+            env: Arc::new(env),
         })
     }
 
@@ -138,12 +267,18 @@ impl ConfKeys {
     ) -> Result<serde_json::Map<String, Json>, ConfError> {
         if kind == "connections" {
             let mut all = Self::read_yaml(&self.connection_file())?;
-            return Ok(match all.remove(typ) {
+            let mut m = match all.remove(typ) {
                 Some(Json::Object(m)) => m,
                 _ => serde_json::Map::new(),
-            });
+            };
+            EnvOverrides::apply(self.env.connections.get(typ), &mut m);
+            return Ok(m);
         }
-        Self::read_yaml(&self.file_for(kind, typ))
+        let mut m = Self::read_yaml(&self.file_for(kind, typ))?;
+        if kind == "sources" {
+            EnvOverrides::apply(self.env.sources.get(typ), &mut m);
+        }
+        Ok(m)
     }
 
     /// Keys of one type stored through the REST API or an import.
@@ -274,5 +409,58 @@ pub(crate) mod tests {
         assert_eq!(p["server"], "tcp://h:1");
         let e = ck.resolve("sources", "mqtt", Some("nope")).unwrap_err();
         assert!(e.to_string().contains("nope"));
+    }
+
+    #[test]
+    fn environment_overrides_sit_between_files_and_stored_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut ck = ConfKeys::init(dir.path(), store, &builtin_registry()).unwrap();
+        std::fs::write(
+            dir.path().join("etc/mqtt_source.yaml"),
+            "default:\n  qos: 1\n  server: tcp://127.0.0.1:1883\nDemoConf:\n  server: tcp://10.0.0.1:1883\n",
+        )
+        .unwrap();
+        let prefixes: HashMap<String, String> = [
+            ("MQTT_SOURCE".to_string(), "mqtt".to_string()),
+            ("HTTPPULL".to_string(), "httppull".to_string()),
+        ]
+        .into();
+        let vars = [
+            ("MQTT_SOURCE__DEFAULT__SERVER", "tcp://broker:1883"),
+            ("MQTT_SOURCE__DEMOCONF__QOS", "0"),
+            ("MQTT_SOURCE__NEWKEY__SERVER", "tcp://new:1883"),
+            ("HTTPPULL__DEFAULT__INTERVAL", "5000"),
+            ("CONNECTION__MQTT__PLANT__SERVER", "tcp://plant:1883"),
+            ("PATH", "/usr/bin"),
+            ("OTHER__A__B", "c"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        ck.env = Arc::new(EnvOverrides::read(vars, &prefixes, &builtin_registry()));
+        let p = ck.resolve("sources", "mqtt", None).unwrap();
+        assert_eq!(p["server"], "tcp://broker:1883");
+        assert_eq!(p["qos"], 1);
+        // The section is matched whatever its case; the value is typed.
+        let p = ck.resolve("sources", "mqtt", Some("DemoConf")).unwrap();
+        assert_eq!(p["qos"], 0);
+        assert_eq!(p["server"], "tcp://10.0.0.1:1883");
+        let p = ck.resolve("sources", "mqtt", Some("newkey")).unwrap();
+        assert_eq!(p["server"], "tcp://new:1883");
+        let p = ck.resolve("sources", "httppull", None).unwrap();
+        assert_eq!(p["interval"], 5000);
+        assert_eq!(
+            ck.file_keys("connections", "mqtt").unwrap()["plant"]["server"],
+            "tcp://plant:1883"
+        );
+        // A key stored through the API wins over the environment.
+        ck.put(
+            "sources",
+            "mqtt",
+            "default",
+            &serde_json::json!({"server": "tcp://api:1"}),
+        )
+        .unwrap();
+        let p = ck.resolve("sources", "mqtt", None).unwrap();
+        assert_eq!(p["server"], "tcp://api:1");
     }
 }

@@ -320,3 +320,46 @@ fn oversized_body_and_wrong_method_get_json_errors() {
     assert_eq!(r.status, 413);
     assert!(r.json()["message"].as_str().unwrap().contains("too large"));
 }
+
+/// eKuiper's conf-key environment overrides (`MQTT_SOURCE__DEFAULT__SERVER`,
+/// as its container quick start uses): applied over the file, shown by the
+/// metadata API, used by a stream; a misspelt property is logged.
+#[test]
+fn conf_keys_take_environment_overrides() {
+    let s = oort_tests::Server::start_with(oort_tests::Opts {
+        env: vec![
+            ("MQTT_SOURCE__DEFAULT__QOS".into(), "0".into()),
+            (
+                "MQTT_SOURCE__ENVKEY__SERVER".into(),
+                "tcp://127.0.0.1:1883".into(),
+            ),
+            ("MQTT_SOURCE__ENVKEY__SEVRER".into(), "x".into()),
+            ("KUIPER__BASIC__DEBUG".into(), "true".into()),
+        ],
+        ..oort_tests::Opts::default()
+    });
+    let keys = s.get("/metadata/sources/yaml/mqtt").json();
+    assert_eq!(keys["default"]["qos"], 0, "{keys}");
+    assert_eq!(keys["envkey"]["server"], "tcp://127.0.0.1:1883", "{keys}");
+    let topic = unique("envkey");
+    s.create_stream(&format!(
+        "CREATE STREAM e () WITH (DATASOURCE=\"{topic}\", TYPE=\"mqtt\", CONF_KEY=\"ENVKEY\")"
+    ));
+    s.create_rule(&json!({"id": "e", "sql": "SELECT * FROM e", "actions": [{"nop": {}}]}));
+    s.wait_status("e", "connected", |st| {
+        st["source_e_0_connection_status"] == 1
+    });
+    mqtt::publish(&topic, &[json!({"a": 1}).to_string()]);
+    s.wait_status("e", "one record", |st| {
+        st["sink_nop_0_0_records_in_total"] == 1
+    });
+    let log = s.log();
+    assert!(
+        log.contains("MQTT_SOURCE__ENVKEY__SEVRER") && log.contains("did you mean server"),
+        "{log}"
+    );
+    assert!(
+        log.contains("KUIPER__BASIC__DEBUG") && log.contains("OORT__"),
+        "{log}"
+    );
+}
