@@ -171,6 +171,12 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir).map_err(dir_err)?;
     let data_dir = std::fs::canonicalize(&cfg.data_dir).map_err(dir_err)?;
     let instance_id = check_instance_id(&cfg.instance_id)?;
+    oort_functions::set_timezone(&cfg.timezone).map_err(|_| {
+        anyhow::anyhow!(
+            "timezone {:?} (config key timezone, OORT__TIMEZONE): use Local, UTC, an IANA name such as Europe/Berlin, or an offset such as +08:00",
+            cfg.timezone
+        )
+    })?;
     let mut env = oort_core::ConnectorEnv::builder()
         .data_dir(&data_dir)
         .allowed_dirs(cfg.file.allowed_dirs()?)

@@ -27,6 +27,10 @@ pub struct Config {
     /// A data document (file path, `file://`, `http(s)://`) applied at every
     /// start (`--ruleset`); empty: none. See `docs/scale-out.md`.
     pub ruleset: String,
+    /// eKuiper's `basic.timezone`: the zone SQL time functions read and
+    /// print local date-times in: `Local` (the system's), `UTC`, an IANA
+    /// name (daylight saving included) or an offset such as `+08:00`.
+    pub timezone: String,
     pub rest: RestConfig,
     pub log: LogConfig,
     pub rule: RuleDefaults,
@@ -349,6 +353,7 @@ impl Default for Config {
             data_dir: PathBuf::from("oort-data"),
             instance_id: String::new(),
             ruleset: String::new(),
+            timezone: "Local".into(),
             rest: RestConfig::default(),
             log: LogConfig::default(),
             rule: RuleDefaults::default(),

@@ -101,3 +101,52 @@ fn status_answers_while_a_rule_is_in_a_delay() {
         assert_eq!(st["status"], "running", "{st}");
     }
 }
+
+/// eKuiper's `basic.timezone` (`timezone` in Oort's config, here
+/// `OORT__TIMEZONE`): time functions read and print in that zone, daylight
+/// saving included; an unknown zone stops the start naming the key.
+#[test]
+fn the_configured_time_zone_drives_time_functions() {
+    let s = Server::start_with(Opts {
+        env: vec![("OORT__TIMEZONE".into(), "Europe/Berlin".into())],
+        ..Opts::default()
+    });
+    let t = unique("tz");
+    s.create_stream(&format!("CREATE STREAM tz () WITH (DATASOURCE=\"{t}/in\")"));
+    s.create_rule(&json!({
+        "id": "tz",
+        "sql": "SELECT format_time(ts, 'yyyy-MM-dd HH:mm') AS local, hour(ts) AS h FROM tz",
+        "actions": [{"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": format!("{t}/out"), "sendSingle": true}}]
+    }));
+    let sub = mqtt::subscribe(&format!("{t}/out"));
+    s.wait_status("tz", "source connected", |st| {
+        st["source_tz_0_connection_status"] == 1
+    });
+    // 2026-01-15T12:00Z is 13:00 in Berlin (winter), 2026-07-15T12:00Z 14:00 (summer).
+    mqtt::publish(
+        &format!("{t}/in"),
+        &[
+            json!({"ts": 1_768_478_400_000i64}).to_string(),
+            json!({"ts": 1_784_116_800_000i64}).to_string(),
+        ],
+    );
+    let got = sub.take_json(2, 20);
+    assert_eq!(got[0]["local"], "2026-01-15 13:00", "{got:?}");
+    assert_eq!(got[1]["local"], "2026-07-15 14:00", "{got:?}");
+    assert_eq!(got[1]["h"], 14);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(oort_tests::oort_bin())
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .args(["--rest-addr", "127.0.0.1:0"])
+        .env("OORT__TIMEZONE", "Mars/Olympus")
+        .output()
+        .expect("run oort");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Mars/Olympus") && err.contains("OORT__TIMEZONE"),
+        "{err}"
+    );
+}
