@@ -47,9 +47,7 @@ fn rule_and_node_metrics_in_prometheus_text_format() {
         st["sink_nop_0_0_records_in_total"] == 4
     });
     let m = scrape(&s);
-    let node = |t: &'static str, op: &'static str| {
-        [("rule", "hot"), ("type", t), ("op", op), ("instance", "0")]
-    };
+    let node = |_t: &'static str, op: &'static str| [("rule", "hot"), ("op", op)];
     assert_eq!(
         value(&m, "kuiper_source_records_in_total", &node("source", "s")),
         Some(10.0)
@@ -76,8 +74,14 @@ fn rule_and_node_metrics_in_prometheus_text_format() {
     );
     assert!(value(&m, "process_resident_memory_bytes", &[]).unwrap_or(0.0) > 1e6);
     assert!(value(&m, "process_cpu_seconds_total", &[]).is_some());
-    // Counters are typed as such.
+    // Counters are typed as such; integers print as integers; timestamps
+    // stay in the rule status.
     let r = s.get("/metrics").body;
+    assert!(
+        r.contains("kuiper_source_records_in_total{rule=\"hot\",op=\"s\"} 10\n"),
+        "{r}"
+    );
+    assert!(!r.contains("last_invocation"), "{r}");
     assert!(
         r.contains("# TYPE kuiper_source_records_in_total counter"),
         "{r}"

@@ -1,71 +1,152 @@
 //! `GET /metrics`: rules, their nodes and the process in Prometheus' text
-//! format, under eKuiper's names: each numeric metric of the rule status
-//! becomes `kuiper_<type>_<metric>{rule, type, op, instance}` (`type`:
-//! `source`, `op`, `sink`, or Oort's `lookup`; `op`: the node within its
-//! type, e.g. the stream, `2_project`, `mqtt_0`), counters for `*_total`,
-//! gauges otherwise; `kuiper_rule_status{rule}` is 1 running, 0 stopped, -1
+//! format, under eKuiper's names: the rule status's numeric metrics that a
+//! dashboard watches ([`EXPORTED`]) become `kuiper_<type>_<metric>{rule, op}`
+//! (`type`: `source`, `op`, `sink`, or Oort's `lookup`; `op`: the node
+//! within its type, e.g. the stream, `2_project`, `mqtt_0`), counters for
+//! `*_total`, gauges otherwise; `kuiper_rule_status{rule}` is 1 running, 0 stopped, -1
 //! stopped by an error; `process_resident_memory_bytes` and
 //! `process_cpu_seconds_total` describe the server. Built per scrape from
-//! the counters the status reads (nothing is kept between scrapes); encoded
-//! by the `prometheus-client` crate.
+//! the counters the status reads (nothing is kept between scrapes) into one
+//! flat snapshot that the `prometheus-client` crate's encoder walks.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+use serde_json::Value as Json;
 
 use super::AppState;
 use crate::manager::RuleMetric;
 
-type Labels = Vec<(&'static str, String)>;
-type FCounter = Family<Labels, Counter<f64, AtomicU64>>;
-type FGauge = Family<Labels, Gauge<f64, AtomicU64>>;
-
 /// The text format's content type (version 0.0.4).
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-#[derive(Default)]
-struct Families {
-    counters: BTreeMap<String, FCounter>,
-    gauges: BTreeMap<String, FGauge>,
+/// The node metrics exported, by the status's name: what a dashboard
+/// watches (eKuiper's numeric metrics, Oort's sink counters, connection
+/// state). Timestamps and duplicates (`messages_processed_total`) stay in
+/// `GET /rules/{id}/status`, which keeps a scrape of 1,000 rules small.
+const EXPORTED: &[&str] = &[
+    "records_in_total",
+    "records_out_total",
+    "exceptions_total",
+    "process_latency_us",
+    "buffer_length",
+    "records_dropped_total",
+    "cache_length",
+    "connection_status",
+    "cache_hits_total",
+    "lookups_total",
+    "dropped_total",
+];
+
+/// Whose sample: a node of a rule (index into `Snapshot::nodes`), a rule,
+/// or the process.
+#[derive(Debug, Clone, Copy)]
+enum Owner {
+    Node(usize),
+    Rule(usize),
+    Process,
 }
 
-impl Families {
-    fn put(&mut self, name: &str, labels: Labels, v: f64) {
-        match name.strip_suffix("_total") {
-            // The encoder writes a counter's `_total` suffix itself.
-            Some(base) => {
-                self.counters
-                    .entry(base.to_string())
-                    .or_default()
-                    .get_or_create(&labels)
-                    .inc_by(v.max(0.0));
-            }
-            None => {
-                self.gauges
-                    .entry(name.to_string())
-                    .or_default()
-                    .get_or_create(&labels)
-                    .set(v);
-            }
-        }
-    }
+#[derive(Debug, Clone, Copy)]
+enum Num {
+    Int(i64),
+    Float(f64),
+}
 
-    fn register(self, reg: &mut Registry) {
-        for (name, f) in self.counters {
-            let h = help(&name);
-            reg.register(name, h, f);
+#[derive(Debug, Default)]
+struct Family {
+    counter: bool,
+    samples: Vec<(Owner, Num)>,
+}
+
+/// One scrape's values, encoded by [`Collector::encode`] without any
+/// per-sample map.
+#[derive(Debug, Default)]
+struct Snapshot {
+    rules: Vec<String>,
+    /// (rule index, op)
+    nodes: Vec<(usize, String)>,
+    /// By family name (a counter's without `_total`: the encoder adds it).
+    families: BTreeMap<String, Family>,
+}
+
+impl Snapshot {
+    fn put(&mut self, name: &str, owner: Owner, v: Num) {
+        let (base, counter) = match name.strip_suffix("_total") {
+            Some(b) => (b, true),
+            None => (name, false),
+        };
+        let fam = match self.families.get_mut(base) {
+            Some(f) => f,
+            None => self.families.entry(base.to_string()).or_insert(Family {
+                counter,
+                samples: Vec::new(),
+            }),
+        };
+        fam.samples.push((owner, v));
+    }
+}
+
+fn num(v: &Json) -> Option<Num> {
+    match v {
+        Json::Number(n) => n
+            .as_i64()
+            .map(Num::Int)
+            .or_else(|| n.as_f64().map(Num::Float)),
+        _ => None,
+    }
+}
+
+fn encode_value(
+    counter: bool,
+    v: Num,
+    enc: prometheus_client::encoding::MetricEncoder<'_>,
+) -> Result<(), std::fmt::Error> {
+    match (counter, v) {
+        (true, Num::Int(i)) => ConstCounter::new(i.max(0) as u64).encode(enc),
+        (true, Num::Float(f)) => ConstCounter::new(f.max(0.0)).encode(enc),
+        (false, Num::Int(i)) => ConstGauge::new(i).encode(enc),
+        (false, Num::Float(f)) => ConstGauge::new(f).encode(enc),
+    }
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, fam) in &self.families {
+            let ty = if fam.counter {
+                MetricType::Counter
+            } else {
+                MetricType::Gauge
+            };
+            let h = help(name);
+            let mut me = encoder.encode_descriptor(name, &h, None, ty)?;
+            for (owner, v) in &fam.samples {
+                match *owner {
+                    Owner::Node(i) => {
+                        let (r, op) = &self.nodes[i];
+                        let labels = [("rule", self.rules[*r].as_str()), ("op", op.as_str())];
+                        encode_value(fam.counter, *v, me.encode_family(&labels)?)?;
+                    }
+                    Owner::Rule(r) => {
+                        let labels = [("rule", self.rules[r].as_str())];
+                        encode_value(fam.counter, *v, me.encode_family(&labels)?)?;
+                    }
+                    Owner::Process => {
+                        let labels: [(&str, &str); 0] = [];
+                        encode_value(fam.counter, *v, me.encode_family(&labels)?)?;
+                    }
+                }
+            }
         }
-        for (name, f) in self.gauges {
-            let h = help(&name);
-            reg.register(name, h, f);
-        }
+        Ok(())
     }
 }
 
@@ -157,38 +238,50 @@ fn cpu_seconds() -> Option<f64> {
 
 /// Renders the text document.
 pub async fn render(state: &AppState) -> Result<String, std::fmt::Error> {
-    let mut fams = Families::default();
+    let mut snap = Snapshot::default();
     state
         .mgr
-        .visit_metrics(&mut |rule, m| match m {
-            RuleMetric::State(code) => {
-                fams.put(
-                    "kuiper_rule_status",
-                    vec![("rule", rule.to_string())],
-                    code as f64,
-                );
+        .visit_metrics(&mut |rule, m| {
+            if snap.rules.last().map(String::as_str) != Some(rule) {
+                snap.rules.push(rule.to_string());
             }
-            RuleMetric::Node(node, metric, v) => {
-                let Some(x) = v.as_f64() else { return };
-                let labels = vec![
-                    ("rule", rule.to_string()),
-                    ("type", node.kind.to_string()),
-                    ("op", node.op.clone()),
-                    ("instance", "0".to_string()),
-                ];
-                fams.put(&format!("kuiper_{}_{metric}", node.kind), labels, x);
+            let r = snap.rules.len() - 1;
+            match m {
+                RuleMetric::State(code) => {
+                    snap.put("kuiper_rule_status", Owner::Rule(r), Num::Int(code));
+                }
+                RuleMetric::Node(node, metric, v) => {
+                    if !EXPORTED.contains(&metric) {
+                        return;
+                    }
+                    let Some(x) = num(&v) else { return };
+                    let same = snap
+                        .nodes
+                        .last()
+                        .is_some_and(|(nr, op)| *nr == r && *op == node.op);
+                    if !same {
+                        snap.nodes.push((r, node.op.clone()));
+                    }
+                    let n = snap.nodes.len() - 1;
+                    let name = format!("kuiper_{}_{metric}", node.kind);
+                    snap.put(&name, Owner::Node(n), x);
+                }
             }
         })
         .await;
     if let Some(b) = crate::cli::rss_bytes() {
-        fams.put("process_resident_memory_bytes", Vec::new(), b as f64);
+        snap.put(
+            "process_resident_memory_bytes",
+            Owner::Process,
+            Num::Int(b as i64),
+        );
     }
     if let Some(s) = cpu_seconds() {
-        fams.put("process_cpu_seconds_total", Vec::new(), s);
+        snap.put("process_cpu_seconds_total", Owner::Process, Num::Float(s));
     }
     let mut reg = Registry::default();
-    fams.register(&mut reg);
-    let mut out = String::with_capacity(64 * 1024);
+    reg.register_collector(Box::new(snap));
+    let mut out = String::with_capacity(256 * 1024);
     prometheus_client::encoding::prometheus_text::encode(&mut out, &reg)?;
     Ok(out)
 }
