@@ -471,6 +471,23 @@ fn builtin_random_with_conf_key_feeds_a_rule() {
     let st = s.status("rnd");
     assert_eq!(st["status"], "running", "{st}");
     assert!(st["source_rs_0_records_in_total"].as_u64().unwrap_or(0) >= 20);
+    // Its calls are counted, in the plugin's status and in /metrics.
+    let info = s.get_json("/plugins/sources/random");
+    assert!(info["calls"]["calls"].as_u64().unwrap_or(0) > 0, "{info}");
+    assert!(info["calls"]["guestMs"].as_f64().is_some(), "{info}");
+    assert_eq!(info["calls"]["failures"], 0, "{info}");
+    assert!(info["instances"].as_u64().unwrap_or(0) >= 1, "{info}");
+    let m = s.req("GET", "/metrics", None).body;
+    let line = m
+        .lines()
+        .find(|l| l.starts_with("oort_plugin_calls_total{kind=\"source\",plugin=\"random\"}"))
+        .unwrap_or_else(|| panic!("no plugin calls in /metrics:\n{m}"));
+    let n: f64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(n > 0.0, "{line}");
 }
 
 // ---------------------------------------------------------------------------

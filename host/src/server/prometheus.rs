@@ -52,6 +52,8 @@ const EXPORTED: &[&str] = &[
 enum Owner {
     Node(usize),
     Rule(usize),
+    /// Index into `Snapshot::plugins`.
+    Plugin(usize),
     Process,
 }
 
@@ -74,6 +76,8 @@ struct Snapshot {
     rules: Vec<String>,
     /// (rule index, op)
     nodes: Vec<(usize, String)>,
+    /// (kind, plugin name)
+    plugins: Vec<(String, String)>,
     /// By family name (a counter's without `_total`: the encoder adds it).
     families: BTreeMap<String, Family>,
 }
@@ -137,6 +141,11 @@ impl Collector for Snapshot {
                     }
                     Owner::Rule(r) => {
                         let labels = [("rule", self.rules[r].as_str())];
+                        encode_value(fam.counter, *v, me.encode_family(&labels)?)?;
+                    }
+                    Owner::Plugin(i) => {
+                        let (kind, name) = &self.plugins[i];
+                        let labels = [("kind", kind.as_str()), ("plugin", name.as_str())];
                         encode_value(fam.counter, *v, me.encode_family(&labels)?)?;
                     }
                     Owner::Process => {
@@ -218,10 +227,33 @@ fn help(name: &str) -> String {
             "process_cpu_seconds",
             "CPU time the server process used, seconds",
         ),
+        (
+            "oort_plugin_calls",
+            "Export calls of the plugin's instances since it was loaded",
+        ),
+        (
+            "oort_plugin_call_seconds",
+            "Time the plugin's export calls took, seconds",
+        ),
+        (
+            "oort_plugin_call_failures",
+            "Export calls that trapped or timed out (each discards its instance)",
+        ),
+        (
+            "oort_plugin_interruptions",
+            "Export calls stopped at their deadline",
+        ),
+        ("oort_plugin_instances", "Live instances of the plugin"),
+        (
+            "oort_plugin_log_lines_dropped",
+            "Plugin log lines dropped by its log rate limit",
+        ),
     ];
+    // The longest known name the family's name ends with.
     KNOWN
         .iter()
-        .find(|(k, _)| name.ends_with(k))
+        .filter(|(k, _)| name.ends_with(k))
+        .max_by_key(|(k, _)| k.len())
         .map(|(_, h)| h.to_string())
         .unwrap_or_else(|| format!("Rule metric {name}"))
 }
@@ -269,6 +301,37 @@ pub async fn render(state: &AppState) -> Result<String, std::fmt::Error> {
             }
         })
         .await;
+    if let Some(pm) = &state.plugins {
+        for kind in [oort_wasm::PluginKind::Source, oort_wasm::PluginKind::Sink] {
+            for name in pm.list(kind) {
+                let Some(info) = pm.get(kind, &name) else {
+                    continue;
+                };
+                let Some(c) = info.calls else { continue };
+                snap.plugins.push((kind.to_string(), name));
+                let o = Owner::Plugin(snap.plugins.len() - 1);
+                let n = |v: u64| Num::Int(v as i64);
+                snap.put("oort_plugin_calls_total", o, n(c.calls));
+                snap.put(
+                    "oort_plugin_call_seconds_total",
+                    o,
+                    Num::Float(c.guest_ms / 1e3),
+                );
+                snap.put("oort_plugin_call_failures_total", o, n(c.failures));
+                snap.put("oort_plugin_interruptions_total", o, n(c.interruptions));
+                snap.put(
+                    "oort_plugin_instances",
+                    o,
+                    n(info.instances.unwrap_or(0) as u64),
+                );
+                snap.put(
+                    "oort_plugin_log_lines_dropped_total",
+                    o,
+                    n(info.log_lines_dropped.unwrap_or(0)),
+                );
+            }
+        }
+    }
     if let Some(b) = crate::cli::rss_bytes() {
         snap.put(
             "process_resident_memory_bytes",

@@ -147,6 +147,11 @@ impl LoadedPlugin {
         self.sandbox.log.dropped()
     }
 
+    /// Export calls of this plugin's instances since it was loaded.
+    pub fn call_counts(&self) -> crate::runtime::CallCounts {
+        self.sandbox.stats.counts()
+    }
+
     /// Live instances right now.
     pub fn live_instances(&self) -> usize {
         self.live.load(Ordering::Relaxed)
@@ -322,6 +327,7 @@ impl Drop for LiveGuard {
 /// State common to source and sink instances.
 struct Inst {
     plugin: Arc<str>,
+    stats: Arc<crate::runtime::CallStats>,
     limits: CallLimits,
     store: Store<PluginState>,
     dead: Option<String>,
@@ -332,6 +338,7 @@ impl Inst {
     fn new(p: &LoadedPlugin, store: Store<PluginState>, live: LiveGuard) -> Inst {
         Inst {
             plugin: p.name.clone(),
+            stats: p.sandbox.stats.clone(),
             limits: p.limits.clone(),
             store,
             dead: None,
@@ -376,7 +383,12 @@ macro_rules! call {
         arm(&mut $self.inner.store, limit, $interruptible);
         let $b = &$self.bindings;
         let $s = &mut $self.inner.store;
+        let started = std::time::Instant::now();
         let r = finish($e, &$self.inner.plugin, $what, limit).await;
+        $self
+            .inner
+            .stats
+            .record(started.elapsed(), r.as_ref().err());
         disarm(&mut $self.inner.store);
         match r {
             Ok(v) => v,

@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll};
 use std::time::{Duration, Instant};
@@ -235,6 +235,59 @@ pub struct Sandbox {
     pub policy: SocketPolicy,
     /// Shared by every instance of the plugin: its log rate and drop count.
     pub log: Arc<LogLimiter>,
+    /// Shared by every instance of the plugin: its export calls.
+    pub stats: Arc<CallStats>,
+}
+
+/// Export calls of one plugin's instances since it was loaded.
+#[derive(Debug, Default)]
+pub struct CallStats {
+    calls: AtomicU64,
+    guest_ns: AtomicU64,
+    failures: AtomicU64,
+    interruptions: AtomicU64,
+}
+
+/// A copy of [`CallStats`] (`GET /plugins/...` as `calls`, `/metrics`).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CallCounts {
+    /// Export calls made (`read`, `write`, `flush`, ...).
+    pub calls: u64,
+    /// Time spent in them (in the guest and in the host functions it
+    /// called), milliseconds.
+    pub guest_ms: f64,
+    /// Calls that trapped or timed out (each discards its instance).
+    pub failures: u64,
+    /// Of those, calls stopped at their deadline (epoch interruption or
+    /// the outer timeout).
+    pub interruptions: u64,
+}
+
+impl CallStats {
+    /// Counts one call that took `took`; `failure` when it failed.
+    pub fn record(&self, took: Duration, failure: Option<&CallFailure>) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.guest_ns.fetch_add(
+            took.as_nanos().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
+        if let Some(f) = failure {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            if f.is_deadline() {
+                self.interruptions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub fn counts(&self) -> CallCounts {
+        CallCounts {
+            calls: self.calls.load(Ordering::Relaxed),
+            guest_ms: self.guest_ns.load(Ordering::Relaxed) as f64 / 1e6,
+            failures: self.failures.load(Ordering::Relaxed),
+            interruptions: self.interruptions.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl Sandbox {
@@ -247,6 +300,7 @@ impl Sandbox {
         let policy = SocketPolicy::new(plugin.clone(), &effective);
         Sandbox {
             log: Arc::new(LogLimiter::new(plugin.clone(), caps.log_lines_per_sec)),
+            stats: Arc::default(),
             plugin,
             memory_limit,
             caps,
@@ -339,6 +393,14 @@ impl Sandbox {
 pub enum CallFailure {
     /// Trap, deadline or host-side timeout: the instance must be discarded.
     Dead(String),
+}
+
+impl CallFailure {
+    /// Whether the call was stopped at its deadline (see [`finish`]'s texts).
+    pub fn is_deadline(&self) -> bool {
+        let CallFailure::Dead(m) = self;
+        m.contains("deadline and was stopped") || m.contains("did not return within")
+    }
 }
 
 impl From<CallFailure> for ConnectorError {

@@ -150,6 +150,7 @@ impl PluginManager {
             compiled: None,
             log_lines_dropped: None,
             instances: None,
+            calls: None,
         };
         Ok(Prepared {
             info,

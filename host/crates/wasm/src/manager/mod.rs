@@ -142,6 +142,10 @@ pub struct PluginInfo {
     /// `get`, not persisted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instances: Option<usize>,
+    /// Export calls of its instances since it was loaded (count, time,
+    /// failures, deadline interruptions); shown by `get`, not persisted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls: Option<crate::runtime::CallCounts>,
 }
 
 struct Entry {
@@ -535,6 +539,7 @@ impl PluginManager {
                     info.loaded = Some(cur.is_some());
                     info.log_lines_dropped = cur.as_ref().map(|p| p.log_lines_dropped());
                     info.instances = cur.as_ref().map(|p| p.live_instances());
+                    info.calls = cur.as_ref().map(|p| p.call_counts());
                     info.compiled = cur.map(|p| p.tier().as_str().to_string());
                 } else {
                     info.loaded = Some(false);
