@@ -299,9 +299,8 @@ impl Manager {
         for h in &hubs {
             h.stop();
         }
-        for h in &hubs {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), h.ended()).await;
-        }
+        let ended = futures::future::join_all(hubs.iter().map(|h| h.ended()));
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), ended).await;
         let mut draining = Vec::new();
         for r in self.inner.rules.lock().await.values() {
             if let Some(run) = &r.running {
@@ -309,11 +308,13 @@ impl Manager {
                 draining.push(run.done.clone());
             }
         }
-        for mut done in draining {
-            // A sink that cannot write gives up after its drain wait (10 s).
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(12), done.wait_for(|d| *d))
-                .await;
-        }
+        // All rules drain at once, within one deadline: a sink that cannot
+        // write gives up after its drain wait (10 s), and the rules still
+        // running then are stopped below.
+        let all = futures::future::join_all(draining.into_iter().map(|mut d| async move {
+            let _ = d.wait_for(|d| *d).await;
+        }));
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(12), all).await;
         let ids: Vec<String> = self.inner.rules.lock().await.keys().cloned().collect();
         for id in ids {
             self.halt(&id, false).await;
