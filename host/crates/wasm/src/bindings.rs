@@ -29,6 +29,8 @@ pub use source_world::oort::connector::types::{
 };
 
 /// Export names a component must have for each kind (the version is part of the name).
+/// The contract (WIT package and version) this host serves.
+pub const CONTRACT: &str = "oort:connector@0.1.0";
 pub const SOURCE_EXPORT: &str = "oort:connector/source@0.1.0";
 pub const SINK_EXPORT: &str = "oort:connector/sink@0.1.0";
 pub const SOURCE_WORLD: &str = "oort:connector/source-plugin@0.1.0";

@@ -456,6 +456,13 @@ fn describe_trap(plugin: &str, what: &str, limit: Duration, e: &wasmtime::Error)
         );
     }
     let text = format!("{e:#}");
+    if text.contains("failed to convert function to given type") || text.contains("type mismatch") {
+        // The component exports the contract's names with other shapes.
+        return format!(
+            "plugin {plugin}: {what} failed: its exports do not have the types of the contract this server serves ({}): {text}. It was most likely built against an older or newer wit/ (a record such as plugin-info with other fields); rebuild it against the wit/ of this server (docs/plugins/contract.md)",
+            crate::bindings::CONTRACT
+        );
+    }
     if text.contains("growing memory") || text.contains("memory limit") {
         return format!("plugin {plugin}: {what} trapped: memory limit exceeded ({text})");
     }
@@ -563,5 +570,34 @@ impl Drop for LogWriter {
             let line = std::mem::take(&mut self.buf);
             self.emit(&line);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What wasmtime says when an export's types differ from the host's
+    /// (a component built against another version of `wit/`) becomes a
+    /// message that names the contract and the likely cause.
+    #[test]
+    fn a_type_mismatch_is_reported_as_a_stale_contract() {
+        let e = wasmtime::Error::msg(
+            "type mismatch with results: expected record of 5 fields, found 3 fields",
+        )
+        .context("failed to convert function to given type");
+        let m = describe_trap("old", "instantiate", Duration::from_secs(5), &e);
+        assert!(m.contains("oort:connector@0.1.0"), "{m}");
+        assert!(m.contains("older or newer wit/"), "{m}");
+        assert!(m.contains("expected record of 5 fields"), "{m}");
+        // Other traps keep their own texts.
+        let m = describe_trap(
+            "p",
+            "read",
+            Duration::from_secs(5),
+            &wasmtime::Trap::Interrupt.into(),
+        );
+        assert!(m.contains("deadline"), "{m}");
+        assert!(CallFailure::Dead(m).is_deadline());
     }
 }
