@@ -82,6 +82,34 @@ fn rule_and_node_metrics_in_prometheus_text_format() {
         "{r}"
     );
     assert!(!r.contains("last_invocation"), "{r}");
+    // Prometheus asks for gzip: it gets it.
+    let resp = reqwest::blocking::Client::new()
+        .get(format!("{}/metrics", s.base))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .expect("GET /metrics");
+    assert_eq!(
+        resp.headers()
+            .get("content-encoding")
+            .and_then(|v| v.to_str().ok()),
+        Some("gzip")
+    );
+    let packed = resp.bytes().expect("body");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&packed[..]), &mut text)
+        .expect("a gzip body");
+    assert!(
+        packed.len() < text.len(),
+        "{} >= {}",
+        packed.len(),
+        text.len()
+    );
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let m2 = prometheus_parse::Scrape::parse(lines).expect("parsed");
+    assert_eq!(
+        value(&m2, "kuiper_source_records_in_total", &node("source", "s")),
+        Some(10.0)
+    );
     assert!(
         r.contains("# TYPE kuiper_source_records_in_total counter"),
         "{r}"

@@ -283,7 +283,11 @@ pub async fn render(state: &AppState) -> Result<String, std::fmt::Error> {
                     snap.put("kuiper_rule_status", Owner::Rule(r), Num::Int(code));
                 }
                 RuleMetric::Node(node, metric, v) => {
-                    if !EXPORTED.contains(&metric) {
+                    // An operator's queue is the rule's own (its
+                    // `buffer_length` is always 0): left out.
+                    if !EXPORTED.contains(&metric)
+                        || (node.kind == "op" && metric == "buffer_length")
+                    {
                         return;
                     }
                     let Some(x) = num(&v) else { return };
@@ -349,8 +353,44 @@ pub async fn render(state: &AppState) -> Result<String, std::fmt::Error> {
     Ok(out)
 }
 
-pub async fn metrics(State(s): State<AppState>) -> Response {
+/// Whether the scraper takes a gzip body (Prometheus asks for one).
+fn accepts_gzip(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|e| {
+            let mut parts = e.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+            name.eq_ignore_ascii_case("gzip") && !refused
+        })
+}
+
+fn gzip(text: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(text.len() / 8),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(text.as_bytes())?;
+    enc.finish()
+}
+
+pub async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     match render(&s).await {
+        Ok(text) if accepts_gzip(&headers) => match gzip(&text) {
+            Ok(body) => (
+                [
+                    (header::CONTENT_TYPE, CONTENT_TYPE),
+                    (header::CONTENT_ENCODING, "gzip"),
+                ],
+                body,
+            )
+                .into_response(),
+            Err(_) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
+        },
         Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
