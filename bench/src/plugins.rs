@@ -490,7 +490,7 @@ async fn memory_per_instance(plugins: &PluginManager) -> anyhow::Result<()> {
     let plugin = plugins
         .loaded(PluginKind::Sink, "discard")
         .ok_or_else(|| anyhow!("discard not loaded"))?;
-    let wctx = plugin.context("bench_mem");
+    let wctx = plugin.context("bench_mem", "sink_bench_0", 0);
     let payload = br#"{"humidity":40,"id":1,"temp":25.5}"#;
     let msgs: Vec<MessageRef<'_>> = (0..64)
         .map(|_| MessageRef {

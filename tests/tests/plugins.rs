@@ -911,6 +911,13 @@ fn grants_in_the_install_request_open_exactly_that_address() {
         let l = lines.next().expect("a line").expect("read");
         assert_eq!(l, r#"{"v":1}"#);
     }
+    // The context names the rule and the node as the rule status does
+    // (`sink_tcpsink_0_0_*`: node `sink_tcpsink_0`, instance 0).
+    let log = s.log();
+    assert!(
+        log.contains("context granted/sink_tcpsink_0#0"),
+        "no context line:\n{log}"
+    );
     // The same plugin to an address it was not granted. `tcpsink` reports a
     // failed connect as `unavailable`, so the rule keeps retrying: the refusal
     // shows in the sink's connection status and exceptions.
@@ -1335,6 +1342,13 @@ fn a_rewindable_plugin_source_resumes_from_its_last_checkpoint() {
     s.wait_status("plain", "20 records", |st| {
         st["source_cnt_0_records_in_total"].as_u64().unwrap_or(0) >= 20
     });
+    // A stream's source serves every rule on it: the context names the
+    // stream and the node as the rule status does (`source_cnt_0_*`).
+    assert!(
+        s.log().contains("context cnt/source_cnt#0"),
+        "no context line:\n{}",
+        s.log()
+    );
     assert!(
         numbers_after(&s.log(), "committed ").is_empty(),
         "a qos 0 rule committed offsets:\n{}",

@@ -316,6 +316,12 @@ pub struct SinkContext {
     pub id: String,
     pub cancel: CancellationToken,
     pub conn: ConnState,
+    /// The rule this sink writes for (empty outside a rule).
+    pub rule: String,
+    /// The node as the rule status names it: `sink_<type>_<action index>`.
+    pub op: String,
+    /// The writer's index when the node runs `concurrency` > 1 writers.
+    pub instance: u32,
 }
 
 impl SinkContext {
@@ -324,7 +330,17 @@ impl SinkContext {
             id: id.into(),
             cancel,
             conn: ConnState::default(),
+            rule: String::new(),
+            op: String::new(),
+            instance: 0,
         }
+    }
+
+    /// Names the rule and node (see the fields).
+    pub fn with_node(mut self, rule: &str, op: String) -> Self {
+        self.rule = rule.to_string();
+        self.op = op;
+        self
     }
 }
 

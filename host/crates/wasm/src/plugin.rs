@@ -306,11 +306,13 @@ impl LoadedPlugin {
     }
 
     /// The `context` record handed to `open`.
-    pub fn context(&self, rule_id: &str) -> WitContext {
+    /// The `context` of an instance: the rule (a stream, for a source),
+    /// the node as the rule status names it, the writer's index.
+    pub fn context(&self, rule_id: &str, op_id: &str, instance_index: u32) -> WitContext {
         WitContext {
             rule_id: rule_id.to_string(),
-            op_id: format!("{}_{}", self.kind, self.name),
-            instance_index: 0,
+            op_id: op_id.to_string(),
+            instance_index,
         }
     }
 }

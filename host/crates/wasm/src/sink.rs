@@ -216,9 +216,15 @@ impl Sink for WasmSink {
         let props = self.props_json.clone();
         let id = ctx.id.clone();
         let cancel = ctx.cancel.clone();
+        let (rule, op) = if ctx.rule.is_empty() {
+            (ctx.id.clone(), format!("sink_{}", plugin.name))
+        } else {
+            (ctx.rule.clone(), ctx.op.clone())
+        };
+        let instance = ctx.instance;
         let r = on_guest_pool("sink open", async move {
             let mut inst = plugin.instantiate_sink(&id, Some(cancel)).await?;
-            let wctx = plugin.context(&id);
+            let wctx = plugin.context(&rule, &op, instance);
             inst.open(&wctx, &props).await.map(|()| inst)
         })
         .await

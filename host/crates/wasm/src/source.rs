@@ -119,7 +119,9 @@ async fn pull(
     let mut inst = p
         .instantiate_source(&ctx.id, Some(ctx.cancel.clone()))
         .await?;
-    let wctx = p.context(&ctx.id);
+    // A stream's source serves every rule on it: the stream names it, as
+    // the rule status's `source_<stream>_0_*` keys do.
+    let wctx = p.context(&ctx.id, &format!("source_{}", ctx.id), 0);
     let mut backoff = oort_core::backoff::Backoff::new(Duration::from_millis(100), MAX_BACKOFF);
     ctx.conn.connecting();
     loop {

@@ -637,7 +637,7 @@ fn cached(data: &Path) -> Vec<String> {
 async fn read_one(m: &PluginManager, name: &str) -> oort_wasm::runtime::Tier {
     let p = m.loaded(PluginKind::Source, name).expect("loaded");
     let mut inst = p.instantiate_source("t", None).await.expect("instantiate");
-    inst.open(&p.context("t"), r#"{"interval": 1}"#, None)
+    inst.open(&p.context("t", "source_t", 0), r#"{"interval": 1}"#, None)
         .await
         .expect("open");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -417,7 +417,9 @@ async fn baseline_code_is_interrupted_by_its_deadline_too() {
     .unwrap();
     assert_eq!(p.tier(), Tier::Baseline);
     let mut inst = p.instantiate_source("t", None).await.unwrap();
-    inst.open(&p.context("t"), "{}", None).await.unwrap();
+    inst.open(&p.context("t", "source_t", 0), "{}", None)
+        .await
+        .unwrap();
     let t0 = Instant::now();
     let err = inst
         .read(1, Duration::from_millis(50))
@@ -448,7 +450,7 @@ async fn baseline_code_runs_a_plugin() {
     .unwrap();
     let mut inst = p.instantiate_source("t", None).await.unwrap();
     inst.open(
-        &p.context("t"),
+        &p.context("t", "source_t", 0),
         r#"{"interval": 0, "pattern": {"a": 1}}"#,
         None,
     )

@@ -310,13 +310,15 @@ impl Pool {
     ) -> Pool {
         let mut txs = Vec::new();
         let mut tasks = Vec::new();
-        for sink in sinks {
+        for (i, sink) in sinks.into_iter().enumerate() {
             let (tx, rx) = mpsc::channel(2);
             txs.push(tx);
+            let mut wctx = ctx.clone();
+            wctx.instance = i as u32;
             tasks.push(tokio::spawn(writer(
                 sink,
                 rx,
-                ctx.clone(),
+                wctx,
                 metrics.clone(),
                 make_deliver(),
                 fatal.clone(),

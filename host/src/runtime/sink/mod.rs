@@ -93,7 +93,8 @@ pub fn start(
     let ctx = SinkContext::new(
         format!("{}_{}_{}", spec.rule_id, spec.kind, spec.index),
         cancel,
-    );
+    )
+    .with_node(&spec.rule_id, format!("sink_{}_{}", spec.kind, spec.index));
     let conn = ctx.conn.clone();
     let kind = spec.kind.clone();
     let index = spec.index;

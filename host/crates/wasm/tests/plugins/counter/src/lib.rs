@@ -17,7 +17,11 @@ impl Source for Counter {
     fn describe() -> PluginInfo {
         PluginInfo::new("counter", "0.1.0")
     }
-    fn open(_: &Context, props: Props, resume: Option<String>) -> Result<Self, Error> {
+    fn open(ctx: &Context, props: Props, resume: Option<String>) -> Result<Self, Error> {
+        logging::info(&format!(
+            "context {}/{}#{}",
+            ctx.rule_id, ctx.op_id, ctx.instance_index
+        ));
         let interval = prop::<u64>(&props, "interval")?.unwrap_or(20);
         let last = match resume {
             Some(o) => o

@@ -1,7 +1,7 @@
 //! Test sink: writes each payload as one line to a TCP address (needs a
 //! grant). Payloads equal to `bad` are refused as invalid data.
 use oort_plugin_sdk::{
-    export_sink, prop, Context, Error, Message, PluginInfo, Props, Sink, WriteFailure,
+    export_sink, logging, prop, Context, Error, Message, PluginInfo, Props, Sink, WriteFailure,
 };
 use std::io::Write;
 
@@ -17,7 +17,11 @@ impl Sink for TcpSink {
             None => Err(Error::config("property address is required")),
         }
     }
-    fn open(_: &Context, props: Props) -> Result<Self, Error> {
+    fn open(ctx: &Context, props: Props) -> Result<Self, Error> {
+        logging::info(&format!(
+            "context {}/{}#{}",
+            ctx.rule_id, ctx.op_id, ctx.instance_index
+        ));
         let addr = prop::<String>(&props, "address")?.unwrap_or_default();
         let s = std::net::TcpStream::connect(&addr)
             .map_err(|e| Error::unavailable(format!("connect {addr}: {e}")))?;
