@@ -77,8 +77,11 @@ fn crc32_fn(args: &[Value]) -> FnResult {
 /// `partition(key, n)`: the IEEE CRC-32 of the key's text (bytes as they
 /// are) modulo `n`, an int in `0..n`; the same in every instance and release,
 /// and computable outside Oort (Python: `zlib.crc32(key.encode()) % n`).
-/// NULL key: NULL.
+/// NULL key (or count): NULL.
 fn partition_fn(args: &[Value]) -> FnResult {
+    if arg(args, 0).is_null() || arg(args, 1).is_null() {
+        return Ok(Value::Null);
+    }
     let n = int_strict("partition", arg(args, 1))?;
     if !(1..=MAX_PARTITIONS).contains(&n) {
         return Err(FnError::call(
@@ -87,7 +90,6 @@ fn partition_fn(args: &[Value]) -> FnResult {
         ));
     }
     let h = match arg(args, 0) {
-        Value::Null => return Ok(Value::Null),
         Value::Bytes(b) => crc32fast::hash(b),
         other => crc32fast::hash(text(other).as_bytes()),
     };
