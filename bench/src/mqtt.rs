@@ -156,6 +156,47 @@ pub(crate) fn run_loadgen(bin: &Path, args: &[String]) -> anyhow::Result<serde_j
     Ok(v)
 }
 
+/// `mqtt-loadgen run` arguments: `n` messages on `inp` at `qos`, counted
+/// on `out`.
+pub(crate) fn run_args(port: &str, inp: &str, out: &str, n: u64, qos: u8) -> [String; 11] {
+    [
+        "run",
+        "--port",
+        port,
+        "--in-topic",
+        inp,
+        "--out-topic",
+        out,
+        "--n",
+        &n.to_string(),
+        "--qos",
+        &qos.to_string(),
+    ]
+    .map(String::from)
+}
+
+/// Waits (at most 60 s) until a probe published on `inp` comes back on
+/// `out`: the pipeline under test is up.
+pub(crate) fn probe(lg: &Path, port: &str, inp: &str, out: &str) -> anyhow::Result<()> {
+    let args = [
+        "probe",
+        "--port",
+        port,
+        "--in-topic",
+        inp,
+        "--out-topic",
+        out,
+        "--timeout",
+        "60",
+    ]
+    .map(String::from);
+    let p = run_loadgen(lg, &args)?;
+    if p["ready"] != true {
+        return Err(anyhow!("no probe came back: {p}"));
+    }
+    Ok(())
+}
+
 struct Round {
     raw: f64,
     oort: f64,
@@ -217,40 +258,8 @@ pub fn mqtt_round_trip() -> anyhow::Result<()> {
                 "actions":[{"mqtt":{"server": format!("tcp://127.0.0.1:{port}"),
                     "topic": out_t, "qos": sink_qos.unwrap_or(qos), "sendSingle": true}}]}),
         )?;
-        let probe = run_loadgen(
-            &lg,
-            &[
-                "probe",
-                "--port",
-                &port,
-                "--in-topic",
-                &in_t,
-                "--out-topic",
-                &out_t,
-                "--timeout",
-                "60",
-            ]
-            .map(String::from),
-        )?;
-        if probe["ready"] != true {
-            return Err(anyhow!("the pipeline did not come up: {probe}"));
-        }
-        let args = |inp: &str, out: &str| {
-            [
-                "run",
-                "--port",
-                &port,
-                "--in-topic",
-                inp,
-                "--out-topic",
-                out,
-                "--n",
-                &n.to_string(),
-                "--qos",
-                &qos.to_string(),
-            ]
-            .map(String::from)
-        };
+        probe(&lg, &port, &in_t, &out_t).context("the pipeline did not come up")?;
+        let args = |inp: &str, out: &str| run_args(&port, inp, out, n, qos);
         let mut rs = Vec::new();
         for round in 1..=rounds {
             let b0 = cpu_s(broker.child.id())?;

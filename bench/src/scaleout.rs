@@ -10,9 +10,9 @@
 //! `OORT_BENCH_X_QOS` (0 or 1, default 1), `OORT_BENCH_X_SIZES` (default
 //! `1,2,4`); the load generator as for scenario c.
 
-use anyhow::anyhow;
+use anyhow::{anyhow, Context};
 
-use crate::mqtt::{cpu_s, env_or, loadgen, run_loadgen, Broker};
+use crate::mqtt::{cpu_s, env_or, loadgen, probe, run_args, run_loadgen, Broker};
 use crate::scenarios::Srv;
 
 pub fn shared_subscription() -> anyhow::Result<()> {
@@ -26,22 +26,7 @@ pub fn shared_subscription() -> anyhow::Result<()> {
     let lg = loadgen()?;
     let broker = Broker::start()?;
     let port = broker.port.to_string();
-    let args = |inp: &str, out: &str| {
-        [
-            "run",
-            "--port",
-            &port,
-            "--in-topic",
-            inp,
-            "--out-topic",
-            out,
-            "--n",
-            &n.to_string(),
-            "--qos",
-            &qos.to_string(),
-        ]
-        .map(String::from)
-    };
+    let args = |inp: &str, out: &str| run_args(&port, inp, out, n, qos);
     let raw = run_loadgen(&lg, &args("bench/x/raw", "bench/x/raw"))?;
     let raw_rate = raw["in_rate"].as_f64().unwrap_or(0.0);
     println!("x qos {qos}: raw broker loopback {raw_rate:.0} msg/s ({n} messages)");
@@ -80,24 +65,7 @@ pub fn shared_subscription() -> anyhow::Result<()> {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
         }
-        let probe = run_loadgen(
-            &lg,
-            &[
-                "probe",
-                "--port",
-                &port,
-                "--in-topic",
-                &in_t,
-                "--out-topic",
-                &out_t,
-                "--timeout",
-                "60",
-            ]
-            .map(String::from),
-        )?;
-        if probe["ready"] != true {
-            return Err(anyhow!("the fleet did not come up: {probe}"));
-        }
+        probe(&lg, &port, &in_t, &out_t).context("the fleet did not come up")?;
         let records = |s: &Srv| -> anyhow::Result<u64> {
             Ok(
                 s.get_json("/rules/x/status")?["source_s_0_records_in_total"]
