@@ -91,18 +91,25 @@ async fn wait_for(counter: &AtomicU64, target: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Requests per second of a keep-alive socket writing one HTTP request and
-/// reading its answer at a time: the round trip no client can beat.
-async fn raw_socket_loop(base: &str, body: &str, n: usize) -> anyhow::Result<f64> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// The socket loops' address, request bytes, and the length of the server's
+/// answer.
+fn request<'a>(base: &'a str, body: &str) -> (&'a str, String, usize) {
     let addr = base.trim_start_matches("http://");
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.set_nodelay(true)?;
     let req = format!(
         "POST /in HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
     let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".len();
+    (addr, req, answer)
+}
+
+/// Requests per second of a keep-alive socket writing one HTTP request and
+/// reading its answer at a time: the round trip no client can beat.
+async fn raw_socket_loop(base: &str, body: &str, n: usize) -> anyhow::Result<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, req, answer) = request(base, body);
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
     let mut buf = [0u8; 256];
     let start = Instant::now();
     for _ in 0..n {
@@ -121,14 +128,9 @@ async fn raw_socket_loop(base: &str, body: &str, n: usize) -> anyhow::Result<f64
 /// The same loop on a blocking socket (no event loop on the client side).
 fn blocking_socket_loop(base: &str, body: &str, n: usize) -> anyhow::Result<f64> {
     use std::io::{Read, Write};
-    let addr = base.trim_start_matches("http://");
+    let (addr, req, answer) = request(base, body);
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_nodelay(true)?;
-    let req = format!(
-        "POST /in HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".len();
     let mut buf = [0u8; 256];
     let start = Instant::now();
     for _ in 0..n {

@@ -299,11 +299,28 @@ async fn wait_for_signal() {
     }
 }
 
-/// Resident set size of this process, bytes (Linux).
+/// Resident set size of this process, bytes (Linux: `VmRSS` of
+/// `/proc/self/status`, which the kernel gives in kB whatever the page size).
 pub fn rss_bytes() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// CPU seconds this process used, user + system (Linux: `/proc/self/stat`,
+/// in USER_HZ ticks, 100 per second on every mainstream configuration).
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 #[cfg(test)]

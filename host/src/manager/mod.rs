@@ -287,8 +287,8 @@ impl Manager {
         self.restore().await
     }
 
-    /// Stops every rule (server shutdown); definitions and `triggered` stay.
-    /// Stops everything for a server shutdown, losing nothing a source
+    /// Stops every rule for a server shutdown (definitions and `triggered`
+    /// stay), losing nothing a source
     /// already acknowledged: sources first (an MQTT source disconnects, the
     /// broker keeps what was not acknowledged), then each rule takes what
     /// its queue holds through its query and sinks (open windows are not

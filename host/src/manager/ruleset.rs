@@ -637,12 +637,14 @@ impl Manager {
     /// Creates or replaces a rule as `mode` says; `Ok(false)` when it was
     /// left alone (converging, and stored exactly as the document has it).
     async fn import_rule(&self, id: &str, text: &str, mode: ImportMode) -> AppResult<bool> {
-        let exists = self.inner.rules.lock().await.contains_key(id);
+        let (exists, same) = match self.inner.rules.lock().await.get(id) {
+            Some(r) => (true, boot::same_rule(&r.json, text)),
+            None => (false, false),
+        };
         match mode {
             ImportMode::Full | ImportMode::Partial => {}
             ImportMode::Converge => {
-                if exists && boot::same_rule(self.inner.store.get(ns::RULES, id)?.as_deref(), text)
-                {
+                if same {
                     return Ok(false);
                 }
             }

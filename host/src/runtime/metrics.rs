@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use oort_core::{ConnState, ConnStatus};
 use parking_lot::Mutex;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 #[derive(Default, Debug)]
 pub struct NodeMetrics {
@@ -90,13 +90,6 @@ impl NodeMetrics {
         if let Some(c) = conn {
             visit_conn(c, f);
         }
-    }
-
-    /// Appends this node's metrics under `<prefix>_<metric>`.
-    pub fn write(&self, prefix: &str, out: &mut Map<String, Json>, conn: Option<&ConnState>) {
-        self.visit(conn, &mut |m, v| {
-            out.insert(format!("{prefix}_{m}"), v);
-        });
     }
 }
 

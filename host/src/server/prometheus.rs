@@ -190,28 +190,8 @@ fn help(name: &str) -> String {
         ("buffer_length", "Records waiting in the node's input queue"),
         ("cache_length", "Records waiting in the sink's resend cache"),
         (
-            "last_exception_time",
-            "Time of the node's last error, unix ms",
-        ),
-        (
-            "last_invocation",
-            "Time of the node's last processing, unix ms",
-        ),
-        (
             "connection_status",
             "Connection: 1 connected, 0 connecting, -1 disconnected",
-        ),
-        (
-            "connection_last_connected_time",
-            "Time the connection last came up, unix ms",
-        ),
-        (
-            "connection_last_disconnected_time",
-            "Time the connection was last lost, unix ms",
-        ),
-        (
-            "connection_last_try_time",
-            "Time of the last connection attempt, unix ms",
         ),
         ("cache_hits", "Lookups answered by the lookup table's cache"),
         ("lookups", "Lookups sent to the lookup table's connector"),
@@ -256,16 +236,6 @@ fn help(name: &str) -> String {
         .max_by_key(|(k, _)| k.len())
         .map(|(_, h)| h.to_string())
         .unwrap_or_else(|| format!("Rule metric {name}"))
-}
-
-/// CPU seconds this process used (user + system).
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    // USER_HZ is 100 on every mainstream Linux configuration.
-    Some(ticks as f64 / 100.0)
 }
 
 /// Renders the text document.
@@ -343,7 +313,7 @@ pub async fn render(state: &AppState) -> Result<String, std::fmt::Error> {
             Num::Int(b as i64),
         );
     }
-    if let Some(s) = cpu_seconds() {
+    if let Some(s) = crate::cli::cpu_seconds() {
         snap.put("process_cpu_seconds_total", Owner::Process, Num::Float(s));
     }
     let mut reg = Registry::default();

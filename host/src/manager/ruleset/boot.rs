@@ -26,9 +26,9 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Whether a stored rule is exactly the document's (as JSON values, so
 /// that formatting does not count).
-pub fn same_rule(stored: Option<&str>, text: &str) -> bool {
+pub fn same_rule(stored: &str, text: &str) -> bool {
     let parse = |t: &str| serde_json::from_str::<Json>(t).ok();
-    match (stored.and_then(parse), parse(text)) {
+    match (parse(stored), parse(text)) {
         (Some(a), Some(b)) => a == b,
         _ => false,
     }
@@ -175,14 +175,14 @@ mod tests {
     #[test]
     fn rules_compare_as_json_and_documents_by_their_first_character() {
         assert!(same_rule(
-            Some(r#"{"id":"r","sql":"SELECT 1"}"#),
+            r#"{"id":"r","sql":"SELECT 1"}"#,
             "{ \"sql\": \"SELECT 1\",\n \"id\": \"r\" }"
         ));
         assert!(!same_rule(
-            Some(r#"{"id":"r","sql":"SELECT 1"}"#),
+            r#"{"id":"r","sql":"SELECT 1"}"#,
             r#"{"id":"r","sql":"SELECT 2"}"#
         ));
-        assert!(!same_rule(None, r#"{"id":"r"}"#));
+        assert!(!same_rule("not json", r#"{"id":"r"}"#));
         assert_eq!(format_of("  {\"streams\":{}}"), Format::Json);
         assert_eq!(format_of("streams:\n  a: x\n"), Format::Yaml);
         assert_eq!(uri_of(" http://h/r.json ").unwrap(), "http://h/r.json");
