@@ -1,7 +1,7 @@
 //! Scale-out: several `oort` processes on one private Mosquitto, started
 //! from one ruleset (`OORT_RULESET`), share a stream through an MQTT shared
-//! subscription (`shareGroup`). Distribution, a member killed mid-run with
-//! nothing lost at QoS 1, restarts that converge on the ruleset, and a
+//! subscription (`shareGroup`). Distribution, a member stopped or killed
+//! mid-run with nothing lost at QoS 1, restarts that converge on the ruleset, and a
 //! ruleset URL that is not up yet.
 //!
 //! Each test starts its own broker on a free port (never the shared one).
@@ -227,20 +227,21 @@ fn a_member_stopped_mid_run_loses_nothing_at_qos_1() {
     );
 }
 
-/// A SIGKILL loses at most what the killed member had acknowledged to the
-/// broker and not yet written: the messages in its rule's queue and sink
-/// (the source acknowledges once the rules have a message, see
-/// docs/scale-out.md), all of them from just before the kill.
+/// A SIGKILL loses nothing either: the source acknowledges a message only
+/// once the rule has written its result (the MQTT sink's QoS 1 publish was
+/// acknowledged), so what the killed member held is sent again by the
+/// broker to its session when it comes back. Those may arrive twice.
 #[test]
-fn a_member_killed_mid_run_loses_at_most_its_queued_messages() {
-    let (missing, _, stopped_at) = stop_and_restart_a_member(false);
-    assert!(missing.len() <= 200, "{} lost: {missing:?}", missing.len());
-    for id in &missing {
-        assert!(
-            (stopped_at.saturating_sub(300)..stopped_at + 100).contains(id),
-            "message {id} lost, far from the kill at {stopped_at}: {missing:?}"
-        );
-    }
+fn a_member_killed_mid_run_loses_nothing_at_qos_1() {
+    let (missing, dups, stopped_at) = stop_and_restart_a_member(false);
+    assert!(
+        missing.is_empty(),
+        "{} lost around the kill at {stopped_at}: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(20)]
+    );
+    // Only what was in flight at the kill comes twice.
+    assert!(dups <= 200, "{dups} duplicates");
 }
 
 /// Serves `body` to every request on `listener`.

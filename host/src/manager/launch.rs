@@ -461,11 +461,12 @@ impl Manager {
                     consumes: factory.consumes(),
                     dynamic_props: factory.needs_rows(&props),
                     common,
-                    progress: checkpoints.then(|| {
+                    progress: {
                         let p = Arc::new(SinkProgress::new(sink_wake.clone()));
                         progress.push(p.clone());
-                        p
-                    }),
+                        Some(p)
+                    },
+                    hold: checkpoints,
                     cache_dir,
                 },
                 cancel.child_token(),
@@ -549,12 +550,12 @@ impl Manager {
             fatal_rx,
             cancel,
             status,
-            checkpoints.then(|| rt::CheckpointCfg {
-                interval: opts.checkpoint_interval,
+            crate::runtime::tracker::TrackCfg {
                 run_key: run_key.clone(),
                 sinks: progress,
                 wake: sink_wake,
-            }),
+                checkpoint: checkpoints.then_some(opts.checkpoint_interval),
+            },
         ));
         // When the run ends (stopped, error, end of input), release its hubs.
         let weak = Arc::downgrade(&self.inner);

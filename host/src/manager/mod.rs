@@ -288,11 +288,12 @@ impl Manager {
     }
 
     /// Stops every rule for a server shutdown (definitions and `triggered`
-    /// stay), losing nothing a source
-    /// already acknowledged: sources first (an MQTT source disconnects, the
-    /// broker keeps what was not acknowledged), then each rule takes what
-    /// its queue holds through its query and sinks (open windows are not
-    /// fired early), then the rules stop.
+    /// stay), losing nothing a source already acknowledged: sources first
+    /// (they take nothing more; the broker keeps what was not
+    /// acknowledged), then each rule takes what its queue holds through its
+    /// query and sinks (open windows are not fired early), sources that
+    /// acknowledge on delivery acknowledge what the rules delivered, then
+    /// the rules stop.
     pub async fn shutdown(&self) {
         let hubs: Vec<Arc<crate::runtime::hub::Hub>> =
             self.inner.hubs.lock().values().cloned().collect();
@@ -315,6 +316,13 @@ impl Manager {
             let _ = d.wait_for(|d| *d).await;
         }));
         let _ = tokio::time::timeout(std::time::Duration::from_secs(12), all).await;
+        // The drained rules have reported what they delivered: sources that
+        // acknowledge on delivery write those acknowledgements and end.
+        for h in &hubs {
+            h.finish_handing();
+        }
+        let sources = futures::future::join_all(hubs.iter().map(|h| h.source_ended()));
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), sources).await;
         let ids: Vec<String> = self.inner.rules.lock().await.keys().cloned().collect();
         for id in ids {
             self.halt(&id, false).await;

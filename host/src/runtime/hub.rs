@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use super::delivery::DeliveryLog;
 use super::metrics::NodeMetrics;
 
 /// What a hub delivers to a subscribed rule.
@@ -170,10 +171,21 @@ pub struct Hub {
     first_sub: tokio::sync::Notify,
     /// Set once the hub's task ended: nothing more reaches the rules.
     ended: tokio::sync::watch::Sender<bool>,
+    /// Set once the source's task returned.
+    source_done: tokio::sync::watch::Sender<bool>,
+    /// With a source that acknowledges on delivery: what the rules have
+    /// finished ([`DeliveryLog`]).
+    delivery: Option<Mutex<DeliveryLog>>,
+    /// Tells the source how many of its messages are done with.
+    handed: HandedReporter,
 }
 
 impl Hub {
     pub fn subscribe(&self, s: Subscriber) {
+        if let Some(d) = &self.delivery {
+            let at = self.last_seq.load(Ordering::Acquire);
+            d.lock().join(&s.rule_id, at);
+        }
         if s.checkpoint {
             // A new rule has nothing to finish before this point.
             let at = self.last_seq.load(Ordering::Acquire);
@@ -187,6 +199,16 @@ impl Hub {
     /// Removes a rule; returns true when no subscriber is left.
     pub fn unsubscribe(&self, rule_id: &str) -> bool {
         self.offsets.lock().acks.remove(rule_id);
+        if let Some(d) = &self.delivery {
+            let mut d = d.lock();
+            if let Some(n) = d.leave(rule_id) {
+                self.handed.reach(n);
+            }
+            if d.is_empty() {
+                // Nobody will finish the rest: the source stops waiting.
+                self.handed.finish();
+            }
+        }
         let mut g = self.subs.lock();
         g.retain(|s| s.rule_id != rule_id);
         g.is_empty()
@@ -251,6 +273,35 @@ impl Hub {
             }
             *self.commit_slot.lock() = Some(o);
         }
+    }
+
+    /// True when the source acknowledges upstream only what the rules have
+    /// delivered: every rule reading it reports [`Self::delivered`].
+    pub fn acks_on_delivery(&self) -> bool {
+        self.delivery.is_some()
+    }
+
+    /// Rule run `run_key` has finished every event of this hub up to `seq`
+    /// (its results are written out).
+    pub fn delivered(&self, run_key: &str, seq: u64) {
+        if let Some(d) = &self.delivery {
+            if let Some(n) = d.lock().delivered(run_key, seq) {
+                self.handed.reach(n);
+            }
+        }
+    }
+
+    /// No more deliveries will be reported (the server stops after the
+    /// rules drained): the source stops waiting for them.
+    pub fn finish_handing(&self) {
+        self.handed.finish();
+    }
+
+    /// Waits until the source's task returned (after its last
+    /// acknowledgements).
+    pub async fn source_ended(&self) {
+        let mut rx = self.source_done.subscribe();
+        let _ = rx.wait_for(|e| *e).await;
     }
 
     pub fn stop(&self) {
@@ -334,26 +385,23 @@ pub fn start(spec: HubSpec) -> Result<Arc<Hub>, HubError> {
         persist,
         first_sub: tokio::sync::Notify::new(),
         ended: tokio::sync::watch::channel(false).0,
+        source_done: tokio::sync::watch::channel(false).0,
+        delivery: source
+            .acks_on_delivery()
+            .then(|| Mutex::new(DeliveryLog::default())),
+        handed: ctx.handed_reporter(),
     });
     ctx.conn = hub.conn.clone();
-    let handed = ctx.handed_reporter();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Option<String>>();
+    let h = hub.clone();
     tokio::spawn(async move {
         let r = source.run(ctx).await;
         let _ = done_tx.send(r.err().map(|e| e.to_string()));
+        h.source_done.send_replace(true);
     });
     let h = hub.clone();
     tokio::spawn(async move {
-        pump(
-            h.clone(),
-            rx,
-            decoder,
-            keep_integers,
-            handed,
-            done_rx,
-            cancel,
-        )
-        .await;
+        pump(h.clone(), rx, decoder, keep_integers, done_rx, cancel).await;
         h.ended.send_replace(true);
     });
     Ok(hub)
@@ -367,13 +415,14 @@ async fn pump(
     mut decoder: Option<Box<dyn Decoder>>,
     // Rows the source decoded from JSON keep whole numbers whole (else floats).
     keep_integers: bool,
-    handed: HandedReporter,
     done: tokio::sync::oneshot::Receiver<Option<String>>,
     cancel: CancellationToken,
 ) {
     let mut rows: Vec<Row> = Vec::with_capacity(16);
     let mut seqs = SeqGen::default();
     let mut msgs: Vec<SourceMsg> = Vec::with_capacity(MAX_BATCH);
+    // Messages taken from the source so far.
+    let mut taken: u64 = 0;
     tokio::select! {
         _ = hub.first_sub.notified() => {}
         _ = cancel.cancelled() => return,
@@ -461,8 +510,18 @@ async fn pump(
         }
         flush(&hub, &mut batch).await;
         // Every message of this round is now in each subscriber's queue (or
-        // was counted as an exception): the source may acknowledge them.
-        handed.add(n as u64);
+        // was counted as an exception): the source may acknowledge them,
+        // or, acknowledging on delivery, once the rules have written them.
+        taken += n as u64;
+        match &hub.delivery {
+            Some(d) => {
+                let last = hub.last_seq.load(Ordering::Acquire);
+                if let Some(n) = d.lock().round(last, taken) {
+                    hub.handed.reach(n);
+                }
+            }
+            None => hub.handed.reach(taken),
+        }
         if ended {
             hub.broadcast(HubMsg::End(None)).await;
             return;

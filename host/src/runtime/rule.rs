@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use super::hub::{Delivery, Hub, HubMsg};
 use super::lookup::LookupNode;
 use super::metrics::NodeMetrics;
-use super::sink::{SinkNode, SinkProgress};
+use super::sink::SinkNode;
+use super::tracker::{TrackCfg, Tracker};
 
 /// Lifecycle state, named as eKuiper names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,90 +242,6 @@ impl RunningRule {
     }
 }
 
-/// Checkpoints of a rule with `qos` >= 1.
-pub struct CheckpointCfg {
-    pub interval: Duration,
-    /// The key the rule's run subscribed to its hubs with.
-    pub run_key: String,
-    /// One per sink node, in sink order (see [`SinkProgress`]).
-    pub sinks: Vec<Arc<SinkProgress>>,
-    /// Woken when a sink confirms progress.
-    pub wake: Arc<tokio::sync::Notify>,
-}
-
-/// At-least-once bookkeeping. Every `interval` the rule notes how many
-/// emissions it has sent to its sinks and, per stream input, the sequence
-/// number of the last event it has finished with (processed and not held by
-/// a window). Once every sink confirms those emissions written and flushed,
-/// the hubs are told, and a hub commits the newest source offset all its
-/// checkpointing rules have passed. After a crash the source resumes from
-/// there: events may be seen twice, never lost.
-struct Checkpointer {
-    cfg: CheckpointCfg,
-    next: tokio::time::Instant,
-    sent: u64,
-    /// Per input: sequence number of the last event handed to the query.
-    in_seq: Vec<u64>,
-    candidates: std::collections::VecDeque<(u64, Vec<u64>)>,
-}
-
-impl Checkpointer {
-    fn take(&mut self, query: &Query) {
-        let held = query.min_retained_seq();
-        let acks = self
-            .in_seq
-            .iter()
-            .map(|&s| match held {
-                Some(h) => s.min(h.saturating_sub(1)),
-                None => s,
-            })
-            .collect();
-        self.candidates.push_back((self.sent, acks));
-        for p in &self.cfg.sinks {
-            p.request(self.sent);
-        }
-        self.next = tokio::time::Instant::now() + self.cfg.interval;
-    }
-
-    /// Acks the checkpoints every sink has confirmed.
-    fn confirm(&mut self, hubs: &[Option<Arc<Hub>>]) {
-        let written = self
-            .cfg
-            .sinks
-            .iter()
-            .map(|p| p.done())
-            .min()
-            .unwrap_or(u64::MAX);
-        let mut last = None;
-        while self.candidates.front().is_some_and(|(s, _)| *s <= written) {
-            last = self.candidates.pop_front();
-        }
-        if let Some((_, acks)) = last {
-            for (hub, seq) in hubs.iter().zip(acks) {
-                if let Some(h) = hub {
-                    h.ack(&self.cfg.run_key, seq);
-                }
-            }
-        }
-    }
-}
-
-/// Sleeps until the next checkpoint (forever without checkpoints).
-async fn checkpoint_due(c: &Option<Checkpointer>) {
-    match c {
-        Some(c) => tokio::time::sleep_until(c.next).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Waits for a sink to confirm progress (forever without checkpoints).
-async fn sink_progress(c: &Option<Checkpointer>) {
-    match c {
-        Some(c) if !c.candidates.is_empty() => c.cfg.wake.notified().await,
-        _ => std::future::pending().await,
-    }
-}
-
 /// Starts the rule task. `rx` receives every subscribed hub's messages.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn(
@@ -336,7 +253,7 @@ pub fn spawn(
     fatal_rx: mpsc::Receiver<String>,
     cancel: CancellationToken,
     status: Arc<RuleStatus>,
-    checkpoint: Option<CheckpointCfg>,
+    track: TrackCfg,
 ) -> RunningRule {
     let mut q = plan.instantiate();
     for (i, inp) in inputs.iter().enumerate() {
@@ -369,18 +286,7 @@ pub fn spawn(
         .filter(|(_, i)| i.loads && i.hub.is_some())
         .map(|(n, _)| n)
         .collect();
-    // Hubs acked by checkpoints: stream inputs only (tables are kept whole).
-    let ack_hubs: Vec<Option<Arc<Hub>>> = inputs
-        .iter()
-        .map(|i| i.hub.clone().filter(|_| i.kind == StreamKind::Stream))
-        .collect();
-    let checkpoint = checkpoint.map(|cfg| Checkpointer {
-        next: tokio::time::Instant::now() + cfg.interval,
-        cfg,
-        sent: 0,
-        in_seq: vec![0; inputs.len()],
-        candidates: Default::default(),
-    });
+    let tracker = Tracker::new(track, &inputs);
     let mut sink_txs = Vec::new();
     let mut sink_tasks = Vec::new();
     for s in sinks {
@@ -402,8 +308,7 @@ pub fn spawn(
         sink_tasks,
         cancel: cancel.clone(),
         status,
-        checkpoint,
-        ack_hubs,
+        tracker,
     };
     tokio::spawn(async move {
         task.run(rx, fatal_rx).await;
@@ -464,8 +369,8 @@ struct RuleTask {
     cancel: CancellationToken,
     drain: CancellationToken,
     status: Arc<RuleStatus>,
-    checkpoint: Option<Checkpointer>,
-    ack_hubs: Vec<Option<Arc<Hub>>>,
+    /// Checkpoints and delivery acknowledgements, when the rule has either.
+    tracker: Option<Tracker>,
 }
 
 impl RuleTask {
@@ -570,19 +475,20 @@ impl RuleTask {
                 _ = sleep => {
                     self.query.lock().on_tick(now_ms(), &mut out);
                 }
-                _ = checkpoint_due(&self.checkpoint) => {
+                _ = Tracker::checkpoint_due(&self.tracker) => {
                     // Emissions of this pass count in the checkpoint.
                     self.dispatch(&mut out).await;
-                    if let Some(c) = self.checkpoint.as_mut() {
-                        c.take(&self.query.lock());
+                    if let Some(t) = self.tracker.as_mut() {
+                        t.checkpoint(&self.query.lock());
                     }
                 }
-                _ = sink_progress(&self.checkpoint) => {}
+                _ = Tracker::progress(&self.tracker) => {}
             }
             self.dispatch(&mut out).await;
-            if let Some(c) = self.checkpoint.as_mut() {
-                if !c.candidates.is_empty() {
-                    c.confirm(&self.ack_hubs);
+            if let Some(t) = self.tracker.as_mut() {
+                t.passed();
+                if t.waiting() {
+                    t.confirm();
                 }
             }
         }
@@ -592,9 +498,16 @@ impl RuleTask {
         if error.is_none() && !self.cancel.is_cancelled() {
             // The input ended (or the server drains): let the sinks write
             // what is queued, then stop.
+            if let Some(t) = self.tracker.as_mut() {
+                t.passed();
+            }
             self.sinks.clear();
             for t in std::mem::take(&mut self.sink_tasks) {
                 let _ = tokio::time::timeout(SINK_DRAIN_WAIT, t).await;
+            }
+            // What the sinks confirmed at their end is acknowledged.
+            if let Some(t) = self.tracker.as_mut() {
+                t.confirm();
             }
         }
         self.cancel.cancel();
@@ -607,10 +520,8 @@ impl RuleTask {
         };
         match msg {
             HubMsg::Events(batch) => {
-                if let (Some(c), Some(last)) = (self.checkpoint.as_mut(), batch.last()) {
-                    if let Some(s) = c.in_seq.get_mut(idx) {
-                        *s = last.seq;
-                    }
+                if let (Some(t), Some(last)) = (self.tracker.as_mut(), batch.last()) {
+                    t.took(idx, last.seq);
                 }
                 let start = Instant::now();
                 metrics.inc_in(batch.len() as u64);
@@ -646,8 +557,8 @@ impl RuleTask {
         if out.is_empty() {
             return;
         }
-        if let Some(c) = self.checkpoint.as_mut() {
-            c.sent += out.len() as u64;
+        if let Some(t) = self.tracker.as_mut() {
+            t.sent(out.len() as u64);
         }
         for o in out.drain(..) {
             let rows = match o {

@@ -151,20 +151,42 @@ pub struct SourceContext {
     pub resume: Option<String>,
     commit: Arc<Mutex<Option<String>>>,
     handed: Arc<watch::Sender<u64>>,
+    /// Cancelled once [`Self::handed`] will not move any more.
+    handing: CancellationToken,
     out: mpsc::Sender<SourceMsg>,
 }
 
 /// The runtime's side of [`SourceContext::handed`]: reports how many of the
 /// source's messages it has finished handing on.
 #[derive(Clone)]
-pub struct HandedReporter(Arc<watch::Sender<u64>>);
+pub struct HandedReporter {
+    count: Arc<watch::Sender<u64>>,
+    finished: CancellationToken,
+}
 
 impl HandedReporter {
     /// `n` more messages (in the order they were emitted) are done with.
     pub fn add(&self, n: u64) {
         if n > 0 {
-            self.0.send_modify(|c| *c += n);
+            self.count.send_modify(|c| *c += n);
         }
+    }
+
+    /// The first `n` messages are done with (a count never goes back).
+    pub fn reach(&self, n: u64) {
+        self.count.send_if_modified(|c| {
+            let moved = n > *c;
+            if moved {
+                *c = n;
+            }
+            moved
+        });
+    }
+
+    /// The count will not move any more (no rule is left to finish the
+    /// rest): a stopping source need not wait for it.
+    pub fn finish(&self) {
+        self.finished.cancel();
     }
 }
 
@@ -181,6 +203,7 @@ impl SourceContext {
             resume: None,
             commit: Arc::default(),
             handed: Arc::new(watch::channel(0).0),
+            handing: CancellationToken::new(),
             out,
         }
     }
@@ -188,15 +211,26 @@ impl SourceContext {
     /// How many of the messages this source emitted (every [`Self::emit`]
     /// that returned true, counted from the first) the runtime has finished
     /// with: decoded and in the queue of every rule that reads the stream,
-    /// or counted as an exception. A source that acknowledges upstream
+    /// or counted as an exception; for a source whose
+    /// [`Source::acks_on_delivery`] is true, only once every such rule has
+    /// also written the results out. A source that acknowledges upstream
     /// (MQTT QoS >= 1) acknowledges a message once this count passes it.
     pub fn handed(&self) -> watch::Receiver<u64> {
         self.handed.subscribe()
     }
 
+    /// Cancelled once [`Self::handed`] will not move any more: a source
+    /// that waits at its stop for the last acknowledgements stops waiting.
+    pub fn handing_finished(&self) -> CancellationToken {
+        self.handing.clone()
+    }
+
     /// The runtime's side of [`Self::handed`].
     pub fn handed_reporter(&self) -> HandedReporter {
-        HandedReporter(self.handed.clone())
+        HandedReporter {
+            count: self.handed.clone(),
+            finished: self.handing.clone(),
+        }
     }
 
     /// The slot the runtime puts committed offsets in (shared with the source).
@@ -236,6 +270,14 @@ pub trait Source: Send {
     /// Transient failures (broker down) should be retried inside, reporting
     /// status through `ctx.conn`; a returned error stops the rule.
     async fn run(&mut self, ctx: SourceContext) -> Result<(), ConnectorError>;
+
+    /// True when this source acknowledges upstream only what the rules have
+    /// delivered: [`SourceContext::handed`] then counts messages whose
+    /// results every rule reading the stream has written out (or counted as
+    /// dropped), not just queued. Read once, before [`Self::run`].
+    fn acks_on_delivery(&self) -> bool {
+        false
+    }
 }
 
 /// Creates sources of one type (`mqtt`, `memory`, a plugin name...).

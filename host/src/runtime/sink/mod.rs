@@ -60,8 +60,11 @@ pub struct SinkSpec {
     /// A connector property is a `{{...}}` template (it needs the row).
     pub dynamic_props: bool,
     pub common: SinkCommon,
-    /// Set for rules with checkpoints (`qos` >= 1).
+    /// Confirms delivered emissions (checkpoints, delivery acknowledgements).
     pub progress: Option<Arc<SinkProgress>>,
+    /// Rules with checkpoints (`qos` >= 1): a batch that cannot be
+    /// delivered is retried until it is (or cached), never dropped.
+    pub hold: bool,
     /// The resend cache's directory, when `enableCache` is on
     /// ([`cache::node_dir`]).
     pub cache_dir: Option<PathBuf>,
@@ -146,7 +149,7 @@ async fn run(
             spec.common.retry_count,
             spec.common.retry_interval,
             // With the cache, what is not delivered is cached, not retried forever.
-            progress.is_some() && cache.is_none(),
+            spec.hold && cache.is_none(),
         );
         d.cache = cache.is_some();
         d
@@ -272,6 +275,20 @@ async fn run(
             }
         }
         if let Some(p) = &progress {
+            if p.wanted().is_some_and(|want| want > received - pending.parts.len() as u64)
+                && !pending.is_empty()
+            {
+                // A partial batch that the rule waits for goes out now: the
+                // source may not send more before it is acknowledged.
+                due = None;
+                let n = pending.len();
+                if let Err(msg) = w
+                    .write_pending(&mut stages, &mut pending, n, &mut items)
+                    .await
+                {
+                    break Err(msg);
+                }
+            }
             // Emissions whose rows have all been delivered (with checkpoints
             // the deliver stage does not drop for unavailability).
             let written = received - pending.parts.len() as u64;
@@ -289,14 +306,32 @@ async fn run(
         }
     };
     match ended {
-        // The input ended (the rule is draining): write what still lingers.
-        Ok(true) if !pending.is_empty() => {
+        // The input ended (the rule is draining): write what still lingers,
+        // and confirm everything once it is out.
+        Ok(true) => {
             let n = pending.len();
-            if let Err(msg) = w
-                .write_pending(&mut stages, &mut pending, n, &mut items)
-                .await
-            {
-                let _ = fatal.send(msg).await;
+            let r = match n {
+                0 => Ok(()),
+                n => {
+                    w.write_pending(&mut stages, &mut pending, n, &mut items)
+                        .await
+                }
+            };
+            let r = match r {
+                Ok(()) => w.flush().await,
+                Err(msg) => Err(msg),
+            };
+            match r {
+                Ok(()) => {
+                    if let Some(p) = &progress {
+                        if w.persist_cache().is_ok() {
+                            p.confirm(received);
+                        }
+                    }
+                }
+                Err(msg) => {
+                    let _ = fatal.send(msg).await;
+                }
             }
         }
         // Stopped: with the cache, what was not written yet is kept for

@@ -90,6 +90,7 @@ impl Node {
             dynamic_props: false,
             common: SinkCommon::from_props(&props).unwrap(),
             progress: checkpoints.then(|| progress.clone()),
+            hold: checkpoints,
             cache_dir: None,
         };
         let (fatal_tx, _) = mpsc::channel(4);
@@ -145,7 +146,7 @@ async fn confirmed(node: &Node, n: u64) -> u64 {
 }
 
 #[tokio::test]
-async fn a_checkpoint_is_confirmed_only_when_its_rows_are_written() {
+async fn a_confirmation_request_writes_the_partial_batch_it_waits_for() {
     let mut node = Node::new(
         serde_json::json!({"batchSize": 3, "sendSingle": true}),
         Consumes::Payload,
@@ -154,18 +155,33 @@ async fn a_checkpoint_is_confirmed_only_when_its_rows_are_written() {
     for i in 0..5 {
         node.send(rows(i, 1)).await;
     }
-    // Rows 3 and 4 wait for a batch: emissions 1..=3 are written, 4 and 5 are not.
+    // Emissions 1..=3 made a batch; 4 and 5 wait for one.
     node.progress.request(3);
     assert_eq!(confirmed(&node, 3).await, 3);
+    assert_eq!(node.sizes(), vec![3]);
+    // A request for them sends them as they are: a source that waits for
+    // their acknowledgement may not send the rows that would fill it.
     node.progress.request(5);
-    assert_eq!(
-        confirmed(&node, 5).await,
-        3,
-        "rows still waiting for a batch"
-    );
+    assert_eq!(confirmed(&node, 5).await, 5);
+    assert_eq!(node.sizes(), vec![3, 2]);
     node.send(rows(5, 1)).await;
-    assert_eq!(confirmed(&node, 5).await, 6);
-    assert_eq!(node.sizes(), vec![3, 3]);
+    // Without a request the next batch fills as usual.
+    assert_eq!(confirmed(&node, 6).await, 5, "row 6 waits for a batch");
+    assert_eq!(sizes(&node.finish().await), vec![3, 2, 1]);
+}
+
+#[tokio::test]
+async fn the_end_of_the_input_confirms_everything_written() {
+    let node = Node::new(
+        serde_json::json!({"batchSize": 3, "sendSingle": true}),
+        Consumes::Payload,
+    );
+    let progress = node.progress.clone();
+    for i in 0..4 {
+        node.send(rows(i, 1)).await;
+    }
+    assert_eq!(sizes(&node.finish().await), vec![3, 1]);
+    assert_eq!(progress.done(), 4);
 }
 
 #[tokio::test]
@@ -352,6 +368,7 @@ async fn concurrency_runs_that_many_writers_at_once() {
         dynamic_props: false,
         common: SinkCommon::from_props(props.as_object().unwrap()).unwrap(),
         progress: None,
+        hold: false,
         cache_dir: None,
     };
     let (fatal_tx, _) = mpsc::channel(4);

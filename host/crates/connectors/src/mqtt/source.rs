@@ -6,9 +6,12 @@
 //! At-least-once: a QoS 1 subscription keeps a persistent session
 //! (`enableClientSession`, on by default at QoS 1) under a client id that is
 //! stable across restarts, and acknowledges each PUBLISH only once the
-//! runtime has handed it to every rule reading the stream
-//! ([`SourceContext::handed`]), so the broker keeps what Oort has not taken
-//! yet across broker and Oort restarts.
+//! rules reading the stream have delivered its results
+//! ([`Source::acks_on_delivery`], [`SourceContext::handed`]), so the broker
+//! keeps what Oort has not written out yet across broker restarts and Oort
+//! crashes. At a stop the source waits (at most [`CLOSE_WAIT`]) for the
+//! rules to finish what it emitted, acknowledges that, and takes nothing
+//! more.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +39,10 @@ fn default_expiry() -> u64 {
 
 /// Requests queued between the source and its event loop (acks, SUBSCRIBE).
 const REQUESTS: usize = 1024;
+
+/// Longest a stopping source with delivery acknowledgements waits for the
+/// rules to finish the messages it emitted.
+const CLOSE_WAIT: Duration = Duration::from_secs(20);
 
 fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     de::bool_lenient(d).map(Some)
@@ -278,6 +285,33 @@ impl MqttSource {
     }
 }
 
+impl MqttSource {
+    /// Stops: with manual acknowledgements, first waits until the runtime
+    /// has finished every emitted message (or no rule is left to, or
+    /// [`CLOSE_WAIT`]) while the loop writes their PUBACKs; then
+    /// disconnects. A message arriving meanwhile is not taken and stays
+    /// unacknowledged: the broker sends it to this session again.
+    async fn close(&self, client: &Client, el: &mut EventLoop, ctx: &SourceContext, emitted: u64) {
+        if self.session.manual_acks {
+            let mut handed = ctx.handed();
+            let finished = ctx.handing_finished();
+            let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
+            while *handed.borrow_and_update() < emitted {
+                tokio::select! {
+                    _ = finished.cancelled() => break,
+                    _ = tokio::time::sleep_until(deadline) => {
+                        tracing::warn!(source = %ctx.id, "mqtt source stopped before the rules finished its last messages: the broker sends them again");
+                        break;
+                    }
+                    r = handed.changed() => if r.is_err() { break },
+                    ev = el.poll() => if ev.is_err() { break },
+                }
+            }
+        }
+        disconnect(client, el).await;
+    }
+}
+
 /// Sends DISCONNECT and drives the loop briefly so it goes out.
 pub(crate) async fn disconnect(client: &Client, el: &mut EventLoop) {
     client.try_disconnect();
@@ -294,6 +328,10 @@ pub(crate) async fn disconnect(client: &Client, el: &mut EventLoop) {
 
 #[async_trait]
 impl Source for MqttSource {
+    fn acks_on_delivery(&self) -> bool {
+        self.session.manual_acks && self.selector.is_none()
+    }
+
     async fn run(&mut self, ctx: SourceContext) -> Result<(), ConnectorError> {
         if let Some(sel) = &self.selector {
             return self.run_shared(ctx, sel).await;
@@ -325,7 +363,7 @@ impl Source for MqttSource {
             let ev = tokio::select! {
                 biased;
                 _ = ctx.cancel.cancelled() => {
-                    disconnect(&client, &mut el).await;
+                    self.close(&client, &mut el, &ctx, emitted).await;
                     return Ok(());
                 }
                 ev = el.poll() => ev,
@@ -359,7 +397,7 @@ impl Source for MqttSource {
                     meta.insert(k_qos.clone(), Value::Int(qos as i64));
                     meta.insert(k_id.clone(), Value::Int(pkid as i64));
                     if !ctx.emit_bytes(payload, Some(Arc::new(meta))).await {
-                        disconnect(&client, &mut el).await;
+                        self.close(&client, &mut el, &ctx, emitted).await;
                         return Ok(());
                     }
                     emitted += 1;
@@ -376,7 +414,7 @@ impl Source for MqttSource {
                     );
                     tracing::warn!(source = %ctx.id, "{msg}");
                     if !ctx.emit(SourceMsg::Error(msg)).await {
-                        disconnect(&client, &mut el).await;
+                        self.close(&client, &mut el, &ctx, emitted).await;
                         return Ok(());
                     }
                     emitted += 1;

@@ -67,6 +67,7 @@ fn node(
         dynamic_props: false,
         common: SinkCommon::from_props(&props).expect("props"),
         progress: Some(progress.clone()),
+        hold: true,
         cache_dir: Some(dir.to_path_buf()),
     };
     let (fatal_tx, _) = mpsc::channel(4);
