@@ -187,7 +187,11 @@ impl Tracker {
 
     /// Emissions every sink has confirmed.
     fn written(&self) -> u64 {
-        self.sinks.iter().map(|p| p.done()).min().unwrap_or(u64::MAX)
+        self.sinks
+            .iter()
+            .map(|p| p.done())
+            .min()
+            .unwrap_or(u64::MAX)
     }
 
     /// Tells the hubs what every sink has confirmed.

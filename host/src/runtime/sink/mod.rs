@@ -275,7 +275,8 @@ async fn run(
             }
         }
         if let Some(p) = &progress {
-            if p.wanted().is_some_and(|want| want > received - pending.parts.len() as u64)
+            if p.wanted()
+                .is_some_and(|want| want > received - pending.parts.len() as u64)
                 && !pending.is_empty()
             {
                 // A partial batch that the rule waits for goes out now: the
@@ -290,9 +291,13 @@ async fn run(
                 }
             }
             // Emissions whose rows have all been delivered (with checkpoints
-            // the deliver stage does not drop for unavailability).
+            // the deliver stage does not drop for unavailability), confirmed
+            // as they go while a request is open (under a steady flow the
+            // request moves on before all of it is written), but without
+            // stopping to wait for pipelined batches: those are settled when
+            // the input goes idle, and confirmed then.
             let written = received - pending.parts.len() as u64;
-            if p.wanted().is_some_and(|want| written >= want) {
+            if p.wanted().is_some() && written > p.done() && (w.settled() || rx.is_empty()) {
                 // Delivered and flushed, or durably cached.
                 match w.flush().await {
                     Ok(()) => {
@@ -472,6 +477,15 @@ impl Writer<'_> {
     }
 
     /// Settles the pipelined batches in flight (none without a pipelined sink).
+    /// True when no pipelined batch waits to be settled (a flush is then
+    /// cheap).
+    fn settled(&self) -> bool {
+        match &self.out {
+            Out::Inline(_, deliver) => !deliver.in_flight(),
+            Out::Pool(_) => false,
+        }
+    }
+
     async fn settle_all(&mut self) -> Result<(), String> {
         match &mut self.out {
             Out::Inline(sink, deliver) if deliver.in_flight() => {

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-/// How far a sink node has delivered, for checkpoints: the rule counts the
-/// emissions it sends; a checkpoint asks the node to confirm the first
-/// `want` of them; the node confirms (after [`oort_core::Sink::flush`]) once
-/// they are all delivered. A batch that could not be delivered is never
+/// How far a sink node has delivered, for checkpoints and delivery
+/// acknowledgements: the rule counts the emissions it sends and asks the
+/// node to confirm the first `want` of them; while such a request is open
+/// the node confirms (after [`oort_core::Sink::flush`]) how many it has
+/// delivered, as that grows. A batch that could not be delivered is never
 /// confirmed: with checkpoints the deliver stage keeps retrying it.
 #[derive(Default)]
 pub struct SinkProgress {

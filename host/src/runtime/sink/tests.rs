@@ -171,6 +171,23 @@ async fn a_confirmation_request_writes_the_partial_batch_it_waits_for() {
 }
 
 #[tokio::test]
+async fn an_open_request_is_confirmed_as_far_as_written() {
+    let mut node = Node::new(serde_json::json!({"sendSingle": true}), Consumes::Payload);
+    node.open();
+    // The rule asks for more than has reached the node (it keeps sending):
+    // what is written is confirmed meanwhile, not only once all of it is.
+    node.progress.request(10);
+    for i in 0..4 {
+        node.send(rows(i, 1)).await;
+    }
+    assert_eq!(confirmed(&node, 4).await, 4);
+    for i in 4..10 {
+        node.send(rows(i, 1)).await;
+    }
+    assert_eq!(confirmed(&node, 10).await, 10);
+}
+
+#[tokio::test]
 async fn the_end_of_the_input_confirms_everything_written() {
     let node = Node::new(
         serde_json::json!({"batchSize": 3, "sendSingle": true}),
