@@ -1,4 +1,5 @@
-//! Command line: `oort serve`, `oort --version`.
+//! Command line: `oort serve`, `oort --version`, and the REST client
+//! commands (`import`/`export` in `cli_data`, kuiper's verbs in `cli_verbs`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -6,6 +7,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use crate::cli_verbs::RuleVerb;
 use crate::config::Config;
 use crate::manager::Manager;
 use crate::server::{self, AppState};
@@ -29,6 +31,26 @@ enum Command {
     Import(crate::cli_data::ImportArgs),
     /// Export a running server's data document (everything, or what some rules need).
     Export(crate::cli_data::ExportArgs),
+    /// Create a stream, table, rule or plugin (kuiper's verb; see docs/cli.md).
+    Create(crate::cli_verbs::CreateArgs),
+    /// List streams, tables, rules or plugins.
+    Show(crate::cli_verbs::ShowArgs),
+    /// Show one stream, table, rule or plugin.
+    Describe(crate::cli_verbs::NamedArgs),
+    /// Delete a stream, table, rule or plugin.
+    Drop(crate::cli_verbs::NamedArgs),
+    /// Start a rule: `oort start rule NAME`.
+    Start(crate::cli_verbs::RuleArgs),
+    /// Stop a rule: `oort stop rule NAME`.
+    Stop(crate::cli_verbs::RuleArgs),
+    /// Restart a rule: `oort restart rule NAME`.
+    Restart(crate::cli_verbs::RuleArgs),
+    /// A rule's status and metrics (`getstatus rule NAME`), or the import status (`getstatus import`).
+    Getstatus(crate::cli_verbs::RuleArgs),
+    /// A rule's topology: `oort gettopo rule NAME`.
+    Gettopo(crate::cli_verbs::RuleArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(clap::Args)]
@@ -79,6 +101,20 @@ pub fn main() -> anyhow::Result<()> {
         }
         Command::Import(args) => crate::cli_data::import(args),
         Command::Export(args) => crate::cli_data::export(args),
+        Command::Create(a) => crate::cli_verbs::create(a),
+        Command::Show(a) => crate::cli_verbs::show(a),
+        Command::Describe(a) => crate::cli_verbs::describe(a),
+        Command::Drop(a) => crate::cli_verbs::drop_item(a),
+        Command::Start(a) => crate::cli_verbs::rule_verb(RuleVerb::Start, a),
+        Command::Stop(a) => crate::cli_verbs::rule_verb(RuleVerb::Stop, a),
+        Command::Restart(a) => crate::cli_verbs::rule_verb(RuleVerb::Restart, a),
+        Command::Getstatus(a) => crate::cli_verbs::rule_verb(RuleVerb::GetStatus, a),
+        Command::Gettopo(a) => crate::cli_verbs::rule_verb(RuleVerb::GetTopo, a),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "oort", &mut std::io::stdout());
+            Ok(())
+        }
     }
 }
 

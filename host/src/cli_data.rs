@@ -63,7 +63,7 @@ pub struct ExportArgs {
     pub server: String,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
@@ -71,7 +71,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// The REST client; sends `Authorization: Bearer $OORT_API_TOKEN` when that
 /// variable is set (a static token or a JWT, see docs/security.md).
-fn client() -> anyhow::Result<reqwest::Client> {
+pub(crate) fn client() -> anyhow::Result<reqwest::Client> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Ok(t) = std::env::var("OORT_API_TOKEN") {
         let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", t.trim()))
@@ -90,7 +90,7 @@ fn is_uri(s: &str) -> bool {
 }
 
 /// The error message of an eKuiper-style error body, or the body itself.
-fn error_text(body: &str) -> String {
+pub(crate) fn error_text(body: &str) -> String {
     serde_json::from_str::<Json>(body)
         .ok()
         .and_then(|v| v.get("message").and_then(Json::as_str).map(str::to_string))
@@ -120,7 +120,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
 }
 
 /// Prints a command's error without a backtrace and exits with status 1.
-fn finish(r: anyhow::Result<()>) -> anyhow::Result<()> {
+pub(crate) fn finish(r: anyhow::Result<()>) -> anyhow::Result<()> {
     if let Err(e) = r {
         eprintln!("error: {e:#}");
         std::process::exit(1);

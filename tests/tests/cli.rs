@@ -1,0 +1,169 @@
+//! The `kuiper` verbs of the `oort` binary against a running server: a
+//! kuiper script's commands with only the binary's name changed.
+
+use std::process::{Command, Output};
+
+use oort_tests::{oort_bin, unique, Server};
+use serde_json::Value as Json;
+
+/// Runs `oort ARGS --port <the server's>`.
+fn oort(s: &Server, args: &[&str]) -> Output {
+    let port = s.port.to_string();
+    Command::new(oort_bin())
+        .args(args)
+        .args(["--port", &port])
+        .env_remove("OORT_SERVER")
+        .output()
+        .expect("run oort")
+}
+
+fn ok(s: &Server, args: &[&str]) -> String {
+    let o = oort(s, args);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "oort {args:?} failed: {}{}",
+        out,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// Runs a command that must fail; returns its stderr.
+fn fails(s: &Server, args: &[&str]) -> String {
+    let o = oort(s, args);
+    assert_eq!(o.status.code(), Some(1), "oort {args:?} should fail: {o:?}");
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_kuiper_script_runs_with_the_binary_renamed() {
+    let s = Server::start();
+    let st = unique("clis");
+    let rule = unique("clir");
+    let topic = unique("cli/t");
+
+    // create stream NAME DEF, as kuiper takes it (the definition in one or several words).
+    let out = ok(
+        &s,
+        &[
+            "create",
+            "stream",
+            &st,
+            &format!("(id bigint, name string) WITH (DATASOURCE=\"{topic}\", TYPE=\"memory\", FORMAT=\"json\")"),
+        ],
+    );
+    assert!(out.contains(&st), "{out}");
+    assert!(ok(&s, &["show", "streams"]).lines().any(|l| l == st));
+    let d = ok(&s, &["describe", "stream", &st]);
+    assert!(d.contains("id") && d.contains("bigint"), "{d}");
+    assert!(d.contains(&format!("DATASOURCE: {topic}")), "{d}");
+    let dj: Json = serde_json::from_str(&ok(&s, &["describe", "stream", &st, "--json"]))
+        .expect("describe --json is JSON");
+    assert_eq!(dj["Name"], st.as_str(), "{dj}");
+
+    // create table -f FILE holding what follows CREATE TABLE.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tf = dir.path().join("table.txt");
+    let tb = unique("clit");
+    std::fs::write(
+        &tf,
+        format!("{tb} (id bigint) WITH (DATASOURCE=\"{topic}t\", TYPE=\"memory\");\n"),
+    )
+    .unwrap();
+    ok(&s, &["create", "table", "-f", tf.to_str().unwrap()]);
+    assert!(ok(&s, &["show", "tables"]).contains(&tb));
+
+    // create rule NAME -f FILE: the id comes from the name.
+    let rf = dir.path().join("rule.json");
+    std::fs::write(
+        &rf,
+        format!(r#"{{"sql": "SELECT id FROM {st}", "actions": [{{"log": {{}}}}]}}"#),
+    )
+    .unwrap();
+    ok(&s, &["create", "rule", &rule, "-f", rf.to_str().unwrap()]);
+    let rules = ok(&s, &["show", "rules"]);
+    assert!(
+        rules.contains(&rule) && rules.contains("running"),
+        "{rules}"
+    );
+    let status: Json = serde_json::from_str(&ok(&s, &["getstatus", "rule", &rule])).unwrap();
+    assert_eq!(status["status"], "running", "{status}");
+    let topo: Json = serde_json::from_str(&ok(&s, &["gettopo", "rule", &rule])).unwrap();
+    assert!(topo["sources"].is_array(), "{topo}");
+    ok(&s, &["stop", "rule", &rule]);
+    assert_eq!(s.status(&rule)["status"], "stopped");
+    ok(&s, &["start", "rule", &rule]);
+    ok(&s, &["restart", "rule", &rule]);
+    assert_eq!(s.status(&rule)["status"], "running");
+    let shown: Json = serde_json::from_str(&ok(&s, &["describe", "rule", &rule])).unwrap();
+    assert_eq!(shown["id"], rule.as_str());
+
+    // Errors: the server's message on stderr, status 1, nothing changed.
+    let e = fails(
+        &s,
+        &[
+            "create",
+            "stream",
+            "bad",
+            "(id bigint) WITH (DATASOURCE=\"x\", TYPE=\"nope\")",
+        ],
+    );
+    assert!(e.contains("nope"), "{e}");
+    assert!(!ok(&s, &["show", "streams"]).contains("bad"));
+    let e = fails(
+        &s,
+        &[
+            "create",
+            "rule",
+            "other",
+            &format!(r#"{{"id": "x", "sql": "SELECT * FROM {st}", "actions": [{{"log": {{}}}}]}}"#),
+        ],
+    );
+    assert!(e.contains("differ"), "{e}");
+    let e = fails(&s, &["getstatus", "rule", "missing_rule"]);
+    assert!(e.contains("missing_rule"), "{e}");
+
+    // drop, then the listings are empty again.
+    ok(&s, &["drop", "rule", &rule]);
+    assert_eq!(
+        ok(&s, &["show", "rules"]).trim(),
+        "No rule definitions are found."
+    );
+    ok(&s, &["drop", "table", &tb]);
+    ok(&s, &["drop", "stream", &st]);
+    assert_eq!(
+        ok(&s, &["show", "streams"]).trim(),
+        "No stream definitions are found."
+    );
+    let none: Json = serde_json::from_str(&ok(&s, &["show", "streams", "--json"])).unwrap();
+    assert_eq!(none, Json::Array(vec![]));
+
+    // The import status, and a server that is not there.
+    let st: Json = serde_json::from_str(&ok(&s, &["getstatus", "import"])).unwrap();
+    assert!(st.is_object(), "{st}");
+    let o = Command::new(oort_bin())
+        .args([
+            "show",
+            "rules",
+            "--port",
+            &oort_tests::free_port().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot reach"));
+}
+
+#[test]
+fn shell_completions_are_printed() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = Command::new(oort_bin())
+            .args(["completions", shell])
+            .output()
+            .expect("run oort");
+        assert!(o.status.success(), "{o:?}");
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("getstatus"), "{shell}: {text}");
+    }
+}
