@@ -125,7 +125,10 @@ async fn source_gets_messages_with_meta_from_wildcards_and_several_topics() {
     s.close(&sctx).await.unwrap();
     s2.close(&sctx2).await.unwrap();
 
-    // Cancellation ends run promptly.
+    // Cancellation ends run promptly once the runtime says nothing more
+    // will be finished (until then a QoS 1 source waits to acknowledge what
+    // the rules deliver).
+    r.handed.finish();
     r.cancel.cancel();
     tokio::time::timeout(Duration::from_secs(2), r.task)
         .await
@@ -162,6 +165,7 @@ async fn sink_renders_topic_templates_and_v5_works() {
         .unwrap_err();
     assert!(matches!(e, ConnectorError::InvalidData(_)), "{e:?}");
     s.close(&sctx).await.unwrap();
+    r.handed.finish();
     r.cancel.cancel();
     r.task.await.unwrap().unwrap();
 }
@@ -181,6 +185,7 @@ async fn shared_subscription_receives() {
     let (p, _) = next_msg(&mut r).await;
     assert_eq!(&p[..], br#"{"x":1}"#);
     s.close(&sctx).await.unwrap();
+    r.handed.finish();
     r.cancel.cancel();
     r.task.await.unwrap().unwrap();
 }
@@ -304,6 +309,7 @@ async fn source_acks_only_what_the_runtime_has_handed_on() {
     assert_eq!(payloads(&mut r, 2).await, [r#"{"n":1}"#, r#"{"n":2}"#]);
     // Nothing was handed on: the broker must send both again to the same
     // session, and what was published while the source was away too.
+    r.handed.finish();
     r.cancel.cancel();
     r.task.await.unwrap().unwrap();
     s.collect(&sctx, &[item(r#"{"n":3}"#)]).await.unwrap();
@@ -313,6 +319,7 @@ async fn source_acks_only_what_the_runtime_has_handed_on() {
         [r#"{"n":1}"#, r#"{"n":2}"#, r#"{"n":3}"#]
     );
     r.handed.add(3);
+    r.handed.finish();
     r.cancel.cancel();
     r.task.await.unwrap().unwrap();
     s.close(&sctx).await.unwrap();
@@ -320,6 +327,7 @@ async fn source_acks_only_what_the_runtime_has_handed_on() {
     let mut clean = p.clone();
     clean.insert("enableClientSession".into(), false.into());
     let r = start_source(&ds, clean).await;
+    r.handed.finish();
     r.cancel.cancel();
     r.task.await.unwrap().unwrap();
 }
@@ -403,6 +411,7 @@ async fn source_reconnects_and_resubscribes() {
     }
     assert_eq!(&got[..], br#"{"n":2}"#);
     s.close(&sctx).await.unwrap();
+    r.handed.finish();
     r.cancel.cancel();
     r.task.await.unwrap().unwrap();
 }
@@ -490,6 +499,7 @@ async fn selector_shares_one_client_between_sources_and_sink() {
 
     // Users leave; the last one closes the connection.
     for r in [a, a2, b, c, reader] {
+        r.handed.finish();
         r.cancel.cancel();
         r.task.await.unwrap().unwrap();
     }
@@ -528,6 +538,7 @@ async fn shared_connection_resubscribes_every_user_after_a_reconnect() {
     assert_eq!(proxy.accepted(), 2, "one connection, reconnected once");
 
     // One user leaving keeps the other subscribed.
+    a.handed.finish();
     a.cancel.cancel();
     a.task.await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;

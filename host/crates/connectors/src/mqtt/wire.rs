@@ -233,16 +233,15 @@ struct Released {
 }
 
 impl Released {
-    /// Moves the acknowledgements the counter has passed into `held`.
-    fn release(&mut self, held: &mut VecDeque<Request>) {
+    /// The next acknowledgement the counter has passed, if any.
+    fn next_due(&mut self) -> Option<(u8, u16)> {
         let done = *self.counter.borrow_and_update();
-        while let Some(&(idx, qos, pkid)) = self.pending.front() {
-            if idx > done {
-                break;
-            }
-            self.pending.pop_front();
-            held.push_back(Request::Ack { qos, pkid });
+        let &(idx, qos, pkid) = self.pending.front()?;
+        if idx > done {
+            return None;
         }
+        self.pending.pop_front();
+        Some((qos, pkid))
     }
 }
 
@@ -418,9 +417,15 @@ impl EventLoop {
             if self.events.is_empty() && self.frame()?.is_some() {
                 self.read_frames()?;
             }
-            // Requests already taken go out first (room permitting).
-            if let Some(r) = &mut self.released {
-                r.release(&mut self.held);
+            // Released acknowledgements are encoded at once (a burst of
+            // thousands would otherwise grow the request queue for good),
+            // then the requests already taken (room permitting).
+            while let Some((qos, pkid)) = self.released.as_mut().and_then(Released::next_due) {
+                self.put_simple(if qos == 1 {
+                    Simple::PubAck(pkid)
+                } else {
+                    Simple::PubRec(pkid)
+                })?;
             }
             self.encode_held()?;
             if !self.wbuf.is_empty() {
