@@ -199,19 +199,15 @@ impl Tracker {
         let written = self.written();
         if let Some(c) = self.checkpoints.as_mut() {
             if let Some((_, acks)) = newest_within(&mut c.candidates, written) {
-                for (hub, seq) in c.hubs.iter().zip(acks) {
-                    if let Some(h) = hub {
-                        h.ack(&self.run_key, seq);
-                    }
+                for (h, seq) in per_hub(&c.hubs, &acks) {
+                    h.ack(&self.run_key, seq);
                 }
             }
         }
         if let Some(d) = self.deliveries.as_mut() {
             if let Some((_, seqs)) = newest_within(&mut d.candidates, written) {
-                for (hub, seq) in d.hubs.iter().zip(seqs) {
-                    if let Some(h) = hub {
-                        h.delivered(&self.run_key, seq);
-                    }
+                for (h, seq) in per_hub(&d.hubs, &seqs) {
+                    h.delivered(&self.run_key, seq);
                 }
             }
         }
@@ -234,6 +230,21 @@ impl Tracker {
     }
 }
 
+/// Each hub once, with the lowest sequence number of the inputs it feeds (a
+/// rule may read one stream twice, as in a self-join: the hub may only go
+/// as far as the input that is behind).
+fn per_hub<'a, H>(hubs: &'a [Option<Arc<H>>], seqs: &[u64]) -> Vec<(&'a Arc<H>, u64)> {
+    let mut out: Vec<(&Arc<H>, u64)> = Vec::with_capacity(hubs.len());
+    for (hub, &seq) in hubs.iter().zip(seqs) {
+        let Some(h) = hub else { continue };
+        match out.iter_mut().find(|(o, _)| Arc::ptr_eq(o, h)) {
+            Some((_, s)) => *s = (*s).min(seq),
+            None => out.push((h, seq)),
+        }
+    }
+    out
+}
+
 /// Pops the candidates `written` covers; returns the newest of them.
 fn newest_within(q: &mut VecDeque<Candidate>, written: u64) -> Option<Candidate> {
     let mut last = None;
@@ -241,4 +252,28 @@ fn newest_within(q: &mut VecDeque<Candidate>, written: u64) -> Option<Candidate>
         last = q.pop_front();
     }
     last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hub_feeding_two_inputs_goes_as_far_as_the_one_behind() {
+        let (a, b) = (Arc::new(1), Arc::new(2));
+        let hubs = vec![Some(a.clone()), None, Some(b.clone()), Some(a.clone())];
+        let got: Vec<(i32, u64)> = per_hub(&hubs, &[30, 99, 7, 12])
+            .into_iter()
+            .map(|(h, s)| (**h, s))
+            .collect();
+        assert_eq!(got, vec![(1, 12), (2, 7)]);
+    }
+
+    #[test]
+    fn candidates_are_popped_up_to_what_is_written() {
+        let mut q: VecDeque<Candidate> = [(2, vec![10]), (5, vec![20]), (9, vec![30])].into();
+        assert_eq!(newest_within(&mut q, 1), None);
+        assert_eq!(newest_within(&mut q, 6), Some((5, vec![20])));
+        assert_eq!(q.len(), 1);
+    }
 }
