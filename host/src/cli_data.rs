@@ -33,8 +33,12 @@ pub fn exit_if_requested() {
 
 #[derive(clap::Args, Debug)]
 pub struct ImportArgs {
-    /// A local file (sent as content), or a file:// / http(s):// URI the server reads.
+    /// A local file (sent as content), or a file:// / http(s):// URI the
+    /// server reads. kuiper's form `import ruleset|data -f FILE` works too.
     pub source: String,
+    /// kuiper's form: the file (then SOURCE is `ruleset` or `data`).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
     /// Keep what exists and apply the document on top (streams, tables and conf
     /// keys replaced, rules upserted, plugins installed only if absent).
     #[arg(long)]
@@ -42,13 +46,16 @@ pub struct ImportArgs {
     /// The document is YAML (v2 format); default: by file extension.
     #[arg(long)]
     pub yaml: bool,
-    /// Base URL of the server's REST API.
-    #[arg(long, env = "OORT_SERVER", default_value = "http://127.0.0.1:9081")]
-    pub server: String,
+    #[command(flatten)]
+    pub at: crate::cli_verbs::ServerAddr,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
+    /// kuiper's form `export ruleset|data FILE`: `ruleset` writes the legacy
+    /// ruleset (streams, tables, rules), `data` the data document.
+    #[arg(num_args = 0..=2)]
+    pub words: Vec<String>,
     /// Export only these rules and what they need (comma-separated ids).
     #[arg(long, value_delimiter = ',')]
     pub rules: Vec<String>,
@@ -58,9 +65,8 @@ pub struct ExportArgs {
     /// Write to this file instead of standard output.
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
-    /// Base URL of the server's REST API.
-    #[arg(long, env = "OORT_SERVER", default_value = "http://127.0.0.1:9081")]
-    pub server: String,
+    #[command(flatten)]
+    pub at: crate::cli_verbs::ServerAddr,
 }
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -128,8 +134,27 @@ pub(crate) fn finish(r: anyhow::Result<()>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn import_async(args: ImportArgs) -> anyhow::Result<()> {
-    let base = args.server.trim_end_matches('/').to_string();
+/// What `import` was asked: kuiper's `import ruleset -f FILE` (the legacy
+/// ruleset endpoint) or `import data -f FILE` / `import FILE` (the data
+/// document).
+fn import_target(args: &mut ImportArgs) -> anyhow::Result<bool> {
+    let Some(file) = args.file.take() else {
+        return Ok(false);
+    };
+    let legacy = match args.source.as_str() {
+        "ruleset" => true,
+        "data" => false,
+        other => bail!(
+            "import {other} -f {file}: expected import ruleset -f FILE or import data -f FILE"
+        ),
+    };
+    args.source = file;
+    Ok(legacy)
+}
+
+async fn import_async(mut args: ImportArgs) -> anyhow::Result<()> {
+    let legacy = import_target(&mut args)?;
+    let base = args.at.base();
     let yaml = args.yaml
         || [".yaml", ".yml"]
             .iter()
@@ -142,6 +167,21 @@ async fn import_async(args: ImportArgs) -> anyhow::Result<()> {
         json!({ "content": text })
     };
     let http = client()?;
+    if legacy {
+        let r = http
+            .post(format!("{base}/ruleset/import"))
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {base}"))?;
+        let ok = r.status().is_success();
+        let text = r.text().await.unwrap_or_default();
+        if !ok {
+            bail!("import failed: {}", error_text(&text));
+        }
+        eprintln!("{}", text.trim());
+        return Ok(());
+    }
     if yaml {
         let r = http
             .post(format!("{base}/v2/data/import"))
@@ -249,9 +289,28 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
     finish(runtime()?.block_on(export_async(args)))
 }
 
-async fn export_async(args: ExportArgs) -> anyhow::Result<()> {
-    let base = args.server.trim_end_matches('/').to_string();
-    let path = if args.yaml {
+async fn export_async(mut args: ExportArgs) -> anyhow::Result<()> {
+    let base = args.at.base();
+    // kuiper's `export ruleset|data FILE`, or `export FILE`.
+    let (legacy, file) = match args.words.as_slice() {
+        [] => (false, None),
+        [w, rest @ ..] if w == "ruleset" || w == "data" => (w == "ruleset", rest.first().cloned()),
+        [f] => (false, Some(f.clone())),
+        [w, _] => bail!("export {w}: expected export ruleset FILE or export data FILE"),
+        _ => bail!("too many arguments"),
+    };
+    if let Some(f) = file {
+        if args.output.is_some() {
+            bail!("give the file once: as an argument or with -o");
+        }
+        args.output = Some(PathBuf::from(f));
+    }
+    if legacy && (args.yaml || !args.rules.is_empty()) {
+        bail!("export ruleset writes every stream, table and rule as JSON (no --yaml, no --rules)");
+    }
+    let path = if legacy {
+        "/ruleset/export"
+    } else if args.yaml {
         "/v2/data/export"
     } else {
         "/data/export"

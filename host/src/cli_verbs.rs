@@ -14,9 +14,25 @@ use serde_json::{json, Value as Json};
 
 use crate::cli_data::{client, error_text, finish, runtime};
 
-/// Where the server is: `--server URL`, or kuiper's `--host`/`--port`.
+/// Where the server is, and how to print its answers.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Endpoint {
+    #[command(flatten)]
+    pub addr: ServerAddr,
+    /// Print the server's JSON answer as it is instead of tables and text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl Endpoint {
+    fn base(&self) -> String {
+        self.addr.base()
+    }
+}
+
+/// Where the server is: `--server URL`, or kuiper's `--host`/`--port`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServerAddr {
     /// Base URL of the server's REST API.
     #[arg(
         long,
@@ -31,13 +47,10 @@ pub struct Endpoint {
     /// The server's REST port (Oort's REST API, 9081 by default; kuiper's 20498 was its RPC port).
     #[arg(long, global = true)]
     pub port: Option<u16>,
-    /// Print the server's JSON answer as it is instead of tables and text.
-    #[arg(long, global = true)]
-    pub json: bool,
 }
 
-impl Endpoint {
-    fn base(&self) -> String {
+impl ServerAddr {
+    pub(crate) fn base(&self) -> String {
         if self.host.is_none() && self.port.is_none() {
             return self.server.trim_end_matches('/').to_string();
         }
@@ -489,12 +502,11 @@ async fn rule_verb_async(verb: RuleVerb, a: RuleArgs) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn at(server: &str, host: Option<&str>, port: Option<u16>) -> Endpoint {
-        Endpoint {
+    fn at(server: &str, host: Option<&str>, port: Option<u16>) -> ServerAddr {
+        ServerAddr {
             server: server.into(),
             host: host.map(str::to_string),
             port,
-            json: false,
         }
     }
 

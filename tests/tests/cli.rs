@@ -167,3 +167,37 @@ fn shell_completions_are_printed() {
         assert!(text.contains("getstatus"), "{shell}: {text}");
     }
 }
+
+#[test]
+fn kuiper_import_and_export_forms_move_a_ruleset() {
+    let a = Server::start();
+    let b = Server::start();
+    let st = unique("clie");
+    let rule = unique("clier");
+    a.create_stream(&format!(
+        "CREATE STREAM {st} (id bigint) WITH (DATASOURCE=\"{st}\", TYPE=\"memory\")"
+    ));
+    a.create_rule(
+        &serde_json::json!({"id": rule, "sql": format!("SELECT id FROM {st}"),
+        "actions": [{"log": {}}]}),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rs = dir.path().join("ruleset.json");
+    let data = dir.path().join("data.json");
+    ok(&a, &["export", "ruleset", rs.to_str().unwrap()]);
+    ok(&a, &["export", "data", data.to_str().unwrap()]);
+    let legacy: Json = serde_json::from_str(&std::fs::read_to_string(&rs).unwrap()).unwrap();
+    assert!(legacy["streams"][&st].is_string(), "{legacy}");
+    assert!(
+        legacy.get("sourceConfig").is_none(),
+        "the legacy ruleset only: {legacy}"
+    );
+    let doc: Json = serde_json::from_str(&std::fs::read_to_string(&data).unwrap()).unwrap();
+    assert!(doc["rules"][&rule].is_string(), "{doc}");
+
+    ok(&b, &["import", "ruleset", "-f", rs.to_str().unwrap()]);
+    assert!(ok(&b, &["show", "streams"]).lines().any(|l| l == st));
+    assert!(ok(&b, &["show", "rules"]).contains(&rule));
+    let e = fails(&b, &["import", "stuff", "-f", rs.to_str().unwrap()]);
+    assert!(e.contains("import ruleset -f FILE"), "{e}");
+}
