@@ -131,6 +131,12 @@ pub struct EdgexSource {
 
 #[async_trait]
 impl Source for EdgexSource {
+    /// As the inner source (an MQTT QoS 1 session acknowledges on delivery):
+    /// each of its messages is one message here.
+    fn acks_on_delivery(&self) -> bool {
+        self.inner.as_ref().is_some_and(|i| i.acks_on_delivery())
+    }
+
     async fn run(&mut self, ctx: SourceContext) -> Result<(), ConnectorError> {
         let Some(mut inner) = self.inner.take() else {
             return Ok(());
@@ -141,14 +147,24 @@ impl Source for EdgexSource {
         inner_ctx.resume = ctx.resume.clone();
         // Each MQTT message becomes one message here: what the runtime has
         // finished with, the MQTT source may acknowledge.
+        // So is the end of the counting (the runtime will finish no more).
         let reporter = inner_ctx.handed_reporter();
         let mut handed = ctx.handed();
+        let finished = ctx.handing_finished();
         let acks = tokio::spawn(async move {
             let mut last = 0u64;
-            while handed.changed().await.is_ok() {
-                let now = *handed.borrow();
+            loop {
+                let done = tokio::select! {
+                    r = handed.changed() => r.is_err(),
+                    _ = finished.cancelled() => true,
+                };
+                let now = *handed.borrow_and_update();
                 reporter.add(now.saturating_sub(last));
                 last = now;
+                if done {
+                    reporter.finish();
+                    break;
+                }
             }
         });
         let task = tokio::spawn(async move { inner.run(inner_ctx).await });
