@@ -49,6 +49,8 @@ enum Command {
     Getstatus(crate::cli_verbs::RuleArgs),
     /// A rule's topology: `oort gettopo rule NAME`.
     Gettopo(crate::cli_verbs::RuleArgs),
+    /// kuiper's SQL prompt: each SELECT runs as a temporary rule and prints its results.
+    Query(crate::cli_query::QueryArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
 }
@@ -110,6 +112,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Restart(a) => crate::cli_verbs::rule_verb(RuleVerb::Restart, a),
         Command::Getstatus(a) => crate::cli_verbs::rule_verb(RuleVerb::GetStatus, a),
         Command::Gettopo(a) => crate::cli_verbs::rule_verb(RuleVerb::GetTopo, a),
+        Command::Query(a) => crate::cli_query::query(a),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "oort", &mut std::io::stdout());

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod cli_data;
+pub mod cli_query;
 pub mod cli_verbs;
 pub mod config;
 pub mod confkeys;

@@ -201,3 +201,49 @@ fn kuiper_import_and_export_forms_move_a_ruleset() {
     let e = fails(&b, &["import", "stuff", "-f", rs.to_str().unwrap()]);
     assert!(e.contains("import ruleset -f FILE"), "{e}");
 }
+
+#[test]
+fn query_prints_a_selects_results_and_removes_its_rule() {
+    use std::io::{BufRead, BufReader, Write};
+    let s = Server::start();
+    let st = unique("cliq");
+    s.put(
+        &format!("/metadata/sources/simulator/confKeys/{st}"),
+        r#"{"data": [{"t": 1}, {"t": 2}], "interval": "50ms"}"#,
+    );
+    s.create_stream(&format!(
+        "CREATE STREAM {st} () WITH (TYPE=\"simulator\", DATASOURCE=\"x\", CONF_KEY=\"{st}\")"
+    ));
+    let mut child = Command::new(oort_bin())
+        .args(["query", "--port", &s.port.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run oort query");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "SHOW STREAMS").unwrap();
+    writeln!(stdin, "SELECT t FROM {st} WHERE t > 1;").unwrap();
+    let out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut lines = out.lines();
+    let mut seen = Vec::new();
+    // The SHOW answer, then result rows as the simulator emits them.
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        let row = line.trim() == r#"{"t":2}"#;
+        seen.push(line);
+        if row {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains(&st)), "{seen:?}");
+    let rules = s.get("/rules").json();
+    assert_eq!(rules.as_array().map(Vec::len), Some(1), "{rules}");
+    writeln!(stdin, "exit").unwrap();
+    let st = child.wait().expect("wait");
+    assert!(st.success(), "{st:?}");
+    // Only rows passing the WHERE came, and the temporary rule is gone.
+    for l in lines.map_while(Result::ok) {
+        assert_eq!(l.trim(), r#"{"t":2}"#);
+    }
+    assert_eq!(s.get("/rules").json(), Json::Array(vec![]));
+}
