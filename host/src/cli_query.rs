@@ -65,6 +65,14 @@ async fn query_async(a: QueryArgs) -> anyhow::Result<()> {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
+    if let Some(host) = reqwest::Url::parse(&base)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+    {
+        if !matches!(host.as_str(), "127.0.0.1" | "localhost" | "[::1]" | "::1") {
+            eprintln!("warning: results are posted to 127.0.0.1:{port} as {host} sees it: run oort query on the server's machine");
+        }
+    }
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     if interactive {
         println!("Connected to {base}. SELECT ... runs until the next query; exit to quit.");
