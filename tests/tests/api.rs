@@ -363,3 +363,21 @@ fn conf_keys_take_environment_overrides() {
         "{log}"
     );
 }
+
+#[test]
+fn metadata_functions_lists_the_registry() {
+    let s = Server::start();
+    let v = s.expect("GET", "/metadata/functions", None, 200).json();
+    let list = v.as_array().expect("an array");
+    let find = |n: &str| list.iter().find(|f| f["name"] == n).cloned();
+    let abs = find("abs").expect("abs");
+    assert_eq!(abs["type"], "Mathematical");
+    assert_eq!(abs["args"], "1");
+    assert_eq!(find("count").expect("count")["aggregate"], true);
+    assert!(find("lag").expect("lag")["hint"]["en_US"].is_string());
+    assert!(
+        find("partition").is_some(),
+        "every function, the newest too"
+    );
+    assert!(list.len() > 150, "{} functions", list.len());
+}

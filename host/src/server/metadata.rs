@@ -5,7 +5,8 @@
 //! default, choices and hint), and the connectivity check
 //! `POST /metadata/{sources|sinks|lookups}/connection/{type}`. Lookup
 //! tables' connectors are listed with `GET /metadata/sources?kind=lookup`.
-//! Conf keys live in [`super::routes`].
+//! `GET /metadata/functions` lists the SQL functions. Conf keys live in
+//! [`super::routes`].
 
 use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
@@ -34,6 +35,30 @@ pub(super) fn routes() -> Router<AppState> {
             post(|s, p, b| ping(s, true, p, b)),
         )
         .route("/metadata/lookups/connection/{typ}", post(ping_lookup))
+        .route("/metadata/functions", get(functions))
+}
+
+/// `GET /metadata/functions`: every SQL function the engine accepts, from
+/// the registry (the list docs/sql-functions.md is generated from): name,
+/// family as `type`, whether it aggregates, its argument count, and what it
+/// does for the engine-run ones (`hint`, eKuiper's `{"en_US": ...}` shape).
+async fn functions() -> Response {
+    let list: Vec<Json> = oort_functions::docgen::catalogue()
+        .into_iter()
+        .map(|f| {
+            let mut o = json!({
+                "name": f.name,
+                "type": f.family,
+                "aggregate": f.aggregate,
+                "args": f.args,
+            });
+            if let (Some(h), Some(m)) = (f.hint, o.as_object_mut()) {
+                m.insert("hint".into(), json!({ "en_US": h }));
+            }
+            o
+        })
+        .collect();
+    json_resp(Json::Array(list))
 }
 
 /// The connectivity check of a lookup table's connector.

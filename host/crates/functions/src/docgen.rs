@@ -82,6 +82,55 @@ const ENGINE: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// One function as `GET /metadata/functions` lists it.
+#[derive(Debug, Clone)]
+pub struct FuncMeta {
+    pub name: String,
+    /// The family (`Mathematical`, `String`, ..., `Aggregate`, `Analytic`).
+    pub family: &'static str,
+    pub aggregate: bool,
+    /// How many arguments: `1`, `1 to 3`, `2 or more`.
+    pub args: String,
+    /// What the engine-run functions do (the registry has no text for the others).
+    pub hint: Option<&'static str>,
+}
+
+/// Every function the engine accepts, by family then name: the same list as
+/// the page [`render`] writes.
+pub fn catalogue() -> Vec<FuncMeta> {
+    let mut out = Vec::new();
+    for (family, funcs) in FAMILIES {
+        let mut fs: Vec<_> = funcs.iter().collect();
+        fs.sort_by_key(|f| f.name);
+        out.extend(fs.into_iter().map(|f| FuncMeta {
+            name: f.name.to_string(),
+            family,
+            aggregate: false,
+            args: arity(f.min_args, f.max_args),
+            hint: None,
+        }));
+    }
+    let mut aggs: Vec<_> = aggregates().iter().collect();
+    aggs.sort_by_key(|f| f.name);
+    out.extend(aggs.into_iter().map(|f| FuncMeta {
+        name: f.name.to_string(),
+        family: "Aggregate",
+        aggregate: true,
+        args: arity(f.min_args, f.max_args),
+        hint: None,
+    }));
+    for (names, args, what) in ENGINE {
+        out.extend(names.split(", ").map(|n| FuncMeta {
+            name: n.to_string(),
+            family: "Analytic",
+            aggregate: false,
+            args: args.to_string(),
+            hint: Some(what),
+        }));
+    }
+    out
+}
+
 /// The page.
 pub fn render() -> String {
     let mut out = String::from(
@@ -131,6 +180,20 @@ pub fn render() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_catalogue_has_every_registered_function_once() {
+        let cat = super::catalogue();
+        for n in crate::names() {
+            assert_eq!(
+                cat.iter().filter(|f| f.name == n).count(),
+                1,
+                "{n} listed once"
+            );
+        }
+        assert!(cat.iter().any(|f| f.name == "lag" && f.hint.is_some()));
+        assert!(cat.iter().any(|f| f.name == "avg" && f.aggregate));
+    }
+
     #[test]
     fn docgen_sql_functions_md_matches_the_registry() {
         let path =
