@@ -217,6 +217,17 @@ async fn import_async(mut args: ImportArgs) -> anyhow::Result<()> {
         .and_then(|v| v.get("id").and_then(Json::as_str).map(str::to_string))
         .ok_or_else(|| anyhow!("unexpected answer: {text}"))?;
     let mut last_line = String::new();
+    // A bar on a terminal; on a pipe or a log, a line per change.
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        b.enable_steady_tick(Duration::from_millis(120));
+        b
+    });
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let r = http
@@ -226,11 +237,24 @@ async fn import_async(mut args: ImportArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot reach {base}"))?;
         let t: Json = r.json().await.context("task status is not JSON")?;
         let line = progress_line(&t);
-        if line != last_line {
-            eprintln!("{line}");
-            last_line = line;
+        match &bar {
+            Some(b) => {
+                let (done, total) = progress_counts(&t);
+                b.set_length(total);
+                b.set_position(done);
+                b.set_message(line);
+            }
+            None if line != last_line => {
+                eprintln!("{line}");
+                last_line = line;
+            }
+            None => {}
         }
-        match t["status"].as_str().unwrap_or_default() {
+        let status = t["status"].as_str().unwrap_or_default();
+        if let (Some(b), "finish" | "error" | "cancel") = (&bar, status) {
+            b.finish_and_clear();
+        }
+        match status {
             "finish" => {
                 eprintln!("imported {}", args.source);
                 let _ = std::io::stderr().flush();
@@ -265,6 +289,18 @@ fn report_failure(msg: &str) -> anyhow::Result<()> {
         }
         _ => bail!("import failed: {msg}"),
     }
+}
+
+/// Steps done and steps in all (plugins to install, then items to apply).
+fn progress_counts(t: &Json) -> (u64, u64) {
+    let p = &t["progress"];
+    let g = |a: &str, b: &str| p[a][b].as_u64().unwrap_or(0);
+    let done = g("plugins", "installed")
+        + g("plugins", "skipped")
+        + g("plugins", "failed")
+        + g("items", "applied")
+        + g("items", "failed");
+    (done, g("plugins", "total") + g("items", "total"))
 }
 
 fn progress_line(t: &Json) -> String {

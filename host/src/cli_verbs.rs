@@ -303,9 +303,23 @@ async fn create_async(a: CreateArgs) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow!("the definition of plugin {name} is not a JSON object"))?;
             obj.insert("name".into(), json!(name));
             let path = format!("/plugins/{}", plugin_path(kind)?);
-            eprintln!("installing {kind} plugin {name}...");
-            let r = call(&a.at, reqwest::Method::POST, &path, Some(body)).await?;
-            report(&a.at, r)
+            // A download and compilation can take seconds: a spinner on a
+            // terminal, a line otherwise.
+            let what = format!("installing {kind} plugin {name}");
+            let spin = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+                let s = indicatif::ProgressBar::new_spinner();
+                s.set_message(what.clone());
+                s.enable_steady_tick(std::time::Duration::from_millis(120));
+                s
+            });
+            if spin.is_none() {
+                eprintln!("{what}...");
+            }
+            let r = call(&a.at, reqwest::Method::POST, &path, Some(body)).await;
+            if let Some(s) = spin {
+                s.finish_and_clear();
+            }
+            report(&a.at, r?)
         }
     }
 }

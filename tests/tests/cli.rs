@@ -247,3 +247,44 @@ fn query_prints_a_selects_results_and_removes_its_rule() {
     }
     assert_eq!(s.get("/rules").json(), Json::Array(vec![]));
 }
+
+/// On a terminal `oort import` shows a progress bar instead of a line per
+/// change (run under `script`, which gives it a pseudo-terminal).
+#[test]
+fn import_on_a_terminal_draws_a_bar_instead_of_lines() {
+    let s = Server::start();
+    let st = unique("clibar");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let doc = dir.path().join("doc.json");
+    let stream = format!("CREATE STREAM {st} () WITH (DATASOURCE=\"{st}\", TYPE=\"memory\")");
+    std::fs::write(
+        &doc,
+        serde_json::json!({ "streams": { &st: stream } }).to_string(),
+    )
+    .unwrap();
+    let cmd = format!(
+        "{} import --partial {} --port {}",
+        oort_bin().display(),
+        doc.display(),
+        s.port
+    );
+    let piped = Command::new("sh").args(["-c", &cmd]).output().expect("sh");
+    assert!(piped.status.success(), "{piped:?}");
+    let lines = String::from_utf8_lossy(&piped.stderr);
+    assert!(
+        lines.contains("[finish]"),
+        "a line per change on a pipe: {lines}"
+    );
+    let tty = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("script (util-linux)");
+    let text = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{text}");
+    assert!(text.contains("imported"), "{text}");
+    assert!(
+        text.contains("[=====") && text.contains("1/1"),
+        "a bar: {text}"
+    );
+    assert!(!lines.contains("[====="), "no bar on a pipe: {lines}");
+}
