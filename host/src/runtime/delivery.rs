@@ -38,10 +38,13 @@ impl DeliveryLog {
         }
         self.rounds.push_back((last_seq, taken));
         if self.rounds.len() > MAX_ROUNDS {
+            // Every other one goes; the newest stays (without it, a source
+            // waiting for its acknowledgements would wait for good).
+            let n = self.rounds.len();
             let mut i = 0usize;
             self.rounds.retain(|_| {
                 i += 1;
-                i.is_multiple_of(2)
+                (n - i).is_multiple_of(2)
             });
         }
         self.release()
@@ -143,6 +146,20 @@ mod tests {
         d.round(10, 1);
         d.join("b", 10);
         assert_eq!(d.delivered("a", 10), Some(1));
+    }
+
+    #[test]
+    fn thinning_the_log_keeps_the_newest_round() {
+        for extra in [1u64, 2, 3] {
+            let mut d = DeliveryLog::default();
+            d.join("a", 0);
+            let last = MAX_ROUNDS as u64 + extra;
+            for i in 1..=last {
+                d.round(i * 10, i);
+            }
+            assert_eq!(d.rounds.back(), Some(&(last * 10, last)), "extra {extra}");
+            assert_eq!(d.delivered("a", last * 10), Some(last));
+        }
     }
 
     #[test]

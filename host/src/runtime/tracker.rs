@@ -48,6 +48,9 @@ pub struct TrackCfg {
 /// to the query.
 type Candidate = (u64, Vec<u64>);
 
+/// Most delivery candidates kept while the sinks have not confirmed.
+const MAX_CANDIDATES: usize = 1024;
+
 struct Checkpoints {
     interval: Duration,
     next: tokio::time::Instant,
@@ -166,6 +169,16 @@ impl Tracker {
             // Nothing sent since: both are confirmed together.
             Some(last) if last.0 == self.sent => last.1.clone_from(&self.in_seq),
             _ => d.candidates.push_back(d.noted.clone()),
+        }
+        if d.candidates.len() > MAX_CANDIDATES {
+            // A sink that stays busy confirms late: every other candidate
+            // goes (the hub then learns a little later), the newest stays.
+            let n = d.candidates.len();
+            let mut i = 0usize;
+            d.candidates.retain(|_| {
+                i += 1;
+                (n - i).is_multiple_of(2)
+            });
         }
         if self.sent > self.written() {
             for p in &self.sinks {
