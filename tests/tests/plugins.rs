@@ -476,6 +476,10 @@ fn builtin_random_with_conf_key_feeds_a_rule() {
     assert!(info["calls"]["calls"].as_u64().unwrap_or(0) > 0, "{info}");
     assert!(info["calls"]["guestMs"].as_f64().is_some(), "{info}");
     assert_eq!(info["calls"]["failures"], 0, "{info}");
+    // Its memory high-water mark: at least one 64 KiB page, within the limit.
+    let peak = info["calls"]["memoryPeakBytes"].as_u64().unwrap_or(0);
+    assert!(peak >= 65_536, "{info}");
+    assert!(peak <= 64 * 1024 * 1024, "{info}");
     assert!(info["instances"].as_u64().unwrap_or(0) >= 1, "{info}");
     let m = s.req("GET", "/metrics", None).body;
     let line = m
@@ -488,6 +492,11 @@ fn builtin_random_with_conf_key_feeds_a_rule() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
     assert!(n > 0.0, "{line}");
+    let line = m
+        .lines()
+        .find(|l| l.starts_with("oort_plugin_memory_peak_bytes{kind=\"source\",plugin=\"random\"}"))
+        .unwrap_or_else(|| panic!("no plugin memory peak in /metrics:\n{m}"));
+    assert!(line.ends_with(&format!(" {peak}")), "{line} vs {peak}");
 }
 
 // ---------------------------------------------------------------------------

@@ -225,6 +225,10 @@ fn help(name: &str) -> String {
         ),
         ("oort_plugin_instances", "Live instances of the plugin"),
         (
+            "oort_plugin_memory_peak_bytes",
+            "Largest linear memory an instance of the plugin reached, bytes",
+        ),
+        (
             "oort_plugin_log_lines_dropped",
             "Plugin log lines dropped by its log rate limit",
         ),
@@ -298,6 +302,7 @@ pub async fn render(state: &AppState) -> Result<String, std::fmt::Error> {
                     o,
                     n(info.instances.unwrap_or(0) as u64),
                 );
+                snap.put("oort_plugin_memory_peak_bytes", o, n(c.memory_peak_bytes));
                 snap.put(
                     "oort_plugin_log_lines_dropped_total",
                     o,

@@ -179,7 +179,7 @@ impl Drop for Runtime {
 pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: Limits,
     deadline: Option<Instant>,
     /// Cancelled when the rule (or shared stream) using this instance stops.
     cancel: Option<CancellationToken>,
@@ -246,6 +246,8 @@ pub struct CallStats {
     guest_ns: AtomicU64,
     failures: AtomicU64,
     interruptions: AtomicU64,
+    /// The largest linear memory any instance reached, bytes.
+    memory_peak: AtomicU64,
 }
 
 /// A copy of [`CallStats`] (`GET /plugins/...` as `calls`, `/metrics`).
@@ -262,6 +264,10 @@ pub struct CallCounts {
     /// Of those, calls stopped at their deadline (epoch interruption or
     /// the outer timeout).
     pub interruptions: u64,
+    /// The largest linear memory an instance of the plugin reached, bytes
+    /// (its high-water mark against the memory limit).
+    #[serde(default)]
+    pub memory_peak_bytes: u64,
 }
 
 impl CallStats {
@@ -286,7 +292,61 @@ impl CallStats {
             guest_ms: self.guest_ns.load(Ordering::Relaxed) as f64 / 1e6,
             failures: self.failures.load(Ordering::Relaxed),
             interruptions: self.interruptions.load(Ordering::Relaxed),
+            memory_peak_bytes: self.memory_peak.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// A store's caps ([`StoreLimits`]), noting the plugin's memory high-water
+/// mark as its instances grow their memory.
+pub struct Limits {
+    caps: StoreLimits,
+    stats: Arc<CallStats>,
+}
+
+impl wasmtime::ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = self.caps.memory_growing(current, desired, maximum)?;
+        if ok {
+            self.stats
+                .memory_peak
+                .fetch_max(desired as u64, Ordering::Relaxed);
+        }
+        Ok(ok)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.caps.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.caps.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.caps.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.caps.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.caps.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.caps.memories()
     }
 }
 
@@ -365,7 +425,10 @@ impl Sandbox {
         let state = PluginState {
             wasi: b.build(),
             table: ResourceTable::new(),
-            limits,
+            limits: Limits {
+                caps: limits,
+                stats: self.stats.clone(),
+            },
             deadline: None,
             cancel,
             interruptible: true,
