@@ -94,13 +94,25 @@ fn file_uri(p: &Path) -> String {
 
 /// A tiny HTTP server serving the files of `dir` (GET /<name>).
 fn http_server(dir: PathBuf) -> String {
+    gated_http_server(dir, None)
+}
+
+/// [`http_server`] whose answers wait until `gate` gives a go (or closes).
+fn gated_http_server(dir: PathBuf, gate: Option<std::sync::mpsc::Receiver<()>>) -> String {
+    let gate = gate.map(|g| std::sync::Arc::new(std::sync::Mutex::new(g)));
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", l.local_addr().unwrap());
     std::thread::spawn(move || {
         for conn in l.incoming() {
             let Ok(mut c) = conn else { continue };
             let dir = dir.clone();
+            let gate = gate.clone();
             std::thread::spawn(move || {
+                if let Some(g) = &gate {
+                    if let Ok(rx) = g.lock() {
+                        let _ = rx.recv();
+                    }
+                }
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 1024];
                 while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -670,11 +682,16 @@ fn wait_task(s: &Server, id: &str) -> Json {
 fn async_import_with_progress_and_cancel() {
     let tmp = tempfile::tempdir().unwrap();
     let zip = random_zip(tmp.path());
+    // The plugin's download waits for the test: the first import is still
+    // running while the second is cancelled, however fast the machine.
+    let (go, gate) = std::sync::mpsc::channel::<()>();
+    let base = gated_http_server(tmp.path().to_path_buf(), Some(gate));
+    let name = zip.file_name().unwrap().to_string_lossy().to_string();
     let s = start();
     let doc = json!({
         "streams": {"rs": "CREATE STREAM rs () WITH (TYPE=\"random\", DATASOURCE=\"x\")"},
         "rules": {"r1": "{\"id\":\"r1\",\"sql\":\"SELECT * FROM rs\",\"actions\":[{\"nop\":{}}],\"triggered\":false}"},
-        "wasmPlugins": {"sources_random": {"name":"random","file": file_uri(&zip)}}
+        "wasmPlugins": {"sources_random": {"name":"random","file": format!("{base}/{name}")}}
     });
     let a = s
         .expect("POST", "/async/data/import", Some(&body_of(&doc)), 200)
@@ -688,6 +705,7 @@ fn async_import_with_progress_and_cancel() {
     let r = s.post(&format!("/async/task/{id_b}/cancel"), "");
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body, "cancel success");
+    drop(go);
 
     let ta = wait_task(&s, &id_a);
     assert_eq!(ta["status"], "finish", "{ta}");
