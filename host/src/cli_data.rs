@@ -91,6 +91,47 @@ pub(crate) fn client() -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
+/// One REST call's outcome: whether the status was a success, and the body.
+pub(crate) struct Answer {
+    pub ok: bool,
+    pub text: String,
+}
+
+impl Answer {
+    /// The body, or the server's error message as the command's error,
+    /// prefixed with `what` when given.
+    pub fn into_text(self, what: &str) -> anyhow::Result<String> {
+        if self.ok {
+            return Ok(self.text);
+        }
+        match what {
+            "" => bail!("{}", error_text(&self.text)),
+            w => bail!("{w}: {}", error_text(&self.text)),
+        }
+    }
+}
+
+/// One REST call to `base` + `path` (with a JSON body when given).
+pub(crate) async fn call(
+    http: &reqwest::Client,
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Json>,
+) -> anyhow::Result<Answer> {
+    let mut req = http.request(method, format!("{base}{path}"));
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    let r = req
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {base}"))?;
+    let ok = r.status().is_success();
+    let text = r.text().await.unwrap_or_default();
+    Ok(Answer { ok, text })
+}
+
 fn is_uri(s: &str) -> bool {
     s.starts_with("file://") || s.starts_with("http://") || s.starts_with("https://")
 }
@@ -167,51 +208,30 @@ async fn import_async(mut args: ImportArgs) -> anyhow::Result<()> {
         json!({ "content": text })
     };
     let http = client()?;
+    let post = reqwest::Method::POST;
     if legacy {
-        let r = http
-            .post(format!("{base}/ruleset/import"))
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {base}"))?;
-        let ok = r.status().is_success();
-        let text = r.text().await.unwrap_or_default();
-        if !ok {
-            bail!("import failed: {}", error_text(&text));
-        }
+        let text = call(&http, &base, post, "/ruleset/import", Some(&body))
+            .await?
+            .into_text("import failed")?;
         eprintln!("{}", text.trim());
         return Ok(());
     }
     if yaml {
-        let r = http
-            .post(format!("{base}/v2/data/import"))
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {base}"))?;
-        let status = r.status();
-        let text = r.text().await.unwrap_or_default();
-        if status.is_success() {
+        let a = call(&http, &base, post, "/v2/data/import", Some(&body)).await?;
+        if a.ok {
             eprintln!("imported {}", args.source);
             return Ok(());
         }
-        return report_failure(&error_text(&text));
+        return report_failure(&error_text(&a.text));
     }
-    let mut url = format!("{base}/async/data/import");
-    if args.partial {
-        url.push_str("?partial=1");
-    }
-    let r = http
-        .post(&url)
-        .json(&body)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {base}"))?;
-    let status = r.status();
-    let text = r.text().await.unwrap_or_default();
-    if !status.is_success() {
-        bail!("import refused: {}", error_text(&text));
-    }
+    let path = if args.partial {
+        "/async/data/import?partial=1"
+    } else {
+        "/async/data/import"
+    };
+    let text = call(&http, &base, post, path, Some(&body))
+        .await?
+        .into_text("import refused")?;
     let id = serde_json::from_str::<Json>(&text)
         .ok()
         .and_then(|v| v.get("id").and_then(Json::as_str).map(str::to_string))
@@ -351,21 +371,14 @@ async fn export_async(mut args: ExportArgs) -> anyhow::Result<()> {
     } else {
         "/data/export"
     };
-    let http = client()?;
-    let req = if args.rules.is_empty() {
-        http.get(format!("{base}{path}"))
+    let (method, body) = if args.rules.is_empty() {
+        (reqwest::Method::GET, None)
     } else {
-        http.post(format!("{base}{path}")).json(&args.rules)
+        (reqwest::Method::POST, Some(json!(args.rules)))
     };
-    let r = req
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {base}"))?;
-    let status = r.status();
-    let text = r.text().await.unwrap_or_default();
-    if !status.is_success() {
-        bail!("export failed: {}", error_text(&text));
-    }
+    let text = call(&client()?, &base, method, path, body.as_ref())
+        .await?
+        .into_text("export failed")?;
     match &args.output {
         Some(p) => {
             std::fs::write(p, &text).with_context(|| format!("cannot write {}", p.display()))?;

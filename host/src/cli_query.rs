@@ -11,7 +11,7 @@ use anyhow::Context;
 use serde_json::{json, Value as Json};
 use tokio::io::AsyncBufReadExt;
 
-use crate::cli_data::{client, error_text, finish, runtime};
+use crate::cli_data::{call, client, finish, runtime};
 use crate::cli_verbs::ServerAddr;
 
 #[derive(clap::Args, Debug)]
@@ -107,7 +107,7 @@ async fn query_async(a: QueryArgs) -> anyhow::Result<()> {
                             "sendSingle": true,
                         }}],
                     });
-                    match send(&http, reqwest::Method::POST, &format!("{base}/rules"), Some(rule)).await {
+                    match send(&http, &base, reqwest::Method::POST, "/rules", Some(rule)).await {
                         Ok(_) => {
                             running = true;
                             if interactive {
@@ -117,7 +117,7 @@ async fn query_async(a: QueryArgs) -> anyhow::Result<()> {
                         Err(e) => eprintln!("error: {e:#}"),
                     }
                 } else {
-                    match send(&http, reqwest::Method::POST, &format!("{base}/streams"), Some(json!({"sql": sql}))).await {
+                    match send(&http, &base, reqwest::Method::POST, "/streams", Some(json!({"sql": sql}))).await {
                         Ok(text) => println!("{}", pretty_text(&text)),
                         Err(e) => eprintln!("error: {e:#}"),
                     }
@@ -149,31 +149,22 @@ fn pretty_text(text: &str) -> String {
 
 async fn send(
     http: &reqwest::Client,
+    base: &str,
     method: reqwest::Method,
-    url: &str,
+    path: &str,
     body: Option<Json>,
 ) -> anyhow::Result<String> {
-    let mut req = http.request(method, url);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    let ok = r.status().is_success();
-    let text = r.text().await.unwrap_or_default();
-    if !ok {
-        anyhow::bail!("{}", error_text(&text));
-    }
-    Ok(text)
+    call(http, base, method, path, body.as_ref())
+        .await?
+        .into_text("")
 }
 
 async fn drop_rule(http: &reqwest::Client, base: &str, id: &str) {
     if let Err(e) = send(
         http,
+        base,
         reqwest::Method::DELETE,
-        &format!("{base}/rules/{id}"),
+        &format!("/rules/{id}"),
         None,
     )
     .await

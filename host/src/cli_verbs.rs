@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context};
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use serde_json::{json, Value as Json};
 
-use crate::cli_data::{client, error_text, finish, runtime};
+use crate::cli_data::{self, client, error_text, finish, runtime, Answer};
 
 /// Where the server is, and how to print its answers.
 #[derive(clap::Args, Debug, Clone)]
@@ -140,27 +140,10 @@ pub enum RuleVerb {
     GetTopo,
 }
 
-/// One REST call: status and body text.
-struct Answer {
-    ok: bool,
-    text: String,
-}
-
-impl Answer {
-    fn json(&self) -> anyhow::Result<Json> {
-        serde_json::from_str(&self.text).with_context(|| format!("not JSON: {}", self.text))
-    }
-    /// The answer's JSON, or its error as the command's error.
-    fn into_json(self) -> anyhow::Result<Json> {
-        if !self.ok {
-            bail!("{}", error_text(&self.text));
-        }
-        self.json()
-    }
-    /// The server's message (a text answer, or a JSON error's `message`).
-    fn message(&self) -> String {
-        error_text(&self.text)
-    }
+/// The answer's JSON, or its error as the command's error.
+fn into_json(a: Answer) -> anyhow::Result<Json> {
+    let text = a.into_text("")?;
+    serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))
 }
 
 async fn call(
@@ -169,18 +152,7 @@ async fn call(
     path: &str,
     body: Option<Json>,
 ) -> anyhow::Result<Answer> {
-    let base = at.base();
-    let mut req = client()?.request(method, format!("{base}{path}"));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {base}"))?;
-    let ok = r.status().is_success();
-    let text = r.text().await.unwrap_or_default();
-    Ok(Answer { ok, text })
+    cli_data::call(&client()?, &at.base(), method, path, body.as_ref()).await
 }
 
 fn out(s: &str) -> anyhow::Result<()> {
@@ -199,12 +171,12 @@ fn pretty(v: &Json) -> anyhow::Result<()> {
 /// Prints a text answer (or its error) and fails on an error status.
 fn report(at: &Endpoint, a: Answer) -> anyhow::Result<()> {
     if !a.ok {
-        bail!("{}", a.message());
+        bail!("{}", error_text(&a.text));
     }
     if at.json {
         return out(&a.text);
     }
-    out(&a.message())
+    out(&error_text(&a.text))
 }
 
 /// Percent-encodes one path segment (a name may hold any character).
@@ -351,9 +323,7 @@ async fn show_async(a: ShowArgs) -> anyhow::Result<()> {
             } else {
                 ("/tables", "table")
             };
-            let v = call(&a.at, reqwest::Method::GET, path, None)
-                .await?
-                .into_json()?;
+            let v = into_json(call(&a.at, reqwest::Method::GET, path, None).await?)?;
             if a.at.json {
                 return pretty(&v);
             }
@@ -364,9 +334,7 @@ async fn show_async(a: ShowArgs) -> anyhow::Result<()> {
             out(&names.join("\n"))
         }
         Listing::Rules => {
-            let v = call(&a.at, reqwest::Method::GET, "/rules", None)
-                .await?
-                .into_json()?;
+            let v = into_json(call(&a.at, reqwest::Method::GET, "/rules", None).await?)?;
             if a.at.json {
                 return pretty(&v);
             }
@@ -387,9 +355,9 @@ async fn show_async(a: ShowArgs) -> anyhow::Result<()> {
             };
             let mut all = serde_json::Map::new();
             for k in kinds {
-                let v = call(&a.at, reqwest::Method::GET, &format!("/plugins/{k}"), None)
-                    .await?
-                    .into_json()?;
+                let v = into_json(
+                    call(&a.at, reqwest::Method::GET, &format!("/plugins/{k}"), None).await?,
+                )?;
                 all.insert(k.to_string(), v);
             }
             if a.at.json {
@@ -435,9 +403,7 @@ pub fn describe(a: NamedArgs) -> anyhow::Result<()> {
 
 async fn describe_async(a: NamedArgs) -> anyhow::Result<()> {
     let path = item_path(a.kind, &a.names)?;
-    let v = call(&a.at, reqwest::Method::GET, &path, None)
-        .await?
-        .into_json()?;
+    let v = into_json(call(&a.at, reqwest::Method::GET, &path, None).await?)?;
     if a.at.json || !matches!(a.kind, Kind::Stream | Kind::Table) {
         return pretty(&v);
     }
@@ -491,9 +457,7 @@ async fn rule_verb_async(verb: RuleVerb, a: RuleArgs) -> anyhow::Result<()> {
         if !matches!(verb, RuleVerb::GetStatus) {
             bail!("only getstatus applies to import");
         }
-        let v = call(&a.at, reqwest::Method::GET, "/data/import/status", None)
-            .await?
-            .into_json()?;
+        let v = into_json(call(&a.at, reqwest::Method::GET, "/data/import/status", None).await?)?;
         return pretty(&v);
     }
     let name = a.name.as_deref().ok_or_else(|| anyhow!("name the rule"))?;
@@ -507,7 +471,7 @@ async fn rule_verb_async(verb: RuleVerb, a: RuleArgs) -> anyhow::Result<()> {
     };
     let r = call(&a.at, method, &path, None).await?;
     match verb {
-        RuleVerb::GetStatus | RuleVerb::GetTopo => pretty(&r.into_json()?),
+        RuleVerb::GetStatus | RuleVerb::GetTopo => pretty(&into_json(r)?),
         _ => report(&a.at, r),
     }
 }

@@ -37,16 +37,7 @@ impl DeliveryLog {
             self.rounds.pop_back();
         }
         self.rounds.push_back((last_seq, taken));
-        if self.rounds.len() > MAX_ROUNDS {
-            // Every other one goes; the newest stays (without it, a source
-            // waiting for its acknowledgements would wait for good).
-            let n = self.rounds.len();
-            let mut i = 0usize;
-            self.rounds.retain(|_| {
-                i += 1;
-                (n - i).is_multiple_of(2)
-            });
-        }
+        super::thin_keeping_newest(&mut self.rounds, MAX_ROUNDS);
         self.release()
     }
 

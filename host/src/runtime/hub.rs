@@ -235,16 +235,7 @@ impl Hub {
             log.entries.pop_back();
         }
         log.entries.push_back((seq, offset));
-        if log.entries.len() > MAX_OFFSETS {
-            // Every other one goes; the newest stays (a quiet source would
-            // otherwise never have its last offset committed).
-            let n = log.entries.len();
-            let mut i = 0usize;
-            log.entries.retain(|_| {
-                i += 1;
-                (n - i).is_multiple_of(2)
-            });
-        }
+        super::thin_keeping_newest(&mut log.entries, MAX_OFFSETS);
     }
 
     /// A checkpointing rule (`run_key`) finished with every event of this

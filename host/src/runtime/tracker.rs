@@ -164,22 +164,14 @@ impl Tracker {
         if d.noted.0 == self.sent && d.noted.1 == self.in_seq {
             return;
         }
-        d.noted = (self.sent, self.in_seq.clone());
+        d.noted.0 = self.sent;
+        d.noted.1.clone_from(&self.in_seq);
         match d.candidates.back_mut() {
             // Nothing sent since: both are confirmed together.
             Some(last) if last.0 == self.sent => last.1.clone_from(&self.in_seq),
-            _ => d.candidates.push_back(d.noted.clone()),
+            _ => d.candidates.push_back((self.sent, self.in_seq.clone())),
         }
-        if d.candidates.len() > MAX_CANDIDATES {
-            // A sink that stays busy confirms late: every other candidate
-            // goes (the hub then learns a little later), the newest stays.
-            let n = d.candidates.len();
-            let mut i = 0usize;
-            d.candidates.retain(|_| {
-                i += 1;
-                (n - i).is_multiple_of(2)
-            });
-        }
+        super::thin_keeping_newest(&mut d.candidates, MAX_CANDIDATES);
         if self.sent > self.written() {
             for p in &self.sinks {
                 p.request(self.sent);
