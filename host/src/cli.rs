@@ -51,6 +51,8 @@ enum Command {
     Gettopo(crate::cli_verbs::RuleArgs),
     /// kuiper's SQL prompt: each SELECT runs as a temporary rule and prints its results.
     Query(crate::cli_query::QueryArgs),
+    /// Plugin authors: `plugin new NAME --lang L --kind K` writes a project, `plugin check FILE` checks a build.
+    Plugin(crate::plugin_dev::PluginArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
 }
@@ -113,6 +115,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Getstatus(a) => crate::cli_verbs::rule_verb(RuleVerb::GetStatus, a),
         Command::Gettopo(a) => crate::cli_verbs::rule_verb(RuleVerb::GetTopo, a),
         Command::Query(a) => crate::cli_query::query(a),
+        Command::Plugin(a) => crate::plugin_dev::main(a),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "oort", &mut std::io::stdout());

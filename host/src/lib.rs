@@ -11,6 +11,7 @@ pub mod connections;
 pub mod error;
 pub mod manager;
 pub mod memtrim;
+pub mod plugin_dev;
 pub mod runtime;
 pub mod schemas;
 pub mod server;

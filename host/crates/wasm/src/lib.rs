@@ -22,7 +22,9 @@ pub mod slot;
 pub mod source;
 
 pub use config::{Grants, Permissions, WasmConfig};
-pub use manager::{InstallRequest, PluginError, PluginInfo, PluginManager};
+pub use manager::{
+    CheckInput, CheckReport, InstallRequest, PluginError, PluginInfo, PluginManager,
+};
 pub use manifest::{Manifest, PluginKind};
 pub use outbound::OutboundPolicy;
 pub use source::DATASOURCE_KEY;

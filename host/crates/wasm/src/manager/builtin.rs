@@ -125,6 +125,7 @@ impl PluginManager {
                         request_grants: Grants::default(),
                         builtin: true,
                     },
+                    &mut Stages::default(),
                 )
                 .await?;
             me.commit(p, staging.path())

@@ -12,6 +12,7 @@ impl PluginManager {
         name: &str,
         unpacked: Unpacked,
         origin: Origin,
+        stages: &mut Stages,
     ) -> Result<Prepared, PluginError> {
         let Origin {
             file,
@@ -31,6 +32,25 @@ impl PluginManager {
             ),
             None => None,
         };
+        stages.ok(Stage::Manifest, || match (&manifest, &conf_keys) {
+            (Some(m), ck) => format!(
+                "{name}.json: version {}, kind {}{}",
+                m.version,
+                m.kind,
+                match ck {
+                    Some(serde_json::Value::Object(o)) => format!(
+                        "; {name}.yaml: conf keys {}",
+                        o.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                    Some(_) => format!("; {name}.yaml"),
+                    None => String::new(),
+                }
+            ),
+            (None, _) => {
+                "no manifest (a bare component): describe() gives the name, version and permissions"
+                    .into()
+            }
+        });
         grants::validate(&request_grants).map_err(|e| bad(format!("grants: {e}")))?;
         let permit = self.inner.compiles.acquire().await.map_err(internal)?;
         let tiered = self
@@ -67,6 +87,13 @@ impl PluginManager {
         let component: Component = rt
             .load_precompiled(&cwasm)
             .map_err(|e| internal(format!("{e:#}")))?;
+        stages.ok(Stage::Compile, || {
+            format!(
+                "{} bytes of component, {} code",
+                unpacked.wasm.len(),
+                rt.tier.as_str()
+            )
+        });
         let limits = manifest.as_ref().and_then(|m| m.limits.clone());
         let call_limits = CallLimits::new(&self.inner.cfg, limits.as_ref());
         let version0 = manifest
@@ -86,6 +113,12 @@ impl PluginManager {
             )
             .map_err(bad)?,
         );
+        stages.ok(Stage::Contract, || {
+            format!(
+                "exports {}; every import is one the host links",
+                kind.export()
+            )
+        });
         let described = probe
             .describe()
             .await
@@ -108,7 +141,30 @@ impl PluginManager {
             Some(m) => m.permissions.clone(),
             None => from_wit_permissions(described.permissions.clone()),
         };
+        stages.ok(Stage::Describe, || {
+            format!(
+                "{} {}: {:?}{}",
+                described.name,
+                described.version,
+                described.description,
+                if described.properties_schema.is_some() {
+                    ", with a properties schema"
+                } else {
+                    ""
+                }
+            )
+        });
         grants::validate(&requested).map_err(|e| bad(format!("requested permissions: {e}")))?;
+        stages.ok(Stage::Permissions, || {
+            if requested.is_empty() {
+                "none requested".to_string()
+            } else {
+                format!(
+                    "requested (granted only by the operator): outbound {:?}, dirs {:?}, env {:?}",
+                    requested.outbound, requested.dirs, requested.env
+                )
+            }
+        });
         let operator = self.operator_grants(name, &request_grants);
         let eff = self.effective(kind, name, &requested, &operator);
         let loaded = LoadedPlugin::new(
@@ -360,6 +416,7 @@ impl PluginManager {
                     request_grants: grants,
                     builtin,
                 },
+                &mut Stages::default(),
             )
             .await?;
         let _g = self.inner.ops.lock().await;

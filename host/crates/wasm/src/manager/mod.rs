@@ -31,7 +31,11 @@ use crate::sink::WasmSinkFactory;
 use crate::source::WasmSourceFactory;
 
 mod builtin;
+mod check;
 mod install;
+
+use check::Stages;
+pub use check::{CheckInput, CheckReport, CheckStep, Stage};
 
 /// Errors of the plugin API; the variant is the HTTP status class.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
