@@ -13,6 +13,9 @@ export OORT_TOOLCHAINS="${OORT_TOOLCHAINS:-$HOME/.cache/oort/toolchains}"
 rustup target list --installed 2>/dev/null | grep -q '^wasm32-wasip2$' || rustup target add wasm32-wasip2
 bash scripts/services.sh
 bash builtin-plugins/build.sh
+# Python/JavaScript/C plugin toolchains: tests/tests/plugin_new.rs builds a
+# project per language with them, as do the examples below.
+bash scripts/toolchains.sh
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings

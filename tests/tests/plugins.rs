@@ -1432,3 +1432,114 @@ fn a_rewindable_plugin_source_resumes_from_its_last_checkpoint() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `oort plugin check` (no server): a good package passes every stage and
+/// its conf keys validate; each kind of mistake fails at its own stage with
+/// the message an install would give, and the exit code says so.
+#[test]
+fn plugin_check_reports_each_stage_and_names_the_failing_one() {
+    let dist = builtin_dist();
+    let check = |args: &[&str]| {
+        let o = Command::new(oort_bin())
+            .args(["plugin", "check"])
+            .args(args)
+            .output()
+            .expect("run oort plugin check");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let random = dist.join("random.wasm").display().to_string();
+
+    // The shipped plugin, with its manifest and conf keys beside it.
+    let (code, out) = check(&[&random]);
+    assert_eq!(code, Some(0), "{out}");
+    for stage in [
+        "name",
+        "package",
+        "kind",
+        "manifest",
+        "compile",
+        "contract",
+        "describe",
+        "permissions",
+        "validate",
+    ] {
+        assert!(
+            out.contains(&format!("ok   {stage}")),
+            "{stage} missing:\n{out}"
+        );
+    }
+    assert!(out.contains("conf key default: accepted"), "{out}");
+    // --zip makes the package, which checks the same.
+    let zip = dir.path().join("random.zip");
+    let (code, out) = check(&[&random, "--zip", &zip.display().to_string()]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = check(&[&zip.display().to_string(), "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let report: Json = serde_json::from_str(&out).expect("JSON report");
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["kind"], "source");
+
+    // validate refuses a sample: exit 1, the property named.
+    let (code, out) = check(&[&random, "--props", r#"{"interval": -1}"#]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL validate") && out.contains("interval must be positive"),
+        "{out}"
+    );
+
+    // Wrong kind: the contract stage names the export it lacks.
+    let bare = dir.path().join("rnd.wasm");
+    std::fs::copy(dist.join("random.wasm"), &bare).expect("copy");
+    let (code, out) = check(&[&bare.display().to_string(), "--kind", "sink"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL contract") && out.contains("oort:connector/sink@0.1.0"),
+        "{out}"
+    );
+    // A bare component without a manifest: the kind comes from its export.
+    let (code, out) = check(&[&bare.display().to_string()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("source (from the component's exports)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FAIL describe") && out.contains("name mismatch"),
+        "{out}"
+    );
+
+    // A native connector's name.
+    let mqtt = dir.path().join("mqtt.wasm");
+    std::fs::copy(dist.join("random.wasm"), &mqtt).expect("copy");
+    let (code, out) = check(&[&mqtt.display().to_string(), "--kind", "source"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL name") && out.contains("native connector"),
+        "{out}"
+    );
+
+    // A core module is not a component.
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").expect("write");
+    let (code, out) = check(&[&core.display().to_string()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL package") && out.contains("core WebAssembly module"),
+        "{out}"
+    );
+
+    // A manifest that does not parse.
+    let m = dir.path().join("broken.wasm");
+    std::fs::copy(dist.join("random.wasm"), &m).expect("copy");
+    std::fs::write(dir.path().join("broken.json"), b"{\"version\": ").expect("write");
+    let (code, out) = check(&[&m.display().to_string(), "--kind", "source"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL manifest") && out.contains("broken.json is invalid"),
+        "{out}"
+    );
+}

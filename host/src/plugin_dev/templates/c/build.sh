@@ -15,7 +15,10 @@ OORT="${OORT:-oort}"
 CC="${CC:-$(command -v clang-19 || command -v clang || echo clang)}"
 rm -rf build
 mkdir -p build
-wit-bindgen c wit --world {{.world}} --out-dir build >/dev/null
+if ! out="$(wit-bindgen c wit --world {{.world}} --out-dir build 2>&1)"; then
+  printf '%s\n' "$out" >&2
+  exit 1
+fi
 "$CC" --target=wasm32-wasi -O2 -Wall -Wextra -mexec-model=reactor \
   -fuse-ld="$(command -v wasm-component-ld)" -Wl,--wasi-adapter=reactor \
   -Ibuild -Isrc -o {{.name}}.wasm \

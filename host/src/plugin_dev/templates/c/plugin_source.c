@@ -110,14 +110,14 @@ bool exports_oort_connector_source_validate(source_plugin_string_t *props_json,
 
 bool exports_oort_connector_source_open(exports_oort_connector_source_context_t *ctx,
                                         source_plugin_string_t *props_json,
-                                        source_plugin_option_string_t *maybe_resume_offset,
+                                        source_plugin_string_t *maybe_resume_offset,  // NULL on a first start
                                         exports_oort_connector_source_error_t *err) {
   char msg[256];
   config_t c;
   bool ok = parse(props_json, &c, msg, sizeof msg);
   source_plugin_string_free(props_json);
   exports_oort_connector_source_context_free(ctx);
-  source_plugin_option_string_free(maybe_resume_offset);
+  if (maybe_resume_offset) source_plugin_string_free(maybe_resume_offset);
   if (!ok) {
     set_error(err, OORT_CONNECTOR_TYPES_ERROR_KIND_CONFIG, msg);
     return false;
