@@ -248,6 +248,11 @@ pub struct PluginsConfig {
     pub tables_limit: usize,
     pub memories_limit: usize,
     pub core_instances_limit: usize,
+    /// Outbound HTTP of plugins (`wasi:http`, under their outbound grants):
+    /// connect, first-byte and between-bytes timeouts, milliseconds.
+    pub http_timeout_ms: u64,
+    /// Largest HTTP response body a plugin may read, KiB.
+    pub http_max_response_kb: u64,
 }
 
 impl Default for PluginsConfig {
@@ -266,6 +271,8 @@ impl Default for PluginsConfig {
             tables_limit: d.caps.tables,
             memories_limit: d.caps.memories,
             core_instances_limit: d.caps.core_instances,
+            http_timeout_ms: d.caps.http.timeout.as_millis() as u64,
+            http_max_response_kb: d.caps.http.max_response_bytes / 1024,
         }
     }
 }
@@ -285,6 +292,10 @@ impl PluginsConfig {
                 memories: self.memories_limit.max(1),
                 core_instances: self.core_instances_limit.max(1),
                 log_lines_per_sec: self.log_lines_per_sec.max(1),
+                http: oort_wasm::http::HttpCaps {
+                    timeout: std::time::Duration::from_millis(self.http_timeout_ms.max(1)),
+                    max_response_bytes: self.http_max_response_kb.max(1) * 1024,
+                },
             },
             ..Default::default()
         }

@@ -312,6 +312,10 @@ pub fn log(level: Level, message: &str) {
 }
 
 /// Logging shorthands.
+/// Outbound HTTP (`wasi:http`), under the plugin's outbound grants.
+#[cfg(target_arch = "wasm32")]
+pub mod http;
+
 pub mod logging {
     use super::{log, Level};
     pub fn debug(m: &str) {

@@ -77,6 +77,7 @@ fn test_plugin(name: &str) -> PathBuf {
             "counter",
             "hostile",
             "hostilesink",
+            "httpsink",
         ]
         .iter()
         .all(|p| out.join(format!("{p}.wasm")).is_file())
@@ -1542,4 +1543,125 @@ fn plugin_check_reports_each_stage_and_names_the_failing_one() {
         out.contains("FAIL manifest") && out.contains("broken.json is invalid"),
         "{out}"
     );
+}
+
+/// A server on 127.0.0.1 that answers every request after reading its head
+/// (and `Content-Length` body) with `answer`, or never answers (`None`).
+fn raw_http_server(answer: Option<&'static str>) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr").to_string();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(c) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut w = c.try_clone().expect("clone");
+                let mut r = BufReader::new(c);
+                let mut len = 0usize;
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let h = h.trim_end().to_ascii_lowercase();
+                    if let Some(v) = h.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    if h.is_empty() {
+                        break;
+                    }
+                }
+                let mut body = vec![0u8; len];
+                let _ = r.read_exact(&mut body);
+                match answer {
+                    Some(a) => {
+                        let _ = w.write_all(a.as_bytes());
+                    }
+                    None => std::thread::sleep(Duration::from_secs(30)),
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// `wasi:http` for plugins: a request the grants cover goes out (the SDK's
+/// client, a declared body length), one they do not is refused before any
+/// connection and logged, a response larger than the cap and a peer that
+/// never answers fail the write within the host's limits, as counted
+/// exceptions with the reason in the sink's status.
+#[test]
+fn plugins_send_http_only_where_granted_and_within_limits() {
+    let site = Site::new("plugins:\n  http_timeout_ms: 500\n  http_max_response_kb: 1\n");
+    let s = site.start();
+    let peer = oort_tests::http_peer::HttpPeer::start();
+    let granted = peer.base.trim_start_matches("http://").to_string();
+    let big = raw_http_server(Some(Box::leak(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: 4096\r\n\r\n{}",
+            "x".repeat(4096)
+        )
+        .into_boxed_str(),
+    )));
+    let silent = raw_http_server(None);
+    let denied = oort_tests::http_peer::HttpPeer::start();
+    let r = s.install(
+        "sinks",
+        json!({"name": "httpsink", "file": file_uri(&test_plugin("httpsink")),
+               "grants": {"outbound": [
+                   format!("http://{granted}"), format!("http://{big}"), format!("http://{silent}")]}}),
+    );
+    assert_eq!(r.status, 201, "{}\nlog:\n{}", r.body, s.log());
+    s.expect(
+        "PUT",
+        "/metadata/sources/random/confKeys/k",
+        Some(&json!({"interval": 50, "pattern": {"v": 1}})),
+        200,
+    );
+    s.stream("CREATE STREAM rs () WITH (TYPE=\"random\", CONF_KEY=\"k\", DATASOURCE=\"x\")");
+    s.rule(json!({"id": "granted", "sql": "SELECT v FROM rs",
+        "actions": [{"httpsink": {"url": format!("{}/in?x=1", peer.base), "sendSingle": true}}]}));
+    let got = peer.wait_accepted(3, 20);
+    assert!(got.len() >= 3, "the peer got {got:?}\nlog:\n{}", s.log());
+    assert_eq!(got[0].method, "POST");
+    assert_eq!(got[0].path, "/in?x=1");
+    assert_eq!(got[0].body, br#"{"v":1}"#);
+    assert_eq!(got[0].header("content-type"), Some("text/plain"));
+
+    let failing = |id: &str, url: String, why: &str| {
+        s.rule(json!({"id": id, "sql": "SELECT v FROM rs",
+            "actions": [{"httpsink": {"url": url, "sendSingle": true}}]}));
+        let st = s.wait_status(id, why, |st| {
+            st["sink_httpsink_0_0_exceptions_total"]
+                .as_u64()
+                .unwrap_or(0)
+                >= 1
+        });
+        assert_eq!(st["sink_httpsink_0_0_records_out_total"], 0, "{st}");
+        st.to_string()
+    };
+    let st = failing("denied", format!("{}/x", denied.base), "a denied request");
+    assert!(
+        st.contains("HttpRequestDenied")
+            && st.contains("not covered by the plugin's outbound grants"),
+        "{st}"
+    );
+    let log = s.log();
+    assert!(
+        log.lines().any(|l| l.contains("HTTP request denied")
+            && l.contains(denied.base.trim_start_matches("http://"))),
+        "the denial is not logged:\n{log}"
+    );
+    assert!(denied.accepted().is_empty(), "the denied peer was reached");
+
+    let st = failing("big", format!("http://{big}/x"), "a response over the cap");
+    assert!(st.contains("HttpResponseBodySize"), "{st}");
+    let started = Instant::now();
+    let st = failing(
+        "silent",
+        format!("http://{silent}/x"),
+        "a peer that never answers",
+    );
+    assert!(st.contains("Timeout"), "{st}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(s.status("granted")["status"], "running");
 }

@@ -350,6 +350,47 @@ impl SocketPolicy {
         false
     }
 
+    /// Decides one outbound HTTP request to `scheme://host:port` (the URI as
+    /// the plugin wrote it): allowed when a granted pattern whose scheme is
+    /// the request's, `tcp` or `*` covers the port and the host (a name
+    /// pattern: the same name; an IP or CIDR pattern: the literal address, or
+    /// every address a name resolves to). Logs denials.
+    pub async fn check_http(&self, scheme: &str, host: &str, port: u16) -> bool {
+        let host_l = host.to_ascii_lowercase();
+        let literal: Option<IpAddr> = host_l.parse().ok();
+        let mut allowed = false;
+        for r in self.rules.iter() {
+            let scheme_ok = r.scheme == "*" || r.scheme == "tcp" || r.scheme == scheme;
+            if !scheme_ok || port < r.port.lo || port > r.port.hi {
+                continue;
+            }
+            let ip_ok = |ip: IpAddr| match &r.host {
+                HostPat::Ip(p) => *p == ip,
+                HostPat::Cidr(net, bits) => match ip {
+                    IpAddr::V4(v4) => in_cidr(v4, *net, *bits),
+                    IpAddr::V6(_) => false,
+                },
+                _ => false,
+            };
+            allowed = match (&r.host, literal) {
+                (HostPat::Any, _) => true,
+                (HostPat::Name(n), _) => *n == host_l,
+                (_, Some(ip)) => ip_ok(ip),
+                (_, None) => {
+                    let ips = self.resolve(&host_l, port).await;
+                    !ips.is_empty() && ips.into_iter().all(ip_ok)
+                }
+            };
+            if allowed {
+                break;
+            }
+        }
+        if !allowed {
+            tracing::warn!(plugin = %self.plugin, url = %format!("{scheme}://{host}:{port}"), "wasm plugin: HTTP request denied (not granted)");
+        }
+        allowed
+    }
+
     /// Decides one socket use; logs denials with what was refused.
     pub async fn check(&self, addr: SocketAddr, usage: SocketAddrUse) -> bool {
         let allowed = match usage {

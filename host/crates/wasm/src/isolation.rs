@@ -25,6 +25,8 @@ pub struct StoreCaps {
     /// Log lines (stdout, stderr and `host.log`) a plugin may write per
     /// second, all its instances together; the rest is dropped and counted.
     pub log_lines_per_sec: u32,
+    /// Timeouts and the response-body cap of outbound HTTP (`wasi:http`).
+    pub http: crate::http::HttpCaps,
 }
 
 impl Default for StoreCaps {
@@ -35,6 +37,7 @@ impl Default for StoreCaps {
             memories: 32,
             core_instances: 64,
             log_lines_per_sec: 100,
+            http: crate::http::HttpCaps::default(),
         }
     }
 }

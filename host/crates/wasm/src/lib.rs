@@ -10,6 +10,7 @@
 pub mod bindings;
 pub mod config;
 pub mod grants;
+pub mod http;
 pub mod isolation;
 pub mod manager;
 pub mod manifest;

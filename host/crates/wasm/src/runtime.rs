@@ -89,6 +89,7 @@ impl Runtime {
         let engine = Engine::new(&cfg)?;
         let mut linker = Linker::<PluginState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         crate::bindings::source_world::SourcePlugin::add_to_linker::<
             PluginState,
             HasSelf<PluginState>,
@@ -189,6 +190,8 @@ pub struct PluginState {
     plugin: Arc<str>,
     node: Arc<str>,
     log: Arc<LogLimiter>,
+    http_ctx: wasmtime_wasi_http::WasiHttpCtx,
+    http: crate::http::HttpHooks,
 }
 
 impl PluginState {
@@ -203,6 +206,16 @@ impl WasiView for PluginState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for PluginState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            hooks: &mut self.http,
+            table: &mut self.table,
+            ctx: &mut self.http_ctx,
         }
     }
 }
@@ -409,6 +422,10 @@ impl Sandbox {
         b.allow_tcp(true);
         b.allow_udp(true);
         b.allow_ip_name_lookup(self.policy.needs_dns());
+        let http = crate::http::HttpHooks {
+            policy: self.policy.clone(),
+            caps: self.caps.http,
+        };
         let policy = self.policy.clone();
         b.socket_addr_check(move |addr, usage| {
             let policy = policy.clone();
@@ -435,6 +452,8 @@ impl Sandbox {
             plugin: self.plugin.clone(),
             node,
             log: self.log.clone(),
+            http_ctx: wasmtime_wasi_http::WasiHttpCtx::new(),
+            http,
         };
         let mut store = Store::new(&rt.engine, state);
         store.limiter(|s| &mut s.limits);

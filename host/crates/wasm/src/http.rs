@@ -1,0 +1,155 @@
+//! Outbound HTTP for plugins (`wasi:http/outgoing-handler`): every request
+//! goes through the plugin's outbound grants (the same `scheme://host:port`
+//! patterns as sockets), with the host's timeouts and a cap on the response
+//! body. A refused request fails with `HTTP-request-denied` and is logged.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::grants::SocketPolicy;
+
+/// HTTP limits of one store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpCaps {
+    /// Connect, first-byte and between-bytes timeouts (each at most this).
+    pub timeout: Duration,
+    /// Largest response body a plugin may read.
+    pub max_response_bytes: u64,
+}
+
+impl Default for HttpCaps {
+    fn default() -> Self {
+        HttpCaps {
+            timeout: Duration::from_secs(10),
+            max_response_bytes: 16 << 20,
+        }
+    }
+}
+
+/// The `wasi:http` hooks of one plugin instance.
+pub struct HttpHooks {
+    pub(crate) policy: SocketPolicy,
+    pub(crate) caps: HttpCaps,
+}
+
+type SendFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                ),
+                HttpError,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for HttpHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> SendFuture {
+        drop(fut);
+        let policy = self.policy.clone();
+        let caps = self.caps;
+        Box::new(async move {
+            let uri = request.uri();
+            let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+            let host = uri
+                .host()
+                .unwrap_or("")
+                .trim_matches(['[', ']'])
+                .to_string();
+            let port = uri
+                .port_u16()
+                .unwrap_or(if scheme == "http" { 80 } else { 443 });
+            if !policy.check_http(&scheme, &host, port).await {
+                return Err(HttpError::HttpRequestDenied);
+            }
+            let cap = |t: Option<Duration>| Some(t.map_or(caps.timeout, |t| t.min(caps.timeout)));
+            let options = RequestOptions {
+                connect_timeout: cap(options.and_then(|o| o.connect_timeout)),
+                first_byte_timeout: cap(options.and_then(|o| o.first_byte_timeout)),
+                between_bytes_timeout: cap(options.and_then(|o| o.between_bytes_timeout)),
+            };
+            let (res, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let max = caps.max_response_bytes;
+            if res
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|n| n > max)
+            {
+                return Err(HttpError::HttpResponseBodySize(Some(max)));
+            }
+            let res = res.map(|b| {
+                Capped {
+                    inner: b.boxed_unsync(),
+                    left: max,
+                    max,
+                }
+                .boxed_unsync()
+            });
+            Ok((
+                res,
+                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+            ))
+        })
+    }
+}
+
+/// A response body that fails once it goes past `max` bytes.
+struct Capped<B> {
+    inner: B,
+    left: u64,
+    max: u64,
+}
+
+impl<B> Body for Capped<B>
+where
+    B: Body<Data = Bytes, Error = HttpError> + Unpin,
+{
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = data.len() as u64;
+                    if n > this.left {
+                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(
+                            this.max,
+                        )))));
+                    }
+                    this.left -= n;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
