@@ -7,8 +7,9 @@ const { component } = await componentize({
   sourcePath: 'src/plugin.js',
   witPath: 'wit',
   worldName: 'plugin',
-  // No fetch()/HTTP: the host does not link wasi:http, and a component that
-  // imports it would be refused at install.
+  // No fetch(): to send HTTP requests, drop 'http' here and import
+  // wasi:http/outgoing-handler in wit/world.wit (the host allows the URLs
+  // the plugin's outbound grants cover; docs/plugins/contract.md).
   disableFeatures: ['http', 'fetch-event'],
 });
 await writeFile('{{.name}}.wasm', component);
