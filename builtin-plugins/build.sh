@@ -11,7 +11,9 @@ cd "$(dirname "$0")"
 table="random random random .
 nats-source nats_source nats sources
 nats-sink nats_sink nats sinks
-discard discard discard ."
+discard discard discard .
+influx influx influx .
+influx2 influx2 influx2 ."
 want=" $* "
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 args=()

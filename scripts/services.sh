@@ -15,6 +15,8 @@ fresh_pg=
 [ -d /etc/postgresql ] && [ -n "$(ls /etc/postgresql 2>/dev/null)" ] || { need_apt+=(postgresql); fresh_pg=1; }
 fresh_maria=
 [ -x /usr/sbin/mariadbd ] || { need_apt+=(mariadb-server); fresh_maria=1; }
+# InfluxDB 1.x: the influx sink's tests start a private influxd on free ports.
+command -v influxd >/dev/null 2>&1 || need_apt+=(influxdb)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

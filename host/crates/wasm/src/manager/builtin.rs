@@ -109,6 +109,7 @@ impl PluginManager {
             )));
         }
         let file = format!("file://{}", path.display());
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let me = self.clone();
         let name = name.to_string();
         let work = async move {
@@ -124,6 +125,7 @@ impl PluginManager {
                         package_sha256: package_sha,
                         request_grants: Grants::default(),
                         builtin: true,
+                        artifacts: artifact_dir(&dir),
                     },
                     &mut Stages::default(),
                 )
@@ -155,5 +157,76 @@ impl PluginManager {
                 PluginKind::Sink.export()
             )))
         }
+    }
+}
+
+/// Where the compiled code of shipped plugins is kept beside them
+/// (`<dir>/.compiled/<sha256>-<engine>.cwasm`), so that a first start with a
+/// new data dir maps it instead of compiling every shipped plugin again.
+/// Compiled code is native code, so the directory is used only when it is
+/// owned by this user and writable by no one else; otherwise each data dir
+/// compiles its own (as for installed plugins).
+pub(super) fn artifact_dir(shipped: &Path) -> Option<PathBuf> {
+    let d = shipped.join(".compiled");
+    if !d.exists() {
+        let _ = std::fs::create_dir(&d);
+    }
+    private_to_us(&d).then_some(d)
+}
+
+/// A shipped plugin's artifact may be loaded: a regular file owned by this
+/// user, writable by no one else, in such a directory.
+pub(super) fn trusted_artifact(path: &Path) -> bool {
+    path.is_file() && private_to_us(path) && path.parent().is_some_and(private_to_us)
+}
+
+/// Writes an artifact (atomically); a read-only directory is not an error.
+pub(super) fn keep_artifact(path: &Path, cwasm: &[u8]) {
+    if path.exists() {
+        return;
+    }
+    if let Err(e) = write_atomic(path, cwasm) {
+        tracing::debug!(path = %path.display(), "shipped plugin artifact not kept: {e}");
+    }
+}
+
+fn private_to_us(p: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::symlink_metadata(p) else {
+        return false;
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    #[allow(unsafe_code)]
+    let me = unsafe { libc::geteuid() };
+    !m.file_type().is_symlink() && m.uid() == me && m.mode() & 0o022 == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifacts_are_trusted_only_when_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = dir.path().join("shipped");
+        std::fs::create_dir(&shipped).unwrap();
+        std::fs::set_permissions(&shipped, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let d = artifact_dir(&shipped).expect("created and private");
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let a = d.join("x-e.cwasm");
+        keep_artifact(&a, b"code");
+        std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(trusted_artifact(&a));
+        std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(!trusted_artifact(&a), "world-writable file");
+        std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!trusted_artifact(&a), "world-writable directory");
+        assert!(artifact_dir(&shipped).is_none());
+        let link = d.join("l.cwasm");
+        std::os::unix::fs::symlink(&a, &link).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(!trusted_artifact(&link), "symlink");
     }
 }

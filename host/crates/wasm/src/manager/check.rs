@@ -187,6 +187,7 @@ impl PluginManager {
             package_sha256: sha256_hex(&input.bytes),
             request_grants: Grants::default(),
             builtin: false,
+            artifacts: None,
         };
         let prepared = match self.prepare(kind, name, unpacked, origin, st).await {
             Ok(p) => p,

@@ -19,6 +19,7 @@ impl PluginManager {
             package_sha256,
             request_grants,
             builtin,
+            artifacts,
         } = origin;
         let bad = PluginError::BadRequest;
         let manifest = match &unpacked.manifest {
@@ -59,7 +60,24 @@ impl PluginManager {
             .tiered_min_bytes
             .is_some_and(|min| unpacked.wasm.len() >= min);
         let mut compiled = None;
-        if tiered {
+        let shared = artifacts.as_ref().map(|d| {
+            d.join(format!(
+                "{}-{}.cwasm",
+                sha256_hex(&unpacked.wasm),
+                self.inner.runtime.engine_key
+            ))
+        });
+        if let Some(path) = shared.as_ref().filter(|p| builtin::trusted_artifact(p)) {
+            match std::fs::read(path) {
+                Ok(c) if self.inner.runtime.load_precompiled(&c).is_ok() => {
+                    compiled = Some((self.inner.runtime.clone(), c));
+                }
+                _ => {
+                    tracing::debug!(path = %path.display(), "shipped plugin artifact not usable; compiling")
+                }
+            }
+        }
+        if tiered && compiled.is_none() {
             // Large component: baseline code now, optimised code later.
             match self.baseline_runtime() {
                 Ok(rt) => match precompile_blocking(&rt, unpacked.wasm.clone()).await? {
@@ -80,6 +98,9 @@ impl PluginManager {
                 let cwasm = precompile_blocking(&rt, unpacked.wasm.clone())
                     .await?
                     .map_err(|e| bad(format!("the component does not compile: {e:#}")))?;
+                if let Some(path) = &shared {
+                    builtin::keep_artifact(path, &cwasm);
+                }
                 (rt, cwasm)
             }
         };
@@ -415,6 +436,7 @@ impl PluginManager {
                     package_sha256: package_sha,
                     request_grants: grants,
                     builtin,
+                    artifacts: None,
                 },
                 &mut Stages::default(),
             )

@@ -234,6 +234,10 @@ struct Origin {
     package_sha256: String,
     request_grants: Grants,
     builtin: bool,
+    /// A shipped plugin's artifact directory (see `builtin::artifact_dir`):
+    /// its compiled code is read from there when present, written there
+    /// after compiling.
+    artifacts: Option<PathBuf>,
 }
 
 /// The result of checking a package: everything needed to commit it.
