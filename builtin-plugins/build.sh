@@ -13,7 +13,8 @@ nats-source nats_source nats sources
 nats-sink nats_sink nats sinks
 discard discard discard .
 influx influx influx .
-influx2 influx2 influx2 ."
+influx2 influx2 influx2 .
+tdengine tdengine tdengine ."
 want=" $* "
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 args=()

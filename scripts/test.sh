@@ -19,7 +19,7 @@ bash scripts/toolchains.sh
 
 cargo fmt --all --check
 # Unit tests of the built-in plugins' shared code, on the host target.
-(cd builtin-plugins && cargo test -p influx-common --target "$(rustc -vV | sed -n 's/^host: //p')")
+(cd builtin-plugins && cargo test -p tsdb-common --target "$(rustc -vV | sed -n 's/^host: //p')")
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build -p oort --bin oort
 OORT_BIN="$(pwd)/target/debug/oort" cargo test --workspace -- --test-threads 4

@@ -9,10 +9,10 @@
 //! TLS file properties and `insecureSkipVerify: true` are refused: HTTPS is
 //! verified by the host with the system's roots.
 
-use influx_common::{addr, basic_auth, query, refuse_unsupported, required, WriteOptions};
 use oort_plugin_sdk::{
     export_sink, http, prop, Context, Error, Message, PluginInfo, Props, Sink, WriteFailure,
 };
+use tsdb_common::{addr, basic_auth, query, refuse_unsupported, required, WriteOptions};
 
 const SCHEMA: &str = r#"{"addr":"string, http(s)://host:8086 (required)","username":"string","password":"string","database":"string (required)","measurement":"string (required)","precision":"ns|us|ms|s (default ms)","tags":"object: tag -> text with {{.field}}","fields":"list of columns (default all)","tsFieldName":"column holding the time in precision units (default now)"}"#;
 
@@ -56,19 +56,23 @@ impl Sink for Influx {
     }
 
     fn write(&mut self, batch: Vec<Message>) -> Result<(), WriteFailure> {
-        influx_common::write_batch(&self.opts, &batch, |body| {
-            let mut r = http::Request::post(&self.url, body)
-                .header("Content-Type", "text/plain; charset=utf-8");
-            if let Some(a) = &self.auth {
-                r = r.header("Authorization", a);
-            }
-            let resp = r.send()?;
-            if resp.ok() {
-                Ok(())
-            } else {
-                Err(resp.error("influx write"))
-            }
-        })
+        tsdb_common::write_batch(
+            &batch,
+            |p, out| self.opts.lines(p, out),
+            |body| {
+                let mut r = http::Request::post(&self.url, body)
+                    .header("Content-Type", "text/plain; charset=utf-8");
+                if let Some(a) = &self.auth {
+                    r = r.header("Authorization", a);
+                }
+                let resp = r.send()?;
+                if resp.ok() {
+                    Ok(())
+                } else {
+                    Err(resp.error("influx write"))
+                }
+            },
+        )
     }
 }
 

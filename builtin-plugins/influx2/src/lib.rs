@@ -11,10 +11,10 @@
 //! one request per batch of the rule). eKuiper's TLS file properties and
 //! `insecureSkipVerify: true` are refused: HTTPS is verified by the host.
 
-use influx_common::{addr, query, refuse_unsupported, required, WriteOptions};
 use oort_plugin_sdk::{
     export_sink, http, prop, Context, Error, Message, PluginInfo, Props, Sink, WriteFailure,
 };
+use tsdb_common::{addr, query, refuse_unsupported, required, WriteOptions};
 
 const SCHEMA: &str = r#"{"addr":"string, http(s)://host:8086 (required)","token":"string","org":"string (required)","bucket":"string (required)","measurement":"string (required)","precision":"ns|us|ms|s (default ms)","tags":"object: tag -> text with {{.field}}","fields":"list of columns (default all)","tsFieldName":"column holding the time in precision units (default now)","useLineProtocol":"bool (accepted; always line protocol)","batchSize":"int (accepted; one request per batch)"}"#;
 
@@ -63,19 +63,23 @@ impl Sink for Influx2 {
     }
 
     fn write(&mut self, batch: Vec<Message>) -> Result<(), WriteFailure> {
-        influx_common::write_batch(&self.opts, &batch, |body| {
-            let mut r = http::Request::post(&self.url, body)
-                .header("Content-Type", "text/plain; charset=utf-8");
-            if let Some(t) = &self.token {
-                r = r.header("Authorization", &format!("Token {t}"));
-            }
-            let resp = r.send()?;
-            if resp.ok() {
-                Ok(())
-            } else {
-                Err(resp.error("influx2 write"))
-            }
-        })
+        tsdb_common::write_batch(
+            &batch,
+            |p, out| self.opts.lines(p, out),
+            |body| {
+                let mut r = http::Request::post(&self.url, body)
+                    .header("Content-Type", "text/plain; charset=utf-8");
+                if let Some(t) = &self.token {
+                    r = r.header("Authorization", &format!("Token {t}"));
+                }
+                let resp = r.send()?;
+                if resp.ok() {
+                    Ok(())
+                } else {
+                    Err(resp.error("influx2 write"))
+                }
+            },
+        )
     }
 }
 

@@ -1,8 +1,11 @@
-//! eKuiper's InfluxDB write options (`measurement`, `tags`, `fields`,
-//! `tsFieldName`, `precision`) and the encoding of result rows into
-//! InfluxDB line protocol, shared by the `influx` (v1 `/write`) and
-//! `influx2` (v2 `/api/v2/write`) sinks. Each message is one JSON row (with
-//! `sendSingle`) or a JSON array of rows; each row is one point.
+//! Shared by the time-series sinks: eKuiper's InfluxDB write options
+//! (`measurement`, `tags`, `fields`, `tsFieldName`, `precision`) and the
+//! encoding of result rows into line protocol (`influx`, `influx2`), the
+//! TDengine insert statements (`tdengine`, in [`taos`]), the `{{.column}}`
+//! templates both use, and the batch writer. Each message is one JSON row
+//! (with `sendSingle`) or a JSON array of rows.
+
+pub mod taos;
 
 use oort_plugin_sdk::serde_json::{Map, Value};
 use oort_plugin_sdk::{prop, Error, Message, Props, WriteFailure};
@@ -47,14 +50,16 @@ enum Part {
     Field(String),
 }
 
-/// A tag value: eKuiper takes a Go template; this plugin renders the form
-/// tag values use, text with `{{.field}}` references, and refuses the rest
-/// at validation (naming it) rather than writing something else.
+/// A property value that eKuiper takes as a Go template: this renders the
+/// form these properties use, text with `{{.field}}` references, and
+/// refuses the rest at validation (naming it) rather than writing something
+/// else.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct TagTemplate(Vec<Part>);
+pub struct Template(Vec<Part>);
 
-impl TagTemplate {
-    fn parse(key: &str, s: &str) -> Result<TagTemplate, Error> {
+impl Template {
+    /// Parses the value of property `key` (for messages).
+    pub fn parse(key: &str, s: &str) -> Result<Template, Error> {
         let mut parts = Vec::new();
         let mut rest = s;
         while let Some(i) = rest.find("{{") {
@@ -64,7 +69,7 @@ impl TagTemplate {
             let after = &rest[i + 2..];
             let end = after
                 .find("}}")
-                .ok_or_else(|| Error::config(format!("tags.{key}: unclosed {{{{ in {s:?}")))?;
+                .ok_or_else(|| Error::config(format!("{key}: unclosed {{{{ in {s:?}")))?;
             let action = after[..end].trim();
             let field = action.strip_prefix('.').filter(|f| {
                 !f.is_empty()
@@ -75,9 +80,9 @@ impl TagTemplate {
                 Some(f) => parts.push(Part::Field(f.to_string())),
                 None => {
                     return Err(Error::config(format!(
-                        "tags.{key}: the template action {{{{{action}}}}} is not supported by this plugin; \
+                    "{key}: the template action {{{{{action}}}}} is not supported by this plugin; \
                          use text and {{{{.field}}}} references"
-                    )))
+                )))
                 }
             }
             rest = &after[end + 2..];
@@ -85,11 +90,11 @@ impl TagTemplate {
         if !rest.is_empty() {
             parts.push(Part::Text(rest.to_string()));
         }
-        Ok(TagTemplate(parts))
+        Ok(Template(parts))
     }
 
     /// The value for `row`; a missing field renders as Go does, `<no value>`.
-    fn render(&self, row: &Map<String, Value>) -> String {
+    pub fn render(&self, row: &Map<String, Value>) -> String {
         let mut out = String::new();
         for p in &self.0 {
             match p {
@@ -111,7 +116,7 @@ impl TagTemplate {
 pub struct WriteOptions {
     pub measurement: String,
     pub precision: Precision,
-    tags: Vec<(String, TagTemplate)>,
+    tags: Vec<(String, Template)>,
     fields: Vec<String>,
     ts_field: Option<String>,
 }
@@ -186,7 +191,7 @@ impl WriteOptions {
             let Value::String(s) = v else {
                 return Err(Error::config(format!("tags.{k} must be a string, got {v}")));
             };
-            tags.push((k.clone(), TagTemplate::parse(&k, &s)?));
+            tags.push((k.clone(), Template::parse(&format!("tags.{k}"), &s)?));
         }
         tags.sort_by(|a, b| a.0.cmp(&b.0));
         let fields = prop::<Vec<String>>(props, "fields")?.unwrap_or_default();
@@ -202,28 +207,7 @@ impl WriteOptions {
 
     /// The line-protocol lines of one message (a row or an array of rows).
     pub fn lines(&self, payload: &[u8], out: &mut String) -> Result<usize, Error> {
-        let v: Value = oort_plugin_sdk::serde_json::from_slice(payload)
-            .map_err(|e| Error::invalid_data(format!("the message is not JSON: {e}")))?;
-        match v {
-            Value::Object(row) => {
-                self.point(&row, out)?;
-                Ok(1)
-            }
-            Value::Array(rows) => {
-                let mut n = 0;
-                for r in rows {
-                    let Value::Object(row) = r else {
-                        return Err(Error::invalid_data("a row is not a JSON object"));
-                    };
-                    self.point(&row, out)?;
-                    n += 1;
-                }
-                Ok(n)
-            }
-            _ => Err(Error::invalid_data(
-                "the message is neither a JSON object nor an array of objects",
-            )),
-        }
+        each_row(payload, |row| self.point(row, out))
     }
 
     /// One point: `measurement,tag=v field=v ts\n`.
@@ -296,6 +280,35 @@ impl WriteOptions {
     }
 }
 
+/// Calls `f` with each row of a message (a JSON object, or an array of them).
+pub fn each_row(
+    payload: &[u8],
+    mut f: impl FnMut(&Map<String, Value>) -> Result<(), Error>,
+) -> Result<usize, Error> {
+    let v: Value = oort_plugin_sdk::serde_json::from_slice(payload)
+        .map_err(|e| Error::invalid_data(format!("the message is not JSON: {e}")))?;
+    match v {
+        Value::Object(row) => {
+            f(&row)?;
+            Ok(1)
+        }
+        Value::Array(rows) => {
+            let mut n = 0;
+            for r in rows {
+                let Value::Object(row) = r else {
+                    return Err(Error::invalid_data("a row is not a JSON object"));
+                };
+                f(&row)?;
+                n += 1;
+            }
+            Ok(n)
+        }
+        _ => Err(Error::invalid_data(
+            "the message is neither a JSON object nor an array of objects",
+        )),
+    }
+}
+
 fn escape(s: &str, special: &[char], out: &mut String) {
     for c in s.chars() {
         if special.contains(&c) || c == '\\' {
@@ -324,15 +337,15 @@ fn quote(s: &str, out: &mut String) {
 /// sent, and it is reported as `invalid-data` (the host drops it, counts it,
 /// and sends the rest again).
 pub fn write_batch(
-    opts: &WriteOptions,
     batch: &[Message],
+    mut encode: impl FnMut(&[u8], &mut String) -> Result<usize, Error>,
     send: impl FnOnce(Vec<u8>) -> Result<(), Error>,
 ) -> Result<(), WriteFailure> {
     let mut body = String::new();
     let mut bad = None;
     for (i, m) in batch.iter().enumerate() {
         let mark = body.len();
-        if let Err(e) = opts.lines(&m.payload, &mut body) {
+        if let Err(e) = encode(&m.payload, &mut body) {
             body.truncate(mark);
             bad = Some((i, e));
             break;

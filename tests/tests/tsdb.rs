@@ -1,8 +1,9 @@
-//! The built-in `influx` and `influx2` sink plugins (eKuiper's InfluxDB
-//! sinks as WebAssembly components over `wasi:http`): rows into a real
-//! InfluxDB 1.x started privately on free ports (Debian's influxdb), and
-//! the v2 wire format (path, query, token, line protocol) checked by a local
-//! peer, including an outage that loses nothing.
+//! The built-in time-series sink plugins (eKuiper's `influx`, `influx2` and
+//! `tdengine` sinks as WebAssembly components over `wasi:http`): rows into a
+//! real InfluxDB 1.x started privately on free ports (Debian's influxdb);
+//! the InfluxDB v2 and TDengine REST wire formats (path, query, credentials,
+//! body) checked by local peers, with an outage that loses nothing and a
+//! statement TDengine refuses.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -84,7 +85,8 @@ fn oort_granting(grant: &str) -> Server {
     Server::start_with(Opts {
         env: vec![
             ("OORT__PLUGINS__GRANTS__INFLUX__OUTBOUND".into(), g.clone()),
-            ("OORT__PLUGINS__GRANTS__INFLUX2__OUTBOUND".into(), g),
+            ("OORT__PLUGINS__GRANTS__INFLUX2__OUTBOUND".into(), g.clone()),
+            ("OORT__PLUGINS__GRANTS__TDENGINE__OUTBOUND".into(), g),
         ],
         ..Opts::default()
     })
@@ -261,4 +263,127 @@ fn influx2_sends_v2_line_protocol_and_loses_nothing_in_an_outage() {
             "{lines:?}"
         );
     }
+}
+
+/// A peer answering every request with `body` (200), recording the requests.
+fn answering_peer(body: &'static str) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", l.local_addr().expect("addr"));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let rec = seen.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let rec = rec.clone();
+            std::thread::spawn(move || {
+                let mut w = c.try_clone().expect("clone");
+                let mut r = BufReader::new(c);
+                loop {
+                    let mut head = String::new();
+                    let mut len = 0;
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                        if h.trim_end().is_empty() {
+                            break;
+                        }
+                        head.push_str(&h);
+                    }
+                    let mut b = vec![0u8; len];
+                    if r.read_exact(&mut b).is_err() {
+                        return;
+                    }
+                    rec.lock()
+                        .expect("lock")
+                        .push(format!("{head}\n{}", String::from_utf8_lossy(&b)));
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if w.write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (base, seen)
+}
+
+#[test]
+fn tdengine_posts_escaped_inserts_to_the_rest_api() {
+    let (base, seen) = answering_peer(r#"{"code":0,"column_meta":[],"data":[[1]],"rows":1}"#);
+    let (bad_base, _) = answering_peer(r#"{"code":9826,"desc":"Table does not exist"}"#);
+    let s = Server::start_with(Opts {
+        env: vec![(
+            "OORT__PLUGINS__GRANTS__TDENGINE__OUTBOUND".into(),
+            format!("[\"{base}\", \"{bad_base}\"]"),
+        )],
+        ..Opts::default()
+    });
+    let port = |b: &str| {
+        b.rsplit(':')
+            .next()
+            .expect("port")
+            .parse::<u16>()
+            .expect("port")
+    };
+    let topic = unique("taos");
+    s.create_stream(&format!(
+        r#"CREATE STREAM meters_in (dev string, loc string, current float, ts bigint) WITH (DATASOURCE="{topic}", TYPE="mqtt", FORMAT="json")"#
+    ));
+    let action = |p: u16| {
+        json!({"tdengine": {
+            "host": "127.0.0.1", "port": p, "database": "power",
+            "table": "d_{{.dev}}", "sTable": "meters", "tagFields": ["loc"],
+            "tsFieldName": "ts", "provideTs": true, "sendSingle": true
+        }})
+    };
+    s.create_rule(&json!({"id": "totaos", "sql": "SELECT current, ts, dev, loc FROM meters_in", "actions": [action(port(&base))]}));
+    s.create_rule(&json!({"id": "refused", "sql": "SELECT * FROM meters_in", "actions": [action(port(&bad_base))]}));
+    s.wait_status("totaos", "source connected", |st| {
+        st["source_meters_in_0_connection_status"] == 1
+    });
+    mqtt::publish(
+        &topic,
+        &[
+            json!({"dev": "1001", "loc": "o'hare", "current": 10.3, "ts": 1_700_000_000_000_i64})
+                .to_string(),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let req = loop {
+        if let Some(r) = seen.lock().expect("lock").first().cloned() {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no insert\nlog:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(req.starts_with("POST /rest/sql/power HTTP/1.1"), "{req}");
+    assert!(
+        req.to_ascii_lowercase()
+            .contains("authorization: basic cm9vddp0yw9zzgf0yq=="),
+        "{req}"
+    );
+    assert!(
+        req.ends_with("\nINSERT INTO d_1001 (ts,current,dev,loc) USING meters TAGS ('o\\'hare') VALUES (1700000000000,10.3,'1001','o\\'hare');"),
+        "{req}"
+    );
+    // TDengine's refusal (200 with a code) drops the row and counts it.
+    let st = s.wait_status("refused", "a refused insert", |st| {
+        st["sink_tdengine_0_0_exceptions_total"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    });
+    assert!(
+        st.to_string().contains("code 9826: Table does not exist"),
+        "{st}"
+    );
+    assert_eq!(st["sink_tdengine_0_0_records_out_total"], 0, "{st}");
 }
