@@ -243,6 +243,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     let env = env.build();
     server::check_exposure(&cfg.rest, &data_dir).await?;
+    let metrics_listener = server::bind_metrics(&cfg.metrics.addr).await?;
     let outbound = cfg.outbound.policy(&data_dir)?;
     let mut wasm_cfg = cfg.plugins.wasm_config();
     wasm_cfg.outbound = outbound.clone();
@@ -313,6 +314,9 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         tracing::debug!(bytes = b, "startup code pages released");
     }
     tracing::info!(data_dir = %data_dir.display(), instance_id = instance_id.as_deref().unwrap_or(""), version = env!("CARGO_PKG_VERSION"), "oort starting");
+    if let Some(l) = metrics_listener {
+        server::serve_metrics(l, state.clone());
+    }
     let r = server::serve(state, &cfg.rest, &data_dir).await;
     mgr.shutdown().await;
     tracing::info!("stopped");

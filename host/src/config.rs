@@ -40,6 +40,17 @@ pub struct Config {
     pub outbound: OutboundConfig,
     pub source: SourceSettings,
     pub store: StoreSettings,
+    pub metrics: MetricsConfig,
+}
+
+/// eKuiper's `basic.prometheusPort`: `/metrics` also on its own listener.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of a listener serving only `GET /metrics`, without
+    /// authentication (e.g. `0.0.0.0:20499`, eKuiper's port); empty: none
+    /// (`/metrics` stays on the REST API either way).
+    pub addr: String,
 }
 
 /// eKuiper's `store` section: where `get_keyed_state` reads its external
@@ -374,6 +385,7 @@ impl Default for Config {
             outbound: OutboundConfig::default(),
             source: SourceSettings::default(),
             store: StoreSettings::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

@@ -116,3 +116,52 @@ fn rule_and_node_metrics_in_prometheus_text_format() {
     );
     assert!(r.contains("# TYPE kuiper_rule_status gauge"), "{r}");
 }
+
+/// `metrics.addr` (eKuiper's `basic.prometheusPort`): `/metrics` on its own
+/// listener, without the REST API's token and without the rest of the API;
+/// an address that cannot be bound stops the start naming the key.
+#[test]
+fn metrics_on_their_own_port_without_the_api() {
+    let port = oort_tests::free_port();
+    let s = Server::start_with(oort_tests::Opts {
+        env: vec![
+            ("OORT__METRICS__ADDR".into(), format!("127.0.0.1:{port}")),
+            ("OORT__REST__TOKEN".into(), "s3cret".into()),
+        ],
+        token: Some("s3cret".into()),
+        ..Default::default()
+    });
+    s.create_stream("CREATE STREAM pm () WITH (DATASOURCE=\"pm\", TYPE=\"memory\")");
+    s.create_rule(&json!({"id": "pm_rule", "sql": "SELECT * FROM pm", "actions": [{"nop": {}}]}));
+    let base = format!("http://127.0.0.1:{port}");
+    let r = reqwest::blocking::get(format!("{base}/metrics")).expect("scrape");
+    assert_eq!(r.status(), 200);
+    let body = r.text().expect("body");
+    let parsed = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
+        .expect("a valid Prometheus text document");
+    assert!(
+        value(&parsed, "kuiper_rule_status", &[("rule", "pm_rule")]).is_some(),
+        "{body}"
+    );
+    assert!(value(&parsed, "process_resident_memory_bytes", &[]).is_some_and(|v| v > 0.0));
+    // Nothing else of the API there; the REST API still wants its token.
+    let r = reqwest::blocking::get(format!("{base}/rules")).expect("get");
+    assert_eq!(r.status(), 404);
+    let r = reqwest::blocking::get(format!("{}/metrics", s.base)).expect("get");
+    assert_eq!(r.status(), 401);
+
+    // A taken address: the start fails and says which key.
+    let out = std::process::Command::new(oort_tests::oort_bin())
+        .args(["serve", "--data-dir"])
+        .arg(tempfile::tempdir().expect("tempdir").path())
+        .args([
+            "--rest-addr",
+            &format!("127.0.0.1:{}", oort_tests::free_port()),
+        ])
+        .env("OORT__METRICS__ADDR", format!("127.0.0.1:{port}"))
+        .output()
+        .expect("run oort");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("metrics.addr"), "{err}");
+}

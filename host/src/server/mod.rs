@@ -142,6 +142,40 @@ pub async fn serve(
     Ok(local)
 }
 
+/// Binds the separate metrics listener (`metrics.addr`), if one is set.
+pub async fn bind_metrics(addr: &str) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    if addr.is_empty() {
+        return Ok(None);
+    }
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("metrics.addr {addr}: cannot listen: {e}"))?;
+    let local = l.local_addr()?;
+    if !local.ip().is_loopback() {
+        tracing::warn!(addr = %local, "metrics listener on a non-loopback address: GET /metrics is served there without authentication (rule ids and node names included)");
+    }
+    Ok(Some(l))
+}
+
+/// Serves only `GET /metrics` on `listener` until shutdown.
+pub fn serve_metrics(listener: tokio::net::TcpListener, state: AppState) {
+    let shutdown = state.shutdown.clone();
+    let app = Router::new()
+        .route("/metrics", axum::routing::get(prometheus::metrics))
+        .with_state(state);
+    if let Ok(a) = listener.local_addr() {
+        tracing::info!(addr = %a, "metrics listening");
+    }
+    tokio::spawn(async move {
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = r {
+            tracing::error!("metrics listener failed: {e}");
+        }
+    });
+}
+
 /// Refuses (before anything starts) to serve a non-loopback address without
 /// authentication unless the operator says so; warns when they do.
 pub async fn check_exposure(
