@@ -14,7 +14,9 @@ nats-sink nats_sink nats sinks
 discard discard discard .
 influx influx influx .
 influx2 influx2 influx2 .
-tdengine tdengine tdengine ."
+tdengine tdengine tdengine .
+zmq-source zmq_source zmq sources
+zmq-sink zmq_sink zmq sinks"
 want=" $* "
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 args=()

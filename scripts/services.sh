@@ -17,6 +17,8 @@ fresh_maria=
 [ -x /usr/sbin/mariadbd ] || { need_apt+=(mariadb-server); fresh_maria=1; }
 # InfluxDB 1.x: the influx sink's tests start a private influxd on free ports.
 command -v influxd >/dev/null 2>&1 || need_apt+=(influxdb)
+# pyzmq (libzmq): the peer of the zmq plugins' tests.
+/usr/bin/python3 -c 'import zmq' >/dev/null 2>&1 || need_apt+=(python3 python3-zmq)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
