@@ -472,6 +472,18 @@ fn builtin_random_with_conf_key_feeds_a_rule() {
     let st = s.status("rnd");
     assert_eq!(st["status"], "running", "{st}");
     assert!(st["source_rs_0_records_in_total"].as_u64().unwrap_or(0) >= 20);
+    // The source instance's own calls and memory, in the rule status.
+    assert!(
+        st["source_rs_0_plugin_calls_total"].as_f64().unwrap_or(0.0) >= 1.0,
+        "{st}"
+    );
+    assert!(
+        st["source_rs_0_plugin_memory_peak_bytes"]
+            .as_f64()
+            .unwrap_or(0.0)
+            >= 65_536.0,
+        "{st}"
+    );
     // Its calls are counted, in the plugin's status and in /metrics.
     let info = s.get_json("/plugins/sources/random");
     assert!(info["calls"]["calls"].as_u64().unwrap_or(0) > 0, "{info}");
@@ -1626,6 +1638,32 @@ fn plugins_send_http_only_where_granted_and_within_limits() {
     assert_eq!(got[0].path, "/in?x=1");
     assert_eq!(got[0].body, br#"{"v":1}"#);
     assert_eq!(got[0].header("content-type"), Some("text/plain"));
+    // The plugin instance's own figures are in the rule status, per node.
+    let st = s.wait_status("granted", "plugin metrics", |st| {
+        st["sink_httpsink_0_0_plugin_calls_total"]
+            .as_f64()
+            .unwrap_or(0.0)
+            >= 3.0
+    });
+    assert!(
+        st["sink_httpsink_0_0_plugin_guest_ms"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.0,
+        "{st}"
+    );
+    assert_eq!(st["sink_httpsink_0_0_plugin_failures_total"], 0.0, "{st}");
+    assert_eq!(
+        st["sink_httpsink_0_0_plugin_interruptions_total"], 0.0,
+        "{st}"
+    );
+    assert!(
+        st["sink_httpsink_0_0_plugin_memory_peak_bytes"]
+            .as_f64()
+            .unwrap_or(0.0)
+            >= 65536.0,
+        "{st}"
+    );
 
     let failing = |id: &str, url: String, why: &str| {
         s.rule(json!({"id": id, "sql": "SELECT v FROM rs",

@@ -113,4 +113,10 @@ pub fn visit_conn(c: &ConnState, f: &mut dyn FnMut(&str, Json)) {
         s.last_disconnected_message.into(),
     );
     f("connection_last_try_time", s.last_try_ms.into());
+    for (k, v) in &s.metrics {
+        f(
+            k,
+            serde_json::Number::from_f64(*v).map_or(Json::Null, Json::Number),
+        );
+    }
 }

@@ -103,6 +103,9 @@ pub struct ConnInfo {
     pub last_disconnected_ms: i64,
     pub last_disconnected_message: String,
     pub last_try_ms: i64,
+    /// Further numeric metrics of the node's connector (a plugin's calls,
+    /// time in the guest...), shown in the rule status after the connection's.
+    pub metrics: Vec<(&'static str, f64)>,
 }
 
 impl Default for ConnState {
@@ -113,6 +116,7 @@ impl Default for ConnState {
             last_disconnected_ms: 0,
             last_disconnected_message: String::new(),
             last_try_ms: 0,
+            metrics: Vec::new(),
         })))
     }
 }
@@ -133,6 +137,12 @@ impl ConnState {
         g.status = ConnStatus::Disconnected;
         g.last_disconnected_ms = crate::value::now_ms();
         g.last_disconnected_message = msg.into();
+    }
+    /// Replaces the node's extra metrics (see [`ConnInfo::metrics`]).
+    pub fn set_metrics(&self, m: &[(&'static str, f64)]) {
+        let mut g = self.0.lock();
+        g.metrics.clear();
+        g.metrics.extend_from_slice(m);
     }
     pub fn snapshot(&self) -> ConnInfo {
         self.0.lock().clone()

@@ -330,6 +330,8 @@ impl Drop for LiveGuard {
 struct Inst {
     plugin: Arc<str>,
     stats: Arc<crate::runtime::CallStats>,
+    /// This instance's own calls (the rule status shows them per node).
+    own: crate::runtime::CallStats,
     limits: CallLimits,
     store: Store<PluginState>,
     dead: Option<String>,
@@ -341,11 +343,27 @@ impl Inst {
         Inst {
             plugin: p.name.clone(),
             stats: p.sandbox.stats.clone(),
+            own: Default::default(),
             limits: p.limits.clone(),
             store,
             dead: None,
             _live: live,
         }
+    }
+
+    /// This instance's calls, and the largest its memory grew to.
+    fn metrics(&self) -> [(&'static str, f64); 5] {
+        let c = self.own.counts();
+        [
+            ("plugin_calls_total", c.calls as f64),
+            ("plugin_guest_ms", c.guest_ms),
+            ("plugin_failures_total", c.failures as f64),
+            ("plugin_interruptions_total", c.interruptions as f64),
+            (
+                "plugin_memory_peak_bytes",
+                self.store.data().memory_peak() as f64,
+            ),
+        ]
     }
 
     fn check_alive(&self) -> Result<(), ConnectorError> {
@@ -387,10 +405,9 @@ macro_rules! call {
         let $s = &mut $self.inner.store;
         let started = std::time::Instant::now();
         let r = finish($e, &$self.inner.plugin, $what, limit).await;
-        $self
-            .inner
-            .stats
-            .record(started.elapsed(), r.as_ref().err());
+        let took = started.elapsed();
+        $self.inner.stats.record(took, r.as_ref().err());
+        $self.inner.own.record(took, r.as_ref().err());
         disarm(&mut $self.inner.store);
         match r {
             Ok(v) => v,
@@ -406,6 +423,11 @@ pub struct SourceInstance {
 }
 
 impl SourceInstance {
+    /// This instance's metrics for the rule status (`plugin_calls_total`...).
+    pub fn metrics(&self) -> [(&'static str, f64); 5] {
+        self.inner.metrics()
+    }
+
     pub fn is_dead(&self) -> bool {
         self.inner.dead.is_some()
     }
@@ -583,6 +605,11 @@ pub struct SinkInstance {
 }
 
 impl SinkInstance {
+    /// This instance's metrics for the rule status (`plugin_calls_total`...).
+    pub fn metrics(&self) -> [(&'static str, f64); 5] {
+        self.inner.metrics()
+    }
+
     pub fn is_dead(&self) -> bool {
         self.inner.dead.is_some()
     }

@@ -195,6 +195,11 @@ pub struct PluginState {
 }
 
 impl PluginState {
+    /// The largest linear memory of this instance so far, bytes.
+    pub fn memory_peak(&self) -> u64 {
+        self.limits.peak
+    }
+
     /// True when the instance's rule was stopped (its cancel token fired).
     pub fn stopped(&self) -> bool {
         self.cancel.as_ref().is_some_and(|c| c.is_cancelled())
@@ -315,6 +320,8 @@ impl CallStats {
 pub struct Limits {
     caps: StoreLimits,
     stats: Arc<CallStats>,
+    /// This store's largest linear memory, bytes.
+    peak: u64,
 }
 
 impl wasmtime::ResourceLimiter for Limits {
@@ -326,6 +333,7 @@ impl wasmtime::ResourceLimiter for Limits {
     ) -> wasmtime::Result<bool> {
         let ok = self.caps.memory_growing(current, desired, maximum)?;
         if ok {
+            self.peak = self.peak.max(desired as u64);
             self.stats
                 .memory_peak
                 .fetch_max(desired as u64, Ordering::Relaxed);
@@ -445,6 +453,7 @@ impl Sandbox {
             limits: Limits {
                 caps: limits,
                 stats: self.stats.clone(),
+                peak: 0,
             },
             deadline: None,
             cancel,

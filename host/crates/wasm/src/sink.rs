@@ -157,7 +157,9 @@ async fn write_all(
     let mut dropped: Vec<String> = Vec::new();
     let mut attempts = 0u32;
     while start < msgs.len() {
-        match inst.write_refs(&msgs[start..]).await {
+        let r = inst.write_refs(&msgs[start..]).await;
+        ctx.conn.set_metrics(&inst.metrics());
+        match r {
             Ok(()) => break,
             Err(Err(e)) => return Err(e),
             Err(Ok(partial)) => {

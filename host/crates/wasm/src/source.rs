@@ -163,7 +163,9 @@ async fn pull(
                 }
             }
         }
-        match inst.read(p.limits.read_batch, p.limits.read_wait).await {
+        let r = inst.read(p.limits.read_batch, p.limits.read_wait).await;
+        ctx.conn.set_metrics(&inst.metrics());
+        match r {
             Ok(ReadOutcome::Messages(msgs)) => {
                 backoff.reset();
                 let any = !msgs.is_empty();
