@@ -265,8 +265,30 @@ async fn create_async(a: CreateArgs) -> anyhow::Result<()> {
         }
         Kind::Plugin => {
             let [kind, name, rest @ ..] = a.args.as_slice() else {
-                bail!("create plugin source|sink NAME JSON (e.g. '{{\"file\":\"https://.../random.zip\"}}')");
+                bail!("create plugin source|sink NAME JSON (e.g. '{{\"file\":\"https://.../random.zip\"}}') or a local FILE.zip|.wasm");
             };
+            // A package on this machine: uploaded (PUT .../package).
+            if let [local] = rest {
+                let p = std::path::Path::new(local);
+                if a.file.is_none() && !local.trim_start().starts_with('{') && p.is_file() {
+                    let bytes = std::fs::read(p).with_context(|| format!("{local}"))?;
+                    let path = format!("/plugins/{}/{}/package", plugin_path(kind)?, seg(name));
+                    eprintln!(
+                        "uploading {local} ({} bytes) as {kind} plugin {name}...",
+                        bytes.len()
+                    );
+                    let r = client()?
+                        .put(format!("{}{path}", a.at.base()))
+                        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                        .body(bytes)
+                        .send()
+                        .await
+                        .with_context(|| format!("cannot reach {}", a.at.base()))?;
+                    let ok = r.status().is_success();
+                    let text = r.text().await.unwrap_or_default();
+                    return report(&a.at, Answer { ok, text });
+                }
+            }
             let text = read_def(&a.file, rest)?;
             let mut body: Json = serde_json::from_str(&text)
                 .with_context(|| format!("the definition of plugin {name} is not JSON"))?;

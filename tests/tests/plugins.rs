@@ -1703,3 +1703,57 @@ fn plugins_send_http_only_where_granted_and_within_limits() {
     assert!(started.elapsed() < Duration::from_secs(15));
     assert_eq!(s.status("granted")["status"], "running");
 }
+
+/// `PUT /plugins/{kind}/{name}/package`: the package in the body installs
+/// (201), then upgrades in place keeping the operator's grants (200); a
+/// package that is not the named plugin, an empty body or another kind are
+/// refused with the reason, and nothing is installed.
+#[test]
+fn a_package_uploaded_in_the_body_installs_and_upgrades() {
+    let site = Site::new("");
+    let s = site.start();
+    let tcpsink = std::fs::read(test_plugin("tcpsink")).expect("tcpsink.wasm");
+    let put = |path: &str, body: Vec<u8>| {
+        let r = reqwest::blocking::Client::new()
+            .put(format!("{}{path}", s.base))
+            .body(body)
+            .send()
+            .expect("put");
+        (r.status().as_u16(), r.text().unwrap_or_default())
+    };
+    let (code, body) = put("/plugins/sinks/tcpsink/package", tcpsink.clone());
+    assert_eq!(code, 201, "{body}");
+    assert!(body.contains("sink plugin tcpsink is created"), "{body}");
+    // Grants given later by an install request are kept by an upload upgrade.
+    let r = s.req(
+        "PUT",
+        "/plugins/sinks/tcpsink",
+        Some(
+            &json!({"name": "tcpsink", "file": file_uri(&test_plugin("tcpsink")),
+                    "grants": {"outbound": ["tcp://127.0.0.1:9"]}})
+            .to_string(),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (code, body) = put("/plugins/sinks/tcpsink/package", tcpsink);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("is updated"), "{body}");
+    let info = s.get_json("/plugins/sinks/tcpsink");
+    assert_eq!(
+        info["operator_grants"]["outbound"],
+        json!(["tcp://127.0.0.1:9"]),
+        "{info}"
+    );
+    assert_eq!(info["version"], "0.2.0");
+
+    let random = std::fs::read(builtin_dist().join("random.wasm")).expect("random.wasm");
+    let (code, body) = put("/plugins/sources/other/package", random);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("name mismatch"), "{body}");
+    assert_eq!(s.req("GET", "/plugins/sources/other", None).status, 404);
+    let (code, body) = put("/plugins/sinks/empty/package", Vec::new());
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("must be the package"), "{body}");
+    let (code, body) = put("/plugins/functions/f/package", b"x".to_vec());
+    assert_eq!(code, 400, "{body}");
+}

@@ -16,12 +16,17 @@ use super::routes::{json_resp, text};
 use super::AppState;
 use crate::error::{AppError, AppResult};
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(max_package_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/plugins/{kind}", get(list).post(install))
         .route(
             "/plugins/{kind}/{name}",
             get(show).put(upgrade).delete(delete),
+        )
+        .route(
+            "/plugins/{kind}/{name}/package",
+            axum::routing::put(upload)
+                .layer(axum::extract::DefaultBodyLimit::max(max_package_bytes)),
         )
 }
 
@@ -126,6 +131,44 @@ async fn upgrade(
     }
     plugins(&s)?.upgrade(req).await?;
     // Rules using it restart on the new version.
+    let users = s
+        .mgr
+        .rules_using_connector(k == PluginKind::Source, &name)
+        .await;
+    for id in &users {
+        if let Err(e) = s.mgr.restart_if_running(id).await {
+            tracing::warn!(rule = %id, error = %e, "rule did not restart on the upgraded plugin");
+        }
+    }
+    Ok(text(
+        StatusCode::OK,
+        format!("{} plugin {name} is updated", word(k)),
+    ))
+}
+
+/// `PUT /plugins/{kind}/{name}/package`: the package (a zip or a `.wasm`)
+/// in the body installs the plugin, or upgrades it (keeping its operator
+/// grants; rules using it restart). For a package on the client's machine:
+/// `curl -T demo.zip .../plugins/sinks/demo/package` or `oort create plugin
+/// sink demo ./demo.zip`.
+async fn upload(
+    State(s): State<AppState>,
+    Path((kind, name)): Path<(String, String)>,
+    body: Bytes,
+) -> AppResult<Response> {
+    let k = kind_of(&kind)?;
+    if body.is_empty() {
+        return Err(AppError::bad(
+            "the request body must be the package (a zip or a .wasm)",
+        ));
+    }
+    let (_, upgraded) = plugins(&s)?.install_upload(k, &name, body.to_vec()).await?;
+    if !upgraded {
+        return Ok(text(
+            StatusCode::CREATED,
+            format!("{} plugin {name} is created", word(k)),
+        ));
+    }
     let users = s
         .mgr
         .rules_using_connector(k == PluginKind::Source, &name)

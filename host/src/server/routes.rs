@@ -68,7 +68,12 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(super::metadata::routes())
         .merge(super::schemas::routes())
-        .merge(super::plugins::routes())
+        .merge(super::plugins::routes(
+            state
+                .plugins
+                .as_ref()
+                .map_or(64 << 20, oort_wasm::PluginManager::max_package_bytes),
+        ))
         .merge(super::connections::routes())
         .merge(super::data::routes(&state))
         .fallback(not_found)

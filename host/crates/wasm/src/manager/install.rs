@@ -406,10 +406,58 @@ impl PluginManager {
         builtin: bool,
         upgrade: bool,
     ) -> Result<PluginInfo, PluginError> {
-        let staging = self.staging()?;
         let bytes = package::fetch(&req.file, &self.inner.cfg)
             .await
             .map_err(PluginError::BadRequest)?;
+        self.install_bytes(req, bytes, builtin, upgrade).await
+    }
+
+    /// Installs a package uploaded in the request body (`PUT
+    /// /plugins/{kind}/{name}/package`): a new plugin, or an upgrade of an
+    /// installed one that keeps its operator grants. Returns the plugin and
+    /// whether it was an upgrade.
+    pub async fn install_upload(
+        &self,
+        kind: PluginKind,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(PluginInfo, bool), PluginError> {
+        check_name(name)?;
+        if bytes.len() as u64 > self.inner.cfg.max_download_bytes {
+            return Err(PluginError::BadRequest(format!(
+                "the package is {} bytes, more than the {} accepted",
+                bytes.len(),
+                self.inner.cfg.max_download_bytes
+            )));
+        }
+        let _claim = self.reserve(kind, name)?;
+        let existing = self.get(kind, name);
+        if existing.is_none() && self.name_taken_by_builtin(kind, name) {
+            return Err(PluginError::BadRequest(format!(
+                "{kind} {name} is a built-in connector; choose another name"
+            )));
+        }
+        let req = InstallRequest {
+            kind,
+            name: name.to_string(),
+            file: format!("upload:{name}"),
+            sha256: None,
+            grants: existing.as_ref().map(|i| i.operator_grants.clone()),
+        };
+        let upgrade = existing.is_some();
+        let info = self.install_bytes(req, bytes, false, upgrade).await?;
+        Ok((info, upgrade))
+    }
+
+    /// The install or upgrade of a package's bytes (after its download).
+    async fn install_bytes(
+        &self,
+        req: InstallRequest,
+        bytes: Vec<u8>,
+        builtin: bool,
+        upgrade: bool,
+    ) -> Result<PluginInfo, PluginError> {
+        let staging = self.staging()?;
         let package_sha = sha256_hex(&bytes);
         if let Some(want) = &req.sha256 {
             if !want.trim().eq_ignore_ascii_case(&package_sha) {

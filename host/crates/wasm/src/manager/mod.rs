@@ -522,6 +522,11 @@ impl PluginManager {
     }
 
     /// Names of installed plugins of one kind, sorted.
+    /// The largest package accepted (download or upload), bytes.
+    pub fn max_package_bytes(&self) -> usize {
+        usize::try_from(self.inner.cfg.max_download_bytes).unwrap_or(usize::MAX)
+    }
+
     pub fn list(&self, kind: PluginKind) -> Vec<String> {
         self.inner
             .plugins
