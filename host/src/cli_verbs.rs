@@ -271,7 +271,7 @@ async fn create_async(a: CreateArgs) -> anyhow::Result<()> {
             if let [local] = rest {
                 let p = std::path::Path::new(local);
                 if a.file.is_none() && !local.trim_start().starts_with('{') && p.is_file() {
-                    let bytes = std::fs::read(p).with_context(|| format!("{local}"))?;
+                    let bytes = std::fs::read(p).with_context(|| local.to_string())?;
                     let path = format!("/plugins/{}/{}/package", plugin_path(kind)?, seg(name));
                     eprintln!(
                         "uploading {local} ({} bytes) as {kind} plugin {name}...",
