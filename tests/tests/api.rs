@@ -1,7 +1,7 @@
 //! REST API end to end: streams, tables, rules, errors, persistence.
 
 use oort_tests::{mqtt, unique, Server};
-use serde_json::json;
+use serde_json::{json, Value as Json};
 
 #[test]
 fn ping_and_info() {
@@ -380,4 +380,52 @@ fn metadata_functions_lists_the_registry() {
         "every function, the newest too"
     );
     assert!(list.len() > 150, "{} functions", list.len());
+}
+
+/// eKuiper's `GET /rules/{id}/explain`: the rule's logical plan, one JSON
+/// line per node with its children indented; 404 for an unknown rule.
+#[test]
+fn explain_shows_the_rule_plan() {
+    let s = Server::start();
+    let t = unique("explain");
+    s.create_stream(&format!(
+        "CREATE STREAM {t} (temperature float, dev string) WITH (DATASOURCE=\"{t}\", TYPE=\"memory\")"
+    ));
+    s.create_rule(&json!({"id": format!("{t}_r"), "triggered": false,
+        "sql": format!("SELECT dev, avg(temperature) AS t FROM {t} WHERE temperature > 0 GROUP BY dev, TUMBLINGWINDOW(ss, 10)"),
+        "actions": [{"nop": {}}]}));
+    let r = s.expect("GET", &format!("/rules/{t}_r/explain"), None, 200);
+    let lines: Vec<(usize, Json)> = r
+        .body
+        .lines()
+        .map(|l| {
+            let depth = l.len() - l.trim_start_matches('\t').len();
+            (
+                depth,
+                serde_json::from_str(l.trim_start()).expect("a JSON line"),
+            )
+        })
+        .collect();
+    let ops: Vec<(usize, &str)> = lines
+        .iter()
+        .map(|(d, v)| (*d, v["op"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            (0, "ProjectPlan_0"),
+            (1, "AggregatePlan_1"),
+            (2, "WindowPlan_2"),
+            (3, "FilterPlan_3"),
+            (4, "DataSourcePlan_4"),
+        ],
+        "{}",
+        r.body
+    );
+    assert_eq!(lines[0].1["info"], format!("Fields:[ {t}.dev, $$alias.t ]"));
+    assert_eq!(
+        lines[3].1["info"],
+        format!("Condition:{{ binaryExpr:{{ {t}.temperature > 0 }} }}")
+    );
+    s.expect("GET", "/rules/nope/explain", None, 404);
 }

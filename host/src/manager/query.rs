@@ -105,6 +105,24 @@ impl Manager {
         Json::Object(m)
     }
 
+    /// eKuiper's `GET /rules/{id}/explain`: the logical plan of the rule's
+    /// SELECT, one JSON line per node (see `oort_sql::engine::explain`).
+    pub async fn rule_explain(&self, id: &str) -> AppResult<String> {
+        let def = {
+            let rules = self.inner.rules.lock().await;
+            rules.get(id).map(|r| r.def.clone())
+        }
+        .ok_or_else(|| AppError::not_found(format!("Rule {id} is not found.")))?;
+        let Some(sql) = def.sql.as_deref() else {
+            return Err(AppError::bad(format!(
+                "rule {id} is a graph rule: explain shows the plan of a rule's sql"
+            )));
+        };
+        let select = oort_sql::parser::parse_select(sql)
+            .map_err(|e| AppError::bad(format!("rule {id}: {e}")))?;
+        Ok(oort_sql::engine::explain(&select))
+    }
+
     pub async fn rule_topo(&self, id: &str) -> AppResult<Json> {
         let rules = self.inner.rules.lock().await;
         let r = rules

@@ -48,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/rules/{id}/status", get(rule_status))
         .route("/v2/rules/{id}/status", get(rule_status_v2))
         .route("/rules/{id}/topo", get(rule_topo))
+        .route("/rules/{id}/explain", get(rule_explain))
         .route(
             "/metadata/sources/yaml/{typ}",
             get(|s, p| conf_yaml(s, "sources", p)),
@@ -353,6 +354,11 @@ async fn rule_status_v2(State(s): State<AppState>, Path(id): Path<String>) -> Ap
 
 async fn all_status(State(s): State<AppState>) -> Response {
     json_resp(s.mgr.all_status().await)
+}
+
+async fn rule_explain(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
+    check_id(&id)?;
+    Ok(text(StatusCode::OK, s.mgr.rule_explain(&id).await?))
 }
 
 async fn rule_topo(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {

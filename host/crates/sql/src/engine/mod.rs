@@ -16,6 +16,7 @@
 mod agg;
 mod analytic;
 mod display;
+mod explain;
 mod expr;
 mod join;
 mod ops;
@@ -28,6 +29,8 @@ mod tuple;
 mod validate;
 mod window;
 mod windowing;
+
+pub use explain::explain;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
