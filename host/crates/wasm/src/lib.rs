@@ -21,6 +21,7 @@ pub mod runtime;
 pub mod sink;
 pub mod slot;
 pub mod source;
+pub mod stats;
 
 pub use config::{Grants, Permissions, WasmConfig};
 pub use manager::{

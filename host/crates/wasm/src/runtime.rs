@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll};
 use std::time::{Duration, Instant};
@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 use oort_core::ConnectorError;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, Store, StoreLimits, StoreLimitsBuilder,
-    UpdateDeadline,
+    Config, Engine, InstanceAllocationStrategy, Store, StoreLimitsBuilder, UpdateDeadline,
 };
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -25,6 +24,7 @@ use crate::bindings::{Level, WitError, WitErrorKind};
 use crate::config::Grants;
 use crate::grants::SocketPolicy;
 use crate::isolation::{LogLimiter, StoreCaps};
+use crate::stats::{CallStats, Limits};
 use tokio_util::sync::CancellationToken;
 
 /// How often the epoch advances; deadlines are checked at this granularity.
@@ -255,120 +255,6 @@ pub struct Sandbox {
     pub log: Arc<LogLimiter>,
     /// Shared by every instance of the plugin: its export calls.
     pub stats: Arc<CallStats>,
-}
-
-/// Export calls of one plugin's instances since it was loaded.
-#[derive(Debug, Default)]
-pub struct CallStats {
-    calls: AtomicU64,
-    guest_ns: AtomicU64,
-    failures: AtomicU64,
-    interruptions: AtomicU64,
-    /// The largest linear memory any instance reached, bytes.
-    memory_peak: AtomicU64,
-}
-
-/// A copy of [`CallStats`] (`GET /plugins/...` as `calls`, `/metrics`).
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct CallCounts {
-    /// Export calls made (`read`, `write`, `flush`, ...).
-    pub calls: u64,
-    /// Time spent in them (in the guest and in the host functions it
-    /// called), milliseconds.
-    pub guest_ms: f64,
-    /// Calls that trapped or timed out (each discards its instance).
-    pub failures: u64,
-    /// Of those, calls stopped at their deadline (epoch interruption or
-    /// the outer timeout).
-    pub interruptions: u64,
-    /// The largest linear memory an instance of the plugin reached, bytes
-    /// (its high-water mark against the memory limit).
-    #[serde(default)]
-    pub memory_peak_bytes: u64,
-}
-
-impl CallStats {
-    /// Counts one call that took `took`; `failure` when it failed.
-    pub fn record(&self, took: Duration, failure: Option<&CallFailure>) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.guest_ns.fetch_add(
-            took.as_nanos().min(u128::from(u64::MAX)) as u64,
-            Ordering::Relaxed,
-        );
-        if let Some(f) = failure {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-            if f.is_deadline() {
-                self.interruptions.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    pub fn counts(&self) -> CallCounts {
-        CallCounts {
-            calls: self.calls.load(Ordering::Relaxed),
-            guest_ms: self.guest_ns.load(Ordering::Relaxed) as f64 / 1e6,
-            failures: self.failures.load(Ordering::Relaxed),
-            interruptions: self.interruptions.load(Ordering::Relaxed),
-            memory_peak_bytes: self.memory_peak.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// A store's caps ([`StoreLimits`]), noting the plugin's memory high-water
-/// mark as its instances grow their memory.
-pub struct Limits {
-    caps: StoreLimits,
-    stats: Arc<CallStats>,
-    /// This store's largest linear memory, bytes.
-    peak: u64,
-}
-
-impl wasmtime::ResourceLimiter for Limits {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let ok = self.caps.memory_growing(current, desired, maximum)?;
-        if ok {
-            self.peak = self.peak.max(desired as u64);
-            self.stats
-                .memory_peak
-                .fetch_max(desired as u64, Ordering::Relaxed);
-        }
-        Ok(ok)
-    }
-
-    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.caps.memory_grow_failed(error)
-    }
-
-    fn table_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        self.caps.table_growing(current, desired, maximum)
-    }
-
-    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.caps.table_grow_failed(error)
-    }
-
-    fn instances(&self) -> usize {
-        self.caps.instances()
-    }
-
-    fn tables(&self) -> usize {
-        self.caps.tables()
-    }
-
-    fn memories(&self) -> usize {
-        self.caps.memories()
-    }
 }
 
 impl Sandbox {

@@ -149,7 +149,7 @@ pub struct PluginInfo {
     /// Export calls of its instances since it was loaded (count, time,
     /// failures, deadline interruptions); shown by `get`, not persisted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub calls: Option<crate::runtime::CallCounts>,
+    pub calls: Option<crate::stats::CallCounts>,
 }
 
 struct Entry {
