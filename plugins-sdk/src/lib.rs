@@ -316,6 +316,9 @@ pub fn log(level: Level, message: &str) {
 #[cfg(target_arch = "wasm32")]
 pub mod http;
 
+/// Reading from sockets with a deadline.
+pub mod net;
+
 pub mod logging {
     use super::{log, Level};
     pub fn debug(m: &str) {

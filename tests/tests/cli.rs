@@ -8,13 +8,7 @@ use serde_json::Value as Json;
 
 /// Runs `oort ARGS --port <the server's>`.
 fn oort(s: &Server, args: &[&str]) -> Output {
-    let port = s.port.to_string();
-    Command::new(oort_bin())
-        .args(args)
-        .args(["--port", &port])
-        .env_remove("OORT_SERVER")
-        .output()
-        .expect("run oort")
+    oort_tests::cli(s, args)
 }
 
 fn ok(s: &Server, args: &[&str]) -> String {

@@ -88,13 +88,7 @@ fn new_and_build(dir: &Path, name: &str, lang: &str, kind: &str) -> PathBuf {
 }
 
 fn oort(s: &Server, args: &[&str]) -> Output {
-    let port = s.port.to_string();
-    Command::new(oort_bin())
-        .args(args)
-        .args(["--port", &port])
-        .env_remove("OORT_SERVER")
-        .output()
-        .expect("run oort")
+    oort_tests::cli(s, args)
 }
 
 fn oort_ok(s: &Server, args: &[&str]) -> String {

@@ -50,6 +50,17 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// Runs `oort ARGS --port <the server's>` (the CLI as a REST client).
+pub fn cli(s: &Server, args: &[&str]) -> std::process::Output {
+    let port = s.port.to_string();
+    Command::new(oort_bin())
+        .args(args)
+        .args(["--port", &port])
+        .env_remove("OORT_SERVER")
+        .output()
+        .expect("run oort")
+}
+
 /// A unique prefix for topics, keys and ids of one test.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())

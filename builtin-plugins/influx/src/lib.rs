@@ -10,7 +10,7 @@
 //! verified by the host with the system's roots.
 
 use oort_plugin_sdk::{
-    export_sink, http, prop, Context, Error, Message, PluginInfo, Props, Sink, WriteFailure,
+    export_sink, prop, Context, Error, Message, PluginInfo, Props, Sink, WriteFailure,
 };
 use tsdb_common::{addr, basic_auth, query, refuse_unsupported, required, WriteOptions};
 
@@ -60,17 +60,12 @@ impl Sink for Influx {
             &batch,
             |p, out| self.opts.lines(p, out),
             |body| {
-                let mut r = http::Request::post(&self.url, body)
-                    .header("Content-Type", "text/plain; charset=utf-8");
-                if let Some(a) = &self.auth {
-                    r = r.header("Authorization", a);
-                }
-                let resp = r.send()?;
-                if resp.ok() {
-                    Ok(())
-                } else {
-                    Err(resp.error("influx write"))
-                }
+                let auth: Vec<(&str, &str)> = self
+                    .auth
+                    .iter()
+                    .map(|a| ("Authorization", a.as_str()))
+                    .collect();
+                tsdb_common::post(&self.url, &auth, body, "influx write").map(|_| ())
             },
         )
     }

@@ -12,7 +12,7 @@
 //! `insecureSkipVerify: true` are refused: HTTPS is verified by the host.
 
 use oort_plugin_sdk::{
-    export_sink, http, prop, Context, Error, Message, PluginInfo, Props, Sink, WriteFailure,
+    export_sink, prop, Context, Error, Message, PluginInfo, Props, Sink, WriteFailure,
 };
 use tsdb_common::{addr, query, refuse_unsupported, required, WriteOptions};
 
@@ -67,17 +67,12 @@ impl Sink for Influx2 {
             &batch,
             |p, out| self.opts.lines(p, out),
             |body| {
-                let mut r = http::Request::post(&self.url, body)
-                    .header("Content-Type", "text/plain; charset=utf-8");
-                if let Some(t) = &self.token {
-                    r = r.header("Authorization", &format!("Token {t}"));
-                }
-                let resp = r.send()?;
-                if resp.ok() {
-                    Ok(())
-                } else {
-                    Err(resp.error("influx2 write"))
-                }
+                let token = self.token.as_ref().map(|t| format!("Token {t}"));
+                let auth: Vec<(&str, &str)> = token
+                    .iter()
+                    .map(|t| ("Authorization", t.as_str()))
+                    .collect();
+                tsdb_common::post(&self.url, &auth, body, "influx2 write").map(|_| ())
             },
         )
     }

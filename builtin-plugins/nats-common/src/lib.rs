@@ -2,7 +2,7 @@
 //! PING/PONG, SUB, PUB, MSG, +OK/-ERR) over `std::net::TcpStream`, which on
 //! wasm32-wasip2 is `wasi:sockets`: every connection needs an outbound grant.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -131,31 +131,7 @@ impl Conn {
 
     /// Reads more bytes, waiting at most until `deadline`. False on timeout.
     fn fill(&mut self, deadline: Instant) -> Result<bool, Error> {
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(false);
-        }
-        let wait = (deadline - now).max(Duration::from_millis(1));
-        self.stream
-            .set_read_timeout(Some(wait))
-            .map_err(|e| io_err("set timeout", e))?;
-        let mut chunk = [0u8; 16 * 1024];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => Err(Error::unavailable("connection closed by server")),
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                Ok(true)
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(io_err("read", e)),
-        }
+        oort_plugin_sdk::net::read_until(&mut self.stream, &mut self.buf, deadline, "nats")
     }
 
     fn take_line(&mut self) -> Option<String> {

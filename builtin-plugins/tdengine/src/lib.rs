@@ -12,7 +12,7 @@
 
 use oort_plugin_sdk::serde_json::Value;
 use oort_plugin_sdk::{
-    export_sink, http, prop, Context, Error, Message, PluginInfo, Props, Sink, WriteFailure,
+    export_sink, prop, Context, Error, Message, PluginInfo, Props, Sink, WriteFailure,
 };
 use tsdb_common::taos::InsertOptions;
 use tsdb_common::{basic_auth, refuse_unsupported, required};
@@ -80,16 +80,15 @@ impl Sink for Taos {
                 let mut sql = b"INSERT INTO ".to_vec();
                 sql.extend_from_slice(body.trim_ascii_end());
                 sql.push(b';');
-                let resp = http::Request::post(&self.url, sql)
-                    .header("Content-Type", "text/plain; charset=utf-8")
-                    .header("Authorization", &self.auth)
-                    .send()?;
-                if !resp.ok() {
-                    return Err(resp.error("tdengine insert"));
-                }
+                let answer = tsdb_common::post(
+                    &self.url,
+                    &[("Authorization", &self.auth)],
+                    sql,
+                    "tdengine insert",
+                )?;
                 // taosAdapter answers 200 with {"code": N, "desc": ...} on a bad statement.
                 let v: Value =
-                    oort_plugin_sdk::serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+                    oort_plugin_sdk::serde_json::from_slice(&answer).unwrap_or(Value::Null);
                 match v.get("code").and_then(Value::as_i64) {
                     Some(0) | None => Ok(()),
                     Some(code) => Err(Error::invalid_data(format!(

@@ -363,6 +363,29 @@ pub fn write_batch(
     }
 }
 
+/// POSTs `body` with `headers` (a text body); a non-2xx answer is the
+/// error its status maps to (`what` names the write in it). Returns the
+/// answer's body.
+#[cfg(target_arch = "wasm32")]
+pub fn post(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    what: &str,
+) -> Result<Vec<u8>, Error> {
+    let mut r = oort_plugin_sdk::http::Request::post(url, body)
+        .header("Content-Type", "text/plain; charset=utf-8");
+    for (k, v) in headers {
+        r = r.header(k, v);
+    }
+    let resp = r.send()?;
+    if resp.ok() {
+        Ok(resp.body)
+    } else {
+        Err(resp.error(what))
+    }
+}
+
 /// The `Authorization` value of HTTP Basic credentials.
 pub fn basic_auth(user: &str, password: &str) -> String {
     use base64::Engine;

@@ -5,7 +5,7 @@
 //! and multipart messages. Written here because libzmq is a C library that
 //! does not build for WASI components.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -193,31 +193,7 @@ impl Zmtp {
     }
 
     fn fill(&mut self, deadline: Instant) -> Result<bool, Error> {
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(false);
-        }
-        let wait = (deadline - now).max(Duration::from_millis(1));
-        self.stream
-            .set_read_timeout(Some(wait))
-            .map_err(|e| io_err("set timeout", e))?;
-        let mut chunk = [0u8; 16 * 1024];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => Err(Error::unavailable("zmq: connection closed by the peer")),
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                Ok(true)
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(io_err("read", e)),
-        }
+        oort_plugin_sdk::net::read_until(&mut self.stream, &mut self.buf, deadline, "zmq")
     }
 }
 

@@ -130,10 +130,14 @@ async fn upgrade(
         )));
     }
     plugins(&s)?.upgrade(req).await?;
-    // Rules using it restart on the new version.
+    restart_users(&s, k, &name).await
+}
+
+/// After an upgrade: rules using the plugin restart on the new version.
+async fn restart_users(s: &AppState, k: PluginKind, name: &str) -> AppResult<Response> {
     let users = s
         .mgr
-        .rules_using_connector(k == PluginKind::Source, &name)
+        .rules_using_connector(k == PluginKind::Source, name)
         .await;
     for id in &users {
         if let Err(e) = s.mgr.restart_if_running(id).await {
@@ -169,19 +173,7 @@ async fn upload(
             format!("{} plugin {name} is created", word(k)),
         ));
     }
-    let users = s
-        .mgr
-        .rules_using_connector(k == PluginKind::Source, &name)
-        .await;
-    for id in &users {
-        if let Err(e) = s.mgr.restart_if_running(id).await {
-            tracing::warn!(rule = %id, error = %e, "rule did not restart on the upgraded plugin");
-        }
-    }
-    Ok(text(
-        StatusCode::OK,
-        format!("{} plugin {name} is updated", word(k)),
-    ))
+    restart_users(&s, k, &name).await
 }
 
 #[derive(Deserialize)]
