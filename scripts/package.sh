@@ -2,12 +2,13 @@
 # Builds the tarball to ship Oort to an edge box:
 #
 #   oort-<version>-<arch>.tar.gz
-#     oort-<version>/bin/oort                        server and CLI (symbols kept, debug info split out)
+#     oort-<version>/bin/oort                        server and CLI (symbols kept, debug info moved out)
 #     oort-<version>/bin/plugins/                    the built-in plugins, found beside the binary
 #     oort-<version>/etc/oort.yaml                   every setting with its default (docs/configuration.md)
 #     oort-<version>/lib/systemd/system/oort.service a unit running it with its state in /var/lib/oort
 #     oort-<version>/README.md
-#   oort-<version>-<arch>-debug.tar.gz               oort.dwp, the split debug info (release builds)
+#   oort-<version>-<arch>-debug.tar.gz               bin/oort.debug, the debug info (gdb and perf find
+#                                                    it through the binary's .gnu_debuglink)
 #
 #   scripts/package.sh [--out DIR]        (default DIR: target/package)
 #
@@ -43,6 +44,14 @@ trap 'rm -rf "$stage"' EXIT
 root="$stage/$name"
 mkdir -p "$root/bin/plugins" "$root/etc" "$root/lib/systemd/system"
 cp "$OORT_BIN" "$root/bin/oort"
+# The debug info goes to its own file (objcopy, binutils), linked from the binary.
+debug=""
+if command -v objcopy >/dev/null && objdump -h "$root/bin/oort" 2>/dev/null | grep -q '\.debug_info'; then
+  mkdir -p "$stage/debug/$name/bin"
+  debug="$stage/debug/$name/bin/oort.debug"
+  objcopy --only-keep-debug "$root/bin/oort" "$debug"
+  (cd "$(dirname "$debug")" && objcopy --strip-debug --add-gnu-debuglink=oort.debug "$root/bin/oort")
+fi
 # The shipped plugins, without compiled artifacts of this machine's build.
 (cd "$plugins" && find . -name .compiled -prune -o -type f -print | while read -r f; do
   mkdir -p "$root/bin/plugins/$(dirname "$f")"
@@ -92,9 +101,7 @@ README
 mkdir -p "$OUT"
 tar -C "$stage" -czf "$OUT/$name-$arch.tar.gz" "$name"
 echo "wrote $OUT/$name-$arch.tar.gz ($(wc -c <"$OUT/$name-$arch.tar.gz") bytes; binary $(wc -c <"$root/bin/oort") bytes)"
-dwp="${OORT_BIN}.dwp"
-if [ -f "$dwp" ]; then
-  mkdir -p "$stage/debug/$name/bin" && cp "$dwp" "$stage/debug/$name/bin/oort.dwp"
+if [ -n "$debug" ]; then
   tar -C "$stage/debug" -czf "$OUT/$name-$arch-debug.tar.gz" "$name"
-  echo "wrote $OUT/$name-$arch-debug.tar.gz (split debug info)"
+  echo "wrote $OUT/$name-$arch-debug.tar.gz (the debug info, $(wc -c <"$debug") bytes)"
 fi

@@ -25,7 +25,10 @@ fn the_package_unpacks_and_runs_with_its_plugins() {
         .expect("out dir")
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .find(|p| {
+            let n = p.to_string_lossy();
+            n.ends_with(".tar.gz") && !n.ends_with("-debug.tar.gz")
+        })
         .expect("a tarball");
     let unpack = tempfile::tempdir().expect("tempdir");
     let st = Command::new("tar")
@@ -56,6 +59,28 @@ fn the_package_unpacks_and_runs_with_its_plugins() {
     assert!(
         !pkg.join("bin/plugins/.compiled").exists(),
         "build artifacts shipped"
+    );
+    // The debug info is moved out of the shipped binary, into its own tarball.
+    let sections = Command::new("objdump")
+        .arg("-h")
+        .arg(pkg.join("bin/oort"))
+        .output()
+        .expect("objdump");
+    let sections = String::from_utf8_lossy(&sections.stdout);
+    assert!(
+        sections.contains(".gnu_debuglink"),
+        "no debug link:\n{sections}"
+    );
+    assert!(
+        !sections.contains(".debug_info"),
+        "debug info shipped:\n{sections}"
+    );
+    assert!(
+        std::fs::read_dir(out.path())
+            .expect("out dir")
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with("-debug.tar.gz")),
+        "no debug tarball"
     );
     let unit = std::fs::read_to_string(pkg.join("lib/systemd/system/oort.service")).expect("unit");
     let top = pkg
