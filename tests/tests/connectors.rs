@@ -321,9 +321,22 @@ fn connector_metadata_from_the_factories_declarations() {
         .expect("GET", "/metadata/sources/random", None, 200)
         .json();
     assert_eq!(r["type"], "wasm");
-    assert!(r["properties"]["default"]
-        .as_array()
-        .is_some_and(|f| f.iter().any(|f| f["name"] == "interval")));
+    assert!(r["properties"]["default"].as_array().is_some_and(|f| f
+        .iter()
+        .any(|f| f["name"] == "interval" && f["type"] == "int")));
+    // A plugin's conf keys are checked against its manifest's typed fields
+    // (its describe schema names them without types).
+    let bad = s.put(
+        "/metadata/sources/random/confKeys/bad",
+        r#"{"interval":"often"}"#,
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("interval"), "{}", bad.body);
+    let ok = s.put(
+        "/metadata/sources/random/confKeys/fine",
+        r#"{"interval":"25"}"#,
+    );
+    assert_eq!(ok.status, 200, "{}", ok.body);
 
     let e = s.get("/metadata/sinks/nope");
     assert_eq!(e.status, 404, "{}", e.body);

@@ -27,7 +27,8 @@ pub struct PropSpec {
     /// The accepted values, when they are a fixed set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<Json>,
-    #[serde(default)]
+    /// eKuiper's plugin JSON writes it `{"en_US": "..."}`: read as that text.
+    #[serde(default, deserialize_with = "hint_text")]
     pub hint: String,
     /// Part of the connection (set on a connection profile, not per rule).
     #[serde(default, rename = "connectionRelated")]
@@ -37,6 +38,21 @@ pub struct PropSpec {
     /// else is refused ([`crate::SinkFactory::check_templates`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dynamic: bool,
+}
+
+/// A hint as text, from a string or eKuiper's `{"en_US": "...", ...}`.
+fn hint_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match Json::deserialize(d)? {
+        Json::String(s) => s,
+        Json::Object(m) => m
+            .get("en_US")
+            .or_else(|| m.values().next())
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        Json::Null => String::new(),
+        other => other.to_string(),
+    })
 }
 
 fn any_type() -> String {
@@ -345,6 +361,19 @@ mod tests {
             ],
             ..ConnectorInfo::new("test")
         }
+    }
+
+    #[test]
+    fn plugin_field_lists_take_ekuipers_localised_hints() {
+        let v = parse_plugin_schema(
+            r#"[{"name":"a","type":"int","hint":{"en_US":"ms between reads"}},{"name":"b","hint":"text"}]"#,
+        )
+        .expect("a field list");
+        assert_eq!(
+            (v[0].typ.as_str(), v[0].hint.as_str()),
+            ("int", "ms between reads")
+        );
+        assert_eq!((v[1].typ.as_str(), v[1].hint.as_str()), ("any", "text"));
     }
 
     #[test]

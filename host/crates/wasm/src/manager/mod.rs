@@ -71,20 +71,26 @@ fn default_kind() -> PluginKind {
     PluginKind::Source
 }
 
-/// What a plugin's factory declares: its description and property schema
-/// (`properties-schema` from `describe`, else the manifest's `properties`);
-/// a plugin source never ends on its own and may hold a connection.
+/// What a plugin's factory declares: its description and property schema:
+/// `properties-schema` from `describe` when it gives types, else the
+/// manifest's `properties` (eKuiper's typed field list), else the untyped
+/// `describe` schema (names and hints only). A plugin source never ends on
+/// its own and may hold a connection.
 pub fn connector_info(info: &PluginInfo) -> ConnectorInfo {
-    let from_manifest = || match &info.properties {
+    let described = info
+        .properties_schema
+        .as_deref()
+        .and_then(oort_core::schema::parse_plugin_schema);
+    let manifest = match &info.properties {
         serde_json::Value::Null => None,
         v => oort_core::schema::parse_plugin_schema(&v.to_string()),
     };
-    let properties = info
-        .properties_schema
-        .as_deref()
-        .and_then(oort_core::schema::parse_plugin_schema)
-        .or_else(from_manifest)
-        .unwrap_or_default();
+    let typed = |v: &Vec<oort_core::schema::PropSpec>| v.iter().any(|p| p.typ != "any");
+    let properties = match (described, manifest) {
+        (Some(d), _) if typed(&d) => d,
+        (_, Some(m)) => m,
+        (d, None) => d.unwrap_or_default(),
+    };
     ConnectorInfo {
         holds_connection: true,
         properties,
