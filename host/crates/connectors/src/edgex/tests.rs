@@ -433,7 +433,11 @@ async fn read_jetstream(bus: &serde_json::Value, topic: &str, n: usize) -> Vec<f
     let task = tokio::spawn(async move { src.run(ctx).await });
     let mut got = Vec::new();
     while got.len() < n {
-        match tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await {
+        // Up to JetStream's ack wait (30 s) and more: a message the server
+        // handed to the previous reader's pull request just as that reader
+        // left is delivered again only once the wait expires (seen once
+        // under load: late, not lost).
+        match tokio::time::timeout(std::time::Duration::from_secs(45), rx.recv()).await {
             Ok(Some(SourceMsg::Rows { rows, .. })) => got.extend(
                 rows.iter()
                     .filter_map(|r| r.get("t").and_then(Value::as_f64)),
