@@ -28,9 +28,28 @@ impl Drop for Influxd {
 }
 
 impl Influxd {
+    /// Starts on two distinct free ports; a start that fails (a port taken
+    /// meanwhile by another test) is tried again on new ports.
     fn start() -> Influxd {
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Influxd::try_start() {
+                Ok(i) => return i,
+                Err(e) => last = e,
+            }
+        }
+        panic!("influxd did not start: {last}");
+    }
+
+    fn try_start() -> Result<Influxd, String> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (http, rpc) = (free_port(), free_port());
+        let http = free_port();
+        let rpc = loop {
+            let p = free_port();
+            if p != http {
+                break p;
+            }
+        };
         let d = dir.path().display();
         let conf = format!(
             "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\
@@ -39,25 +58,33 @@ impl Influxd {
         );
         let conf_path = dir.path().join("influxdb.conf");
         std::fs::write(&conf_path, conf).expect("write influxdb.conf");
+        let log = std::fs::File::create(dir.path().join("influxd.log")).expect("log file");
         let child = Command::new(influxd())
             .arg("-config")
             .arg(&conf_path)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(log))
             .spawn()
             .expect("start influxd (scripts/services.sh installs Debian's influxdb)");
-        let i = Influxd {
+        let mut i = Influxd {
             child,
             base: format!("http://127.0.0.1:{http}"),
             _dir: dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while reqwest::blocking::get(format!("{}/ping", i.base)).map_or(true, |r| r.status() != 204)
         {
-            assert!(Instant::now() < deadline, "influxd did not start");
+            let log =
+                || std::fs::read_to_string(i._dir.path().join("influxd.log")).unwrap_or_default();
+            if let Ok(Some(st)) = i.child.try_wait() {
+                return Err(format!("influxd exited ({st}):\n{}", log()));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("no answer in 30 s:\n{}", log()));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        i
+        Ok(i)
     }
 
     fn query(&self, db: &str, q: &str) -> Json {
