@@ -148,6 +148,19 @@ impl Outbound {
         matches!(self.host, HostPat::Name(_))
     }
 
+    /// An IP or CIDR pattern (or `*`) that holds `ip`; a name pattern never does.
+    fn host_has_ip(&self, ip: IpAddr) -> bool {
+        match &self.host {
+            HostPat::Any => true,
+            HostPat::Ip(p) => *p == ip,
+            HostPat::Cidr(net, bits) => match ip {
+                IpAddr::V4(v4) => in_cidr(v4, *net, *bits),
+                IpAddr::V6(_) => false,
+            },
+            HostPat::Name(_) => false,
+        }
+    }
+
     fn proto_allows(&self, udp: bool) -> bool {
         match self.proto {
             Proto::Any => true,
@@ -335,13 +348,8 @@ impl SocketPolicy {
                 continue;
             }
             let ok = match &r.host {
-                HostPat::Any => true,
-                HostPat::Ip(ip) => *ip == addr.ip(),
-                HostPat::Cidr(net, bits) => match addr.ip() {
-                    IpAddr::V4(ip) => in_cidr(ip, *net, *bits),
-                    IpAddr::V6(_) => false,
-                },
                 HostPat::Name(n) => self.resolve(n, addr.port()).await.contains(&addr.ip()),
+                _ => r.host_has_ip(addr.ip()),
             };
             if ok {
                 return true;
@@ -364,21 +372,13 @@ impl SocketPolicy {
             if !scheme_ok || port < r.port.lo || port > r.port.hi {
                 continue;
             }
-            let ip_ok = |ip: IpAddr| match &r.host {
-                HostPat::Ip(p) => *p == ip,
-                HostPat::Cidr(net, bits) => match ip {
-                    IpAddr::V4(v4) => in_cidr(v4, *net, *bits),
-                    IpAddr::V6(_) => false,
-                },
-                _ => false,
-            };
             allowed = match (&r.host, literal) {
                 (HostPat::Any, _) => true,
                 (HostPat::Name(n), _) => *n == host_l,
-                (_, Some(ip)) => ip_ok(ip),
+                (_, Some(ip)) => r.host_has_ip(ip),
                 (_, None) => {
                     let ips = self.resolve(&host_l, port).await;
-                    !ips.is_empty() && ips.into_iter().all(ip_ok)
+                    !ips.is_empty() && ips.into_iter().all(|ip| r.host_has_ip(ip))
                 }
             };
             if allowed {

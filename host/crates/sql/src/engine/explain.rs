@@ -134,8 +134,7 @@ fn join(sel: &Select, left: Node, e: &dyn Fn(&crate::ast::Expr) -> String) -> No
             JoinKind::Left => "LEFT_JOIN",
             JoinKind::Right => "RIGHT_JOIN",
             JoinKind::Full => "FULL_JOIN",
-            #[allow(unreachable_patterns)]
-            _ => "CROSS_JOIN",
+            JoinKind::Cross => "CROSS_JOIN",
         };
         let on = j.on.as_ref().map(e).unwrap_or_default();
         parts.push(format!("{{ joinType:{kind}, expr:{on} }}"));
