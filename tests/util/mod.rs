@@ -43,6 +43,19 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The port from the server's "REST API listening" line (plain or JSON log).
+fn listening_port(log: &Mutex<Vec<String>>) -> Option<u16> {
+    let g = log.lock().ok()?;
+    let line = g.iter().find(|l| l.contains("REST API listening"))?;
+    let at = line.find("addr")? + 4;
+    let addr: String = line[at..]
+        .trim_start_matches(['=', '"', ':'])
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"' && *c != ',')
+        .collect();
+    addr.rsplit(':').next()?.parse().ok()
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -149,11 +162,13 @@ impl Server {
 
     /// Starts a server on an existing data dir with options.
     pub fn start_in_with(data_dir: &Path, opts: Opts) -> Server {
-        let port = free_port();
+        // The server binds port 0 and the harness reads the port it got from
+        // its log: a port chosen here and passed on could be taken by another
+        // test's server in between, and that server would answer our /ping.
         let mut cmd = Command::new(oort_bin());
         cmd.args(["serve", "--data-dir"])
             .arg(data_dir)
-            .args(["--rest-addr", &format!("{}:{port}", opts.bind)])
+            .args(["--rest-addr", &format!("{}:0", opts.bind)])
             .env("OORT_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -173,6 +188,7 @@ impl Server {
         }
         let mut child = cmd.spawn().expect("spawn oort");
         let log = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         for pipe in [
             child
                 .stdout
@@ -187,14 +203,31 @@ impl Server {
         .flatten()
         {
             let log = log.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                     if let Ok(mut g) = log.lock() {
                         g.push(line);
                     }
                 }
-            });
+            }));
         }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let port = loop {
+            if let Some(p) = listening_port(&log) {
+                break p;
+            }
+            if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+                let _ = child.kill();
+                let _ = child.wait();
+                // The readers end at the pipes' end: the log is complete.
+                for r in readers {
+                    let _ = r.join();
+                }
+                let lines = log.lock().map(|g| g.join("\n")).unwrap_or_default();
+                panic!("server did not start listening; log:\n{lines}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
         let s = Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
