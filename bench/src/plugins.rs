@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use oort_core::{Props, Row, SinkContext, SinkItem, Value};
-use oort_wasm::plugin::{MessageRef, MetaRef};
+use oort_wasm::plugin::{ListRef, MessageRef};
 use oort_wasm::{InstallRequest, PluginKind, PluginManager, WasmConfig};
 
 pub(crate) fn root() -> anyhow::Result<PathBuf> {
@@ -495,7 +495,7 @@ async fn memory_per_instance(plugins: &PluginManager) -> anyhow::Result<()> {
     let msgs: Vec<MessageRef<'_>> = (0..64)
         .map(|_| MessageRef {
             payload,
-            meta: MetaRef(&[]),
+            meta: ListRef(&[]),
             timestamp_ms: None,
         })
         .collect();

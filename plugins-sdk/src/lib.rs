@@ -2,7 +2,9 @@
 //!
 //! Implement [`Source`] (or [`Sink`]) for a type and call
 //! [`export_source!`] (or [`export_sink!`]) once at the crate root. The macro
-//! generates the `oort:connector@0.1.0` bindings inside your crate, keeps one
+//! generates the `oort:connector@0.2.0` bindings inside your crate (packed
+//! batches; [`export_source_v1!`] and [`export_sink_v1!`] target 0.1.0, for
+//! servers older than 0.2.0's), keeps one
 //! value of your type per plugin instance, parses `props-json` into [`Props`],
 //! and converts between the SDK's types and the generated ones: you never
 //! touch generated code.
@@ -35,7 +37,10 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+pub use packed::{Batch, MessageRef};
 pub use serde_json;
+
+mod packed;
 #[doc(hidden)]
 pub use wit_bindgen as __wit_bindgen;
 
@@ -143,6 +148,9 @@ impl Message {
 pub enum ReadOutcome {
     /// Zero or more messages (empty: nothing arrived in time).
     Messages(Vec<Message>),
+    /// Messages already packed (0.2.0's shape: write payloads in place
+    /// with [`Batch::push_with`]); under 0.1.0 they are unpacked.
+    Batch(Batch),
     /// A bounded source has no more data; `read` is not called again.
     EndOfStream,
 }
@@ -255,6 +263,12 @@ pub trait Sink: Sized + 'static {
     fn open(ctx: &Context, props: Props) -> Result<Self, Error>;
     /// Writes a batch of encoded messages. On failure say how many were accepted.
     fn write(&mut self, batch: Vec<Message>) -> Result<(), WriteFailure>;
+    /// Writes a packed batch as the 0.2.0 host sends it, without an owned
+    /// copy per message. The default calls [`Sink::write`] with copies;
+    /// override it for speed.
+    fn write_batch(&mut self, batch: &Batch) -> Result<(), WriteFailure> {
+        self.write(batch.to_messages())
+    }
     fn flush(&mut self) -> Result<(), Error> {
         Ok(())
     }
@@ -422,6 +436,15 @@ pub mod __rt {
         s.write(batch)
     }
 
+    pub fn sink_write_batch<T: Sink>(
+        slot: &RefCell<Option<T>>,
+        batch: &Batch,
+    ) -> Result<(), WriteFailure> {
+        let mut g = slot.borrow_mut();
+        let s = g.as_mut().ok_or_else(|| WriteFailure::from(not_open()))?;
+        s.write_batch(batch)
+    }
+
     pub fn sink_flush<T: Sink>(slot: &RefCell<Option<T>>) -> Result<(), Error> {
         slot.borrow_mut().as_mut().ok_or_else(not_open)?.flush()
     }
@@ -494,14 +517,15 @@ macro_rules! __oort_common_glue {
     };
 }
 
-/// Exports a [`Source`] implementation as the plugin's `oort:connector/source`.
-/// Call once, at the crate root of a `cdylib` crate.
+/// Exports a [`Source`] implementation as `oort:connector/source@0.1.0`,
+/// for servers that do not serve 0.2.0 yet (Oort serves both). Call once,
+/// at the crate root of a `cdylib` crate, instead of [`export_source!`].
 #[macro_export]
-macro_rules! export_source {
+macro_rules! export_source_v1 {
     ($ty:ty) => {
         #[allow(dead_code, clippy::all, missing_docs, unsafe_code)]
         mod __oort_bindings {
-            $crate::__oort_generate_source!();
+            $crate::__oort_generate_source_v1!();
         }
         $crate::__oort_common_glue!();
 
@@ -542,8 +566,12 @@ macro_rules! export_source {
                 let out = __OORT_INSTANCE
                     .with(|s| $crate::__rt::source_read::<$ty>(s, max_messages, wait_ms))
                     .map_err(__oort_err)?;
+                let out = match out {
+                    $crate::ReadOutcome::Batch(b) => $crate::ReadOutcome::Messages(b.to_messages()),
+                    other => other,
+                };
                 Ok(match out {
-                    $crate::ReadOutcome::EndOfStream => R::EndOfStream,
+                    $crate::ReadOutcome::EndOfStream | $crate::ReadOutcome::Batch(_) => R::EndOfStream,
                     $crate::ReadOutcome::Messages(v) => R::Messages(
                         v.into_iter()
                             .map(|m| M {
@@ -576,14 +604,15 @@ macro_rules! export_source {
     };
 }
 
-/// Exports a [`Sink`] implementation as the plugin's `oort:connector/sink`.
-/// Call once, at the crate root of a `cdylib` crate.
+/// Exports a [`Sink`] implementation as `oort:connector/sink@0.1.0`, for
+/// servers that do not serve 0.2.0 yet (Oort serves both). Call once, at
+/// the crate root of a `cdylib` crate, instead of [`export_sink!`].
 #[macro_export]
-macro_rules! export_sink {
+macro_rules! export_sink_v1 {
     ($ty:ty) => {
         #[allow(dead_code, clippy::all, missing_docs, unsafe_code)]
         mod __oort_bindings {
-            $crate::__oort_generate_sink!();
+            $crate::__oort_generate_sink_v1!();
         }
         $crate::__oort_common_glue!();
 
@@ -646,6 +675,167 @@ macro_rules! export_sink {
     };
 }
 
+/// Exports a [`Source`] implementation as the plugin's
+/// `oort:connector/source@0.2.0`. Call once, at the crate root of a
+/// `cdylib` crate.
+#[macro_export]
+macro_rules! export_source {
+    ($ty:ty) => {
+        #[allow(dead_code, clippy::all, missing_docs, unsafe_code)]
+        mod __oort_bindings {
+            $crate::__oort_generate_source!();
+        }
+        $crate::__oort_common_glue!();
+
+        thread_local! {
+            static __OORT_INSTANCE: ::std::cell::RefCell<Option<$ty>> = const { ::std::cell::RefCell::new(None) };
+        }
+
+        struct __OortSource;
+
+        impl __oort_bindings::exports::oort::connector::source::Guest for __OortSource {
+            fn describe() -> __oort_bindings::oort::connector::types::PluginInfo {
+                $crate::__rt::set_logger(__oort_log);
+                __oort_info(<$ty as $crate::Source>::describe())
+            }
+            fn validate(props_json: String) -> Result<(), __oort_bindings::oort::connector::types::Error> {
+                $crate::__rt::set_logger(__oort_log);
+                $crate::__rt::source_validate::<$ty>(&props_json).map_err(__oort_err)
+            }
+            fn open(
+                ctx: __oort_bindings::oort::connector::types::Context,
+                props_json: String,
+                resume_offset: Option<String>,
+            ) -> Result<(), __oort_bindings::oort::connector::types::Error> {
+                $crate::__rt::set_logger(__oort_log);
+                __OORT_INSTANCE
+                    .with(|s| $crate::__rt::source_open::<$ty>(s, __oort_ctx(ctx), &props_json, resume_offset))
+                    .map_err(__oort_err)
+            }
+            fn read(
+                max_messages: u32,
+                wait_ms: u32,
+            ) -> Result<
+                __oort_bindings::exports::oort::connector::source::ReadOutcome,
+                __oort_bindings::oort::connector::types::Error,
+            > {
+                use __oort_bindings::exports::oort::connector::source::ReadOutcome as R;
+                use __oort_bindings::oort::connector::types::{MetaEntry, Packed};
+                let out = __OORT_INSTANCE
+                    .with(|s| $crate::__rt::source_read::<$ty>(s, max_messages, wait_ms))
+                    .map_err(__oort_err)?;
+                let batch = match out {
+                    $crate::ReadOutcome::EndOfStream => return Ok(R::EndOfStream),
+                    $crate::ReadOutcome::Messages(v) => $crate::Batch::from_messages(&v),
+                    $crate::ReadOutcome::Batch(b) => b,
+                };
+                let (data, ends, timestamps, strings, meta) = batch.into_parts();
+                Ok(R::Messages(Packed {
+                    data,
+                    ends,
+                    timestamps,
+                    strings,
+                    meta: meta
+                        .into_iter()
+                        .map(|(message, key, value)| MetaEntry { message, key, value })
+                        .collect(),
+                }))
+            }
+            fn offset() -> Result<Option<String>, __oort_bindings::oort::connector::types::Error> {
+                __OORT_INSTANCE
+                    .with(|s| $crate::__rt::source_offset::<$ty>(s))
+                    .map_err(__oort_err)
+            }
+            fn commit(offset: String) -> Result<(), __oort_bindings::oort::connector::types::Error> {
+                __OORT_INSTANCE
+                    .with(|s| $crate::__rt::source_commit::<$ty>(s, &offset))
+                    .map_err(__oort_err)
+            }
+            fn close() -> Result<(), __oort_bindings::oort::connector::types::Error> {
+                __OORT_INSTANCE
+                    .with(|s| $crate::__rt::source_close::<$ty>(s))
+                    .map_err(__oort_err)
+            }
+        }
+
+        __oort_bindings::export!(__OortSource with_types_in __oort_bindings);
+    };
+}
+
+/// Exports a [`Sink`] implementation as the plugin's
+/// `oort:connector/sink@0.2.0`: each write arrives as one [`Batch`]
+/// ([`Sink::write_batch`]). Call once, at the crate root of a `cdylib` crate.
+#[macro_export]
+macro_rules! export_sink {
+    ($ty:ty) => {
+        #[allow(dead_code, clippy::all, missing_docs, unsafe_code)]
+        mod __oort_bindings {
+            $crate::__oort_generate_sink!();
+        }
+        $crate::__oort_common_glue!();
+
+        thread_local! {
+            static __OORT_INSTANCE: ::std::cell::RefCell<Option<$ty>> = const { ::std::cell::RefCell::new(None) };
+        }
+
+        struct __OortSink;
+
+        impl __oort_bindings::exports::oort::connector::sink::Guest for __OortSink {
+            fn describe() -> __oort_bindings::oort::connector::types::PluginInfo {
+                $crate::__rt::set_logger(__oort_log);
+                __oort_info(<$ty as $crate::Sink>::describe())
+            }
+            fn validate(props_json: String) -> Result<(), __oort_bindings::oort::connector::types::Error> {
+                $crate::__rt::set_logger(__oort_log);
+                $crate::__rt::sink_validate::<$ty>(&props_json).map_err(__oort_err)
+            }
+            fn open(
+                ctx: __oort_bindings::oort::connector::types::Context,
+                props_json: String,
+            ) -> Result<(), __oort_bindings::oort::connector::types::Error> {
+                $crate::__rt::set_logger(__oort_log);
+                __OORT_INSTANCE
+                    .with(|s| $crate::__rt::sink_open::<$ty>(s, __oort_ctx(ctx), &props_json))
+                    .map_err(__oort_err)
+            }
+            fn write(
+                batch: __oort_bindings::oort::connector::types::Packed,
+            ) -> Result<(), __oort_bindings::exports::oort::connector::sink::WriteFailure> {
+                use __oort_bindings::exports::oort::connector::sink::WriteFailure as W;
+                let batch = $crate::Batch::from_parts(
+                    batch.data,
+                    batch.ends,
+                    batch.timestamps,
+                    batch.strings,
+                    batch
+                        .meta
+                        .into_iter()
+                        .map(|e| (e.message, e.key, e.value))
+                        .collect(),
+                );
+                __OORT_INSTANCE
+                    .with(|s| $crate::__rt::sink_write_batch::<$ty>(s, &batch))
+                    .map_err(|f| W {
+                        accepted: f.accepted,
+                        error: __oort_err(f.error),
+                    })
+            }
+            fn flush() -> Result<(), __oort_bindings::oort::connector::types::Error> {
+                __OORT_INSTANCE
+                    .with(|s| $crate::__rt::sink_flush::<$ty>(s))
+                    .map_err(__oort_err)
+            }
+            fn close() -> Result<(), __oort_bindings::oort::connector::types::Error> {
+                __OORT_INSTANCE
+                    .with(|s| $crate::__rt::sink_close::<$ty>(s))
+                    .map_err(__oort_err)
+            }
+        }
+
+        __oort_bindings::export!(__OortSink with_types_in __oort_bindings);
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -676,9 +866,12 @@ mod tests {
 
     #[test]
     fn embedded_wit_is_the_published_package() {
-        assert!(WIT.contains("package oort:connector@0.1.0;"));
-        assert!(WIT.contains("world source-plugin"));
-        assert!(WIT.contains("world sink-plugin"));
-        assert_eq!(WIT.lines().filter(|l| l.starts_with("package ")).count(), 1);
+        for (wit, version) in [(WIT, "0.2.0"), (WIT_0_1, "0.1.0")] {
+            assert!(wit.contains(&format!("package oort:connector@{version};")));
+            assert!(wit.contains("world source-plugin"));
+            assert!(wit.contains("world sink-plugin"));
+            assert_eq!(wit.lines().filter(|l| l.starts_with("package ")).count(), 1);
+        }
+        assert!(WIT.contains("record packed"));
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use oort_plugin_sdk::serde_json::{Map, Number, Value};
 use oort_plugin_sdk::{
-    export_source, prop, Context, Error, Message, PluginInfo, Props, ReadOutcome, Source,
+    export_source, prop, Batch, Context, Error, Message, PluginInfo, Props, ReadOutcome, Source,
 };
 
 const SCHEMA: &str = r#"{"interval":"int (ms, default 1000; 0: unpaced)","seed":"int > 0 (default 1)","pattern":"object (default {\"count\":50})","deduplicate":"int >= 0 (default 0)"}"#;
@@ -96,6 +96,13 @@ struct Random {
 
 impl Random {
     fn generate(&mut self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        self.generate_into(&mut buf);
+        buf
+    }
+
+    /// One message's JSON, appended to `buf`.
+    fn generate_into(&mut self, buf: &mut Vec<u8>) {
         let mut out = Map::new();
         for (k, v) in &self.cfg.pattern {
             let nv = match v {
@@ -114,17 +121,25 @@ impl Random {
             };
             out.insert(k.clone(), nv);
         }
-        oort_plugin_sdk::serde_json::to_vec(&Value::Object(out)).unwrap_or_default()
+        // Writing into a Vec cannot fail.
+        let _ = oort_plugin_sdk::serde_json::to_writer(buf, &Value::Object(out));
     }
 
     /// `interval: 0`: up to `max` messages at once. When every one of them
     /// was a duplicate, naps for `wait` rather than spin.
-    fn unpaced(&mut self, max: u32, wait: Duration) -> Vec<Message> {
-        let mut out = Vec::with_capacity(max as usize);
+    /// Messages are written straight into the packed batch.
+    fn unpaced(&mut self, max: u32, wait: Duration) -> Batch {
+        let mut out = Batch::new();
+        let mut scratch = Vec::new();
         for _ in 0..max {
-            let payload = self.generate();
-            if !self.duplicate(&payload) {
-                out.push(Message::new(payload));
+            if self.cfg.deduplicate == 0 {
+                out.push_with(|buf| self.generate_into(buf));
+                continue;
+            }
+            scratch.clear();
+            self.generate_into(&mut scratch);
+            if !self.duplicate(&scratch) {
+                out.push(&scratch);
             }
         }
         if out.is_empty() {
@@ -175,7 +190,7 @@ impl Source for Random {
 
     fn read(&mut self, max_messages: u32, wait: Duration) -> Result<ReadOutcome, Error> {
         if self.cfg.interval.is_zero() {
-            return Ok(ReadOutcome::Messages(self.unpaced(max_messages, wait)));
+            return Ok(ReadOutcome::Batch(self.unpaced(max_messages, wait)));
         }
         let now = Instant::now();
         if now < self.next_due {

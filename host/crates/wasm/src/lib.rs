@@ -23,6 +23,7 @@ pub mod slot;
 pub mod source;
 pub mod stats;
 
+pub use bindings::Contract;
 pub use config::{Grants, Permissions, WasmConfig};
 pub use manager::{
     CheckInput, CheckReport, InstallRequest, PluginError, PluginInfo, PluginManager,

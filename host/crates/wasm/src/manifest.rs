@@ -30,20 +30,6 @@ impl PluginKind {
             _ => None,
         }
     }
-
-    pub fn world(self) -> &'static str {
-        match self {
-            PluginKind::Source => crate::bindings::SOURCE_WORLD,
-            PluginKind::Sink => crate::bindings::SINK_WORLD,
-        }
-    }
-
-    pub fn export(self) -> &'static str {
-        match self {
-            PluginKind::Source => crate::bindings::SOURCE_EXPORT,
-            PluginKind::Sink => crate::bindings::SINK_EXPORT,
-        }
-    }
 }
 
 impl std::fmt::Display for PluginKind {

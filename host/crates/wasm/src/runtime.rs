@@ -94,6 +94,10 @@ impl Runtime {
             PluginState,
             HasSelf<PluginState>,
         >(&mut linker, |s| s)?;
+        crate::bindings::v2::source_world::SourcePlugin::add_to_linker::<
+            PluginState,
+            HasSelf<PluginState>,
+        >(&mut linker, |s| s)?;
         let engine_key = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -226,6 +230,13 @@ impl wasmtime_wasi_http::WasiHttpView for PluginState {
 }
 
 impl types::Host for PluginState {}
+impl crate::bindings::v2::source_world::oort::connector::types::Host for PluginState {}
+
+impl crate::bindings::v2::source_world::oort::connector::host::Host for PluginState {
+    fn log(&mut self, level: crate::bindings::v2::Level, message: String) {
+        host::Host::log(self, level.into(), message)
+    }
+}
 
 impl host::Host for PluginState {
     fn log(&mut self, level: Level, message: String) {
@@ -436,8 +447,8 @@ fn describe_trap(plugin: &str, what: &str, limit: Duration, e: &wasmtime::Error)
     if text.contains("failed to convert function to given type") || text.contains("type mismatch") {
         // The component exports the contract's names with other shapes.
         return format!(
-            "plugin {plugin}: {what} failed: its exports do not have the types of the contract this server serves ({}): {text}. It was most likely built against an older or newer wit/ (a record such as plugin-info with other fields); rebuild it against the wit/ of this server (docs/plugins/contract.md)",
-            crate::bindings::CONTRACT
+            "plugin {plugin}: {what} failed: its exports do not have the types of the contract version they name (this server serves {}): {text}. It was most likely built against an older or newer wit/ under the same version line (a record such as plugin-info with other fields); rebuild it against the published wit/ of that version (docs/plugins/contract.md)",
+            crate::bindings::Contract::served()
         );
     }
     if text.contains("growing memory") || text.contains("memory limit") {

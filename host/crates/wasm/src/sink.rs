@@ -22,7 +22,7 @@ use oort_core::{
 };
 
 use crate::isolation::on_guest_pool;
-use crate::plugin::{LoadedPlugin, MessageRef, MetaRef, PluginSlot, SinkInstance};
+use crate::plugin::{ListRef, LoadedPlugin, MessageRef, PluginSlot, SinkInstance};
 
 const RESEND_ATTEMPTS: u32 = 3;
 
@@ -149,7 +149,7 @@ async fn write_all(
         .enumerate()
         .map(|(i, p)| MessageRef {
             payload: &p[..],
-            meta: MetaRef(metas.get(i).map_or(&[][..], |m| &m[..])),
+            meta: ListRef(metas.get(i).map_or(&[][..], |m| &m[..])),
             timestamp_ms: None,
         })
         .collect();

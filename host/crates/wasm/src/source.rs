@@ -13,10 +13,9 @@ use oort_core::{
     SourceMsg, Value,
 };
 
-use crate::bindings::source_world::exports::oort::connector::source::ReadOutcome;
-use crate::bindings::WitMessage;
+use crate::bindings::{v2, WitMessage};
 use crate::isolation::on_guest_pool;
-use crate::plugin::{LoadedPlugin, PluginSlot};
+use crate::plugin::{LoadedPlugin, PluginSlot, Read};
 
 /// The key under which a stream's DATASOURCE reaches a source plugin in `props-json`.
 pub const DATASOURCE_KEY: &str = "datasource";
@@ -93,6 +92,75 @@ fn to_meta(m: &WitMessage) -> Option<Arc<Meta>> {
     Some(Arc::new(meta))
 }
 
+/// The metadata of one message of a 0.2.0 batch.
+fn packed_meta(
+    p: &v2::Packed,
+    i: usize,
+    entries: &mut std::iter::Peekable<std::slice::Iter<'_, v2::MetaEntry>>,
+) -> Option<Arc<Meta>> {
+    let ts = p.timestamps.get(i).copied().filter(|&t| t != 0);
+    let mut meta: Option<Meta> = None;
+    while let Some(e) = entries.next_if(|e| e.message as usize == i) {
+        let (k, v) = (&p.strings[e.key as usize], &p.strings[e.value as usize]);
+        meta.get_or_insert_with(Meta::new)
+            .insert(Arc::from(k.as_str()), Value::from(v.as_str()));
+    }
+    if let Some(ts) = ts {
+        meta.get_or_insert_with(Meta::new).insert(
+            Arc::from("timestamp"),
+            Value::from(i64::try_from(ts).unwrap_or(i64::MAX)),
+        );
+    }
+    meta.map(Arc::new)
+}
+
+/// Checks a 0.2.0 batch against the contract (`types.packed`); a batch that
+/// breaks it is a plugin bug, refused whole with what is wrong.
+pub fn check_packed(p: &v2::Packed) -> Result<(), String> {
+    let n = p.ends.len();
+    let mut prev = 0u32;
+    for (i, &e) in p.ends.iter().enumerate() {
+        if e < prev {
+            return Err(format!(
+                "ends[{i}] = {e} is less than ends[{}] = {prev}",
+                i.max(1) - 1
+            ));
+        }
+        prev = e;
+    }
+    if prev as usize != p.data.len() {
+        return Err(format!(
+            "the last of ends is {prev}, data has {} bytes",
+            p.data.len()
+        ));
+    }
+    if !p.timestamps.is_empty() && p.timestamps.len() != n {
+        return Err(format!(
+            "{} timestamps for {n} messages (give none or one per message)",
+            p.timestamps.len()
+        ));
+    }
+    let mut last = 0u32;
+    for (j, e) in p.meta.iter().enumerate() {
+        if e.message as usize >= n || e.message < last {
+            return Err(format!(
+                "meta[{j}] is for message {} (messages: {n}, entries in message order)",
+                e.message
+            ));
+        }
+        if e.key as usize >= p.strings.len() || e.value as usize >= p.strings.len() {
+            return Err(format!(
+                "meta[{j}] names string {} or {} of {}",
+                e.key,
+                e.value,
+                p.strings.len()
+            ));
+        }
+        last = e.message;
+    }
+    Ok(())
+}
+
 /// Sleeps unless cancelled; false when cancelled.
 async fn pause(ctx: &SourceContext, d: Duration) -> bool {
     tokio::select! {
@@ -166,14 +234,41 @@ async fn pull(
         let r = inst.read(p.limits.read_batch, p.limits.read_wait).await;
         ctx.conn.set_metrics(&inst.metrics());
         match r {
-            Ok(ReadOutcome::Messages(msgs)) => {
+            Ok(read @ (Read::Messages(_) | Read::Packed(_))) => {
                 backoff.reset();
-                let any = !msgs.is_empty();
-                for m in msgs {
-                    let meta = to_meta(&m);
-                    if !ctx.emit_bytes(Bytes::from(m.payload), meta).await {
-                        break;
+                let mut any = false;
+                match read {
+                    Read::Messages(msgs) => {
+                        any = !msgs.is_empty();
+                        for m in msgs {
+                            let meta = to_meta(&m);
+                            if !ctx.emit_bytes(Bytes::from(m.payload), meta).await {
+                                break;
+                            }
+                        }
                     }
+                    Read::Packed(mut packed) => {
+                        if let Err(m) = check_packed(&packed) {
+                            let m =
+                                format!("plugin {}: read returned a malformed batch: {m}", p.name);
+                            ctx.conn.disconnected(m.clone());
+                            break Err(ConnectorError::Fatal(m));
+                        }
+                        any = !packed.ends.is_empty();
+                        // One allocation for the batch: each payload is a slice of it.
+                        let data = Bytes::from(std::mem::take(&mut packed.data));
+                        let mut entries = packed.meta.iter().peekable();
+                        let mut start = 0usize;
+                        for (i, &end) in packed.ends.iter().enumerate() {
+                            let payload = data.slice(start..end as usize);
+                            start = end as usize;
+                            let meta = packed_meta(&packed, i, &mut entries);
+                            if !ctx.emit_bytes(payload, meta).await {
+                                break;
+                            }
+                        }
+                    }
+                    Read::EndOfStream => {}
                 }
                 if any && rewindable {
                     match inst.offset().await {
@@ -188,7 +283,7 @@ async fn pull(
                     }
                 }
             }
-            Ok(ReadOutcome::EndOfStream) => {
+            Ok(Read::EndOfStream) => {
                 ctx.emit(SourceMsg::Eof).await;
                 break Ok(());
             }
@@ -218,4 +313,60 @@ async fn pull(
         tracing::warn!(plugin = %p.name, rule = %ctx.id, "close: {e}");
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packed(data: &[u8], ends: &[u32]) -> v2::Packed {
+        v2::Packed {
+            data: data.to_vec(),
+            ends: ends.to_vec(),
+            timestamps: vec![],
+            strings: vec!["k".into(), "v".into()],
+            meta: vec![],
+        }
+    }
+
+    #[test]
+    fn a_packed_batch_that_breaks_the_contract_is_named() {
+        assert_eq!(check_packed(&packed(b"abc", &[1, 3])), Ok(()));
+        assert_eq!(check_packed(&packed(b"", &[])), Ok(()));
+        let e = check_packed(&packed(b"abc", &[2, 1, 3])).unwrap_err();
+        assert!(e.contains("ends[1] = 1"), "{e}");
+        let e = check_packed(&packed(b"abc", &[1, 2])).unwrap_err();
+        assert!(e.contains("data has 3 bytes"), "{e}");
+        let mut p = packed(b"ab", &[1, 2]);
+        p.timestamps = vec![1];
+        assert!(check_packed(&p).unwrap_err().contains("1 timestamps for 2"));
+        let entry = |message, key, value| v2::MetaEntry {
+            message,
+            key,
+            value,
+        };
+        let mut p = packed(b"ab", &[1, 2]);
+        p.meta = vec![entry(1, 0, 1), entry(0, 0, 1)];
+        assert!(check_packed(&p).unwrap_err().contains("message order"));
+        p.meta = vec![entry(2, 0, 1)];
+        assert!(check_packed(&p).unwrap_err().contains("messages: 2"));
+        p.meta = vec![entry(0, 0, 2)];
+        assert!(check_packed(&p).unwrap_err().contains("string 0 or 2 of 2"));
+    }
+
+    #[test]
+    fn packed_metadata_goes_to_its_message() {
+        let mut p = packed(b"ab", &[1, 2]);
+        p.timestamps = vec![0, 9];
+        p.meta = vec![v2::MetaEntry {
+            message: 1,
+            key: 0,
+            value: 1,
+        }];
+        let mut entries = p.meta.iter().peekable();
+        assert!(packed_meta(&p, 0, &mut entries).is_none());
+        let m = packed_meta(&p, 1, &mut entries).expect("meta");
+        assert_eq!(m.get("k").map(|v| v.to_string()), Some("v".into()));
+        assert!(m.contains_key("timestamp"));
+    }
 }

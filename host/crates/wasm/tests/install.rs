@@ -54,7 +54,7 @@ async fn install_zip_persist_upgrade_delete() {
     assert_eq!(info.kind, PluginKind::Source);
     assert_eq!(info.version, "0.1.0");
     assert_eq!(info.package_sha256, sha);
-    assert_eq!(info.world, "oort:connector/source-plugin@0.1.0");
+    assert_eq!(info.world, "oort:connector/source-plugin@0.2.0");
     assert_eq!(info.state, "installed");
     assert!(info.description.contains("random"), "{}", info.description);
     assert_eq!(
@@ -646,10 +646,8 @@ async fn read_one(m: &PluginManager, name: &str) -> oort_wasm::runtime::Tier {
             .read(1, Duration::from_millis(100))
             .await
             .expect("read");
-        if let oort_wasm::bindings::source_world::exports::oort::connector::source::ReadOutcome::Messages(v) = got {
-            if !v.is_empty() {
-                break;
-            }
+        if got.payloads().is_some_and(|v| !v.is_empty()) {
+            break;
         }
         assert!(std::time::Instant::now() < deadline, "no message");
     }

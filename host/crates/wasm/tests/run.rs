@@ -431,7 +431,6 @@ async fn baseline_code_is_interrupted_by_its_deadline_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baseline_code_runs_a_plugin() {
-    use oort_wasm::bindings::source_world::exports::oort::connector::source::ReadOutcome;
     use oort_wasm::plugin::{CallLimits, LoadedPlugin};
     use oort_wasm::runtime::{Runtime, Tier};
     let cfg = test_config();
@@ -456,12 +455,9 @@ async fn baseline_code_runs_a_plugin() {
     )
     .await
     .unwrap();
-    match inst.read(4, Duration::from_millis(100)).await.unwrap() {
-        ReadOutcome::Messages(v) => {
-            assert_eq!(v.len(), 4);
-            let j: serde_json::Value = serde_json::from_slice(&v[0].payload).unwrap();
-            assert_eq!(j["a"], 1, "{j}");
-        }
-        other => panic!("{other:?}"),
-    }
+    let got = inst.read(4, Duration::from_millis(100)).await.unwrap();
+    let v = got.payloads().unwrap_or_else(|| panic!("{got:?}"));
+    assert_eq!(v.len(), 4);
+    let j: serde_json::Value = serde_json::from_slice(&v[0]).unwrap();
+    assert_eq!(j["a"], 1, "{j}");
 }

@@ -146,16 +146,13 @@ impl PluginManager {
             .map_err(|e| internal(format!("{e:#}")))?;
         let ty = c.component_type();
         let names: Vec<String> = ty.exports(&rt.engine).map(|(n, _)| n.to_string()).collect();
-        if names.iter().any(|n| n == PluginKind::Source.export()) {
-            Ok(PluginKind::Source)
-        } else if names.iter().any(|n| n == PluginKind::Sink.export()) {
-            Ok(PluginKind::Sink)
-        } else {
-            Err(PluginError::BadRequest(format!(
+        match crate::bindings::Contract::detect(&names) {
+            Some((kind, _)) => Ok(kind),
+            None => Err(PluginError::BadRequest(format!(
                 "wrong world or version: the component exports neither {} nor {}",
-                PluginKind::Source.export(),
-                PluginKind::Sink.export()
-            )))
+                crate::bindings::Contract::accepted_exports(PluginKind::Source),
+                crate::bindings::Contract::accepted_exports(PluginKind::Sink)
+            ))),
         }
     }
 }

@@ -137,7 +137,7 @@ impl PluginManager {
         stages.ok(Stage::Contract, || {
             format!(
                 "exports {}; every import is one the host links",
-                kind.export()
+                probe.contract.export(kind)
             )
         });
         let described = probe
@@ -204,7 +204,7 @@ impl PluginManager {
             version: described.version.clone(),
             sha256: sha256_hex(&unpacked.wasm),
             package_sha256,
-            world: kind.world().to_string(),
+            world: loaded.contract.world(kind).to_string(),
             description: match &manifest {
                 Some(m) if !m.description().is_empty() => m.description(),
                 _ => described.description.clone(),

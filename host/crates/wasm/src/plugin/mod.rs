@@ -16,7 +16,12 @@ use crate::bindings::sink_world::exports::oort::connector::sink::WriteFailure as
 use crate::bindings::sink_world::{SinkPlugin, SinkPluginPre};
 use crate::bindings::source_world::exports::oort::connector::source::ReadOutcome;
 use crate::bindings::source_world::{SourcePlugin, SourcePluginPre};
-use crate::bindings::{WitContext, WitMessage, WitPluginInfo};
+use crate::bindings::v2::sink_world::{SinkPlugin as SinkPlugin2, SinkPluginPre as SinkPluginPre2};
+use crate::bindings::v2::source_world::exports::oort::connector::source::ReadOutcome as ReadOutcome2;
+use crate::bindings::v2::source_world::{
+    SourcePlugin as SourcePlugin2, SourcePluginPre as SourcePluginPre2,
+};
+use crate::bindings::{v2, Contract, WitContext, WitMessage, WitPluginInfo};
 use crate::config::{Grants, WasmConfig};
 use crate::isolation::{on_guest_pool, on_guest_pool_blocking, StoreCaps};
 use crate::manifest::{Limits, PluginKind};
@@ -27,6 +32,20 @@ use crate::runtime::{
 enum Pre {
     Source(SourcePluginPre<PluginState>),
     Sink(SinkPluginPre<PluginState>),
+    Source2(SourcePluginPre2<PluginState>),
+    Sink2(SinkPluginPre2<PluginState>),
+}
+
+/// A source instance's exports, by contract.
+enum SourceBindings {
+    V1(SourcePlugin),
+    V2(SourcePlugin2),
+}
+
+/// A sink instance's exports, by contract.
+enum SinkBindings {
+    V1(SinkPlugin),
+    V2(SinkPlugin2),
 }
 
 /// Timeouts and batch sizes that apply to one plugin.
@@ -75,6 +94,8 @@ pub struct LoadedPlugin {
     pub name: Arc<str>,
     pub kind: PluginKind,
     pub version: String,
+    /// The contract version the component exports.
+    pub contract: Contract,
     pub limits: CallLimits,
     runtime: Arc<Runtime>,
     pre: Pre,
@@ -104,26 +125,35 @@ impl LoadedPlugin {
             .exports(&runtime.engine)
             .map(|(n, _)| n.to_string())
             .collect();
-        if !exports.iter().any(|e| e == kind.export()) {
+        let Some(contract) = Contract::ALL
+            .into_iter()
+            .find(|c| exports.iter().any(|e| e == c.export(kind)))
+        else {
             let found = if exports.is_empty() {
                 "nothing".to_string()
             } else {
                 exports.join(", ")
             };
             return Err(format!(
-                "wrong world or version: a {kind} plugin must export {} (world {}), this component exports {found}",
-                kind.export(),
-                kind.world()
+                "wrong world or version: a {kind} plugin must export {} (world {} or {}), this component exports {found}",
+                Contract::accepted_exports(kind),
+                Contract::LATEST.world(kind),
+                Contract::V0_1.world(kind),
             ));
-        }
+        };
         let ipre = runtime.linker.instantiate_pre(component).map_err(|e| {
             format!("the component's imports cannot be satisfied by the host: {e:#}")
         })?;
-        let pre = match kind {
-            PluginKind::Source => {
-                Pre::Source(SourcePluginPre::new(ipre).map_err(|e| format!("{e:#}"))?)
+        let e = |e: wasmtime::Error| format!("{e:#}");
+        let pre = match (kind, contract) {
+            (PluginKind::Source, Contract::V0_1) => {
+                Pre::Source(SourcePluginPre::new(ipre).map_err(e)?)
             }
-            PluginKind::Sink => Pre::Sink(SinkPluginPre::new(ipre).map_err(|e| format!("{e:#}"))?),
+            (PluginKind::Sink, Contract::V0_1) => Pre::Sink(SinkPluginPre::new(ipre).map_err(e)?),
+            (PluginKind::Source, Contract::V0_2) => {
+                Pre::Source2(SourcePluginPre2::new(ipre).map_err(e)?)
+            }
+            (PluginKind::Sink, Contract::V0_2) => Pre::Sink2(SinkPluginPre2::new(ipre).map_err(e)?),
         };
         let name: Arc<str> = Arc::from(name);
         Ok(LoadedPlugin {
@@ -132,6 +162,7 @@ impl LoadedPlugin {
             name,
             kind,
             version: version.to_string(),
+            contract,
             limits,
             runtime,
             pre,
@@ -191,21 +222,33 @@ impl LoadedPlugin {
         node: &str,
         cancel: Option<CancellationToken>,
     ) -> Result<SourceInstance, ConnectorError> {
-        let Pre::Source(pre) = &self.pre else {
-            return Err(ConnectorError::Config(format!(
-                "plugin {} is not a source",
-                self.name
-            )));
-        };
         let (mut store, live) = self.new_store(node, cancel)?;
         arm(&mut store, self.limits.call_timeout, true);
-        let r = finish(
-            pre.instantiate_async(&mut store),
-            &self.name,
-            "instantiate",
-            self.limits.call_timeout,
-        )
-        .await;
+        let t = self.limits.call_timeout;
+        let r = match &self.pre {
+            Pre::Source(pre) => finish(
+                pre.instantiate_async(&mut store),
+                &self.name,
+                "instantiate",
+                t,
+            )
+            .await
+            .map(SourceBindings::V1),
+            Pre::Source2(pre) => finish(
+                pre.instantiate_async(&mut store),
+                &self.name,
+                "instantiate",
+                t,
+            )
+            .await
+            .map(SourceBindings::V2),
+            _ => {
+                return Err(ConnectorError::Config(format!(
+                    "plugin {} is not a source",
+                    self.name
+                )))
+            }
+        };
         disarm(&mut store);
         let bindings = r.map_err(|CallFailure::Dead(m)| self.dead(m))?;
         Ok(SourceInstance {
@@ -220,27 +263,40 @@ impl LoadedPlugin {
         node: &str,
         cancel: Option<CancellationToken>,
     ) -> Result<SinkInstance, ConnectorError> {
-        let Pre::Sink(pre) = &self.pre else {
-            return Err(ConnectorError::Config(format!(
-                "plugin {} is not a sink",
-                self.name
-            )));
-        };
         let (mut store, live) = self.new_store(node, cancel)?;
         arm(&mut store, self.limits.call_timeout, true);
-        let r = finish(
-            pre.instantiate_async(&mut store),
-            &self.name,
-            "instantiate",
-            self.limits.call_timeout,
-        )
-        .await;
+        let t = self.limits.call_timeout;
+        let r = match &self.pre {
+            Pre::Sink(pre) => finish(
+                pre.instantiate_async(&mut store),
+                &self.name,
+                "instantiate",
+                t,
+            )
+            .await
+            .map(SinkBindings::V1),
+            Pre::Sink2(pre) => finish(
+                pre.instantiate_async(&mut store),
+                &self.name,
+                "instantiate",
+                t,
+            )
+            .await
+            .map(SinkBindings::V2),
+            _ => {
+                return Err(ConnectorError::Config(format!(
+                    "plugin {} is not a sink",
+                    self.name
+                )))
+            }
+        };
         disarm(&mut store);
         let bindings = r.map_err(|CallFailure::Dead(m)| self.dead(m))?;
         Ok(SinkInstance {
             inner: Inst::new(self, store, live),
             bindings,
             write_checked: false,
+            pack: Default::default(),
         })
     }
 
@@ -419,7 +475,37 @@ macro_rules! call {
 /// One live source instance.
 pub struct SourceInstance {
     inner: Inst,
-    bindings: SourcePlugin,
+    bindings: SourceBindings,
+}
+
+/// What one `read` returned, in the shape of the plugin's contract.
+#[derive(Debug)]
+pub enum Read {
+    /// 0.1.0: one record per message.
+    Messages(Vec<WitMessage>),
+    /// 0.2.0: one buffer for all payloads.
+    Packed(v2::Packed),
+    EndOfStream,
+}
+
+impl Read {
+    /// The payloads, whatever the contract (tests and tools; the runtime
+    /// takes packed payloads as slices of one buffer).
+    pub fn payloads(&self) -> Option<Vec<Vec<u8>>> {
+        match self {
+            Read::Messages(m) => Some(m.iter().map(|m| m.payload.clone()).collect()),
+            Read::Packed(p) => {
+                let mut start = 0usize;
+                let mut out = Vec::with_capacity(p.ends.len());
+                for &e in &p.ends {
+                    out.push(p.data.get(start..e as usize)?.to_vec());
+                    start = e as usize;
+                }
+                Some(out)
+            }
+            Read::EndOfStream => None,
+        }
+    }
 }
 
 impl SourceInstance {
@@ -434,16 +520,32 @@ impl SourceInstance {
 
     pub async fn describe(&mut self) -> Result<WitPluginInfo, ConnectorError> {
         let t = self.inner.limits.call_timeout;
-        Ok(call!(self, "describe", t, |b, s| b
-            .oort_connector_source()
-            .call_describe(s)))
+        Ok(call!(self, "describe", t, |b, s| async move {
+            match b {
+                SourceBindings::V1(b) => b.oort_connector_source().call_describe(s).await,
+                SourceBindings::V2(b) => b
+                    .oort_connector_source()
+                    .call_describe(s)
+                    .await
+                    .map(Into::into),
+            }
+        }))
     }
 
     pub async fn validate(&mut self, props_json: &str) -> Result<(), ConnectorError> {
         let t = self.inner.limits.call_timeout;
-        let r = call!(self, "validate", t, |b, s| b
-            .oort_connector_source()
-            .call_validate(s, props_json));
+        let r = call!(self, "validate", t, |b, s| async move {
+            match b {
+                SourceBindings::V1(b) => {
+                    b.oort_connector_source().call_validate(s, props_json).await
+                }
+                SourceBindings::V2(b) => b
+                    .oort_connector_source()
+                    .call_validate(s, props_json)
+                    .await
+                    .map(|r| r.map_err(Into::into)),
+            }
+        });
         r.map_err(|e| plugin_error(&self.inner.plugin, e))
     }
 
@@ -454,35 +556,82 @@ impl SourceInstance {
         resume: Option<&str>,
     ) -> Result<(), ConnectorError> {
         let t = self.inner.limits.open_timeout;
-        let r = call!(self, "open", t, |b, s| b
-            .oort_connector_source()
-            .call_open(s, ctx, props_json, resume));
+        let r = call!(self, "open", t, |b, s| async move {
+            match b {
+                SourceBindings::V1(b) => {
+                    b.oort_connector_source()
+                        .call_open(s, ctx, props_json, resume)
+                        .await
+                }
+                SourceBindings::V2(b) => b
+                    .oort_connector_source()
+                    .call_open(s, &ctx.into(), props_json, resume)
+                    .await
+                    .map(|r| r.map_err(Into::into)),
+            }
+        });
         r.map_err(|e| plugin_error(&self.inner.plugin, e))
     }
 
     /// `read(max, wait)`; the deadline is the read wait plus the call timeout.
-    pub async fn read(&mut self, max: u32, wait: Duration) -> Result<ReadOutcome, ConnectorError> {
+    pub async fn read(&mut self, max: u32, wait: Duration) -> Result<Read, ConnectorError> {
         let t = self.inner.limits.call_timeout + wait;
         let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
-        let r = call!(self, "read", t, |b, s| b
-            .oort_connector_source()
-            .call_read(s, max, wait_ms));
+        let r = call!(self, "read", t, |b, s| async move {
+            match b {
+                SourceBindings::V1(b) => b
+                    .oort_connector_source()
+                    .call_read(s, max, wait_ms)
+                    .await
+                    .map(|r| {
+                        r.map(|o| match o {
+                            ReadOutcome::Messages(m) => Read::Messages(m),
+                            ReadOutcome::EndOfStream => Read::EndOfStream,
+                        })
+                    }),
+                SourceBindings::V2(b) => b
+                    .oort_connector_source()
+                    .call_read(s, max, wait_ms)
+                    .await
+                    .map(|r| {
+                        r.map(|o| match o {
+                            ReadOutcome2::Messages(p) => Read::Packed(p),
+                            ReadOutcome2::EndOfStream => Read::EndOfStream,
+                        })
+                        .map_err(Into::into)
+                    }),
+            }
+        });
         r.map_err(|e| plugin_error(&self.inner.plugin, e))
     }
 
     pub async fn offset(&mut self) -> Result<Option<String>, ConnectorError> {
         let t = self.inner.limits.call_timeout;
-        let r = call!(self, "offset", t, |b, s| b
-            .oort_connector_source()
-            .call_offset(s));
+        let r = call!(self, "offset", t, |b, s| async move {
+            match b {
+                SourceBindings::V1(b) => b.oort_connector_source().call_offset(s).await,
+                SourceBindings::V2(b) => b
+                    .oort_connector_source()
+                    .call_offset(s)
+                    .await
+                    .map(|r| r.map_err(Into::into)),
+            }
+        });
         r.map_err(|e| plugin_error(&self.inner.plugin, e))
     }
 
     pub async fn commit(&mut self, offset: &str) -> Result<(), ConnectorError> {
         let t = self.inner.limits.call_timeout;
-        let r = call!(self, "commit", t, |b, s| b
-            .oort_connector_source()
-            .call_commit(s, offset));
+        let r = call!(self, "commit", t, |b, s| async move {
+            match b {
+                SourceBindings::V1(b) => b.oort_connector_source().call_commit(s, offset).await,
+                SourceBindings::V2(b) => b
+                    .oort_connector_source()
+                    .call_commit(s, offset)
+                    .await
+                    .map(|r| r.map_err(Into::into)),
+            }
+        });
         r.map_err(|e| plugin_error(&self.inner.plugin, e))
     }
 
@@ -491,15 +640,22 @@ impl SourceInstance {
             return Ok(());
         }
         let t = self.inner.limits.call_timeout;
-        let r = call!(self, "close", t, false, |b, s| b
-            .oort_connector_source()
-            .call_close(s));
+        let r = call!(self, "close", t, false, |b, s| async move {
+            match b {
+                SourceBindings::V1(b) => b.oort_connector_source().call_close(s).await,
+                SourceBindings::V2(b) => b
+                    .oort_connector_source()
+                    .call_close(s)
+                    .await
+                    .map(|r| r.map_err(Into::into)),
+            }
+        });
         r.map_err(|e| plugin_error(&self.inner.plugin, e))
     }
 }
 
 mod sink_inst;
-pub use sink_inst::{MessageRef, MetaRef, PartialWrite, SinkInstance};
+pub use sink_inst::{ListRef, MessageRef, MetaRef, PackedRef, PartialWrite, SinkInstance};
 
 /// The current version of an installed plugin, shared between the manager
 /// (which swaps it on upgrade and clears it on delete) and its factory.

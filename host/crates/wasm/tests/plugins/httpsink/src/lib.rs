@@ -3,8 +3,7 @@
 //! operator's grant decides. A non-2xx answer fails the write with the kind
 //! the SDK maps it to.
 use oort_plugin_sdk::{
-    export_sink, http, prop, Context, Error, Message, PluginInfo, Props, Sink,
-    WriteFailure,
+    export_sink, http, prop, Context, Error, Message, PluginInfo, Props, Sink, WriteFailure,
 };
 
 struct HttpSink {

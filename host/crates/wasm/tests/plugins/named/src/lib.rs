@@ -1,7 +1,9 @@
 //! A sink whose plugin name is chosen at build time
 //! (`OORT_PLUGIN_NAME=foo cargo build ...`), so benchmarks can install many
 //! distinct plugin packages. It keeps a count of what it was given.
-use oort_plugin_sdk::{export_sink, Context, Error, Message, PluginInfo, Props, Sink, WriteFailure};
+use oort_plugin_sdk::{
+    export_sink, Context, Error, Message, PluginInfo, Props, Sink, WriteFailure,
+};
 
 struct Named {
     seen: u64,
