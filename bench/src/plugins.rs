@@ -91,6 +91,52 @@ fn bulky_component() -> anyhow::Result<PathBuf> {
     Ok(target.join("wasm32-wasip2/release/discard.wasm"))
 }
 
+/// `discard_v1` and `random_v1`: the same plugins built on
+/// `oort:connector@0.1.0` (feature `contract-0-1`), in a directory of their
+/// own with manifests named after them, ready for `load_builtin`.
+fn v1_components(dist: &Path) -> anyhow::Result<tempfile::TempDir> {
+    let root = root()?;
+    let target = root.join("target/wasm-bench-v1");
+    let out = tempfile::tempdir()?;
+    for (krate, name) in [("discard", "discard_v1"), ("random", "random_v1")] {
+        let st = cargo()
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "-p",
+                krate,
+                "--features",
+                "contract-0-1",
+                "--target-dir",
+            ])
+            .arg(&target)
+            .current_dir(root.join("builtin-plugins"))
+            .status()
+            .with_context(|| format!("build {name}"))?;
+        if !st.success() {
+            return Err(anyhow!("building {krate} --features contract-0-1 failed"));
+        }
+        std::fs::copy(
+            target.join(format!("wasm32-wasip2/release/{krate}.wasm")),
+            out.path().join(format!("{name}.wasm")),
+        )?;
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dist.join(format!("{krate}.json")))?)?;
+        manifest["name"] = serde_json::Value::from(name);
+        std::fs::write(
+            out.path().join(format!("{name}.json")),
+            serde_json::to_vec(&manifest)?,
+        )?;
+        let yaml = dist.join(format!("{krate}.yaml"));
+        if yaml.is_file() {
+            std::fs::copy(&yaml, out.path().join(format!("{name}.yaml")))?;
+        }
+    }
+    Ok(out)
+}
+
 /// Rounds of each rule measurement (nop and discard alternate).
 const ROUNDS: usize = 5;
 
@@ -142,9 +188,17 @@ pub fn wasm_plugins() -> anyhow::Result<()> {
     oort_connectors::builtin(&registry);
     let plugins = PluginManager::open(dir.path(), registry.clone(), WasmConfig::default())
         .map_err(|e| anyhow!("{e}"))?;
-    let loaded = plugins.load_builtin(&dist).map_err(|e| anyhow!("{e}"))?;
-    if !loaded.iter().any(|n| n == "discard") {
-        return Err(anyhow!("the discard plugin did not load: {loaded:?}"));
+    let mut loaded = plugins.load_builtin(&dist).map_err(|e| anyhow!("{e}"))?;
+    let v1 = v1_components(&dist)?;
+    loaded.extend(
+        plugins
+            .load_builtin(v1.path())
+            .map_err(|e| anyhow!("{e}"))?,
+    );
+    for p in ["discard", "discard_v1", "random", "random_v1"] {
+        if !loaded.iter().any(|n| n == p) {
+            return Err(anyhow!("the {p} plugin did not load: {loaded:?}"));
+        }
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -156,43 +210,65 @@ pub fn wasm_plugins() -> anyhow::Result<()> {
             return profile_loop(&mgr, &registry, &spec).await;
         }
         println!(
-            "f rule memory -> SELECT * -> sink, sendSingle (1 worker thread; median of {ROUNDS} alternating rounds):"
+            "f rule memory -> SELECT * -> sink, sendSingle (1 worker thread; median of {ROUNDS} rounds, nop, discard on 0.2.0 and discard_v1 on 0.1.0 alternating):"
         );
+        let rounds = |v: &[f64]| {
+            v.iter()
+                .map(|r| format!("{r:.2}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         for batch in [1usize, 8, 64, 512] {
-            let mut nop = Vec::new();
-            let mut wasm = Vec::new();
-            let mut ratio = Vec::new();
+            let (mut nop, mut w2, mut w1, mut r2, mut r1) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for _ in 0..ROUNDS {
                 let n = rule_rate(&mgr, "nop", batch).await?;
-                let w = rule_rate(&mgr, "discard", batch).await?;
+                let a = rule_rate(&mgr, "discard", batch).await?;
+                let b = rule_rate(&mgr, "discard_v1", batch).await?;
                 nop.push(n);
-                wasm.push(w);
-                ratio.push(w / n);
+                w2.push(a);
+                w1.push(b);
+                r2.push(a / n);
+                r1.push(b / n);
             }
+            let (s2, s1) = (rounds(&r2), rounds(&r1));
             println!(
-                "f   batchSize {batch:>3}: nop {:>9.0} rows/s, discard (wasm) {:>9.0} rows/s = {:.2} of nop (rounds: {})",
+                "f   batchSize {batch:>3}: nop {:>9.0} rows/s; 0.2.0 {:>9.0} rows/s = {:.2} of nop ({s2}); 0.1.0 {:>9.0} rows/s = {:.2} ({s1})",
                 median(&mut nop),
-                median(&mut wasm),
-                median(&mut ratio),
-                ratio
-                    .iter()
-                    .map(|r| format!("{r:.2}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                median(&mut w2),
+                median(&mut r2),
+                median(&mut w1),
+                median(&mut r1),
             );
         }
-        println!("f sink collect() of B pre-encoded messages, alone:");
+        println!("f sink collect() of B pre-encoded messages, alone (us per call; per message in brackets):");
         for batch in [1usize, 8, 64, 512] {
             let nop = collect_rate(&registry, "nop", batch).await?;
-            let wasm = collect_rate(&registry, "discard", batch).await?;
+            let v2 = collect_rate(&registry, "discard", batch).await?;
+            let v1 = collect_rate(&registry, "discard_v1", batch).await?;
+            let per = |r: f64| 1e6 / (r * batch as f64);
             println!(
-                "f   B = {batch:>3}: nop {:>7.3} us/call, discard (wasm) {:>7.3} us/call = {:.3} us/message",
+                "f   B = {batch:>3}: nop {:>7.3}; 0.2.0 {:>7.3} ({:.3}); 0.1.0 {:>7.3} ({:.3})",
                 1e6 / nop.0,
-                1e6 / wasm.0,
-                1e6 / (wasm.0 * batch as f64)
+                1e6 / v2.0,
+                per(v2.0),
+                1e6 / v1.0,
+                per(v1.0),
             );
         }
-        random_rate(&mgr).await?;
+        let (mut mem, mut r2, mut r1) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..3 {
+            mem.push(rule_rate(&mgr, "nop", 0).await?);
+            r2.push(random_rate(&mgr, "random").await?);
+            r1.push(random_rate(&mgr, "random_v1").await?);
+        }
+        let m = median(&mut mem);
+        let (a, b) = (median(&mut r2), median(&mut r1));
+        println!(
+            "f source -> SELECT * -> nop (median of 3): memory (native) {m:.0} rows/s; random 0.2.0 {a:.0} = {:.2} of memory; random_v1 0.1.0 {b:.0} = {:.2}",
+            a / m,
+            b / m
+        );
         instance_start(&plugins).await?;
         memory_per_instance(&plugins).await?;
         mgr.shutdown().await;
@@ -307,8 +383,9 @@ async fn pump(
     }
 }
 
-/// Rows per second through `memory -> SELECT * -> <sink>` with `batchSize`,
-/// after the same warm-up for every sink.
+/// Rows per second through `memory -> SELECT * -> <sink>` with `batchSize`
+/// (0: the sink's defaults, as the source comparison's rule), after the same
+/// warm-up for every sink.
 async fn rule_rate(mgr: &oort::manager::Manager, sink: &str, batch: usize) -> anyhow::Result<f64> {
     // Multiples of 512, so every sink batch fills and every row is counted out.
     const WARM: usize = 16_384;
@@ -323,10 +400,15 @@ async fn rule_rate(mgr: &oort::manager::Manager, sink: &str, batch: usize) -> an
     ))
     .await
     .map_err(|e| anyhow!("{e}"))?;
+    let props = if batch == 0 {
+        serde_json::json!({})
+    } else {
+        serde_json::json!({"batchSize": batch, "sendSingle": true, "bufferLength": 4096})
+    };
     let rule = serde_json::json!({
         "id": id,
         "sql": format!("SELECT * FROM {stream}"),
-        "actions": [{ sink: {"batchSize": batch, "sendSingle": true, "bufferLength": 4096} }]
+        "actions": [{ sink: props }]
     });
     mgr.create_rule(&rule.to_string())
         .await
@@ -400,21 +482,21 @@ async fn collect_rate(
     Ok((calls as f64 / el.as_secs_f64(), calls))
 }
 
-/// The `random` source unpaced (`interval: 0`), into `nop`: rows per second
+/// A `random` source unpaced (`interval: 0`), into `nop`: rows per second
 /// (the source reads `read_batch` messages per `read` call).
-async fn random_rate(mgr: &oort::manager::Manager) -> anyhow::Result<()> {
+async fn random_rate(mgr: &oort::manager::Manager, plugin: &str) -> anyhow::Result<f64> {
     let tag = uuid::Uuid::new_v4().simple().to_string();
     let stream = format!("fr_{}", &tag[..12]);
     mgr.conf()
         .put(
             "sources",
-            "random",
+            plugin,
             "bench_f",
             &serde_json::json!({"interval": 0, "seed": 100, "pattern": {"id": 1, "temp": 25.5}}),
         )
         .map_err(|e| anyhow!("{e}"))?;
     mgr.exec_stream_sql(&format!(
-        "CREATE STREAM {stream} () WITH (DATASOURCE=\"x\", TYPE=\"random\", CONF_KEY=\"bench_f\")"
+        "CREATE STREAM {stream} () WITH (DATASOURCE=\"x\", TYPE=\"{plugin}\", CONF_KEY=\"bench_f\")"
     ))
     .await
     .map_err(|e| anyhow!("{e}"))?;
@@ -432,9 +514,11 @@ async fn random_rate(mgr: &oort::manager::Manager) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let b = status_u64(mgr, &id, key).await?;
     let rate = (b - a) as f64 / t.elapsed().as_secs_f64();
-    println!("f random source (interval 0: unpaced) -> nop: {rate:.0} rows/s");
     mgr.delete_rule(&id).await.map_err(|e| anyhow!("{e}"))?;
-    Ok(())
+    mgr.exec_stream_sql(&format!("DROP STREAM {stream}"))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok(rate)
 }
 
 /// New instances from the cached `InstancePre` (store + instantiate, no `open`).

@@ -11,8 +11,6 @@ use oort_tests::broker::{Broker, IdCounter, Publisher};
 use oort_tests::{unique, Server};
 use serde_json::{json, Value as Json};
 
-const SHARED_BROKER: u16 = 1883;
-
 fn num(st: &Json, key: &str) -> u64 {
     st[key].as_u64().unwrap_or(0)
 }
@@ -41,14 +39,31 @@ fn assert_none_lost(
     assert_eq!(num(&st, "sink_mqtt_0_0_records_dropped_total"), 0);
 }
 
-/// A stream on the shared broker, a rule sending it to the private broker
-/// with `extra` sink properties, and a counting subscriber on the output.
-fn setup(s: &Server, broker: &Broker, t: &str, rule: &str, extra: Json) -> IdCounter {
+/// A stream on the private input broker, a rule sending it to the private
+/// sink broker with `extra` sink properties, and a counting subscriber on
+/// the output. The input is not the shared broker: mosquitto's default
+/// `max_queued_messages` (1,000) there drops QoS 1 messages for a source
+/// that falls behind on a loaded machine, which is not what these tests
+/// measure.
+fn setup(
+    s: &Server,
+    input: &Broker,
+    broker: &Broker,
+    t: &str,
+    rule: &str,
+    extra: Json,
+) -> IdCounter {
     let counter = IdCounter::subscribe(broker.port, &format!("{t}/out"));
     // The subscription must survive a SIGKILL of the broker.
     let subscribed = SystemTime::now();
+    s.expect(
+        "PUT",
+        &format!("/metadata/sources/mqtt/confKeys/{rule}"),
+        Some(&json!({"server": input.url()}).to_string()),
+        200,
+    );
     s.create_stream(&format!(
-        "CREATE STREAM {rule} () WITH (DATASOURCE=\"{t}/in\", TYPE=\"mqtt\")"
+        "CREATE STREAM {rule} () WITH (DATASOURCE=\"{t}/in\", TYPE=\"mqtt\", CONF_KEY=\"{rule}\")"
     ));
     let mut sink = json!({
         "server": broker.url(),
@@ -111,11 +126,19 @@ fn broker_down_5s_with_cache_loses_nothing() {
     let mut broker = Broker::start();
     let s = Server::start();
     let t = unique("cache_down");
-    let counter = setup(&s, &broker, &t, "down", json!({"enableCache": true}));
+    let input = Broker::start();
+    let counter = setup(
+        &s,
+        &input,
+        &broker,
+        &t,
+        "down",
+        json!({"enableCache": true}),
+    );
 
     // 5,000 messages over 5 s; the sink's broker dies after the first 1,000
     // arrive and stays down for 5 s, past the end of the flow.
-    let publisher = Publisher::start(SHARED_BROKER, &format!("{t}/in"), 0..N, 1000);
+    let publisher = Publisher::start(input.port, &format!("{t}/in"), 0..N, 1000);
     assert!(
         counter.wait_distinct(1000, Duration::from_secs(30)),
         "only {} arrived before the outage",
@@ -149,14 +172,20 @@ fn oort_restarted_while_data_is_cached_loses_nothing() {
     let mut broker = Broker::start();
     let mut s = Server::start();
     let t = unique("cache_restart");
-    let counter = setup(&s, &broker, &t, "restart", json!({"enableCache": true}));
+    let input = Broker::start();
+    let counter = setup(
+        &s,
+        &input,
+        &broker,
+        &t,
+        "restart",
+        json!({"enableCache": true}),
+    );
 
     // The sink's broker is down: everything goes to the cache (memory, then
-    // disk past memoryCacheThreshold). Paced: the shared broker queues at
-    // most 1,000 messages for a slow subscriber (mosquitto's
-    // max_queued_messages) and drops the rest.
+    // disk past memoryCacheThreshold). Paced.
     broker.terminate();
-    let publisher = Publisher::start(SHARED_BROKER, &format!("{t}/in"), 0..N, 500);
+    let publisher = Publisher::start(input.port, &format!("{t}/in"), 0..N, 500);
     assert_eq!(publisher.finish(), N);
     s.wait_status("restart", "every message reached the sink", |st| {
         num(st, "sink_mqtt_0_0_records_in_total") == N
@@ -195,8 +224,10 @@ fn cached_results_go_to_the_resend_destination() {
     let s = Server::start();
     let t = unique("cache_dest");
     let again = IdCounter::subscribe(broker.port, &format!("{t}/again"));
+    let input = Broker::start();
     let counter = setup(
         &s,
+        &input,
         &broker,
         &t,
         "dest",
@@ -206,7 +237,7 @@ fn cached_results_go_to_the_resend_destination() {
     );
 
     broker.terminate();
-    let publisher = Publisher::start(SHARED_BROKER, &format!("{t}/in"), 0..CACHED, 500);
+    let publisher = Publisher::start(input.port, &format!("{t}/in"), 0..CACHED, 500);
     assert_eq!(publisher.finish(), CACHED);
     s.wait_status("dest", "everything cached", |st| {
         num(st, "sink_mqtt_0_0_cache_length") == CACHED
@@ -215,12 +246,7 @@ fn cached_results_go_to_the_resend_destination() {
     s.wait_status("dest", "sink reconnected", |st| {
         num(st, "sink_mqtt_0_0_connection_status") == 1
     });
-    let publisher = Publisher::start(
-        SHARED_BROKER,
-        &format!("{t}/in"),
-        CACHED..CACHED + LIVE,
-        500,
-    );
+    let publisher = Publisher::start(input.port, &format!("{t}/in"), CACHED..CACHED + LIVE, 500);
     assert_eq!(publisher.finish(), LIVE);
 
     assert!(
@@ -254,10 +280,11 @@ fn without_the_cache_a_drop_is_counted_in_the_rule_status() {
     let mut broker = Broker::start();
     let s = Server::start();
     let t = unique("nocache");
-    let _counter = setup(&s, &broker, &t, "nocache", json!({"retryCount": 0}));
+    let input = Broker::start();
+    let _counter = setup(&s, &input, &broker, &t, "nocache", json!({"retryCount": 0}));
 
     broker.kill();
-    let publisher = Publisher::start(SHARED_BROKER, &format!("{t}/in"), 0..N, 0);
+    let publisher = Publisher::start(input.port, &format!("{t}/in"), 0..N, 0);
     assert_eq!(publisher.finish(), N);
     let st = s.wait_status("nocache", "every message dropped and counted", |st| {
         num(st, "sink_mqtt_0_0_records_dropped_total") == N

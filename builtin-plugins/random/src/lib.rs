@@ -14,8 +14,14 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
 use oort_plugin_sdk::serde_json::{Map, Number, Value};
+
+#[cfg(not(feature = "contract-0-1"))]
+const NAME: &str = "random";
+/// The same source on `oort:connector@0.1.0` (the contract benchmark).
+#[cfg(feature = "contract-0-1")]
+const NAME: &str = "random_v1";
 use oort_plugin_sdk::{
-    export_source, prop, Batch, Context, Error, Message, PluginInfo, Props, ReadOutcome, Source,
+    prop, Batch, Context, Error, Message, PluginInfo, Props, ReadOutcome, Source,
 };
 
 const SCHEMA: &str = r#"{"interval":"int (ms, default 1000; 0: unpaced)","seed":"int > 0 (default 1)","pattern":"object (default {\"count\":50})","deduplicate":"int >= 0 (default 0)"}"#;
@@ -167,7 +173,7 @@ impl Random {
 
 impl Source for Random {
     fn describe() -> PluginInfo {
-        PluginInfo::new("random", env!("CARGO_PKG_VERSION"))
+        PluginInfo::new(NAME, env!("CARGO_PKG_VERSION"))
             .description(
                 "Generates JSON messages from a pattern whose numeric fields are randomised.",
             )
@@ -214,7 +220,10 @@ impl Source for Random {
     }
 }
 
-export_source!(Random);
+#[cfg(not(feature = "contract-0-1"))]
+oort_plugin_sdk::export_source!(Random);
+#[cfg(feature = "contract-0-1")]
+oort_plugin_sdk::export_source_v1!(Random);
 
 #[cfg(test)]
 mod tests {

@@ -174,6 +174,20 @@ where
         .map_err(|e| ConnectorError::Fatal(format!("{what}: the plugin call failed: {e}")))
 }
 
+/// A task running on the guest pool; aborted when dropped (its guest call
+/// stops at the next epoch yield).
+pub struct GuestTask(#[allow(dead_code)] AbortOnDrop<()>);
+
+/// Starts `fut` on the guest pool for as long as the returned handle lives
+/// (a sink instance's writer: one task per instance, fed by a channel,
+/// instead of one task per call).
+pub fn spawn_on_guest_pool<F>(fut: F) -> Result<GuestTask, ConnectorError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    Ok(GuestTask(AbortOnDrop(pool()?.spawn(fut))))
+}
+
 /// [`on_guest_pool`] for synchronous callers (factories' `create`). Inside a
 /// multi-thread tokio runtime the waiting worker first hands its other tasks
 /// to the rest of the runtime (`block_in_place`), so REST requests go on.

@@ -2,7 +2,11 @@
 //! one instance per connected sink, batches written with partial accept
 //! (`invalid-data` drops one message and goes on, `unavailable` resends the
 //! unaccepted rest a few times before the runtime's own retry, `config` and
-//! `unauthorized` stop the rule). Guest calls run on the guest pool.
+//! `unauthorized` stop the rule). Guest calls run on the guest pool, in
+//! one writer task per instance that takes batches from a channel: the
+//! rule's sink task hands over up to a few batches without waiting for
+//! each (`Sink::pipelined`) and a batch counts written once `write`
+//! returned for it.
 //!
 //! Dynamic properties: a property whose value is a `{{...}}` template (say
 //! `"table": "t_{{.site}}"`) is rendered by the host against each result
@@ -21,7 +25,11 @@ use oort_core::{
     SinkItem, Value,
 };
 
-use crate::isolation::on_guest_pool;
+use std::collections::HashMap;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::isolation::{on_guest_pool, spawn_on_guest_pool, GuestTask};
 use crate::plugin::{ListRef, LoadedPlugin, MessageRef, PluginSlot, SinkInstance};
 
 const RESEND_ATTEMPTS: u32 = 3;
@@ -73,7 +81,7 @@ impl SinkFactory for WasmSinkFactory {
             plugin,
             props_json,
             dynamic,
-            inst: None,
+            writer: None,
         }))
     }
 }
@@ -83,7 +91,7 @@ pub struct WasmSink {
     props_json: String,
     /// Properties rendered per message into its metadata.
     dynamic: Vec<(String, PropTemplate)>,
-    inst: Option<SinkInstance>,
+    writer: Option<Writer>,
 }
 
 type Meta = Vec<(String, String)>;
@@ -203,45 +211,182 @@ async fn write_all(
     }
 }
 
+/// Instantiates and opens a sink instance (on the guest pool).
+async fn open_instance(
+    plugin: &Arc<LoadedPlugin>,
+    props_json: &str,
+    ctx: &SinkContext,
+) -> Result<SinkInstance, ConnectorError> {
+    let (rule, op) = if ctx.rule.is_empty() {
+        (ctx.id.clone(), format!("sink_{}", plugin.name))
+    } else {
+        (ctx.rule.clone(), ctx.op.clone())
+    };
+    let mut inst = plugin
+        .instantiate_sink(&ctx.id, Some(ctx.cancel.clone()))
+        .await?;
+    let wctx = plugin.context(&rule, &op, ctx.instance);
+    inst.open(&wctx, props_json).await.map(|()| inst)
+}
+
+/// A batch for the writer: payloads, their rendered dynamic properties,
+/// and the errors of the items left out.
+struct WriteJob {
+    ticket: u64,
+    payloads: Vec<Bytes>,
+    metas: Vec<Meta>,
+    bad: Vec<String>,
+}
+
+enum Job {
+    Write(WriteJob),
+    Flush(oneshot::Sender<Result<(), ConnectorError>>),
+    Close(oneshot::Sender<Result<(), ConnectorError>>),
+}
+
+type Done = (u64, Result<(), ConnectorError>);
+
+/// The writer task of one sink instance, on the guest pool: it owns the
+/// instance and takes jobs in order, so the rule's sink task hands batches
+/// over without a task per call and without waiting for each (the runtime
+/// keeps a few in flight, [`Sink::pipelined`]). An instance that died is
+/// opened again before the next write.
+async fn writer(
+    plugin: Arc<LoadedPlugin>,
+    props_json: String,
+    ctx: SinkContext,
+    mut inst: Option<SinkInstance>,
+    mut jobs: mpsc::Receiver<Job>,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    while let Some(job) = jobs.recv().await {
+        match job {
+            Job::Write(w) => {
+                let r = write_job(&plugin, &props_json, &ctx, &mut inst, &w).await;
+                if done.send((w.ticket, r)).is_err() {
+                    break;
+                }
+            }
+            Job::Flush(tx) => {
+                let r = match inst.as_mut() {
+                    Some(i) if !i.is_dead() => i.flush().await,
+                    _ => Ok(()),
+                };
+                let _ = tx.send(r);
+            }
+            Job::Close(tx) => {
+                let r = match inst.take() {
+                    Some(mut i) if !i.is_dead() => match i.flush().await {
+                        Ok(()) => i.close().await,
+                        Err(e) => Err(e),
+                    },
+                    _ => Ok(()),
+                };
+                let _ = tx.send(r);
+                break;
+            }
+        }
+    }
+}
+
+async fn write_job(
+    plugin: &Arc<LoadedPlugin>,
+    props_json: &str,
+    ctx: &SinkContext,
+    inst: &mut Option<SinkInstance>,
+    w: &WriteJob,
+) -> Result<(), ConnectorError> {
+    if inst.as_ref().is_none_or(|i| i.is_dead()) {
+        *inst = None;
+        ctx.conn.connecting();
+        match open_instance(plugin, props_json, ctx).await {
+            Ok(i) => {
+                ctx.conn.connected();
+                *inst = Some(i);
+            }
+            Err(e) => {
+                ctx.conn.disconnected(e.to_string());
+                return Err(e);
+            }
+        }
+    }
+    let Some(i) = inst.as_mut() else {
+        return Err(not_connected(&plugin.name));
+    };
+    let r = if w.payloads.is_empty() {
+        Ok(())
+    } else {
+        write_all(i, ctx, &w.payloads, &w.metas).await
+    };
+    match (r, w.bad.first()) {
+        (Ok(()), Some(first)) => Err(ConnectorError::InvalidData(format!(
+            "{} message(s) not written: {first}",
+            w.bad.len()
+        ))),
+        (r, _) => r,
+    }
+}
+
+/// The rule's side of a sink instance's writer.
+struct Writer {
+    jobs: mpsc::Sender<Job>,
+    done: mpsc::UnboundedReceiver<Done>,
+    /// Results read while settling another ticket (a resend through
+    /// `collect` while later batches are in flight).
+    early: HashMap<u64, Result<(), ConnectorError>>,
+    next: u64,
+    _task: GuestTask,
+}
+
 fn not_connected(name: &str) -> ConnectorError {
     ConnectorError::Fatal(format!("plugin {name}: sink not connected"))
 }
 
-/// Every guest call of a sink runs on the guest pool: the instance moves
-/// there for the call and comes back with the result.
+fn writer_gone(name: &str) -> ConnectorError {
+    ConnectorError::Fatal(format!("plugin {name}: the sink's writer stopped"))
+}
+
+/// Every guest call of a sink runs on the guest pool, in the instance's
+/// writer task; batches are pipelined to it.
 #[async_trait]
 impl Sink for WasmSink {
     async fn connect(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
         ctx.conn.connecting();
-        self.inst = None;
+        self.writer = None;
         let plugin = self.plugin.clone();
         let props = self.props_json.clone();
-        let id = ctx.id.clone();
-        let cancel = ctx.cancel.clone();
-        let (rule, op) = if ctx.rule.is_empty() {
-            (ctx.id.clone(), format!("sink_{}", plugin.name))
-        } else {
-            (ctx.rule.clone(), ctx.op.clone())
-        };
-        let instance = ctx.instance;
+        let wctx = ctx.clone();
         let r = on_guest_pool("sink open", async move {
-            let mut inst = plugin.instantiate_sink(&id, Some(cancel)).await?;
-            let wctx = plugin.context(&rule, &op, instance);
-            inst.open(&wctx, &props).await.map(|()| inst)
+            open_instance(&plugin, &props, &wctx).await
         })
         .await
         .and_then(|r| r);
-        match r {
-            Ok(inst) => {
-                ctx.conn.connected();
-                self.inst = Some(inst);
-                Ok(())
-            }
+        let inst = match r {
+            Ok(inst) => inst,
             Err(e) => {
                 ctx.conn.disconnected(e.to_string());
-                Err(e)
+                return Err(e);
             }
-        }
+        };
+        let (jobs, jobs_rx) = mpsc::channel(16);
+        let (done_tx, done) = mpsc::unbounded_channel();
+        let task = spawn_on_guest_pool(writer(
+            self.plugin.clone(),
+            self.props_json.clone(),
+            ctx.clone(),
+            Some(inst),
+            jobs_rx,
+            done_tx,
+        ))?;
+        ctx.conn.connected();
+        self.writer = Some(Writer {
+            jobs,
+            done,
+            early: HashMap::new(),
+            next: 0,
+            _task: task,
+        });
+        Ok(())
     }
 
     async fn collect(
@@ -249,13 +394,20 @@ impl Sink for WasmSink {
         ctx: &SinkContext,
         items: &[SinkItem],
     ) -> Result<(), ConnectorError> {
-        if self.inst.as_ref().is_none_or(|i| i.is_dead()) {
+        let ticket = self.send(ctx, items).await?;
+        self.settle(ctx, ticket).await
+    }
+
+    fn pipelined(&self) -> bool {
+        true
+    }
+
+    /// Renders the dynamic properties here (the rule's thread) and hands
+    /// the batch to the writer.
+    async fn send(&mut self, ctx: &SinkContext, items: &[SinkItem]) -> Result<u64, ConnectorError> {
+        if self.writer.is_none() {
             self.connect(ctx).await?;
         }
-        let mut inst = self
-            .inst
-            .take()
-            .ok_or_else(|| not_connected(&self.plugin.name))?;
         let mut payloads = payloads(items);
         let (metas, bad) = if self.dynamic.is_empty() {
             (Vec::new(), Vec::new())
@@ -266,51 +418,63 @@ impl Sink for WasmSink {
             }
             (metas, bad)
         };
-        let wctx = ctx.clone();
-        let (inst, r) = on_guest_pool("sink write", async move {
-            let r = write_all(&mut inst, &wctx, &payloads, &metas).await;
-            (inst, r)
-        })
-        .await?;
-        self.inst = Some(inst);
-        match (r, bad.first()) {
-            (Ok(()), Some(first)) => Err(ConnectorError::InvalidData(format!(
-                "{} message(s) not written: {first}",
-                bad.len()
-            ))),
-            (r, _) => r,
+        let name = self.plugin.name.clone();
+        let w = self.writer.as_mut().ok_or_else(|| not_connected(&name))?;
+        let ticket = w.next;
+        let job = Job::Write(WriteJob {
+            ticket,
+            payloads,
+            metas,
+            bad,
+        });
+        if w.jobs.send(job).await.is_err() {
+            self.writer = None;
+            return Err(writer_gone(&name));
+        }
+        w.next += 1;
+        Ok(ticket)
+    }
+
+    async fn settle(&mut self, _ctx: &SinkContext, ticket: u64) -> Result<(), ConnectorError> {
+        let name = self.plugin.name.clone();
+        let w = self.writer.as_mut().ok_or_else(|| not_connected(&name))?;
+        if let Some(r) = w.early.remove(&ticket) {
+            return r;
+        }
+        loop {
+            match w.done.recv().await {
+                Some((t, r)) if t == ticket => return r,
+                Some((t, r)) => {
+                    w.early.insert(t, r);
+                }
+                None => {
+                    self.writer = None;
+                    return Err(writer_gone(&name));
+                }
+            }
         }
     }
 
     async fn flush(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {
-        match self.inst.take() {
-            Some(mut inst) if !inst.is_dead() => {
-                let (inst, r) = on_guest_pool("sink flush", async move {
-                    let r = inst.flush().await;
-                    (inst, r)
-                })
-                .await?;
-                self.inst = Some(inst);
-                r
-            }
-            other => {
-                self.inst = other;
-                Ok(())
-            }
+        let Some(w) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        let (tx, rx) = oneshot::channel();
+        if w.jobs.send(Job::Flush(tx)).await.is_err() {
+            return Ok(());
         }
+        rx.await.unwrap_or(Ok(()))
     }
 
     async fn close(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {
-        if let Some(mut inst) = self.inst.take() {
-            on_guest_pool("sink close", async move {
-                if !inst.is_dead() {
-                    inst.flush().await?;
-                }
-                inst.close().await
-            })
-            .await??;
+        let Some(w) = self.writer.take() else {
+            return Ok(());
+        };
+        let (tx, rx) = oneshot::channel();
+        if w.jobs.send(Job::Close(tx)).await.is_err() {
+            return Ok(());
         }
-        Ok(())
+        rx.await.unwrap_or(Ok(()))
     }
 }
 
