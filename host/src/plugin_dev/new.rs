@@ -40,13 +40,15 @@ enum Kind {
     Sink,
 }
 
-/// Oort's contract, as published in `wit/`: (path under `wit/`, text).
+/// Oort's contract at its current version, `oort:connector@0.2.0`, as
+/// published in `wit/0.2.0/` (whose `deps` are the WASI packages of `wit/deps/`):
+/// (path under the project's `wit/`, text).
 const WIT: [(&str, &str); 9] = [
-    ("types.wit", include_str!("../../../wit/types.wit")),
-    ("worlds.wit", include_str!("../../../wit/worlds.wit")),
+    ("types.wit", include_str!("../../../wit/0.2.0/types.wit")),
+    ("worlds.wit", include_str!("../../../wit/0.2.0/worlds.wit")),
     (
         "host-worlds.wit",
-        include_str!("../../../wit/host-worlds.wit"),
+        include_str!("../../../wit/0.2.0/host-worlds.wit"),
     ),
     (
         "deps/cli/cli.wit",
@@ -338,7 +340,7 @@ mod tests {
     fn the_wit_is_the_published_contract() {
         let dir = tempfile::tempdir().unwrap();
         write_project(dir.path(), "w", Lang::Rust, Kind::Sink).unwrap();
-        let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+        let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/0.2.0");
         for (path, _) in WIT {
             assert_eq!(
                 std::fs::read(dir.path().join("wit").join(path)).unwrap(),
@@ -346,6 +348,8 @@ mod tests {
                 "{path}"
             );
         }
+        let types = std::fs::read_to_string(dir.path().join("wit/types.wit")).unwrap();
+        assert!(types.starts_with("package oort:connector@0.2.0;\n"));
         let js = tempfile::tempdir().unwrap();
         write_project(js.path(), "w", Lang::Js, Kind::Source).unwrap();
         assert!(js
@@ -354,7 +358,7 @@ mod tests {
             .is_file());
         assert!(js.path().join("wit/deps/io/io.wit").is_file());
         let world = std::fs::read_to_string(js.path().join("wit/world.wit")).unwrap();
-        assert!(world.contains("include oort:connector/source-plugin@0.1.0;\n  import wasi:clocks"));
+        assert!(world.contains("include oort:connector/source-plugin@0.2.0;\n  import wasi:clocks"));
     }
 
     #[test]

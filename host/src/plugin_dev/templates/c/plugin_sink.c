@@ -75,27 +75,37 @@ bool exports_oort_connector_sink_open(exports_oort_connector_sink_context_t *ctx
   return true;
 }
 
-// A batch of messages, each already encoded by the host with the action's `format`.
-bool exports_oort_connector_sink_write(exports_oort_connector_sink_list_message_t *batch,
+// A batch of at least one message, each already encoded by the host with the
+// action's `format`. The batch is packed: `data` holds every payload and
+// `ends` where each one ends, so message i's payload is the bytes
+// data.ptr[ends.ptr[i-1] .. ends.ptr[i]] (the first starts at 0). Its
+// metadata (the action's dynamic properties rendered for it) is in `meta`:
+// entries {message = i, key, value} whose key and value index `strings`.
+// `timestamps` is empty for sinks.
+bool exports_oort_connector_sink_write(exports_oort_connector_sink_packed_t *batch,
                                        exports_oort_connector_sink_write_failure_t *err) {
   if (!g_prefix) {
-    exports_oort_connector_sink_list_message_free(batch);
+    exports_oort_connector_sink_packed_free(batch);
     err->accepted = 0;
     set_error(&err->error, OORT_CONNECTOR_TYPES_ERROR_KIND_INTERNAL, "write called before open");
     return false;
   }
   size_t plen = strlen(g_prefix);
-  for (size_t i = 0; i < batch->len; i++) {
-    const sink_plugin_list_u8_t *p = &batch->ptr[i].payload;
-    uint8_t *line = malloc(plen + p->len + 1);
+  uint32_t start = 0;
+  for (size_t i = 0; i < batch->ends.len; i++) {
+    uint32_t end = batch->ends.ptr[i];
+    const uint8_t *payload = batch->data.ptr + start;
+    size_t len = end - start;
+    start = end;
+    uint8_t *line = malloc(plen + len + 1);
     if (!line) continue;
     memcpy(line, g_prefix, plen);
-    memcpy(line + plen, p->ptr, p->len);
-    sink_plugin_string_t s = {.ptr = line, .len = plen + p->len};
+    memcpy(line + plen, payload, len);
+    sink_plugin_string_t s = {.ptr = line, .len = plen + len};
     oort_connector_host_log(OORT_CONNECTOR_HOST_LEVEL_INFO, &s);
     free(line);
   }
-  exports_oort_connector_sink_list_message_free(batch);
+  exports_oort_connector_sink_packed_free(batch);
   return true;
 }
 

@@ -132,6 +132,13 @@ bool exports_oort_connector_source_open(exports_oort_connector_source_context_t 
 
 // Up to max_messages messages, waiting at most wait_ms for the first
 // (sleeping, not spinning: the host calls read in a loop).
+//
+// The messages go back packed: every payload appended to `data`, and for
+// each message the offset where its payload ends appended to `ends`, so
+// message i is data.ptr[ends.ptr[i-1] .. ends.ptr[i]] (the first starts at
+// 0). No messages (empty lists) means nothing was due within wait_ms. The
+// lists are malloc'd here and freed by the bindings after the host copied
+// them.
 bool exports_oort_connector_source_read(uint32_t max_messages, uint32_t wait_ms,
                                         exports_oort_connector_source_read_outcome_t *ret,
                                         exports_oort_connector_source_error_t *err) {
@@ -141,24 +148,42 @@ bool exports_oort_connector_source_read(uint32_t max_messages, uint32_t wait_ms,
   }
   int64_t gap = g_due - now_ms();
   sleep_ms(gap < (int64_t)wait_ms ? gap : (int64_t)wait_ms);
-  size_t cap = max_messages, n = 0;
-  oort_connector_types_message_t *msgs = cap ? calloc(cap, sizeof *msgs) : NULL;
-  size_t room = strlen(g_cfg.message) * 2 + 64;
-  while (msgs && n < cap && now_ms() >= g_due) {
-    char *text = malloc(room);
-    if (!text) break;
-    size_t len = (size_t)snprintf(text, room, "{\"n\":%llu,\"message\":", (unsigned long long)g_next);
-    len += json_quote(g_cfg.message, text + len);
-    text[len++] = '}';
-    msgs[n].payload.ptr = (uint8_t *)text;
-    msgs[n].payload.len = len;
-    n++;
+  uint32_t *ends = max_messages ? malloc(max_messages * sizeof *ends) : NULL;
+  uint8_t *data = NULL;
+  size_t n = 0, len = 0, cap = 0;
+  size_t room = strlen(g_cfg.message) * 2 + 64;  // enough for one payload
+  while (ends && n < max_messages && now_ms() >= g_due) {
+    if (cap - len < room) {  // grow `data` so the next payload fits
+      uint8_t *grown = realloc(data, (len + room) * 2);
+      if (!grown) break;
+      data = grown;
+      cap = (len + room) * 2;
+    }
+    char *text = (char *)data + len;
+    size_t plen = (size_t)snprintf(text, room, "{\"n\":%llu,\"message\":", (unsigned long long)g_next);
+    plen += json_quote(g_cfg.message, text + plen);
+    text[plen++] = '}';
+    len += plen;
+    ends[n++] = (uint32_t)len;
     g_next++;
     g_due += g_cfg.interval;
   }
+  if (n == 0) {  // the bindings free only non-empty lists
+    free(ends);
+    free(data);
+    ends = NULL;
+    data = NULL;
+  }
+  // Event times (`timestamps`, one per message or none) and metadata
+  // (`strings`, each distinct key or value once, and `meta`, entries
+  // {message, key, value} indexing `strings`; read in SQL with meta(key))
+  // stay empty here.
+  memset(ret, 0, sizeof *ret);
   ret->tag = EXPORTS_OORT_CONNECTOR_SOURCE_READ_OUTCOME_MESSAGES;
-  ret->val.messages.ptr = msgs;
-  ret->val.messages.len = n;
+  ret->val.messages.data.ptr = data;
+  ret->val.messages.data.len = len;
+  ret->val.messages.ends.ptr = ends;
+  ret->val.messages.ends.len = n;
   return true;
 }
 

@@ -8,7 +8,7 @@
 // world; see build.sh). The host runs one component instance per sink node,
 // so module state is per node.
 
-import { log } from 'oort:connector/host@0.1.0';
+import { log } from 'oort:connector/host@0.2.0';
 
 const NAME = '{{.name}}';
 const VERSION = '0.1.0';
@@ -63,13 +63,22 @@ export const sink = {
     log('debug', `${NAME}: opened for ${ctx.ruleId} (${ctx.opId})`);
   },
 
-  // A batch of messages, each already encoded by the host with the action's `format`.
+  // A batch of at least one message, each already encoded by the host with
+  // the action's `format`. The batch is packed: `data` (a Uint8Array) holds
+  // every payload and `ends` (a Uint32Array) where each one ends, so message
+  // i's payload is data.subarray(ends[i-1], ends[i]) (the first starts at 0).
+  // Its metadata (the action's dynamic properties rendered for it) is in
+  // `meta`: entries { message: i, key, value } whose key and value index
+  // `strings`. `timestamps` is empty for sinks.
   write(batch) {
     if (prefix === null) {
       throw new PluginError({ accepted: 0, error: { kind: 'internal', message: 'write called before open' } });
     }
-    for (const m of batch) {
-      log('info', prefix + decoder.decode(m.payload));
+    const { data, ends } = batch;
+    let start = 0;
+    for (const end of ends) {
+      log('info', prefix + decoder.decode(data.subarray(start, end)));
+      start = end;
     }
   },
 

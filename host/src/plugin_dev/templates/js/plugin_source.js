@@ -9,7 +9,7 @@
 // world plus the WASI clock it sleeps on; see build.sh). The host runs one
 // component instance per stream, so module state is per stream.
 
-import { log } from 'oort:connector/host@0.1.0';
+import { log } from 'oort:connector/host@0.2.0';
 import { now, subscribeDuration } from 'wasi:clocks/monotonic-clock@0.2.12';
 
 const NAME = '{{.name}}';
@@ -79,6 +79,12 @@ export const source = {
 
   // Up to maxMessages messages, waiting at most waitMs for the first
   // (sleeping on a WASI pollable, not spinning: the host calls read in a loop).
+  //
+  // The messages go back packed: every payload appended to `data` (a
+  // Uint8Array), and for each message the offset where its payload ends
+  // appended to `ends` (a Uint32Array), so message i is
+  // data.subarray(ends[i-1], ends[i]), the first starting at 0. No messages
+  // (empty lists) means nothing was due within waitMs.
   read(maxMessages, waitMs) {
     if (state === null) throw new PluginError('internal', 'read called before open');
     const t = now();
@@ -87,14 +93,37 @@ export const source = {
       const gap = state.due - t;
       subscribeDuration(gap < wait ? gap : wait).block();
     }
-    const out = [];
-    while (now() >= state.due && out.length < maxMessages) {
-      const payload = JSON.stringify({ n: state.next, message: state.cfg.message });
-      out.push({ payload: encoder.encode(payload), meta: [], timestampMs: undefined });
+    const payloads = [];
+    const ends = [];
+    let size = 0;
+    while (now() >= state.due && ends.length < maxMessages) {
+      const payload = encoder.encode(JSON.stringify({ n: state.next, message: state.cfg.message }));
+      payloads.push(payload);
+      size += payload.length;
+      ends.push(size);
       state.next += 1;
       state.due += state.cfg.interval;
     }
-    return { tag: 'messages', val: out };
+    const data = new Uint8Array(size);
+    let at = 0;
+    for (const payload of payloads) {
+      data.set(payload, at);
+      at += payload.length;
+    }
+    return {
+      tag: 'messages',
+      val: {
+        data,
+        ends: Uint32Array.from(ends),
+        // Event times (Unix ms, a BigUint64Array), one per message, or empty: none here.
+        timestamps: new BigUint64Array(0),
+        // Metadata (read in SQL with `meta(key)`): each distinct key or value
+        // once in `strings`, and one { message, key, value } entry (indexes
+        // into `strings`) per entry. None here.
+        strings: [],
+        meta: [],
+      },
+    };
   },
 
   // This source cannot rewind: no offsets for checkpoints.

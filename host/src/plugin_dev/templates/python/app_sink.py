@@ -10,7 +10,7 @@ module-level state is per node.
 """
 
 import json
-from typing import List, Optional
+from typing import Optional
 
 from componentize_py_types import Err
 from wit_world import exports
@@ -20,7 +20,7 @@ from wit_world.imports.types import (
     Context,
     Error,
     ErrorKind,
-    Message,
+    Packed,
     Permissions,
     PluginInfo,
 )
@@ -64,12 +64,20 @@ class Sink(exports.Sink):
         PREFIX = parse(props_json)
         host.log(host.Level.DEBUG, f"{NAME}: opened for {ctx.rule_id} ({ctx.op_id})")
 
-    def write(self, batch: List[Message]) -> None:
-        """A batch of messages, each already encoded by the host with the action's `format`."""
+    def write(self, batch: Packed) -> None:
+        """A batch of at least one message, each already encoded by the host
+        with the action's `format`. The batch is packed: message i's payload
+        is batch.data[ends[i-1]:ends[i]] (the first starts at 0). Its metadata
+        (the action's dynamic properties rendered for it) is in `batch.meta`:
+        MetaEntry(message=i, key, value) whose key and value index
+        `batch.strings`. `batch.timestamps` is empty for sinks."""
         if PREFIX is None:
             raise Err(WriteFailure(0, Error(ErrorKind.INTERNAL, "write called before open")))
-        for msg in batch:
-            host.log(host.Level.INFO, PREFIX + msg.payload.decode("utf-8", errors="replace"))
+        start = 0
+        for end in batch.ends:
+            payload = batch.data[start:end]
+            host.log(host.Level.INFO, PREFIX + payload.decode("utf-8", errors="replace"))
+            start = end
 
     def flush(self) -> None:
         pass

@@ -12,7 +12,7 @@ state is per stream.
 
 import json
 import time
-from typing import Optional
+from typing import List, Optional
 
 from componentize_py_types import Err
 from wit_world import exports
@@ -22,7 +22,7 @@ from wit_world.imports.types import (
     Context,
     Error,
     ErrorKind,
-    Message,
+    Packed,
     Permissions,
     PluginInfo,
 )
@@ -96,20 +96,39 @@ class Source(exports.Source):
 
     def read(self, max_messages: int, wait_ms: int) -> ReadOutcome:
         """Up to `max_messages` messages, waiting at most `wait_ms` for the
-        first (sleeping, not spinning: the host calls `read` in a loop)."""
+        first (sleeping, not spinning: the host calls `read` in a loop).
+
+        The messages go back packed: every payload appended to `data`, and
+        for each message the offset where its payload ends appended to `ends`
+        (so message i is data[ends[i-1]:ends[i]], the first starting at 0).
+        No messages (empty lists) means nothing was due within `wait_ms`."""
         st = STATE
         if st is None:
             raise Err(Error(ErrorKind.INTERNAL, "read called before open"))
         now = time.monotonic()
         if now < st.due:
             time.sleep(min(st.due - now, wait_ms / 1000.0))
-        out = []
-        while time.monotonic() >= st.due and len(out) < max_messages:
+        data = bytearray()
+        ends: List[int] = []
+        while time.monotonic() >= st.due and len(ends) < max_messages:
             payload = json.dumps({"n": st.next, "message": st.cfg.message})
-            out.append(Message(payload=payload.encode("utf-8"), meta=[], timestamp_ms=None))
+            data += payload.encode("utf-8")
+            ends.append(len(data))
             st.next += 1
             st.due += st.cfg.interval
-        return ReadOutcome_Messages(out)
+        return ReadOutcome_Messages(
+            Packed(
+                data=bytes(data),
+                ends=ends,
+                # Event times (Unix ms), one per message, or empty: none here.
+                timestamps=[],
+                # Metadata (read in SQL with `meta(key)`): each distinct key or
+                # value once in `strings`, and one MetaEntry(message, key, value)
+                # (indexes into `strings`) per entry. None here.
+                strings=[],
+                meta=[],
+            )
+        )
 
     def offset(self) -> Optional[str]:
         """This source cannot rewind: no offsets for checkpoints."""

@@ -4,7 +4,7 @@
 //! `prefix` property (default empty). Replace `write` with your own output;
 //! keep `validate` strict, it is what refuses a bad rule at creation.
 //!
-//! The bindings come from `wit/` (Oort's `oort:connector@0.1.0`) through
+//! The bindings come from `wit/` (Oort's `oort:connector@0.2.0`) through
 //! `wit-bindgen`. The host runs one instance of this component per sink node,
 //! so the state below is per node.
 
@@ -17,7 +17,7 @@ wit_bindgen::generate!({
 
 use exports::oort::connector::sink::{Guest, WriteFailure};
 use oort::connector::host::{log, Level};
-use oort::connector::types::{Context, Error, ErrorKind, Message, Permissions, PluginInfo};
+use oort::connector::types::{Context, Error, ErrorKind, Packed, Permissions, PluginInfo};
 
 const NAME: &str = "{{.name}}";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -74,8 +74,13 @@ impl Guest for Plugin {
         Ok(())
     }
 
-    /// A batch of messages, each already encoded by the host with the action's `format`.
-    fn write(batch: Vec<Message>) -> Result<(), WriteFailure> {
+    /// A batch of at least one message, each already encoded by the host with
+    /// the action's `format`. The batch is packed: message i's payload is
+    /// `data[ends[i-1]..ends[i]]` (the first starts at 0). Its metadata (the
+    /// action's dynamic properties rendered for it) is in `meta`: entries
+    /// `MetaEntry { message: i, key, value }` whose key and value index
+    /// `strings`. `timestamps` is empty for sinks.
+    fn write(batch: Packed) -> Result<(), WriteFailure> {
         PREFIX.with(|p| {
             let p = p.borrow();
             let Some(prefix) = p.as_deref() else {
@@ -87,11 +92,14 @@ impl Guest for Plugin {
                     },
                 });
             };
-            for m in &batch {
+            let mut start = 0;
+            for &end in &batch.ends {
+                let payload = &batch.data[start as usize..end as usize];
                 log(
                     Level::Info,
-                    &format!("{prefix}{}", String::from_utf8_lossy(&m.payload)),
+                    &format!("{prefix}{}", String::from_utf8_lossy(payload)),
                 );
+                start = end;
             }
             Ok(())
         })

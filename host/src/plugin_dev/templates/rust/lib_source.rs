@@ -5,7 +5,7 @@
 //! `interval` (milliseconds > 0, default 1000). Replace `read` with your own
 //! input; keep `validate` strict, it is what refuses a bad stream at creation.
 //!
-//! The bindings come from `wit/` (Oort's `oort:connector@0.1.0`) through
+//! The bindings come from `wit/` (Oort's `oort:connector@0.2.0`) through
 //! `wit-bindgen`. The host runs one instance of this component per stream, so
 //! the state below is per stream.
 
@@ -19,7 +19,7 @@ wit_bindgen::generate!({
 
 use exports::oort::connector::source::{Guest, ReadOutcome};
 use oort::connector::host::{log, Level};
-use oort::connector::types::{Context, Error, ErrorKind, Message, Permissions, PluginInfo};
+use oort::connector::types::{Context, Error, ErrorKind, Packed, Permissions, PluginInfo};
 
 const NAME: &str = "{{.name}}";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -109,6 +109,11 @@ impl Guest for Plugin {
 
     /// Up to `max_messages` messages, waiting at most `wait_ms` for the first
     /// (sleeping, not spinning: the host calls `read` in a loop).
+    ///
+    /// The messages go back packed: every payload appended to `data`, and for
+    /// each message the offset where its payload ends pushed to `ends` (so
+    /// message i is `data[ends[i-1]..ends[i]]`, the first starting at 0). No
+    /// messages (empty lists) means nothing was due within `wait_ms`.
     fn read(max_messages: u32, wait_ms: u32) -> Result<ReadOutcome, Error> {
         STATE.with(|s| {
             let mut guard = s.borrow_mut();
@@ -122,18 +127,26 @@ impl Guest for Plugin {
             if now < st.due {
                 std::thread::sleep((st.due - now).min(Duration::from_millis(wait_ms.into())));
             }
-            let mut out = Vec::new();
-            while Instant::now() >= st.due && out.len() < max_messages as usize {
+            let mut batch = Packed {
+                data: Vec::new(),
+                ends: Vec::new(),
+                // Event times (Unix ms), one per message, or empty: none here.
+                timestamps: Vec::new(),
+                // Metadata (read in SQL with `meta(key)`): each distinct key or
+                // value once in `strings`, and one `MetaEntry { message, key,
+                // value }` (indexes into `strings`) per entry. None here.
+                strings: Vec::new(),
+                meta: Vec::new(),
+            };
+            while Instant::now() >= st.due && batch.ends.len() < max_messages as usize {
                 let payload = serde_json::json!({"n": st.next, "message": st.cfg.message});
-                out.push(Message {
-                    payload: payload.to_string().into_bytes(),
-                    meta: vec![],
-                    timestamp_ms: None,
-                });
+                batch.data.extend_from_slice(payload.to_string().as_bytes());
+                // wasm32: a usize is a u32.
+                batch.ends.push(batch.data.len() as u32);
                 st.next += 1;
                 st.due += st.cfg.interval;
             }
-            Ok(ReadOutcome::Messages(out))
+            Ok(ReadOutcome::Messages(batch))
         })
     }
 
