@@ -282,7 +282,8 @@ pub fn wasm_plugins() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `OORT_BENCH_F_LOOP="rule|collect <sink> <batch>"`: repeats one
+/// `OORT_BENCH_F_LOOP="rule|collect <sink> <batch>"` (or `"source
+/// <random|random_v1> 0"`): repeats one
 /// measurement for about ten seconds (for `perf record -p`), nothing else.
 async fn profile_loop(
     mgr: &oort::manager::Manager,
@@ -294,7 +295,7 @@ async fn profile_loop(
         [what, sink, batch] => (*what, *sink, batch.parse::<usize>()?),
         _ => {
             return Err(anyhow!(
-                "OORT_BENCH_F_LOOP: want \"rule|collect <sink> <batch>\""
+                "OORT_BENCH_F_LOOP: want \"rule|collect|source <sink or source> <batch>\""
             ))
         }
     };
@@ -304,6 +305,10 @@ async fn profile_loop(
             "rule" => println!(
                 "f loop rule {sink} {batch}: {:.0} rows/s",
                 rule_rate(mgr, sink, batch).await?
+            ),
+            "source" => println!(
+                "f loop source {sink}: {:.0} rows/s",
+                random_rate(mgr, sink).await?
             ),
             "collect" => {
                 let (calls, _) = collect_rate(registry, sink, batch).await?;
