@@ -182,3 +182,53 @@ async fn a_source_delivers_the_same_messages_under_both_contracts() {
     assert_eq!(v2[1].1, [("timestamp".to_string(), "Int(42)".to_string())]);
     assert_eq!(v2[2].1.len(), 3, "{:?}", v2[2].1);
 }
+
+/// The plugin sink is pipelined: batches handed over with `send` are
+/// written in order by the instance's writer, and each `settle` gets the
+/// result of its own batch, also when an older ticket is settled last (a
+/// resend through `collect` while later batches are in flight).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_sink_results_go_to_their_own_batches() {
+    use oort_core::{SinkContext, SinkItem};
+    let data = tempfile::tempdir().unwrap();
+    let (m, reg) = manager(data.path(), test_config());
+    m.install(InstallRequest {
+        kind: PluginKind::Sink,
+        name: "probe".into(),
+        file: file_uri(&test_plugin("probe")),
+        sha256: None,
+        grants: None,
+    })
+    .await
+    .unwrap();
+    let f = reg.sink("probe").unwrap();
+    let mut sink = f
+        .create(
+            &oort_core::ConnectorEnv::default(),
+            &props(serde_json::json!({})),
+        )
+        .unwrap();
+    assert!(sink.pipelined());
+    let ctx = SinkContext::new("r", CancellationToken::new());
+    sink.connect(&ctx).await.unwrap();
+    let item = |p: &'static str| SinkItem {
+        data: Value::Null,
+        payload: bytes::Bytes::from_static(p.as_bytes()),
+    };
+    let mut tickets = Vec::new();
+    for p in ["a", "b", "c"] {
+        tickets.push(sink.send(&ctx, &[item(p)]).await.unwrap());
+    }
+    // Settled newest first: each error names its own batch's payload.
+    for (t, p) in tickets.iter().zip(["a", "b", "c"]).rev() {
+        let e = sink.settle(&ctx, *t).await.unwrap_err();
+        assert!(
+            e.to_string().contains(&format!("\"payload\":\"{p}\"")),
+            "ticket {t}: {e}"
+        );
+    }
+    // `collect` is a send and its own settle.
+    let e = sink.collect(&ctx, &[item("d")]).await.unwrap_err();
+    assert!(e.to_string().contains("\"payload\":\"d\""), "{e}");
+    sink.close(&ctx).await.unwrap();
+}
