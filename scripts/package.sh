@@ -13,7 +13,7 @@
 #   scripts/package.sh [--out DIR]        (default DIR: target/package)
 #
 # Environment: OORT_BIN packages an existing binary instead of building the
-# release one (the tests package their debug build); PROFILE=dev|release;
+# dist one (the tests package their debug build); PROFILE=dev|release|dist;
 # OORT_PLUGINS_DIR takes built plugins from there instead of building them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     *) echo "usage: scripts/package.sh [--out DIR]" >&2; exit 2 ;;
   esac
 done
-PROFILE="${PROFILE:-release}"
+PROFILE="${PROFILE:-dist}"
 rustup target list --installed 2>/dev/null | grep -q '^wasm32-wasip2$' || rustup target add wasm32-wasip2
 if [ -z "${OORT_BIN:-}" ]; then
   cargo build --profile "$PROFILE" -p oort --bin oort
