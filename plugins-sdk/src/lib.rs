@@ -517,15 +517,15 @@ macro_rules! __oort_common_glue {
     };
 }
 
-/// Exports a [`Source`] implementation as `oort:connector/source@0.1.0`,
-/// for servers that do not serve 0.2.0 yet (Oort serves both). Call once,
-/// at the crate root of a `cdylib` crate, instead of [`export_source!`].
+/// The parts of a source export both contract versions share: the
+/// bindings module, the per-instance slot and every function but `read`.
+#[doc(hidden)]
 #[macro_export]
-macro_rules! export_source_v1 {
-    ($ty:ty) => {
+macro_rules! __oort_source_common {
+    ($ty:ty, $generate:ident) => {
         #[allow(dead_code, clippy::all, missing_docs, unsafe_code)]
         mod __oort_bindings {
-            $crate::__oort_generate_source_v1!();
+            $crate::$generate!();
         }
         $crate::__oort_common_glue!();
 
@@ -535,84 +535,64 @@ macro_rules! export_source_v1 {
 
         struct __OortSource;
 
-        impl __oort_bindings::exports::oort::connector::source::Guest for __OortSource {
-            fn describe() -> __oort_bindings::oort::connector::types::PluginInfo {
-                $crate::__rt::set_logger(__oort_log);
-                __oort_info(<$ty as $crate::Source>::describe())
-            }
-            fn validate(props_json: String) -> Result<(), __oort_bindings::oort::connector::types::Error> {
-                $crate::__rt::set_logger(__oort_log);
-                $crate::__rt::source_validate::<$ty>(&props_json).map_err(__oort_err)
-            }
-            fn open(
-                ctx: __oort_bindings::oort::connector::types::Context,
-                props_json: String,
-                resume_offset: Option<String>,
-            ) -> Result<(), __oort_bindings::oort::connector::types::Error> {
-                $crate::__rt::set_logger(__oort_log);
-                __OORT_INSTANCE
-                    .with(|s| $crate::__rt::source_open::<$ty>(s, __oort_ctx(ctx), &props_json, resume_offset))
-                    .map_err(__oort_err)
-            }
-            fn read(
-                max_messages: u32,
-                wait_ms: u32,
-            ) -> Result<
-                __oort_bindings::exports::oort::connector::source::ReadOutcome,
-                __oort_bindings::oort::connector::types::Error,
-            > {
-                use __oort_bindings::exports::oort::connector::source::ReadOutcome as R;
-                use __oort_bindings::oort::connector::types::Message as M;
-                let out = __OORT_INSTANCE
-                    .with(|s| $crate::__rt::source_read::<$ty>(s, max_messages, wait_ms))
-                    .map_err(__oort_err)?;
-                let out = match out {
-                    $crate::ReadOutcome::Batch(b) => $crate::ReadOutcome::Messages(b.to_messages()),
-                    other => other,
-                };
-                Ok(match out {
-                    $crate::ReadOutcome::EndOfStream | $crate::ReadOutcome::Batch(_) => R::EndOfStream,
-                    $crate::ReadOutcome::Messages(v) => R::Messages(
-                        v.into_iter()
-                            .map(|m| M {
-                                payload: m.payload,
-                                meta: m.meta,
-                                timestamp_ms: m.timestamp_ms,
-                            })
-                            .collect(),
-                    ),
-                })
-            }
-            fn offset() -> Result<Option<String>, __oort_bindings::oort::connector::types::Error> {
-                __OORT_INSTANCE
-                    .with(|s| $crate::__rt::source_offset::<$ty>(s))
-                    .map_err(__oort_err)
-            }
-            fn commit(offset: String) -> Result<(), __oort_bindings::oort::connector::types::Error> {
-                __OORT_INSTANCE
-                    .with(|s| $crate::__rt::source_commit::<$ty>(s, &offset))
-                    .map_err(__oort_err)
-            }
-            fn close() -> Result<(), __oort_bindings::oort::connector::types::Error> {
-                __OORT_INSTANCE
-                    .with(|s| $crate::__rt::source_close::<$ty>(s))
-                    .map_err(__oort_err)
-            }
-        }
-
         __oort_bindings::export!(__OortSource with_types_in __oort_bindings);
     };
 }
 
-/// Exports a [`Sink`] implementation as `oort:connector/sink@0.1.0`, for
-/// servers that do not serve 0.2.0 yet (Oort serves both). Call once, at
-/// the crate root of a `cdylib` crate, instead of [`export_sink!`].
+/// `describe`, `validate`, `open`, `offset`, `commit` and `close` of a
+/// source's `Guest` impl (the same under both contract versions).
+#[doc(hidden)]
 #[macro_export]
-macro_rules! export_sink_v1 {
+macro_rules! __oort_source_fns {
     ($ty:ty) => {
+        fn describe() -> __oort_bindings::oort::connector::types::PluginInfo {
+            $crate::__rt::set_logger(__oort_log);
+            __oort_info(<$ty as $crate::Source>::describe())
+        }
+        fn validate(
+            props_json: String,
+        ) -> Result<(), __oort_bindings::oort::connector::types::Error> {
+            $crate::__rt::set_logger(__oort_log);
+            $crate::__rt::source_validate::<$ty>(&props_json).map_err(__oort_err)
+        }
+        fn open(
+            ctx: __oort_bindings::oort::connector::types::Context,
+            props_json: String,
+            resume_offset: Option<String>,
+        ) -> Result<(), __oort_bindings::oort::connector::types::Error> {
+            $crate::__rt::set_logger(__oort_log);
+            __OORT_INSTANCE
+                .with(|s| {
+                    $crate::__rt::source_open::<$ty>(s, __oort_ctx(ctx), &props_json, resume_offset)
+                })
+                .map_err(__oort_err)
+        }
+        fn offset() -> Result<Option<String>, __oort_bindings::oort::connector::types::Error> {
+            __OORT_INSTANCE
+                .with(|s| $crate::__rt::source_offset::<$ty>(s))
+                .map_err(__oort_err)
+        }
+        fn commit(offset: String) -> Result<(), __oort_bindings::oort::connector::types::Error> {
+            __OORT_INSTANCE
+                .with(|s| $crate::__rt::source_commit::<$ty>(s, &offset))
+                .map_err(__oort_err)
+        }
+        fn close() -> Result<(), __oort_bindings::oort::connector::types::Error> {
+            __OORT_INSTANCE
+                .with(|s| $crate::__rt::source_close::<$ty>(s))
+                .map_err(__oort_err)
+        }
+    };
+}
+
+/// The parts of a sink export both contract versions share.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __oort_sink_common {
+    ($ty:ty, $generate:ident) => {
         #[allow(dead_code, clippy::all, missing_docs, unsafe_code)]
         mod __oort_bindings {
-            $crate::__oort_generate_sink_v1!();
+            $crate::$generate!();
         }
         $crate::__oort_common_glue!();
 
@@ -622,56 +602,45 @@ macro_rules! export_sink_v1 {
 
         struct __OortSink;
 
-        impl __oort_bindings::exports::oort::connector::sink::Guest for __OortSink {
-            fn describe() -> __oort_bindings::oort::connector::types::PluginInfo {
-                $crate::__rt::set_logger(__oort_log);
-                __oort_info(<$ty as $crate::Sink>::describe())
-            }
-            fn validate(props_json: String) -> Result<(), __oort_bindings::oort::connector::types::Error> {
-                $crate::__rt::set_logger(__oort_log);
-                $crate::__rt::sink_validate::<$ty>(&props_json).map_err(__oort_err)
-            }
-            fn open(
-                ctx: __oort_bindings::oort::connector::types::Context,
-                props_json: String,
-            ) -> Result<(), __oort_bindings::oort::connector::types::Error> {
-                $crate::__rt::set_logger(__oort_log);
-                __OORT_INSTANCE
-                    .with(|s| $crate::__rt::sink_open::<$ty>(s, __oort_ctx(ctx), &props_json))
-                    .map_err(__oort_err)
-            }
-            fn write(
-                batch: Vec<__oort_bindings::oort::connector::types::Message>,
-            ) -> Result<(), __oort_bindings::exports::oort::connector::sink::WriteFailure> {
-                use __oort_bindings::exports::oort::connector::sink::WriteFailure as W;
-                let batch = batch
-                    .into_iter()
-                    .map(|m| $crate::Message {
-                        payload: m.payload,
-                        meta: m.meta,
-                        timestamp_ms: m.timestamp_ms,
-                    })
-                    .collect();
-                __OORT_INSTANCE
-                    .with(|s| $crate::__rt::sink_write::<$ty>(s, batch))
-                    .map_err(|f| W {
-                        accepted: f.accepted,
-                        error: __oort_err(f.error),
-                    })
-            }
-            fn flush() -> Result<(), __oort_bindings::oort::connector::types::Error> {
-                __OORT_INSTANCE
-                    .with(|s| $crate::__rt::sink_flush::<$ty>(s))
-                    .map_err(__oort_err)
-            }
-            fn close() -> Result<(), __oort_bindings::oort::connector::types::Error> {
-                __OORT_INSTANCE
-                    .with(|s| $crate::__rt::sink_close::<$ty>(s))
-                    .map_err(__oort_err)
-            }
-        }
-
         __oort_bindings::export!(__OortSink with_types_in __oort_bindings);
+    };
+}
+
+/// `describe`, `validate`, `open`, `flush` and `close` of a sink's `Guest`
+/// impl (the same under both contract versions).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __oort_sink_fns {
+    ($ty:ty) => {
+        fn describe() -> __oort_bindings::oort::connector::types::PluginInfo {
+            $crate::__rt::set_logger(__oort_log);
+            __oort_info(<$ty as $crate::Sink>::describe())
+        }
+        fn validate(
+            props_json: String,
+        ) -> Result<(), __oort_bindings::oort::connector::types::Error> {
+            $crate::__rt::set_logger(__oort_log);
+            $crate::__rt::sink_validate::<$ty>(&props_json).map_err(__oort_err)
+        }
+        fn open(
+            ctx: __oort_bindings::oort::connector::types::Context,
+            props_json: String,
+        ) -> Result<(), __oort_bindings::oort::connector::types::Error> {
+            $crate::__rt::set_logger(__oort_log);
+            __OORT_INSTANCE
+                .with(|s| $crate::__rt::sink_open::<$ty>(s, __oort_ctx(ctx), &props_json))
+                .map_err(__oort_err)
+        }
+        fn flush() -> Result<(), __oort_bindings::oort::connector::types::Error> {
+            __OORT_INSTANCE
+                .with(|s| $crate::__rt::sink_flush::<$ty>(s))
+                .map_err(__oort_err)
+        }
+        fn close() -> Result<(), __oort_bindings::oort::connector::types::Error> {
+            __OORT_INSTANCE
+                .with(|s| $crate::__rt::sink_close::<$ty>(s))
+                .map_err(__oort_err)
+        }
     };
 }
 
@@ -681,37 +650,11 @@ macro_rules! export_sink_v1 {
 #[macro_export]
 macro_rules! export_source {
     ($ty:ty) => {
-        #[allow(dead_code, clippy::all, missing_docs, unsafe_code)]
-        mod __oort_bindings {
-            $crate::__oort_generate_source!();
-        }
-        $crate::__oort_common_glue!();
-
-        thread_local! {
-            static __OORT_INSTANCE: ::std::cell::RefCell<Option<$ty>> = const { ::std::cell::RefCell::new(None) };
-        }
-
-        struct __OortSource;
+        $crate::__oort_source_common!($ty, __oort_generate_source);
 
         impl __oort_bindings::exports::oort::connector::source::Guest for __OortSource {
-            fn describe() -> __oort_bindings::oort::connector::types::PluginInfo {
-                $crate::__rt::set_logger(__oort_log);
-                __oort_info(<$ty as $crate::Source>::describe())
-            }
-            fn validate(props_json: String) -> Result<(), __oort_bindings::oort::connector::types::Error> {
-                $crate::__rt::set_logger(__oort_log);
-                $crate::__rt::source_validate::<$ty>(&props_json).map_err(__oort_err)
-            }
-            fn open(
-                ctx: __oort_bindings::oort::connector::types::Context,
-                props_json: String,
-                resume_offset: Option<String>,
-            ) -> Result<(), __oort_bindings::oort::connector::types::Error> {
-                $crate::__rt::set_logger(__oort_log);
-                __OORT_INSTANCE
-                    .with(|s| $crate::__rt::source_open::<$ty>(s, __oort_ctx(ctx), &props_json, resume_offset))
-                    .map_err(__oort_err)
-            }
+            $crate::__oort_source_fns!($ty);
+
             fn read(
                 max_messages: u32,
                 wait_ms: u32,
@@ -737,28 +680,57 @@ macro_rules! export_source {
                     strings,
                     meta: meta
                         .into_iter()
-                        .map(|(message, key, value)| MetaEntry { message, key, value })
+                        .map(|(message, key, value)| MetaEntry {
+                            message,
+                            key,
+                            value,
+                        })
                         .collect(),
                 }))
             }
-            fn offset() -> Result<Option<String>, __oort_bindings::oort::connector::types::Error> {
-                __OORT_INSTANCE
-                    .with(|s| $crate::__rt::source_offset::<$ty>(s))
-                    .map_err(__oort_err)
-            }
-            fn commit(offset: String) -> Result<(), __oort_bindings::oort::connector::types::Error> {
-                __OORT_INSTANCE
-                    .with(|s| $crate::__rt::source_commit::<$ty>(s, &offset))
-                    .map_err(__oort_err)
-            }
-            fn close() -> Result<(), __oort_bindings::oort::connector::types::Error> {
-                __OORT_INSTANCE
-                    .with(|s| $crate::__rt::source_close::<$ty>(s))
-                    .map_err(__oort_err)
+        }
+    };
+}
+
+/// Exports a [`Source`] implementation as `oort:connector/source@0.1.0`,
+/// for servers that do not serve 0.2.0 yet (Oort serves both). Call once,
+/// at the crate root of a `cdylib` crate, instead of [`export_source!`].
+#[macro_export]
+macro_rules! export_source_v1 {
+    ($ty:ty) => {
+        $crate::__oort_source_common!($ty, __oort_generate_source_v1);
+
+        impl __oort_bindings::exports::oort::connector::source::Guest for __OortSource {
+            $crate::__oort_source_fns!($ty);
+
+            fn read(
+                max_messages: u32,
+                wait_ms: u32,
+            ) -> Result<
+                __oort_bindings::exports::oort::connector::source::ReadOutcome,
+                __oort_bindings::oort::connector::types::Error,
+            > {
+                use __oort_bindings::exports::oort::connector::source::ReadOutcome as R;
+                use __oort_bindings::oort::connector::types::Message as M;
+                let out = __OORT_INSTANCE
+                    .with(|s| $crate::__rt::source_read::<$ty>(s, max_messages, wait_ms))
+                    .map_err(__oort_err)?;
+                let msgs = match out {
+                    $crate::ReadOutcome::EndOfStream => return Ok(R::EndOfStream),
+                    $crate::ReadOutcome::Messages(v) => v,
+                    $crate::ReadOutcome::Batch(b) => b.to_messages(),
+                };
+                Ok(R::Messages(
+                    msgs.into_iter()
+                        .map(|m| M {
+                            payload: m.payload,
+                            meta: m.meta,
+                            timestamp_ms: m.timestamp_ms,
+                        })
+                        .collect(),
+                ))
             }
         }
-
-        __oort_bindings::export!(__OortSource with_types_in __oort_bindings);
     };
 }
 
@@ -768,36 +740,11 @@ macro_rules! export_source {
 #[macro_export]
 macro_rules! export_sink {
     ($ty:ty) => {
-        #[allow(dead_code, clippy::all, missing_docs, unsafe_code)]
-        mod __oort_bindings {
-            $crate::__oort_generate_sink!();
-        }
-        $crate::__oort_common_glue!();
-
-        thread_local! {
-            static __OORT_INSTANCE: ::std::cell::RefCell<Option<$ty>> = const { ::std::cell::RefCell::new(None) };
-        }
-
-        struct __OortSink;
+        $crate::__oort_sink_common!($ty, __oort_generate_sink);
 
         impl __oort_bindings::exports::oort::connector::sink::Guest for __OortSink {
-            fn describe() -> __oort_bindings::oort::connector::types::PluginInfo {
-                $crate::__rt::set_logger(__oort_log);
-                __oort_info(<$ty as $crate::Sink>::describe())
-            }
-            fn validate(props_json: String) -> Result<(), __oort_bindings::oort::connector::types::Error> {
-                $crate::__rt::set_logger(__oort_log);
-                $crate::__rt::sink_validate::<$ty>(&props_json).map_err(__oort_err)
-            }
-            fn open(
-                ctx: __oort_bindings::oort::connector::types::Context,
-                props_json: String,
-            ) -> Result<(), __oort_bindings::oort::connector::types::Error> {
-                $crate::__rt::set_logger(__oort_log);
-                __OORT_INSTANCE
-                    .with(|s| $crate::__rt::sink_open::<$ty>(s, __oort_ctx(ctx), &props_json))
-                    .map_err(__oort_err)
-            }
+            $crate::__oort_sink_fns!($ty);
+
             fn write(
                 batch: __oort_bindings::oort::connector::types::Packed,
             ) -> Result<(), __oort_bindings::exports::oort::connector::sink::WriteFailure> {
@@ -820,19 +767,41 @@ macro_rules! export_sink {
                         error: __oort_err(f.error),
                     })
             }
-            fn flush() -> Result<(), __oort_bindings::oort::connector::types::Error> {
+        }
+    };
+}
+
+/// Exports a [`Sink`] implementation as `oort:connector/sink@0.1.0`, for
+/// servers that do not serve 0.2.0 yet (Oort serves both). Call once, at
+/// the crate root of a `cdylib` crate, instead of [`export_sink!`].
+#[macro_export]
+macro_rules! export_sink_v1 {
+    ($ty:ty) => {
+        $crate::__oort_sink_common!($ty, __oort_generate_sink_v1);
+
+        impl __oort_bindings::exports::oort::connector::sink::Guest for __OortSink {
+            $crate::__oort_sink_fns!($ty);
+
+            fn write(
+                batch: Vec<__oort_bindings::oort::connector::types::Message>,
+            ) -> Result<(), __oort_bindings::exports::oort::connector::sink::WriteFailure> {
+                use __oort_bindings::exports::oort::connector::sink::WriteFailure as W;
+                let batch = batch
+                    .into_iter()
+                    .map(|m| $crate::Message {
+                        payload: m.payload,
+                        meta: m.meta,
+                        timestamp_ms: m.timestamp_ms,
+                    })
+                    .collect();
                 __OORT_INSTANCE
-                    .with(|s| $crate::__rt::sink_flush::<$ty>(s))
-                    .map_err(__oort_err)
-            }
-            fn close() -> Result<(), __oort_bindings::oort::connector::types::Error> {
-                __OORT_INSTANCE
-                    .with(|s| $crate::__rt::sink_close::<$ty>(s))
-                    .map_err(__oort_err)
+                    .with(|s| $crate::__rt::sink_write::<$ty>(s, batch))
+                    .map_err(|f| W {
+                        accepted: f.accepted,
+                        error: __oort_err(f.error),
+                    })
             }
         }
-
-        __oort_bindings::export!(__OortSink with_types_in __oort_bindings);
     };
 }
 
