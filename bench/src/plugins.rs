@@ -65,63 +65,37 @@ fn builtin_dist() -> anyhow::Result<PathBuf> {
     Ok(dist)
 }
 
-/// `discard` built with the `bulky` feature: the same sink plus ~2 MB of code.
-fn bulky_component() -> anyhow::Result<PathBuf> {
+/// A built-in plugin crate built with `feature` into `target/<dir>`; the
+/// path of its component.
+fn build_with_feature(krate: &str, feature: &str, dir: &str) -> anyhow::Result<PathBuf> {
     let root = root()?;
-    let target = root.join("target/wasm-bench");
+    let target = root.join("target").join(dir);
     let st = cargo()
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "-p",
-            "discard",
-            "--features",
-            "bulky",
-            "--target-dir",
-        ])
+        .args(["build", "--release", "--target", "wasm32-wasip2", "-p"])
+        .args([krate, "--features", feature, "--target-dir"])
         .arg(&target)
         .current_dir(root.join("builtin-plugins"))
         .status()
-        .context("build the bulky discard component")?;
+        .with_context(|| format!("build {krate} --features {feature}"))?;
     if !st.success() {
-        return Err(anyhow!("building discard --features bulky failed"));
+        return Err(anyhow!("building {krate} --features {feature} failed"));
     }
-    Ok(target.join("wasm32-wasip2/release/discard.wasm"))
+    Ok(target.join(format!("wasm32-wasip2/release/{krate}.wasm")))
+}
+
+/// `discard` built with the `bulky` feature: the same sink plus ~2 MB of code.
+fn bulky_component() -> anyhow::Result<PathBuf> {
+    build_with_feature("discard", "bulky", "wasm-bench")
 }
 
 /// `discard_v1` and `random_v1`: the same plugins built on
 /// `oort:connector@0.1.0` (feature `contract-0-1`), in a directory of their
 /// own with manifests named after them, ready for `load_builtin`.
 fn v1_components(dist: &Path) -> anyhow::Result<tempfile::TempDir> {
-    let root = root()?;
-    let target = root.join("target/wasm-bench-v1");
     let out = tempfile::tempdir()?;
     for (krate, name) in [("discard", "discard_v1"), ("random", "random_v1")] {
-        let st = cargo()
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "-p",
-                krate,
-                "--features",
-                "contract-0-1",
-                "--target-dir",
-            ])
-            .arg(&target)
-            .current_dir(root.join("builtin-plugins"))
-            .status()
-            .with_context(|| format!("build {name}"))?;
-        if !st.success() {
-            return Err(anyhow!("building {krate} --features contract-0-1 failed"));
-        }
-        std::fs::copy(
-            target.join(format!("wasm32-wasip2/release/{krate}.wasm")),
-            out.path().join(format!("{name}.wasm")),
-        )?;
+        let wasm = build_with_feature(krate, "contract-0-1", "wasm-bench-v1")?;
+        std::fs::copy(wasm, out.path().join(format!("{name}.wasm")))?;
         let mut manifest: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dist.join(format!("{krate}.json")))?)?;
         manifest["name"] = serde_json::Value::from(name);

@@ -472,6 +472,31 @@ macro_rules! call {
     }};
 }
 
+/// One export call on an instance's bindings, whichever contract they
+/// are: `$call` runs on that version's interface `$iface`, and a 0.2.0
+/// result goes through `$conv` into the 0.1.0 records the host speaks.
+macro_rules! either {
+    ($b:ident, $bind:ident, $iface:ident, |$i:ident| $call:expr, $conv:expr) => {
+        async move {
+            match $b {
+                $bind::V1(b) => {
+                    let $i = b.$iface();
+                    $call.await
+                }
+                $bind::V2(b) => {
+                    let $i = b.$iface();
+                    $call.await.map($conv)
+                }
+            }
+        }
+    };
+}
+
+/// A 0.2.0 export's result with its error as 0.1.0's record.
+fn v2_err<T>(r: Result<T, v2::Error>) -> Result<T, crate::bindings::WitError> {
+    r.map_err(Into::into)
+}
+
 /// One live source instance.
 pub struct SourceInstance {
     inner: Inst,
@@ -520,32 +545,24 @@ impl SourceInstance {
 
     pub async fn describe(&mut self) -> Result<WitPluginInfo, ConnectorError> {
         let t = self.inner.limits.call_timeout;
-        Ok(call!(self, "describe", t, |b, s| async move {
-            match b {
-                SourceBindings::V1(b) => b.oort_connector_source().call_describe(s).await,
-                SourceBindings::V2(b) => b
-                    .oort_connector_source()
-                    .call_describe(s)
-                    .await
-                    .map(Into::into),
-            }
-        }))
+        Ok(call!(self, "describe", t, |b, s| either!(
+            b,
+            SourceBindings,
+            oort_connector_source,
+            |i| i.call_describe(s),
+            Into::into
+        )))
     }
 
     pub async fn validate(&mut self, props_json: &str) -> Result<(), ConnectorError> {
         let t = self.inner.limits.call_timeout;
-        let r = call!(self, "validate", t, |b, s| async move {
-            match b {
-                SourceBindings::V1(b) => {
-                    b.oort_connector_source().call_validate(s, props_json).await
-                }
-                SourceBindings::V2(b) => b
-                    .oort_connector_source()
-                    .call_validate(s, props_json)
-                    .await
-                    .map(|r| r.map_err(Into::into)),
-            }
-        });
+        let r = call!(self, "validate", t, |b, s| either!(
+            b,
+            SourceBindings,
+            oort_connector_source,
+            |i| i.call_validate(s, props_json),
+            v2_err
+        ));
         r.map_err(|e| plugin_error(&self.inner.plugin, e))
     }
 
@@ -607,31 +624,25 @@ impl SourceInstance {
 
     pub async fn offset(&mut self) -> Result<Option<String>, ConnectorError> {
         let t = self.inner.limits.call_timeout;
-        let r = call!(self, "offset", t, |b, s| async move {
-            match b {
-                SourceBindings::V1(b) => b.oort_connector_source().call_offset(s).await,
-                SourceBindings::V2(b) => b
-                    .oort_connector_source()
-                    .call_offset(s)
-                    .await
-                    .map(|r| r.map_err(Into::into)),
-            }
-        });
+        let r = call!(self, "offset", t, |b, s| either!(
+            b,
+            SourceBindings,
+            oort_connector_source,
+            |i| i.call_offset(s),
+            v2_err
+        ));
         r.map_err(|e| plugin_error(&self.inner.plugin, e))
     }
 
     pub async fn commit(&mut self, offset: &str) -> Result<(), ConnectorError> {
         let t = self.inner.limits.call_timeout;
-        let r = call!(self, "commit", t, |b, s| async move {
-            match b {
-                SourceBindings::V1(b) => b.oort_connector_source().call_commit(s, offset).await,
-                SourceBindings::V2(b) => b
-                    .oort_connector_source()
-                    .call_commit(s, offset)
-                    .await
-                    .map(|r| r.map_err(Into::into)),
-            }
-        });
+        let r = call!(self, "commit", t, |b, s| either!(
+            b,
+            SourceBindings,
+            oort_connector_source,
+            |i| i.call_commit(s, offset),
+            v2_err
+        ));
         r.map_err(|e| plugin_error(&self.inner.plugin, e))
     }
 
@@ -640,16 +651,13 @@ impl SourceInstance {
             return Ok(());
         }
         let t = self.inner.limits.call_timeout;
-        let r = call!(self, "close", t, false, |b, s| async move {
-            match b {
-                SourceBindings::V1(b) => b.oort_connector_source().call_close(s).await,
-                SourceBindings::V2(b) => b
-                    .oort_connector_source()
-                    .call_close(s)
-                    .await
-                    .map(|r| r.map_err(Into::into)),
-            }
-        });
+        let r = call!(self, "close", t, false, |b, s| either!(
+            b,
+            SourceBindings,
+            oort_connector_source,
+            |i| i.call_close(s),
+            v2_err
+        ));
         r.map_err(|e| plugin_error(&self.inner.plugin, e))
     }
 }

@@ -210,30 +210,24 @@ impl SinkInstance {
 
     pub async fn describe(&mut self) -> Result<WitPluginInfo, ConnectorError> {
         let t = self.inner.limits.call_timeout;
-        Ok(call!(self, "describe", t, |b, s| async move {
-            match b {
-                SinkBindings::V1(b) => b.oort_connector_sink().call_describe(s).await,
-                SinkBindings::V2(b) => b
-                    .oort_connector_sink()
-                    .call_describe(s)
-                    .await
-                    .map(Into::into),
-            }
-        }))
+        Ok(call!(self, "describe", t, |b, s| either!(
+            b,
+            SinkBindings,
+            oort_connector_sink,
+            |i| i.call_describe(s),
+            Into::into
+        )))
     }
 
     pub async fn validate(&mut self, props_json: &str) -> Result<(), ConnectorError> {
         let t = self.inner.limits.call_timeout;
-        let r = call!(self, "validate", t, |b, s| async move {
-            match b {
-                SinkBindings::V1(b) => b.oort_connector_sink().call_validate(s, props_json).await,
-                SinkBindings::V2(b) => b
-                    .oort_connector_sink()
-                    .call_validate(s, props_json)
-                    .await
-                    .map(|r| r.map_err(Into::into)),
-            }
-        });
+        let r = call!(self, "validate", t, |b, s| either!(
+            b,
+            SinkBindings,
+            oort_connector_sink,
+            |i| i.call_validate(s, props_json),
+            v2_err
+        ));
         r.map_err(|e| plugin_error(&self.inner.plugin, e))
     }
 
@@ -342,16 +336,13 @@ impl SinkInstance {
 
     pub async fn flush(&mut self) -> Result<(), ConnectorError> {
         let t = self.inner.limits.call_timeout;
-        let r = call!(self, "flush", t, false, |b, s| async move {
-            match b {
-                SinkBindings::V1(b) => b.oort_connector_sink().call_flush(s).await,
-                SinkBindings::V2(b) => b
-                    .oort_connector_sink()
-                    .call_flush(s)
-                    .await
-                    .map(|r| r.map_err(Into::into)),
-            }
-        });
+        let r = call!(self, "flush", t, false, |b, s| either!(
+            b,
+            SinkBindings,
+            oort_connector_sink,
+            |i| i.call_flush(s),
+            v2_err
+        ));
         r.map_err(|e| plugin_error(&self.inner.plugin, e))
     }
 
@@ -360,16 +351,13 @@ impl SinkInstance {
             return Ok(());
         }
         let t = self.inner.limits.call_timeout;
-        let r = call!(self, "close", t, false, |b, s| async move {
-            match b {
-                SinkBindings::V1(b) => b.oort_connector_sink().call_close(s).await,
-                SinkBindings::V2(b) => b
-                    .oort_connector_sink()
-                    .call_close(s)
-                    .await
-                    .map(|r| r.map_err(Into::into)),
-            }
-        });
+        let r = call!(self, "close", t, false, |b, s| either!(
+            b,
+            SinkBindings,
+            oort_connector_sink,
+            |i| i.call_close(s),
+            v2_err
+        ));
         r.map_err(|e| plugin_error(&self.inner.plugin, e))
     }
 }
