@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod connections;
+mod console;
 mod data;
 pub mod guard;
 mod metadata;

@@ -77,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .merge(super::connections::routes())
         .merge(super::data::routes(&state))
+        .merge(super::console::routes())
         .fallback(not_found)
         .with_state(state)
 }
