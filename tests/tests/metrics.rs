@@ -115,6 +115,40 @@ fn rule_and_node_metrics_in_prometheus_text_format() {
         "{r}"
     );
     assert!(r.contains("# TYPE kuiper_rule_status gauge"), "{r}");
+    // Every delivery's and every batch's duration, as histograms.
+    for (name, op) in [
+        ("kuiper_sink_process_latency_seconds", "nop_0"),
+        ("kuiper_source_process_latency_seconds", "s"),
+    ] {
+        assert!(r.contains(&format!("# TYPE {name} histogram")), "{r}");
+        let h = histogram(&m, name, &[("rule", "hot"), ("op", op)]);
+        assert_eq!(h.len(), 11, "{name}: 10 bounds and +Inf: {h:?}");
+        assert!(
+            h.windows(2)
+                .all(|w| w[0].count <= w[1].count && w[0].less_than < w[1].less_than),
+            "{name}: cumulative: {h:?}"
+        );
+        let last = h.last().expect("buckets");
+        assert!(last.less_than.is_infinite(), "{h:?}");
+        assert!(last.count >= 1.0, "{name}: at least one processing: {h:?}");
+        let count = value(&m, &format!("{name}_count"), &[("rule", "hot"), ("op", op)]);
+        assert_eq!(count, Some(last.count), "{name}: _count is the +Inf bucket");
+    }
+}
+
+fn histogram(
+    s: &prometheus_parse::Scrape,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Vec<prometheus_parse::HistogramCount> {
+    s.samples
+        .iter()
+        .find(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+        .and_then(|x| match &x.value {
+            prometheus_parse::Value::Histogram(h) => Some(h.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no histogram {name} {labels:?}"))
 }
 
 /// `metrics.addr` (eKuiper's `basic.prometheusPort`): `/metrics` on its own

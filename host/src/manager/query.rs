@@ -9,6 +9,8 @@ pub enum RuleMetric<'a> {
     State(i64),
     /// One metric of one node of a running rule.
     Node(&'a rt::NodeRef, &'a str, Json),
+    /// The latency histogram of one source or sink node of a running rule.
+    Latency(&'a rt::NodeRef, crate::runtime::metrics::LatencySnapshot),
 }
 
 impl Manager {
@@ -75,6 +77,7 @@ impl Manager {
             f(id, RuleMetric::State(code));
             if let Some(run) = &r.running {
                 run.visit_metrics(&mut |node, metric, v| f(id, RuleMetric::Node(node, metric, v)));
+                run.visit_latency(&mut |node, h| f(id, RuleMetric::Latency(node, h)));
             }
         }
     }

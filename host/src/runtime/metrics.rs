@@ -19,6 +19,8 @@ pub struct NodeMetrics {
     pub buffer_length: AtomicU64,
     /// Sinks with `enableCache`: items waiting in the resend cache.
     pub cached: AtomicU64,
+    /// Every processing's duration (the status shows the last one).
+    pub latency: LatencyHistogram,
     last_exception: Mutex<(String, i64)>,
 }
 
@@ -42,6 +44,7 @@ impl NodeMetrics {
     pub fn invoked(&self, now_ms: i64, latency_us: u64) {
         self.last_invocation.store(now_ms, Ordering::Relaxed);
         self.process_latency_us.store(latency_us, Ordering::Relaxed);
+        self.latency.record(latency_us);
     }
     pub fn last_exception(&self) -> (String, i64) {
         self.last_exception.lock().clone()
@@ -93,6 +96,57 @@ impl NodeMetrics {
     }
 }
 
+/// Upper bounds, in microseconds, of the latency histogram's buckets
+/// (100 us to 5 s, about two per decade); above the last is `+Inf`.
+pub const LATENCY_BOUNDS_US: [u64; 10] = [
+    100, 500, 1_000, 5_000, 10_000, 50_000, 100_000, 500_000, 1_000_000, 5_000_000,
+];
+
+/// How long a node's processings took, in fixed buckets: three relaxed
+/// atomic adds per processing (a processing is a batch), nothing allocated.
+#[derive(Default, Debug)]
+pub struct LatencyHistogram {
+    /// Per bucket (not cumulative); the last one is `+Inf`.
+    buckets: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+/// A [`LatencyHistogram`] read once, in Prometheus' units (seconds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencySnapshot {
+    /// (upper bound in seconds, count in that bucket alone), the last bound
+    /// `f64::INFINITY`.
+    pub buckets: [(f64, u64); LATENCY_BOUNDS_US.len() + 1],
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+impl LatencyHistogram {
+    pub fn record(&self, us: u64) {
+        let i = LATENCY_BOUNDS_US.partition_point(|&b| b < us);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> LatencySnapshot {
+        let mut buckets = [(f64::INFINITY, 0u64); LATENCY_BOUNDS_US.len() + 1];
+        let mut count = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            let n = b.load(Ordering::Relaxed);
+            count += n;
+            let bound = LATENCY_BOUNDS_US
+                .get(i)
+                .map_or(f64::INFINITY, |&us| us as f64 / 1e6);
+            buckets[i] = (bound, n);
+        }
+        LatencySnapshot {
+            buckets,
+            sum_seconds: self.sum_us.load(Ordering::Relaxed) as f64 / 1e6,
+            count,
+        }
+    }
+}
+
 /// A connection's metrics (`connection_status`: 1 connected, 0 connecting,
 /// -1 disconnected; times in ms).
 pub fn visit_conn(c: &ConnState, f: &mut dyn FnMut(&str, Json)) {
@@ -118,5 +172,37 @@ pub fn visit_conn(c: &ConnState, f: &mut dyn FnMut(&str, Json)) {
             k,
             serde_json::Number::from_f64(*v).map_or(Json::Null, Json::Number),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_lands_in_the_bucket_whose_bound_it_does_not_exceed() {
+        let h = LatencyHistogram::default();
+        for us in [0, 100, 101, 4_999, 5_000, 5_000_001, u64::MAX / 4] {
+            h.record(us);
+        }
+        let s = h.snapshot();
+        let counts: Vec<u64> = s.buckets.iter().map(|b| b.1).collect();
+        // <=100 us: 0 and 100; <=500: 101; <=5 ms: 4,999 and 5,000; +Inf: the rest.
+        assert_eq!(counts, [2, 1, 0, 2, 0, 0, 0, 0, 0, 0, 2]);
+        assert_eq!(s.count, 7);
+        assert_eq!(s.buckets[0].0, 0.0001);
+        assert_eq!(s.buckets[9].0, 5.0);
+        assert!(s.buckets[10].0.is_infinite());
+    }
+
+    #[test]
+    fn each_invocation_is_recorded() {
+        let m = NodeMetrics::default();
+        m.invoked(1, 250);
+        m.invoked(2, 2_000_000);
+        let s = m.latency.snapshot();
+        assert_eq!(s.count, 2);
+        assert!((s.sum_seconds - 2.00025).abs() < 1e-9);
+        assert_eq!(m.process_latency_us.load(Ordering::Relaxed), 2_000_000);
     }
 }

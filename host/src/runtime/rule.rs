@@ -207,6 +207,24 @@ impl RunningRule {
         }
     }
 
+    /// The latency histogram of each source and sink node (operators run
+    /// inside their source's processing, which the source's histogram
+    /// times).
+    pub fn visit_latency(&self, f: &mut dyn FnMut(&NodeRef, super::metrics::LatencySnapshot)) {
+        for inp in &self.inputs {
+            if inp.hub.is_some() {
+                f(
+                    &NodeRef::new("source", &inp.stream),
+                    inp.metrics.latency.snapshot(),
+                );
+            }
+        }
+        for s in &self.sinks {
+            let node = NodeRef::new("sink", &format!("{}_{}", s.kind, s.index));
+            f(&node, s.metrics.latency.snapshot());
+        }
+    }
+
     /// eKuiper's topo document: `{"sources":[..],"edges":{..}}`.
     pub fn topo(&self) -> Json {
         let sources: Vec<String> = self

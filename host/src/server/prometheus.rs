@@ -24,6 +24,7 @@ use serde_json::Value as Json;
 
 use super::AppState;
 use crate::manager::RuleMetric;
+use crate::runtime::metrics::LatencySnapshot;
 
 /// The text format's content type (version 0.0.4).
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -80,9 +81,29 @@ struct Snapshot {
     plugins: Vec<(String, String)>,
     /// By family name (a counter's without `_total`: the encoder adds it).
     families: BTreeMap<String, Family>,
+    /// Latency histograms by family name: (node index, histogram).
+    histograms: BTreeMap<String, Vec<(usize, LatencySnapshot)>>,
 }
 
 impl Snapshot {
+    /// The index of node `op` of rule `r`, added if new (a rule's nodes are
+    /// visited together, so the search is short).
+    fn node(&mut self, r: usize, op: &str) -> usize {
+        let found = self
+            .nodes
+            .iter()
+            .rev()
+            .take_while(|(nr, _)| *nr == r)
+            .position(|(_, o)| o == op);
+        match found {
+            Some(back) => self.nodes.len() - 1 - back,
+            None => {
+                self.nodes.push((r, op.to_string()));
+                self.nodes.len() - 1
+            }
+        }
+    }
+
     fn put(&mut self, name: &str, owner: Owner, v: Num) {
         let (base, counter) = match name.strip_suffix("_total") {
             Some(b) => (b, true),
@@ -155,6 +176,21 @@ impl Collector for Snapshot {
                 }
             }
         }
+        for (name, hs) in &self.histograms {
+            let mut me =
+                encoder.encode_descriptor(name, &help(name), None, MetricType::Histogram)?;
+            for (i, h) in hs {
+                let (r, op) = &self.nodes[*i];
+                let labels = [("rule", self.rules[*r].as_str()), ("op", op.as_str())];
+                me.encode_family(&labels)?
+                    .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                        h.sum_seconds,
+                        h.count,
+                        &h.buckets,
+                        None,
+                    )?;
+            }
+        }
         Ok(())
     }
 }
@@ -186,6 +222,10 @@ fn help(name: &str) -> String {
         (
             "process_latency_us",
             "Duration of the node's last processing, microseconds",
+        ),
+        (
+            "process_latency_seconds",
+            "Duration of the node's processings (a source's: the rule's work on a batch; a sink's: a delivery), seconds",
         ),
         ("buffer_length", "Records waiting in the node's input queue"),
         ("cache_length", "Records waiting in the sink's resend cache"),
@@ -265,16 +305,14 @@ pub async fn render(state: &AppState) -> Result<String, std::fmt::Error> {
                         return;
                     }
                     let Some(x) = num(&v) else { return };
-                    let same = snap
-                        .nodes
-                        .last()
-                        .is_some_and(|(nr, op)| *nr == r && *op == node.op);
-                    if !same {
-                        snap.nodes.push((r, node.op.clone()));
-                    }
-                    let n = snap.nodes.len() - 1;
+                    let n = snap.node(r, &node.op);
                     let name = format!("kuiper_{}_{metric}", node.kind);
                     snap.put(&name, Owner::Node(n), x);
+                }
+                RuleMetric::Latency(node, h) => {
+                    let n = snap.node(r, &node.op);
+                    let name = format!("kuiper_{}_process_latency_seconds", node.kind);
+                    snap.histograms.entry(name).or_default().push((n, h));
                 }
             }
         })

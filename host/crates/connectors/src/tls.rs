@@ -1,6 +1,6 @@
 //! TLS shared by the connectors: client settings (MQTT `ssl://`, WebSocket
 //! `wss://`) and the data server's certificate ([`server_config`]):
-//! rustls (aws-lc-rs) with the peer's CA (`rootCaPath` /
+//! rustls (ring) with the peer's CA (`rootCaPath` /
 //! `rootCARaw`, else the system bundle), an optional client certificate
 //! (`certificationPath`/`certficationRaw` with `privateKeyPath`/
 //! `privateKeyRaw`), and `insecureSkipVerify`. One rustls in the build: the
@@ -125,7 +125,7 @@ fn certs(
 /// The rustls client configuration of `f` (reads the PEM files: call it
 /// when connecting).
 pub fn client_config(kind: &str, f: &TlsFiles) -> Result<Arc<ClientConfig>, ConnectorError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| ConnectorError::Config(format!("{kind}: TLS: {e}")))?;
@@ -180,7 +180,7 @@ pub fn server_config(
     cert: &PemSource,
     key: &PemSource,
 ) -> Result<Arc<ServerConfig>, ConnectorError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = certs(kind, &cert.load(kind, "certfile")?, "certfile")?;
     let key = PrivateKeyDer::from_pem_slice(&key.load(kind, "keyfile")?)
         .map_err(|e| ConnectorError::Config(format!("{kind}: no usable key in keyfile: {e}")))?;

@@ -155,7 +155,7 @@ async fn wss_server(dir: &std::path::Path) -> (u16, tokio::task::JoinHandle<Vec<
         .unwrap();
     let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
     let provider =
-        std::sync::Arc::new(rumqttc::tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+        std::sync::Arc::new(rumqttc::tokio_rustls::rustls::crypto::ring::default_provider());
     let cfg = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
