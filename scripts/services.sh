@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Starts the local services the tests talk to (Mosquitto, NATS, Redis,
 # PostgreSQL with trust auth and database `test`, MariaDB with a password-less
-# root and database `test`), installing them from Debian's packages when they
-# are missing. Idempotent.
+# root and database `test`) and the console test's browser (Chromium, with
+# Node.js), installing them from Debian's packages when they are missing.
+# Idempotent.
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -19,6 +20,10 @@ fresh_maria=
 command -v influxd >/dev/null 2>&1 || need_apt+=(influxdb)
 # pyzmq (libzmq): the peer of the zmq plugins' tests.
 /usr/bin/python3 -c 'import zmq' >/dev/null 2>&1 || need_apt+=(python3 python3-zmq)
+# Chromium and Node.js: the web console's browser test (tests/tests/console.rs
+# runs tests/console/console.test.mjs with playwright-core on /usr/bin/chromium).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

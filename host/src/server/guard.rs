@@ -10,7 +10,8 @@
 //!    page can send cross-site without a preflight are refused). Clients
 //!    without browser headers (curl, scripts) keep sending any content type.
 //! 3. Authentication ([`super::auth`]) when configured; `GET /` and
-//!    `GET /ping` stay open, as in eKuiper.
+//!    `GET /ping` stay open, as in eKuiper, and so do the web console's
+//!    static assets under `/console/`.
 //!
 //! CORS (preflights and response headers) is answered by tower-http's
 //! `CorsLayer` for the configured origins only; none by default.
@@ -193,8 +194,11 @@ pub async fn site(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Resp
 /// Authentication and the content type of browsers' writes: inside CORS
 /// (a preflight carries no credentials).
 pub async fn access(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    // The console's static assets are public too: the page sends the token
+    // with the API calls it makes.
     let open = matches!(*req.method(), Method::GET | Method::HEAD)
-        && matches!(req.uri().path(), "/" | "/ping");
+        && (matches!(req.uri().path(), "/" | "/ping")
+            || super::console::is_console_path(req.uri().path()));
     if !open {
         let authz = req
             .headers()
