@@ -640,10 +640,9 @@
       const name = pName.value.trim() || f.name.replace(/\.(zip|wasm)$/i, '');
       const xhr = new XMLHttpRequest();
       xhr.open('PUT', '/plugins/' + pKind.value + '/' + enc(name) + '/package');
-      // The server refuses browser writes with a content type other than
-      // JSON (a cross-site form cannot send it); the package handler reads
-      // the raw body whatever its declared type.
-      xhr.setRequestHeader('Content-Type', 'application/json');
+      // Raw bytes: a type a cross-site page cannot send without a CORS
+      // preflight, so the server accepts it from a browser.
+      xhr.setRequestHeader('Content-Type', 'application/octet-stream');
       if (token()) xhr.setRequestHeader('Authorization', 'Bearer ' + token());
       bar.hidden = false; bar.value = 0; pct.textContent = '0%';
       xhr.upload.onprogress = (e) => {

@@ -6,8 +6,9 @@
 //! 2. Browsers: a request with an `Origin` is answered only for
 //!    `rest.cors_origins` (or its own origin); `Sec-Fetch-Site: cross-site`
 //!    without such an origin is refused; a browser's write must be
-//!    `Content-Type: application/json` (the forms and `text/plain` bodies a
-//!    page can send cross-site without a preflight are refused). Clients
+//!    `Content-Type: application/json` (or `application/octet-stream`, a
+//!    plugin package): the forms and `text/plain` bodies a page can send
+//!    cross-site without a preflight are refused. Clients
 //!    without browser headers (curl, scripts) keep sending any content type.
 //! 3. Authentication ([`super::auth`]) when configured; `GET /` and
 //!    `GET /ping` stay open, as in eKuiper, and so do the web console's
@@ -155,12 +156,19 @@ fn has_body(headers: &HeaderMap) -> bool {
             .is_some_and(|n| n > 0)
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
+/// A body type a page cannot send cross-site without a CORS preflight
+/// (which only `rest.cors_origins` pass): JSON, or raw bytes (a plugin
+/// package uploaded by the console).
+fn is_preflighted_type(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        .map(str::trim)
+        .is_some_and(|m| {
+            m.eq_ignore_ascii_case("application/json")
+                || m.eq_ignore_ascii_case("application/octet-stream")
+        })
 }
 
 pub(super) fn refuse(status: StatusCode, message: &str) -> Response {
@@ -210,10 +218,10 @@ pub async fn access(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Re
     }
     let h = req.headers();
     let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if writes && is_browser(h) && has_body(h) && !is_json(h) {
+    if writes && is_browser(h) && has_body(h) && !is_preflighted_type(h) {
         return refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "a browser request body must be sent as Content-Type: application/json",
+            "a browser request body must be sent as Content-Type: application/json (application/octet-stream for a plugin package)",
         );
     }
     next.run(req).await
@@ -284,8 +292,12 @@ mod tests {
             ("sec-fetch-mode", "navigate"),
             ("content-type", "application/x-www-form-urlencoded"),
         ]);
-        assert!(is_browser(&form) && has_body(&form) && !is_json(&form));
+        assert!(is_browser(&form) && has_body(&form) && !is_preflighted_type(&form));
+        let plain = headers(&[("content-type", "text/plain")]);
+        assert!(!is_preflighted_type(&plain));
         let json = headers(&[("content-type", "application/json; charset=utf-8")]);
-        assert!(is_json(&json) && !is_browser(&json));
+        assert!(is_preflighted_type(&json) && !is_browser(&json));
+        let raw = headers(&[("content-type", "Application/Octet-Stream")]);
+        assert!(is_preflighted_type(&raw));
     }
 }
