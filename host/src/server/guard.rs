@@ -10,7 +10,8 @@
 //!    page can send cross-site without a preflight are refused). Clients
 //!    without browser headers (curl, scripts) keep sending any content type.
 //! 3. Authentication ([`super::auth`]) when configured; `GET /` and
-//!    `GET /ping` stay open, as in eKuiper.
+//!    `GET /ping` stay open, as in eKuiper, and so does `GET /openapi.json`
+//!    (the API's description, the same for every server of a release).
 //!
 //! CORS (preflights and response headers) is answered by tower-http's
 //! `CorsLayer` for the configured origins only; none by default.
@@ -194,7 +195,7 @@ pub async fn site(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Resp
 /// (a preflight carries no credentials).
 pub async fn access(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
     let open = matches!(*req.method(), Method::GET | Method::HEAD)
-        && matches!(req.uri().path(), "/" | "/ping");
+        && matches!(req.uri().path(), "/" | "/ping" | "/openapi.json");
     if !open {
         let authz = req
             .headers()
