@@ -334,7 +334,7 @@ async fn types(State(s): State<AppState>) -> AppResult<Response> {
     operation_id = "connections_yaml",
     summary = "The profiles of one type",
     params(
-        ("typ" = String, Path, description = "The connection type"),
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The connection type"),
     ),
     responses(
         (status = 200, description = "`{\"<id>\": {properties}}`", body = Object, content_type = "application/json"),
@@ -354,8 +354,8 @@ async fn yaml(State(s): State<AppState>, Path(typ): Path<String>) -> AppResult<R
     operation_id = "connections_put_key",
     summary = "Store a profile (conf-key style)",
     params(
-        ("typ" = String, Path, description = "The connection type"),
-        ("key" = String, Path, description = "The profile id"),
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The connection type"),
+        ("key" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The profile id"),
     ),
     request_body(content = Object, description = "The properties", content_type = "application/json"),
     responses(
@@ -394,8 +394,8 @@ async fn put_key(
     operation_id = "connections_delete_key",
     summary = "Remove a profile (conf-key style)",
     params(
-        ("typ" = String, Path, description = "The connection type"),
-        ("key" = String, Path, description = "The profile id"),
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The connection type"),
+        ("key" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The profile id"),
     ),
     responses(
         (status = 200, description = "Removed, empty body"),

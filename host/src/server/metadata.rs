@@ -70,7 +70,7 @@ async fn list_sinks(State(s): State<AppState>, q: Query<HashMap<String, String>>
     tag = "metadata",
     summary = "UI metadata of one source connector",
     params(
-        ("typ" = String, Path, description = "The source type"),
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The source type"),
     ),
     responses(
         (status = 200, description = "Every property with type, default, optional, values, hint", body = Object, content_type = "application/json"),
@@ -87,7 +87,7 @@ async fn source_meta(State(s): State<AppState>, Path(typ): Path<String>) -> AppR
     tag = "metadata",
     summary = "UI metadata of one sink connector",
     params(
-        ("typ" = String, Path, description = "The sink type"),
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The sink type"),
     ),
     responses(
         (status = 200, description = "Every property with type, default, optional, values, hint", body = Object, content_type = "application/json"),
@@ -104,7 +104,7 @@ async fn sink_meta(State(s): State<AppState>, Path(typ): Path<String>) -> AppRes
     tag = "metadata",
     summary = "Connectivity check of a source connector (10 s at most)",
     params(
-        ("typ" = String, Path, description = "The source type"),
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The source type"),
     ),
     request_body(content = Object, description = "The connector's properties", content_type = "application/json"),
     responses(
@@ -127,7 +127,7 @@ async fn source_ping(
     tag = "metadata",
     summary = "Connectivity check of a sink connector (10 s at most)",
     params(
-        ("typ" = String, Path, description = "The sink type"),
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The sink type"),
     ),
     request_body(content = Object, description = "The connector's properties", content_type = "application/json"),
     responses(

@@ -285,7 +285,7 @@ async fn table_details(State(s): State<AppState>, Query(q): Query<KindQuery>) ->
     tag = "streams",
     summary = "Describe a stream",
     params(
-        ("name" = String, Path, description = "The stream name"),
+        ("name" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The stream name"),
     ),
     responses(
         (status = 200, description = "`{\"Name\",\"StreamFields\",\"Options\",\"StreamType\",\"Statement\"}`", body = Object, content_type = "application/json"),
@@ -303,7 +303,7 @@ async fn describe_stream(State(s): State<AppState>, Path(n): Path<String>) -> Ap
     tag = "tables",
     summary = "Describe a table",
     params(
-        ("name" = String, Path, description = "The table name"),
+        ("name" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The table name"),
     ),
     responses(
         (status = 200, description = "`{\"Name\",\"StreamFields\",\"Options\",\"StreamType\",\"Statement\"}`", body = Object, content_type = "application/json"),
@@ -321,7 +321,7 @@ async fn describe_table(State(s): State<AppState>, Path(n): Path<String>) -> App
     tag = "streams",
     summary = "The stream's schema",
     params(
-        ("name" = String, Path, description = "The stream name"),
+        ("name" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The stream name"),
     ),
     responses(
         (status = 200, description = "`{\"field\":{\"type\":\"bigint\"}}`", body = Object, content_type = "application/json"),
@@ -339,7 +339,7 @@ async fn stream_schema(State(s): State<AppState>, Path(n): Path<String>) -> AppR
     tag = "tables",
     summary = "The table's schema",
     params(
-        ("name" = String, Path, description = "The table name"),
+        ("name" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The table name"),
     ),
     responses(
         (status = 200, description = "`{\"field\":{\"type\":\"bigint\"}}`", body = Object, content_type = "application/json"),
@@ -364,7 +364,7 @@ async fn replace(s: &AppState, kind: StreamKind, n: &str, body: &Bytes) -> AppRe
     tag = "streams",
     summary = "Replace a stream",
     params(
-        ("name" = String, Path, description = "The stream name"),
+        ("name" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The stream name"),
     ),
     request_body(content = SqlBody, content_type = "application/json"),
     responses(
@@ -388,7 +388,7 @@ async fn replace_stream(
     tag = "tables",
     summary = "Replace a table",
     params(
-        ("name" = String, Path, description = "The table name"),
+        ("name" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The table name"),
     ),
     request_body(content = SqlBody, content_type = "application/json"),
     responses(
@@ -429,7 +429,7 @@ async fn drop_(s: &AppState, kind: StreamKind, n: &str, q: &ForceQuery) -> AppRe
     tag = "streams",
     summary = "Drop a stream (refused while rules use it unless force)",
     params(
-        ("name" = String, Path, description = "The stream name"),
+        ("name" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The stream name"),
         ("force" = Option<String>, Query, description = "`true` or `1`: drop even while rules use it"),
     ),
     responses(
@@ -453,7 +453,7 @@ async fn drop_stream(
     tag = "tables",
     summary = "Drop a table (refused while rules use it unless force)",
     params(
-        ("name" = String, Path, description = "The table name"),
+        ("name" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The table name"),
         ("force" = Option<String>, Query, description = "`true` or `1`: drop even while rules use it"),
     ),
     responses(
@@ -547,7 +547,7 @@ async fn validate_rule(State(s): State<AppState>, body: Bytes) -> Response {
     tag = "rules",
     summary = "The rule JSON as it was posted",
     params(
-        ("id" = String, Path, description = "The rule id"),
+        ("id" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The rule id"),
     ),
     responses(
         (status = 200, description = "The rule", body = Object, content_type = "application/json"),
@@ -572,7 +572,7 @@ async fn show_rule(State(s): State<AppState>, Path(id): Path<String>) -> AppResu
     tag = "rules",
     summary = "Replace a rule (creates it if absent)",
     params(
-        ("id" = String, Path, description = "The rule id"),
+        ("id" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The rule id"),
     ),
     request_body(content = RuleBody, content_type = "application/json"),
     responses(
@@ -605,7 +605,7 @@ async fn update_rule(
     tag = "rules",
     summary = "Delete a rule",
     params(
-        ("id" = String, Path, description = "The rule id"),
+        ("id" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The rule id"),
     ),
     responses(
         (status = 200, description = "`Rule r1 is dropped.`", body = String, content_type = "text/plain"),
@@ -630,7 +630,7 @@ async fn delete_rule(State(s): State<AppState>, Path(id): Path<String>) -> AppRe
     tag = "rules",
     summary = "Start a rule",
     params(
-        ("id" = String, Path, description = "The rule id"),
+        ("id" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The rule id"),
     ),
     responses(
         (status = 200, description = "`Rule r1 was started`", body = String, content_type = "text/plain"),
@@ -655,7 +655,7 @@ async fn start_rule(State(s): State<AppState>, Path(id): Path<String>) -> AppRes
     tag = "rules",
     summary = "Stop a rule",
     params(
-        ("id" = String, Path, description = "The rule id"),
+        ("id" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The rule id"),
     ),
     responses(
         (status = 200, description = "`Rule r1 was stopped.`", body = String, content_type = "text/plain"),
@@ -680,7 +680,7 @@ async fn stop_rule(State(s): State<AppState>, Path(id): Path<String>) -> AppResu
     tag = "rules",
     summary = "Restart a rule",
     params(
-        ("id" = String, Path, description = "The rule id"),
+        ("id" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The rule id"),
     ),
     responses(
         (status = 200, description = "`Rule r1 was restarted`", body = String, content_type = "text/plain"),
@@ -705,7 +705,7 @@ async fn restart_rule(State(s): State<AppState>, Path(id): Path<String>) -> AppR
     tag = "rules",
     summary = "Status and per-node metrics (pretty-printed)",
     params(
-        ("id" = String, Path, description = "The rule id"),
+        ("id" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The rule id"),
     ),
     responses(
         (status = 200, description = "Status keys and node metrics", body = Object, content_type = "application/json"),
@@ -732,7 +732,7 @@ async fn rule_status(State(s): State<AppState>, Path(id): Path<String>) -> AppRe
     tag = "rules",
     summary = "Status and per-node metrics (compact)",
     params(
-        ("id" = String, Path, description = "The rule id"),
+        ("id" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The rule id"),
     ),
     responses(
         (status = 200, description = "Status keys and node metrics", body = Object, content_type = "application/json"),
@@ -764,7 +764,7 @@ async fn all_status(State(s): State<AppState>) -> Response {
     tag = "rules",
     summary = "The logical plan of the rule's SQL",
     params(
-        ("id" = String, Path, description = "The rule id"),
+        ("id" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The rule id"),
     ),
     responses(
         (status = 200, description = "One JSON object per plan node, inputs one tab deeper", body = String, content_type = "text/plain"),
@@ -783,7 +783,7 @@ async fn rule_explain(State(s): State<AppState>, Path(id): Path<String>) -> AppR
     tag = "rules",
     summary = "The rule's topology",
     params(
-        ("id" = String, Path, description = "The rule id"),
+        ("id" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The rule id"),
     ),
     responses(
         (status = 200, description = "`{\"sources\":[...],\"edges\":{...}}`", body = Object, content_type = "application/json"),
@@ -809,7 +809,7 @@ async fn conf_yaml(s: &AppState, kind: &'static str, typ: &str) -> AppResult<Res
     tag = "metadata",
     summary = "All conf keys of a source type",
     params(
-        ("typ" = String, Path, description = "The source type"),
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The source type"),
     ),
     responses(
         (status = 200, description = "`{\"<key>\": {properties}}`", body = Object, content_type = "application/json"),
@@ -827,7 +827,7 @@ async fn source_yaml(State(s): State<AppState>, Path(typ): Path<String>) -> AppR
     tag = "metadata",
     summary = "All conf keys of a sink type",
     params(
-        ("typ" = String, Path, description = "The sink type"),
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The sink type"),
     ),
     responses(
         (status = 200, description = "`{\"<key>\": {properties}}`", body = Object, content_type = "application/json"),
@@ -845,8 +845,8 @@ async fn sink_yaml(State(s): State<AppState>, Path(typ): Path<String>) -> AppRes
     tag = "metadata",
     summary = "Store a source conf key",
     params(
-        ("typ" = String, Path, description = "The source type"),
-        ("key" = String, Path, description = "The conf key"),
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The source type"),
+        ("key" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The conf key"),
     ),
     request_body(content = Object, description = "The properties", content_type = "application/json"),
     responses(
@@ -870,8 +870,8 @@ async fn source_conf_put(
     tag = "metadata",
     summary = "Store a sink conf key",
     params(
-        ("typ" = String, Path, description = "The sink type"),
-        ("key" = String, Path, description = "The conf key"),
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The sink type"),
+        ("key" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The conf key"),
     ),
     request_body(content = Object, description = "The properties", content_type = "application/json"),
     responses(
@@ -895,8 +895,8 @@ async fn sink_conf_put(
     tag = "metadata",
     summary = "Remove a stored source conf key",
     params(
-        ("typ" = String, Path, description = "The source type"),
-        ("key" = String, Path, description = "The conf key"),
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The source type"),
+        ("key" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The conf key"),
     ),
     responses(
         (status = 200, description = "Removed, empty body"),
@@ -919,8 +919,8 @@ async fn source_conf_delete(
     tag = "metadata",
     summary = "Remove a stored sink conf key",
     params(
-        ("typ" = String, Path, description = "The sink type"),
-        ("key" = String, Path, description = "The conf key"),
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The sink type"),
+        ("key" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The conf key"),
     ),
     responses(
         (status = 200, description = "Removed, empty body"),
