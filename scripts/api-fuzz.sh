@@ -61,7 +61,10 @@ echo "api-fuzz: server at http://$addr, $EXAMPLES examples per operation"
 
 start=$SECONDS
 status=0
-PYTHONPATH="$(pwd)/scripts" SCHEMATHESIS_HOOKS=api_fuzz_hooks \
+# Run from the temporary dir: schemathesis keeps a .schemathesis/ cache in
+# its working directory.
+scripts="$(pwd)/scripts"
+(cd "$tmp" && PYTHONPATH="$scripts" PYTHONDONTWRITEBYTECODE=1 SCHEMATHESIS_HOOKS=api_fuzz_hooks \
     "$VENV/bin/schemathesis" run "http://$addr/openapi.json" \
     --checks "${API_FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance}" \
     --max-examples "$EXAMPLES" \
@@ -71,7 +74,7 @@ PYTHONPATH="$(pwd)/scripts" SCHEMATHESIS_HOOKS=api_fuzz_hooks \
     --exclude-operation-id stop \
     --exclude-path-regex '^/metadata/(sources|sinks|lookups)/connection/' \
     --suppress-health-check all \
-    --no-color \
+    --no-color) \
     || status=$?
 echo "api-fuzz: schemathesis took $((SECONDS - start)) s"
 

@@ -124,8 +124,7 @@ async fn info(State(s): State<AppState>) -> Response {
     post,
     path = "/",
     tag = "server",
-    summary = "Server information (as GET)",
-    security(()),
+    summary = "Server information (as GET; needs the token when one is set)",
     responses(
         (status = 200, description = "`{\"version\",\"os\",\"arch\",\"upTimeSeconds\",\"memoryUsed\",\"instanceId\"}`", body = Object, content_type = "application/json"),
     )
