@@ -2,7 +2,8 @@
 # The one test command: installs what tests need, builds the built-in
 # WebAssembly plugins, starts local services, runs the gates and every test
 # (unit, golden, end-to-end against the real binary, plugin examples in
-# Python/JavaScript/C) and a short run of each fuzz target.
+# Python/JavaScript/C, schema-driven fuzzing of the REST API) and a short run
+# of each fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,9 @@ OORT_BIN="$(pwd)/target/debug/oort" cargo test --workspace -- --test-threads 4
 
 bash examples/test-examples.sh
 OORT_BIN="$(pwd)/target/debug/oort" bash examples/e2e-examples.sh
+# Schema-driven fuzzing of the REST API from its GET /openapi.json
+# (schemathesis, docs/rest-api.md): no request may get a 5xx.
+OORT_BIN="$(pwd)/target/debug/oort" bash scripts/api-fuzz.sh
 
 # A short run of every fuzz target (docs/fuzzing.md), last: its build is its own.
 bash scripts/fuzz.sh --smoke

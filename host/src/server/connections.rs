@@ -7,28 +7,27 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use oort_core::ConnStatus;
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::openapi::ErrorBody;
 use super::routes::{json_resp, text};
 use super::AppState;
 use crate::connections::{self as conns, Profile, KIND};
 use crate::error::{code, AppError, AppResult};
 use crate::manager::rule_def::validate_id;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/connections", get(list).post(create))
-        .route("/connections/{id}", get(show).put(update).delete(remove))
-        .route("/metadata/connections", get(types))
-        .route("/metadata/connections/yaml/{typ}", get(yaml))
-        .route(
-            "/metadata/connections/{typ}/confKeys/{key}",
-            axum::routing::put(put_key).delete(delete_key),
-        )
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(types))
+        .routes(routes!(yaml))
+        .routes(routes!(put_key, delete_key))
 }
 
 fn bad(msg: impl Into<String>) -> AppError {
@@ -136,6 +135,17 @@ async fn ensure_unused(s: &AppState, p: &Profile, action: &str) -> AppResult<()>
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/connections",
+    tag = "connections",
+    operation_id = "connections_list",
+    summary = "Connection profiles",
+    responses(
+        (status = 200, description = "`[{\"id\",\"typ\",\"props\",\"isNamed\",\"status\",\"err\",\"refCount\"}]`", body = Vec<Object>, content_type = "application/json"),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn list(State(s): State<AppState>) -> AppResult<Response> {
     let v: Vec<Json> = conns::list(s.mgr.conf())?
         .iter()
@@ -144,19 +154,55 @@ async fn list(State(s): State<AppState>) -> AppResult<Response> {
     Ok(json_resp(Json::Array(v)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/connections/{id}",
+    tag = "connections",
+    operation_id = "connections_show",
+    summary = "A connection profile",
+    params(
+        ("id" = String, Path, description = "The profile id, or `<type>.<id>`"),
+    ),
+    responses(
+        (status = 200, description = "`{\"id\",\"typ\",\"props\",\"isNamed\",\"status\",\"err\",\"refCount\"}`", body = Object, content_type = "application/json"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn show(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
     Ok(json_resp(item(&s, &lookup(&s, &id)?)))
 }
 
-#[derive(Deserialize)]
+/// A connection profile (eKuiper's v2 shape).
+#[derive(Deserialize, ToSchema)]
 struct NewConn {
     #[serde(default)]
+    #[schema(example = "mqtt1")]
     id: String,
+    /// A connector type that holds connections (`mqtt`...).
     #[serde(default)]
+    #[schema(example = "mqtt")]
     typ: String,
+    /// The connector's properties (an object).
+    #[schema(value_type = Object)]
     props: Option<Json>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/connections",
+    tag = "connections",
+    operation_id = "connections_create",
+    summary = "Create a connection profile",
+    request_body(content = NewConn, content_type = "application/json"),
+    responses(
+        (status = 201, description = "`success`", body = String, content_type = "text/plain"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 409, description = "A data import holds the store", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn create(State(s): State<AppState>, body: Bytes) -> AppResult<Response> {
     let b: NewConn = parse(&body)?;
     check_id(&b.id)?;
@@ -174,13 +220,34 @@ async fn create(State(s): State<AppState>, body: Bytes) -> AppResult<Response> {
     Ok(text(StatusCode::CREATED, "success"))
 }
 
-#[derive(Deserialize)]
+/// The new properties of a profile (its type cannot change).
+#[derive(Deserialize, ToSchema)]
 struct ConnUpdate {
     #[serde(default)]
     typ: String,
+    /// The connector's properties (an object).
+    #[schema(value_type = Object)]
     props: Option<Json>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/connections/{id}",
+    tag = "connections",
+    operation_id = "connections_update",
+    summary = "Change a profile's properties (refused while running rules use it)",
+    params(
+        ("id" = String, Path, description = "The profile id, or `<type>.<id>`"),
+    ),
+    request_body(content = ConnUpdate, content_type = "application/json"),
+    responses(
+        (status = 200, description = "`success`", body = String, content_type = "text/plain"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "A data import holds the store", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn update(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -214,12 +281,40 @@ async fn delete_profile(s: &AppState, p: &Profile) -> AppResult<()> {
     Ok(())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/connections/{id}",
+    tag = "connections",
+    operation_id = "connections_remove",
+    summary = "Delete a profile (refused while running rules use it)",
+    params(
+        ("id" = String, Path, description = "The profile id, or `<type>.<id>`"),
+    ),
+    responses(
+        (status = 200, description = "`success`", body = String, content_type = "text/plain"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "A data import holds the store", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
     let p = lookup(&s, &id)?;
     delete_profile(&s, &p).await?;
     Ok(text(StatusCode::OK, "success"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/metadata/connections",
+    tag = "connections",
+    operation_id = "connections_types",
+    summary = "Connection types",
+    responses(
+        (status = 200, description = "`[{\"name\",\"type\":\"connection\"}]`", body = Vec<Object>, content_type = "application/json"),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn types(State(s): State<AppState>) -> AppResult<Response> {
     let mut names = connection_types(&s);
     names.extend(s.mgr.conf().connection_types()?);
@@ -232,11 +327,44 @@ async fn types(State(s): State<AppState>) -> AppResult<Response> {
     Ok(json_resp(Json::Array(v)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/metadata/connections/yaml/{typ}",
+    tag = "connections",
+    operation_id = "connections_yaml",
+    summary = "The profiles of one type",
+    params(
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The connection type"),
+    ),
+    responses(
+        (status = 200, description = "`{\"<id>\": {properties}}`", body = Object, content_type = "application/json"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn yaml(State(s): State<AppState>, Path(typ): Path<String>) -> AppResult<Response> {
     check_id(&typ)?;
     Ok(json_resp(Json::Object(s.mgr.conf().keys(KIND, &typ)?)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/metadata/connections/{typ}/confKeys/{key}",
+    tag = "connections",
+    operation_id = "connections_put_key",
+    summary = "Store a profile (conf-key style)",
+    params(
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The connection type"),
+        ("key" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The profile id"),
+    ),
+    request_body(content = Object, description = "The properties", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored, empty body"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 409, description = "A data import holds the store", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn put_key(
     State(s): State<AppState>,
     Path((typ, key)): Path<(String, String)>,
@@ -259,6 +387,24 @@ async fn put_key(
     Ok(StatusCode::OK.into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/metadata/connections/{typ}/confKeys/{key}",
+    tag = "connections",
+    operation_id = "connections_delete_key",
+    summary = "Remove a profile (conf-key style)",
+    params(
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The connection type"),
+        ("key" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The profile id"),
+    ),
+    responses(
+        (status = 200, description = "Removed, empty body"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "A data import holds the store", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn delete_key(
     State(s): State<AppState>,
     Path((typ, key)): Path<(String, String)>,

@@ -15,12 +15,14 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::openapi::{ErrorBody, ImportBody};
 use super::routes::{json_resp, text};
 use super::AppState;
 use crate::error::{AppError, AppResult};
@@ -39,28 +41,32 @@ const STOP_DELAY: Duration = Duration::from_millis(500);
 pub const STOP_EXIT_CODE: i32 = 100;
 
 #[derive(Clone)]
-struct Data {
+pub struct Data {
     ruleset: Arc<Ruleset>,
     tasks: Arc<parking_lot::Mutex<BTreeMap<String, Arc<Task>>>>,
 }
 
-pub fn routes(state: &AppState) -> Router<AppState> {
-    let data = Data {
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(import))
+        .routes(routes!(import_status))
+        .routes(routes!(async_import))
+        .routes(routes!(task_status))
+        .routes(routes!(task_cancel))
+        .routes(routes!(export_all, export_rules))
+        .routes(routes!(export_yaml, export_yaml_rules))
+        .routes(routes!(import_yaml))
+        .routes(routes!(ruleset_import))
+        .routes(routes!(ruleset_export, ruleset_export_post))
+}
+
+/// The state these routes share (the import lock and status, the
+/// asynchronous tasks), as a layer over the API.
+pub fn extension(state: &AppState) -> Extension<Data> {
+    Extension(Data {
         ruleset: state.ruleset.clone(),
         tasks: Arc::new(parking_lot::Mutex::new(BTreeMap::new())),
-    };
-    Router::new()
-        .route("/data/import", post(import))
-        .route("/data/import/status", get(import_status))
-        .route("/async/data/import", post(async_import))
-        .route("/async/task/{id}", get(task_status))
-        .route("/async/task/{id}/cancel", post(task_cancel))
-        .route("/data/export", get(export_all).post(export_rules))
-        .route("/v2/data/export", get(export_yaml).post(export_yaml_rules))
-        .route("/v2/data/import", post(import_yaml))
-        .route("/ruleset/import", post(ruleset_import))
-        .route("/ruleset/export", post(ruleset_export).get(ruleset_export))
-        .layer(Extension(data))
+    })
 }
 
 // ---------- request bodies ----------
@@ -186,6 +192,23 @@ fn schedule_stop(s: &AppState) {
 
 // ---------- synchronous import ----------
 
+#[utoipa::path(
+    post,
+    path = "/data/import",
+    tag = "data",
+    summary = "Import a JSON document (replaces everything unless partial)",
+    params(
+        ("partial" = Option<String>, Query, description = "`1` or `true`: import what is valid, report the rest"),
+        ("stop" = Option<String>, Query, description = "`1` or `true`: shut the server down (exit status 100) after a successful full import"),
+    ),
+    request_body(content = ImportBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "`{\"ErrorMsg\":\"\",\"ConfigResponse\":{...}}`", body = Object, content_type = "application/json"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 409, description = "A data import holds the store", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn import(
     State(s): State<AppState>,
     Extension(d): Extension<Data>,
@@ -222,10 +245,32 @@ async fn import(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/data/import/status",
+    tag = "data",
+    summary = "The status of the last import",
+    responses(
+        (status = 200, description = "The last import's report", body = Object, content_type = "application/json"),
+    )
+)]
 async fn import_status(Extension(d): Extension<Data>) -> Response {
     json_resp(d.ruleset.status())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v2/data/import",
+    tag = "data",
+    summary = "Import a YAML document",
+    request_body(content = ImportBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "`success`", body = String, content_type = "text/plain"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 409, description = "A data import holds the store", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn import_yaml(
     State(s): State<AppState>,
     Extension(d): Extension<Data>,
@@ -253,6 +298,19 @@ fn text_ok(t: &str) -> Response {
     text(StatusCode::OK, t.to_string())
 }
 
+#[utoipa::path(
+    post,
+    path = "/ruleset/import",
+    tag = "data",
+    summary = "Legacy import of streams, tables and rules",
+    request_body(content = ImportBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "`imported N streams, N tables and N rules`", body = String, content_type = "text/plain"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 409, description = "A data import holds the store", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn ruleset_import(
     State(s): State<AppState>,
     Extension(d): Extension<Data>,
@@ -382,6 +440,21 @@ impl Data {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/async/data/import",
+    tag = "data",
+    summary = "Start an import in the background",
+    params(
+        ("partial" = Option<String>, Query, description = "`1` or `true`: import what is valid, report the rest"),
+        ("stop" = Option<String>, Query, description = "`1` or `true`: shut the server down (exit status 100) after a successful full import"),
+    ),
+    request_body(content = ImportBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "`{\"id\":\"<task id>\"}`", body = Object, content_type = "application/json"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+    )
+)]
 async fn async_import(
     State(s): State<AppState>,
     Extension(d): Extension<Data>,
@@ -450,10 +523,37 @@ fn find_task(d: &Data, id: &str) -> AppResult<Arc<Task>> {
         .ok_or_else(|| AppError::not_found(format!("async task: {id} not found")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/async/task/{id}",
+    tag = "data",
+    summary = "An asynchronous import's status",
+    params(
+        ("id" = String, Path, description = "The task id"),
+    ),
+    responses(
+        (status = 200, description = "The task's status, progress and errors", body = Object, content_type = "application/json"),
+        (status = 404, description = "Not found", body = ErrorBody),
+    )
+)]
 async fn task_status(Extension(d): Extension<Data>, Path(id): Path<String>) -> AppResult<Response> {
     Ok(json_resp(find_task(&d, &id)?.to_json()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/async/task/{id}/cancel",
+    tag = "data",
+    summary = "Cancel an asynchronous import",
+    params(
+        ("id" = String, Path, description = "The task id"),
+    ),
+    responses(
+        (status = 200, description = "`cancel success`", body = String, content_type = "text/plain"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+    )
+)]
 async fn task_cancel(Extension(d): Extension<Data>, Path(id): Path<String>) -> AppResult<Response> {
     let t = find_task(&d, &id)?;
     if let Some(end) = t.state.lock().end {
@@ -503,24 +603,80 @@ fn yaml_attachment(doc: &Document) -> AppResult<Response> {
     Ok(attachment(y, "ekuiper_export.yaml"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/data/export",
+    tag = "data",
+    summary = "Export everything (JSON)",
+    responses(
+        (status = 200, description = "The document, as an attachment", body = String, content_type = "application/octet-stream"),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn export_all(State(s): State<AppState>) -> AppResult<Response> {
     Ok(json_attachment(&export_doc(&s, None).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/data/export",
+    tag = "data",
+    summary = "Export some rules and what they use (JSON)",
+    request_body(content = Vec<String>, description = "The rule ids to export (with what they use)", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The document, as an attachment", body = String, content_type = "application/octet-stream"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn export_rules(State(s): State<AppState>, body: Bytes) -> AppResult<Response> {
     let ids = rule_ids(&body)?;
     Ok(json_attachment(&export_doc(&s, Some(&ids)).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/data/export",
+    tag = "data",
+    summary = "Export everything (YAML)",
+    responses(
+        (status = 200, description = "The document, as an attachment", body = String, content_type = "application/octet-stream"),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn export_yaml(State(s): State<AppState>) -> AppResult<Response> {
     yaml_attachment(&export_doc(&s, None).await?)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v2/data/export",
+    tag = "data",
+    summary = "Export some rules and what they use (YAML)",
+    request_body(content = Vec<String>, description = "The rule ids to export (with what they use)", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The document, as an attachment", body = String, content_type = "application/octet-stream"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn export_yaml_rules(State(s): State<AppState>, body: Bytes) -> AppResult<Response> {
     let ids = rule_ids(&body)?;
     yaml_attachment(&export_doc(&s, Some(&ids)).await?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/ruleset/export",
+    tag = "data",
+    summary = "Legacy export of streams, tables and rules",
+    responses(
+        (status = 200, description = "The document, as an attachment", body = String, content_type = "application/octet-stream"),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn ruleset_export(State(s): State<AppState>) -> AppResult<Response> {
     let doc = export_doc(&s, None).await?;
     let full = doc.to_json();
@@ -529,4 +685,18 @@ async fn ruleset_export(State(s): State<AppState>) -> AppResult<Response> {
         m.insert(k.into(), full[k].clone());
     }
     Ok(attachment(Json::Object(m).to_string(), "ruleset.json"))
+}
+
+#[utoipa::path(
+    post,
+    path = "/ruleset/export",
+    tag = "data",
+    summary = "Legacy export of streams, tables and rules (as GET)",
+    responses(
+        (status = 200, description = "The document, as an attachment", body = String, content_type = "application/octet-stream"),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
+async fn ruleset_export_post(s: State<AppState>) -> AppResult<Response> {
+    ruleset_export(s).await
 }

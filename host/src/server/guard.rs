@@ -11,8 +11,9 @@
 //!    cross-site without a preflight are refused. Clients
 //!    without browser headers (curl, scripts) keep sending any content type.
 //! 3. Authentication ([`super::auth`]) when configured; `GET /` and
-//!    `GET /ping` stay open, as in eKuiper, and so do the web console's
-//!    static assets under `/console/`.
+//!    `GET /ping` stay open, as in eKuiper, and so do `GET /openapi.json`
+//!    (the API's description, the same for every server of a release) and
+//!    the web console's static assets under `/console/`.
 //!
 //! CORS (preflights and response headers) is answered by tower-http's
 //! `CorsLayer` for the configured origins only; none by default.
@@ -205,7 +206,7 @@ pub async fn access(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Re
     // The console's static assets are public too: the page sends the token
     // with the API calls it makes.
     let open = matches!(*req.method(), Method::GET | Method::HEAD)
-        && (matches!(req.uri().path(), "/" | "/ping")
+        && (matches!(req.uri().path(), "/" | "/ping" | "/openapi.json")
             || super::console::is_console_path(req.uri().path()));
     if !open {
         let authz = req

@@ -11,37 +11,152 @@
 use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
+use std::collections::HashMap;
+
 use oort_core::{ConnectorInfo, Props};
 use serde_json::{json, Value as Json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::openapi::ErrorBody;
 use super::routes::json_resp;
 use super::AppState;
 use crate::error::{AppError, AppResult};
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/metadata/sources", get(|s, q| list(s, false, q)))
-        .route("/metadata/sinks", get(|s, q| list(s, true, q)))
-        .route("/metadata/sources/{typ}", get(|s, p| one(s, false, p)))
-        .route("/metadata/sinks/{typ}", get(|s, p| one(s, true, p)))
-        .route(
-            "/metadata/sources/connection/{typ}",
-            post(|s, p, b| ping(s, false, p, b)),
-        )
-        .route(
-            "/metadata/sinks/connection/{typ}",
-            post(|s, p, b| ping(s, true, p, b)),
-        )
-        .route("/metadata/lookups/connection/{typ}", post(ping_lookup))
-        .route("/metadata/functions", get(functions))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_sources))
+        .routes(routes!(list_sinks))
+        .routes(routes!(source_meta))
+        .routes(routes!(sink_meta))
+        .routes(routes!(source_ping))
+        .routes(routes!(sink_ping))
+        .routes(routes!(ping_lookup))
+        .routes(routes!(functions))
+}
+
+#[utoipa::path(
+    get,
+    path = "/metadata/sources",
+    tag = "metadata",
+    summary = "Installed source connector types",
+    params(
+        ("kind" = Option<String>, Query, description = "`lookup`: the types a lookup table can have"),
+    ),
+    responses(
+        (status = 200, description = "`[{\"name\",\"about\",\"type\"}]`; `type` is `internal` or `wasm`", body = Vec<Object>, content_type = "application/json"),
+    )
+)]
+async fn list_sources(State(s): State<AppState>, q: Query<HashMap<String, String>>) -> Response {
+    list(&s, false, &q)
+}
+
+#[utoipa::path(
+    get,
+    path = "/metadata/sinks",
+    tag = "metadata",
+    summary = "Installed sink connector types",
+    responses(
+        (status = 200, description = "`[{\"name\",\"about\",\"type\"}]`; `type` is `internal` or `wasm`", body = Vec<Object>, content_type = "application/json"),
+    )
+)]
+async fn list_sinks(State(s): State<AppState>, q: Query<HashMap<String, String>>) -> Response {
+    list(&s, true, &q)
+}
+
+#[utoipa::path(
+    get,
+    path = "/metadata/sources/{typ}",
+    tag = "metadata",
+    summary = "UI metadata of one source connector",
+    params(
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The source type"),
+    ),
+    responses(
+        (status = 200, description = "Every property with type, default, optional, values, hint", body = Object, content_type = "application/json"),
+        (status = 404, description = "Not found", body = ErrorBody),
+    )
+)]
+async fn source_meta(State(s): State<AppState>, Path(typ): Path<String>) -> AppResult<Response> {
+    one(&s, false, &typ)
+}
+
+#[utoipa::path(
+    get,
+    path = "/metadata/sinks/{typ}",
+    tag = "metadata",
+    summary = "UI metadata of one sink connector",
+    params(
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The sink type"),
+    ),
+    responses(
+        (status = 200, description = "Every property with type, default, optional, values, hint", body = Object, content_type = "application/json"),
+        (status = 404, description = "Not found", body = ErrorBody),
+    )
+)]
+async fn sink_meta(State(s): State<AppState>, Path(typ): Path<String>) -> AppResult<Response> {
+    one(&s, true, &typ)
+}
+
+#[utoipa::path(
+    post,
+    path = "/metadata/sources/connection/{typ}",
+    tag = "metadata",
+    summary = "Connectivity check of a source connector (10 s at most)",
+    params(
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The source type"),
+    ),
+    request_body(content = Object, description = "The connector's properties", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The peer answered, empty body"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+    )
+)]
+async fn source_ping(
+    State(s): State<AppState>,
+    Path(typ): Path<String>,
+    body: axum::body::Bytes,
+) -> AppResult<Response> {
+    ping(&s, false, &typ, &body).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/metadata/sinks/connection/{typ}",
+    tag = "metadata",
+    summary = "Connectivity check of a sink connector (10 s at most)",
+    params(
+        ("typ" = String, Path, pattern = r"^[a-zA-Z0-9_-]+$", description = "The sink type"),
+    ),
+    request_body(content = Object, description = "The connector's properties", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The peer answered, empty body"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+    )
+)]
+async fn sink_ping(
+    State(s): State<AppState>,
+    Path(typ): Path<String>,
+    body: axum::body::Bytes,
+) -> AppResult<Response> {
+    ping(&s, true, &typ, &body).await
 }
 
 /// `GET /metadata/functions`: every SQL function the engine accepts, from
 /// the registry (the list docs/sql-functions.md is generated from): name,
 /// family as `type`, whether it aggregates, its argument count, and what it
 /// does for the engine-run ones (`hint`, eKuiper's `{"en_US": ...}` shape).
+#[utoipa::path(
+    get,
+    path = "/metadata/functions",
+    tag = "metadata",
+    summary = "Every SQL function the engine accepts",
+    responses(
+        (status = 200, description = "`[{\"name\",\"type\",\"aggregate\",\"args\",\"hint\"?}]`", body = Vec<Object>, content_type = "application/json"),
+    )
+)]
 async fn functions() -> Response {
     let list: Vec<Json> = oort_functions::docgen::catalogue()
         .into_iter()
@@ -62,6 +177,21 @@ async fn functions() -> Response {
 }
 
 /// The connectivity check of a lookup table's connector.
+#[utoipa::path(
+    post,
+    path = "/metadata/lookups/connection/{typ}",
+    tag = "metadata",
+    summary = "Connectivity check of a lookup table's connector (10 s at most)",
+    params(
+        ("typ" = String, Path, description = "The lookup source type"),
+    ),
+    request_body(content = Object, description = "The connector's properties", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The peer answered, empty body"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+    )
+)]
 async fn ping_lookup(
     State(s): State<AppState>,
     Path(typ): Path<String>,
@@ -83,29 +213,24 @@ async fn ping_lookup(
 /// eKuiper's connectivity check: the body is the connector's properties;
 /// 200 (empty) when the peer answered, 400 naming why not, 404 for an
 /// unknown type. At most 10 s.
-async fn ping(
-    State(s): State<AppState>,
-    sink: bool,
-    Path(typ): Path<String>,
-    body: axum::body::Bytes,
-) -> AppResult<Response> {
-    let props: Props = serde_json::from_slice(&body)
+async fn ping(s: &AppState, sink: bool, typ: &str, body: &[u8]) -> AppResult<Response> {
+    let props: Props = serde_json::from_slice(body)
         .map_err(|e| AppError::bad(format!("the body must be a JSON object of properties: {e}")))?;
     let reg = s.mgr.registry();
     let env = s.mgr.env();
     let check = if sink {
         let f = reg
-            .sink(&typ)
+            .sink(typ)
             .ok_or_else(|| AppError::not_found(format!("sink {typ} not found")))?;
         f.ping(env, &props)
     } else {
         let f = reg
-            .source(&typ)
+            .source(typ)
             .ok_or_else(|| AppError::not_found(format!("source {typ} not found")))?;
         f.ping(env, &props)
     };
     let check = check.ok_or_else(|| AppError::bad(format!("{typ} has no connection to check")))?;
-    finish_ping(&typ, check).await
+    finish_ping(typ, check).await
 }
 
 async fn finish_ping(typ: &str, check: oort_core::PingFuture) -> AppResult<Response> {
@@ -140,11 +265,7 @@ fn find(s: &AppState, sink: bool, typ: &str) -> Option<(ConnectorInfo, bool)> {
     Some((info, plugin))
 }
 
-async fn list(
-    State(s): State<AppState>,
-    sink: bool,
-    Query(q): Query<std::collections::HashMap<String, String>>,
-) -> Response {
+fn list(s: &AppState, sink: bool, q: &HashMap<String, String>) -> Response {
     let reg = s.mgr.registry();
     if !sink && q.get("kind").is_some_and(|k| k == "lookup") {
         let v: Vec<Json> = reg
@@ -169,7 +290,7 @@ async fn list(
     let v: Vec<Json> = kinds
         .into_iter()
         .filter_map(|k| {
-            let (info, plugin) = find(&s, sink, &k)?;
+            let (info, plugin) = find(s, sink, &k)?;
             Some(json!({
                 "name": k,
                 "about": {"description": {"en_US": info.about}},
@@ -180,16 +301,12 @@ async fn list(
     json_resp(Json::Array(v))
 }
 
-async fn one(
-    State(s): State<AppState>,
-    sink: bool,
-    Path(typ): Path<String>,
-) -> AppResult<Response> {
-    let (info, plugin) = find(&s, sink, &typ).ok_or_else(|| {
+fn one(s: &AppState, sink: bool, typ: &str) -> AppResult<Response> {
+    let (info, plugin) = find(s, sink, typ).ok_or_else(|| {
         AppError::not_found(format!(
             "{} {typ} not found",
             if sink { "sink" } else { "source" }
         ))
     })?;
-    Ok(json_resp(info.ui_metadata(&typ, sink, plugin)))
+    Ok(json_resp(info.ui_metadata(typ, sink, plugin)))
 }

@@ -7,6 +7,7 @@ mod console;
 mod data;
 pub mod guard;
 mod metadata;
+mod openapi;
 mod plugins;
 mod prometheus;
 mod routes;

@@ -6,26 +6,25 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use oort_wasm::{InstallRequest, PluginError, PluginKind};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::openapi::{ErrorBody, Package, PluginInstallBody};
 use super::routes::{json_resp, text};
 use super::AppState;
 use crate::error::{AppError, AppResult};
 
-pub fn routes(max_package_bytes: usize) -> Router<AppState> {
-    Router::new()
-        .route("/plugins/{kind}", get(list).post(install))
-        .route(
-            "/plugins/{kind}/{name}",
-            get(show).put(upgrade).delete(delete),
-        )
-        .route(
-            "/plugins/{kind}/{name}/package",
-            axum::routing::put(upload)
+pub fn routes(max_package_bytes: usize) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, install))
+        .routes(routes!(show, upgrade, delete))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(upload))
                 .layer(axum::extract::DefaultBodyLimit::max(max_package_bytes)),
         )
 }
@@ -64,6 +63,22 @@ fn plugins(s: &AppState) -> AppResult<&oort_wasm::PluginManager> {
         .ok_or_else(|| AppError::Internal("the plugin host is not available".into()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/plugins/{kind}",
+    tag = "plugins",
+    operation_id = "plugins_list",
+    summary = "Installed plugins of a kind",
+    params(
+        ("kind" = String, Path, description = "`sources` or `sinks`"),
+    ),
+    responses(
+        (status = 200, description = "Names", body = Vec<String>, content_type = "application/json"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn list(State(s): State<AppState>, Path(kind): Path<String>) -> AppResult<Response> {
     let k = kind_of(&kind)?;
     Ok(json_resp(json!(plugins(&s)?.list(k))))
@@ -76,6 +91,24 @@ fn parse_req(kind: PluginKind, body: &Bytes) -> AppResult<InstallRequest> {
     Ok(req)
 }
 
+#[utoipa::path(
+    post,
+    path = "/plugins/{kind}",
+    tag = "plugins",
+    operation_id = "plugins_install",
+    summary = "Install a plugin from a URI",
+    params(
+        ("kind" = String, Path, description = "`sources` or `sinks`"),
+    ),
+    request_body(content = PluginInstallBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "`source plugin demo is created`", body = String, content_type = "text/plain"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "A data import holds the store", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn install(
     State(s): State<AppState>,
     Path(kind): Path<String>,
@@ -94,6 +127,23 @@ async fn install(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/plugins/{kind}/{name}",
+    tag = "plugins",
+    operation_id = "plugins_show",
+    summary = "A plugin's status",
+    params(
+        ("kind" = String, Path, description = "`sources` or `sinks`"),
+        ("name" = String, Path, description = "The plugin name"),
+    ),
+    responses(
+        (status = 200, description = "The plugin's status and the rules using it", body = Object, content_type = "application/json"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn show(
     State(s): State<AppState>,
     Path((kind, name)): Path<(String, String)>,
@@ -116,6 +166,25 @@ async fn show(
     Ok(json_resp(v))
 }
 
+#[utoipa::path(
+    put,
+    path = "/plugins/{kind}/{name}",
+    tag = "plugins",
+    operation_id = "plugins_upgrade",
+    summary = "Upgrade a plugin in place from a URI",
+    params(
+        ("kind" = String, Path, description = "`sources` or `sinks`"),
+        ("name" = String, Path, description = "The plugin name"),
+    ),
+    request_body(content = PluginInstallBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "`source plugin demo is updated`", body = String, content_type = "text/plain"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "A data import holds the store", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn upgrade(
     State(s): State<AppState>,
     Path((kind, name)): Path<(String, String)>,
@@ -155,6 +224,27 @@ async fn restart_users(s: &AppState, k: PluginKind, name: &str) -> AppResult<Res
 /// grants; rules using it restart). For a package on the client's machine:
 /// `curl -T demo.zip .../plugins/sinks/demo/package` or `oort create plugin
 /// sink demo ./demo.zip`.
+#[utoipa::path(
+    put,
+    path = "/plugins/{kind}/{name}/package",
+    tag = "plugins",
+    operation_id = "plugins_upload",
+    summary = "Install or upgrade a plugin from the package in the body",
+    params(
+        ("kind" = String, Path, description = "`sources` or `sinks`"),
+        ("name" = String, Path, description = "The plugin name"),
+    ),
+    request_body(content = Package, description = "A zip or a .wasm", content_type = "application/octet-stream"),
+    responses(
+        (status = 201, description = "`source plugin demo is created`", body = String, content_type = "text/plain"),
+        (status = 200, description = "`source plugin demo is updated`", body = String, content_type = "text/plain"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 413, description = "Package too large", body = ErrorBody),
+        (status = 409, description = "A data import holds the store", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn upload(
     State(s): State<AppState>,
     Path((kind, name)): Path<(String, String)>,
@@ -181,6 +271,25 @@ struct DeleteQuery {
     force: Option<String>,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/plugins/{kind}/{name}",
+    tag = "plugins",
+    operation_id = "plugins_delete",
+    summary = "Delete a plugin (refused while rules use it unless force)",
+    params(
+        ("kind" = String, Path, description = "`sources` or `sinks`"),
+        ("name" = String, Path, description = "The plugin name"),
+        ("force" = Option<String>, Query, description = "`1` or `true`: stop the rules using it"),
+    ),
+    responses(
+        (status = 200, description = "`source plugin demo is deleted`", body = String, content_type = "text/plain"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "A data import holds the store", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn delete(
     State(s): State<AppState>,
     Path((kind, name)): Path<(String, String)>,

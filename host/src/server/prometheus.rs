@@ -391,6 +391,16 @@ fn gzip(text: &str) -> std::io::Result<Vec<u8>> {
     enc.finish()
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "server",
+    summary = "Rule, node and process metrics (Prometheus text format)",
+    responses(
+        (status = 200, description = "Prometheus' text exposition format (gzip when asked)", body = String, content_type = "text/plain"),
+        (status = 500, description = "The metrics could not be encoded", body = String, content_type = "text/plain"),
+    )
+)]
 pub async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     match render(&s).await {
         Ok(text) if accepts_gzip(&headers) => match gzip(&text) {

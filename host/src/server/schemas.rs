@@ -8,27 +8,29 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 use serde_json::Value as Json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::openapi::ErrorBody;
 use super::routes::{json_resp, text};
 use super::AppState;
 use crate::error::{AppError, AppResult};
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/schemas/{typ}", get(list).post(create))
-        .route(
-            "/schemas/{typ}/{name}",
-            get(show).put(update).delete(remove),
-        )
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, remove))
 }
 
-#[derive(Deserialize)]
+/// A protobuf schema: `name` and `content` (the .proto text). `file`,
+/// `soFile` and `version` are eKuiper's and refused.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Body {
+struct SchemaBody {
+    #[schema(example = "demo")]
     name: String,
     #[serde(default)]
     content: Option<String>,
@@ -52,7 +54,7 @@ fn protobuf_only(typ: &str) -> AppResult<()> {
     }
 }
 
-fn content(b: &Body) -> AppResult<&str> {
+fn content(b: &SchemaBody) -> AppResult<&str> {
     if b.version.as_deref().is_some_and(|v| !v.trim().is_empty()) {
         return Err(AppError::bad(
             "schema versions are not supported yet: leave version out (a PUT replaces the schema)",
@@ -72,16 +74,49 @@ fn content(b: &Body) -> AppResult<&str> {
     }
 }
 
-fn body(b: &Bytes) -> AppResult<Body> {
+fn body(b: &Bytes) -> AppResult<SchemaBody> {
     serde_json::from_slice(b).map_err(|e| AppError::bad(format!("invalid request body: {e}")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/schemas/{typ}",
+    tag = "schemas",
+    operation_id = "schemas_list",
+    summary = "Schema names",
+    params(
+        ("typ" = String, Path, description = "The schema type: `protobuf`"),
+    ),
+    responses(
+        (status = 200, description = "Names", body = Vec<String>, content_type = "application/json"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+    )
+)]
 async fn list(State(s): State<AppState>, Path(typ): Path<String>) -> AppResult<Response> {
     protobuf_only(&typ)?;
     let names: Vec<Json> = s.mgr.schemas().list().into_iter().map(Json::from).collect();
     Ok(json_resp(Json::Array(names)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/schemas/{typ}",
+    tag = "schemas",
+    operation_id = "schemas_create",
+    summary = "Create a schema",
+    params(
+        ("typ" = String, Path, description = "The schema type: `protobuf`"),
+    ),
+    request_body(content = SchemaBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "`protobuf schema demo is created`", body = String, content_type = "text/plain"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "A data import holds the store", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn create(
     State(s): State<AppState>,
     Path(typ): Path<String>,
@@ -96,6 +131,22 @@ async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/schemas/{typ}/{name}",
+    tag = "schemas",
+    operation_id = "schemas_show",
+    summary = "A schema",
+    params(
+        ("typ" = String, Path, description = "The schema type: `protobuf`"),
+        ("name" = String, Path, description = "The schema name"),
+    ),
+    responses(
+        (status = 200, description = "`{\"type\",\"name\",\"content\",\"file\"}`", body = Object, content_type = "application/json"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+    )
+)]
 async fn show(
     State(s): State<AppState>,
     Path((typ, name)): Path<(String, String)>,
@@ -104,6 +155,25 @@ async fn show(
     Ok(json_resp(s.mgr.schemas().describe(&name)?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/schemas/{typ}/{name}",
+    tag = "schemas",
+    operation_id = "schemas_update",
+    summary = "Replace a schema",
+    params(
+        ("typ" = String, Path, description = "The schema type: `protobuf`"),
+        ("name" = String, Path, description = "The schema name"),
+    ),
+    request_body(content = SchemaBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "`protobuf schema demo is updated`", body = String, content_type = "text/plain"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "A data import holds the store", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn update(
     State(s): State<AppState>,
     Path((typ, name)): Path<(String, String)>,
@@ -124,6 +194,24 @@ async fn update(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/schemas/{typ}/{name}",
+    tag = "schemas",
+    operation_id = "schemas_remove",
+    summary = "Delete a schema",
+    params(
+        ("typ" = String, Path, description = "The schema type: `protobuf`"),
+        ("name" = String, Path, description = "The schema name"),
+    ),
+    responses(
+        (status = 200, description = "`protobuf schema demo is deleted`", body = String, content_type = "text/plain"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "A data import holds the store", body = ErrorBody),
+        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+    )
+)]
 async fn remove(
     State(s): State<AppState>,
     Path((typ, name)): Path<(String, String)>,
