@@ -2,6 +2,7 @@
 //! Handlers are thin: they parse the request and call [`Manager`].
 
 pub mod auth;
+mod conf_keys;
 mod connections;
 mod console;
 mod data;
@@ -11,7 +12,9 @@ mod openapi;
 mod plugins;
 mod prometheus;
 mod routes;
+mod rules;
 mod schemas;
+mod streams;
 
 use std::net::SocketAddr;
 use std::path::Path;
