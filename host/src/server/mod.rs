@@ -6,6 +6,7 @@ mod conf_keys;
 mod connections;
 mod console;
 mod data;
+mod export;
 pub mod guard;
 mod metadata;
 mod openapi;
