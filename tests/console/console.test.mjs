@@ -45,6 +45,13 @@ try {
   const flashOk = (re) => page.locator('#flash .msg.ok', { hasText: re }).waitFor();
   const flashErr = (re) => page.locator('#flash .msg.error', { hasText: re }).waitFor();
   const nav = (name) => page.locator('#nav a', { hasText: name }).click();
+  // Set-up the console does not do itself, straight through the REST API.
+  const api = async (method, path, body) => {
+    const headers = { 'Content-Type': 'application/json' };
+    if (token) headers.Authorization = 'Bearer ' + token;
+    const r = await fetch(base + path, { method, headers, body: body && JSON.stringify(body) });
+    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
+  };
 
   log('open the console');
   const resp = await page.goto(base + '/console/');
@@ -127,6 +134,16 @@ try {
   const xs = await xOf('g.node.source'), xo = await xOf('g.node.op'), xk = await xOf('g.node.sink');
   check(xs < xo && xo < xk, `layout by depth: source ${xs} < op ${xo} < sink ${xk}`);
   await page.locator('#rule-metrics tr[data-metric="records_in_total"]').waitFor();
+
+  log('rule detail: live metrics (a simulator rule feeds the demo stream\'s memory topic)');
+  await api('POST', '/streams', { sql: 'CREATE STREAM feed () WITH (DATASOURCE="feed", TYPE="simulator", FORMAT="JSON")' });
+  await api('POST', '/rules', { id: 'feeder', sql: 'SELECT temperature, "dev-1" AS dev FROM feed', actions: [{ memory: { topic: 'console_demo2' } }] });
+  // Every node of r1 has counted records (the table refreshes itself).
+  await page.waitForFunction(() => {
+    const row = document.querySelector('#rule-metrics tr[data-metric="records_in_total"]');
+    const cells = row ? [...row.querySelectorAll('td')] : [];
+    return cells.length > 0 && cells.every((c) => Number(c.textContent) > 0);
+  });
   await shot('rule-detail.png');
 
   log('rule detail: stop and start');
