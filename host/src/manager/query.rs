@@ -9,7 +9,7 @@ pub enum RuleMetric<'a> {
     State(i64),
     /// One metric of one node of a running rule.
     Node(&'a rt::NodeRef, &'a str, Json),
-    /// The latency histogram of one source or sink node of a running rule.
+    /// The latency histogram of one sink node of a running rule.
     Latency(&'a rt::NodeRef, crate::runtime::metrics::LatencySnapshot),
 }
 

@@ -207,18 +207,11 @@ impl RunningRule {
         }
     }
 
-    /// The latency histogram of each source and sink node (operators run
-    /// inside their source's processing, which the source's histogram
-    /// times).
+    /// The latency histogram of each sink node: its deliveries. (Sources
+    /// and operators keep none: their work per batch is microseconds, which
+    /// the `process_latency_us` gauge shows; a histogram for them would
+    /// double the size of `/metrics`.)
     pub fn visit_latency(&self, f: &mut dyn FnMut(&NodeRef, super::metrics::LatencySnapshot)) {
-        for inp in &self.inputs {
-            if inp.hub.is_some() {
-                f(
-                    &NodeRef::new("source", &inp.stream),
-                    inp.metrics.latency.snapshot(),
-                );
-            }
-        }
         for s in &self.sinks {
             let node = NodeRef::new("sink", &format!("{}_{}", s.kind, s.index));
             f(&node, s.metrics.latency.snapshot());

@@ -225,7 +225,7 @@ fn help(name: &str) -> String {
         ),
         (
             "process_latency_seconds",
-            "Duration of the node's processings (a source's: the rule's work on a batch; a sink's: a delivery), seconds",
+            "Duration of the sink's deliveries (hand-over to acknowledgement, retries included), seconds",
         ),
         ("buffer_length", "Records waiting in the node's input queue"),
         ("cache_length", "Records waiting in the sink's resend cache"),

@@ -227,7 +227,7 @@ impl Deliver {
         match r {
             Ok(()) => {
                 metrics.inc_out(f.items.len() as u64);
-                metrics.invoked(oort_core::now_ms(), f.start.elapsed().as_micros() as u64);
+                metrics.delivered(oort_core::now_ms(), f.start.elapsed().as_micros() as u64);
                 Ok(())
             }
             Err(e) => self.resend(sink, ctx, &f.items, metrics, f.start, e).await,
@@ -250,7 +250,7 @@ impl Deliver {
             .await?
             == Delivery::Delivered
         {
-            metrics.invoked(oort_core::now_ms(), start.elapsed().as_micros() as u64);
+            metrics.delivered(oort_core::now_ms(), start.elapsed().as_micros() as u64);
         }
         Ok(())
     }
@@ -397,7 +397,7 @@ async fn writer(
             Job::Write(items, start) => {
                 match deliver.deliver(sink.as_mut(), &ctx, &items, &metrics).await {
                     Ok(Delivery::Delivered) => {
-                        metrics.invoked(oort_core::now_ms(), start.elapsed().as_micros() as u64)
+                        metrics.delivered(oort_core::now_ms(), start.elapsed().as_micros() as u64)
                     }
                     Ok(Delivery::Dropped) | Ok(Delivery::Failed) => {}
                     Err(m) => {

@@ -596,7 +596,7 @@ impl Writer<'_> {
                 items.drain(..n);
                 if let Ok(Delivery::Delivered) = r {
                     self.metrics
-                        .invoked(oort_core::now_ms(), start.elapsed().as_micros() as u64);
+                        .delivered(oort_core::now_ms(), start.elapsed().as_micros() as u64);
                 }
                 r.map(|_| ())
             }

@@ -229,7 +229,7 @@ impl CacheStage {
             Ok(()) => {
                 self.pop(items.len(), metrics);
                 metrics.inc_out(items.len() as u64);
-                metrics.invoked(oort_core::now_ms(), start.elapsed().as_micros() as u64);
+                metrics.delivered(oort_core::now_ms(), start.elapsed().as_micros() as u64);
                 self.backoff.reset();
                 self.next_try = (!self.interval.is_zero()).then(|| Instant::now() + self.interval);
             }
