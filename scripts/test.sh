@@ -15,7 +15,8 @@ rustup target list --installed 2>/dev/null | grep -q '^wasm32-wasip2$' || rustup
 bash scripts/services.sh
 bash builtin-plugins/build.sh
 # Python/JavaScript/C plugin toolchains: tests/tests/plugin_new.rs builds a
-# project per language with them, as do the examples below.
+# project per language with them (plugin_js_http.rs a JS sink using fetch),
+# as do the examples below.
 bash scripts/toolchains.sh
 
 cargo fmt --all --check

@@ -234,6 +234,7 @@ fn values(name: &str, lang: Lang, kind: Kind) -> serde_json::Value {
         "crate_file": name.replace('-', "_"),
         "npm_name": name.to_ascii_lowercase(),
         "lang": lang_id,
+        "js": lang == Lang::Js,
         "lang_title": title,
         "build_needs": needs,
     })
@@ -359,6 +360,36 @@ mod tests {
         assert!(js.path().join("wit/deps/io/io.wit").is_file());
         let world = std::fs::read_to_string(js.path().join("wit/world.wit")).unwrap();
         assert!(world.contains("include oort:connector/source-plugin@0.2.0;\n  import wasi:clocks"));
+    }
+
+    /// fetch is off in a JS project, and its README says the two changes
+    /// that turn it on (tests/tests/plugin_js_http.rs makes them).
+    #[test]
+    fn js_projects_say_how_to_turn_fetch_on() {
+        for kind in [Kind::Source, Kind::Sink] {
+            let dir = tempfile::tempdir().unwrap();
+            write_project(dir.path(), "w", Lang::Js, kind).unwrap();
+            let build = std::fs::read_to_string(dir.path().join("build.mjs")).unwrap();
+            assert!(build.contains("const FETCH = false;"), "{build}");
+            assert!(build.contains("FETCH ? ['fetch-event'] : ['http', 'fetch-event']"));
+            let readme = std::fs::read_to_string(dir.path().join("README.md")).unwrap();
+            assert!(
+                readme.contains("## Sending HTTP requests (fetch)"),
+                "{readme}"
+            );
+            assert!(
+                readme.contains("`build.mjs`: `const FETCH = true;`"),
+                "{readme}"
+            );
+            assert!(
+                readme.contains("`w.json`: list where the requests go"),
+                "{readme}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        write_project(dir.path(), "w", Lang::Rust, Kind::Sink).unwrap();
+        let readme = std::fs::read_to_string(dir.path().join("README.md")).unwrap();
+        assert!(!readme.contains("Sending HTTP requests"), "{readme}");
     }
 
     #[test]

@@ -73,6 +73,12 @@ impl WasiHttpHooks for HttpHooks {
                 .port_u16()
                 .unwrap_or(if scheme == "http" { 80 } else { 443 });
             if !policy.check_http(&scheme, &host, port).await {
+                // Take the body the plugin is still writing before answering:
+                // dropping it at once closes the plugin's output stream under
+                // it, and componentize-js's fetch (StarlingMonkey) then aborts
+                // the instance ("event loop error, but no exception is
+                // pending", a trap) instead of rejecting with a TypeError.
+                drain(request.into_body(), caps.timeout).await;
                 return Err(HttpError::HttpRequestDenied);
             }
             let cap = |t: Option<Duration>| Some(t.map_or(caps.timeout, |t| t.min(caps.timeout)));
@@ -107,6 +113,15 @@ impl WasiHttpHooks for HttpHooks {
             ))
         })
     }
+}
+
+/// Reads and discards a request body until its end, an error, or `limit`
+/// (a plugin that never finishes its body gets its answer then).
+async fn drain(mut body: WasiBody, limit: Duration) {
+    let _ = tokio::time::timeout(limit, async {
+        while let Some(Ok(_)) = body.frame().await {}
+    })
+    .await;
 }
 
 /// A response body that fails once it goes past `max` bytes.
@@ -151,5 +166,80 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Grants;
+    use tokio::sync::mpsc;
+
+    /// A request body the test writes chunk by chunk, as a plugin does
+    /// after `outgoing-handler.handle`.
+    struct ChanBody(mpsc::Receiver<Bytes>);
+
+    impl Body for ChanBody {
+        type Data = Bytes;
+        type Error = HttpError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+            self.0
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    type Answer = tokio::task::JoinHandle<Result<(), HttpError>>;
+
+    /// A POST to an address no grant covers, its body still open.
+    fn denied_request(timeout: Duration) -> (mpsc::Sender<Bytes>, Answer) {
+        let mut hooks = HttpHooks {
+            policy: SocketPolicy::new("t".into(), &Grants::default()),
+            caps: HttpCaps {
+                timeout,
+                ..HttpCaps::default()
+            },
+        };
+        let (tx, rx) = mpsc::channel(1);
+        let request = http::Request::post("http://127.0.0.1:9/in")
+            .body(ChanBody(rx).boxed_unsync())
+            .expect("request");
+        let fut = Pin::from(hooks.send_request(request, None, Box::new(async { Ok(()) })));
+        (tx, tokio::spawn(async move { fut.await.map(|_| ()) }))
+    }
+
+    /// A denied request keeps reading the body the plugin writes after
+    /// `handle` (componentize-js's fetch traps on a closed body stream) and
+    /// fails with `HTTP-request-denied` once the body ends.
+    #[tokio::test]
+    async fn a_denied_request_takes_the_body_then_fails() {
+        let (tx, task) = denied_request(Duration::from_secs(10));
+        for _ in 0..4 {
+            // Capacity 1: each send waits until the host took the last chunk.
+            tx.send(Bytes::from_static(b"[{\"n\":1}]"))
+                .await
+                .expect("the body stream is still open");
+        }
+        assert!(!task.is_finished(), "answered before the body ended");
+        drop(tx);
+        let r = task.await.expect("join");
+        assert!(matches!(r, Err(HttpError::HttpRequestDenied)), "{r:?}");
+    }
+
+    /// A body that never ends does not hold the answer past the timeout.
+    #[tokio::test]
+    async fn a_denied_request_with_an_endless_body_fails_at_the_timeout() {
+        let (tx, task) = denied_request(Duration::from_millis(50));
+        tx.send(Bytes::from_static(b"x")).await.expect("open");
+        let r = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("answered within the timeout")
+            .expect("join");
+        assert!(matches!(r, Err(HttpError::HttpRequestDenied)), "{r:?}");
+        drop(tx);
     }
 }

@@ -3,13 +3,17 @@
 import { writeFile } from 'node:fs/promises';
 import { componentize } from '@bytecodealliance/componentize-js';
 
+// fetch(): off. To send HTTP requests, set FETCH = true and list where they
+// go in the manifest's permissions.outbound ({{.name}}.json, e.g.
+// "http://*:*"); the operator grants the addresses at install. Nothing to
+// add to wit/world.wit: componentize-js imports wasi:http itself. See
+// README.md, "Sending HTTP requests (fetch)".
+const FETCH = false;
+
 const { component } = await componentize({
   sourcePath: 'src/plugin.js',
   witPath: 'wit',
   worldName: 'plugin',
-  // No fetch(): to send HTTP requests, drop 'http' here and import
-  // wasi:http/outgoing-handler in wit/world.wit (the host allows the URLs
-  // the plugin's outbound grants cover; docs/plugins/contract.md).
-  disableFeatures: ['http', 'fetch-event'],
+  disableFeatures: FETCH ? ['fetch-event'] : ['http', 'fetch-event'],
 });
 await writeFile('{{.name}}.wasm', component);

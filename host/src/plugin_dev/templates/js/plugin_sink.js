@@ -69,7 +69,9 @@ export const sink = {
   // i's payload is data.subarray(ends[i-1], ends[i]) (the first starts at 0).
   // Its metadata (the action's dynamic properties rendered for it) is in
   // `meta`: entries { message: i, key, value } whose key and value index
-  // `strings`. `timestamps` is empty for sinks.
+  // `strings`. `timestamps` is empty for sinks. `write` may be `async`
+  // (componentize-js waits for the Promise), e.g. to `await fetch(...)`:
+  // README.md, "Sending HTTP requests (fetch)".
   write(batch) {
     if (prefix === null) {
       throw new PluginError({ accepted: 0, error: { kind: 'internal', message: 'write called before open' } });
