@@ -75,6 +75,18 @@ fn the_package_unpacks_and_runs_with_its_plugins() {
         !sections.contains(".debug_info"),
         "debug info shipped:\n{sections}"
     );
+    // Nor its symbol table (in oort.debug with the debug info).
+    let symbols = Command::new("objdump")
+        .arg("-t")
+        .arg(pkg.join("bin/oort"))
+        .output()
+        .expect("objdump -t");
+    let symbols = String::from_utf8_lossy(&symbols.stdout);
+    assert!(
+        symbols.lines().filter(|l| l.contains(" F .text")).count() == 0,
+        "function symbols shipped: {} lines",
+        symbols.lines().count()
+    );
     assert!(
         std::fs::read_dir(out.path())
             .expect("out dir")
