@@ -88,6 +88,8 @@ try {
   log('streams: edit');
   await page.click('#streams-table tr[data-name="demo"] button[data-act="edit"]');
   await page.locator('#stream-form-title', { hasText: 'Edit demo' }).waitFor();
+  // The statement is read from the export document after the form opens.
+  await page.waitForFunction(() => document.querySelector('#stream-sql').value.includes('console_demo'));
   const stmt = await page.inputValue('#stream-sql');
   check(stmt.includes('console_demo'), 'the edit form holds the statement: ' + stmt);
   await page.fill('#stream-sql', stmt.replace('console_demo', 'console_demo2'));
