@@ -53,7 +53,12 @@ fn assets_are_public_typed_and_cached() {
     for (path, ctype) in [
         ("/console/", "text/html; charset=utf-8"),
         ("/console/index.html", "text/html; charset=utf-8"),
-        ("/console/console.js", "text/javascript; charset=utf-8"),
+        ("/console/main.js", "text/javascript; charset=utf-8"),
+        ("/console/lib.js", "text/javascript; charset=utf-8"),
+        ("/console/rules.js", "text/javascript; charset=utf-8"),
+        ("/console/streams.js", "text/javascript; charset=utf-8"),
+        ("/console/plugins.js", "text/javascript; charset=utf-8"),
+        ("/console/data.js", "text/javascript; charset=utf-8"),
         ("/console/console.css", "text/css; charset=utf-8"),
     ] {
         let r = get(path);
@@ -90,7 +95,8 @@ fn assets_are_public_typed_and_cached() {
 
     for path in [
         "/console/nope.js",
-        "/console/console.js/x",
+        "/console/main.js/x",
+        "/console/console.js",
         "/console/sub/index.html",
     ] {
         let r = get(path);

@@ -1,5 +1,6 @@
-//! The web console at `/console/`: one HTML page, one script and one style
-//! sheet, hand-written (no framework, no build step), embedded in the binary.
+//! The web console at `/console/`: one HTML page, one style sheet and a few
+//! ES modules (`main.js` imports the helpers in `lib.js` and one module per
+//! page), hand-written (no framework, no build step), embedded in the binary.
 //!
 //! The assets are public (the guard lets `GET`/`HEAD` under `/console/`
 //! through without the API token, see [`is_console_path`]); the page sends
@@ -46,7 +47,18 @@ fn asset(name: &'static str, content_type: &'static str, body: &'static [u8]) ->
     }
 }
 
-static ASSETS: LazyLock<[Asset; 3]> = LazyLock::new(|| {
+/// A script of the console (an ES module), embedded.
+macro_rules! script {
+    ($name:literal) => {
+        asset(
+            $name,
+            "text/javascript; charset=utf-8",
+            include_bytes!(concat!("../../console/", $name)),
+        )
+    };
+}
+
+static ASSETS: LazyLock<[Asset; 8]> = LazyLock::new(|| {
     [
         asset(
             "index.html",
@@ -54,15 +66,16 @@ static ASSETS: LazyLock<[Asset; 3]> = LazyLock::new(|| {
             include_bytes!("../../console/index.html"),
         ),
         asset(
-            "console.js",
-            "text/javascript; charset=utf-8",
-            include_bytes!("../../console/console.js"),
-        ),
-        asset(
             "console.css",
             "text/css; charset=utf-8",
             include_bytes!("../../console/console.css"),
         ),
+        script!("main.js"),
+        script!("lib.js"),
+        script!("rules.js"),
+        script!("streams.js"),
+        script!("plugins.js"),
+        script!("data.js"),
     ]
 });
 
@@ -156,9 +169,29 @@ mod tests {
         assert!(total < 500 * 1024, "console assets are {total} bytes");
         // The page loads only its own script and style sheet.
         let html = std::str::from_utf8(ASSETS[0].body).unwrap_or_default();
-        assert!(html.contains("src=\"console.js\""));
+        assert!(html.contains("<script type=\"module\" src=\"main.js\">"));
         assert!(!html.contains("http://") && !html.contains("https://"));
         assert!(!html.contains("<script>"), "no inline script (CSP)");
+    }
+
+    /// Every module a script imports is an embedded asset.
+    #[test]
+    fn imports_resolve_to_assets() {
+        for a in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
+            let text = std::str::from_utf8(a.body).unwrap_or_default();
+            for line in text.lines().filter(|l| l.contains("from './")) {
+                let file = line
+                    .split("from './")
+                    .nth(1)
+                    .and_then(|r| r.split('\'').next())
+                    .unwrap_or_default();
+                assert!(
+                    ASSETS.iter().any(|b| b.name == file),
+                    "{} imports {file}, not embedded",
+                    a.name
+                );
+            }
+        }
     }
 
     #[test]
@@ -176,7 +209,7 @@ mod tests {
     fn console_paths() {
         assert!(is_console_path("/console"));
         assert!(is_console_path("/console/"));
-        assert!(is_console_path("/console/console.js"));
+        assert!(is_console_path("/console/main.js"));
         assert!(!is_console_path("/consoles"));
         assert!(!is_console_path("/rules"));
     }
@@ -185,7 +218,7 @@ mod tests {
     fn unknown_asset_is_404() {
         let r = serve("nope.js", &HeaderMap::new());
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
-        let r = serve("console.js", &HeaderMap::new());
+        let r = serve("main.js", &HeaderMap::new());
         assert_eq!(r.status(), StatusCode::OK);
     }
 }
