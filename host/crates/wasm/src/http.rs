@@ -87,6 +87,10 @@ impl WasiHttpHooks for HttpHooks {
                 first_byte_timeout: cap(options.and_then(|o| o.first_byte_timeout)),
                 between_bytes_timeout: cap(options.and_then(|o| o.between_bytes_timeout)),
             };
+            // The body goes through a relay that keeps taking it if the
+            // send fails before its end (refused, reset, timed out): the
+            // same trap as a denied request's otherwise.
+            let request = request.map(|b| relay(b, caps.timeout));
             let (res, io) =
                 wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             let max = caps.max_response_bytes;
@@ -112,6 +116,51 @@ impl WasiHttpHooks for HttpHooks {
                 Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
             ))
         })
+    }
+}
+
+/// The plugin's request body as the HTTP client reads it, pumped by a task
+/// that, once the client has let go of it (the send failed, or finished
+/// early), reads the rest to its end or `limit` ([`drain`]) so the plugin
+/// can finish writing it and see the send's error. Keeps the body's size
+/// hint (a known length is still sent as `Content-Length`).
+fn relay(mut body: WasiBody, limit: Duration) -> WasiBody {
+    let hint = body.size_hint();
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        while let Some(frame) = body.frame().await {
+            let failed = frame.is_err();
+            if tx.send(frame).await.is_err() {
+                drain(body, limit).await;
+                return;
+            }
+            if failed {
+                return;
+            }
+        }
+    });
+    Relayed { rx, hint }.boxed_unsync()
+}
+
+/// The client's side of [`relay`].
+struct Relayed {
+    rx: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, HttpError>>,
+    hint: SizeHint,
+}
+
+impl Body for Relayed {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        self.rx.poll_recv(cx)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.hint
     }
 }
 
@@ -197,15 +246,20 @@ mod tests {
 
     /// A POST to an address no grant covers, its body still open.
     fn denied_request(timeout: Duration) -> (mpsc::Sender<Bytes>, Answer) {
+        post(&Grants::default(), "http://127.0.0.1:9/in", timeout)
+    }
+
+    /// A POST under `grants`, its body still open.
+    fn post(grants: &Grants, url: &str, timeout: Duration) -> (mpsc::Sender<Bytes>, Answer) {
         let mut hooks = HttpHooks {
-            policy: SocketPolicy::new("t".into(), &Grants::default()),
+            policy: SocketPolicy::new("t".into(), grants),
             caps: HttpCaps {
                 timeout,
                 ..HttpCaps::default()
             },
         };
         let (tx, rx) = mpsc::channel(1);
-        let request = http::Request::post("http://127.0.0.1:9/in")
+        let request = http::Request::post(url)
             .body(ChanBody(rx).boxed_unsync())
             .expect("request");
         let fut = Pin::from(hooks.send_request(request, None, Box::new(async { Ok(()) })));
@@ -230,8 +284,33 @@ mod tests {
         assert!(matches!(r, Err(HttpError::HttpRequestDenied)), "{r:?}");
     }
 
-    /// A body that never ends does not hold the answer past the timeout.
+    /// A granted request whose connection fails (nothing listens on the
+    /// port) also keeps taking the body until it ends, then fails with the
+    /// connection's error, not the denial.
     #[tokio::test]
+    async fn a_failed_send_takes_the_body_then_fails() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = closed.local_addr().expect("addr").port();
+        drop(closed);
+        let grants = Grants {
+            outbound: vec![format!("http://127.0.0.1:{port}")],
+            ..Grants::default()
+        };
+        let url = format!("http://127.0.0.1:{port}/in");
+        let (tx, task) = post(&grants, &url, Duration::from_secs(10));
+        for _ in 0..4 {
+            tx.send(Bytes::from_static(b"[{\"n\":1}]"))
+                .await
+                .expect("the body stream is still open");
+        }
+        drop(tx);
+        let r = task.await.expect("join");
+        assert!(r.is_err(), "nothing listens: {r:?}");
+        assert!(!matches!(r, Err(HttpError::HttpRequestDenied)), "{r:?}");
+    }
+
+    /// A body that never ends does not hold the answer past the timeout.
+    #[tokio::test(start_paused = true)]
     async fn a_denied_request_with_an_endless_body_fails_at_the_timeout() {
         let (tx, task) = denied_request(Duration::from_millis(50));
         tx.send(Bytes::from_static(b"x")).await.expect("open");
