@@ -138,8 +138,15 @@ fn builtin_dist() -> PathBuf {
     .clone()
 }
 
-/// `npm ci` in `tests/console` unless its `node_modules` has playwright-core.
+/// `npm ci` in `tests/console` unless its `node_modules` has playwright-core;
+/// once per test process (the browser tests run in parallel, and two `npm
+/// ci` in one directory break each other on a fresh checkout).
 fn node_modules(dir: &Path) {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| npm_ci(dir));
+}
+
+fn npm_ci(dir: &Path) {
     if dir
         .join("node_modules/playwright-core/package.json")
         .is_file()
