@@ -14,6 +14,7 @@
 # outbound.schemes [file], so plugin installs and imports by URI read files
 # under the data dir or are refused at once: nothing is fetched from the
 # network. A data import's `stop` parameter is dropped (scripts/api_fuzz_hooks.py).
+# A second pass names an existing stream and rule in every path parameter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,6 +79,38 @@ scripts="$(pwd)/scripts"
     --no-color) \
     || status=$?
 echo "api-fuzz: schemathesis took $((SECONDS - start)) s"
+
+# Second pass, deeper: a stream and a rule exist and every path id names
+# them (schemathesis.toml), so the operations on one stream, rule or conf key
+# reach their handlers' logic instead of a 404. Deletions and imports are
+# left out of this pass (they would remove what it reaches).
+if [[ "$status" -eq 0 ]] && kill -0 "$pid" 2>/dev/null; then
+    api() { curl -sf -X POST "http://$addr$1" -H 'Content-Type: application/json' -d "$2" >/dev/null; }
+    api /streams '{"sql":"CREATE STREAM fz_s (a BIGINT) WITH (DATASOURCE=\"fz\", TYPE=\"memory\", FORMAT=\"JSON\")"}'
+    api /rules '{"id":"fz_r","sql":"SELECT * FROM fz_s","actions":[{"nop":{}}]}'
+    cat >"$tmp/schemathesis.toml" <<'TOML'
+[parameters]
+"path.id" = "fz_r"
+"path.name" = "fz_s"
+"path.typ" = "mqtt"
+"path.key" = "fz_k"
+TOML
+    start=$SECONDS
+    (cd "$tmp" && PYTHONPATH="$scripts" PYTHONDONTWRITEBYTECODE=1 SCHEMATHESIS_HOOKS=api_fuzz_hooks \
+        "$VENV/bin/schemathesis" --config-file "$tmp/schemathesis.toml" run "http://$addr/openapi.json" \
+        --checks not_a_server_error \
+        --max-examples "$EXAMPLES" \
+        --seed "${API_FUZZ_SEED:-1}" \
+        --workers 1 \
+        --request-timeout 15 \
+        --exclude-operation-id stop \
+        --exclude-method DELETE \
+        --exclude-path-regex '^/(metadata/(sources|sinks|lookups)/connection/|data/import|v2/data/import|ruleset/import|async/data/import)' \
+        --suppress-health-check all \
+        --no-color) \
+        || status=$?
+    echo "api-fuzz: the seeded pass took $((SECONDS - start)) s"
+fi
 
 if ! kill -0 "$pid" 2>/dev/null; then
     echo "api-fuzz: the server exited during the run; its log:" >&2
