@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::openapi::ErrorBody;
+use super::openapi::{BadRequest, Busy, Fault, NotFound};
 use super::routes::{check_id, json_resp, parse_json};
 use super::AppState;
 use crate::error::{AppError, AppResult};
@@ -40,8 +40,8 @@ async fn conf_yaml(s: &AppState, kind: &'static str, typ: &str) -> AppResult<Res
     ),
     responses(
         (status = 200, description = "`{\"<key>\": {properties}}`", body = Object, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        Fault,
     )
 )]
 async fn source_yaml(State(s): State<AppState>, Path(typ): Path<String>) -> AppResult<Response> {
@@ -58,8 +58,8 @@ async fn source_yaml(State(s): State<AppState>, Path(typ): Path<String>) -> AppR
     ),
     responses(
         (status = 200, description = "`{\"<key>\": {properties}}`", body = Object, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        Fault,
     )
 )]
 async fn sink_yaml(State(s): State<AppState>, Path(typ): Path<String>) -> AppResult<Response> {
@@ -78,9 +78,9 @@ async fn sink_yaml(State(s): State<AppState>, Path(typ): Path<String>) -> AppRes
     request_body(content = Object, description = "The properties", content_type = "application/json"),
     responses(
         (status = 200, description = "Stored, empty body"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        Busy,
+        Fault,
     )
 )]
 async fn source_conf_put(
@@ -103,9 +103,9 @@ async fn source_conf_put(
     request_body(content = Object, description = "The properties", content_type = "application/json"),
     responses(
         (status = 200, description = "Stored, empty body"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        Busy,
+        Fault,
     )
 )]
 async fn sink_conf_put(
@@ -127,10 +127,10 @@ async fn sink_conf_put(
     ),
     responses(
         (status = 200, description = "Removed, empty body"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn source_conf_delete(
@@ -151,10 +151,10 @@ async fn source_conf_delete(
     ),
     responses(
         (status = 200, description = "Removed, empty body"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn sink_conf_delete(

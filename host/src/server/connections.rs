@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::openapi::ErrorBody;
+use super::openapi::{BadRequest, Busy, Fault, NotFound};
 use super::routes::{json_resp, text};
 use super::AppState;
 use crate::connections::{self as conns, Profile, KIND};
@@ -143,7 +143,7 @@ async fn ensure_unused(s: &AppState, p: &Profile, action: &str) -> AppResult<()>
     summary = "Connection profiles",
     responses(
         (status = 200, description = "`[{\"id\",\"typ\",\"props\",\"isNamed\",\"status\",\"err\",\"refCount\"}]`", body = Vec<Object>, content_type = "application/json"),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        Fault,
     )
 )]
 async fn list(State(s): State<AppState>) -> AppResult<Response> {
@@ -165,9 +165,9 @@ async fn list(State(s): State<AppState>) -> AppResult<Response> {
     ),
     responses(
         (status = 200, description = "`{\"id\",\"typ\",\"props\",\"isNamed\",\"status\",\"err\",\"refCount\"}`", body = Object, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Fault,
     )
 )]
 async fn show(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
@@ -198,9 +198,9 @@ struct NewConn {
     request_body(content = NewConn, content_type = "application/json"),
     responses(
         (status = 201, description = "`success`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        Busy,
+        Fault,
     )
 )]
 async fn create(State(s): State<AppState>, body: Bytes) -> AppResult<Response> {
@@ -242,10 +242,10 @@ struct ConnUpdate {
     request_body(content = ConnUpdate, content_type = "application/json"),
     responses(
         (status = 200, description = "`success`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn update(
@@ -292,10 +292,10 @@ async fn delete_profile(s: &AppState, p: &Profile) -> AppResult<()> {
     ),
     responses(
         (status = 200, description = "`success`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
@@ -312,7 +312,7 @@ async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<
     summary = "Connection types",
     responses(
         (status = 200, description = "`[{\"name\",\"type\":\"connection\"}]`", body = Vec<Object>, content_type = "application/json"),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        Fault,
     )
 )]
 async fn types(State(s): State<AppState>) -> AppResult<Response> {
@@ -338,8 +338,8 @@ async fn types(State(s): State<AppState>) -> AppResult<Response> {
     ),
     responses(
         (status = 200, description = "`{\"<id>\": {properties}}`", body = Object, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        Fault,
     )
 )]
 async fn yaml(State(s): State<AppState>, Path(typ): Path<String>) -> AppResult<Response> {
@@ -360,9 +360,9 @@ async fn yaml(State(s): State<AppState>, Path(typ): Path<String>) -> AppResult<R
     request_body(content = Object, description = "The properties", content_type = "application/json"),
     responses(
         (status = 200, description = "Stored, empty body"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        Busy,
+        Fault,
     )
 )]
 async fn put_key(
@@ -399,10 +399,10 @@ async fn put_key(
     ),
     responses(
         (status = 200, description = "Removed, empty body"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn delete_key(

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::openapi::{ErrorBody, ImportBody};
+use super::openapi::{BadRequest, Busy, Fault, ImportBody, NotFound};
 use super::routes::{json_resp, text};
 use super::AppState;
 use crate::error::{AppError, AppResult};
@@ -201,9 +201,9 @@ fn schedule_stop(s: &AppState) {
     request_body(content = ImportBody, content_type = "application/json"),
     responses(
         (status = 200, description = "`{\"ErrorMsg\":\"\",\"ConfigResponse\":{...}}`", body = Object, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        Busy,
+        Fault,
     )
 )]
 async fn import(
@@ -263,9 +263,9 @@ async fn import_status(Extension(d): Extension<Data>) -> Response {
     request_body(content = ImportBody, content_type = "application/json"),
     responses(
         (status = 200, description = "`success`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        Busy,
+        Fault,
     )
 )]
 async fn import_yaml(
@@ -303,9 +303,9 @@ fn text_ok(t: &str) -> Response {
     request_body(content = ImportBody, content_type = "application/json"),
     responses(
         (status = 200, description = "`imported N streams, N tables and N rules`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        Busy,
+        Fault,
     )
 )]
 async fn ruleset_import(
@@ -449,7 +449,7 @@ impl Data {
     request_body(content = ImportBody, content_type = "application/json"),
     responses(
         (status = 200, description = "`{\"id\":\"<task id>\"}`", body = Object, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
+        BadRequest,
     )
 )]
 async fn async_import(
@@ -530,7 +530,7 @@ fn find_task(d: &Data, id: &str) -> AppResult<Arc<Task>> {
     ),
     responses(
         (status = 200, description = "The task's status, progress and errors", body = Object, content_type = "application/json"),
-        (status = 404, description = "Not found", body = ErrorBody),
+        NotFound,
     )
 )]
 async fn task_status(Extension(d): Extension<Data>, Path(id): Path<String>) -> AppResult<Response> {
@@ -547,8 +547,8 @@ async fn task_status(Extension(d): Extension<Data>, Path(id): Path<String>) -> A
     ),
     responses(
         (status = 200, description = "`cancel success`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
+        BadRequest,
+        NotFound,
     )
 )]
 async fn task_cancel(Extension(d): Extension<Data>, Path(id): Path<String>) -> AppResult<Response> {

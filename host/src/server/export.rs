@@ -11,7 +11,7 @@ use serde_json::{Map, Value as Json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::openapi::ErrorBody;
+use super::openapi::{BadRequest, Fault, NotFound};
 use super::AppState;
 use crate::error::{AppError, AppResult};
 use crate::manager::ruleset::Document;
@@ -67,7 +67,7 @@ fn yaml_attachment(doc: &Document) -> AppResult<Response> {
     summary = "Export everything (JSON)",
     responses(
         (status = 200, description = "The document, as an attachment", body = String, content_type = "application/octet-stream"),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        Fault,
     )
 )]
 async fn export_all(State(s): State<AppState>) -> AppResult<Response> {
@@ -82,9 +82,9 @@ async fn export_all(State(s): State<AppState>) -> AppResult<Response> {
     request_body(content = Vec<String>, description = "The rule ids to export (with what they use)", content_type = "application/json"),
     responses(
         (status = 200, description = "The document, as an attachment", body = String, content_type = "application/octet-stream"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Fault,
     )
 )]
 async fn export_rules(State(s): State<AppState>, body: Bytes) -> AppResult<Response> {
@@ -99,7 +99,7 @@ async fn export_rules(State(s): State<AppState>, body: Bytes) -> AppResult<Respo
     summary = "Export everything (YAML)",
     responses(
         (status = 200, description = "The document, as an attachment", body = String, content_type = "application/octet-stream"),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        Fault,
     )
 )]
 async fn export_yaml(State(s): State<AppState>) -> AppResult<Response> {
@@ -114,9 +114,9 @@ async fn export_yaml(State(s): State<AppState>) -> AppResult<Response> {
     request_body(content = Vec<String>, description = "The rule ids to export (with what they use)", content_type = "application/json"),
     responses(
         (status = 200, description = "The document, as an attachment", body = String, content_type = "application/octet-stream"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Fault,
     )
 )]
 async fn export_yaml_rules(State(s): State<AppState>, body: Bytes) -> AppResult<Response> {
@@ -131,7 +131,7 @@ async fn export_yaml_rules(State(s): State<AppState>, body: Bytes) -> AppResult<
     summary = "Legacy export of streams, tables and rules",
     responses(
         (status = 200, description = "The document, as an attachment", body = String, content_type = "application/octet-stream"),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        Fault,
     )
 )]
 async fn ruleset_export(State(s): State<AppState>) -> AppResult<Response> {
@@ -151,7 +151,7 @@ async fn ruleset_export(State(s): State<AppState>) -> AppResult<Response> {
     summary = "Legacy export of streams, tables and rules (as GET)",
     responses(
         (status = 200, description = "The document, as an attachment", body = String, content_type = "application/octet-stream"),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        Fault,
     )
 )]
 async fn ruleset_export_post(s: State<AppState>) -> AppResult<Response> {

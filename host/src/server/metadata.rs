@@ -18,7 +18,7 @@ use serde_json::{json, Value as Json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::openapi::ErrorBody;
+use super::openapi::{BadRequest, NotFound};
 use super::routes::json_resp;
 use super::AppState;
 use crate::error::{AppError, AppResult};
@@ -74,7 +74,7 @@ async fn list_sinks(State(s): State<AppState>, q: Query<HashMap<String, String>>
     ),
     responses(
         (status = 200, description = "Every property with type, default, optional, values, hint", body = Object, content_type = "application/json"),
-        (status = 404, description = "Not found", body = ErrorBody),
+        NotFound,
     )
 )]
 async fn source_meta(State(s): State<AppState>, Path(typ): Path<String>) -> AppResult<Response> {
@@ -91,7 +91,7 @@ async fn source_meta(State(s): State<AppState>, Path(typ): Path<String>) -> AppR
     ),
     responses(
         (status = 200, description = "Every property with type, default, optional, values, hint", body = Object, content_type = "application/json"),
-        (status = 404, description = "Not found", body = ErrorBody),
+        NotFound,
     )
 )]
 async fn sink_meta(State(s): State<AppState>, Path(typ): Path<String>) -> AppResult<Response> {
@@ -109,8 +109,8 @@ async fn sink_meta(State(s): State<AppState>, Path(typ): Path<String>) -> AppRes
     request_body(content = Object, description = "The connector's properties", content_type = "application/json"),
     responses(
         (status = 200, description = "The peer answered, empty body"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
+        BadRequest,
+        NotFound,
     )
 )]
 async fn source_ping(
@@ -132,8 +132,8 @@ async fn source_ping(
     request_body(content = Object, description = "The connector's properties", content_type = "application/json"),
     responses(
         (status = 200, description = "The peer answered, empty body"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
+        BadRequest,
+        NotFound,
     )
 )]
 async fn sink_ping(
@@ -188,8 +188,8 @@ async fn functions() -> Response {
     request_body(content = Object, description = "The connector's properties", content_type = "application/json"),
     responses(
         (status = 200, description = "The peer answered, empty body"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
+        BadRequest,
+        NotFound,
     )
 )]
 async fn ping_lookup(

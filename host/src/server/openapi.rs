@@ -29,6 +29,29 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// The error answers the handlers share, one definition each, named in
+/// their `responses(...)`: `400` bad input, `404` no such item, `409` a data
+/// import holds the store, `500` a server fault.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 400, description = "Invalid request")]
+#[allow(dead_code)]
+pub struct BadRequest(ErrorBody);
+
+#[derive(utoipa::IntoResponses)]
+#[response(status = 404, description = "Not found")]
+#[allow(dead_code)]
+pub struct NotFound(ErrorBody);
+
+#[derive(utoipa::IntoResponses)]
+#[response(status = 409, description = "A data import holds the store")]
+#[allow(dead_code)]
+pub struct Busy(ErrorBody);
+
+#[derive(utoipa::IntoResponses)]
+#[response(status = 500, description = "A server fault (store I/O)")]
+#[allow(dead_code)]
+pub struct Fault(ErrorBody);
+
 /// A rule (eKuiper's rule JSON): `sql` and `actions`, or a `graph`.
 #[derive(ToSchema)]
 #[allow(dead_code)]

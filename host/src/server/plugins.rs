@@ -13,7 +13,7 @@ use serde_json::{json, Value as Json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::openapi::{ErrorBody, Package, PluginInstallBody};
+use super::openapi::{BadRequest, Busy, ErrorBody, Fault, NotFound, Package, PluginInstallBody};
 use super::routes::{json_resp, text};
 use super::AppState;
 use crate::error::{AppError, AppResult};
@@ -74,9 +74,9 @@ fn plugins(s: &AppState) -> AppResult<&oort_wasm::PluginManager> {
     ),
     responses(
         (status = 200, description = "Names", body = Vec<String>, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Fault,
     )
 )]
 async fn list(State(s): State<AppState>, Path(kind): Path<String>) -> AppResult<Response> {
@@ -103,10 +103,10 @@ fn parse_req(kind: PluginKind, body: &Bytes) -> AppResult<InstallRequest> {
     request_body(content = PluginInstallBody, content_type = "application/json"),
     responses(
         (status = 201, description = "`source plugin demo is created`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn install(
@@ -139,9 +139,9 @@ async fn install(
     ),
     responses(
         (status = 200, description = "The plugin's status and the rules using it", body = Object, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Fault,
     )
 )]
 async fn show(
@@ -179,10 +179,10 @@ async fn show(
     request_body(content = PluginInstallBody, content_type = "application/json"),
     responses(
         (status = 200, description = "`source plugin demo is updated`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn upgrade(
@@ -238,11 +238,11 @@ async fn restart_users(s: &AppState, k: PluginKind, name: &str) -> AppResult<Res
     responses(
         (status = 201, description = "`source plugin demo is created`", body = String, content_type = "text/plain"),
         (status = 200, description = "`source plugin demo is updated`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
+        BadRequest,
+        NotFound,
         (status = 413, description = "Package too large", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        Busy,
+        Fault,
     )
 )]
 async fn upload(
@@ -284,10 +284,10 @@ struct DeleteQuery {
     ),
     responses(
         (status = 200, description = "`source plugin demo is deleted`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn delete(

@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::openapi::{ErrorBody, RuleBody};
+use super::openapi::{BadRequest, Busy, Fault, NotFound, RuleBody};
 use super::routes::{check_id, json_resp, text};
 use super::AppState;
 use crate::error::{AppError, AppResult};
@@ -54,10 +54,10 @@ async fn list_rules(State(s): State<AppState>) -> Response {
     request_body(content = RuleBody, content_type = "application/json"),
     responses(
         (status = 201, description = "`Rule r1 was created successfully.`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn create_rule(State(s): State<AppState>, body: Bytes) -> AppResult<Response> {
@@ -80,7 +80,7 @@ async fn create_rule(State(s): State<AppState>, body: Bytes) -> AppResult<Respon
     request_body(content = RuleBody, content_type = "application/json"),
     responses(
         (status = 200, description = "`{\"sources\":[...],\"valid\":true}`", body = Object, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
+        BadRequest,
         (status = 422, description = "The rule is invalid: the reason", body = String, content_type = "text/plain"),
     )
 )]
@@ -106,8 +106,8 @@ async fn validate_rule(State(s): State<AppState>, body: Bytes) -> Response {
     ),
     responses(
         (status = 200, description = "The rule", body = Object, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
+        BadRequest,
+        NotFound,
     )
 )]
 async fn show_rule(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
@@ -132,10 +132,10 @@ async fn show_rule(State(s): State<AppState>, Path(id): Path<String>) -> AppResu
     request_body(content = RuleBody, content_type = "application/json"),
     responses(
         (status = 200, description = "`Rule r1 was updated successfully.`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn update_rule(
@@ -164,10 +164,10 @@ async fn update_rule(
     ),
     responses(
         (status = 200, description = "`Rule r1 is dropped.`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn delete_rule(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
@@ -189,10 +189,10 @@ async fn delete_rule(State(s): State<AppState>, Path(id): Path<String>) -> AppRe
     ),
     responses(
         (status = 200, description = "`Rule r1 was started`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn start_rule(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
@@ -214,10 +214,10 @@ async fn start_rule(State(s): State<AppState>, Path(id): Path<String>) -> AppRes
     ),
     responses(
         (status = 200, description = "`Rule r1 was stopped.`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn stop_rule(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
@@ -239,10 +239,10 @@ async fn stop_rule(State(s): State<AppState>, Path(id): Path<String>) -> AppResu
     ),
     responses(
         (status = 200, description = "`Rule r1 was restarted`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn restart_rule(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
@@ -264,8 +264,8 @@ async fn restart_rule(State(s): State<AppState>, Path(id): Path<String>) -> AppR
     ),
     responses(
         (status = 200, description = "Status keys and node metrics", body = Object, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
+        BadRequest,
+        NotFound,
     )
 )]
 async fn rule_status(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
@@ -291,8 +291,8 @@ async fn rule_status(State(s): State<AppState>, Path(id): Path<String>) -> AppRe
     ),
     responses(
         (status = 200, description = "Status keys and node metrics", body = Object, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
+        BadRequest,
+        NotFound,
     )
 )]
 async fn rule_status_v2(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
@@ -323,8 +323,8 @@ async fn all_status(State(s): State<AppState>) -> Response {
     ),
     responses(
         (status = 200, description = "One JSON object per plan node, inputs one tab deeper", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
+        BadRequest,
+        NotFound,
     )
 )]
 async fn rule_explain(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
@@ -342,8 +342,8 @@ async fn rule_explain(State(s): State<AppState>, Path(id): Path<String>) -> AppR
     ),
     responses(
         (status = 200, description = "`{\"sources\":[...],\"edges\":{...}}`", body = Object, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
+        BadRequest,
+        NotFound,
     )
 )]
 async fn rule_topo(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {

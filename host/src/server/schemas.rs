@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::openapi::ErrorBody;
+use super::openapi::{BadRequest, Busy, Fault, NotFound};
 use super::routes::{json_resp, text};
 use super::AppState;
 use crate::error::{AppError, AppResult};
@@ -89,8 +89,8 @@ fn body(b: &Bytes) -> AppResult<SchemaBody> {
     ),
     responses(
         (status = 200, description = "Names", body = Vec<String>, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
+        BadRequest,
+        NotFound,
     )
 )]
 async fn list(State(s): State<AppState>, Path(typ): Path<String>) -> AppResult<Response> {
@@ -111,10 +111,10 @@ async fn list(State(s): State<AppState>, Path(typ): Path<String>) -> AppResult<R
     request_body(content = SchemaBody, content_type = "application/json"),
     responses(
         (status = 201, description = "`protobuf schema demo is created`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn create(
@@ -143,8 +143,8 @@ async fn create(
     ),
     responses(
         (status = 200, description = "`{\"type\",\"name\",\"content\",\"file\"}`", body = Object, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
+        BadRequest,
+        NotFound,
     )
 )]
 async fn show(
@@ -168,10 +168,10 @@ async fn show(
     request_body(content = SchemaBody, content_type = "application/json"),
     responses(
         (status = 200, description = "`protobuf schema demo is updated`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn update(
@@ -206,10 +206,10 @@ async fn update(
     ),
     responses(
         (status = 200, description = "`protobuf schema demo is deleted`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn remove(

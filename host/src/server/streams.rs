@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::openapi::ErrorBody;
+use super::openapi::{BadRequest, Busy, Fault, NotFound};
 use super::routes::{check_id, json_resp, parse_json, text};
 use super::AppState;
 use crate::error::AppResult;
@@ -56,10 +56,10 @@ async fn exec(s: &AppState, body: &Bytes) -> AppResult<Response> {
     responses(
         (status = 201, description = "`Stream demo is created.`", body = String, content_type = "text/plain"),
         (status = 200, description = "The answer of DESCRIBE or SHOW", body = Object, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn exec_streams(State(s): State<AppState>, body: Bytes) -> AppResult<Response> {
@@ -74,10 +74,10 @@ async fn exec_streams(State(s): State<AppState>, body: Bytes) -> AppResult<Respo
     responses(
         (status = 201, description = "`Table demo is created.`", body = String, content_type = "text/plain"),
         (status = 200, description = "The answer of DESCRIBE or SHOW", body = Object, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn exec_tables(State(s): State<AppState>, body: Bytes) -> AppResult<Response> {
@@ -157,8 +157,8 @@ async fn table_details(State(s): State<AppState>, Query(q): Query<KindQuery>) ->
     ),
     responses(
         (status = 200, description = "`{\"Name\",\"StreamFields\",\"Options\",\"StreamType\",\"Statement\"}`", body = Object, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
+        BadRequest,
+        NotFound,
     )
 )]
 async fn describe_stream(State(s): State<AppState>, Path(n): Path<String>) -> AppResult<Response> {
@@ -175,8 +175,8 @@ async fn describe_stream(State(s): State<AppState>, Path(n): Path<String>) -> Ap
     ),
     responses(
         (status = 200, description = "`{\"Name\",\"StreamFields\",\"Options\",\"StreamType\",\"Statement\"}`", body = Object, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
+        BadRequest,
+        NotFound,
     )
 )]
 async fn describe_table(State(s): State<AppState>, Path(n): Path<String>) -> AppResult<Response> {
@@ -193,8 +193,8 @@ async fn describe_table(State(s): State<AppState>, Path(n): Path<String>) -> App
     ),
     responses(
         (status = 200, description = "`{\"field\":{\"type\":\"bigint\"}}`", body = Object, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
+        BadRequest,
+        NotFound,
     )
 )]
 async fn stream_schema(State(s): State<AppState>, Path(n): Path<String>) -> AppResult<Response> {
@@ -211,8 +211,8 @@ async fn stream_schema(State(s): State<AppState>, Path(n): Path<String>) -> AppR
     ),
     responses(
         (status = 200, description = "`{\"field\":{\"type\":\"bigint\"}}`", body = Object, content_type = "application/json"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
+        BadRequest,
+        NotFound,
     )
 )]
 async fn table_schema(State(s): State<AppState>, Path(n): Path<String>) -> AppResult<Response> {
@@ -237,10 +237,10 @@ async fn replace(s: &AppState, kind: StreamKind, n: &str, body: &Bytes) -> AppRe
     request_body(content = SqlBody, content_type = "application/json"),
     responses(
         (status = 200, description = "`Stream demo is replaced.`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn replace_stream(
@@ -261,10 +261,10 @@ async fn replace_stream(
     request_body(content = SqlBody, content_type = "application/json"),
     responses(
         (status = 200, description = "`Table demo is replaced.`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn replace_table(
@@ -302,10 +302,10 @@ async fn drop_(s: &AppState, kind: StreamKind, n: &str, q: &ForceQuery) -> AppRe
     ),
     responses(
         (status = 200, description = "`Stream demo is dropped.`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn drop_stream(
@@ -326,10 +326,10 @@ async fn drop_stream(
     ),
     responses(
         (status = 200, description = "`Table demo is dropped.`", body = String, content_type = "text/plain"),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A data import holds the store", body = ErrorBody),
-        (status = 500, description = "A server fault (store I/O)", body = ErrorBody),
+        BadRequest,
+        NotFound,
+        Busy,
+        Fault,
     )
 )]
 async fn drop_table(
