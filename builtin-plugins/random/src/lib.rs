@@ -93,8 +93,46 @@ impl Rng {
     }
 }
 
+/// One entry of the pattern, prepared once: its key written as JSON with
+/// the colon (`"id":`) and how its value is made.
+struct Field {
+    key: Vec<u8>,
+    kind: FieldKind,
+}
+
+enum FieldKind {
+    /// An integer: the base plus a random value in `[0, seed)`.
+    Int(i64),
+    /// A float: the base plus a random float in `[0, seed)`; the original
+    /// JSON when the sum is not a finite number.
+    Float(f64, Vec<u8>),
+    /// Anything else, written as given.
+    Fixed(Vec<u8>),
+}
+
+fn fields(pattern: &Map<String, Value>) -> Vec<Field> {
+    // Serialising a string or a `Value` into a Vec cannot fail.
+    let json = |v: &Value| oort_plugin_sdk::serde_json::to_vec(v).unwrap_or_default();
+    pattern
+        .iter()
+        .map(|(k, v)| {
+            let mut key = oort_plugin_sdk::serde_json::to_vec(k).unwrap_or_default();
+            key.push(b':');
+            let kind = match v {
+                Value::Number(n) if n.is_i64() || n.is_u64() => {
+                    FieldKind::Int(n.as_i64().unwrap_or(0))
+                }
+                Value::Number(n) => FieldKind::Float(n.as_f64().unwrap_or(0.0), json(v)),
+                _ => FieldKind::Fixed(json(v)),
+            };
+            Field { key, kind }
+        })
+        .collect()
+}
+
 struct Random {
     cfg: Config,
+    fields: Vec<Field>,
     rng: Rng,
     next_due: Instant,
     recent: VecDeque<Vec<u8>>,
@@ -107,28 +145,34 @@ impl Random {
         buf
     }
 
-    /// One message's JSON, appended to `buf`.
+    /// One message's JSON, appended to `buf`: the pattern's entries in
+    /// order, written straight from [`Field`]s (no map, no key copies).
     fn generate_into(&mut self, buf: &mut Vec<u8>) {
-        let mut out = Map::new();
-        for (k, v) in &self.cfg.pattern {
-            let nv = match v {
-                Value::Number(n) if n.is_i64() || n.is_u64() => {
-                    let base = n.as_i64().unwrap_or(0);
-                    Value::from(base.saturating_add(self.rng.below(self.cfg.seed) as i64))
+        buf.push(b'{');
+        for (i, f) in self.fields.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(&f.key);
+            // Writing into a Vec cannot fail.
+            match &f.kind {
+                FieldKind::Int(base) => {
+                    let x = base.saturating_add(self.rng.below(self.cfg.seed) as i64);
+                    let _ = oort_plugin_sdk::serde_json::to_writer(&mut *buf, &x);
                 }
-                Value::Number(n) => {
-                    let base = n.as_f64().unwrap_or(0.0);
+                FieldKind::Float(base, original) => {
                     let r = (self.rng.next() >> 11) as f64 / (1u64 << 53) as f64;
-                    Number::from_f64(base + r * self.cfg.seed as f64)
-                        .map(Value::Number)
-                        .unwrap_or_else(|| v.clone())
+                    match Number::from_f64(base + r * self.cfg.seed as f64) {
+                        Some(n) => {
+                            let _ = oort_plugin_sdk::serde_json::to_writer(&mut *buf, &n);
+                        }
+                        None => buf.extend_from_slice(original),
+                    }
                 }
-                other => other.clone(),
-            };
-            out.insert(k.clone(), nv);
+                FieldKind::Fixed(json) => buf.extend_from_slice(json),
+            }
         }
-        // Writing into a Vec cannot fail.
-        let _ = oort_plugin_sdk::serde_json::to_writer(buf, &Value::Object(out));
+        buf.push(b'}');
     }
 
     /// `interval: 0`: up to `max` messages at once. When every one of them
@@ -188,6 +232,7 @@ impl Source for Random {
         let cfg = config(&props)?;
         Ok(Random {
             next_due: Instant::now() + cfg.interval,
+            fields: fields(&cfg.pattern),
             cfg,
             rng: Rng::from_host(),
             recent: VecDeque::new(),
@@ -241,6 +286,7 @@ mod tests {
     fn count(out: ReadOutcome) -> usize {
         match out {
             ReadOutcome::Messages(m) => m.len(),
+            ReadOutcome::Batch(b) => b.len(),
             ReadOutcome::EndOfStream => 0,
         }
     }
@@ -292,6 +338,33 @@ mod tests {
             t.elapsed() >= Duration::from_millis(25),
             "{:?}",
             t.elapsed()
+        );
+    }
+
+    #[test]
+    fn messages_are_the_pattern_as_json_with_numbers_moved() {
+        let mut r = open(
+            r#"{"interval": 0, "seed": 1, "pattern": {"a": 1, "b": "x\"y", "big": 18446744073709551615, "c": {"d": [1, 2]}, "e": true, "f": 2.5}}"#,
+        );
+        let mut buf = Vec::new();
+        r.generate_into(&mut buf);
+        let v: Value = oort_plugin_sdk::serde_json::from_slice(&buf).expect("valid JSON");
+        // seed 1: integers stay (a u64 beyond i64 counts from 0, as before),
+        // floats move by less than 1.
+        let f = v["f"].as_f64().expect("f is a number");
+        assert!((2.5..3.5).contains(&f), "{f}");
+        let mut rest = v.clone();
+        rest.as_object_mut().map(|m| m.remove("f"));
+        assert_eq!(
+            rest,
+            oort_plugin_sdk::serde_json::json!({"a": 1, "b": "x\"y", "c": {"d": [1, 2]}, "e": true, "big": 0})
+        );
+        // Keys in the pattern's order (sorted here, so either map order
+        // agrees), compact, as serde_json writes a map.
+        let text = String::from_utf8(buf).expect("UTF-8");
+        assert!(
+            text.starts_with(r#"{"a":1,"b":"x\"y","big":0,"c":{"d":[1,2]},"e":true,"f":"#),
+            "{text}"
         );
     }
 }

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use oort_core::codec::{self, DecodeOptions, Decoder};
 use oort_core::{
-    now_ms, Event, HandedReporter, Props, Row, SharedEvent, SourceContext, SourceFactory, SourceMsg,
+    now_ms, Event, HandedReporter, Meta, Props, Row, SharedEvent, SourceContext, SourceFactory,
+    SourceMsg,
 };
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -437,25 +438,32 @@ async fn pump(
             match m {
                 SourceMsg::Bytes { payload, meta } => {
                     hub.metrics.inc_in(1);
-                    let Some(dec) = decoder.as_mut() else {
-                        continue;
-                    };
-                    rows.clear();
-                    match dec.decode(&payload, &mut rows) {
-                        Ok(()) => {
-                            for row in rows.drain(..) {
-                                batch.push(Arc::new(Event {
-                                    row,
-                                    meta: meta.clone(),
-                                    seq: seqs.next(),
-                                    ts: now,
-                                }));
-                            }
+                    if let Some(dec) = decoder.as_mut() {
+                        let mut d = Decoding {
+                            dec: dec.as_mut(),
+                            rows: &mut rows,
+                            seqs: &mut seqs,
+                            now,
+                        };
+                        if let Err(e) = d.decode(&payload, meta, &mut batch) {
+                            decode_failed(&hub, &mut batch, e).await;
                         }
-                        Err(e) => {
-                            hub.metrics.exception(e.to_string());
-                            flush(&hub, &mut batch).await;
-                            hub.broadcast(HubMsg::Error(Arc::from(e.to_string()))).await;
+                    }
+                }
+                SourceMsg::BytesBatch(msgs) => {
+                    hub.metrics.inc_in(msgs.len() as u64);
+                    if let Some(dec) = decoder.as_mut() {
+                        batch.reserve(msgs.len());
+                        for (payload, meta) in msgs {
+                            let mut d = Decoding {
+                                dec: dec.as_mut(),
+                                rows: &mut rows,
+                                seqs: &mut seqs,
+                                now,
+                            };
+                            if let Err(e) = d.decode(&payload, meta, &mut batch) {
+                                decode_failed(&hub, &mut batch, e).await;
+                            }
                         }
                     }
                 }
@@ -530,6 +538,43 @@ async fn pump(
         .await;
 }
 
+/// Decodes one raw message into events appended to a batch.
+struct Decoding<'a> {
+    dec: &'a mut dyn Decoder,
+    rows: &'a mut Vec<Row>,
+    seqs: &'a mut SeqGen,
+    now: i64,
+}
+
+impl Decoding<'_> {
+    fn decode(
+        &mut self,
+        payload: &[u8],
+        meta: Option<Arc<Meta>>,
+        batch: &mut Vec<SharedEvent>,
+    ) -> Result<(), oort_core::codec::CodecError> {
+        self.rows.clear();
+        self.dec.decode(payload, self.rows)?;
+        for row in self.rows.drain(..) {
+            batch.push(Arc::new(Event {
+                row,
+                meta: meta.clone(),
+                seq: self.seqs.next(),
+                ts: self.now,
+            }));
+        }
+        Ok(())
+    }
+}
+
+/// A message that does not decode: counted as an exception and reported to
+/// the rules after the events before it.
+async fn decode_failed(hub: &Hub, batch: &mut Vec<SharedEvent>, e: oort_core::codec::CodecError) {
+    hub.metrics.exception(e.to_string());
+    flush(hub, batch).await;
+    hub.broadcast(HubMsg::Error(Arc::from(e.to_string()))).await;
+}
+
 async fn flush(hub: &Hub, batch: &mut Vec<SharedEvent>) {
     if batch.is_empty() {
         return;
@@ -594,5 +639,108 @@ mod tests {
         let (q, _rx) = RuleQueue::new(100_000);
         assert!(sends_now(&q, events(40_000)).await);
         assert!(sends_now(&q, events(40_000)).await);
+    }
+
+    /// A source that emits what it is given, then ends.
+    struct Scripted(parking_lot::Mutex<Vec<SourceMsg>>);
+
+    struct ScriptedSource(Vec<SourceMsg>);
+
+    #[async_trait::async_trait]
+    impl oort_core::Source for ScriptedSource {
+        async fn run(&mut self, ctx: SourceContext) -> Result<(), oort_core::ConnectorError> {
+            for m in self.0.drain(..) {
+                if !ctx.emit(m).await {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    impl SourceFactory for Scripted {
+        fn kind(&self) -> &str {
+            "scripted"
+        }
+        fn info(&self) -> oort_core::ConnectorInfo {
+            oort_core::ConnectorInfo::new("test")
+        }
+        fn create(
+            &self,
+            _env: &oort_core::ConnectorEnv,
+            _datasource: &str,
+            _props: &Props,
+        ) -> Result<Box<dyn oort_core::Source>, oort_core::ConnectorError> {
+            Ok(Box::new(ScriptedSource(std::mem::take(&mut *self.0.lock()))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_raw_messages_is_decoded_in_order_and_a_bad_one_is_one_exception() {
+        let json = |s: &str| (bytes::Bytes::copy_from_slice(s.as_bytes()), None);
+        let batch = SourceMsg::BytesBatch(vec![
+            json(r#"{"a":1}"#),
+            json(r#"{"a":2}"#),
+            json("not json"),
+            json(r#"{"a":3}"#),
+        ]);
+        let hub = start(HubSpec {
+            name: "s".into(),
+            env: Default::default(),
+            factory: Arc::new(Scripted(parking_lot::Mutex::new(vec![
+                batch,
+                SourceMsg::Bytes {
+                    payload: bytes::Bytes::from_static(br#"{"a":4}"#),
+                    meta: None,
+                },
+                SourceMsg::Eof,
+            ]))),
+            datasource: String::new(),
+            props: Props::new(),
+            format: "json".into(),
+            decode: DecodeOptions::default(),
+            checkpoint: None,
+        })
+        .expect("hub starts");
+        let (queue, mut rx) = RuleQueue::new(100);
+        hub.subscribe(Subscriber {
+            rule_id: "r".into(),
+            index: 0,
+            queue,
+            checkpoint: false,
+        });
+        let mut seen = Vec::new();
+        loop {
+            let d = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .expect("the hub delivers")
+                .expect("queue open");
+            match &d.msg {
+                HubMsg::Events(v) => {
+                    for e in v.iter() {
+                        seen.push(format!("{:?}", e.row.get("a")));
+                    }
+                }
+                HubMsg::Error(e) => seen.push(format!("error: {}", !e.is_empty())),
+                HubMsg::End(_) => break,
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                "Some(Float(1.0))",
+                "Some(Float(2.0))",
+                "error: true",
+                "Some(Float(3.0))",
+                "Some(Float(4.0))"
+            ]
+        );
+        // Five messages in, one of them an exception, four events out.
+        let m = &hub.metrics;
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        assert_eq!(
+            (n(&m.records_in), n(&m.records_out), n(&m.exceptions)),
+            (5, 4, 1)
+        );
     }
 }

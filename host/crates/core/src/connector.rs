@@ -59,6 +59,10 @@ pub enum SourceMsg {
         payload: Bytes,
         meta: Option<Arc<Meta>>,
     },
+    /// Several raw messages read together (a plugin's packed batch), each
+    /// decoded as [`SourceMsg::Bytes`] would be: one hand-over for all of
+    /// them. Counts as one emit in [`SourceContext::handed`].
+    BytesBatch(Vec<(Bytes, Option<Arc<Meta>>)>),
     /// Already-structured rows (memory, simulator): no decoding.
     Rows {
         rows: Vec<Row>,
@@ -257,6 +261,16 @@ impl SourceContext {
 
     /// Sends one message; returns false when the consumer is gone (stop running).
     pub async fn emit(&self, msg: SourceMsg) -> bool {
+        if self.cancel.is_cancelled() {
+            return false;
+        }
+        // While the runtime keeps up the queue has room: no waiting, and no
+        // waiter registered with the cancellation token for every message.
+        let msg = match self.out.try_send(msg) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(m)) => m,
+        };
         tokio::select! {
             r = self.out.send(msg) => r.is_ok(),
             _ = self.cancel.cancelled() => false,

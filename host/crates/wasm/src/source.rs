@@ -240,11 +240,15 @@ async fn pull(
                 match read {
                     Read::Messages(msgs) => {
                         any = !msgs.is_empty();
-                        for m in msgs {
-                            let meta = to_meta(&m);
-                            if !ctx.emit_bytes(Bytes::from(m.payload), meta).await {
-                                break;
-                            }
+                        let msgs: Vec<_> = msgs
+                            .into_iter()
+                            .map(|m| {
+                                let meta = to_meta(&m);
+                                (Bytes::from(m.payload), meta)
+                            })
+                            .collect();
+                        if any && !ctx.emit(SourceMsg::BytesBatch(msgs)).await {
+                            break Ok(());
                         }
                     }
                     Read::Packed(mut packed) => {
@@ -259,13 +263,15 @@ async fn pull(
                         let data = Bytes::from(std::mem::take(&mut packed.data));
                         let mut entries = packed.meta.iter().peekable();
                         let mut start = 0usize;
+                        let mut msgs = Vec::with_capacity(packed.ends.len());
                         for (i, &end) in packed.ends.iter().enumerate() {
                             let payload = data.slice(start..end as usize);
                             start = end as usize;
-                            let meta = packed_meta(&packed, i, &mut entries);
-                            if !ctx.emit_bytes(payload, meta).await {
-                                break;
-                            }
+                            msgs.push((payload, packed_meta(&packed, i, &mut entries)));
+                        }
+                        // The whole read goes to the runtime in one hand-over.
+                        if any && !ctx.emit(SourceMsg::BytesBatch(msgs)).await {
+                            break Ok(());
                         }
                     }
                     Read::EndOfStream => {}

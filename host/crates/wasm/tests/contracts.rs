@@ -132,7 +132,8 @@ async fn feed(name: &str, messages: serde_json::Value) -> Vec<(String, Vec<(Stri
             &props(serde_json::json!({ "messages": messages })),
         )
         .unwrap();
-    let (tx, mut rx) = mpsc::channel(64);
+    let (tx, rx) = mpsc::channel(64);
+    let mut rx = Msgs::new(rx);
     let ctx = SourceContext::new("s", CancellationToken::new(), tx);
     let run = tokio::spawn(async move { src.run(ctx).await });
     let mut out = Vec::new();

@@ -81,7 +81,7 @@ async fn install_asking_dirs(
 }
 
 struct Running {
-    rx: mpsc::Receiver<SourceMsg>,
+    rx: Msgs,
     cancel: CancellationToken,
     handle: JoinHandle<Result<(), ConnectorError>>,
 }
@@ -95,7 +95,11 @@ fn start(reg: &Registry, kind: &str, id: &str, p: serde_json::Value) -> Running 
     let cancel = CancellationToken::new();
     let ctx = SourceContext::new(id, cancel.clone(), tx);
     let handle = tokio::spawn(async move { src.run(ctx).await });
-    Running { rx, cancel, handle }
+    Running {
+        rx: Msgs::new(rx),
+        cancel,
+        handle,
+    }
 }
 
 /// The first payload a source emits, or what ended it.

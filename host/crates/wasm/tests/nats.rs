@@ -83,7 +83,8 @@ async fn nats_source_and_sink_round_trip() {
             &props(serde_json::json!({"server": format!("nats://{NATS}")})),
         )
         .unwrap();
-    let (tx, mut rx) = mpsc::channel(64);
+    let (tx, rx) = mpsc::channel(64);
+    let mut rx = Msgs::new(rx);
     let cancel = CancellationToken::new();
     let ctx = SourceContext::new("rule_nats_in", cancel.clone(), tx);
     let conn = ctx.conn.clone();

@@ -29,7 +29,7 @@ async fn install_bare(m: &PluginManager, kind: PluginKind, name: &str, grants: O
 }
 
 struct Running {
-    rx: mpsc::Receiver<SourceMsg>,
+    rx: Msgs,
     cancel: CancellationToken,
     handle: JoinHandle<Result<(), ConnectorError>>,
 }
@@ -43,7 +43,11 @@ fn start(reg: &Registry, kind: &str, rule: &str, p: serde_json::Value) -> Runnin
     let cancel = CancellationToken::new();
     let ctx = SourceContext::new(rule, cancel.clone(), tx);
     let handle = tokio::spawn(async move { src.run(ctx).await });
-    Running { rx, cancel, handle }
+    Running {
+        rx: Msgs::new(rx),
+        cancel,
+        handle,
+    }
 }
 
 async fn next_payload(r: &mut Running) -> serde_json::Value {

@@ -490,7 +490,7 @@ mod tests {
                 }
                 SourceMsg::Error(e) => errs.push(e),
                 SourceMsg::Eof => eof = true,
-                SourceMsg::Bytes { .. } | SourceMsg::Offset(_) => {
+                SourceMsg::Bytes { .. } | SourceMsg::BytesBatch(_) | SourceMsg::Offset(_) => {
                     panic!("file source emits rows and no offsets")
                 }
             }

@@ -169,3 +169,35 @@ impl std::io::Write for Capture {
         Ok(())
     }
 }
+
+/// A source's channel read one message at a time: a plugin's read arrives
+/// as one [`oort_core::SourceMsg::BytesBatch`], handed out here as the
+/// `Bytes` messages it holds.
+pub struct Msgs {
+    rx: tokio::sync::mpsc::Receiver<oort_core::SourceMsg>,
+    queue: std::collections::VecDeque<oort_core::SourceMsg>,
+}
+
+impl Msgs {
+    pub fn new(rx: tokio::sync::mpsc::Receiver<oort_core::SourceMsg>) -> Self {
+        Msgs {
+            rx,
+            queue: Default::default(),
+        }
+    }
+
+    pub async fn recv(&mut self) -> Option<oort_core::SourceMsg> {
+        loop {
+            if let Some(m) = self.queue.pop_front() {
+                return Some(m);
+            }
+            match self.rx.recv().await? {
+                oort_core::SourceMsg::BytesBatch(b) => self.queue.extend(
+                    b.into_iter()
+                        .map(|(payload, meta)| oort_core::SourceMsg::Bytes { payload, meta }),
+                ),
+                other => return Some(other),
+            }
+        }
+    }
+}
