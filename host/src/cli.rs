@@ -310,9 +310,6 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         sig.cancel();
     });
-    if let Some(b) = crate::memtrim::release_startup_code() {
-        tracing::debug!(bytes = b, "startup code pages released");
-    }
     tracing::info!(data_dir = %data_dir.display(), instance_id = instance_id.as_deref().unwrap_or(""), version = env!("CARGO_PKG_VERSION"), "oort starting");
     if let Some(l) = metrics_listener {
         server::serve_metrics(l, state.clone());

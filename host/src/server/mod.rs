@@ -141,6 +141,11 @@ pub async fn serve(
     let guard = Arc::new(guard::Guard::new(rest, local.ip(), auth));
     let shutdown = state.shutdown.clone();
     let app = router(state, rest.body_limit, guard);
+    // Last of the start-up: building the router (and its OpenAPI document)
+    // runs code that a running server does not run again.
+    if let Some(b) = crate::memtrim::release_startup_code() {
+        tracing::debug!(bytes = b, "startup code pages released");
+    }
     tracing::info!(addr = %local, "REST API listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
