@@ -671,7 +671,9 @@ mod tests {
             _datasource: &str,
             _props: &Props,
         ) -> Result<Box<dyn oort_core::Source>, oort_core::ConnectorError> {
-            Ok(Box::new(ScriptedSource(std::mem::take(&mut *self.0.lock()))))
+            Ok(Box::new(ScriptedSource(std::mem::take(
+                &mut *self.0.lock(),
+            ))))
         }
     }
 
