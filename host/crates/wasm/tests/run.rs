@@ -465,3 +465,82 @@ async fn baseline_code_runs_a_plugin() {
     let j: serde_json::Value = serde_json::from_slice(&v[0]).unwrap();
     assert_eq!(j["a"], 1, "{j}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_batches_queued_behind_a_busy_plugin_share_a_write_each_with_its_own_result() {
+    use tokio::io::AsyncBufReadExt;
+    let data = tempfile::tempdir().unwrap();
+    let (m, reg) = manager(data.path(), test_config());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    install_bare(
+        &m,
+        PluginKind::Sink,
+        "tcpsink",
+        Some(Grants {
+            outbound: vec![format!("tcp://127.0.0.1:{port}")],
+            ..Grants::default()
+        }),
+    )
+    .await;
+    let f = reg.sink("tcpsink").unwrap();
+    // The first write waits 200 ms: every batch below is queued by then.
+    let mut sink = f
+        .create(
+            &oort_core::ConnectorEnv::default(),
+            &props(serde_json::json!({
+                "address": format!("127.0.0.1:{port}"),
+                "markCalls": true,
+                "holdFirstWriteMs": 200
+            })),
+        )
+        .expect("create");
+    let ctx = SinkContext::new("rule_group", CancellationToken::new());
+    sink.connect(&ctx).await.expect("connect");
+    let (sock, _) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let item = |s: &str| SinkItem {
+        data: Value::Null,
+        payload: bytes::Bytes::from(s.to_string()),
+    };
+    // Eight batches of one message, the sixth refused by the plugin.
+    let mut tickets = Vec::new();
+    for p in ["1", "2", "3", "4", "5", "bad", "7", "8"] {
+        tickets.push(sink.send(&ctx, &[item(p)]).await.expect("handed over"));
+    }
+    let mut results = Vec::new();
+    for t in tickets {
+        results.push(sink.settle(&ctx, t).await);
+    }
+    for (i, r) in results.iter().enumerate() {
+        if i == 5 {
+            assert!(
+                matches!(r, Err(ConnectorError::InvalidData(m)) if m.contains("1 message(s) dropped")),
+                "{r:?}"
+            );
+        } else {
+            assert!(r.is_ok(), "batch {i}: {r:?}");
+        }
+    }
+    sink.close(&ctx).await.expect("close");
+    let mut lines = tokio::io::BufReader::new(sock).lines();
+    let mut got = Vec::new();
+    while let Ok(Ok(Some(l))) =
+        tokio::time::timeout(Duration::from_secs(2), lines.next_line()).await
+    {
+        got.push(l);
+    }
+    let written: Vec<&str> = got
+        .iter()
+        .map(|s| s.as_str())
+        .filter(|l| *l != "--")
+        .collect();
+    assert_eq!(written, ["1", "2", "3", "4", "5", "7", "8"], "{got:?}");
+    // One call for the first batch (or the first two), one for the queued
+    // rest up to the refused message, one for what follows it: 8 batches,
+    // at most 4 calls.
+    let calls = got.iter().filter(|l| *l == "--").count();
+    assert!((2..=4).contains(&calls), "{calls} calls: {got:?}");
+}

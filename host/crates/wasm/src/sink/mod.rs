@@ -6,7 +6,8 @@
 //! one writer task per instance that takes batches from a channel: the
 //! rule's sink task hands over up to a few batches without waiting for
 //! each (`Sink::pipelined`) and a batch counts written once `write`
-//! returned for it.
+//! returned for it. Small batches that queued up while the plugin was busy
+//! go to the next `write` together (`write.rs`), each with its own result.
 //!
 //! Dynamic properties: a property whose value is a `{{...}}` template (say
 //! `"table": "t_{{.site}}"`) is rendered by the host against each result
@@ -30,9 +31,10 @@ use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::isolation::{on_guest_pool, spawn_on_guest_pool, GuestTask};
-use crate::plugin::{ListRef, LoadedPlugin, MessageRef, PluginSlot, SinkInstance};
+use crate::plugin::{LoadedPlugin, PluginSlot, SinkInstance};
 
-const RESEND_ATTEMPTS: u32 = 3;
+mod write;
+use write::{write_group, Meta, WriteJob, GROUP_BYTES, GROUP_MESSAGES};
 
 pub struct WasmSinkFactory {
     name: String,
@@ -94,8 +96,6 @@ pub struct WasmSink {
     writer: Option<Writer>,
 }
 
-type Meta = Vec<(String, String)>;
-
 /// Renders the dynamic properties of each item. An item whose properties
 /// cannot be rendered is left out (its index and the error returned).
 fn render_dynamic(
@@ -142,75 +142,6 @@ fn payloads(items: &[SinkItem]) -> Vec<Bytes> {
         .collect()
 }
 
-/// Writes one batch with partial accepts: `invalid-data` drops one message
-/// and goes on, `unavailable` resends the rest a few times, `config` and
-/// `unauthorized` stop the rule (contract: a sink that cannot be authorised
-/// or configured will not get better by retrying).
-async fn write_all(
-    inst: &mut SinkInstance,
-    ctx: &SinkContext,
-    payloads: &[Bytes],
-    metas: &[Meta],
-) -> Result<(), ConnectorError> {
-    let msgs: Vec<MessageRef<'_>> = payloads
-        .iter()
-        .enumerate()
-        .map(|(i, p)| MessageRef {
-            payload: &p[..],
-            meta: ListRef(metas.get(i).map_or(&[][..], |m| &m[..])),
-            timestamp_ms: None,
-        })
-        .collect();
-    let mut start = 0usize;
-    let mut dropped: Vec<String> = Vec::new();
-    let mut attempts = 0u32;
-    while start < msgs.len() {
-        let r = inst.write_refs(&msgs[start..]).await;
-        ctx.conn.set_metrics(&inst.metrics());
-        match r {
-            Ok(()) => break,
-            Err(Err(e)) => return Err(e),
-            Err(Ok(partial)) => {
-                start = (start + partial.accepted as usize).min(msgs.len());
-                match partial.error {
-                    ConnectorError::InvalidData(m) => {
-                        dropped.push(m);
-                        start += 1;
-                    }
-                    ConnectorError::Unavailable(m) => {
-                        attempts += 1;
-                        if attempts >= RESEND_ATTEMPTS || ctx.cancel.is_cancelled() {
-                            ctx.conn.disconnected(m.clone());
-                            return Err(ConnectorError::Unavailable(format!(
-                                "{m} ({start} of {} messages accepted)",
-                                msgs.len()
-                            )));
-                        }
-                        tokio::time::sleep(Duration::from_millis(50 << attempts)).await;
-                    }
-                    ConnectorError::Config(m) => {
-                        ctx.conn.disconnected(m.clone());
-                        return Err(ConnectorError::Fatal(format!(
-                            "{m} ({start} of {} messages accepted; the rule stops)",
-                            msgs.len()
-                        )));
-                    }
-                    other => return Err(other),
-                }
-            }
-        }
-    }
-    if dropped.is_empty() {
-        Ok(())
-    } else {
-        Err(ConnectorError::InvalidData(format!(
-            "{} message(s) dropped: {}",
-            dropped.len(),
-            dropped.join("; ")
-        )))
-    }
-}
-
 /// Instantiates and opens a sink instance (on the guest pool).
 async fn open_instance(
     plugin: &Arc<LoadedPlugin>,
@@ -227,15 +158,6 @@ async fn open_instance(
         .await?;
     let wctx = plugin.context(&rule, &op, ctx.instance);
     inst.open(&wctx, props_json).await.map(|()| inst)
-}
-
-/// A batch for the writer: payloads, their rendered dynamic properties,
-/// and the errors of the items left out.
-struct WriteJob {
-    ticket: u64,
-    payloads: Vec<Bytes>,
-    metas: Vec<Meta>,
-    bad: Vec<String>,
 }
 
 enum Job {
@@ -259,23 +181,52 @@ async fn writer(
     mut jobs: mpsc::Receiver<Job>,
     done: mpsc::UnboundedSender<Done>,
 ) {
+    // A job taken while gathering a group, handled next.
+    let mut held: Option<Job> = None;
     loop {
-        let job = match jobs.try_recv() {
-            Ok(j) => j,
-            Err(mpsc::error::TryRecvError::Disconnected) => break,
-            Err(mpsc::error::TryRecvError::Empty) => match soon(|| jobs.try_recv().ok()).await {
-                Some(j) => j,
-                None => match jobs.recv().await {
-                    Some(j) => j,
-                    None => break,
-                },
+        let job = match held.take() {
+            Some(j) => j,
+            None => match jobs.try_recv() {
+                Ok(j) => j,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match soon(|| jobs.try_recv().ok()).await {
+                        Some(j) => j,
+                        None => match jobs.recv().await {
+                            Some(j) => j,
+                            None => break,
+                        },
+                    }
+                }
             },
         };
         match job {
             Job::Write(w) => {
-                let r = write_job(&plugin, &props_json, &ctx, &mut inst, &w).await;
-                if done.send((w.ticket, r)).is_err() {
-                    break;
+                // Small batches that queued up while the plugin was busy
+                // go in the same call, each with its own result.
+                let mut size = (w.payloads.len(), w.bytes());
+                let mut group = vec![w];
+                while size.0 < GROUP_MESSAGES && size.1 < GROUP_BYTES {
+                    match jobs.try_recv() {
+                        Ok(Job::Write(next))
+                            if size.0 + next.payloads.len() <= GROUP_MESSAGES
+                                && size.1 + next.bytes() <= GROUP_BYTES =>
+                        {
+                            size = (size.0 + next.payloads.len(), size.1 + next.bytes());
+                            group.push(next);
+                        }
+                        Ok(other) => {
+                            held = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let results = write_jobs(&plugin, &props_json, &ctx, &mut inst, &group).await;
+                for (w, r) in group.iter().zip(results) {
+                    if done.send((w.ticket, r)).is_err() {
+                        return;
+                    }
                 }
             }
             Job::Flush(tx) => {
@@ -321,13 +272,16 @@ async fn soon<T>(mut poll: impl FnMut() -> Option<T>) -> Option<T> {
     }
 }
 
-async fn write_job(
+/// Writes a group of batches (opening the instance again first if it
+/// died) and returns each batch's result.
+async fn write_jobs(
     plugin: &Arc<LoadedPlugin>,
     props_json: &str,
     ctx: &SinkContext,
     inst: &mut Option<SinkInstance>,
-    w: &WriteJob,
-) -> Result<(), ConnectorError> {
+    group: &[WriteJob],
+) -> Vec<Result<(), ConnectorError>> {
+    let all = |e: ConnectorError| group.iter().map(|_| Err(e.clone())).collect();
     if inst.as_ref().is_none_or(|i| i.is_dead()) {
         *inst = None;
         ctx.conn.connecting();
@@ -338,24 +292,13 @@ async fn write_job(
             }
             Err(e) => {
                 ctx.conn.disconnected(e.to_string());
-                return Err(e);
+                return all(e);
             }
         }
     }
-    let Some(i) = inst.as_mut() else {
-        return Err(not_connected(&plugin.name));
-    };
-    let r = if w.payloads.is_empty() {
-        Ok(())
-    } else {
-        write_all(i, ctx, &w.payloads, &w.metas).await
-    };
-    match (r, w.bad.first()) {
-        (Ok(()), Some(first)) => Err(ConnectorError::InvalidData(format!(
-            "{} message(s) not written: {first}",
-            w.bad.len()
-        ))),
-        (r, _) => r,
+    match inst.as_mut() {
+        Some(i) => write_group(i, ctx, group).await,
+        None => all(not_connected(&plugin.name)),
     }
 }
 
