@@ -470,7 +470,12 @@ async fn baseline_code_runs_a_plugin() {
 async fn small_batches_queued_behind_a_busy_plugin_share_a_write_each_with_its_own_result() {
     use tokio::io::AsyncBufReadExt;
     let data = tempfile::tempdir().unwrap();
-    let (m, reg) = manager(data.path(), test_config());
+    // The held first write must stay within the call deadline.
+    let cfg = oort_wasm::WasmConfig {
+        call_timeout: Duration::from_secs(5),
+        ..test_config()
+    };
+    let (m, reg) = manager(data.path(), cfg);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     install_bare(
@@ -484,14 +489,14 @@ async fn small_batches_queued_behind_a_busy_plugin_share_a_write_each_with_its_o
     )
     .await;
     let f = reg.sink("tcpsink").unwrap();
-    // The first write waits 200 ms: every batch below is queued by then.
+    // The first write waits 1 s: every batch below is queued by then.
     let mut sink = f
         .create(
             &oort_core::ConnectorEnv::default(),
             &props(serde_json::json!({
                 "address": format!("127.0.0.1:{port}"),
                 "markCalls": true,
-                "holdFirstWriteMs": 200
+                "holdFirstWriteMs": 1000
             })),
         )
         .expect("create");
