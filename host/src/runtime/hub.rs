@@ -437,35 +437,22 @@ async fn pump(
         for m in msgs.drain(..) {
             match m {
                 SourceMsg::Bytes { payload, meta } => {
-                    hub.metrics.inc_in(1);
-                    if let Some(dec) = decoder.as_mut() {
-                        let mut d = Decoding {
-                            dec: dec.as_mut(),
-                            rows: &mut rows,
-                            seqs: &mut seqs,
-                            now,
-                        };
-                        if let Err(e) = d.decode(&payload, meta, &mut batch) {
-                            decode_failed(&hub, &mut batch, e).await;
-                        }
-                    }
+                    let one = std::iter::once((payload, meta));
+                    let dec = decoder.as_deref_mut();
+                    decode_into(&hub, dec, one, &mut rows, &mut seqs, now, &mut batch).await;
                 }
                 SourceMsg::BytesBatch(msgs) => {
-                    hub.metrics.inc_in(msgs.len() as u64);
-                    if let Some(dec) = decoder.as_mut() {
-                        batch.reserve(msgs.len());
-                        for (payload, meta) in msgs {
-                            let mut d = Decoding {
-                                dec: dec.as_mut(),
-                                rows: &mut rows,
-                                seqs: &mut seqs,
-                                now,
-                            };
-                            if let Err(e) = d.decode(&payload, meta, &mut batch) {
-                                decode_failed(&hub, &mut batch, e).await;
-                            }
-                        }
-                    }
+                    let dec = decoder.as_deref_mut();
+                    decode_into(
+                        &hub,
+                        dec,
+                        msgs.into_iter(),
+                        &mut rows,
+                        &mut seqs,
+                        now,
+                        &mut batch,
+                    )
+                    .await;
                 }
                 SourceMsg::Rows { rows: rs, meta } => {
                     hub.metrics.inc_in(rs.len() as u64);
@@ -538,41 +525,43 @@ async fn pump(
         .await;
 }
 
-/// Decodes one raw message into events appended to a batch.
-struct Decoding<'a> {
-    dec: &'a mut dyn Decoder,
-    rows: &'a mut Vec<Row>,
-    seqs: &'a mut SeqGen,
+/// Decodes raw messages into events appended to `batch` (each counted in;
+/// without a decoder they are only counted). One that does not decode is an
+/// exception, reported to the rules after the events before it.
+async fn decode_into(
+    hub: &Hub,
+    dec: Option<&mut (dyn Decoder + 'static)>,
+    msgs: impl ExactSizeIterator<Item = (bytes::Bytes, Option<Arc<Meta>>)>,
+    rows: &mut Vec<Row>,
+    seqs: &mut SeqGen,
     now: i64,
-}
-
-impl Decoding<'_> {
-    fn decode(
-        &mut self,
-        payload: &[u8],
-        meta: Option<Arc<Meta>>,
-        batch: &mut Vec<SharedEvent>,
-    ) -> Result<(), oort_core::codec::CodecError> {
-        self.rows.clear();
-        self.dec.decode(payload, self.rows)?;
-        for row in self.rows.drain(..) {
-            batch.push(Arc::new(Event {
-                row,
-                meta: meta.clone(),
-                seq: self.seqs.next(),
-                ts: self.now,
-            }));
+    batch: &mut Vec<SharedEvent>,
+) {
+    hub.metrics.inc_in(msgs.len() as u64);
+    let Some(dec) = dec else {
+        return;
+    };
+    batch.reserve(msgs.len());
+    for (payload, meta) in msgs {
+        rows.clear();
+        match dec.decode(&payload, rows) {
+            Ok(()) => {
+                for row in rows.drain(..) {
+                    batch.push(Arc::new(Event {
+                        row,
+                        meta: meta.clone(),
+                        seq: seqs.next(),
+                        ts: now,
+                    }));
+                }
+            }
+            Err(e) => {
+                hub.metrics.exception(e.to_string());
+                flush(hub, batch).await;
+                hub.broadcast(HubMsg::Error(Arc::from(e.to_string()))).await;
+            }
         }
-        Ok(())
     }
-}
-
-/// A message that does not decode: counted as an exception and reported to
-/// the rules after the events before it.
-async fn decode_failed(hub: &Hub, batch: &mut Vec<SharedEvent>, e: oort_core::codec::CodecError) {
-    hub.metrics.exception(e.to_string());
-    flush(hub, batch).await;
-    hub.broadcast(HubMsg::Error(Arc::from(e.to_string()))).await;
 }
 
 async fn flush(hub: &Hub, batch: &mut Vec<SharedEvent>) {

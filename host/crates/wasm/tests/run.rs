@@ -283,9 +283,29 @@ async fn socket_file_and_env_are_refused_without_a_grant() {
     );
 }
 
+/// A sink item carrying `s` as its encoded payload.
+fn line_item(s: &str) -> SinkItem {
+    SinkItem {
+        data: Value::Null,
+        payload: bytes::Bytes::from(s.to_string()),
+    }
+}
+
+/// The lines a test sink wrote to `sock`, up to its closing.
+async fn lines_until_closed(sock: tokio::net::TcpStream) -> Vec<String> {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(sock).lines();
+    let mut got = Vec::new();
+    while let Ok(Ok(Some(l))) =
+        tokio::time::timeout(Duration::from_secs(2), lines.next_line()).await
+    {
+        got.push(l);
+    }
+    got
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sink_writes_batches_to_a_granted_address() {
-    use tokio::io::AsyncBufReadExt;
     let data = tempfile::tempdir().unwrap();
     let (m, reg) = manager(data.path(), test_config());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -332,10 +352,7 @@ async fn sink_writes_batches_to_a_granted_address() {
         .await
         .unwrap()
         .unwrap();
-    let item = |s: &str| SinkItem {
-        data: Value::Null,
-        payload: bytes::Bytes::from(s.to_string()),
-    };
+    let item = line_item;
     sink.collect(&ctx, &[item("{\"a\":1}"), item("{\"a\":2}")])
         .await
         .expect("write");
@@ -348,13 +365,7 @@ async fn sink_writes_batches_to_a_granted_address() {
         "{e:?}"
     );
     sink.close(&ctx).await.expect("close");
-    let mut lines = tokio::io::BufReader::new(sock).lines();
-    let mut got = Vec::new();
-    while let Ok(Ok(Some(l))) =
-        tokio::time::timeout(Duration::from_secs(2), lines.next_line()).await
-    {
-        got.push(l);
-    }
+    let got = lines_until_closed(sock).await;
     assert_eq!(
         got,
         vec!["{\"a\":1}", "{\"a\":2}", "{\"a\":3}", "{\"a\":4}"]
@@ -468,7 +479,6 @@ async fn baseline_code_runs_a_plugin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_batches_queued_behind_a_busy_plugin_share_a_write_each_with_its_own_result() {
-    use tokio::io::AsyncBufReadExt;
     let data = tempfile::tempdir().unwrap();
     // The held first write must stay within the call deadline.
     let cfg = oort_wasm::WasmConfig {
@@ -506,10 +516,7 @@ async fn small_batches_queued_behind_a_busy_plugin_share_a_write_each_with_its_o
         .await
         .unwrap()
         .unwrap();
-    let item = |s: &str| SinkItem {
-        data: Value::Null,
-        payload: bytes::Bytes::from(s.to_string()),
-    };
+    let item = line_item;
     // Eight batches of one message, the sixth refused by the plugin.
     let mut tickets = Vec::new();
     for p in ["1", "2", "3", "4", "5", "bad", "7", "8"] {
@@ -530,13 +537,7 @@ async fn small_batches_queued_behind_a_busy_plugin_share_a_write_each_with_its_o
         }
     }
     sink.close(&ctx).await.expect("close");
-    let mut lines = tokio::io::BufReader::new(sock).lines();
-    let mut got = Vec::new();
-    while let Ok(Ok(Some(l))) =
-        tokio::time::timeout(Duration::from_secs(2), lines.next_line()).await
-    {
-        got.push(l);
-    }
+    let got = lines_until_closed(sock).await;
     let written: Vec<&str> = got
         .iter()
         .map(|s| s.as_str())

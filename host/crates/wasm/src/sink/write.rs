@@ -108,16 +108,12 @@ pub(super) async fn write_group(
     ctx: &SinkContext,
     group: &[WriteJob],
 ) -> Vec<Result<(), ConnectorError>> {
-    let with_meta = group.iter().any(|w| !w.metas.is_empty());
     let msgs: Vec<MessageRef<'_>> = group
         .iter()
         .flat_map(|w| {
-            w.payloads.iter().enumerate().map(move |(i, p)| MessageRef {
+            w.payloads.iter().enumerate().map(|(i, p)| MessageRef {
                 payload: &p[..],
-                meta: ListRef(match w.metas.get(i) {
-                    Some(m) if with_meta => &m[..],
-                    _ => &[][..],
-                }),
+                meta: ListRef(w.metas.get(i).map_or(&[][..], |m| &m[..])),
                 timestamp_ms: None,
             })
         })
