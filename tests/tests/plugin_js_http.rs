@@ -13,40 +13,14 @@
 //! `OORT_TOOLCHAINS` (scripts/test.sh installs it).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use oort_tests::http_peer::HttpPeer;
-use oort_tests::{oort_bin, workspace_root, Server};
+use oort_tests::{oort_bin, run_ok, toolchains, workspace_root, Server};
 use serde_json::{json, Value as Json};
 
 const NAME: &str = "jspost";
-
-fn toolchains() -> PathBuf {
-    let tc = std::env::var_os("OORT_TOOLCHAINS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/toolchains"));
-    assert!(
-        tc.join("node/node_modules/@bytecodealliance/componentize-js")
-            .is_dir(),
-        "no componentize-js under {}: run scripts/toolchains.sh js (scripts/test.sh does) or set OORT_TOOLCHAINS",
-        tc.display()
-    );
-    tc
-}
-
-fn run(cmd: &mut Command, what: &str) -> Output {
-    let o = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        o.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
 /// Replaces `from` (which must occur) by `to` in the project file `path`.
 fn edit(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).expect("read");
@@ -58,7 +32,7 @@ fn edit(path: &Path, from: &str, to: &str) {
 /// fetch, with the fixture's plugin.js; built with its build.sh. Returns
 /// the package.
 fn build_fetch_sink(dir: &Path) -> PathBuf {
-    run(
+    run_ok(
         Command::new(oort_bin())
             .args(["plugin", "new", NAME, "--lang", "js", "--kind", "sink"])
             .current_dir(dir),
@@ -67,7 +41,11 @@ fn build_fetch_sink(dir: &Path) -> PathBuf {
     let project = dir.join(NAME);
     // The toolchain's componentize-js instead of an `npm install`.
     std::os::unix::fs::symlink(
-        toolchains().join("node/node_modules"),
+        toolchains(
+            "node/node_modules/@bytecodealliance/componentize-js",
+            "scripts/toolchains.sh js",
+        )
+        .join("node/node_modules"),
         project.join("node_modules"),
     )
     .expect("link node_modules");
@@ -96,7 +74,7 @@ fn build_fetch_sink(dir: &Path) -> PathBuf {
         &format!("plugin check {NAME}.wasm"),
         &format!(r#"plugin check {NAME}.wasm --props '{{"url": "http://127.0.0.1:8080/in"}}'"#),
     );
-    let out = run(
+    let out = run_ok(
         Command::new("bash")
             .arg(project.join("build.sh"))
             .env("OORT", oort_bin()),

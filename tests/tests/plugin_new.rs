@@ -13,36 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use oort_tests::{oort_bin, unique, workspace_root, Server};
-
-/// The toolchains of scripts/toolchains.sh, as scripts/test.sh sets them.
-fn toolchains() -> PathBuf {
-    let tc = std::env::var_os("OORT_TOOLCHAINS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/toolchains"));
-    assert!(
-        tc.is_dir(),
-        "no plugin toolchains at {}: run scripts/toolchains.sh (scripts/test.sh does) or set OORT_TOOLCHAINS",
-        tc.display()
-    );
-    tc
-}
-
-fn run(cmd: &mut Command, what: &str) -> Output {
-    let o = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        o.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
+use oort_tests::{oort_bin, run_ok, toolchains, unique, workspace_root, Server};
 
 /// `oort plugin new NAME --lang LANG --kind KIND` in `dir`, then its build.sh.
 fn new_and_build(dir: &Path, name: &str, lang: &str, kind: &str) -> PathBuf {
-    run(
+    run_ok(
         Command::new(oort_bin())
             .args(["plugin", "new", name, "--lang", lang, "--kind", kind])
             .current_dir(dir),
@@ -52,19 +27,19 @@ fn new_and_build(dir: &Path, name: &str, lang: &str, kind: &str) -> PathBuf {
     if lang == "js" {
         // The toolchain's componentize-js instead of an `npm install` per test.
         std::os::unix::fs::symlink(
-            toolchains().join("node/node_modules"),
+            toolchains("", "scripts/toolchains.sh").join("node/node_modules"),
             project.join("node_modules"),
         )
         .expect("link node_modules");
     }
     let mut path = std::env::var_os("PATH").unwrap_or_default();
     if lang != "rust" {
-        let tc = toolchains();
+        let tc = toolchains("", "scripts/toolchains.sh");
         let mut dirs = vec![tc.join("py/bin"), tc.join("cargo/bin")];
         dirs.extend(std::env::split_paths(&path));
         path = std::env::join_paths(dirs).expect("PATH");
     }
-    let out = run(
+    let out = run_ok(
         Command::new("bash")
             .arg(project.join("build.sh"))
             .env("OORT", oort_bin())

@@ -36,6 +36,41 @@ pub fn oort_bin() -> PathBuf {
     .clone()
 }
 
+/// The plugin toolchains of scripts/toolchains.sh: `$OORT_TOOLCHAINS` (as
+/// scripts/test.sh sets it), else `target/toolchains`. Panics unless
+/// `needs` (a path under it; "" for the directory itself) exists, naming
+/// the `scripts/toolchains.sh` command (`install`) that provides it.
+pub fn toolchains(needs: &str, install: &str) -> PathBuf {
+    let tc = std::env::var_os("OORT_TOOLCHAINS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/toolchains"));
+    let what = if needs.is_empty() {
+        "plugin toolchains"
+    } else {
+        needs
+    };
+    assert!(
+        tc.join(needs).exists(),
+        "no {what} under {}: run {install} (scripts/test.sh does) or set OORT_TOOLCHAINS",
+        tc.display()
+    );
+    tc
+}
+
+/// Runs `cmd` and returns its output; panics naming `what`, with both
+/// output streams, when it cannot start or fails.
+pub fn run_ok(cmd: &mut Command, what: &str) -> std::process::Output {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        o.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
