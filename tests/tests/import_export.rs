@@ -698,6 +698,23 @@ fn async_import_with_progress_and_cancel() {
         .json();
     let id_a = a["id"].as_str().unwrap().to_string();
     assert!(id_a.starts_with("dataImport-"), "{id_a}");
+    // Wait until the first import holds the import lock: it is in its
+    // plugins phase, blocked on the gated download. (Submitting the second
+    // before that lets the runtime start either one first.)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = s
+            .expect("GET", &format!("/async/task/{id_a}"), None, 200)
+            .json();
+        if t["progress"]["phase"] == "plugins" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "first import never reached its plugins: {t}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // A second import queues behind the first; cancel it while it waits.
     let b = s.expect("POST", "/async/data/import?partial=1", Some(&body_of(&json!({"streams": {"zz": "CREATE STREAM zz () WITH (DATASOURCE=\"z\", TYPE=\"memory\")"}}))), 200).json();
     let id_b = b["id"].as_str().unwrap().to_string();
