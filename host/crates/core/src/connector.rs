@@ -447,6 +447,11 @@ pub trait Sink: Send {
     fn pipelined(&self) -> bool {
         false
     }
+    /// Most batches the runtime keeps in flight for a pipelined sink before
+    /// it waits for the oldest to settle.
+    fn pipeline_depth(&self) -> usize {
+        4
+    }
     /// Hands a batch to the peer without waiting for its confirmation;
     /// returns a ticket for [`Sink::settle`]. Errors as for `collect` (the
     /// batch was not handed off). The default is `collect` (settled at once).
@@ -456,7 +461,9 @@ pub trait Sink: Send {
     /// Waits until the batch of `ticket` is delivered. Tickets are settled
     /// in the order `send` gave them out; an error means that batch was not
     /// (or not entirely) delivered and the runtime sends it again, retries
-    /// and drops as for `collect`.
+    /// and drops as for `collect`. Must be cancel-safe: the runtime waits
+    /// for a settlement and for new input at once, and a settle cut short
+    /// is called again with the same ticket.
     async fn settle(&mut self, _ctx: &SinkContext, _ticket: u64) -> Result<(), ConnectorError> {
         Ok(())
     }

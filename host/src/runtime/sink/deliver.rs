@@ -13,9 +13,9 @@
 //! A batch the sink rejects as invalid (`InvalidData`, `Config`) can never be
 //! delivered: it is dropped, counted, and passes the checkpoint.
 //!
-//! Pipelined sinks ([`Sink::pipelined`], MQTT at QoS >= 1) without the
-//! resend cache get up to [`PIPELINE`] batches in flight
-//! ([`Deliver::send`]): a batch is counted written when it settles; one
+//! Pipelined sinks ([`Sink::pipelined`], MQTT at QoS >= 1, plugin sinks)
+//! without the resend cache get up to [`Sink::pipeline_depth`] batches in
+//! flight ([`Deliver::send`]): a batch is counted written when it settles; one
 //! that fails to settle goes through the path above as if its first
 //! `collect` had failed (resent, retried, dropped or fatal), before any
 //! later batch is settled, so the order of what is delivered holds.
@@ -52,9 +52,6 @@ pub struct Deliver {
     /// Pipelined batches handed off and not settled yet, oldest first.
     in_flight: VecDeque<InFlight>,
 }
-
-/// Most batches a pipelined sink has in flight.
-pub const PIPELINE: usize = 4;
 
 /// A batch a pipelined sink was handed ([`Sink::send`]).
 struct InFlight {
@@ -168,8 +165,8 @@ impl Deliver {
     }
 
     /// Pipelined write: hands `items` to the sink and returns once it has
-    /// them, settling the oldest batch first when [`PIPELINE`] are in
-    /// flight. Err(message) only for errors that must stop the rule.
+    /// them, settling the oldest batch first when [`Sink::pipeline_depth`]
+    /// are in flight. Err(message) only for errors that must stop the rule.
     pub async fn send(
         &mut self,
         sink: &mut dyn Sink,
@@ -178,7 +175,7 @@ impl Deliver {
         metrics: &NodeMetrics,
         start: Instant,
     ) -> Result<(), String> {
-        if self.in_flight.len() >= PIPELINE {
+        if self.in_flight.len() >= sink.pipeline_depth().max(1) {
             self.settle_one(sink, ctx, metrics).await?;
         }
         match sink.send(ctx, &items).await {
@@ -217,10 +214,33 @@ impl Deliver {
         ctx: &SinkContext,
         metrics: &NodeMetrics,
     ) -> Result<(), String> {
-        let Some(ticket) = self.in_flight.front().map(|f| f.ticket) else {
-            return Ok(());
-        };
-        let r = sink.settle(ctx, ticket).await;
+        match self.wait_oldest(sink, ctx).await {
+            Some(r) => self.settled(sink, ctx, metrics, r).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for the oldest batch in flight to settle (None when none is).
+    /// Cancel-safe: nothing changes here until [`Self::settled`] is given
+    /// the result.
+    pub async fn wait_oldest(
+        &self,
+        sink: &mut dyn Sink,
+        ctx: &SinkContext,
+    ) -> Option<Result<(), ConnectorError>> {
+        let ticket = self.in_flight.front()?.ticket;
+        Some(sink.settle(ctx, ticket).await)
+    }
+
+    /// Ends the oldest batch in flight with what [`Self::wait_oldest`]
+    /// gave: counted written, or resent (retried, dropped) as for `collect`.
+    pub async fn settled(
+        &mut self,
+        sink: &mut dyn Sink,
+        ctx: &SinkContext,
+        metrics: &NodeMetrics,
+        r: Result<(), ConnectorError>,
+    ) -> Result<(), String> {
         let Some(f) = self.in_flight.pop_front() else {
             return Ok(());
         };
@@ -566,7 +586,7 @@ mod tests {
         for l in ["a", "b", "c", "d"] {
             d.send(&mut sink, &ctx, batch(l, 2), &m, t).await.unwrap();
         }
-        // PIPELINE batches in flight, none waited for, none counted.
+        // pipeline_depth (4) batches in flight, none waited for, none counted.
         assert_eq!(sink.settles, 0);
         assert_eq!(m.records_out.load(Ordering::Relaxed), 0);
         // A fifth settles the oldest first.

@@ -199,6 +199,9 @@ async fn run(
                 _ = sleep_opt(due) => Got::Linger,
                 _ = sleep_opt(resend_at) => Got::Resend,
                 _ = checkpoint_wanted(&progress) => Got::Checkpoint,
+                // While no input comes, pipelined batches settle (their rows
+                // count as written then), without holding up the next input.
+                r = w.wait_settle(), if w.in_flight() => Got::Settled(r),
                 _ = ctx.cancel.cancelled() => Got::Cancelled,
             }
         };
@@ -210,6 +213,7 @@ async fn run(
             Got::Emissions(0) => break Ok(true),
             Got::Checkpoint => Ok(()),
             Got::Resend => w.resend().await,
+            Got::Settled(r) => w.end_settle(r).await,
             Got::Linger => {
                 due = None;
                 let n = pending.len();
@@ -266,13 +270,6 @@ async fn run(
         };
         if let Err(msg) = step {
             break Err(msg);
-        }
-        if rx.is_empty() {
-            // Idle: pipelined batches settle now (their rows count as
-            // written), not when the next input comes.
-            if let Err(msg) = w.settle_all().await {
-                break Err(msg);
-            }
         }
         if let Some(p) = &progress {
             if p.wanted()
@@ -386,6 +383,8 @@ enum Got {
     Linger,
     Resend,
     Checkpoint,
+    /// The oldest pipelined batch settled with this.
+    Settled(Result<(), ConnectorError>),
     Cancelled,
 }
 
@@ -476,7 +475,6 @@ impl Writer<'_> {
         }
     }
 
-    /// Settles the pipelined batches in flight (none without a pipelined sink).
     /// True when no pipelined batch waits to be settled (a flush is then
     /// cheap).
     fn settled(&self) -> bool {
@@ -486,14 +484,37 @@ impl Writer<'_> {
         }
     }
 
-    async fn settle_all(&mut self) -> Result<(), String> {
+    /// True when pipelined batches wait to be settled.
+    fn in_flight(&self) -> bool {
+        match &self.out {
+            Out::Inline(_, deliver) => deliver.in_flight(),
+            Out::Pool(_) => false,
+        }
+    }
+
+    /// Waits for the oldest pipelined batch to settle; cancel-safe, and
+    /// never ready when none is in flight.
+    async fn wait_settle(&mut self) -> Result<(), ConnectorError> {
         match &mut self.out {
-            Out::Inline(sink, deliver) if deliver.in_flight() => {
+            Out::Inline(sink, deliver) => {
+                match deliver.wait_oldest(sink.as_mut(), self.ctx).await {
+                    Some(r) => r,
+                    None => std::future::pending().await,
+                }
+            }
+            Out::Pool(_) => std::future::pending().await,
+        }
+    }
+
+    /// Ends the oldest pipelined batch with `r` (from [`Self::wait_settle`]).
+    async fn end_settle(&mut self, r: Result<(), ConnectorError>) -> Result<(), String> {
+        match &mut self.out {
+            Out::Inline(sink, deliver) => {
                 deliver
-                    .settle_all(sink.as_mut(), self.ctx, self.metrics)
+                    .settled(sink.as_mut(), self.ctx, self.metrics, r)
                     .await
             }
-            _ => Ok(()),
+            Out::Pool(_) => Ok(()),
         }
     }
 

@@ -425,3 +425,94 @@ async fn a_row_whose_template_fails_is_counted_dropped() {
     assert_eq!(metrics_of.records_dropped.load(Ordering::Relaxed), 2);
     assert_eq!(metrics_of.records_out.load(Ordering::Relaxed), 2);
 }
+
+/// A pipelined sink whose batches settle only once the test releases
+/// their ticket; `sent` counts the batches handed to it.
+struct Held {
+    sent: tokio::sync::watch::Sender<u64>,
+    released: tokio::sync::watch::Receiver<u64>,
+}
+
+#[async_trait]
+impl Sink for Held {
+    async fn connect(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
+        ctx.conn.connected();
+        Ok(())
+    }
+    async fn collect(
+        &mut self,
+        ctx: &SinkContext,
+        items: &[SinkItem],
+    ) -> Result<(), ConnectorError> {
+        let t = self.send(ctx, items).await?;
+        self.settle(ctx, t).await
+    }
+    fn pipelined(&self) -> bool {
+        true
+    }
+    async fn send(&mut self, _: &SinkContext, _: &[SinkItem]) -> Result<u64, ConnectorError> {
+        let mut t = 0;
+        self.sent.send_modify(|n| {
+            *n += 1;
+            t = *n;
+        });
+        Ok(t)
+    }
+    async fn settle(&mut self, _: &SinkContext, ticket: u64) -> Result<(), ConnectorError> {
+        // Cancel-safe: waiting on a watch changes nothing.
+        let _ = self.released.wait_for(|r| *r >= ticket).await;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_unsettled_batch_does_not_hold_up_the_next_input() {
+    use std::sync::atomic::Ordering;
+    let (sent_tx, mut sent) = tokio::sync::watch::channel(0u64);
+    let (release, released) = tokio::sync::watch::channel(0u64);
+    let props = serde_json::json!({"sendSingle": true});
+    let spec = SinkSpec {
+        rule_id: "t".into(),
+        kind: "held".into(),
+        index: 0,
+        sinks: vec![Box::new(Held {
+            sent: sent_tx,
+            released,
+        })],
+        consumes: Consumes::Payload,
+        dynamic_props: false,
+        common: SinkCommon::from_props(props.as_object().unwrap()).unwrap(),
+        progress: None,
+        hold: false,
+        cache_dir: None,
+    };
+    let (fatal_tx, _) = mpsc::channel(4);
+    let n = start(spec, CancellationToken::new(), fatal_tx).unwrap();
+    let wait = Duration::from_secs(10);
+    n.tx.send(rows(0, 1)).await.unwrap();
+    tokio::time::timeout(wait, sent.wait_for(|s| *s >= 1))
+        .await
+        .expect("first batch handed over")
+        .unwrap();
+    // The node is idle with batch 1 unsettled: the next input still goes
+    // out at once (it used to wait for batch 1 first).
+    n.tx.send(rows(1, 1)).await.unwrap();
+    tokio::time::timeout(wait, sent.wait_for(|s| *s >= 2))
+        .await
+        .expect("second batch handed over while the first is unsettled")
+        .unwrap();
+    assert_eq!(n.metrics.records_out.load(Ordering::Relaxed), 0);
+    // Released while no input comes: both count as written.
+    release.send_replace(2);
+    let until = tokio::time::Instant::now() + wait;
+    while n.metrics.records_out.load(Ordering::Relaxed) < 2 {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "settled batches not counted"
+        );
+        tokio::task::yield_now().await;
+    }
+    drop(n.tx);
+    tokio::time::timeout(wait, n.task).await.unwrap().unwrap();
+    assert_eq!(n.metrics.records_out.load(Ordering::Relaxed), 2);
+}

@@ -251,6 +251,9 @@ async fn writer(
     }
 }
 
+/// Batches the rule keeps in flight to a plugin sink ([`Sink::pipeline_depth`]).
+const PIPELINE_DEPTH: usize = 32;
+
 /// How long a writer, and a rule waiting for a batch to settle, keep
 /// polling (yielding to their runtime's other tasks in between) before they
 /// park. A wakeup across threads costs about 10 us on a small VM, several
@@ -343,7 +346,7 @@ impl Sink for WasmSink {
                 return Err(e);
             }
         };
-        let (jobs, jobs_rx) = mpsc::channel(16);
+        let (jobs, jobs_rx) = mpsc::channel(PIPELINE_DEPTH + 2);
         let (done_tx, done) = mpsc::unbounded_channel();
         let task = spawn_on_guest_pool(writer(
             self.plugin.clone(),
@@ -377,6 +380,12 @@ impl Sink for WasmSink {
         true
     }
 
+    /// Enough single-message batches in flight for the writer to group
+    /// them into one call while the rule goes on.
+    fn pipeline_depth(&self) -> usize {
+        PIPELINE_DEPTH
+    }
+
     /// Renders the dynamic properties here (the rule's thread) and hands
     /// the batch to the writer.
     async fn send(&mut self, ctx: &SinkContext, items: &[SinkItem]) -> Result<u64, ConnectorError> {
@@ -393,8 +402,8 @@ impl Sink for WasmSink {
             }
             (metas, bad)
         };
-        let name = self.plugin.name.clone();
-        let w = self.writer.as_mut().ok_or_else(|| not_connected(&name))?;
+        let name = &self.plugin.name;
+        let w = self.writer.as_mut().ok_or_else(|| not_connected(name))?;
         let ticket = w.next;
         let job = Job::Write(WriteJob {
             ticket,
@@ -404,15 +413,15 @@ impl Sink for WasmSink {
         });
         if w.jobs.send(job).await.is_err() {
             self.writer = None;
-            return Err(writer_gone(&name));
+            return Err(writer_gone(name));
         }
         w.next += 1;
         Ok(ticket)
     }
 
     async fn settle(&mut self, _ctx: &SinkContext, ticket: u64) -> Result<(), ConnectorError> {
-        let name = self.plugin.name.clone();
-        let w = self.writer.as_mut().ok_or_else(|| not_connected(&name))?;
+        let name = &self.plugin.name;
+        let w = self.writer.as_mut().ok_or_else(|| not_connected(name))?;
         if let Some(r) = w.early.remove(&ticket) {
             return r;
         }
@@ -431,7 +440,7 @@ impl Sink for WasmSink {
                 }
                 None => {
                     self.writer = None;
-                    return Err(writer_gone(&name));
+                    return Err(writer_gone(name));
                 }
             }
         }
