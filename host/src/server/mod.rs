@@ -140,7 +140,11 @@ pub async fn serve(
     let auth = auth::Auth::new(&rest.token, rest.jwt, data_dir);
     let guard = Arc::new(guard::Guard::new(rest, local.ip(), auth));
     let shutdown = state.shutdown.clone();
-    let app = router(state, rest.body_limit, guard);
+    let trimmer = crate::memtrim::Trimmer::start(shutdown.clone());
+    let app = router(state, rest.body_limit, guard).layer(axum::middleware::from_fn_with_state(
+        trimmer,
+        crate::memtrim::after_requests,
+    ));
     // Last of the start-up: building the router (and its OpenAPI document)
     // runs code that a running server does not run again.
     if let Some(b) = crate::memtrim::release_startup_code() {
