@@ -10,9 +10,9 @@
 //! runs again is mapped again on its next use, a minor fault), so the
 //! resident set holds the code the rules run, not the code that started
 //! them. Writable and relocated segments (`.data`, RELRO) are never touched.
-//! The same release runs again once the REST API has been quiet for a few
-//! seconds ([`Trimmer`]): the code that created streams and rules goes the
-//! same way as the code that started the server.
+//! The same release runs again a few seconds after the last REST request
+//! that changed something ([`Trimmer`]): the code that created streams and
+//! rules goes the same way as the code that started the server.
 
 /// Releases the startup pages; returns how many bytes were resident in the
 /// released mappings, or `None` where this is not supported.
@@ -77,12 +77,12 @@ pub fn release_startup_code() -> Option<u64> {
     None
 }
 
-/// How long the REST API must be quiet before the code its requests ran is
-/// released again.
+/// How long after the last request that changed something the code it ran
+/// is released.
 pub const QUIET: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Releases code pages again once the REST API has been quiet for
-/// [`QUIET`]: creating a stream and a rule runs the SQL parser, the
+/// Releases code pages again [`QUIET`] after the last REST request that
+/// changed something: creating a stream and a rule runs the SQL parser, the
 /// planner, the store and the connectors' set-up, which (with
 /// fault-around) leaves about 10 MB of code resident that the running rule
 /// never touches; a rule's own code is mapped back on its next use.
@@ -108,7 +108,8 @@ impl Trimmer {
         t
     }
 
-    /// A request was served: trim once things are quiet again.
+    /// A request that changed something was served: trim [`QUIET`] later
+    /// (later still if another one comes).
     pub fn touch(&self) {
         self.touched.notify_one();
     }
@@ -138,14 +139,22 @@ impl Trimmer {
     }
 }
 
-/// Middleware: every request served counts as activity for the [`Trimmer`].
+/// Middleware: a request that changes something (any method but `GET`,
+/// `HEAD` and `OPTIONS`: creating, updating, starting, stopping, deleting,
+/// importing) arms the [`Trimmer`] once served. Reads do not postpone it: a
+/// dashboard polling rule status every second runs the same few functions
+/// each time.
 pub async fn after_requests(
     axum::extract::State(t): axum::extract::State<std::sync::Arc<Trimmer>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    use axum::http::Method;
+    let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let resp = next.run(req).await;
-    t.touch();
+    if changes {
+        t.touch();
+    }
     resp
 }
 
