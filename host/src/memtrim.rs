@@ -77,6 +77,22 @@ pub fn release_startup_code() -> Option<u64> {
     None
 }
 
+/// Gives the allocator's free memory back to the system: what parsing and
+/// planning a rule allocated and freed stays in glibc's arenas otherwise
+/// (about 4 MB after a burst of MQTT traffic at QoS 1, measured).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn release_free_heap() {
+    // SAFETY: malloc_trim only returns free pages of the allocator's own
+    // arenas to the kernel; it takes the arenas' locks like malloc does.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn release_free_heap() {}
+
 /// How long after the last request that changed something the code it ran
 /// is released.
 pub const QUIET: std::time::Duration = std::time::Duration::from_secs(3);
@@ -85,7 +101,9 @@ pub const QUIET: std::time::Duration = std::time::Duration::from_secs(3);
 /// changed something: creating a stream and a rule runs the SQL parser, the
 /// planner, the store and the connectors' set-up, which (with
 /// fault-around) leaves about 10 MB of code resident that the running rule
-/// never touches; a rule's own code is mapped back on its next use.
+/// never touches; a rule's own code is mapped back on its next use. The
+/// allocator's free memory is given back at the same time
+/// ([`release_free_heap`]).
 pub struct Trimmer {
     touched: tokio::sync::Notify,
 }
@@ -99,6 +117,7 @@ impl Trimmer {
         let t2 = t.clone();
         tokio::spawn(async move {
             t2.run(QUIET, &stop, || {
+                release_free_heap();
                 if let Some(b) = release_startup_code() {
                     tracing::debug!(bytes = b, "code pages released after requests");
                 }
