@@ -82,7 +82,7 @@ pub fn release_startup_code() -> Option<u64> {
 /// (about 4 MB after a burst of MQTT traffic at QoS 1, measured).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
-pub fn release_free_heap() {
+fn release_free_heap() {
     // SAFETY: malloc_trim only returns free pages of the allocator's own
     // arenas to the kernel; it takes the arenas' locks like malloc does.
     unsafe {
@@ -91,7 +91,16 @@ pub fn release_free_heap() {
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn release_free_heap() {}
+fn release_free_heap() {}
+
+/// Gives back the allocator's free memory and the binary's code pages;
+/// `when` ends the debug log line ("at start-up", "after requests").
+pub fn release(when: &str) {
+    release_free_heap();
+    if let Some(b) = release_startup_code() {
+        tracing::debug!(bytes = b, "code pages released {when}");
+    }
+}
 
 /// How long after the last request that changed something the code it ran
 /// is released.
@@ -109,21 +118,17 @@ pub struct Trimmer {
 }
 
 impl Trimmer {
+    fn new() -> std::sync::Arc<Trimmer> {
+        std::sync::Arc::new(Trimmer {
+            touched: tokio::sync::Notify::new(),
+        })
+    }
+
     /// Starts the trimming task (until `stop`).
     pub fn start(stop: tokio_util::sync::CancellationToken) -> std::sync::Arc<Trimmer> {
-        let t = std::sync::Arc::new(Trimmer {
-            touched: tokio::sync::Notify::new(),
-        });
+        let t = Trimmer::new();
         let t2 = t.clone();
-        tokio::spawn(async move {
-            t2.run(QUIET, &stop, || {
-                release_free_heap();
-                if let Some(b) = release_startup_code() {
-                    tracing::debug!(bytes = b, "code pages released after requests");
-                }
-            })
-            .await
-        });
+        tokio::spawn(async move { t2.run(QUIET, &stop, || release("after requests")).await });
         t
     }
 
@@ -184,9 +189,7 @@ mod trimmer_tests {
 
     #[tokio::test(start_paused = true)]
     async fn one_trim_per_burst_after_the_quiet_time() {
-        let t = std::sync::Arc::new(Trimmer {
-            touched: tokio::sync::Notify::new(),
-        });
+        let t = Trimmer::new();
         let stop = tokio_util::sync::CancellationToken::new();
         let trims = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (t2, stop2, n) = (t.clone(), stop.clone(), trims.clone());

@@ -1,6 +1,7 @@
 //! The resident set: code that creating streams and rules ran is given
 //! back a few seconds after the last request that changed something
-//! (`host/src/memtrim.rs`).
+//! (`host/src/memtrim.rs`). Linux only: it reads the server's `smaps`.
+#![cfg(target_os = "linux")]
 
 use std::time::{Duration, Instant};
 

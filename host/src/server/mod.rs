@@ -147,10 +147,7 @@ pub async fn serve(
     ));
     // Last of the start-up: building the router (and its OpenAPI document)
     // runs code that a running server does not run again.
-    crate::memtrim::release_free_heap();
-    if let Some(b) = crate::memtrim::release_startup_code() {
-        tracing::debug!(bytes = b, "startup code pages released");
-    }
+    crate::memtrim::release("at start-up");
     tracing::info!(addr = %local, "REST API listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
