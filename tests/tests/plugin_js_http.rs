@@ -205,14 +205,11 @@ fn a_js_sink_posts_with_fetch_where_granted_and_is_denied_elsewhere() {
         "{st:#}"
     );
     let addr = denied.base.trim_start_matches("http://");
-    let log = s.log();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("HTTP request denied (not granted)")
-                && l.contains(&format!("plugin={NAME}"))
-                && l.contains(&format!("url=http://{addr}"))),
-        "the denial is not logged with its URL:\n{log}"
-    );
+    let log = s.wait_log("the denial with its URL", |l| {
+        l.contains("HTTP request denied (not granted)")
+            && l.contains(&format!("plugin={NAME}"))
+            && l.contains(&format!("url=http://{addr}"))
+    });
     assert!(!log.contains("trapped"), "{log}");
     assert!(denied.accepted().is_empty(), "the denied peer was reached");
 }

@@ -322,6 +322,10 @@ impl Oort {
         self.log.lock().map(|g| g.join("\n")).unwrap_or_default()
     }
 
+    fn wait_log(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        oort_tests::wait_log_line(|| self.log(), what, pred)
+    }
+
     fn req(&self, method: &str, path: &str, body: Option<&str>) -> Resp {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut rb = self.http.request(m, format!("{}{}", self.base, path));
@@ -935,11 +939,9 @@ fn grants_in_the_install_request_open_exactly_that_address() {
     }
     // The context names the rule and the node as the rule status does
     // (`sink_tcpsink_0_0_*`: node `sink_tcpsink_0`, instance 0).
-    let log = s.log();
-    assert!(
-        log.contains("context granted/sink_tcpsink_0#0"),
-        "no context line:\n{log}"
-    );
+    s.wait_log("the context line", |l| {
+        l.contains("context granted/sink_tcpsink_0#0")
+    });
     // The same plugin to an address it was not granted. `tcpsink` reports a
     // failed connect as `unavailable`, so the rule keeps retrying: the refusal
     // shows in the sink's connection status and exceptions.
@@ -960,12 +962,9 @@ fn grants_in_the_install_request_open_exactly_that_address() {
         m.contains("plugin tcpsink") && m.contains(&other_addr),
         "{st}"
     );
-    let log = s.log();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("network access denied") && l.contains(&other_addr)),
-        "the denial is not logged:\n{log}"
-    );
+    s.wait_log("the denial", |l| {
+        l.contains("network access denied") && l.contains(&other_addr)
+    });
     other.set_nonblocking(true).expect("nonblocking");
     assert!(other.accept().is_err(), "the refused address was reached");
     assert_eq!(s.status("granted")["status"], "running");
@@ -1683,12 +1682,9 @@ fn plugins_send_http_only_where_granted_and_within_limits() {
             && st.contains("not covered by the plugin's outbound grants"),
         "{st}"
     );
-    let log = s.log();
-    assert!(
-        log.lines().any(|l| l.contains("HTTP request denied")
-            && l.contains(denied.base.trim_start_matches("http://"))),
-        "the denial is not logged:\n{log}"
-    );
+    s.wait_log("the denial", |l| {
+        l.contains("HTTP request denied") && l.contains(denied.base.trim_start_matches("http://"))
+    });
     assert!(denied.accepted().is_empty(), "the denied peer was reached");
 
     let st = failing("big", format!("http://{big}/x"), "a response over the cap");

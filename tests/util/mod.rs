@@ -114,6 +114,24 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// Waits until a line of `log()` satisfies `pred` and returns the whole log.
+/// A server's log reaches a test through reader threads on its pipes, so a
+/// line written just before a status change can arrive after it: assertions
+/// on the log wait for their line instead of reading it once.
+pub fn wait_log_line(log: impl Fn() -> String, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = log();
+        if text.lines().any(&pred) {
+            return text;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for the log to show {what}; log:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A running server. Killed on drop; its log is kept for failure messages.
 /// How a test server is started.
 #[derive(Clone)]
@@ -385,6 +403,12 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Waits until a log line satisfies `pred` and returns the whole log
+    /// (see [`wait_log_line`]).
+    pub fn wait_log(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        wait_log_line(|| self.log(), what, pred)
     }
 
     /// Sends SIGTERM and waits for exit; returns the exit code.
