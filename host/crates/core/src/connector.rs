@@ -458,6 +458,24 @@ pub trait Sink: Send {
     async fn send(&mut self, ctx: &SinkContext, items: &[SinkItem]) -> Result<u64, ConnectorError> {
         self.collect(ctx, items).await.map(|()| 0)
     }
+    /// Hands several batches off at once (`items` cut at `ends`, each the
+    /// end of one batch): what one pass over the rule's input made. Pushes
+    /// a ticket per batch handed off, in order; on an error the batches from
+    /// `tickets.len()` on were not handed off. The default sends each.
+    async fn send_many(
+        &mut self,
+        ctx: &SinkContext,
+        items: &[SinkItem],
+        ends: &[usize],
+        tickets: &mut Vec<u64>,
+    ) -> Result<(), ConnectorError> {
+        let mut start = 0;
+        for &end in ends {
+            tickets.push(self.send(ctx, &items[start..end]).await?);
+            start = end;
+        }
+        Ok(())
+    }
     /// Waits until the batch of `ticket` is delivered. Tickets are settled
     /// in the order `send` gave them out; an error means that batch was not
     /// (or not entirely) delivered and the runtime sends it again, retries

@@ -51,13 +51,24 @@ pub struct Deliver {
     drops: RateLimitedLog,
     /// Pipelined batches handed off and not settled yet, oldest first.
     in_flight: VecDeque<InFlight>,
+    /// Reused: tickets of one hand-off, and its batch ends.
+    tickets: Vec<u64>,
+    ends: Vec<usize>,
 }
 
-/// A batch a pipelined sink was handed ([`Sink::send`]).
+/// A batch a pipelined sink was handed ([`Sink::send_many`]): a range of
+/// the items handed off with it.
 struct InFlight {
     ticket: u64,
-    items: Vec<SinkItem>,
+    items: Arc<Vec<SinkItem>>,
+    range: std::ops::Range<usize>,
     start: Instant,
+}
+
+impl InFlight {
+    fn items(&self) -> &[SinkItem] {
+        &self.items[self.range.clone()]
+    }
 }
 
 impl Deliver {
@@ -75,6 +86,8 @@ impl Deliver {
             cache: false,
             drops: RateLimitedLog::new(Duration::from_secs(10)),
             in_flight: VecDeque::new(),
+            tickets: Vec::new(),
+            ends: Vec::new(),
         }
     }
 
@@ -165,7 +178,7 @@ impl Deliver {
     }
 
     /// Pipelined write: hands `items` to the sink and returns once it has
-    /// them, settling the oldest batch first when [`Sink::pipeline_depth`]
+    /// them, settling the oldest batches first while [`Sink::pipeline_depth`]
     /// are in flight. Err(message) only for errors that must stop the rule.
     pub async fn send(
         &mut self,
@@ -175,24 +188,79 @@ impl Deliver {
         metrics: &NodeMetrics,
         start: Instant,
     ) -> Result<(), String> {
-        if self.in_flight.len() >= sink.pipeline_depth().max(1) {
-            self.settle_one(sink, ctx, metrics).await?;
-        }
-        match sink.send(ctx, &items).await {
-            Ok(ticket) => {
+        let n = items.len();
+        self.send_many(sink, ctx, items, &[n], metrics, start).await
+    }
+
+    /// [`Self::send`] for consecutive batches (`items` cut at `ends`),
+    /// handed off a few at a time ([`Sink::send_many`]): half the pipeline
+    /// depth per hand-off, so the sink still has batches while the next
+    /// ones are handed over.
+    pub async fn send_many(
+        &mut self,
+        sink: &mut dyn Sink,
+        ctx: &SinkContext,
+        items: Vec<SinkItem>,
+        ends: &[usize],
+        metrics: &NodeMetrics,
+        start: Instant,
+    ) -> Result<(), String> {
+        let items = Arc::new(items);
+        let depth = sink.pipeline_depth().max(1);
+        let step = (depth / 2).max(1);
+        let begin = |b: usize| if b == 0 { 0 } else { ends[b - 1] };
+        let mut handed = 0;
+        while handed < ends.len() {
+            let k = step.min(ends.len() - handed);
+            while self.in_flight.len() + k > depth {
+                self.settle_one(sink, ctx, metrics).await?;
+            }
+            let from = begin(handed);
+            let to = ends[handed + k - 1];
+            let mut rel = std::mem::take(&mut self.ends);
+            rel.clear();
+            rel.extend(ends[handed..handed + k].iter().map(|e| e - from));
+            let mut tickets = std::mem::take(&mut self.tickets);
+            tickets.clear();
+            let r = sink
+                .send_many(ctx, &items[from..to], &rel, &mut tickets)
+                .await;
+            for &ticket in tickets.iter().take(k) {
                 self.in_flight.push_back(InFlight {
                     ticket,
-                    items,
+                    items: items.clone(),
+                    range: begin(handed)..ends[handed],
                     start,
                 });
-                Ok(())
+                handed += 1;
             }
-            Err(e) => {
-                // Not handed off: what is in flight settles first (order).
+            self.ends = rel;
+            self.tickets = tickets;
+            if let Err(e) = r {
+                // Not handed off: what is in flight settles first (order),
+                // then the rest goes the synchronous way, `e` counting as
+                // the first try of the first of them.
                 self.settle_all(sink, ctx, metrics).await?;
-                self.resend(sink, ctx, &items, metrics, start, e).await
+                let mut first_try = Some(e);
+                for b in handed..ends.len() {
+                    let batch = &items[begin(b)..ends[b]];
+                    match first_try.take() {
+                        Some(e) => self.resend(sink, ctx, batch, metrics, start, e).await?,
+                        None => {
+                            if self.deliver(sink, ctx, batch, metrics).await? == Delivery::Delivered
+                            {
+                                metrics.delivered(
+                                    oort_core::now_ms(),
+                                    start.elapsed().as_micros() as u64,
+                                );
+                            }
+                        }
+                    }
+                }
+                return Ok(());
             }
         }
+        Ok(())
     }
 
     /// Settles every batch in flight, oldest first.
@@ -246,11 +314,11 @@ impl Deliver {
         };
         match r {
             Ok(()) => {
-                metrics.inc_out(f.items.len() as u64);
+                metrics.inc_out(f.range.len() as u64);
                 metrics.delivered(oort_core::now_ms(), f.start.elapsed().as_micros() as u64);
                 Ok(())
             }
-            Err(e) => self.resend(sink, ctx, &f.items, metrics, f.start, e).await,
+            Err(e) => self.resend(sink, ctx, f.items(), metrics, f.start, e).await,
         }
     }
 
@@ -522,6 +590,9 @@ mod tests {
         down: bool,
         settles: u32,
         delivered: Vec<String>,
+        /// Batches (by label) whose `send` fails once.
+        refuse: Vec<String>,
+        most_in_flight: usize,
     }
 
     fn label(items: &[SinkItem]) -> String {
@@ -548,8 +619,13 @@ mod tests {
             true
         }
         async fn send(&mut self, _: &SinkContext, it: &[SinkItem]) -> Result<u64, ConnectorError> {
+            if let Some(i) = self.refuse.iter().position(|r| *r == label(it)) {
+                self.refuse.remove(i);
+                return Err(ConnectorError::unavailable("not handed off"));
+            }
             self.tickets += 1;
             self.handed.insert(self.tickets, label(it));
+            self.most_in_flight = self.most_in_flight.max(self.handed.len());
             Ok(self.tickets)
         }
         async fn settle(&mut self, _: &SinkContext, t: u64) -> Result<(), ConnectorError> {
@@ -620,5 +696,52 @@ mod tests {
         assert_eq!(sink.delivered, ["b"]);
         assert_eq!(m.records_dropped.load(Ordering::Relaxed), 3);
         assert_eq!(m.records_out.load(Ordering::Relaxed), 1);
+    }
+
+    /// Batches of one item each, labelled by the given letters.
+    fn lettered(letters: &str) -> (Vec<SinkItem>, Vec<usize>) {
+        let items: Vec<SinkItem> = letters
+            .chars()
+            .flat_map(|c| batch(&c.to_string(), 1))
+            .collect();
+        let ends = (1..=items.len()).collect();
+        (items, ends)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn many_batches_are_handed_off_within_the_pipeline_depth_and_settle_in_order() {
+        let ctx = SinkContext::new("t", CancellationToken::new());
+        let m = NodeMetrics::default();
+        let mut d = Deliver::new("t".into(), 3, Duration::from_millis(100), false);
+        let mut sink = Piped::default();
+        let (items, ends) = lettered("abcdefghij");
+        d.send_many(&mut sink, &ctx, items, &ends, &m, Instant::now())
+            .await
+            .unwrap();
+        assert!(sink.most_in_flight <= 4, "{}", sink.most_in_flight);
+        d.settle_all(&mut sink, &ctx, &m).await.unwrap();
+        assert_eq!(sink.delivered.concat(), "abcdefghij");
+        assert_eq!(m.records_out.load(Ordering::Relaxed), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_not_handed_off_are_delivered_after_those_in_flight() {
+        let ctx = SinkContext::new("t", CancellationToken::new());
+        let m = NodeMetrics::default();
+        let mut d = Deliver::new("t".into(), 3, Duration::from_millis(100), false);
+        // The hand-off of e fails: a..d settle first, then e (its failed
+        // hand-off counting as its first try), f and g the synchronous way.
+        let mut sink = Piped {
+            refuse: vec!["e".into()],
+            ..Piped::default()
+        };
+        let (items, ends) = lettered("abcdefg");
+        d.send_many(&mut sink, &ctx, items, &ends, &m, Instant::now())
+            .await
+            .unwrap();
+        assert!(!d.in_flight());
+        assert_eq!(sink.delivered.concat(), "abcdefg");
+        assert_eq!(m.records_out.load(Ordering::Relaxed), 7);
+        assert_eq!(m.records_dropped.load(Ordering::Relaxed), 0);
     }
 }

@@ -144,6 +144,65 @@ impl Stages {
         r
     }
 
+    /// Shapes consecutive batches of `batch` rows (the last may be shorter)
+    /// into `out`, pushing where each batch's items end to `ends` (a batch
+    /// that made no item gets no end). Errors as for [`Self::shape`]; the
+    /// items that could be made are still pushed. One row per item without
+    /// a template or payload stage: all the batches are encoded in one pass
+    /// into one buffer.
+    pub fn shape_batches(
+        &mut self,
+        parts: &[&[Row]],
+        batch: usize,
+        out: &mut Vec<SinkItem>,
+        ends: &mut Vec<usize>,
+    ) -> Result<(), String> {
+        let batch = batch.max(1);
+        if self.send_single && !self.values.needs_maps() && self.payload_stage.is_noop() {
+            // Item i is row i here: a failed encoding ends the pass, it
+            // does not skip a row.
+            let first = out.len();
+            let r = self.shape(parts, out);
+            let mut end = first;
+            while end < out.len() {
+                end = (end + batch).min(out.len());
+                ends.push(end);
+            }
+            return r;
+        }
+        let mut failed = None;
+        let mut chunk: Vec<&[Row]> = Vec::new();
+        let mut rest = parts.iter().copied().filter(|p| !p.is_empty());
+        let mut part: &[Row] = &[];
+        loop {
+            chunk.clear();
+            let mut need = batch;
+            while need > 0 {
+                if part.is_empty() {
+                    match rest.next() {
+                        Some(p) => part = p,
+                        None => break,
+                    }
+                }
+                let k = part.len().min(need);
+                chunk.push(&part[..k]);
+                part = &part[k..];
+                need -= k;
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            let before = out.len();
+            if let Err(e) = self.shape(&chunk, out) {
+                failed = Some(e);
+            }
+            if out.len() > before {
+                ends.push(out.len());
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
     /// Rows dropped by failed shaping (a template or an encoding that
     /// failed) since the last call.
     pub fn take_failed(&mut self) -> u64 {
@@ -353,6 +412,27 @@ mod tests {
         assert_eq!(items[0].payload.as_ptr(), second);
         assert_eq!(&items[0].payload[..], br#"{"id":1,"t":"x"}"#);
         assert_eq!(items.len(), 7);
+    }
+
+    #[test]
+    fn batches_are_cut_the_same_in_one_pass_or_one_by_one() {
+        let all = rows(0, 5);
+        let parts: [&[Row]; 2] = [&all[..3], &all[3..]];
+        // One row per item: one pass, cut every 2 items.
+        let mut sh = stages(serde_json::json!({"sendSingle": true}), Consumes::Payload);
+        let (mut items, mut ends) = (Vec::new(), Vec::new());
+        sh.shape_batches(&parts, 2, &mut items, &mut ends).unwrap();
+        assert_eq!(ends, [2, 4, 5]);
+        assert_eq!(&items[3].payload[..], br#"{"id":3,"t":"x"}"#);
+        // A batch per item: shaped one by one across the parts.
+        let mut sh = stages(serde_json::json!({}), Consumes::Payload);
+        let (mut items, mut ends) = (Vec::new(), Vec::new());
+        sh.shape_batches(&parts, 2, &mut items, &mut ends).unwrap();
+        assert_eq!(ends, [1, 2, 3]);
+        assert_eq!(
+            &items[1].payload[..],
+            br#"[{"id":2,"t":"x"},{"id":3,"t":"x"}]"#
+        );
     }
 
     #[test]

@@ -128,6 +128,8 @@ async fn run(
     // When lingering rows must be written even if no batch fills.
     let mut due: Option<tokio::time::Instant> = None;
     let mut items: Vec<SinkItem> = Vec::with_capacity(64);
+    // Where each batch of `items` ends, when several are written at once.
+    let mut ends: Vec<usize> = Vec::new();
     let mut emissions: Vec<Arc<Vec<Row>>> = Vec::with_capacity(RECV_MANY);
     let progress = spec.progress.clone();
     // Emissions taken from the input queue.
@@ -221,27 +223,39 @@ async fn run(
                     .await
             }
             Got::Emissions(_) if batching => {
-                let mut r = Ok(());
                 for e in emissions.drain(..) {
                     w.metrics.inc_in(1);
-                    if pending.is_empty() && !e.is_empty() && !linger.is_zero() {
+                    // Rows past the full batches wait: the linger starts
+                    // with the first of them.
+                    let waiting = match batch_size {
+                        0 => pending.len(),
+                        n => pending.len() % n,
+                    };
+                    if waiting == 0 && !e.is_empty() && !linger.is_zero() {
                         due = Some(tokio::time::Instant::now() + linger);
                     }
                     pending.push(e);
-                    while batch_size > 0 && pending.len() >= batch_size {
-                        r = w
-                            .write_pending(&mut stages, &mut pending, batch_size, &mut items)
-                            .await;
-                        if r.is_err() {
-                            break;
-                        }
-                    }
-                    if pending.is_empty() {
-                        due = None;
-                    }
-                    if r.is_err() {
-                        break;
-                    }
+                }
+                // Every batch this pass filled, shaped and handed off together.
+                let full = match batch_size {
+                    0 => 0,
+                    n => pending.len() / n,
+                };
+                let r = if full > 0 {
+                    w.write_full(
+                        &mut stages,
+                        &mut pending,
+                        batch_size,
+                        full,
+                        &mut items,
+                        &mut ends,
+                    )
+                    .await
+                } else {
+                    Ok(())
+                };
+                if pending.is_empty() {
+                    due = None;
                 }
                 r
             }
@@ -578,6 +592,47 @@ impl Writer<'_> {
             self.metrics.inc_dropped(stages.take_failed());
         }
         self.write(items, usize::MAX, start).await
+    }
+
+    /// Shapes `count` batches of `size` pending rows and writes them: handed
+    /// off together to a pipelined sink, one `collect` each otherwise.
+    async fn write_full(
+        &mut self,
+        stages: &mut Stages,
+        pending: &mut Pending,
+        size: usize,
+        count: usize,
+        items: &mut Vec<SinkItem>,
+        ends: &mut Vec<usize>,
+    ) -> Result<(), String> {
+        let start = std::time::Instant::now();
+        ends.clear();
+        let n = size * count;
+        let shaped = stages.shape_batches(&pending.front(n), size, items, ends);
+        pending.consume(n);
+        if let Err(e) = shaped {
+            self.metrics.exception(e);
+            self.metrics.inc_dropped(stages.take_failed());
+        }
+        match &mut self.out {
+            Out::Inline(sink, deliver) if self.cache.is_none() && sink.pipelined() => {
+                if ends.is_empty() {
+                    return Ok(());
+                }
+                let batches = std::mem::replace(items, Vec::with_capacity(items.len()));
+                deliver
+                    .send_many(sink.as_mut(), self.ctx, batches, ends, self.metrics, start)
+                    .await
+            }
+            _ => {
+                let mut from = 0;
+                for &end in ends.iter() {
+                    self.write(items, end - from, start).await?;
+                    from = end;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Writes the first `n` of `items` (at most all; nothing when empty) in

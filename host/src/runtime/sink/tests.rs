@@ -516,3 +516,116 @@ async fn an_unsettled_batch_does_not_hold_up_the_next_input() {
     tokio::time::timeout(wait, n.task).await.unwrap().unwrap();
     assert_eq!(n.metrics.records_out.load(Ordering::Relaxed), 2);
 }
+
+/// A pipelined sink recording the batch sizes of each hand-off
+/// ([`Sink::send_many`]); every batch settles at once.
+struct Handoffs {
+    calls: Arc<Mutex<Vec<Vec<usize>>>>,
+    next: u64,
+}
+
+#[async_trait]
+impl Sink for Handoffs {
+    async fn connect(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
+        ctx.conn.connected();
+        Ok(())
+    }
+    async fn collect(
+        &mut self,
+        ctx: &SinkContext,
+        items: &[SinkItem],
+    ) -> Result<(), ConnectorError> {
+        let t = self.send(ctx, items).await?;
+        self.settle(ctx, t).await
+    }
+    fn pipelined(&self) -> bool {
+        true
+    }
+    fn pipeline_depth(&self) -> usize {
+        8
+    }
+    async fn send(&mut self, ctx: &SinkContext, items: &[SinkItem]) -> Result<u64, ConnectorError> {
+        let mut t = Vec::new();
+        self.send_many(ctx, items, &[items.len()], &mut t).await?;
+        Ok(t[0])
+    }
+    async fn send_many(
+        &mut self,
+        _: &SinkContext,
+        _: &[SinkItem],
+        ends: &[usize],
+        tickets: &mut Vec<u64>,
+    ) -> Result<(), ConnectorError> {
+        let mut from = 0;
+        let sizes = ends
+            .iter()
+            .map(|&e| {
+                let n = e - from;
+                from = e;
+                n
+            })
+            .collect();
+        self.calls.lock().push(sizes);
+        for _ in ends {
+            self.next += 1;
+            tickets.push(self.next);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_full_batches_of_a_pass_reach_a_pipelined_sink_in_few_hand_offs() {
+    use std::sync::atomic::Ordering;
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let props = serde_json::json!({"sendSingle": true, "batchSize": 2});
+    let spec = SinkSpec {
+        rule_id: "t".into(),
+        kind: "handoffs".into(),
+        index: 0,
+        sinks: vec![Box::new(Handoffs {
+            calls: calls.clone(),
+            next: 0,
+        })],
+        consumes: Consumes::Payload,
+        dynamic_props: false,
+        common: SinkCommon::from_props(props.as_object().unwrap()).unwrap(),
+        progress: None,
+        hold: false,
+        cache_dir: None,
+    };
+    let (fatal_tx, _) = mpsc::channel(4);
+    let n = start(spec, CancellationToken::new(), fatal_tx).unwrap();
+    // 21 rows in one emission: ten batches of 2, handed off four at a time
+    // (half the pipeline depth of 8); the odd row waits and goes out alone
+    // when the input ends.
+    n.tx.send(rows(0, 21)).await.unwrap();
+    drop(n.tx);
+    tokio::time::timeout(Duration::from_secs(10), n.task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        *calls.lock(),
+        vec![vec![2, 2, 2, 2], vec![2, 2, 2, 2], vec![2, 2], vec![1]]
+    );
+    assert_eq!(n.metrics.records_out.load(Ordering::Relaxed), 21);
+}
+
+#[tokio::test]
+async fn a_row_that_fails_its_template_leaves_its_batch_short_not_shifted() {
+    // Batches of 2 over ids 0..6; the template fails for ids 1 and 3.
+    let node = Node::new(
+        serde_json::json!({"sendSingle": true, "batchSize": 2,
+            "dataTemplate": "{{if eq .id 1 3}}{{index .t 9}}{{else}}{{.id}}{{end}}"}),
+        Consumes::Payload,
+    );
+    let metrics_of = node.metrics.clone();
+    node.send(rows(0, 6)).await;
+    let w = node.finish().await;
+    let sent: Vec<Vec<String>> = w.iter().map(|b| b.iter().map(text).collect()).collect();
+    assert_eq!(sent, vec![vec!["0"], vec!["2"], vec!["4", "5"]]);
+    use std::sync::atomic::Ordering;
+    assert_eq!(metrics_of.records_dropped.load(Ordering::Relaxed), 2);
+    assert_eq!(metrics_of.records_out.load(Ordering::Relaxed), 4);
+}

@@ -26,7 +26,7 @@ use oort_core::{
     SinkItem, Value,
 };
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -128,18 +128,48 @@ fn needs_json(item: &SinkItem) -> bool {
     item.payload.is_empty() && !matches!(item.data, Value::Null)
 }
 
-/// The bytes each item hands the plugin (shared, not copied).
-fn payloads(items: &[SinkItem]) -> Vec<Bytes> {
-    items
-        .iter()
-        .map(|it| {
-            if needs_json(it) {
-                Bytes::from(serde_json::to_vec(&it.data.to_json()).unwrap_or_default())
-            } else {
-                it.payload.clone()
-            }
-        })
-        .collect()
+/// The bytes an item hands the plugin (shared, not copied).
+fn payload(it: &SinkItem) -> Bytes {
+    if needs_json(it) {
+        Bytes::from(serde_json::to_vec(&it.data.to_json()).unwrap_or_default())
+    } else {
+        it.payload.clone()
+    }
+}
+
+/// The writer's job for the batches of `items` cut at `ends`: payloads
+/// shared, not copied; dynamic properties rendered per item (an item whose
+/// properties fail is left out, its error kept with its batch).
+fn job(
+    dynamic: &[(String, PropTemplate)],
+    first: u64,
+    items: &[SinkItem],
+    ends: &[usize],
+) -> WriteJob {
+    let mut payloads = Vec::with_capacity(items.len());
+    let mut metas = Vec::new();
+    let mut batches = Vec::with_capacity(ends.len());
+    let mut start = 0;
+    for &end in ends {
+        let batch = &items[start..end];
+        let mut bad = Vec::new();
+        if dynamic.is_empty() {
+            payloads.extend(batch.iter().map(payload));
+        } else {
+            let (keep, m, b) = render_dynamic(dynamic, batch);
+            payloads.extend(keep.iter().map(|&i| payload(&batch[i])));
+            metas.extend(m);
+            bad = b;
+        }
+        batches.push((payloads.len(), bad));
+        start = end;
+    }
+    WriteJob {
+        first,
+        payloads,
+        metas,
+        batches,
+    }
 }
 
 /// Instantiates and opens a sink instance (on the guest pool).
@@ -166,7 +196,8 @@ enum Job {
     Close(oneshot::Sender<Result<(), ConnectorError>>),
 }
 
-type Done = (u64, Result<(), ConnectorError>);
+/// The results of a job's batches, from the ticket of its first.
+type Done = (u64, Vec<Result<(), ConnectorError>>);
 
 /// The writer task of one sink instance, on the guest pool: it owns the
 /// instance and takes jobs in order, so the rule's sink task hands batches
@@ -222,9 +253,12 @@ async fn writer(
                         Err(_) => break,
                     }
                 }
-                let results = write_jobs(&plugin, &props_json, &ctx, &mut inst, &group).await;
-                for (w, r) in group.iter().zip(results) {
-                    if done.send((w.ticket, r)).is_err() {
+                let mut results = write_jobs(&plugin, &props_json, &ctx, &mut inst, &group)
+                    .await
+                    .into_iter();
+                for w in &group {
+                    let rs = results.by_ref().take(w.batches.len()).collect();
+                    if done.send((w.first, rs)).is_err() {
                         return;
                     }
                 }
@@ -284,7 +318,12 @@ async fn write_jobs(
     inst: &mut Option<SinkInstance>,
     group: &[WriteJob],
 ) -> Vec<Result<(), ConnectorError>> {
-    let all = |e: ConnectorError| group.iter().map(|_| Err(e.clone())).collect();
+    let all = |e: ConnectorError| {
+        group
+            .iter()
+            .flat_map(|w| w.batches.iter().map(|_| Err(e.clone())))
+            .collect()
+    };
     if inst.as_ref().is_none_or(|i| i.is_dead()) {
         *inst = None;
         ctx.conn.connecting();
@@ -309,9 +348,10 @@ async fn write_jobs(
 struct Writer {
     jobs: mpsc::Sender<Job>,
     done: mpsc::UnboundedReceiver<Done>,
-    /// Results read while settling another ticket (a resend through
-    /// `collect` while later batches are in flight).
-    early: HashMap<u64, Result<(), ConnectorError>>,
+    /// Results received and not settled yet, by ticket: the rest of a job's
+    /// results, or those read while settling another ticket (a resend
+    /// through `collect` while later batches are in flight).
+    ready: VecDeque<(u64, Result<(), ConnectorError>)>,
     next: u64,
     _task: GuestTask,
 }
@@ -360,7 +400,7 @@ impl Sink for WasmSink {
         self.writer = Some(Writer {
             jobs,
             done,
-            early: HashMap::new(),
+            ready: VecDeque::new(),
             next: 0,
             _task: task,
         });
@@ -386,46 +426,54 @@ impl Sink for WasmSink {
         PIPELINE_DEPTH
     }
 
-    /// Renders the dynamic properties here (the rule's thread) and hands
-    /// the batch to the writer.
     async fn send(&mut self, ctx: &SinkContext, items: &[SinkItem]) -> Result<u64, ConnectorError> {
+        let mut tickets = Vec::with_capacity(1);
+        self.send_many(ctx, items, &[items.len()], &mut tickets)
+            .await?;
+        tickets
+            .first()
+            .copied()
+            .ok_or_else(|| writer_gone(&self.plugin.name))
+    }
+
+    /// Renders the dynamic properties here (the rule's thread) and hands
+    /// the batches to the writer in one job.
+    async fn send_many(
+        &mut self,
+        ctx: &SinkContext,
+        items: &[SinkItem],
+        ends: &[usize],
+        tickets: &mut Vec<u64>,
+    ) -> Result<(), ConnectorError> {
+        if ends.is_empty() {
+            return Ok(());
+        }
         if self.writer.is_none() {
             self.connect(ctx).await?;
         }
-        let mut payloads = payloads(items);
-        let (metas, bad) = if self.dynamic.is_empty() {
-            (Vec::new(), Vec::new())
-        } else {
-            let (keep, metas, bad) = render_dynamic(&self.dynamic, items);
-            if keep.len() < payloads.len() {
-                payloads = keep.iter().map(|&i| payloads[i].clone()).collect();
-            }
-            (metas, bad)
-        };
         let name = &self.plugin.name;
         let w = self.writer.as_mut().ok_or_else(|| not_connected(name))?;
-        let ticket = w.next;
-        let job = Job::Write(WriteJob {
-            ticket,
-            payloads,
-            metas,
-            bad,
-        });
-        if w.jobs.send(job).await.is_err() {
+        let first = w.next;
+        let job = job(&self.dynamic, first, items, ends);
+        if w.jobs.send(Job::Write(job)).await.is_err() {
             self.writer = None;
             return Err(writer_gone(name));
         }
-        w.next += 1;
-        Ok(ticket)
+        let n = ends.len() as u64;
+        w.next += n;
+        tickets.extend(first..first + n);
+        Ok(())
     }
 
     async fn settle(&mut self, _ctx: &SinkContext, ticket: u64) -> Result<(), ConnectorError> {
         let name = &self.plugin.name;
         let w = self.writer.as_mut().ok_or_else(|| not_connected(name))?;
-        if let Some(r) = w.early.remove(&ticket) {
-            return r;
-        }
         loop {
+            if let Some(at) = w.ready.iter().position(|(t, _)| *t == ticket) {
+                if let Some((_, r)) = w.ready.remove(at) {
+                    return r;
+                }
+            }
             let next = match w.done.try_recv() {
                 Ok(d) => Some(d),
                 Err(_) => match soon(|| w.done.try_recv().ok()).await {
@@ -434,9 +482,8 @@ impl Sink for WasmSink {
                 },
             };
             match next {
-                Some((t, r)) if t == ticket => return r,
-                Some((t, r)) => {
-                    w.early.insert(t, r);
+                Some((first, rs)) => {
+                    w.ready.extend((first..).zip(rs));
                 }
                 None => {
                     self.writer = None;

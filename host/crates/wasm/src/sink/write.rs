@@ -24,13 +24,15 @@ pub(super) const GROUP_BYTES: usize = 64 << 10;
 
 pub(super) type Meta = Vec<(String, String)>;
 
-/// A batch for the writer: payloads, their rendered dynamic properties
-/// (empty, or one per payload), and the errors of the items left out.
+/// Batches for the writer, handed off together: their payloads one after
+/// another, their rendered dynamic properties (empty, or one per payload),
+/// and per batch where its payloads end and the errors of its items left
+/// out. The batches' tickets are `first`, `first + 1`, ...
 pub(super) struct WriteJob {
-    pub ticket: u64,
+    pub first: u64,
     pub payloads: Vec<Bytes>,
     pub metas: Vec<Meta>,
-    pub bad: Vec<String>,
+    pub batches: Vec<(usize, Vec<String>)>,
 }
 
 impl WriteJob {
@@ -101,8 +103,8 @@ impl Written {
     }
 }
 
-/// Writes `group` (one batch, or several small ones in order) in one call
-/// and returns each batch's result.
+/// Writes the batches of `group` (one job, or several small ones in order)
+/// in one call and returns each batch's result, in order.
 pub(super) async fn write_group(
     inst: &mut SinkInstance,
     ctx: &SinkContext,
@@ -123,16 +125,24 @@ pub(super) async fn write_group(
     } else {
         write_all(inst, ctx, &msgs).await
     };
-    let mut a = 0;
-    group
-        .iter()
-        .map(|w| {
-            let b = a + w.payloads.len();
-            let r = written.result(a, b, &w.bad);
+    batch_results(&written, group)
+}
+
+/// Each batch's result, in order, from what became of the call's messages.
+fn batch_results(written: &Written, group: &[WriteJob]) -> Vec<Result<(), ConnectorError>> {
+    let mut results = Vec::with_capacity(group.iter().map(|w| w.batches.len()).sum());
+    // Where the job's messages start in the call.
+    let mut base = 0;
+    for w in group {
+        let mut a = base;
+        for (end, bad) in &w.batches {
+            let b = base + end;
+            results.push(written.result(a, b, bad));
             a = b;
-            r
-        })
-        .collect()
+        }
+        base += w.payloads.len();
+    }
+    results
 }
 
 /// One call's messages, resending the unaccepted rest after `unavailable`.
@@ -233,5 +243,34 @@ mod tests {
             Some((0, Stop::Other(ConnectorError::Fatal("trap".into())))),
         );
         assert!(matches!(w.result(0, 1, &[]), Err(ConnectorError::Fatal(m)) if m == "trap"));
+    }
+
+    #[test]
+    fn batches_of_jobs_written_in_one_call_get_their_results_in_order() {
+        let job = |first: u64, n: usize, batches: Vec<(usize, Vec<String>)>| WriteJob {
+            first,
+            payloads: vec![Bytes::from_static(b"x"); n],
+            metas: Vec::new(),
+            batches,
+        };
+        // Job 1: batches [0, 1), [1, 3); job 2: [3, 4), [4, 4) (its item
+        // left out), [4, 6). The plugin dropped message 2; message 4 stopped
+        // the call.
+        let group = [
+            job(0, 3, vec![(1, vec![]), (3, vec![])]),
+            job(
+                2,
+                3,
+                vec![(1, vec![]), (1, vec!["no site".into()]), (3, vec![])],
+            ),
+        ];
+        let w = written(&[(2, "bad")], Some((4, Stop::Unavailable("down".into()))));
+        let r = batch_results(&w, &group);
+        assert_eq!(r.len(), 5);
+        assert!(r[0].is_ok());
+        assert!(matches!(&r[1], Err(ConnectorError::InvalidData(m)) if m.contains("bad")));
+        assert!(r[2].is_ok());
+        assert!(matches!(&r[3], Err(ConnectorError::InvalidData(m)) if m.contains("no site")));
+        assert!(matches!(&r[4], Err(ConnectorError::Unavailable(m)) if m.contains("0 of 2")));
     }
 }
