@@ -130,15 +130,22 @@ impl Acks {
     }
 
     /// The client wrote out the next queued publish, with packet id `pkid`.
+    /// Waiters are woken only if that settled something: they wait on
+    /// settlements, and waking them per publish written costs a lock per
+    /// slot of the channel's notifier.
     pub fn sent(&self, pkid: u16) {
-        self.state.send_modify(|s| {
+        self.state.send_if_modified(|s| {
             s.sent += 1;
             let seq = s.sent;
-            if let Some(old) = s.inflight.insert(pkid, seq) {
+            match s.inflight.insert(pkid, seq) {
                 // The client reuses a packet id only once it is settled;
                 // if not, the older publish cannot be told apart any more.
-                s.lost.insert(old);
-                s.settle(old);
+                Some(old) => {
+                    s.lost.insert(old);
+                    s.settle(old);
+                    true
+                }
+                None => false,
             }
         });
     }
