@@ -1365,11 +1365,9 @@ fn a_rewindable_plugin_source_resumes_from_its_last_checkpoint() {
     });
     // A stream's source serves every rule on it: the context names the
     // stream and the node as the rule status does (`source_cnt_0_*`).
-    assert!(
-        s.log().contains("context cnt/source_cnt#0"),
-        "no context line:\n{}",
-        s.log()
-    );
+    s.wait_log("the context line", |l| {
+        l.contains("context cnt/source_cnt#0")
+    });
     assert!(
         numbers_after(&s.log(), "committed ").is_empty(),
         "a qos 0 rule committed offsets:\n{}",
