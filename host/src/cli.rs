@@ -96,9 +96,12 @@ pub fn main() -> anyhow::Result<()> {
                 cfg.ruleset = r;
             }
             init_tracing(&cfg)?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            rt.enable_all();
+            if let Some(n) = cfg.worker_threads()? {
+                rt.worker_threads(n);
+            }
+            let rt = rt.build()?;
             rt.block_on(serve(cfg))?;
             crate::cli_data::exit_if_requested();
             Ok(())

@@ -31,6 +31,10 @@ pub struct Config {
     /// print local date-times in: `Local` (the system's), `UTC`, an IANA
     /// name (daylight saving included) or an offset such as `+08:00`.
     pub timezone: String,
+    /// Threads of the async runtime that runs rules, connectors and the
+    /// REST API; 0: one per core. Fewer than the cores leaves room for a
+    /// broker or other services on the same box.
+    pub worker_threads: usize,
     pub rest: RestConfig,
     pub log: LogConfig,
     pub rule: RuleDefaults,
@@ -376,6 +380,7 @@ impl Default for Config {
             instance_id: String::new(),
             ruleset: String::new(),
             timezone: "Local".into(),
+            worker_threads: 0,
             rest: RestConfig::default(),
             log: LogConfig::default(),
             rule: RuleDefaults::default(),
@@ -422,7 +427,21 @@ impl Default for RuleDefaults {
     }
 }
 
+/// Most runtime threads `worker_threads` may ask for.
+pub const MAX_WORKER_THREADS: usize = 256;
+
 impl Config {
+    /// The runtime's worker threads: None for one per core.
+    pub fn worker_threads(&self) -> Result<Option<usize>, ConfigError> {
+        match self.worker_threads {
+            0 => Ok(None),
+            n if n <= MAX_WORKER_THREADS => Ok(Some(n)),
+            n => Err(ConfigError::Invalid(format!(
+                "worker_threads: {n} is more than {MAX_WORKER_THREADS} (0: one per core)"
+            ))),
+        }
+    }
+
     /// Loads defaults <- file <- environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         Self::load_with(file, std::env::vars())
@@ -519,6 +538,19 @@ fn set_path(doc: &mut serde_yaml_ng::Value, keys: &[String], raw: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn worker_threads_default_to_the_cores_and_are_bounded() {
+        let vars = |k: &str, v: &str| vec![(k.to_string(), v.to_string())].into_iter();
+        let c = Config::load_with(None, std::iter::empty()).unwrap();
+        assert_eq!(c.worker_threads().unwrap(), None);
+        let c = Config::load_with(None, vars("OORT__WORKER_THREADS", "1")).unwrap();
+        assert_eq!(c.worker_threads().unwrap(), Some(1));
+        let c = Config::load_with(None, vars("OORT__WORKER_THREADS", "100000")).unwrap();
+        let e = c.worker_threads().unwrap_err().to_string();
+        assert!(e.contains("worker_threads") && e.contains("256"), "{e}");
+        assert!(Config::load_with(None, vars("OORT__WORKER_THREADS", "-1")).is_err());
+    }
 
     /// The key listing of docs/configuration.md is a valid file.
     #[test]

@@ -429,3 +429,52 @@ fn explain_shows_the_rule_plan() {
     );
     s.expect("GET", "/rules/nope/explain", None, 404);
 }
+
+/// Threads named like tokio's runtime workers in the server process.
+#[cfg(target_os = "linux")]
+fn runtime_workers(s: &Server) -> usize {
+    let dir = format!("/proc/{}/task", s.child.id());
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.trim() == "tokio-rt-worker")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn worker_threads_sets_the_runtime_threads() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let s = Server::start();
+    assert_eq!(runtime_workers(&s), cores, "one per core by default");
+    drop(s);
+    let s = Server::start_with(oort_tests::Opts {
+        env: vec![("OORT__WORKER_THREADS".into(), "3".into())],
+        ..Default::default()
+    });
+    assert_eq!(runtime_workers(&s), 3);
+    assert_eq!(s.get("/ping").status, 200);
+}
+
+#[test]
+fn too_many_worker_threads_stop_the_start_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(oort_tests::oort_bin())
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .args(["--rest-addr", "127.0.0.1:0"])
+        .env("OORT__WORKER_THREADS", "100000")
+        .output()
+        .expect("run oort");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("worker_threads") && err.contains("256"),
+        "{err}"
+    );
+}
