@@ -244,18 +244,8 @@ impl Deliver {
                 let mut first_try = Some(e);
                 for b in handed..ends.len() {
                     let batch = &items[begin(b)..ends[b]];
-                    match first_try.take() {
-                        Some(e) => self.resend(sink, ctx, batch, metrics, start, e).await?,
-                        None => {
-                            if self.deliver(sink, ctx, batch, metrics).await? == Delivery::Delivered
-                            {
-                                metrics.delivered(
-                                    oort_core::now_ms(),
-                                    start.elapsed().as_micros() as u64,
-                                );
-                            }
-                        }
-                    }
+                    self.resend(sink, ctx, batch, metrics, start, first_try.take())
+                        .await?;
                 }
                 return Ok(());
             }
@@ -318,12 +308,15 @@ impl Deliver {
                 metrics.delivered(oort_core::now_ms(), f.start.elapsed().as_micros() as u64);
                 Ok(())
             }
-            Err(e) => self.resend(sink, ctx, f.items(), metrics, f.start, e).await,
+            Err(e) => {
+                self.resend(sink, ctx, f.items(), metrics, f.start, Some(e))
+                    .await
+            }
         }
     }
 
-    /// A pipelined batch that failed with `e`: delivered the synchronous
-    /// way, `e` counting as its first try.
+    /// A batch the pipeline could not hand off or settle: delivered the
+    /// synchronous way, `failed` (if any) counting as its first try.
     async fn resend(
         &mut self,
         sink: &mut dyn Sink,
@@ -331,10 +324,10 @@ impl Deliver {
         items: &[SinkItem],
         metrics: &NodeMetrics,
         start: Instant,
-        e: ConnectorError,
+        failed: Option<ConnectorError>,
     ) -> Result<(), String> {
         if self
-            .deliver_after(sink, ctx, items, metrics, Some(e))
+            .deliver_after(sink, ctx, items, metrics, failed)
             .await?
             == Delivery::Delivered
         {
