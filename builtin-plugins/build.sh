@@ -16,7 +16,9 @@ influx influx influx .
 influx2 influx2 influx2 .
 tdengine tdengine tdengine .
 zmq-source zmq_source zmq sources
-zmq-sink zmq_sink zmq sinks"
+zmq-sink zmq_sink zmq sinks
+kafka-source kafka_source kafka sources
+kafka-sink kafka_sink kafka sinks"
 want=" $* "
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 args=()

@@ -21,7 +21,7 @@ bash scripts/toolchains.sh
 
 cargo fmt --all --check
 # Unit tests of the built-in plugins' shared code and the random source, on the host target.
-(cd builtin-plugins && cargo test -p tsdb-common -p random --target "$(rustc -vV | sed -n 's/^host: //p')")
+(cd builtin-plugins && cargo test -p tsdb-common -p random -p kafka-common -p kafka-sink -p kafka-source --target "$(rustc -vV | sed -n 's/^host: //p')")
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build -p oort --bin oort
 OORT_BIN="$(pwd)/target/debug/oort" cargo test --workspace -- --test-threads 4

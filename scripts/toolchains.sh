@@ -4,7 +4,7 @@
 # Debian packages. Idempotent: a part already installed at the pinned version
 # is skipped after a version check, so a second run takes about a second.
 #
-#   scripts/toolchains.sh [python] [js] [c] [wasm-tools]    (default: all four)
+#   scripts/toolchains.sh [python] [js] [c] [wasm-tools] [tansu]   (default: all)
 #
 #   python      venv target/toolchains/py with componentize-py (PyPI)
 #   js          target/toolchains/node with @bytecodealliance/componentize-js
@@ -14,6 +14,9 @@
 #               (cargo install into target/toolchains/cargo)
 #   wasm-tools  wasm-tools (cargo install into target/toolchains/cargo), used
 #               by examples/test-examples.sh to inspect the built components
+#   tansu       Tansu, a Kafka-compatible broker in Rust (cargo install into
+#               target/toolchains/cargo, unoptimised: it only serves tests),
+#               which the kafka plugins' end-to-end tests start privately
 #
 # Cargo builds use CARGO_TARGET_DIR=target/toolchains/cargo-target so they
 # never wait on the workspace's build lock. Environment overrides:
@@ -30,6 +33,7 @@ JCO_VERSION=1.35.0
 WIT_BINDGEN_CLI_VERSION=0.63.0
 WASM_COMPONENT_LD_VERSION=0.5.21
 WASM_TOOLS_VERSION=1.263.0
+TANSU_VERSION=0.6.0
 LLVM_MAJOR=19
 APT_PACKAGES=("clang-$LLVM_MAJOR" "lld-$LLVM_MAJOR" wasi-libc "libclang-rt-$LLVM_MAJOR-dev-wasm32")
 
@@ -106,8 +110,9 @@ apt_install() { # installs the given Debian packages that are missing
 }
 
 # --- cargo install into $TC/cargo --------------------------------------------
-cargo_tool() { # crate version binary
+cargo_tool() { # crate version binary [cargo install options...]
   local crate="$1" version="$2" bin="$3"
+  shift 3
   local exe="$TC/cargo/bin/$bin"
   if [ -x "$exe" ] && "$exe" --version 2>/dev/null | grep -qF "$version"; then
     say "cargo: $crate $version already in $TC/cargo/bin"
@@ -115,7 +120,7 @@ cargo_tool() { # crate version binary
   fi
   say "cargo: installing $crate $version (crates.io, compiles from source: a few minutes on 2 cores)"
   CARGO_TARGET_DIR="$TC/cargo-target" cargo install --quiet --locked --root "$TC/cargo" \
-    --version "=$version" "$crate"
+    --version "=$version" "$@" "$crate"
   say "cargo: $("$exe" --version)"
 }
 
@@ -130,8 +135,15 @@ install_wasm_tools() {
   cargo_tool wasm-tools "$WASM_TOOLS_VERSION" wasm-tools
 }
 
+install_tansu() {
+  # --debug: an unoptimised build compiles in about half the time, and the
+  # tests send thousands of records, not millions. dynostore brings the
+  # in-memory storage engine (memory://) the tests use.
+  cargo_tool tansu "$TANSU_VERSION" tansu --debug --features dynostore
+}
+
 parts=("$@")
-if [ ${#parts[@]} -eq 0 ]; then parts=(python js c wasm-tools); fi
+if [ ${#parts[@]} -eq 0 ]; then parts=(python js c wasm-tools tansu); fi
 mkdir -p "$TC"
 for part in "${parts[@]}"; do
   case "$part" in
@@ -139,8 +151,9 @@ for part in "${parts[@]}"; do
     js | javascript | node) install_js ;;
     c) install_c ;;
     wasm-tools) install_wasm_tools ;;
+    tansu | kafka) install_tansu ;;
     *)
-      say "unknown part '$part' (python, js, c, wasm-tools)"
+      say "unknown part '$part' (python, js, c, wasm-tools, tansu)"
       exit 2
       ;;
   esac

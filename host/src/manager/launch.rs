@@ -83,6 +83,7 @@ impl Manager {
             }
             let mut common = SinkCommon::from_props(&props)
                 .map_err(|e| AppError::bad(format!("action {} ({}): {e}", i, a.kind)))?;
+            common.yield_to(&factory.info());
             common.proto = self
                 .sink_proto(&common)
                 .map_err(|e| AppError::bad(format!("action {i} ({}): {e}", a.kind)))?;

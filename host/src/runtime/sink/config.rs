@@ -310,6 +310,21 @@ impl SinkCommon {
         Ok(c)
     }
 
+    /// eKuiper's `HasCompress`: a connector that declares `compression`
+    /// among its own properties (the Kafka sink's record-batch codec)
+    /// compresses by itself, so the payload stage leaves the payload alone
+    /// and the connector gets the property.
+    pub fn yield_to(&mut self, info: &ConnectorInfo) {
+        if info
+            .properties
+            .iter()
+            .any(|p| p.name.eq_ignore_ascii_case("compression"))
+        {
+            self.compression.clear();
+            self.compression_props = None;
+        }
+    }
+
     /// The `fields`/`excludeFields`/`dataField`/`dataTemplate` transforms are all off.
     pub fn plain(&self) -> bool {
         self.fields.is_empty()
@@ -348,6 +363,23 @@ mod tests {
 
     fn props(v: serde_json::Value) -> Props {
         v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_connector_that_declares_compression_compresses_by_itself() {
+        let p = props(serde_json::json!({"compression": "gzip"}));
+        let mut c = SinkCommon::from_props(&p).unwrap();
+        c.yield_to(&ConnectorInfo::default());
+        assert_eq!(
+            c.compression, "gzip",
+            "a connector without it: the payload stage"
+        );
+        let info = ConnectorInfo {
+            properties: vec![oort_core::PropSpec::new("compression", "string", "codec")],
+            ..ConnectorInfo::default()
+        };
+        c.yield_to(&info);
+        assert_eq!(c.compression, "", "the connector's own");
     }
 
     #[test]

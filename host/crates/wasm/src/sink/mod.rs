@@ -64,6 +64,12 @@ impl SinkFactory for WasmSinkFactory {
         self.slot.info()
     }
 
+    /// Rows go with the payloads when a property (or a map property's
+    /// value) is a template.
+    fn needs_rows(&self, props: &Props) -> bool {
+        dynamic_props(props).is_ok_and(|d| !d.is_empty())
+    }
+
     /// Every template property is rendered per message for a plugin (into
     /// the message's metadata), whatever its schema says.
     fn check_templates(&self, _props: &Props) -> Result<(), ConnectorError> {
@@ -75,9 +81,7 @@ impl SinkFactory for WasmSinkFactory {
     fn create(&self, _env: &ConnectorEnv, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
         let plugin = self.slot.require("sink", &self.name)?;
         let props_json = serde_json::Value::Object(props.clone()).to_string();
-        let dynamic = oort_core::dynamic_sink_props(props)
-            .map(|(k, v)| Ok((k.clone(), PropTemplate::parse(k, v)?)))
-            .collect::<Result<Vec<_>, ConnectorError>>()?;
+        let dynamic = dynamic_props(props)?;
         plugin.validate_blocking(props_json.clone())?;
         Ok(Box::new(WasmSink {
             plugin,
@@ -86,6 +90,29 @@ impl SinkFactory for WasmSinkFactory {
             writer: None,
         }))
     }
+}
+
+/// The properties rendered per message: a top-level `{{...}}` value under
+/// its name, and one inside a map property under `name.key` (the kafka
+/// sink's `"headers": {"h": "{{.col}}"}`).
+fn dynamic_props(props: &Props) -> Result<Vec<(String, PropTemplate)>, ConnectorError> {
+    let mut out = Vec::new();
+    for (k, v) in oort_core::dynamic_sink_props(props) {
+        out.push((k.clone(), PropTemplate::parse(k, v)?));
+    }
+    for (k, v) in props {
+        let Some(map) = v.as_object() else { continue };
+        if oort_core::is_common_sink_key(k) {
+            continue;
+        }
+        for (field, fv) in map {
+            if let Some(t) = fv.as_str().filter(|t| t.contains("{{")) {
+                let name = format!("{k}.{field}");
+                out.push((name.clone(), PropTemplate::parse(&name, t)?));
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub struct WasmSink {
@@ -534,9 +561,7 @@ mod tests {
             "idx": "{{index . \"missing\" 0}}x"
         });
         let props = props.as_object().cloned().unwrap_or_default();
-        let dynamic: Vec<(String, PropTemplate)> = oort_core::dynamic_sink_props(&props)
-            .map(|(k, v)| (k.clone(), PropTemplate::parse(k, v).expect("template")))
-            .collect();
+        let dynamic: Vec<(String, PropTemplate)> = dynamic_props(&props).expect("templates");
         let mut keys: Vec<&str> = dynamic.iter().map(|(k, _)| k.as_str()).collect();
         keys.sort();
         assert_eq!(
@@ -559,5 +584,23 @@ mod tests {
         assert!(keep.is_empty(), "an item whose property fails is left out");
         assert_eq!(bad.len(), 2);
         assert!(bad[0].contains("idx"), "{}", bad[0]);
+    }
+
+    #[test]
+    fn a_map_propertys_template_values_are_rendered_under_name_dot_key() {
+        let props = serde_json::json!({
+            "headers": {"site": "s_{{.site}}", "fixed": "x"},
+            "compressionProps": {"level": "{{.site}}"}
+        });
+        let props = props.as_object().cloned().unwrap_or_default();
+        let dynamic = dynamic_props(&props).expect("templates");
+        let keys: Vec<&str> = dynamic.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["headers.site"], "literals and common keys are not");
+        let (keep, metas, _) = render_dynamic(&dynamic, &[item("b")]);
+        assert_eq!(keep, [0]);
+        assert_eq!(
+            metas[0],
+            vec![("headers.site".to_string(), "s_b".to_string())]
+        );
     }
 }

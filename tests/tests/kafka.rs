@@ -1,0 +1,481 @@
+//! The built-in `kafka` source and sink plugins (a Kafka client written in
+//! the component, over wasi:sockets) against Tansu, a Kafka-compatible
+//! broker started privately per test on a free port (scripts/toolchains.sh
+//! installs it). Tansu's own client (`tansu cat`) produces and consumes on
+//! the other side, so each plugin is checked against an independent
+//! implementation of the protocol.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oort_tests::{free_port, mqtt, run_ok, toolchains, unique, Opts, Server};
+use serde_json::{json, Value};
+
+fn tansu_bin() -> PathBuf {
+    toolchains("cargo/bin/tansu", "scripts/toolchains.sh tansu").join("cargo/bin/tansu")
+}
+
+/// A private Tansu broker (in-memory storage). Killed on drop.
+struct Tansu {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Tansu {
+    fn start() -> Tansu {
+        let mut t = Tansu {
+            port: free_port(),
+            child: None,
+        };
+        t.restart();
+        t
+    }
+
+    fn url(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (again) on its port and waits until it accepts connections.
+    fn restart(&mut self) {
+        let child = Command::new(tansu_bin())
+            .args([
+                "broker",
+                "--listener-url",
+                &self.url(),
+                "--advertised-listener-url",
+                &self.url(),
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(self.addr()).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn create_topic(&self, name: &str, partitions: u32) {
+        run_ok(
+            Command::new(tansu_bin()).args([
+                "topic",
+                "create",
+                "--broker",
+                &self.url(),
+                "--partitions",
+                &partitions.to_string(),
+                name,
+            ]),
+            "tansu topic create",
+        );
+    }
+
+    /// Produces `records` (`{"key": .., "value": ..}` each) to one
+    /// partition, one `tansu cat produce` per record: Tansu 0.6's client
+    /// writes a batch of several records with a last offset delta of 0, so
+    /// the broker numbers the next batch wrongly (seen with its own
+    /// consumer); single-record batches are numbered right.
+    fn produce(&self, topic: &str, partition: u32, records: &[Value]) {
+        for r in records {
+            self.produce_one(topic, partition, &format!("{r}\n"));
+        }
+    }
+
+    fn produce_one(&self, topic: &str, partition: u32, input: &str) {
+        let mut child = Command::new(tansu_bin())
+            .args([
+                "cat",
+                "produce",
+                "--broker",
+                &self.url(),
+                "--partition",
+                &partition.to_string(),
+                topic,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tansu cat produce");
+        {
+            use std::io::Write as _;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(input.as_bytes()).expect("write records");
+        }
+        let out = child.wait_with_output().expect("tansu cat produce");
+        assert!(
+            out.status.success(),
+            "tansu cat produce: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Every record of one partition from offset 0, as tansu's consumer
+    /// prints them (`{"key": .., "value": ..}`).
+    fn consume(&self, topic: &str, partition: u32) -> Vec<Value> {
+        let out = run_ok(
+            Command::new(tansu_bin()).args([
+                "cat",
+                "consume",
+                "--broker",
+                &self.url(),
+                "--partition",
+                &partition.to_string(),
+                "--max-wait-time-ms",
+                "200",
+                topic,
+            ]),
+            "tansu cat consume",
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut got = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str::<Value>(line) {
+                Ok(Value::Array(a)) => got.extend(a),
+                Ok(v) => got.push(v),
+                Err(e) => panic!("tansu cat consume printed {line:?}: {e}"),
+            }
+        }
+        got
+    }
+
+    /// Consumes every partition until `n` records are there (30 s at most).
+    fn wait_records(&self, topic: &str, partitions: u32, n: usize, s: &Server) -> Vec<Vec<Value>> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let parts: Vec<Vec<Value>> = (0..partitions).map(|p| self.consume(topic, p)).collect();
+            let total: usize = parts.iter().map(Vec::len).sum();
+            if total >= n || Instant::now() > deadline {
+                assert_eq!(total, n, "records {parts:?}\nlog:\n{}", s.log());
+                return parts;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `n` JSON messages from `sub` (30 s at most); on a shortfall, panics with
+/// what came, the rule's status and the server's log.
+fn take(sub: &mqtt::Sub, n: usize, s: &Server, rule: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    while got.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match sub.rx.recv_timeout(left) {
+            Ok((_, p)) => got.push(serde_json::from_slice(&p).expect("JSON payload")),
+            Err(_) => panic!(
+                "got {} of {n}: {got:?}\nstatus {}\nlog:\n{}",
+                got.len(),
+                s.status(rule),
+                s.log()
+            ),
+        }
+    }
+    got
+}
+
+fn oort_granting(k: &Tansu) -> Server {
+    Server::start_with(Opts {
+        env: vec![(
+            "OORT__PLUGINS__GRANTS__KAFKA__OUTBOUND".into(),
+            format!("[\"tcp://{}\"]", k.addr()),
+        )],
+        ..Opts::default()
+    })
+}
+
+#[test]
+fn kafka_sink_produces_keyed_records_with_headers_that_a_kafka_client_reads() {
+    let k = Tansu::start();
+    let topic = unique("oort-out").replace('/', "-");
+    k.create_topic(&topic, 3);
+    let s = oort_granting(&k);
+    let input = unique("kafka/in");
+    s.create_stream(&format!(
+        r#"CREATE STREAM kin (id bigint, site string, v bigint) WITH (DATASOURCE="{input}", TYPE="mqtt", FORMAT="json")"#
+    ));
+    s.create_rule(&json!({
+        "id": "to_kafka",
+        "sql": "SELECT id, site, v FROM kin",
+        "actions": [{"kafka": {
+            "brokers": k.addr(), "topic": topic, "key": "{{.id}}",
+            "headers": {"site": "{{.site}}", "src": "oort"},
+            "compression": "gzip", "sendSingle": true
+        }}]
+    }));
+    s.wait_status("to_kafka", "source connected", |st| {
+        st["source_kin_0_connection_status"] == 1
+    });
+    let rows: Vec<String> = (0..12)
+        .map(|i| json!({"id": i % 4, "site": format!("s{i}"), "v": i}).to_string())
+        .collect();
+    mqtt::publish(&input, &rows);
+    let parts = k.wait_records(&topic, 3, 12, &s);
+    // Kafka's own client reads plain JSON values (the gzip was the record
+    // batch's, not the payload's), each key on one partition only. (Tansu's
+    // client prints a key parsed as JSON: numeric ids show as numbers.)
+    let mut seen = Vec::new();
+    for (p, recs) in parts.iter().enumerate() {
+        for r in recs {
+            let key = r["key"].as_i64().unwrap_or_else(|| panic!("no key: {r}"));
+            let v = &r["value"];
+            assert_eq!(v["id"], key, "{r}");
+            seen.push((key.to_string(), p, v["v"].as_i64().unwrap_or(-1)));
+        }
+    }
+    // Kafka's default partitioner: murmur2("0"), ("2"), ("3") modulo 3 is
+    // 2 and murmur2("1") modulo 3 is 0, where a Java producer puts them.
+    for (key, want) in [("0", 2), ("1", 0), ("2", 2), ("3", 2)] {
+        let ps: Vec<usize> = seen.iter().filter(|s| s.0 == key).map(|s| s.1).collect();
+        assert_eq!(ps, [want, want, want], "{key}: {seen:?}");
+    }
+    // Within a key (one partition), the order of the rows.
+    for key in ["0", "1", "2", "3"] {
+        let vs: Vec<i64> = seen.iter().filter(|s| s.0 == key).map(|s| s.2).collect();
+        assert!(vs.windows(2).all(|w| w[0] < w[1]), "{key}: {vs:?}");
+    }
+    // The sink counts what Kafka acknowledged.
+    let st = s.wait_status("to_kafka", "12 out", |st| {
+        st["sink_kafka_0_0_records_out_total"] == 12
+    });
+    assert_eq!(st["status"], "running", "{st}");
+
+    // Oort's kafka source on the same topic, with a consumer group (every
+    // partition, from the earliest): keys, headers and partitions arrive as
+    // metadata.
+    let out = unique("kafka/out");
+    let sub = mqtt::subscribe(&out);
+    s.expect(
+        "PUT",
+        "/metadata/sources/kafka/confKeys/default",
+        Some(&json!({"brokers": k.addr(), "groupID": unique("g").replace('/', "-")}).to_string()),
+        200,
+    );
+    s.create_stream(&format!(
+        r#"CREATE STREAM kback (id bigint, v bigint) WITH (TYPE="kafka", DATASOURCE="{topic}", FORMAT="json")"#
+    ));
+    s.create_rule(&json!({
+        "id": "from_kafka",
+        "sql": "SELECT id, v, meta(key) AS k, meta(headers) AS h, meta(`partition`) AS p, meta(offset) AS o FROM kback",
+        "actions": [{"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": out, "sendSingle": true}}]
+    }));
+    let got = take(&sub, 12, &s, "from_kafka");
+    // The records of each partition are numbered 0, 1, 2... without gaps.
+    for p in ["0", "2"] {
+        let mut offsets: Vec<i64> = got
+            .iter()
+            .filter(|g| g["p"] == p)
+            .filter_map(|g| g["o"].as_str().and_then(|o| o.parse().ok()))
+            .collect();
+        offsets.sort_unstable();
+        let want: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(offsets, want, "partition {p}: {got:?}");
+    }
+    assert_eq!(
+        got.len(),
+        12,
+        "status {}\nlog:\n{}",
+        s.status("from_kafka"),
+        s.log()
+    );
+    for g in &got {
+        assert_eq!(g["k"], g["id"].to_string(), "{g}");
+        let h: Value = serde_json::from_str(g["h"].as_str().unwrap_or("null")).unwrap_or_default();
+        assert_eq!(h["src"], "oort", "{g}");
+        assert!(
+            h["site"].as_str().is_some_and(|s| s.starts_with('s')),
+            "{g}"
+        );
+        let p: usize = g["p"].as_str().and_then(|p| p.parse().ok()).unwrap_or(9);
+        let key = g["id"].to_string();
+        assert!(
+            seen.iter().any(|s| s.0 == key && s.1 == p),
+            "partition {p} for {key}: {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn kafka_source_reads_a_partition_and_resumes_where_its_rule_left_off() {
+    let k = Tansu::start();
+    let topic = unique("oort-in").replace('/', "-");
+    k.create_topic(&topic, 2);
+    let recs = |from: i64, to: i64| -> Vec<Value> {
+        (from..to)
+            // Tansu's client writes a key as JSON text: 2 is the bytes "2".
+            .map(|i| json!({"key": i * 10, "value": {"n": i}}))
+            .collect()
+    };
+    k.produce(&topic, 1, &recs(0, 3));
+    k.produce(&topic, 0, &[json!({"value": {"n": -1}})]);
+    let s = oort_granting(&k);
+    let out = unique("kafka/resume");
+    let sub = mqtt::subscribe(&out);
+    // Partition 1 from the earliest record.
+    s.expect(
+        "PUT",
+        "/metadata/sources/kafka/confKeys/p1",
+        Some(&json!({"brokers": k.addr(), "partition": 1, "startOffset": "earliest"}).to_string()),
+        200,
+    );
+    s.create_stream(&format!(
+        r#"CREATE STREAM kp (n bigint) WITH (TYPE="kafka", DATASOURCE="{topic}", FORMAT="json", CONF_KEY="p1")"#
+    ));
+    s.create_rule(&json!({
+        "id": "kresume",
+        "sql": "SELECT n, meta(offset) AS o, meta(key) AS k FROM kp",
+        "actions": [{"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": out, "sendSingle": true}}],
+        "options": {"qos": 1, "checkpointInterval": 50}
+    }));
+    let got = take(&sub, 3, &s, "kresume");
+    let ns: Vec<i64> = got.iter().filter_map(|g| g["n"].as_i64()).collect();
+    assert_eq!(ns, [0, 1, 2], "partition 1 only, in order:\n{}", s.log());
+    assert_eq!(got[2]["o"], "2");
+    assert_eq!(got[2]["k"], "20");
+    // The checkpoint covers the three records: the next one is offset 3.
+    s.wait_status("kresume", "offset 1:3 committed", |st| {
+        st["source_kp_0_committed_offset"] == "1:3"
+    });
+    s.expect("POST", "/rules/kresume/stop", None, 200);
+    // Written while the rule is stopped: read when it starts again, and
+    // nothing before them again.
+    k.produce(&topic, 1, &recs(3, 5));
+    s.expect("POST", "/rules/kresume/start", None, 200);
+    let got = take(&sub, 2, &s, "kresume");
+    let ns: Vec<i64> = got.iter().filter_map(|g| g["n"].as_i64()).collect();
+    assert_eq!(ns, [3, 4], "resumed at offset 3:\n{}", s.log());
+    // Nothing read twice: the next message is the next record.
+    k.produce(&topic, 1, &recs(5, 6));
+    let got = take(&sub, 1, &s, "kresume");
+    assert_eq!(got[0]["n"], 5, "{got:?}");
+}
+
+#[test]
+fn kafka_settings_oort_does_not_implement_are_refused_by_name() {
+    let k = Tansu::start();
+    let s = oort_granting(&k);
+    for (props, want) in [
+        (json!({"saslAuthType": "plain"}), "saslAuthType"),
+        (json!({"rootCaPath": "/etc/ca.pem"}), "rootCaPath"),
+        (json!({"groupID": "g", "partition": 1}), "groupID"),
+    ] {
+        let mut p = props.as_object().cloned().unwrap_or_default();
+        p.insert("brokers".into(), k.addr().into());
+        s.expect(
+            "PUT",
+            "/metadata/sources/kafka/confKeys/bad",
+            Some(&Value::Object(p).to_string()),
+            200,
+        );
+        let r = s.post(
+            "/streams",
+            &json!({"sql": "CREATE STREAM kbad () WITH (TYPE=\"kafka\", DATASOURCE=\"t\", CONF_KEY=\"bad\")"})
+                .to_string(),
+        );
+        assert!(
+            r.status == 400 && r.body.contains(want),
+            "{want}: {} {}",
+            r.status,
+            r.body
+        );
+    }
+    s.create_stream(
+        r#"CREATE STREAM kx (v bigint) WITH (DATASOURCE="kafka/refusals", TYPE="mqtt")"#,
+    );
+    for (extra, want) in [
+        (json!({"compression": "lz4"}), "compression lz4"),
+        (json!({"requiredACKs": 2}), "requiredACKs"),
+        (json!({"saslAuthType": "scram"}), "saslAuthType"),
+        (json!({}), "topic is required"),
+    ] {
+        let mut p = extra.as_object().cloned().unwrap_or_default();
+        p.insert("brokers".into(), k.addr().into());
+        if want != "topic is required" {
+            p.insert("topic".into(), "t".into());
+        }
+        let r = s.post(
+            "/rules",
+            &json!({"id": "kbad", "sql": "SELECT v FROM kx", "actions": [{"kafka": p}]})
+                .to_string(),
+        );
+        assert!(
+            r.status == 400 && r.body.contains(want),
+            "{want}: {} {}",
+            r.status,
+            r.body
+        );
+        assert_eq!(s.get("/rules/kbad").status, 404, "nothing stored");
+    }
+}
+
+#[test]
+fn kafka_sink_keeps_what_a_broker_outage_held_back() {
+    let mut k = Tansu::start();
+    let topic = unique("oort-outage").replace('/', "-");
+    k.create_topic(&topic, 1);
+    let s = oort_granting(&k);
+    let input = unique("kafka/outage");
+    s.create_stream(&format!(
+        r#"CREATE STREAM ko (v bigint) WITH (DATASOURCE="{input}", TYPE="mqtt", FORMAT="json")"#
+    ));
+    s.create_rule(&json!({
+        "id": "kout",
+        "sql": "SELECT v FROM ko",
+        "actions": [{"kafka": {"brokers": k.addr(), "topic": topic, "sendSingle": true,
+            "enableCache": true, "retryCount": 1, "retryInterval": "100ms", "resendInterval": "200ms"}}]
+    }));
+    s.wait_status("kout", "source connected", |st| {
+        st["source_ko_0_connection_status"] == 1
+    });
+    let rows =
+        |a: i64, b: i64| -> Vec<String> { (a..b).map(|v| json!({"v": v}).to_string()).collect() };
+    mqtt::publish(&input, &rows(0, 3));
+    k.wait_records(&topic, 1, 3, &s);
+    // The broker goes away (its in-memory log with it); rows keep coming.
+    k.kill();
+    mqtt::publish(&input, &rows(3, 8));
+    s.wait_status("kout", "the failed writes cached", |st| {
+        st["sink_kafka_0_0_cache_length"].as_u64().unwrap_or(0) >= 1
+            || st["sink_kafka_0_0_exceptions_total"].as_u64().unwrap_or(0) >= 1
+    });
+    k.restart();
+    k.create_topic(&topic, 1);
+    let got = k.wait_records(&topic, 1, 5, &s);
+    let vs: Vec<i64> = got[0]
+        .iter()
+        .filter_map(|r| r["value"]["v"].as_i64())
+        .collect();
+    assert_eq!(vs, [3, 4, 5, 6, 7], "none lost, in order:\n{}", s.log());
+    let st = s.status("kout");
+    assert_eq!(st["sink_kafka_0_0_records_out_total"], 8, "{st}");
+    assert_eq!(
+        st["sink_kafka_0_0_records_dropped_total"]
+            .as_u64()
+            .unwrap_or(0),
+        0,
+        "{st}"
+    );
+}
