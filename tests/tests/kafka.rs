@@ -479,3 +479,121 @@ fn kafka_sink_keeps_what_a_broker_outage_held_back() {
         "{st}"
     );
 }
+
+/// Log lines of a group's assignments (`... partitions [0, 1] of <topic>`).
+fn assignments(log: &str, topic: &str) -> Vec<String> {
+    let tail = format!(" of {topic}");
+    log.lines()
+        .filter(|l| l.contains("kafka group") && l.contains(&tail))
+        .filter_map(|l| {
+            let at = l.find("partitions [")? + "partitions ".len();
+            let end = l[at..].find(']')? + at + 1;
+            Some(l[at..end].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn two_servers_in_one_consumer_group_share_a_topic_and_take_over_from_each_other() {
+    let k = Tansu::start();
+    let topic = unique("oort-group").replace('/', "-");
+    k.create_topic(&topic, 2);
+    let group = unique("grp").replace('/', "-");
+    let out = unique("kafka/group");
+    let sub = mqtt::subscribe(&out);
+    let start = |rule: &str| -> Server {
+        let s = oort_granting(&k);
+        s.expect(
+            "PUT",
+            "/metadata/sources/kafka/confKeys/default",
+            Some(&json!({"brokers": k.addr(), "groupID": group}).to_string()),
+            200,
+        );
+        s.create_stream(&format!(
+            r#"CREATE STREAM kg (n bigint) WITH (TYPE="kafka", DATASOURCE="{topic}", FORMAT="json")"#
+        ));
+        s.create_rule(&json!({
+            "id": rule,
+            "sql": "SELECT n, meta(`partition`) AS p, meta(offset) AS o FROM kg",
+            "actions": [{"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": out, "sendSingle": true}}]
+        }));
+        s
+    };
+    let one = |l: &str| {
+        l.contains(&format!("partitions [0] of {topic}"))
+            || l.contains(&format!("partitions [1] of {topic}"))
+    };
+    let s1 = start("g1");
+    s1.wait_log("the first member owns both partitions", |l| {
+        l.contains(&format!("partitions [0, 1] of {topic}"))
+    });
+    let mut s2 = start("g2");
+    // The second member's join rebalances the group: one partition each.
+    s2.wait_log("the second member's partition", one);
+    s1.wait_log("the first member's share", one);
+    let mine1 = assignments(&s1.log(), &topic).pop().unwrap_or_default();
+    let mine2 = assignments(&s2.log(), &topic).pop().unwrap_or_default();
+    assert_ne!(mine1, mine2, "both own {mine1}");
+
+    let recs = |from: i64, to: i64| -> Vec<Value> {
+        (from..to).map(|i| json!({"value": {"n": i}})).collect()
+    };
+    k.produce(&topic, 0, &recs(0, 4));
+    k.produce(&topic, 1, &recs(100, 104));
+    let got = take(&sub, 8, &s1, "g1");
+    let mut seen: Vec<(String, String)> = got
+        .iter()
+        .map(|g| {
+            (
+                g["p"].as_str().unwrap_or("?").to_string(),
+                g["o"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let want: Vec<(String, String)> = ["0", "1"]
+        .iter()
+        .flat_map(|p| (0..4).map(move |o| (p.to_string(), o.to_string())))
+        .collect();
+    assert_eq!(seen, want, "each record once");
+    let n = |s: &Server, rule: &str| {
+        s.status(rule)["source_kg_0_records_in_total"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert_eq!((n(&s1, "g1"), n(&s2, "g2")), (4, 4), "one partition each");
+
+    // The second server stops: it leaves the group, the first takes its
+    // partition over from the offset the second committed.
+    assert_eq!(s2.terminate(), Some(0));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while assignments(&s1.log(), &topic).last().map(String::as_str) != Some("[0, 1]") {
+        assert!(
+            Instant::now() < deadline,
+            "no takeover:\n{}\nthe server that left:\n{}",
+            s1.log(),
+            s2.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    k.produce(&topic, 0, &recs(4, 6));
+    k.produce(&topic, 1, &recs(104, 106));
+    let got = take(&sub, 4, &s1, "g1");
+    let mut seen: Vec<(String, String)> = got
+        .iter()
+        .map(|g| {
+            (
+                g["p"].as_str().unwrap_or("?").to_string(),
+                g["o"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [("0", "4"), ("0", "5"), ("1", "4"), ("1", "5")]
+            .map(|(p, o)| (p.to_string(), o.to_string())),
+        "the new records only, nothing read twice:\n{}",
+        s1.log()
+    );
+}

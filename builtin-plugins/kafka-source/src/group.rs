@@ -74,6 +74,12 @@ pub struct Group {
     state: State,
     last_beat: Instant,
     owned: bool,
+    /// This member led the last generation (and assigned), with how many
+    /// members.
+    pub leader: bool,
+    pub members: usize,
+    /// The generation a rebalance started from (to see that it advanced).
+    rebalancing_from: Option<i32>,
 }
 
 fn subscription(topic: &str) -> Result<Bytes, Error> {
@@ -149,6 +155,9 @@ impl Group {
             state: State::Out,
             last_beat: Instant::now(),
             owned: false,
+            leader: false,
+            members: 0,
+            rebalancing_from: None,
         }
     }
 
@@ -179,6 +188,15 @@ impl Group {
 
     /// A rejoin after `code`; `Revoked` when partitions were owned.
     fn rejoin(&mut self, code: i16) -> Step {
+        oort_plugin_sdk::logging::info(&format!(
+            "kafka group {}: rejoining ({}, generation {})",
+            self.id,
+            code_name(code),
+            self.generation
+        ));
+        if code == REBALANCE_IN_PROGRESS && self.generation >= 0 {
+            self.rebalancing_from = Some(self.generation);
+        }
         let forget = matches!(code, ILLEGAL_GENERATION | UNKNOWN_MEMBER_ID);
         if matches!(
             code,
@@ -283,9 +301,27 @@ impl Group {
                             r.error_code
                         )));
                     }
+                    if let Some(was) = self.rebalancing_from.take() {
+                        if r.generation_id <= was && !self.member.is_empty() {
+                            // A rebalance always makes a new generation in
+                            // Kafka; a coordinator that kept the old one
+                            // (Tansu 0.6 after a member expired) keeps the
+                            // old assignment too. Leave and join as a new
+                            // member, which makes a new generation.
+                            oort_plugin_sdk::logging::info(&format!(
+                                "kafka group {}: the coordinator kept generation {} after a rebalance; joining as a new member",
+                                self.id, r.generation_id
+                            ));
+                            self.leave(cluster);
+                            self.state = State::Out;
+                            continue;
+                        }
+                    }
                     self.member = r.member_id.as_str().to_string();
                     self.generation = r.generation_id;
-                    let assignments = if r.leader.as_str() == self.member {
+                    self.leader = r.leader.as_str() == self.member;
+                    self.members = r.members.len();
+                    let assignments = if self.leader {
                         let ids: Vec<String> = r
                             .members
                             .iter()
@@ -375,12 +411,28 @@ impl Group {
         // A join or heartbeat answer may still be on the way: a new
         // connection keeps the two apart.
         self.conn = None;
-        if let Ok(c) = self.conn(cluster) {
-            let _ = c.call::<_, kafka_protocol::messages::LeaveGroupResponse>(
+        let left = self.conn(cluster).and_then(|c| {
+            c.call::<_, kafka_protocol::messages::LeaveGroupResponse>(
                 ApiKey::LeaveGroup,
                 LEAVE_GROUP_VERSION,
                 &req,
-            );
+            )
+        });
+        match left {
+            Ok(r) if r.error_code == 0 => oort_plugin_sdk::logging::info(&format!(
+                "kafka group {}: left (member {})",
+                self.id, self.member
+            )),
+            Ok(r) => oort_plugin_sdk::logging::warn(&format!(
+                "kafka group {}: leaving: {} (error {})",
+                self.id,
+                code_name(r.error_code),
+                r.error_code
+            )),
+            Err(e) => oort_plugin_sdk::logging::warn(&format!(
+                "kafka group {}: leaving: {}",
+                self.id, e.message
+            )),
         }
         self.conn = None;
         self.member.clear();

@@ -497,10 +497,14 @@ impl KafkaSource {
                 Ok(false)
             }
             Step::Assigned(mine) => {
+                let (generation, role) = match &self.group {
+                    Some(g) if g.leader => (g.generation, format!("leader of {}", g.members)),
+                    Some(g) => (g.generation, "member".to_string()),
+                    None => (-1, String::new()),
+                };
                 log::info(&format!(
-                    "kafka group {}: generation {}, partitions {mine:?} of {}",
+                    "kafka group {}: generation {generation} ({role}), partitions {mine:?} of {}",
                     self.c.group.as_deref().unwrap_or_default(),
-                    self.group.as_ref().map_or(-1, |g| g.generation),
                     self.c.topic
                 ));
                 let resume = std::mem::take(&mut self.resume);
