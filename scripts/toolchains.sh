@@ -138,8 +138,15 @@ install_wasm_tools() {
 install_tansu() {
   # --debug: an unoptimised build compiles in about half the time, and the
   # tests send thousands of records, not millions. dynostore brings the
-  # in-memory storage engine (memory://) the tests use.
-  cargo_tool tansu "$TANSU_VERSION" tansu --debug --features dynostore
+  # in-memory storage engine (memory://), libsql a file one (sqlite://) that
+  # keeps users across a restart (the SASL test creates its user with
+  # authentication off, then restarts the broker with it on).
+  local features="dynostore,libsql"
+  local stamp="$TC/cargo/.tansu-features"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" != "$features" ]; then rm -f "$TC/cargo/bin/tansu"; fi
+  if [ ! -f "$stamp" ]; then rm -f "$TC/cargo/bin/tansu"; fi
+  cargo_tool tansu "$TANSU_VERSION" tansu --debug --features "$features"
+  printf '%s' "$features" >"$stamp"
 }
 
 parts=("$@")

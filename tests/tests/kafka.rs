@@ -17,10 +17,14 @@ fn tansu_bin() -> PathBuf {
     toolchains("cargo/bin/tansu", "scripts/toolchains.sh tansu").join("cargo/bin/tansu")
 }
 
-/// A private Tansu broker (in-memory storage). Killed on drop.
+/// A private Tansu broker (in-memory storage unless a test asks for a file
+/// and authentication). Killed on drop.
 struct Tansu {
     port: u16,
     child: Option<Child>,
+    storage: String,
+    authentication: bool,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Tansu {
@@ -28,6 +32,25 @@ impl Tansu {
         let mut t = Tansu {
             port: free_port(),
             child: None,
+            storage: "memory://tansu/".into(),
+            authentication: false,
+            _dir: None,
+        };
+        t.restart();
+        t
+    }
+
+    /// A broker on a SQLite file, so that what it holds (users) outlives
+    /// a restart.
+    fn start_on_file() -> Tansu {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut t = Tansu {
+            port: free_port(),
+            child: None,
+            // Relative: Tansu opens it in its working directory, `dir`.
+            storage: "sqlite://tansu.db".into(),
+            authentication: false,
+            _dir: Some(dir),
         };
         t.restart();
         t
@@ -43,16 +66,24 @@ impl Tansu {
 
     /// Starts it (again) on its port and waits until it accepts connections.
     fn restart(&mut self) {
-        let child = Command::new(tansu_bin())
-            .args([
-                "broker",
-                "--listener-url",
-                &self.url(),
-                "--advertised-listener-url",
-                &self.url(),
-                "--storage-engine",
-                "memory://tansu/",
-            ])
+        let mut args = vec![
+            "broker".to_string(),
+            "--listener-url".into(),
+            self.url(),
+            "--advertised-listener-url".into(),
+            self.url(),
+            "--storage-engine".into(),
+            self.storage.clone(),
+        ];
+        if self.authentication {
+            args.push("--authentication".into());
+        }
+        let mut cmd = Command::new(tansu_bin());
+        if let Some(d) = &self._dir {
+            cmd.current_dir(d.path());
+        }
+        let child = cmd
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -596,4 +627,64 @@ fn two_servers_in_one_consumer_group_share_a_topic_and_take_over_from_each_other
         "the new records only, nothing read twice:\n{}",
         s1.log()
     );
+}
+
+#[test]
+fn kafka_plugins_authenticate_with_sasl_scram_and_a_wrong_password_is_named() {
+    // The user is created with authentication off (Tansu's CLI cannot
+    // authenticate), then the broker restarts with it on, on the same file.
+    let mut k = Tansu::start_on_file();
+    let topic = unique("oort-sasl").replace('/', "-");
+    k.create_topic(&topic, 1);
+    run_ok(
+        Command::new(tansu_bin()).args(["user", "create", "--broker", &k.url(), "alice", "s3cret"]),
+        "tansu user create",
+    );
+    k.kill();
+    k.authentication = true;
+    k.restart();
+    let s = oort_granting(&k);
+    let input = unique("kafka/sasl");
+    let out = unique("kafka/sasl-out");
+    let sub = mqtt::subscribe(&out);
+    s.create_stream(&format!(
+        r#"CREATE STREAM ks (v bigint) WITH (DATASOURCE="{input}", TYPE="mqtt", FORMAT="json")"#
+    ));
+    let sink = |password: &str| {
+        json!({"kafka": {"brokers": k.addr(), "topic": topic, "sendSingle": true,
+            "saslAuthType": "scram", "saslUserName": "alice", "password": password}})
+    };
+    // A wrong password: the rule cannot start its sink, and says why.
+    s.create_rule(&json!({"id": "kbadpw", "sql": "SELECT v FROM ks", "actions": [sink("wrong")]}));
+    let st = s.wait_status("kbadpw", "the SASL failure", |st| {
+        st.to_string().contains("SASL SCRAM-SHA-512 as alice")
+    });
+    assert_ne!(st["status"], "running", "{st}");
+    s.expect("DELETE", "/rules/kbadpw", None, 200);
+    // The right one: rows go in, and the source (authenticated too) reads
+    // them back. (PLAIN is not tried: Tansu 0.6 accepts any PLAIN password.)
+    s.create_rule(&json!({"id": "ksasl", "sql": "SELECT v FROM ks", "actions": [sink("s3cret")]}));
+    s.expect(
+        "PUT",
+        "/metadata/sources/kafka/confKeys/sasl",
+        Some(
+            &json!({"brokers": k.addr(), "startOffset": "earliest", "saslAuthType": "scram",
+                "saslUserName": "alice", "password": "s3cret"})
+            .to_string(),
+        ),
+        200,
+    );
+    s.create_stream(&format!(
+        r#"CREATE STREAM kback (v bigint) WITH (TYPE="kafka", DATASOURCE="{topic}", FORMAT="json", CONF_KEY="sasl")"#
+    ));
+    s.create_rule(&json!({"id": "ksasl_back", "sql": "SELECT v FROM kback",
+        "actions": [{"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": out, "sendSingle": true}}]}));
+    s.wait_status("ksasl", "source connected", |st| {
+        st["source_ks_0_connection_status"] == 1
+    });
+    let rows: Vec<String> = (0..3).map(|v| json!({"v": v}).to_string()).collect();
+    mqtt::publish(&input, &rows);
+    let got = take(&sub, 3, &s, "ksasl_back");
+    let vs: Vec<i64> = got.iter().filter_map(|g| g["v"].as_i64()).collect();
+    assert_eq!(vs, [0, 1, 2]);
 }

@@ -9,7 +9,8 @@
 //! Fixed protocol versions, all within what Kafka 2.1 to 4.x accept
 //! (Kafka 4.0 dropped the older ones): Metadata v4, Produce v7, Fetch v4,
 //! ListOffsets v1, FindCoordinator v1, OffsetFetch v1, OffsetCommit v2,
-//! JoinGroup v2, SyncGroup v1, Heartbeat v1, LeaveGroup v1.
+//! JoinGroup v2, SyncGroup v1, Heartbeat v1, LeaveGroup v1, SaslHandshake v1,
+//! SaslAuthenticate v1.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -25,6 +26,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use oort_plugin_sdk::{prop, Error, Props};
 
 mod codes;
+mod sasl;
 pub use codes::{code_name, retriable, stale_leader};
 
 pub const METADATA_VERSION: i16 = 4;
@@ -38,6 +40,8 @@ pub const JOIN_GROUP_VERSION: i16 = 2;
 pub const SYNC_GROUP_VERSION: i16 = 1;
 pub const HEARTBEAT_VERSION: i16 = 1;
 pub const LEAVE_GROUP_VERSION: i16 = 1;
+pub const SASL_HANDSHAKE_VERSION: i16 = 1;
+pub const SASL_AUTHENTICATE_VERSION: i16 = 1;
 
 /// Largest response accepted from a broker.
 pub const MAX_RESPONSE: usize = 64 << 20;
@@ -68,24 +72,58 @@ pub fn brokers(props: &Props) -> Result<Vec<String>, Error> {
     Ok(out)
 }
 
-/// Refuses the security settings eKuiper documents that this client does
-/// not implement (SASL, TLS), naming the property, instead of connecting
-/// in plain text as if they were not there.
+/// SASL credentials (eKuiper's `saslAuthType` `plain` or `scram`, the
+/// latter SCRAM-SHA-512 as eKuiper's client uses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sasl {
+    pub mechanism: &'static str,
+    pub user: String,
+    pub password: String,
+}
+
+/// The SASL settings: `None` for `saslAuthType` none (or unset).
+/// `password` is eKuiper's key (`saslPassword` its older one).
+pub fn sasl(props: &Props) -> Result<Option<Sasl>, Error> {
+    let t = prop::<String>(props, "saslAuthType")?.unwrap_or_default();
+    let user = prop::<String>(props, "saslUserName")?.unwrap_or_default();
+    let password = match prop::<String>(props, "password")?.filter(|p| !p.is_empty()) {
+        Some(p) => p,
+        None => prop::<String>(props, "saslPassword")?.unwrap_or_default(),
+    };
+    let mechanism = match t.to_ascii_lowercase().as_str() {
+        "" | "none" => {
+            if !user.is_empty() || !password.is_empty() {
+                return Err(Error::config(
+                    "saslUserName/password are set but saslAuthType is none: set saslAuthType to plain or scram",
+                ));
+            }
+            return Ok(None);
+        }
+        "plain" => "PLAIN",
+        "scram" => "SCRAM-SHA-512",
+        other => {
+            return Err(Error::config(format!(
+                "saslAuthType {other:?}: use none, plain or scram"
+            )))
+        }
+    };
+    if user.is_empty() || password.is_empty() {
+        return Err(Error::config(format!(
+            "saslAuthType {t}: saslUserName and password are required"
+        )));
+    }
+    Ok(Some(Sasl {
+        mechanism,
+        user,
+        password,
+    }))
+}
+
+/// Refuses the TLS settings eKuiper documents, which this client does not
+/// implement, naming the property, instead of connecting in plain text as
+/// if they were not there; checks the SASL ones.
 pub fn check_security(props: &Props) -> Result<(), Error> {
-    if let Some(t) = prop::<String>(props, "saslAuthType")? {
-        if !t.is_empty() && !t.eq_ignore_ascii_case("none") {
-            return Err(Error::config(format!(
-                "saslAuthType {t:?}: SASL is not supported by Oort's kafka plugin yet (only none)"
-            )));
-        }
-    }
-    for k in ["saslUserName", "password", "saslPassword"] {
-        if prop::<String>(props, k)?.is_some_and(|v| !v.is_empty()) {
-            return Err(Error::config(format!(
-                "{k} is set but SASL is not supported by Oort's kafka plugin yet; remove it"
-            )));
-        }
-    }
+    sasl(props)?;
     for k in [
         "certificationPath",
         "privateKeyPath",
@@ -132,17 +170,22 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn connect(addr: &str, timeout: Duration) -> Result<Conn, Error> {
+    /// Connects, and authenticates when `sasl` is given.
+    pub fn connect(addr: &str, timeout: Duration, sasl: Option<&Sasl>) -> Result<Conn, Error> {
         let stream = TcpStream::connect(addr).map_err(|e| io_err(&format!("connect {addr}"), e))?;
         let _ = stream.set_nodelay(true);
         let _ = stream.set_write_timeout(Some(timeout));
-        Ok(Conn {
+        let mut c = Conn {
             addr: addr.to_string(),
             stream,
             next_id: 1,
             buf: Vec::new(),
             timeout,
-        })
+        };
+        if let Some(s) = sasl {
+            sasl::authenticate(&mut c, s)?;
+        }
+        Ok(c)
     }
 
     pub fn addr(&self) -> &str {
@@ -263,18 +306,21 @@ pub struct Cluster {
     brokers: HashMap<i32, String>,
     conns: HashMap<i32, Conn>,
     pub timeout: Duration,
+    /// Every connection authenticates with these.
+    pub sasl: Option<Sasl>,
 }
 
 /// Key of the bootstrap connection in `Cluster::conns` (broker ids are >= 0).
 const BOOTSTRAP: i32 = -1;
 
 impl Cluster {
-    pub fn new(bootstrap: Vec<String>, timeout: Duration) -> Cluster {
+    pub fn new(bootstrap: Vec<String>, timeout: Duration, sasl: Option<Sasl>) -> Cluster {
         Cluster {
             bootstrap,
             brokers: HashMap::new(),
             conns: HashMap::new(),
             timeout,
+            sasl,
         }
     }
 
@@ -299,7 +345,7 @@ impl Cluster {
         if !self.conns.contains_key(&BOOTSTRAP) {
             let mut last = None;
             for b in &self.bootstrap {
-                match Conn::connect(b, self.timeout) {
+                match Conn::connect(b, self.timeout, self.sasl.as_ref()) {
                     Ok(c) => {
                         self.conns.insert(BOOTSTRAP, c);
                         break;
@@ -322,7 +368,7 @@ impl Cluster {
             let addr = self.brokers.get(&node).cloned().ok_or_else(|| {
                 Error::unavailable(format!("kafka: broker {node} is not in the metadata"))
             })?;
-            let c = Conn::connect(&addr, self.timeout)?;
+            let c = Conn::connect(&addr, self.timeout, self.sasl.as_ref())?;
             self.conns.insert(node, c);
         }
         self.conns
@@ -490,10 +536,8 @@ mod tests {
     }
 
     #[test]
-    fn security_settings_that_are_not_implemented_are_refused_by_name() {
+    fn tls_settings_are_refused_by_name() {
         for (k, v) in [
-            ("saslAuthType", serde_json::json!("plain")),
-            ("saslUserName", serde_json::json!("u")),
             ("rootCaPath", serde_json::json!("/ca.pem")),
             ("insecureSkipVerify", serde_json::json!(true)),
         ] {
@@ -503,6 +547,46 @@ mod tests {
         }
         let p = props(serde_json::json!({"saslAuthType": "none", "insecureSkipVerify": false}));
         check_security(&p).unwrap();
+    }
+
+    #[test]
+    fn sasl_settings_are_ekuipers() {
+        let p = props(
+            serde_json::json!({"saslAuthType": "scram", "saslUserName": "u", "password": "p"}),
+        );
+        assert_eq!(
+            sasl(&p).unwrap(),
+            Some(Sasl {
+                mechanism: "SCRAM-SHA-512",
+                user: "u".into(),
+                password: "p".into()
+            })
+        );
+        let p = props(
+            serde_json::json!({"saslAuthType": "plain", "saslUserName": "u", "saslPassword": "p"}),
+        );
+        assert_eq!(sasl(&p).unwrap().map(|s| s.mechanism), Some("PLAIN"));
+        for (v, want) in [
+            (
+                serde_json::json!({"saslAuthType": "plain", "saslUserName": "u"}),
+                "required",
+            ),
+            (
+                serde_json::json!({"saslAuthType": "gssapi"}),
+                "saslAuthType",
+            ),
+            (
+                serde_json::json!({"saslUserName": "u"}),
+                "saslAuthType is none",
+            ),
+        ] {
+            let e = sasl(&props(v)).unwrap_err();
+            assert!(e.message.contains(want), "{want}: {}", e.message);
+        }
+        assert_eq!(
+            sasl(&props(serde_json::json!({"saslAuthType": "none"}))).unwrap(),
+            None
+        );
     }
 
     #[test]

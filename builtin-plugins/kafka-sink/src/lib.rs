@@ -23,8 +23,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
 use kafka_common::{
-    brokers, check_security, code_name, retriable, stale_leader, topic_name, Cluster,
-    PartitionInfo, PRODUCE_VERSION,
+    brokers, check_security, code_name, retriable, sasl, stale_leader, topic_name, Cluster,
+    PartitionInfo, Sasl, PRODUCE_VERSION,
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
@@ -40,7 +40,7 @@ use serde_json::Value;
 
 mod murmur;
 
-const SCHEMA: &str = r#"{"brokers":"string, host:port[,host:port] (required)","topic":"string (required; template allowed)","key":"string: record key (template allowed)","headers":"map of string, or a JSON-object template: record headers","requiredACKs":"int: -1 all replicas, 1 leader (default), 0 none","maxAttempts":"int: tries per record on retriable errors (default 1)","compression":"string: none, gzip, snappy","batchBytes":"int: largest Produce request in bytes (default 1048576)","saslAuthType":"string: none only"}"#;
+const SCHEMA: &str = r#"{"brokers":"string, host:port[,host:port] (required)","topic":"string (required; template allowed)","key":"string: record key (template allowed)","headers":"map of string, or a JSON-object template: record headers","requiredACKs":"int: -1 all replicas, 1 leader (default), 0 none","maxAttempts":"int: tries per record on retriable errors (default 1)","compression":"string: none, gzip, snappy","batchBytes":"int: largest Produce request in bytes (default 1048576)","saslAuthType":"string: none, plain or scram (SCRAM-SHA-512)","saslUserName":"string","password":"string"}"#;
 
 /// Largest `batchBytes` accepted (Kafka's own `message.max.bytes` is far below).
 const MAX_BATCH_BYTES: i64 = 64 << 20;
@@ -59,6 +59,7 @@ enum Headers {
 #[derive(Debug, Clone)]
 struct Config {
     brokers: Vec<String>,
+    sasl: Option<Sasl>,
     topic: String,
     key: Option<String>,
     headers: Headers,
@@ -70,6 +71,7 @@ struct Config {
 
 fn config(props: &Props) -> Result<Config, Error> {
     check_security(props)?;
+    let sasl = sasl(props)?;
     let brokers = brokers(props)?;
     let topic = prop::<String>(props, "topic")?
         .filter(|t| !t.trim().is_empty())
@@ -148,6 +150,7 @@ fn config(props: &Props) -> Result<Config, Error> {
     };
     Ok(Config {
         brokers,
+        sasl,
         topic,
         key: prop::<String>(props, "key")?.filter(|k| !k.is_empty()),
         headers,
@@ -468,7 +471,7 @@ impl Sink for KafkaSink {
     fn open(_ctx: &Context, props: Props) -> Result<Self, Error> {
         let c = config(&props)?;
         let mut s = KafkaSink {
-            cluster: Cluster::new(c.brokers.clone(), REQUEST_TIMEOUT),
+            cluster: Cluster::new(c.brokers.clone(), REQUEST_TIMEOUT, c.sasl.clone()),
             c,
             topics: HashMap::new(),
             turn: 0,

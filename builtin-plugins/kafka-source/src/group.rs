@@ -215,7 +215,11 @@ impl Group {
             let addr = cluster.broker_addr(self.coordinator).ok_or_else(|| {
                 Error::unavailable(format!("kafka group {}: coordinator unknown", self.id))
             })?;
-            self.conn = Some(Conn::connect(&addr, cluster.timeout)?);
+            self.conn = Some(Conn::connect(
+                &addr,
+                cluster.timeout,
+                cluster.sasl.as_ref(),
+            )?);
         }
         self.conn
             .as_mut()

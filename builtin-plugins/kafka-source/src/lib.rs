@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_common::{
-    broker_id, brokers, check_security, code_name, complete_batches, stale_leader, topic_name,
-    Cluster, FETCH_VERSION, LIST_OFFSETS_VERSION, OFFSET_COMMIT_VERSION, OFFSET_FETCH_VERSION,
+    broker_id, brokers, check_security, code_name, complete_batches, sasl, stale_leader,
+    topic_name, Cluster, Sasl, FETCH_VERSION, LIST_OFFSETS_VERSION, OFFSET_COMMIT_VERSION,
+    OFFSET_FETCH_VERSION,
 };
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -35,7 +36,7 @@ use oort_plugin_sdk::{
     Source, DATASOURCE_KEY,
 };
 
-const SCHEMA: &str = r#"{"brokers":"string, host:port[,host:port] (required)","partition":"int: the partition to read without a groupID (default 0)","groupID":"string: consumer group whose committed offsets are the start and receive the offsets read","maxBytes":"int: most bytes per fetch (default 1000000)","startOffset":"string: latest (default without a group) or earliest (default with a group), where reading starts with no stored offset","saslAuthType":"string: none only"}"#;
+const SCHEMA: &str = r#"{"brokers":"string, host:port[,host:port] (required)","partition":"int: the partition to read without a groupID (default 0)","groupID":"string: consumer group whose committed offsets are the start and receive the offsets read","maxBytes":"int: most bytes per fetch (default 1000000)","startOffset":"string: latest (default without a group) or earliest (default with a group), where reading starts with no stored offset","saslAuthType":"string: none, plain or scram (SCRAM-SHA-512)","saslUserName":"string","password":"string"}"#;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A group's offsets are committed at most this often while reading.
@@ -57,6 +58,7 @@ enum Start {
 #[derive(Debug, Clone)]
 struct Config {
     brokers: Vec<String>,
+    sasl: Option<Sasl>,
     topic: String,
     partition: i32,
     group: Option<String>,
@@ -66,6 +68,7 @@ struct Config {
 
 fn config(props: &Props) -> Result<Config, Error> {
     check_security(props)?;
+    let sasl = sasl(props)?;
     let brokers = brokers(props)?;
     let topic = prop::<String>(props, DATASOURCE_KEY)?
         .filter(|t| !t.trim().is_empty())
@@ -105,6 +108,7 @@ fn config(props: &Props) -> Result<Config, Error> {
     };
     Ok(Config {
         brokers,
+        sasl,
         topic,
         partition: partition as i32,
         group,
@@ -546,7 +550,7 @@ impl Source for KafkaSource {
     fn open(_ctx: &Context, props: Props, resume: Option<String>) -> Result<Self, Error> {
         let c = config(&props)?;
         let mut s = KafkaSource {
-            cluster: Cluster::new(c.brokers.clone(), REQUEST_TIMEOUT),
+            cluster: Cluster::new(c.brokers.clone(), REQUEST_TIMEOUT, c.sasl.clone()),
             group: c.group.clone().map(|g| Group::new(g, c.topic.clone())),
             resume: Vec::new(),
             parts: Vec::new(),
