@@ -23,11 +23,13 @@ use kafka_protocol::messages::{
     ApiKey, BrokerId, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use oort_plugin_sdk::{prop, Error, Props};
+use oort_plugin_sdk::Error;
 
 mod codes;
+mod props;
 mod sasl;
 pub use codes::{code_name, retriable, stale_leader};
+pub use props::{brokers, check_security, sasl, Sasl};
 
 pub const METADATA_VERSION: i16 = 4;
 pub const PRODUCE_VERSION: i16 = 7;
@@ -46,105 +48,6 @@ pub const SASL_AUTHENTICATE_VERSION: i16 = 1;
 /// Largest response accepted from a broker.
 pub const MAX_RESPONSE: usize = 64 << 20;
 const CLIENT_ID: &str = "oort";
-
-/// The `brokers` property: `host:port[,host:port...]`.
-pub fn brokers(props: &Props) -> Result<Vec<String>, Error> {
-    let raw = prop::<String>(props, "brokers")?.unwrap_or_default();
-    let mut out = Vec::new();
-    for b in raw.split(',').map(str::trim).filter(|b| !b.is_empty()) {
-        let b = b.strip_prefix("tcp://").unwrap_or(b);
-        match b.rsplit_once(':') {
-            Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0) => {
-                out.push(b.to_string())
-            }
-            _ => {
-                return Err(Error::config(format!(
-                    "brokers: {b:?} is not host:port (brokers is a comma-separated list such as 127.0.0.1:9092,127.0.0.1:9093)"
-                )))
-            }
-        }
-    }
-    if out.is_empty() {
-        return Err(Error::config(
-            "brokers is required: a comma-separated list of host:port",
-        ));
-    }
-    Ok(out)
-}
-
-/// SASL credentials (eKuiper's `saslAuthType` `plain` or `scram`, the
-/// latter SCRAM-SHA-512 as eKuiper's client uses).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sasl {
-    pub mechanism: &'static str,
-    pub user: String,
-    pub password: String,
-}
-
-/// The SASL settings: `None` for `saslAuthType` none (or unset).
-/// `password` is eKuiper's key (`saslPassword` its older one).
-pub fn sasl(props: &Props) -> Result<Option<Sasl>, Error> {
-    let t = prop::<String>(props, "saslAuthType")?.unwrap_or_default();
-    let user = prop::<String>(props, "saslUserName")?.unwrap_or_default();
-    let password = match prop::<String>(props, "password")?.filter(|p| !p.is_empty()) {
-        Some(p) => p,
-        None => prop::<String>(props, "saslPassword")?.unwrap_or_default(),
-    };
-    let mechanism = match t.to_ascii_lowercase().as_str() {
-        "" | "none" => {
-            if !user.is_empty() || !password.is_empty() {
-                return Err(Error::config(
-                    "saslUserName/password are set but saslAuthType is none: set saslAuthType to plain or scram",
-                ));
-            }
-            return Ok(None);
-        }
-        "plain" => "PLAIN",
-        "scram" => "SCRAM-SHA-512",
-        other => {
-            return Err(Error::config(format!(
-                "saslAuthType {other:?}: use none, plain or scram"
-            )))
-        }
-    };
-    if user.is_empty() || password.is_empty() {
-        return Err(Error::config(format!(
-            "saslAuthType {t}: saslUserName and password are required"
-        )));
-    }
-    Ok(Some(Sasl {
-        mechanism,
-        user,
-        password,
-    }))
-}
-
-/// Refuses the TLS settings eKuiper documents, which this client does not
-/// implement, naming the property, instead of connecting in plain text as
-/// if they were not there; checks the SASL ones.
-pub fn check_security(props: &Props) -> Result<(), Error> {
-    sasl(props)?;
-    for k in [
-        "certificationPath",
-        "privateKeyPath",
-        "rootCaPath",
-        "certficationRaw",
-        "privateKeyRaw",
-        "rootCARaw",
-    ] {
-        if prop::<String>(props, k)?.is_some_and(|v| !v.is_empty()) {
-            return Err(Error::config(format!(
-                "{k}: TLS is not supported by Oort's kafka plugin yet (plain-text listeners only)"
-            )));
-        }
-    }
-    if prop::<bool>(props, "insecureSkipVerify")?.unwrap_or(false) {
-        return Err(Error::config(
-            "insecureSkipVerify: TLS is not supported by Oort's kafka plugin yet (plain-text listeners only)",
-        ));
-    }
-    Ok(())
-}
 
 pub fn topic_name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
@@ -514,80 +417,6 @@ pub fn complete_batches(mut data: Bytes) -> Vec<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn props(v: serde_json::Value) -> Props {
-        v.as_object().cloned().unwrap_or_default()
-    }
-
-    #[test]
-    fn brokers_are_a_host_port_list() {
-        let p = props(serde_json::json!({"brokers": " 127.0.0.1:9092, kafka:9093 "}));
-        assert_eq!(
-            brokers(&p).unwrap(),
-            vec!["127.0.0.1:9092".to_string(), "kafka:9093".to_string()]
-        );
-        let p = props(serde_json::json!({"brokers": "127.0.0.1"}));
-        assert!(brokers(&p).unwrap_err().message.contains("127.0.0.1"));
-        let p = props(serde_json::json!({}));
-        assert!(brokers(&p)
-            .unwrap_err()
-            .message
-            .contains("brokers is required"));
-    }
-
-    #[test]
-    fn tls_settings_are_refused_by_name() {
-        for (k, v) in [
-            ("rootCaPath", serde_json::json!("/ca.pem")),
-            ("insecureSkipVerify", serde_json::json!(true)),
-        ] {
-            let p = props(serde_json::json!({ k: v }));
-            let e = check_security(&p).unwrap_err();
-            assert!(e.message.contains(k), "{k}: {}", e.message);
-        }
-        let p = props(serde_json::json!({"saslAuthType": "none", "insecureSkipVerify": false}));
-        check_security(&p).unwrap();
-    }
-
-    #[test]
-    fn sasl_settings_are_ekuipers() {
-        let p = props(
-            serde_json::json!({"saslAuthType": "scram", "saslUserName": "u", "password": "p"}),
-        );
-        assert_eq!(
-            sasl(&p).unwrap(),
-            Some(Sasl {
-                mechanism: "SCRAM-SHA-512",
-                user: "u".into(),
-                password: "p".into()
-            })
-        );
-        let p = props(
-            serde_json::json!({"saslAuthType": "plain", "saslUserName": "u", "saslPassword": "p"}),
-        );
-        assert_eq!(sasl(&p).unwrap().map(|s| s.mechanism), Some("PLAIN"));
-        for (v, want) in [
-            (
-                serde_json::json!({"saslAuthType": "plain", "saslUserName": "u"}),
-                "required",
-            ),
-            (
-                serde_json::json!({"saslAuthType": "gssapi"}),
-                "saslAuthType",
-            ),
-            (
-                serde_json::json!({"saslUserName": "u"}),
-                "saslAuthType is none",
-            ),
-        ] {
-            let e = sasl(&props(v)).unwrap_err();
-            assert!(e.message.contains(want), "{want}: {}", e.message);
-        }
-        assert_eq!(
-            sasl(&props(serde_json::json!({"saslAuthType": "none"}))).unwrap(),
-            None
-        );
-    }
 
     #[test]
     fn a_batch_cut_short_is_left_for_the_next_fetch() {

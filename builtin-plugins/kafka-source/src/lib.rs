@@ -15,9 +15,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_common::{
-    broker_id, brokers, check_security, code_name, complete_batches, sasl, stale_leader,
-    topic_name, Cluster, Sasl, FETCH_VERSION, LIST_OFFSETS_VERSION, OFFSET_COMMIT_VERSION,
-    OFFSET_FETCH_VERSION,
+    broker_id, code_name, complete_batches, stale_leader, topic_name, Cluster, FETCH_VERSION,
+    LIST_OFFSETS_VERSION, OFFSET_COMMIT_VERSION, OFFSET_FETCH_VERSION,
 };
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -32,8 +31,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use oort_plugin_sdk::{
-    export_source, logging as log, prop, Context, Error, Message, PluginInfo, Props, ReadOutcome,
-    Source, DATASOURCE_KEY,
+    export_source, logging as log, Context, Error, Message, PluginInfo, Props, ReadOutcome, Source,
 };
 
 const SCHEMA: &str = r#"{"brokers":"string, host:port[,host:port] (required)","partition":"int: the partition to read without a groupID (default 0)","groupID":"string: consumer group whose committed offsets are the start and receive the offsets read","maxBytes":"int: most bytes per fetch (default 1000000)","startOffset":"string: latest (default without a group) or earliest (default with a group), where reading starts with no stored offset","saslAuthType":"string: none, plain or scram (SCRAM-SHA-512)","saslUserName":"string","password":"string"}"#;
@@ -46,111 +44,10 @@ const MAX_FETCH_WAIT: Duration = Duration::from_secs(2);
 /// How long `open` waits for its first partitions from the group.
 const JOIN_AT_OPEN: Duration = Duration::from_secs(15);
 
+mod config;
 mod group;
+use config::{config, format_offsets, parse_offsets, Config, Part, Start};
 use group::{Group, Step};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Start {
-    Latest,
-    Earliest,
-}
-
-#[derive(Debug, Clone)]
-struct Config {
-    brokers: Vec<String>,
-    sasl: Option<Sasl>,
-    topic: String,
-    partition: i32,
-    group: Option<String>,
-    max_bytes: i32,
-    start: Start,
-}
-
-fn config(props: &Props) -> Result<Config, Error> {
-    check_security(props)?;
-    let sasl = sasl(props)?;
-    let brokers = brokers(props)?;
-    let topic = prop::<String>(props, DATASOURCE_KEY)?
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| Error::config("the topic (the stream's DATASOURCE) is required"))?;
-    let group = prop::<String>(props, "groupID")?.filter(|g| !g.is_empty());
-    let partition = prop::<i64>(props, "partition")?.unwrap_or(0);
-    if !(0..=i32::MAX as i64).contains(&partition) {
-        return Err(Error::config(format!(
-            "partition {partition}: must be >= 0"
-        )));
-    }
-    if group.is_some() && partition != 0 {
-        return Err(Error::config(
-            "partition and groupID cannot be combined: with a groupID every partition of the topic is read",
-        ));
-    }
-    let max_bytes = prop::<i64>(props, "maxBytes")?.unwrap_or(1_000_000);
-    if !(1..=(64 << 20)).contains(&max_bytes) {
-        return Err(Error::config(format!(
-            "maxBytes {max_bytes}: use 1 to {}",
-            64 << 20
-        )));
-    }
-    let start = match prop::<String>(props, "startOffset")?
-        .unwrap_or_default()
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "" if group.is_some() => Start::Earliest,
-        "" | "latest" => Start::Latest,
-        "earliest" => Start::Earliest,
-        s => {
-            return Err(Error::config(format!(
-                "startOffset {s:?}: use latest or earliest"
-            )))
-        }
-    };
-    Ok(Config {
-        brokers,
-        sasl,
-        topic,
-        partition: partition as i32,
-        group,
-        max_bytes: max_bytes as i32,
-        start,
-    })
-}
-
-/// One partition being read.
-#[derive(Debug, Clone)]
-struct Part {
-    index: i32,
-    leader: i32,
-    /// Next offset to fetch.
-    fetch: i64,
-    /// Next offset after the last message returned by `read`.
-    delivered: i64,
-}
-
-/// `p:o,p:o` (next offset per partition).
-fn format_offsets(parts: &[Part]) -> String {
-    parts
-        .iter()
-        .map(|p| format!("{}:{}", p.index, p.delivered))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn parse_offsets(s: &str) -> Result<Vec<(i32, i64)>, Error> {
-    s.split(',')
-        .filter(|x| !x.is_empty())
-        .map(|x| {
-            let (p, o) = x.split_once(':').ok_or(())?;
-            Ok((p.parse().map_err(|_| ())?, o.parse().map_err(|_| ())?))
-        })
-        .collect::<Result<Vec<_>, ()>>()
-        .map_err(|_| {
-            Error::config(format!(
-                "stored offset {s:?} is not partition:offset[,...]: delete the rule's checkpoint or recreate the rule"
-            ))
-        })
-}
 
 struct KafkaSource {
     c: Config,
@@ -651,51 +548,3 @@ impl Source for KafkaSource {
 }
 
 export_source!(KafkaSource);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn props(v: serde_json::Value) -> Props {
-        v.as_object().cloned().unwrap_or_default()
-    }
-
-    #[test]
-    fn offsets_round_trip_and_a_bad_one_is_a_config_error() {
-        let parts = vec![
-            Part {
-                index: 0,
-                leader: 1,
-                fetch: 9,
-                delivered: 7,
-            },
-            Part {
-                index: 2,
-                leader: 1,
-                fetch: 3,
-                delivered: 3,
-            },
-        ];
-        let s = format_offsets(&parts);
-        assert_eq!(s, "0:7,2:3");
-        assert_eq!(parse_offsets(&s).unwrap(), vec![(0, 7), (2, 3)]);
-        assert!(parse_offsets("seven").is_err());
-    }
-
-    #[test]
-    fn properties_are_checked_by_name() {
-        let ok = props(serde_json::json!({"brokers": "127.0.0.1:9092", DATASOURCE_KEY: "t"}));
-        let c = config(&ok).unwrap();
-        assert_eq!((c.partition, c.start), (0, Start::Latest));
-        let mut g = ok.clone();
-        g.insert("groupID".into(), "g".into());
-        assert_eq!(config(&g).unwrap().start, Start::Earliest);
-        g.insert("partition".into(), 2.into());
-        assert!(config(&g).unwrap_err().message.contains("groupID"));
-        let mut s = ok.clone();
-        s.insert("startOffset".into(), "middle".into());
-        assert!(config(&s).unwrap_err().message.contains("startOffset"));
-        let none = props(serde_json::json!({"brokers": "127.0.0.1:9092"}));
-        assert!(config(&none).unwrap_err().message.contains("DATASOURCE"));
-    }
-}
