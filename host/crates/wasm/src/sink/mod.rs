@@ -67,7 +67,7 @@ impl SinkFactory for WasmSinkFactory {
     /// Rows go with the payloads when a property (or a map property's
     /// value) is a template.
     fn needs_rows(&self, props: &Props) -> bool {
-        dynamic_props(props).is_ok_and(|d| !d.is_empty())
+        dynamic_props(props, &self.info()).is_ok_and(|d| !d.is_empty())
     }
 
     /// Every template property is rendered per message for a plugin (into
@@ -81,7 +81,7 @@ impl SinkFactory for WasmSinkFactory {
     fn create(&self, _env: &ConnectorEnv, props: &Props) -> Result<Box<dyn Sink>, ConnectorError> {
         let plugin = self.slot.require("sink", &self.name)?;
         let props_json = serde_json::Value::Object(props.clone()).to_string();
-        let dynamic = dynamic_props(props)?;
+        let dynamic = dynamic_props(props, &self.info())?;
         plugin.validate_blocking(props_json.clone())?;
         Ok(Box::new(WasmSink {
             plugin,
@@ -93,16 +93,25 @@ impl SinkFactory for WasmSinkFactory {
 }
 
 /// The properties rendered per message: a top-level `{{...}}` value under
-/// its name, and one inside a map property under `name.key` (the kafka
-/// sink's `"headers": {"h": "{{.col}}"}`).
-fn dynamic_props(props: &Props) -> Result<Vec<(String, PropTemplate)>, ConnectorError> {
+/// its name, and one inside a map property that the plugin's manifest
+/// marks `"dynamic": true` under `name.key` (the kafka sink's `"headers":
+/// {"h": "{{.col}}"}`; a map the plugin renders itself, such as influx's
+/// `tags`, is left alone).
+fn dynamic_props(
+    props: &Props,
+    info: &ConnectorInfo,
+) -> Result<Vec<(String, PropTemplate)>, ConnectorError> {
     let mut out = Vec::new();
     for (k, v) in oort_core::dynamic_sink_props(props) {
         out.push((k.clone(), PropTemplate::parse(k, v)?));
     }
     for (k, v) in props {
         let Some(map) = v.as_object() else { continue };
-        if oort_core::is_common_sink_key(k) {
+        let rendered = info
+            .properties
+            .iter()
+            .any(|p| p.dynamic && p.name.eq_ignore_ascii_case(k));
+        if !rendered || oort_core::is_common_sink_key(k) {
             continue;
         }
         for (field, fv) in map {
@@ -561,7 +570,8 @@ mod tests {
             "idx": "{{index . \"missing\" 0}}x"
         });
         let props = props.as_object().cloned().unwrap_or_default();
-        let dynamic: Vec<(String, PropTemplate)> = dynamic_props(&props).expect("templates");
+        let dynamic: Vec<(String, PropTemplate)> =
+            dynamic_props(&props, &ConnectorInfo::default()).expect("templates");
         let mut keys: Vec<&str> = dynamic.iter().map(|(k, _)| k.as_str()).collect();
         keys.sort();
         assert_eq!(
@@ -593,7 +603,18 @@ mod tests {
             "compressionProps": {"level": "{{.site}}"}
         });
         let props = props.as_object().cloned().unwrap_or_default();
-        let dynamic = dynamic_props(&props).expect("templates");
+        let none = dynamic_props(&props, &ConnectorInfo::default()).expect("templates");
+        assert!(
+            none.is_empty(),
+            "a map the manifest does not mark is the plugin's own"
+        );
+        let mut headers = oort_core::PropSpec::new("headers", "object", "record headers");
+        headers.dynamic = true;
+        let info = ConnectorInfo {
+            properties: vec![headers],
+            ..ConnectorInfo::default()
+        };
+        let dynamic = dynamic_props(&props, &info).expect("templates");
         let keys: Vec<&str> = dynamic.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["headers.site"], "literals and common keys are not");
         let (keep, metas, _) = render_dynamic(&dynamic, &[item("b")]);
