@@ -69,7 +69,7 @@ impl PluginManager {
         });
         if let Some(path) = shared.as_ref().filter(|p| builtin::trusted_artifact(p)) {
             match std::fs::read(path) {
-                Ok(c) if self.inner.runtime.load_precompiled_file(path).is_ok() => {
+                Ok(c) if self.inner.runtime.load_precompiled(&c).is_ok() => {
                     compiled = Some((self.inner.runtime.clone(), c));
                 }
                 _ => {
@@ -105,7 +105,9 @@ impl PluginManager {
             }
         };
         drop(permit);
-        let component = self.load_compiled(&rt, &cwasm, &sha256_hex(&unpacked.wasm))?;
+        let component: Component = rt
+            .load_precompiled(&cwasm)
+            .map_err(|e| internal(format!("{e:#}")))?;
         stages.ok(Stage::Compile, || {
             format!(
                 "{} bytes of component, {} code",
@@ -349,14 +351,8 @@ impl PluginManager {
                     return;
                 }
             };
-            // Cached before the swap, so a restart right after it finds the
-            // artifact, and loaded from the cache file (mapped, not copied).
-            if let Err(e) = write_atomic(&cache, &cwasm) {
-                tracing::warn!(plugin = %name, "wasm plugin: cannot cache the optimised code: {e}");
-            }
             let optimized = rt
-                .load_precompiled_file(&cache)
-                .or_else(|_| rt.load_precompiled(&cwasm))
+                .load_precompiled(&cwasm)
                 .map_err(|e| format!("{e:#}"))
                 .and_then(|c| {
                     LoadedPlugin::new(
@@ -376,7 +372,10 @@ impl PluginManager {
                     return;
                 }
             };
-            drop(cwasm);
+            // Cached before the swap, so a restart right after it finds the artifact.
+            if let Err(e) = write_atomic(&cache, &cwasm) {
+                tracing::warn!(plugin = %name, "wasm plugin: cannot cache the optimised code: {e}");
+            }
             if !slot.replace_if(&baseline, optimized) {
                 // Upgraded or deleted meanwhile: keep the artifact only if an
                 // installed plugin still has this component.

@@ -317,40 +317,6 @@ impl PluginManager {
             .join(format!("{sha}-{}.cwasm", self.inner.runtime.engine_key))
     }
 
-    /// The component of compiled code `cwasm`. Optimised code is written to
-    /// the cache first and mapped from there, as a restart does: its pages
-    /// are then file-backed (clean page cache the kernel can take back under
-    /// memory pressure) where a copy in memory holds the code of every
-    /// plugin in anonymous memory for the life of the process (a first
-    /// start: 14.8 MB anonymous before, 6.1 MB after, with the 11 shipped
-    /// plugins). Baseline code, replaced in the background, and a cache
-    /// that cannot be written load from memory.
-    fn load_compiled(
-        &self,
-        rt: &Arc<Runtime>,
-        cwasm: &[u8],
-        sha: &str,
-    ) -> Result<Component, PluginError> {
-        if rt.tier != Tier::Baseline {
-            let cache = self.cache_path(sha);
-            let cached = cache.is_file()
-                || cache
-                    .parent()
-                    .is_some_and(|d| std::fs::create_dir_all(d).is_ok())
-                    && write_atomic(&cache, cwasm).is_ok();
-            if cached {
-                match rt.load_precompiled_file(&cache) {
-                    Ok(c) => return Ok(c),
-                    Err(e) => {
-                        tracing::debug!(path = %cache.display(), "cached code not mapped ({e:#}); loading from memory")
-                    }
-                }
-            }
-        }
-        rt.load_precompiled(cwasm)
-            .map_err(|e| internal(format!("{e:#}")))
-    }
-
     /// Removes cached artifacts built by another engine version.
     fn clean_cache(&self) {
         let suffix = format!("-{}.cwasm", self.inner.runtime.engine_key);
