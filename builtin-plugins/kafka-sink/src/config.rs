@@ -11,8 +11,9 @@ const MAX_BATCH_BYTES: i64 = 64 << 20;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Headers {
     None,
-    /// Fixed names; a value that is a template comes in the metadata.
-    Map(Vec<(String, String)>),
+    /// Fixed names: (name, value, the metadata key a rendered template
+    /// value comes under, `headers.<name>`, built once here).
+    Map(Vec<(String, String, String)>),
     /// A JSON object text (usually a template, rendered per message).
     Json(String),
 }
@@ -91,7 +92,7 @@ pub(crate) fn config(props: &Props) -> Result<Config, Error> {
                         )))
                     }
                 };
-                out.push((k.clone(), v));
+                out.push((k.clone(), v, format!("headers.{k}")));
             }
             Headers::Map(out)
         }
@@ -175,8 +176,8 @@ mod tests {
         assert_eq!(
             config(&p).unwrap().headers,
             Headers::Map(vec![
-                ("a".into(), "x".into()),
-                ("b".into(), "{{.v}}".into())
+                ("a".into(), "x".into(), "headers.a".into()),
+                ("b".into(), "{{.v}}".into(), "headers.b".into())
             ])
         );
         let p = props(serde_json::json!({"brokers": "h:1", "topic": "t",

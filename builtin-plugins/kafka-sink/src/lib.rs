@@ -89,12 +89,12 @@ impl KafkaSink {
 
     /// The record for one message (an `invalid-data` error when its
     /// rendered headers are not a JSON object).
-    fn record(&mut self, m: &Message, ts: i64) -> Result<Out, Error> {
-        let topic = meta(m, "topic").unwrap_or(&self.c.topic).to_string();
+    fn record(&mut self, mut m: Message, ts: i64) -> Result<Out, Error> {
+        let topic = meta(&m, "topic").unwrap_or(&self.c.topic).to_string();
         if topic.is_empty() {
             return Err(Error::invalid_data("the topic rendered empty"));
         }
-        let key = meta(m, "key")
+        let key = meta(&m, "key")
             .map(str::to_string)
             .or_else(|| self.c.key.clone())
             .filter(|k| !k.is_empty());
@@ -103,12 +103,12 @@ impl KafkaSink {
             Headers::None => Vec::new(),
             Headers::Map(h) => h
                 .iter()
-                .map(|(k, v)| {
-                    let v = meta(m, &format!("headers.{k}")).unwrap_or(v);
+                .map(|(k, v, meta_key)| {
+                    let v = meta(&m, meta_key).unwrap_or(v);
                     (k.clone(), v.to_string())
                 })
                 .collect(),
-            Headers::Json(t) => parse_headers_json(meta(m, "headers").unwrap_or(t))?,
+            Headers::Json(t) => parse_headers_json(meta(&m, "headers").unwrap_or(t))?,
         };
         let mut size = m.payload.len() + key.as_ref().map_or(0, String::len) + 24;
         for (k, v) in pairs {
@@ -137,7 +137,8 @@ impl KafkaSink {
                 sequence: -1,
                 timestamp: ts,
                 key: key.map(|k| Bytes::from(k.into_bytes())),
-                value: Some(Bytes::copy_from_slice(&m.payload)),
+                // The message is ours: its payload moves, not copied.
+                value: Some(Bytes::from(std::mem::take(&mut m.payload))),
                 headers,
             },
         })
@@ -154,7 +155,7 @@ impl KafkaSink {
 
     /// Sends the records at `todo` (indices into `outs`); returns per index
     /// the error of those not acknowledged.
-    fn send(&mut self, outs: &[Out], todo: &[usize]) -> Vec<(usize, Error)> {
+    fn send(&mut self, outs: &mut [Out], todo: &[usize]) -> Vec<(usize, Error)> {
         let mut failed = Vec::new();
         // Group by leader, keeping the order of the write.
         let mut by_leader: Vec<(i32, Vec<usize>)> = Vec::new();
@@ -202,11 +203,11 @@ impl KafkaSink {
     fn produce(
         &mut self,
         leader: i32,
-        outs: &[Out],
+        outs: &mut [Out],
         idx: &[usize],
     ) -> Result<(), Vec<(usize, Error)>> {
         // topic -> partition -> indices
-        let mut groups: Vec<(&str, i32, Vec<usize>)> = Vec::new();
+        let mut groups: Vec<(String, i32, Vec<usize>)> = Vec::new();
         for &i in idx {
             let o = &outs[i];
             match groups
@@ -214,9 +215,20 @@ impl KafkaSink {
                 .find(|(t, p, _)| *t == o.topic && *p == o.partition)
             {
                 Some((_, _, v)) => v.push(i),
-                None => groups.push((&o.topic, o.partition, vec![i])),
+                None => groups.push((o.topic.clone(), o.partition, vec![i])),
             }
         }
+        // Offsets inside a batch are 0..n-1 (the broker assigns the base):
+        // a gap would make it count records that are not there. offset -
+        // sequence is the same for every record, so the encoder keeps them
+        // in one batch (base sequence -1: no idempotent producer).
+        for (_, _, v) in &groups {
+            for (j, &i) in v.iter().enumerate() {
+                outs[i].record.offset = j as i64;
+                outs[i].record.sequence = j as i32 - 1;
+            }
+        }
+        let outs = &*outs;
         let all = |e: Error| idx.iter().map(|&i| (i, e.clone())).collect::<Vec<_>>();
         let options = RecordEncodeOptions {
             version: 2,
@@ -225,22 +237,8 @@ impl KafkaSink {
         let mut topics: Vec<TopicProduceData> = Vec::new();
         for (t, p, v) in &groups {
             let mut buf = BytesMut::new();
-            // Offsets inside a batch are 0..n-1 (the broker assigns the
-            // base): a gap would make it count records that are not there.
-            let records: Vec<Record> = v
-                .iter()
-                .enumerate()
-                .map(|(j, &i)| {
-                    let mut r = outs[i].record.clone();
-                    r.offset = j as i64;
-                    // offset - sequence is the same for every record, so
-                    // the encoder keeps them in one batch (base sequence
-                    // -1: no idempotent producer).
-                    r.sequence = j as i32 - 1;
-                    r
-                })
-                .collect();
-            if let Err(e) = RecordBatchEncoder::encode(&mut buf, records.iter(), &options) {
+            let records = v.iter().map(|&i| &outs[i].record);
+            if let Err(e) = RecordBatchEncoder::encode(&mut buf, records, &options) {
                 return Err(all(Error::internal(format!(
                     "kafka: encoding records: {e}"
                 ))));
@@ -248,7 +246,7 @@ impl KafkaSink {
             let data = PartitionProduceData::default()
                 .with_index(*p)
                 .with_records(Some(buf.freeze()));
-            match topics.iter_mut().find(|x| x.name.0.as_str() == *t) {
+            match topics.iter_mut().find(|x| x.name.0.as_str() == t) {
                 Some(x) => x.partition_data.push(data),
                 None => topics.push(
                     TopicProduceData::default()
@@ -280,7 +278,7 @@ impl KafkaSink {
             let r = resp
                 .responses
                 .iter()
-                .filter(|x| x.name.0.as_str() == *t)
+                .filter(|x| x.name.0.as_str() == t)
                 .flat_map(|x| x.partition_responses.iter())
                 .find(|x| x.index == *p);
             let err = match r {
@@ -309,7 +307,7 @@ impl KafkaSink {
             };
             if let Some(e) = err {
                 if r.is_some_and(|r| stale_leader(r.error_code)) {
-                    self.topics.remove(*t);
+                    self.topics.remove(t);
                 }
                 failed.extend(v.iter().map(|&i| (i, e.clone())));
             }
@@ -357,13 +355,13 @@ impl Sink for KafkaSink {
         let ts = now_ms();
         self.turn = self.turn.wrapping_add(1);
         let mut outs = Vec::with_capacity(batch.len());
-        for (i, m) in batch.iter().enumerate() {
+        for (i, m) in batch.into_iter().enumerate() {
             match self.record(m, ts) {
                 Ok(o) => outs.push(o),
                 Err(error) => {
                     // Send what came before; the host drops an
                     // invalid-data message and hands the rest back.
-                    self.write_records(&outs).map_err(|mut f| {
+                    self.write_records(&mut outs).map_err(|mut f| {
                         f.accepted = f.accepted.min(i as u32);
                         f
                     })?;
@@ -374,14 +372,14 @@ impl Sink for KafkaSink {
                 }
             }
         }
-        self.write_records(&outs)
+        self.write_records(&mut outs)
     }
 }
 
 impl KafkaSink {
     /// Sends `outs`, retrying what failed on retriable errors; on failure,
     /// `accepted` is the count of leading records acknowledged.
-    fn write_records(&mut self, outs: &[Out]) -> Result<(), WriteFailure> {
+    fn write_records(&mut self, outs: &mut [Out]) -> Result<(), WriteFailure> {
         let mut todo: Vec<usize> = (0..outs.len()).collect();
         let mut attempt = 1;
         loop {

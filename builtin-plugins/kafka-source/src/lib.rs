@@ -192,6 +192,11 @@ impl KafkaSource {
         let per = (wait / leaders.len().max(1) as u32).min(MAX_FETCH_WAIT);
         let mut refresh = false;
         for leader in leaders {
+            if leader < 0 {
+                // No leader at the last metadata: look again below.
+                refresh = true;
+                continue;
+            }
             let idx: Vec<usize> = (0..self.parts.len())
                 .filter(|&i| self.parts[i].leader == leader)
                 .collect();
@@ -213,10 +218,6 @@ impl KafkaSource {
                             })
                             .collect(),
                     )]);
-            if leader < 0 {
-                refresh = true;
-                continue;
-            }
             let resp: FetchResponse = match self
                 .cluster
                 .with_conn(leader, |c| c.call(ApiKey::Fetch, FETCH_VERSION, &req))
