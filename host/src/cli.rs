@@ -312,6 +312,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         plugins,
         outbound,
         ruleset,
+        metrics_detail: cfg.metrics.detail,
     };
     let sig = shutdown.clone();
     tokio::spawn(async move {

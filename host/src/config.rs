@@ -55,6 +55,31 @@ pub struct MetricsConfig {
     /// authentication (e.g. `0.0.0.0:20499`, eKuiper's port); empty: none
     /// (`/metrics` stays on the REST API either way).
     pub addr: String,
+    /// What a scrape holds unless it asks (`GET /metrics?detail=`).
+    pub detail: MetricsDetail,
+}
+
+/// How much of each rule `GET /metrics` exports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsDetail {
+    /// Each rule's state and its source, lookup and sink nodes' series:
+    /// what a dashboard of many rules watches (about 0.8 KB per rule).
+    #[default]
+    Rules,
+    /// Also the operator nodes' series and the sinks' latency histograms
+    /// (about 2 KB per rule).
+    Full,
+}
+
+impl MetricsDetail {
+    pub fn parse(s: &str) -> Option<MetricsDetail> {
+        match s.to_ascii_lowercase().as_str() {
+            "rules" => Some(MetricsDetail::Rules),
+            "full" => Some(MetricsDetail::Full),
+            _ => None,
+        }
+    }
 }
 
 /// eKuiper's `store` section: where `get_keyed_state` reads its external

@@ -5,7 +5,11 @@ use oort_tests::{mqtt, unique, Server};
 use serde_json::json;
 
 fn scrape(s: &Server) -> prometheus_parse::Scrape {
-    let r = s.get("/metrics");
+    scrape_at(s, "/metrics")
+}
+
+fn scrape_at(s: &Server, path: &str) -> prometheus_parse::Scrape {
+    let r = s.get(path);
     assert_eq!(r.status, 200, "{}", r.body);
     let lines = r.body.lines().map(|l| Ok(l.to_string()));
     prometheus_parse::Scrape::parse(lines).expect("a valid Prometheus text document")
@@ -60,10 +64,32 @@ fn rule_and_node_metrics_in_prometheus_text_format() {
         value(&m, "kuiper_source_connection_status", &node("source", "s")),
         Some(1.0)
     );
-    assert!(m
-        .samples
-        .iter()
-        .any(|x| x.metric == "kuiper_op_records_in_total" && x.labels.get("rule") == Some("hot")));
+    // Operators are in the full scrape only.
+    let op_in = |m: &prometheus_parse::Scrape| {
+        m.samples.iter().any(|x| {
+            x.metric == "kuiper_op_records_in_total" && x.labels.get("rule") == Some("hot")
+        })
+    };
+    assert!(!op_in(&m), "operators in the default scrape");
+    let full = scrape_at(&s, "/metrics?detail=full");
+    assert!(op_in(&full), "no operators with detail=full");
+    assert_eq!(
+        value(
+            &full,
+            "kuiper_source_records_in_total",
+            &node("source", "s")
+        ),
+        Some(10.0)
+    );
+    let bad = s.get("/metrics?detail=everything");
+    assert!(
+        bad.status == 400
+            && bad.body.contains("everything")
+            && bad.body.contains("use rules or full"),
+        "{} {}",
+        bad.status,
+        bad.body
+    );
     assert_eq!(
         value(&m, "kuiper_rule_status", &[("rule", "hot")]),
         Some(1.0)
@@ -115,7 +141,10 @@ fn rule_and_node_metrics_in_prometheus_text_format() {
         "{r}"
     );
     assert!(r.contains("# TYPE kuiper_rule_status gauge"), "{r}");
-    // Every delivery's duration, as a histogram per sink node.
+    // Every delivery's duration, as a histogram per sink node (full only).
+    assert!(!r.contains("_process_latency_seconds"), "{r}");
+    let r = s.get("/metrics?detail=full").body;
+    let m = full;
     assert!(!r.contains("kuiper_source_process_latency_seconds"), "{r}");
     {
         let (name, op) = ("kuiper_sink_process_latency_seconds", "nop_0");
@@ -159,6 +188,7 @@ fn metrics_on_their_own_port_without_the_api() {
     let s = Server::start_with(oort_tests::Opts {
         env: vec![
             ("OORT__METRICS__ADDR".into(), format!("127.0.0.1:{port}")),
+            ("OORT__METRICS__DETAIL".into(), "full".into()),
             ("OORT__REST__TOKEN".into(), "s3cret".into()),
         ],
         token: Some("s3cret".into()),
@@ -177,6 +207,14 @@ fn metrics_on_their_own_port_without_the_api() {
         "{body}"
     );
     assert!(value(&parsed, "process_resident_memory_bytes", &[]).is_some_and(|v| v > 0.0));
+    // `metrics.detail: full` is every scrape's default; a scrape may still
+    // ask for less.
+    let histogram_type = "# TYPE kuiper_sink_process_latency_seconds histogram";
+    assert!(body.contains(histogram_type), "{body}");
+    let r = reqwest::blocking::get(format!("{base}/metrics?detail=rules")).expect("scrape");
+    let body = r.text().expect("body");
+    assert!(!body.contains(histogram_type), "{body}");
+    assert!(body.contains("kuiper_rule_status"), "{body}");
     // Nothing else of the API there; the REST API still wants its token.
     let r = reqwest::blocking::get(format!("{base}/rules")).expect("get");
     assert_eq!(r.status(), 404);

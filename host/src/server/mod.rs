@@ -42,6 +42,8 @@ pub struct AppState {
     pub outbound: oort_wasm::OutboundPolicy,
     /// Imports, one at a time, and the status of the last one.
     pub ruleset: std::sync::Arc<crate::manager::ruleset::Ruleset>,
+    /// `metrics.detail`: what `GET /metrics` holds unless it asks.
+    pub metrics_detail: crate::config::MetricsDetail,
 }
 
 /// eKuiper's error body: `{"error":code,"message":"..."}` + newline.

@@ -5,13 +5,17 @@
 //! within its type, e.g. the stream, `2_project`, `mqtt_0`), counters for
 //! `*_total`, gauges otherwise; `kuiper_rule_status{rule}` is 1 running, 0 stopped, -1
 //! stopped by an error; `process_resident_memory_bytes` and
-//! `process_cpu_seconds_total` describe the server. Built per scrape from
+//! `process_cpu_seconds_total` describe the server. `detail` (the
+//! `metrics.detail` setting, or `?detail=` on the request) picks how much
+//! of each rule: `rules` (default) its state and its source, lookup and sink
+//! nodes, `full` also its operators and the sinks' latency histograms.
+//! Built per scrape from
 //! the counters the status reads (nothing is kept between scrapes) into one
 //! flat snapshot that the `prometheus-client` crate's encoder walks.
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::collector::Collector;
@@ -23,6 +27,7 @@ use prometheus_client::registry::Registry;
 use serde_json::Value as Json;
 
 use super::AppState;
+use crate::config::MetricsDetail;
 use crate::manager::RuleMetric;
 use crate::runtime::metrics::LatencySnapshot;
 
@@ -283,7 +288,8 @@ fn help(name: &str) -> String {
 }
 
 /// Renders the text document.
-pub async fn render(state: &AppState) -> Result<String, std::fmt::Error> {
+pub async fn render(state: &AppState, detail: MetricsDetail) -> Result<String, std::fmt::Error> {
+    let full = detail == MetricsDetail::Full;
     let mut snap = Snapshot::default();
     state
         .mgr
@@ -300,7 +306,7 @@ pub async fn render(state: &AppState) -> Result<String, std::fmt::Error> {
                     // An operator's queue is the rule's own (its
                     // `buffer_length` is always 0): left out.
                     if !EXPORTED.contains(&metric)
-                        || (node.kind == "op" && metric == "buffer_length")
+                        || (node.kind == "op" && (!full || metric == "buffer_length"))
                     {
                         return;
                     }
@@ -310,6 +316,9 @@ pub async fn render(state: &AppState) -> Result<String, std::fmt::Error> {
                     snap.put(&name, Owner::Node(n), x);
                 }
                 RuleMetric::Latency(node, h) => {
+                    if !full {
+                        return;
+                    }
                     let n = snap.node(r, &node.op);
                     let name = format!("kuiper_{}_process_latency_seconds", node.kind);
                     snap.histograms.entry(name).or_default().push((n, h));
@@ -391,18 +400,44 @@ fn gzip(text: &str) -> std::io::Result<Vec<u8>> {
     enc.finish()
 }
 
+/// `GET /metrics` query.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MetricsQuery {
+    /// `rules`: each rule's state and its source, lookup and sink nodes;
+    /// `full`: also operators and the sinks' latency histograms. Default:
+    /// the `metrics.detail` setting (`rules`).
+    detail: Option<String>,
+}
+
 #[utoipa::path(
     get,
     path = "/metrics",
+    params(MetricsQuery),
     tag = "server",
     summary = "Rule, node and process metrics (Prometheus text format)",
     responses(
         (status = 200, description = "Prometheus' text exposition format (gzip when asked)", body = String, content_type = "text/plain"),
+        super::openapi::BadRequest,
         (status = 500, description = "The metrics could not be encoded", body = String, content_type = "text/plain"),
     )
 )]
-pub async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    match render(&s).await {
+pub async fn metrics(
+    State(s): State<AppState>,
+    Query(q): Query<MetricsQuery>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let detail = match q.detail.as_deref() {
+        None => s.metrics_detail,
+        Some(d) => match MetricsDetail::parse(d) {
+            Some(d) => d,
+            None => {
+                return crate::error::AppError::bad(format!("detail {d:?}: use rules or full"))
+                    .into_response()
+            }
+        },
+    };
+    match render(&s, detail).await {
         Ok(text) if accepts_gzip(&headers) => match gzip(&text) {
             Ok(body) => (
                 [
