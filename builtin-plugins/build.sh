@@ -19,6 +19,17 @@ zmq-source zmq_source zmq sources
 zmq-sink zmq_sink zmq sinks
 kafka-source kafka_source kafka sources
 kafka-sink kafka_sink kafka sinks"
+# The kafka plugins' TLS (ring) compiles C for wasm32: clang, Debian's
+# clang-19 when plain `clang` is absent (installed by scripts/toolchains.sh
+# clang when neither is there). CC_wasm32_wasip2 overrides.
+if [ -z "${CC_wasm32_wasip2:-}" ]; then
+  if command -v clang >/dev/null && clang --print-targets 2>/dev/null | grep -q wasm32; then
+    export CC_wasm32_wasip2=clang
+  else
+    command -v clang-19 >/dev/null || bash ../scripts/toolchains.sh clang
+    export CC_wasm32_wasip2=clang-19
+  fi
+fi
 want=" $* "
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 args=()

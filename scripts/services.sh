@@ -20,6 +20,10 @@ fresh_maria=
 command -v influxd >/dev/null 2>&1 || need_apt+=(influxdb)
 # pyzmq (libzmq): the peer of the zmq plugins' tests.
 /usr/bin/python3 -c 'import zmq' >/dev/null 2>&1 || need_apt+=(python3 python3-zmq)
+# socat and openssl: the kafka TLS test's TLS front (client certificates
+# checked) and its certificates.
+command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # Chromium and Node.js: the web console's browser test (tests/tests/console.rs
 # runs tests/console/console.test.mjs with playwright-core on /usr/bin/chromium).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)

@@ -4,7 +4,8 @@
 # Debian packages. Idempotent: a part already installed at the pinned version
 # is skipped after a version check, so a second run takes about a second.
 #
-#   scripts/toolchains.sh [python] [js] [c] [wasm-tools] [tansu]   (default: all)
+#   scripts/toolchains.sh [python] [js] [c] [wasm-tools] [tansu] [clang]
+#   (default: all but clang, which c includes)
 #
 #   python      venv target/toolchains/py with componentize-py (PyPI)
 #   js          target/toolchains/node with @bytecodealliance/componentize-js
@@ -12,6 +13,9 @@
 #   c           Debian clang-19, lld-19, wasi-libc, libclang-rt-19-dev-wasm32
 #               (apt-get, needs root) + wit-bindgen-cli and wasm-component-ld
 #               (cargo install into target/toolchains/cargo)
+#   clang       Debian clang-19 only (apt-get): builtin-plugins/build.sh
+#               asks for it when no clang can compile C for wasm32 (ring,
+#               the kafka plugins' TLS)
 #   wasm-tools  wasm-tools (cargo install into target/toolchains/cargo), used
 #               by examples/test-examples.sh to inspect the built components
 #   tansu       Tansu, a Kafka-compatible broker in Rust (cargo install into
@@ -131,6 +135,11 @@ install_c() {
   cargo_tool wasm-component-ld "$WASM_COMPONENT_LD_VERSION" wasm-component-ld
 }
 
+install_clang() {
+  apt_install "clang-$LLVM_MAJOR"
+  say "clang: $(clang-$LLVM_MAJOR --version | head -n1)"
+}
+
 install_wasm_tools() {
   cargo_tool wasm-tools "$WASM_TOOLS_VERSION" wasm-tools
 }
@@ -157,10 +166,11 @@ for part in "${parts[@]}"; do
     python | py) install_python ;;
     js | javascript | node) install_js ;;
     c) install_c ;;
+    clang) install_clang ;;
     wasm-tools) install_wasm_tools ;;
     tansu | kafka) install_tansu ;;
     *)
-      say "unknown part '$part' (python, js, c, wasm-tools, tansu)"
+      say "unknown part '$part' (python, js, c, clang, wasm-tools, tansu)"
       exit 2
       ;;
   esac

@@ -7,12 +7,24 @@ use std::time::{Duration, Instant};
 
 use crate::Error;
 
+/// A byte stream whose reads can wait a bounded time: a `TcpStream`, or a
+/// plugin's own wrapper around one (TLS).
+pub trait ReadTimeout: Read {
+    fn set_read_timeout(&self, d: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl ReadTimeout for TcpStream {
+    fn set_read_timeout(&self, d: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self, d)
+    }
+}
+
 /// Appends what `stream` has to `buf`, waiting at most until `deadline`:
 /// `Ok(true)` when bytes came, `Ok(false)` at the deadline, an
 /// `unavailable` error (prefixed by `what`) when the peer closed the
 /// connection or the read failed.
-pub fn read_until(
-    stream: &mut TcpStream,
+pub fn read_until<S: ReadTimeout>(
+    stream: &mut S,
     buf: &mut Vec<u8>,
     deadline: Instant,
     what: &str,

@@ -24,6 +24,9 @@ struct Tansu {
     child: Option<Child>,
     storage: String,
     authentication: bool,
+    /// The port clients are told to use (metadata), when not the broker's
+    /// own: a TLS front's.
+    advertised: Option<u16>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -34,6 +37,22 @@ impl Tansu {
             child: None,
             storage: "memory://tansu/".into(),
             authentication: false,
+            advertised: None,
+            _dir: None,
+        };
+        t.restart();
+        t
+    }
+
+    /// A broker that tells clients to connect to `front` (a TLS front that
+    /// forwards to it): its own port serves only the test's admin calls.
+    fn start_behind(front: u16) -> Tansu {
+        let mut t = Tansu {
+            port: free_port(),
+            child: None,
+            storage: "memory://tansu/".into(),
+            authentication: false,
+            advertised: Some(front),
             _dir: None,
         };
         t.restart();
@@ -50,6 +69,7 @@ impl Tansu {
             // Relative: Tansu opens it in its working directory, `dir`.
             storage: "sqlite://tansu.db".into(),
             authentication: false,
+            advertised: None,
             _dir: Some(dir),
         };
         t.restart();
@@ -71,7 +91,10 @@ impl Tansu {
             "--listener-url".into(),
             self.url(),
             "--advertised-listener-url".into(),
-            self.url(),
+            match self.advertised {
+                Some(p) => format!("tcp://127.0.0.1:{p}"),
+                None => self.url(),
+            },
             "--storage-engine".into(),
             self.storage.clone(),
         ];
@@ -410,7 +433,11 @@ fn kafka_settings_oort_does_not_implement_are_refused_by_name() {
     let s = oort_granting(&k);
     for (props, want) in [
         (json!({"saslAuthType": "plain"}), "saslAuthType"),
-        (json!({"rootCaPath": "/etc/ca.pem"}), "rootCaPath"),
+        (
+            json!({"rootCaPath": "/nonexistent/ca.pem"}),
+            "rootCaPath /nonexistent/ca.pem",
+        ),
+        (json!({"tlsMinVersion": "tls1.0"}), "tlsMinVersion"),
         (json!({"groupID": "g", "partition": 1}), "groupID"),
     ] {
         let mut p = props.as_object().cloned().unwrap_or_default();
@@ -694,4 +721,156 @@ fn kafka_plugins_authenticate_with_sasl_scram_and_a_wrong_password_is_named() {
     let got = take(&sub, 3, &s, "ksasl_back");
     let vs: Vec<i64> = got.iter().filter_map(|g| g["v"].as_i64()).collect();
     assert_eq!(vs, [0, 1, 2]);
+}
+
+/// A TLS front for a broker: socat terminates TLS on `port` with the test
+/// CA's server certificate, requires a client certificate signed by that
+/// CA, and forwards to the broker, which advertises this port, so every
+/// connection a Kafka client opens goes through TLS. Killed on drop.
+struct TlsFront {
+    port: u16,
+    child: Child,
+}
+
+impl TlsFront {
+    fn start(port: u16, broker: &Tansu, certs: &std::path::Path) -> TlsFront {
+        let d = certs.display();
+        let child = Command::new("socat")
+            .args([
+                &format!(
+                    "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={d}/server.pem,key={d}/server.key,cafile={d}/ca.pem,verify=1"
+                ),
+                &format!("TCP:127.0.0.1:{}", broker.port),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start socat (scripts/services.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "socat did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        TlsFront { port, child }
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn kafka_plugins_speak_tls_with_a_client_certificate_and_name_a_refused_handshake() {
+    use base64::Engine as _;
+    let certs = tempfile::tempdir().expect("tempdir");
+    oort_tests::certs::make(certs.path());
+    let dir = certs
+        .path()
+        .canonicalize()
+        .expect("resolve the certificates' dir");
+    let b64 = |f: &str| {
+        base64::engine::general_purpose::STANDARD
+            .encode(std::fs::read(dir.join(f)).expect("read a certificate"))
+    };
+    let front_port = free_port();
+    let k = Tansu::start_behind(front_port);
+    let front = TlsFront::start(front_port, &k, &dir);
+    let topic = unique("oort-tls").replace('/', "-");
+    k.create_topic(&topic, 1);
+    // The sink gets its certificates inline (base64, eKuiper's `...Raw`),
+    // the source from files in a directory granted to the plugin.
+    let s = Server::start_with(Opts {
+        env: vec![
+            (
+                "OORT__PLUGINS__GRANTS__KAFKA__OUTBOUND".into(),
+                format!("[\"tcp://127.0.0.1:{}\"]", front.port),
+            ),
+            (
+                "OORT__PLUGINS__GRANTS__KAFKA__DIRS".into(),
+                format!("[\"{}\"]", dir.display()),
+            ),
+        ],
+        ..Opts::default()
+    });
+    let tls_addr = format!("127.0.0.1:{}", front.port);
+    let input = unique("kafka/tls");
+    let out = unique("kafka/tls-out");
+    let sub = mqtt::subscribe(&out);
+    s.create_stream(&format!(
+        r#"CREATE STREAM kt (v bigint) WITH (DATASOURCE="{input}", TYPE="mqtt", FORMAT="json")"#
+    ));
+    let sink = |extra: Value| {
+        let mut p = json!({"brokers": tls_addr, "topic": topic, "sendSingle": true});
+        if let (Some(p), Some(e)) = (p.as_object_mut(), extra.as_object()) {
+            p.extend(e.clone());
+        }
+        json!({ "kafka": p })
+    };
+    // Refused handshakes, each named: the broker's certificate without its
+    // CA (Mozilla's roots do not know it), and no client certificate.
+    for (id, extra, want) in [
+        (
+            "ktls_noca",
+            json!({"certficationRaw": b64("client.pem"), "privateKeyRaw": b64("client.key")}),
+            "certificate is refused",
+        ),
+        (
+            "ktls_nocert",
+            json!({"rootCARaw": b64("ca.pem")}),
+            "client certificate",
+        ),
+    ] {
+        s.create_rule(&json!({"id": id, "sql": "SELECT v FROM kt", "actions": [sink(extra)]}));
+        let st = s.wait_status(id, want, |st| st.to_string().contains(want));
+        assert_ne!(st["status"], "running", "{st}");
+        s.expect("DELETE", &format!("/rules/{id}"), None, 200);
+    }
+    s.create_rule(
+        &json!({"id": "ktls", "sql": "SELECT v FROM kt", "actions": [sink(json!({
+            "rootCARaw": b64("ca.pem"), "certficationRaw": b64("client.pem"),
+            "privateKeyRaw": b64("client.key"), "tlsMinVersion": "tls1.2"
+        }))]}),
+    );
+    let d = dir.display();
+    s.expect(
+        "PUT",
+        "/metadata/sources/kafka/confKeys/tls",
+        Some(
+            &json!({"brokers": format!("ssl://{tls_addr}"), "startOffset": "earliest",
+                "rootCaPath": format!("{d}/ca.pem"), "certificationPath": format!("{d}/client.pem"),
+                "privateKeyPath": format!("{d}/client.key")})
+            .to_string(),
+        ),
+        200,
+    );
+    s.create_stream(&format!(
+        r#"CREATE STREAM ktback (v bigint) WITH (TYPE="kafka", DATASOURCE="{topic}", FORMAT="json", CONF_KEY="tls")"#
+    ));
+    s.create_rule(&json!({"id": "ktls_back", "sql": "SELECT v FROM ktback",
+        "actions": [{"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": out, "sendSingle": true}}]}));
+    s.wait_status("ktls", "source connected", |st| {
+        st["source_kt_0_connection_status"] == 1
+    });
+    // insecureSkipVerify: no CA given, the front's certificate accepted as
+    // it is (its own topic, so the round trip above stays exact).
+    let skip_topic = unique("oort-tls-skip").replace('/', "-");
+    k.create_topic(&skip_topic, 1);
+    s.create_rule(&json!({"id": "ktls_skip", "sql": "SELECT v FROM kt", "actions": [{"kafka": {
+        "brokers": tls_addr, "topic": skip_topic, "sendSingle": true, "insecureSkipVerify": true,
+        "certficationRaw": b64("client.pem"), "privateKeyRaw": b64("client.key")
+    }}]}));
+    s.wait_status("ktls_skip", "source connected", |st| {
+        st["source_kt_0_connection_status"] == 1
+    });
+    let rows: Vec<String> = (0..3).map(|v| json!({"v": v}).to_string()).collect();
+    mqtt::publish(&input, &rows);
+    let got = take(&sub, 3, &s, "ktls_back");
+    let vs: Vec<i64> = got.iter().filter_map(|g| g["v"].as_i64()).collect();
+    assert_eq!(vs, [0, 1, 2]);
+    s.wait_status("ktls_skip", "3 records acknowledged", |st| {
+        st["sink_kafka_0_0_records_out_total"] == 3
+    });
 }

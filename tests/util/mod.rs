@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 
 pub mod broker;
+pub mod certs;
 pub mod http_peer;
 
 /// Path of the `oort` binary: `$OORT_BIN`, else built once per test process.

@@ -13,7 +13,6 @@
 //! SaslAuthenticate v1.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -28,8 +27,11 @@ use oort_plugin_sdk::Error;
 mod codes;
 mod props;
 mod sasl;
+mod tls;
 pub use codes::{code_name, retriable, stale_leader};
-pub use props::{brokers, check_security, sasl, Sasl};
+pub use props::{brokers, sasl, security, Sasl, Security};
+use tls::Stream;
+pub use tls::{tls, Tls};
 
 pub const METADATA_VERSION: i16 = 4;
 pub const PRODUCE_VERSION: i16 = 7;
@@ -66,18 +68,27 @@ fn proto_err(what: &str, e: impl std::fmt::Display) -> Error {
 /// One connection to one broker.
 pub struct Conn {
     addr: String,
-    stream: TcpStream,
+    stream: Stream,
     next_id: i32,
     buf: Vec<u8>,
     timeout: Duration,
 }
 
 impl Conn {
-    /// Connects, and authenticates when `sasl` is given.
-    pub fn connect(addr: &str, timeout: Duration, sasl: Option<&Sasl>) -> Result<Conn, Error> {
-        let stream = TcpStream::connect(addr).map_err(|e| io_err(&format!("connect {addr}"), e))?;
-        let _ = stream.set_nodelay(true);
-        let _ = stream.set_write_timeout(Some(timeout));
+    /// Connects, opens TLS and authenticates as `security` says.
+    pub fn connect(addr: &str, timeout: Duration, security: &Security) -> Result<Conn, Error> {
+        let deadline = Instant::now() + timeout;
+        let tcp = TcpStream::connect(addr).map_err(|e| io_err(&format!("connect {addr}"), e))?;
+        let _ = tcp.set_nodelay(true);
+        let _ = tcp.set_write_timeout(Some(timeout));
+        let stream = match &security.tls {
+            Some(t) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                Stream::tls(t, tcp, host, deadline)?
+            }
+            None => Stream::Plain(tcp),
+        };
         let mut c = Conn {
             addr: addr.to_string(),
             stream,
@@ -85,7 +96,7 @@ impl Conn {
             buf: Vec::new(),
             timeout,
         };
-        if let Some(s) = sasl {
+        if let Some(s) = &security.sasl {
             sasl::authenticate(&mut c, s)?;
         }
         Ok(c)
@@ -209,21 +220,21 @@ pub struct Cluster {
     brokers: HashMap<i32, String>,
     conns: HashMap<i32, Conn>,
     pub timeout: Duration,
-    /// Every connection authenticates with these.
-    pub sasl: Option<Sasl>,
+    /// Every connection is secured with these.
+    pub security: Security,
 }
 
 /// Key of the bootstrap connection in `Cluster::conns` (broker ids are >= 0).
 const BOOTSTRAP: i32 = -1;
 
 impl Cluster {
-    pub fn new(bootstrap: Vec<String>, timeout: Duration, sasl: Option<Sasl>) -> Cluster {
+    pub fn new(bootstrap: Vec<String>, timeout: Duration, security: Security) -> Cluster {
         Cluster {
             bootstrap,
             brokers: HashMap::new(),
             conns: HashMap::new(),
             timeout,
-            sasl,
+            security,
         }
     }
 
@@ -248,7 +259,7 @@ impl Cluster {
         if !self.conns.contains_key(&BOOTSTRAP) {
             let mut last = None;
             for b in &self.bootstrap {
-                match Conn::connect(b, self.timeout, self.sasl.as_ref()) {
+                match Conn::connect(b, self.timeout, &self.security) {
                     Ok(c) => {
                         self.conns.insert(BOOTSTRAP, c);
                         break;
@@ -271,7 +282,7 @@ impl Cluster {
             let addr = self.brokers.get(&node).cloned().ok_or_else(|| {
                 Error::unavailable(format!("kafka: broker {node} is not in the metadata"))
             })?;
-            let c = Conn::connect(&addr, self.timeout, self.sasl.as_ref())?;
+            let c = Conn::connect(&addr, self.timeout, &self.security)?;
             self.conns.insert(node, c);
         }
         self.conns

@@ -8,7 +8,11 @@ pub fn brokers(props: &Props) -> Result<Vec<String>, Error> {
     let raw = prop::<String>(props, "brokers")?.unwrap_or_default();
     let mut out = Vec::new();
     for b in raw.split(',').map(str::trim).filter(|b| !b.is_empty()) {
-        let b = b.strip_prefix("tcp://").unwrap_or(b);
+        let lower = b.to_ascii_lowercase();
+        let b = ["tcp://", "ssl://", "tls://"]
+            .iter()
+            .find(|p| lower.starts_with(*p))
+            .map_or(b, |p| &b[p.len()..]);
         match b.rsplit_once(':') {
             Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0) => {
                 out.push(b.to_string())
@@ -75,31 +79,19 @@ pub fn sasl(props: &Props) -> Result<Option<Sasl>, Error> {
     }))
 }
 
-/// Refuses the TLS settings eKuiper documents, which this client does not
-/// implement, naming the property, instead of connecting in plain text as
-/// if they were not there; checks the SASL ones.
-pub fn check_security(props: &Props) -> Result<(), Error> {
-    sasl(props)?;
-    for k in [
-        "certificationPath",
-        "privateKeyPath",
-        "rootCaPath",
-        "certficationRaw",
-        "privateKeyRaw",
-        "rootCARaw",
-    ] {
-        if prop::<String>(props, k)?.is_some_and(|v| !v.is_empty()) {
-            return Err(Error::config(format!(
-                "{k}: TLS is not supported by Oort's kafka plugin yet (plain-text listeners only)"
-            )));
-        }
-    }
-    if prop::<bool>(props, "insecureSkipVerify")?.unwrap_or(false) {
-        return Err(Error::config(
-            "insecureSkipVerify: TLS is not supported by Oort's kafka plugin yet (plain-text listeners only)",
-        ));
-    }
-    Ok(())
+/// How every connection to the cluster is secured: SASL and TLS.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    pub sasl: Option<Sasl>,
+    pub tls: Option<crate::tls::Tls>,
+}
+
+/// The SASL and TLS settings, checked (a bad one is refused by name).
+pub fn security(props: &Props) -> Result<Security, Error> {
+    Ok(Security {
+        sasl: sasl(props)?,
+        tls: crate::tls::tls(props)?,
+    })
 }
 
 #[cfg(test)]
@@ -127,17 +119,9 @@ mod tests {
     }
 
     #[test]
-    fn tls_settings_are_refused_by_name() {
-        for (k, v) in [
-            ("rootCaPath", serde_json::json!("/ca.pem")),
-            ("insecureSkipVerify", serde_json::json!(true)),
-        ] {
-            let p = props(serde_json::json!({ k: v }));
-            let e = check_security(&p).unwrap_err();
-            assert!(e.message.contains(k), "{k}: {}", e.message);
-        }
-        let p = props(serde_json::json!({"saslAuthType": "none", "insecureSkipVerify": false}));
-        check_security(&p).unwrap();
+    fn brokers_may_be_written_with_a_scheme() {
+        let p = props(serde_json::json!({"brokers": "ssl://k1:9093,SSL://k2:9093, tcp://k3:9092"}));
+        assert_eq!(brokers(&p).unwrap(), vec!["k1:9093", "k2:9093", "k3:9092"]);
     }
 
     #[test]

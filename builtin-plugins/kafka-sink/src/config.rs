@@ -1,6 +1,6 @@
 //! The sink's properties (eKuiper's names).
 
-use kafka_common::{brokers, check_security, sasl, Sasl};
+use kafka_common::{brokers, security, Security};
 use kafka_protocol::records::Compression;
 use oort_plugin_sdk::{prop, Error, Props};
 use serde_json::Value;
@@ -21,7 +21,7 @@ pub(crate) enum Headers {
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) brokers: Vec<String>,
-    pub(crate) sasl: Option<Sasl>,
+    pub(crate) security: Security,
     pub(crate) topic: String,
     pub(crate) key: Option<String>,
     pub(crate) headers: Headers,
@@ -32,8 +32,7 @@ pub(crate) struct Config {
 }
 
 pub(crate) fn config(props: &Props) -> Result<Config, Error> {
-    check_security(props)?;
-    let sasl = sasl(props)?;
+    let security = security(props)?;
     let brokers = brokers(props)?;
     let topic = prop::<String>(props, "topic")?
         .filter(|t| !t.trim().is_empty())
@@ -112,7 +111,7 @@ pub(crate) fn config(props: &Props) -> Result<Config, Error> {
     };
     Ok(Config {
         brokers,
-        sasl,
+        security,
         topic,
         key: prop::<String>(props, "key")?.filter(|k| !k.is_empty()),
         headers,

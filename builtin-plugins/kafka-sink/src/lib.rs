@@ -38,7 +38,7 @@ mod config;
 mod murmur;
 use config::{config, parse_headers_json, Config, Headers};
 
-const SCHEMA: &str = r#"{"brokers":"string, host:port[,host:port] (required)","topic":"string (required; template allowed)","key":"string: record key (template allowed)","headers":"map of string, or a JSON-object template: record headers","requiredACKs":"int: -1 all replicas, 1 leader (default), 0 none","maxAttempts":"int: tries per record on retriable errors (default 1)","compression":"string: none, gzip, snappy","batchBytes":"int: largest Produce request in bytes (default 1048576)","saslAuthType":"string: none, plain or scram (SCRAM-SHA-512)","saslUserName":"string","password":"string"}"#;
+const SCHEMA: &str = r#"{"brokers":"string, host:port[,host:port] (required; ssl://host:port for TLS)","topic":"string (required; template allowed)","key":"string: record key (template allowed)","headers":"map of string, or a JSON-object template: record headers","requiredACKs":"int: -1 all replicas, 1 leader (default), 0 none","maxAttempts":"int: tries per record on retriable errors (default 1)","compression":"string: none, gzip, snappy","batchBytes":"int: largest Produce request in bytes (default 1048576)","saslAuthType":"string: none, plain or scram (SCRAM-SHA-512)","saslUserName":"string","password":"string","insecureSkipVerify":"bool: TLS without checking the certificate","rootCaPath":"string: CA PEM file (TLS)","rootCARaw":"string: CA PEM in base64 (TLS)","certificationPath":"string: client certificate PEM file (mutual TLS)","certficationRaw":"string: client certificate PEM in base64","privateKeyPath":"string: client key PEM file","privateKeyRaw":"string: client key PEM in base64","tlsMinVersion":"string: tls1.2 (default) or tls1.3","renegotiationSupport":"string: never"}"#;
 
 /// How long a broker has to answer one Produce request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -337,7 +337,7 @@ impl Sink for KafkaSink {
     fn open(_ctx: &Context, props: Props) -> Result<Self, Error> {
         let c = config(&props)?;
         let mut s = KafkaSink {
-            cluster: Cluster::new(c.brokers.clone(), REQUEST_TIMEOUT, c.sasl.clone()),
+            cluster: Cluster::new(c.brokers.clone(), REQUEST_TIMEOUT, c.security.clone()),
             c,
             topics: HashMap::new(),
             turn: 0,

@@ -1,6 +1,6 @@
 //! The source's properties (eKuiper's names) and its offsets' text form.
 
-use kafka_common::{brokers, check_security, sasl, Sasl};
+use kafka_common::{brokers, security, Security};
 use oort_plugin_sdk::{prop, Error, Props, DATASOURCE_KEY};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,7 +12,7 @@ pub(crate) enum Start {
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) brokers: Vec<String>,
-    pub(crate) sasl: Option<Sasl>,
+    pub(crate) security: Security,
     pub(crate) topic: String,
     pub(crate) partition: i32,
     pub(crate) group: Option<String>,
@@ -21,8 +21,7 @@ pub(crate) struct Config {
 }
 
 pub(crate) fn config(props: &Props) -> Result<Config, Error> {
-    check_security(props)?;
-    let sasl = sasl(props)?;
+    let security = security(props)?;
     let brokers = brokers(props)?;
     let topic = prop::<String>(props, DATASOURCE_KEY)?
         .filter(|t| !t.trim().is_empty())
@@ -62,7 +61,7 @@ pub(crate) fn config(props: &Props) -> Result<Config, Error> {
     };
     Ok(Config {
         brokers,
-        sasl,
+        security,
         topic,
         partition: partition as i32,
         group,

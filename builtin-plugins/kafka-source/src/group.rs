@@ -215,11 +215,7 @@ impl Group {
             let addr = cluster.broker_addr(self.coordinator).ok_or_else(|| {
                 Error::unavailable(format!("kafka group {}: coordinator unknown", self.id))
             })?;
-            self.conn = Some(Conn::connect(
-                &addr,
-                cluster.timeout,
-                cluster.sasl.as_ref(),
-            )?);
+            self.conn = Some(Conn::connect(&addr, cluster.timeout, &cluster.security)?);
         }
         self.conn
             .as_mut()

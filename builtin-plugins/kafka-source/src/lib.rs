@@ -34,7 +34,7 @@ use oort_plugin_sdk::{
     export_source, logging as log, Context, Error, Message, PluginInfo, Props, ReadOutcome, Source,
 };
 
-const SCHEMA: &str = r#"{"brokers":"string, host:port[,host:port] (required)","partition":"int: the partition to read without a groupID (default 0)","groupID":"string: consumer group whose committed offsets are the start and receive the offsets read","maxBytes":"int: most bytes per fetch (default 1000000)","startOffset":"string: latest (default without a group) or earliest (default with a group), where reading starts with no stored offset","saslAuthType":"string: none, plain or scram (SCRAM-SHA-512)","saslUserName":"string","password":"string"}"#;
+const SCHEMA: &str = r#"{"brokers":"string, host:port[,host:port] (required; ssl://host:port for TLS)","partition":"int: the partition to read without a groupID (default 0)","groupID":"string: consumer group whose committed offsets are the start and receive the offsets read","maxBytes":"int: most bytes per fetch (default 1000000)","startOffset":"string: latest (default without a group) or earliest (default with a group), where reading starts with no stored offset","saslAuthType":"string: none, plain or scram (SCRAM-SHA-512)","saslUserName":"string","password":"string","insecureSkipVerify":"bool: TLS without checking the certificate","rootCaPath":"string: CA PEM file (TLS)","rootCARaw":"string: CA PEM in base64 (TLS)","certificationPath":"string: client certificate PEM file (mutual TLS)","certficationRaw":"string: client certificate PEM in base64","privateKeyPath":"string: client key PEM file","privateKeyRaw":"string: client key PEM in base64","tlsMinVersion":"string: tls1.2 (default) or tls1.3","renegotiationSupport":"string: never"}"#;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A group's offsets are committed at most this often while reading.
@@ -448,7 +448,7 @@ impl Source for KafkaSource {
     fn open(_ctx: &Context, props: Props, resume: Option<String>) -> Result<Self, Error> {
         let c = config(&props)?;
         let mut s = KafkaSource {
-            cluster: Cluster::new(c.brokers.clone(), REQUEST_TIMEOUT, c.sasl.clone()),
+            cluster: Cluster::new(c.brokers.clone(), REQUEST_TIMEOUT, c.security.clone()),
             group: c.group.clone().map(|g| Group::new(g, c.topic.clone())),
             resume: Vec::new(),
             parts: Vec::new(),

@@ -239,7 +239,24 @@ pub fn intersect(declared: &Grants, granted: &Grants) -> (Grants, Vec<String>) {
                     eff.dirs.push(real);
                 }
             }
-            Err(why) => denied.push(format!("dir {d} ({why})")),
+            Err(why) => {
+                // Grants inside a broader declaration (a plugin that reads
+                // files the user names, such as certificates, declares "/"):
+                // exactly those granted directories.
+                let narrower: Vec<String> = granted
+                    .dirs
+                    .iter()
+                    .filter_map(|g| resolve_within(g, std::slice::from_ref(d)).ok())
+                    .collect();
+                if narrower.is_empty() {
+                    denied.push(format!("dir {d} ({why})"));
+                }
+                for real in narrower {
+                    if !eff.dirs.contains(&real) {
+                        eff.dirs.push(real);
+                    }
+                }
+            }
         }
     }
     for e in &declared.env {
@@ -520,6 +537,16 @@ mod tests {
         // Missing directories are refused, not passed through.
         let (eff, denied) = intersect(&dirs(&[format!("{d}/nope")]), &dirs(&granted));
         assert!(eff.dirs.is_empty() && denied[0].contains("cannot be resolved"));
+        // A broad declaration ("/": files the user names) gets exactly the
+        // grants inside it, resolved; none granted, it is denied.
+        let (eff, denied) = intersect(
+            &dirs(&["/".to_string()]),
+            &dirs(&[format!("{d}/in/.."), format!("{d}/link")]),
+        );
+        assert_eq!(eff.dirs, vec![d.to_string(), etc.display().to_string()]);
+        assert!(denied.is_empty(), "{denied:?}");
+        let (eff, denied) = intersect(&dirs(&["/".to_string()]), &Grants::default());
+        assert!(eff.dirs.is_empty() && denied[0].starts_with("dir /"));
     }
 
     #[test]
