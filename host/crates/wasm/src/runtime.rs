@@ -188,9 +188,12 @@ pub struct PluginState {
     deadline: Option<Instant>,
     /// Cancelled when the rule (or shared stream) using this instance stops.
     cancel: Option<CancellationToken>,
-    /// Whether the call under way ends at once when `cancel` fires
-    /// (everything but `flush` and `close`, which let a stopping rule finish).
-    interruptible: bool,
+    /// How long the call under way may go on once it sees `cancel` fired
+    /// (`None`: to its deadline, as `flush` and `close`, which let a
+    /// stopping rule finish; see [`STOP_AT_ONCE`], [`READ_STOP_GRACE`]).
+    stop_grace: Option<Duration>,
+    /// When the call under way first saw `cancel` fired.
+    stop_seen: Option<Instant>,
     plugin: Arc<str>,
     node: Arc<str>,
     log: Arc<LogLimiter>,
@@ -354,7 +357,8 @@ impl Sandbox {
             },
             deadline: None,
             cancel,
-            interruptible: true,
+            stop_grace: STOP_AT_ONCE,
+            stop_seen: None,
             plugin: self.plugin.clone(),
             node,
             log: self.log.clone(),
@@ -364,11 +368,20 @@ impl Sandbox {
         let mut store = Store::new(&rt.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|cx| {
-            let s = cx.data();
-            Ok(match s.deadline {
-                Some(d) if Instant::now() > d => UpdateDeadline::Interrupt,
-                Some(_) if s.interruptible && s.stopped() => UpdateDeadline::Interrupt,
+        store.epoch_deadline_callback(|mut cx| {
+            let s = cx.data_mut();
+            let now = Instant::now();
+            let stopped = s.stopped();
+            Ok(match (s.deadline, s.stop_grace) {
+                (Some(d), _) if now > d => UpdateDeadline::Interrupt,
+                (Some(_), Some(grace)) if stopped => {
+                    let seen = *s.stop_seen.get_or_insert(now);
+                    if now.duration_since(seen) >= grace {
+                        UpdateDeadline::Interrupt
+                    } else {
+                        UpdateDeadline::Yield(1)
+                    }
+                }
                 _ => UpdateDeadline::Yield(1),
             })
         });
@@ -399,12 +412,24 @@ impl From<CallFailure> for ConnectorError {
     }
 }
 
-/// Arms the per-call deadline checked by the epoch callback. An
-/// `interruptible` call also ends within one epoch tick of its rule stopping.
-pub fn arm(store: &mut Store<PluginState>, limit: Duration, interruptible: bool) {
+/// A call a stopping rule interrupts as soon as the guest runs again.
+pub const STOP_AT_ONCE: Option<Duration> = Some(Duration::ZERO);
+/// A call a stopping rule lets finish (bounded by its deadline).
+pub const STOP_NEVER: Option<Duration> = None;
+/// How long a source's `read` may go on after its rule stopped: long
+/// enough for a read waiting on its peer to return (so the source is then
+/// closed and can say goodbye: a Kafka consumer leaves its group), short
+/// enough that a spinning plugin still stops at once for a person.
+pub const READ_STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// Arms the per-call deadline checked by the epoch callback. A call armed
+/// with [`STOP_AT_ONCE`] also ends within one epoch tick of its rule
+/// stopping (one with a grace, that long after it first sees the stop).
+pub fn arm(store: &mut Store<PluginState>, limit: Duration, stop_grace: Option<Duration>) {
     let s = store.data_mut();
     s.deadline = Some(Instant::now() + limit);
-    s.interruptible = interruptible;
+    s.stop_grace = stop_grace;
+    s.stop_seen = None;
     store.set_epoch_deadline(1);
 }
 

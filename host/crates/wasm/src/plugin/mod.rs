@@ -26,7 +26,8 @@ use crate::config::{Grants, WasmConfig};
 use crate::isolation::{on_guest_pool, on_guest_pool_blocking, StoreCaps};
 use crate::manifest::{Limits, PluginKind};
 use crate::runtime::{
-    arm, disarm, finish, plugin_error, CallFailure, PluginState, Runtime, Sandbox,
+    arm, disarm, finish, plugin_error, CallFailure, PluginState, Runtime, Sandbox, READ_STOP_GRACE,
+    STOP_AT_ONCE, STOP_NEVER,
 };
 
 enum Pre {
@@ -223,7 +224,7 @@ impl LoadedPlugin {
         cancel: Option<CancellationToken>,
     ) -> Result<SourceInstance, ConnectorError> {
         let (mut store, live) = self.new_store(node, cancel)?;
-        arm(&mut store, self.limits.call_timeout, true);
+        arm(&mut store, self.limits.call_timeout, STOP_AT_ONCE);
         let t = self.limits.call_timeout;
         let r = match &self.pre {
             Pre::Source(pre) => finish(
@@ -264,7 +265,7 @@ impl LoadedPlugin {
         cancel: Option<CancellationToken>,
     ) -> Result<SinkInstance, ConnectorError> {
         let (mut store, live) = self.new_store(node, cancel)?;
-        arm(&mut store, self.limits.call_timeout, true);
+        arm(&mut store, self.limits.call_timeout, STOP_AT_ONCE);
         let t = self.limits.call_timeout;
         let r = match &self.pre {
             Pre::Sink(pre) => finish(
@@ -451,12 +452,12 @@ impl Inst {
 /// Runs one export call on an instance: deadline armed, trap -> instance dead.
 macro_rules! call {
     ($self:ident, $what:literal, $limit:expr, |$b:ident, $s:ident| $e:expr) => {{
-        call!($self, $what, $limit, true, |$b, $s| $e)
+        call!($self, $what, $limit, STOP_AT_ONCE, |$b, $s| $e)
     }};
-    ($self:ident, $what:literal, $limit:expr, $interruptible:expr, |$b:ident, $s:ident| $e:expr) => {{
+    ($self:ident, $what:literal, $limit:expr, $stop_grace:expr, |$b:ident, $s:ident| $e:expr) => {{
         $self.inner.check_alive()?;
         let limit = $limit;
-        arm(&mut $self.inner.store, limit, $interruptible);
+        arm(&mut $self.inner.store, limit, $stop_grace);
         let $b = &$self.bindings;
         let $s = &mut $self.inner.store;
         let started = std::time::Instant::now();
@@ -594,7 +595,7 @@ impl SourceInstance {
     pub async fn read(&mut self, max: u32, wait: Duration) -> Result<Read, ConnectorError> {
         let t = self.inner.limits.call_timeout + wait;
         let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
-        let r = call!(self, "read", t, |b, s| async move {
+        let r = call!(self, "read", t, Some(READ_STOP_GRACE), |b, s| async move {
             match b {
                 SourceBindings::V1(b) => b
                     .oort_connector_source()
@@ -651,7 +652,7 @@ impl SourceInstance {
             return Ok(());
         }
         let t = self.inner.limits.call_timeout;
-        let r = call!(self, "close", t, false, |b, s| either!(
+        let r = call!(self, "close", t, STOP_NEVER, |b, s| either!(
             b,
             SourceBindings,
             oort_connector_source,

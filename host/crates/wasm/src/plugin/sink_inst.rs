@@ -336,7 +336,7 @@ impl SinkInstance {
 
     pub async fn flush(&mut self) -> Result<(), ConnectorError> {
         let t = self.inner.limits.call_timeout;
-        let r = call!(self, "flush", t, false, |b, s| either!(
+        let r = call!(self, "flush", t, STOP_NEVER, |b, s| either!(
             b,
             SinkBindings,
             oort_connector_sink,
@@ -351,7 +351,7 @@ impl SinkInstance {
             return Ok(());
         }
         let t = self.inner.limits.call_timeout;
-        let r = call!(self, "close", t, false, |b, s| either!(
+        let r = call!(self, "close", t, STOP_NEVER, |b, s| either!(
             b,
             SinkBindings,
             oort_connector_sink,
