@@ -54,11 +54,16 @@ impl PluginManager {
         });
         grants::validate(&request_grants).map_err(|e| bad(format!("grants: {e}")))?;
         let permit = self.inner.compiles.acquire().await.map_err(internal)?;
-        let tiered = self
-            .inner
-            .cfg
-            .tiered_min_bytes
-            .is_some_and(|min| unpacked.wasm.len() >= min);
+        // Shipped plugins are compiled optimised at once, whatever their
+        // size: it happens at a start (no request waits), once, and the
+        // code is then kept beside them for every later data dir; tiering
+        // would compile them again in the background on every new data dir.
+        let tiered = !builtin
+            && self
+                .inner
+                .cfg
+                .tiered_min_bytes
+                .is_some_and(|min| unpacked.wasm.len() >= min);
         let mut compiled = None;
         let shared = artifacts.as_ref().map(|d| {
             d.join(format!(
