@@ -248,7 +248,9 @@ pub fn intersect(declared: &Grants, granted: &Grants) -> (Grants, Vec<String>) {
                     .iter()
                     .filter_map(|g| resolve_within(g, std::slice::from_ref(d)).ok())
                     .collect();
-                if narrower.is_empty() {
+                if granted.dirs.is_empty() {
+                    denied.push(format!("dir {d}"));
+                } else if narrower.is_empty() {
                     denied.push(format!("dir {d} ({why})"));
                 }
                 for real in narrower {
