@@ -99,6 +99,36 @@ pub(crate) fn scheme_asks_tls(props: &Props) -> Result<bool, Error> {
     }))
 }
 
+/// `renegotiationSupport`: only `never` (rustls does not renegotiate).
+fn check_renegotiation(props: &Props) -> Result<(), Error> {
+    let v = prop::<String>(props, "renegotiationSupport")?.unwrap_or_default();
+    match v.to_ascii_lowercase().as_str() {
+        "" | "never" => Ok(()),
+        other => Err(Error::config(format!(
+            "renegotiationSupport {other:?}: only never is supported (rustls does not renegotiate)"
+        ))),
+    }
+}
+
+static TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+
+/// `tlsMinVersion` (`tls1.2`, the default, or `tls1.3`): the versions offered.
+fn min_version(
+    props: &Props,
+) -> Result<&'static [&'static rustls::SupportedProtocolVersion], Error> {
+    let v = prop::<String>(props, "tlsMinVersion")?.unwrap_or_default();
+    match v.to_ascii_lowercase().replace(['.', '_', ' '], "").as_str() {
+        "" | "tls12" => Ok(rustls::ALL_VERSIONS),
+        "tls13" => Ok(TLS13_ONLY),
+        "tls10" | "tls11" => Err(Error::config(
+            "tlsMinVersion: TLS 1.0 and 1.1 are not supported; use tls1.2 (the default) or tls1.3",
+        )),
+        other => Err(Error::config(format!(
+            "tlsMinVersion {other:?}: use tls1.2 or tls1.3"
+        ))),
+    }
+}
+
 /// The TLS settings: `None` when TLS is off.
 pub fn tls(props: &Props) -> Result<Option<Tls>, Error> {
     let skip = prop::<bool>(props, "insecureSkipVerify")?.unwrap_or(false);
@@ -106,38 +136,8 @@ pub fn tls(props: &Props) -> Result<Option<Tls>, Error> {
     for k in TLS_KEYS {
         on |= prop::<String>(props, k)?.is_some_and(|v| !v.trim().is_empty());
     }
-    match prop::<String>(props, "renegotiationSupport")?
-        .unwrap_or_default()
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "" | "never" => {}
-        other => {
-            return Err(Error::config(format!(
-            "renegotiationSupport {other:?}: only never is supported (rustls does not renegotiate)"
-        )))
-        }
-    }
-    let versions: &[&rustls::SupportedProtocolVersion] = match prop::<String>(
-        props,
-        "tlsMinVersion",
-    )?
-    .unwrap_or_default()
-    .to_ascii_lowercase()
-    .replace(['.', '_', ' '], "")
-    .as_str()
-    {
-        "" | "tls12" => rustls::ALL_VERSIONS,
-        "tls13" => &[&rustls::version::TLS13],
-        "tls10" | "tls11" => return Err(Error::config(
-            "tlsMinVersion: TLS 1.0 and 1.1 are not supported; use tls1.2 (the default) or tls1.3",
-        )),
-        other => {
-            return Err(Error::config(format!(
-                "tlsMinVersion {other:?}: use tls1.2 or tls1.3"
-            )))
-        }
-    };
+    check_renegotiation(props)?;
+    let versions = min_version(props)?;
     if !on {
         return Ok(None);
     }
