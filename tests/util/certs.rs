@@ -1,6 +1,7 @@
 //! Test certificates made with the `openssl` command line: a CA, and a
 //! server (`localhost`, 127.0.0.1) and a client certificate it signed.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -18,7 +19,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// Writes `ca.pem`/`ca.key`, `server.pem`/`server.key` and
-/// `client.pem`/`client.key` into `dir`.
+/// `client.pem`/`client.key` into `dir`, readable by everyone.
 pub fn make(dir: &Path) {
     openssl(
         dir,
@@ -79,5 +80,12 @@ pub fn make(dir: &Path) {
                 &format!("{who}.pem"),
             ],
         );
+    }
+    // Readable by a broker that runs as another user (Mosquitto drops
+    // root); the directory is the test's own.
+    for f in std::fs::read_dir(dir).expect("list the certificates") {
+        let f = f.expect("a certificate file").path();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644))
+            .expect("make a certificate readable");
     }
 }
