@@ -192,7 +192,7 @@ impl PluginManager {
             }
         });
         let operator = self.operator_grants(name, &request_grants);
-        let eff = self.effective(kind, name, &requested, &operator);
+        let eff = self.effective(kind, name, &requested, &operator, builtin);
         let loaded = LoadedPlugin::new(
             rt.clone(),
             &component,

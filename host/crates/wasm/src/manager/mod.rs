@@ -339,22 +339,34 @@ impl PluginManager {
         }
     }
 
+    /// What the plugin gets: its request within the operator's grants.
+    /// What it asked for and did not get is logged: a warning for a plugin
+    /// the operator installed, information for a shipped one (every start
+    /// of a server that uses no `kafka` would otherwise warn about it).
     fn effective(
         &self,
         kind: PluginKind,
         name: &str,
         requested: &Grants,
         operator: &Grants,
+        builtin: bool,
     ) -> Grants {
         let (eff, denied) = grants::intersect(requested, operator);
         if !denied.is_empty() {
-            let list: Vec<String> = denied.iter().map(|d| d.to_string()).collect();
-            tracing::warn!(
-                plugin = %name,
-                %kind,
-                "wasm plugin: permissions requested but not granted (grant them under plugins.grants.{name}): {}",
-                list.join(", ")
-            );
+            let list = denied.join(", ");
+            if builtin {
+                tracing::info!(
+                    plugin = %name,
+                    %kind,
+                    "wasm plugin: permissions requested but not granted (grant them under plugins.grants.{name}): {list}"
+                );
+            } else {
+                tracing::warn!(
+                    plugin = %name,
+                    %kind,
+                    "wasm plugin: permissions requested but not granted (grant them under plugins.grants.{name}): {list}"
+                );
+            }
         }
         eff
     }
@@ -456,6 +468,7 @@ impl PluginManager {
             &info.name,
             &info.permissions_requested,
             &operator,
+            info.builtin,
         );
         LoadedPlugin::new(
             rt.clone(),
