@@ -25,6 +25,17 @@ fn denied(c: &Conn, s: &Sasl, why: impl std::fmt::Display) -> Error {
     ))
 }
 
+/// The client side of the exchange for `s`'s mechanism and credentials.
+fn session(s: &Sasl) -> Result<rsasl::prelude::Session, String> {
+    let config: Arc<SASLConfig> =
+        SASLConfig::with_credentials(None, s.user.clone(), s.password.clone())
+            .map_err(|e| format!("SASL settings: {e}"))?;
+    let mech = Mechname::parse(s.mechanism.as_bytes()).map_err(|e| e.to_string())?;
+    SASLClient::new(config)
+        .start_suggested(&[mech])
+        .map_err(|e| e.to_string())
+}
+
 pub(crate) fn authenticate(c: &mut Conn, s: &Sasl) -> Result<(), Error> {
     let hs = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(s.mechanism));
     let r: SaslHandshakeResponse = c.call(ApiKey::SaslHandshake, SASL_HANDSHAKE_VERSION, &hs)?;
@@ -39,14 +50,7 @@ pub(crate) fn authenticate(c: &mut Conn, s: &Sasl) -> Result<(), Error> {
             ),
         ));
     }
-    let config: Arc<SASLConfig> =
-        SASLConfig::with_credentials(None, s.user.clone(), s.password.clone())
-            .map_err(|e| Error::config(format!("kafka SASL settings: {e}")))?;
-    let mech = Mechname::parse(s.mechanism.as_bytes())
-        .map_err(|e| Error::internal(format!("kafka SASL mechanism: {e}")))?;
-    let mut session = SASLClient::new(config)
-        .start_suggested(&[mech])
-        .map_err(|e| denied(c, s, e))?;
+    let mut session = session(s).map_err(|e| denied(c, s, e))?;
     let mut input: Option<Bytes> = None;
     // PLAIN takes one round trip, SCRAM two; a few more are room enough.
     for _ in 0..8 {
@@ -74,4 +78,38 @@ pub(crate) fn authenticate(c: &mut Conn, s: &Sasl) -> Result<(), Error> {
         }
     }
     Err(denied(c, s, "the exchange did not finish"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sasl(mechanism: &'static str) -> Sasl {
+        Sasl {
+            mechanism,
+            user: "alice".into(),
+            password: "s3cret".into(),
+        }
+    }
+
+    /// What the broker receives in the first SaslAuthenticate: PLAIN's one
+    /// message is RFC 4616's `authzid NUL authcid NUL passwd` (no authzid),
+    /// SCRAM's client-first names the user (RFC 5802).
+    #[test]
+    fn first_messages_on_the_wire() {
+        let mut out = Vec::new();
+        let state = session(&sasl("PLAIN"))
+            .unwrap()
+            .step(None, &mut out)
+            .unwrap();
+        assert_eq!(out, b"\0alice\0s3cret");
+        assert!(state.is_finished());
+        let mut out = Vec::new();
+        session(&sasl("SCRAM-SHA-512"))
+            .unwrap()
+            .step(None, &mut out)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("n,,n=alice,r="), "{text}");
+    }
 }
