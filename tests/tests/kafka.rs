@@ -31,49 +31,34 @@ struct Tansu {
 }
 
 impl Tansu {
-    fn start() -> Tansu {
+    fn launch(storage: &str, advertised: Option<u16>, dir: Option<tempfile::TempDir>) -> Tansu {
         let mut t = Tansu {
             port: free_port(),
             child: None,
-            storage: "memory://tansu/".into(),
+            storage: storage.into(),
             authentication: false,
-            advertised: None,
-            _dir: None,
+            advertised,
+            _dir: dir,
         };
         t.restart();
         t
+    }
+
+    fn start() -> Tansu {
+        Tansu::launch("memory://tansu/", None, None)
     }
 
     /// A broker that tells clients to connect to `front` (a TLS front that
     /// forwards to it): its own port serves only the test's admin calls.
     fn start_behind(front: u16) -> Tansu {
-        let mut t = Tansu {
-            port: free_port(),
-            child: None,
-            storage: "memory://tansu/".into(),
-            authentication: false,
-            advertised: Some(front),
-            _dir: None,
-        };
-        t.restart();
-        t
+        Tansu::launch("memory://tansu/", Some(front), None)
     }
 
     /// A broker on a SQLite file, so that what it holds (users) outlives
-    /// a restart.
+    /// a restart. Relative: Tansu opens it in its working directory.
     fn start_on_file() -> Tansu {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut t = Tansu {
-            port: free_port(),
-            child: None,
-            // Relative: Tansu opens it in its working directory, `dir`.
-            storage: "sqlite://tansu.db".into(),
-            authentication: false,
-            advertised: None,
-            _dir: Some(dir),
-        };
-        t.restart();
-        t
+        Tansu::launch("sqlite://tansu.db", None, Some(dir))
     }
 
     fn url(&self) -> String {
@@ -249,6 +234,23 @@ fn take(sub: &mqtt::Sub, n: usize, s: &Server, rule: &str) -> Vec<Value> {
         }
     }
     got
+}
+
+/// Reads `topic` back through a kafka stream with conf key `key` (the
+/// properties `conf`) and a rule `rule` that publishes each row to MQTT
+/// topic `out`.
+fn read_back(s: &Server, key: &str, conf: &Value, topic: &str, rule: &str, out: &str) {
+    s.expect(
+        "PUT",
+        &format!("/metadata/sources/kafka/confKeys/{key}"),
+        Some(&conf.to_string()),
+        200,
+    );
+    s.create_stream(&format!(
+        r#"CREATE STREAM {rule}_in (v bigint) WITH (TYPE="kafka", DATASOURCE="{topic}", FORMAT="json", CONF_KEY="{key}")"#
+    ));
+    s.create_rule(&json!({"id": rule, "sql": format!("SELECT v FROM {rule}_in"),
+        "actions": [{"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": out, "sendSingle": true}}]}));
 }
 
 fn oort_granting(k: &Tansu) -> Server {
@@ -704,21 +706,15 @@ fn kafka_plugins_authenticate_with_sasl_scram_and_a_wrong_password_is_named() {
     // The right one: rows go in, and the source (authenticated too) reads
     // them back. (PLAIN is not tried: Tansu 0.6 accepts any PLAIN password.)
     s.create_rule(&json!({"id": "ksasl", "sql": "SELECT v FROM ks", "actions": [sink("s3cret")]}));
-    s.expect(
-        "PUT",
-        "/metadata/sources/kafka/confKeys/sasl",
-        Some(
-            &json!({"brokers": k.addr(), "startOffset": "earliest", "saslAuthType": "scram",
-                "saslUserName": "alice", "password": "s3cret"})
-            .to_string(),
-        ),
-        200,
+    read_back(
+        &s,
+        "sasl",
+        &json!({"brokers": k.addr(), "startOffset": "earliest", "saslAuthType": "scram",
+            "saslUserName": "alice", "password": "s3cret"}),
+        &topic,
+        "ksasl_back",
+        &out,
     );
-    s.create_stream(&format!(
-        r#"CREATE STREAM kback (v bigint) WITH (TYPE="kafka", DATASOURCE="{topic}", FORMAT="json", CONF_KEY="sasl")"#
-    ));
-    s.create_rule(&json!({"id": "ksasl_back", "sql": "SELECT v FROM kback",
-        "actions": [{"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": out, "sendSingle": true}}]}));
     s.wait_status("ksasl", "source connected", |st| {
         st["source_ks_0_connection_status"] == 1
     });
@@ -841,22 +837,16 @@ fn kafka_plugins_speak_tls_with_a_client_certificate_and_name_a_refused_handshak
         }))]}),
     );
     let d = dir.display();
-    s.expect(
-        "PUT",
-        "/metadata/sources/kafka/confKeys/tls",
-        Some(
-            &json!({"brokers": format!("ssl://{tls_addr}"), "startOffset": "earliest",
-                "rootCaPath": format!("{d}/ca.pem"), "certificationPath": format!("{d}/client.pem"),
-                "privateKeyPath": format!("{d}/client.key")})
-            .to_string(),
-        ),
-        200,
+    read_back(
+        &s,
+        "tls",
+        &json!({"brokers": format!("ssl://{tls_addr}"), "startOffset": "earliest",
+            "rootCaPath": format!("{d}/ca.pem"), "certificationPath": format!("{d}/client.pem"),
+            "privateKeyPath": format!("{d}/client.key")}),
+        &topic,
+        "ktls_back",
+        &out,
     );
-    s.create_stream(&format!(
-        r#"CREATE STREAM ktback (v bigint) WITH (TYPE="kafka", DATASOURCE="{topic}", FORMAT="json", CONF_KEY="tls")"#
-    ));
-    s.create_rule(&json!({"id": "ktls_back", "sql": "SELECT v FROM ktback",
-        "actions": [{"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": out, "sendSingle": true}}]}));
     s.wait_status("ktls", "source connected", |st| {
         st["source_kt_0_connection_status"] == 1
     });

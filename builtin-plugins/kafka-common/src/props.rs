@@ -5,14 +5,32 @@ use oort_plugin_sdk::{prop, Error, Props};
 
 /// The `brokers` property: `host:port[,host:port...]`.
 pub fn brokers(props: &Props) -> Result<Vec<String>, Error> {
+    broker_list(props).map(|(list, _)| list)
+}
+
+/// The broker list, and whether it is written `ssl://` (or `tls://`),
+/// which turns TLS on. A `tcp://` broker beside an `ssl://` one is refused:
+/// every connection to a cluster is secured the same way.
+pub(crate) fn broker_list(props: &Props) -> Result<(Vec<String>, bool), Error> {
     let raw = prop::<String>(props, "brokers")?.unwrap_or_default();
     let mut out = Vec::new();
+    let (mut plain, mut tls) = (false, false);
     for b in raw.split(',').map(str::trim).filter(|b| !b.is_empty()) {
         let lower = b.to_ascii_lowercase();
-        let b = ["tcp://", "ssl://", "tls://"]
-            .iter()
-            .find(|p| lower.starts_with(*p))
-            .map_or(b, |p| &b[p.len()..]);
+        let scheme = [("tcp://", false), ("ssl://", true), ("tls://", true)]
+            .into_iter()
+            .find(|(p, _)| lower.starts_with(p));
+        let b = match scheme {
+            Some((p, secure)) => {
+                if secure {
+                    tls = true;
+                } else {
+                    plain = true;
+                }
+                &b[p.len()..]
+            }
+            None => b,
+        };
         match b.rsplit_once(':') {
             Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0) => {
                 out.push(b.to_string())
@@ -29,7 +47,12 @@ pub fn brokers(props: &Props) -> Result<Vec<String>, Error> {
             "brokers is required: a comma-separated list of host:port",
         ));
     }
-    Ok(out)
+    if plain && tls {
+        return Err(Error::config(
+            "brokers: tcp:// and ssl:// are mixed; every broker of a cluster is reached the same way (ssl:// or TLS settings for all)",
+        ));
+    }
+    Ok((out, tls))
 }
 
 /// SASL credentials (eKuiper's `saslAuthType` `plain` or `scram`, the
@@ -88,9 +111,10 @@ pub struct Security {
 
 /// The SASL and TLS settings, checked (a bad one is refused by name).
 pub fn security(props: &Props) -> Result<Security, Error> {
+    let (_, ssl_brokers) = broker_list(props)?;
     Ok(Security {
         sasl: sasl(props)?,
-        tls: crate::tls::tls(props)?,
+        tls: crate::tls::tls(props, ssl_brokers)?,
     })
 }
 
@@ -121,7 +145,20 @@ mod tests {
     #[test]
     fn brokers_may_be_written_with_a_scheme() {
         let p = props(serde_json::json!({"brokers": "ssl://k1:9093,SSL://k2:9093, tcp://k3:9092"}));
-        assert_eq!(brokers(&p).unwrap(), vec!["k1:9093", "k2:9093", "k3:9092"]);
+        assert!(brokers(&p).unwrap_err().message.contains("mixed"));
+        let p = props(serde_json::json!({"brokers": "ssl://k1:9093,SSL://k2:9093, tls://k3:9093"}));
+        assert_eq!(
+            broker_list(&p).unwrap(),
+            (
+                vec!["k1:9093".into(), "k2:9093".into(), "k3:9093".into()],
+                true
+            )
+        );
+        let p = props(serde_json::json!({"brokers": "tcp://k1:9092,k2:9092"}));
+        assert_eq!(
+            broker_list(&p).unwrap(),
+            (vec!["k1:9092".into(), "k2:9092".into()], false)
+        );
     }
 
     #[test]

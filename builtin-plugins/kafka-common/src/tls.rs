@@ -5,7 +5,7 @@
 //! `certficationRaw` with `privateKeyPath`/`privateKeyRaw`,
 //! `insecureSkipVerify`, `tlsMinVersion` and `renegotiationSupport`. TLS is
 //! on when a certificate or key setting is given, `insecureSkipVerify` is
-//! true or a broker is written `ssl://host:port` (`tlsMinVersion` alone
+//! true or the brokers are written `ssl://host:port` (`tlsMinVersion` alone
 //! does not turn it on).
 //! A `...Raw` value is the PEM text in base64 (eKuiper's form) and wins
 //! over its path; a path is read inside the sandbox, so its directory must
@@ -51,11 +51,19 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Largest PEM document read (a certificate chain is a few KB).
+const MAX_PEM: usize = 1 << 20;
+
 /// A PEM document from `<raw>` (base64 of the text) or `<path>`; `None`
 /// when neither is set.
 fn pem(props: &Props, raw_key: &str, path_key: &str) -> Result<Option<Vec<u8>>, Error> {
     let raw = prop::<String>(props, raw_key)?.unwrap_or_default();
     if !raw.trim().is_empty() {
+        if raw.len() > MAX_PEM * 4 / 3 + 4 {
+            return Err(Error::config(format!(
+                "{raw_key}: larger than {MAX_PEM} bytes once decoded, not a PEM certificate or key"
+            )));
+        }
         let compact: String = raw.split_whitespace().collect();
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(compact.as_bytes())
@@ -70,12 +78,21 @@ fn pem(props: &Props, raw_key: &str, path_key: &str) -> Result<Option<Vec<u8>>, 
     if path.trim().is_empty() {
         return Ok(None);
     }
-    std::fs::read(path.trim()).map(Some).map_err(|e| {
-        Error::config(format!(
-            "{path_key} {path}: cannot be read by the plugin ({e}); grant its directory \
-             (plugins.grants.kafka.dirs) or give the content in {raw_key}"
-        ))
-    })
+    let mut text = Vec::new();
+    std::fs::File::open(path.trim())
+        .and_then(|f| f.take(MAX_PEM as u64 + 1).read_to_end(&mut text))
+        .map_err(|e| {
+            Error::config(format!(
+                "{path_key} {path}: cannot be read by the plugin ({e}); grant its directory \
+                 (plugins.grants.kafka.dirs) or give the content in {raw_key}"
+            ))
+        })?;
+    if text.len() > MAX_PEM {
+        return Err(Error::config(format!(
+            "{path_key} {path}: larger than {MAX_PEM} bytes, not a PEM certificate or key"
+        )));
+    }
+    Ok(Some(text))
 }
 
 fn certificates(pem_text: &[u8], key: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
@@ -88,15 +105,6 @@ fn certificates(pem_text: &[u8], key: &str) -> Result<Vec<CertificateDer<'static
         )));
     }
     Ok(certs)
-}
-
-/// Whether the brokers were written `ssl://` (or `tls://`).
-pub(crate) fn scheme_asks_tls(props: &Props) -> Result<bool, Error> {
-    let raw = prop::<String>(props, "brokers")?.unwrap_or_default();
-    Ok(raw.split(',').map(str::trim).any(|b| {
-        let b = b.to_ascii_lowercase();
-        b.starts_with("ssl://") || b.starts_with("tls://")
-    }))
 }
 
 /// `renegotiationSupport`: only `never` (rustls does not renegotiate).
@@ -129,10 +137,11 @@ fn min_version(
     }
 }
 
-/// The TLS settings: `None` when TLS is off.
-pub fn tls(props: &Props) -> Result<Option<Tls>, Error> {
+/// The TLS settings: `None` when TLS is off. `ssl_brokers`: the brokers
+/// were written `ssl://`, which turns it on too.
+pub fn tls(props: &Props, ssl_brokers: bool) -> Result<Option<Tls>, Error> {
     let skip = prop::<bool>(props, "insecureSkipVerify")?.unwrap_or(false);
-    let mut on = skip || scheme_asks_tls(props)?;
+    let mut on = skip || ssl_brokers;
     for k in TLS_KEYS {
         on |= prop::<String>(props, k)?.is_some_and(|v| !v.trim().is_empty());
     }
@@ -386,18 +395,14 @@ mod tests {
     #[test]
     fn tls_is_off_without_its_settings_and_on_with_any() {
         for v in [
-            serde_json::json!({"brokers": "a:1"}),
-            serde_json::json!({"brokers": "a:1", "tlsMinVersion": "tls1.2", "insecureSkipVerify": false}),
+            serde_json::json!({}),
+            serde_json::json!({"tlsMinVersion": "tls1.2", "insecureSkipVerify": false}),
         ] {
-            assert!(tls(&props(v.clone())).unwrap().is_none(), "{v}");
+            assert!(tls(&props(v.clone()), false).unwrap().is_none(), "{v}");
         }
-        for v in [
-            serde_json::json!({"brokers": "ssl://a:1"}),
-            serde_json::json!({"brokers": "a:1", "insecureSkipVerify": true}),
-            serde_json::json!({"brokers": "ssl://a:1", "tlsMinVersion": "tls1.3"}),
-        ] {
-            assert!(tls(&props(v.clone())).unwrap().is_some(), "{v}");
-        }
+        assert!(tls(&props(serde_json::json!({})), true).unwrap().is_some());
+        let skip = props(serde_json::json!({"insecureSkipVerify": true}));
+        assert!(tls(&skip, false).unwrap().is_some());
     }
 
     #[test]
@@ -413,11 +418,11 @@ mod tests {
                 "rootCaPath /nonexistent/ca.pem",
             ),
             (
-                serde_json::json!({"brokers": "ssl://a:1", "tlsMinVersion": "tls1.0"}),
+                serde_json::json!({"tlsMinVersion": "tls1.0"}),
                 "tlsMinVersion",
             ),
             (
-                serde_json::json!({"brokers": "a:1", "tlsMinVersion": "ssl3"}),
+                serde_json::json!({"tlsMinVersion": "ssl3"}),
                 "tlsMinVersion",
             ),
             (
@@ -429,7 +434,7 @@ mod tests {
                 "privateKeyPath/privateKeyRaw is set without",
             ),
         ] {
-            let e = tls(&props(v.clone())).unwrap_err();
+            let e = tls(&props(v.clone()), false).unwrap_err();
             assert!(e.message.contains(want), "{v}: {}", e.message);
         }
     }
