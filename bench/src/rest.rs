@@ -1,7 +1,9 @@
 //! (r) memory source -> `SELECT *` -> `rest` sink -> a local keep-alive HTTP
-//! server, beside the same server driven by a bare `reqwest` loop (one
-//! request at a time, the sink's pattern) in the same run: requests per
-//! second with `sendSingle`, and rows per second with batches of 100.
+//! server. One request at a time (`sendSingle`, one writer) is measured
+//! against two servers (an event-loop one and a thread-per-connection one),
+//! each beside client loops in the same run: a blocking socket loop (the
+//! loopback's round trip), an async socket loop and a bare `reqwest` loop.
+//! Then `concurrency: 4`, batches of 100, `httppush` and the `redis` sink.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -40,33 +42,77 @@ fn server() -> anyhow::Result<(String, Arc<AtomicU64>, Arc<AtomicU64>)> {
     Ok((base, reqs, rows))
 }
 
+/// The same server with a blocking thread per connection (no event loop on
+/// the server side either).
+fn blocking_server() -> anyhow::Result<(String, Arc<AtomicU64>)> {
+    let reqs = Arc::new(AtomicU64::new(0));
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let base = format!("http://{}", l.local_addr()?);
+    let r2 = reqs.clone();
+    std::thread::spawn(move || {
+        while let Ok((c, _)) = l.accept() {
+            let reqs = r2.clone();
+            std::thread::spawn(move || serve_blocking(c, reqs));
+        }
+    });
+    Ok((base, reqs))
+}
+
+/// The server's answer to every request.
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+
+/// Takes one whole request (headers + `Content-Length` body) off the front
+/// of `buf`, if there is one, counting it and the rows in its body.
+fn take_request(buf: &mut Vec<u8>, reqs: &AtomicU64, rows: Option<&AtomicU64>) -> bool {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let total = end + 4 + len;
+    if buf.len() < total {
+        return false;
+    }
+    if let Some(rows) = rows {
+        let body = &buf[end + 4..total];
+        let n = body.windows(5).filter(|w| w == b"\"id\":").count() as u64;
+        rows.fetch_add(n, Ordering::Relaxed);
+    }
+    reqs.fetch_add(1, Ordering::Relaxed);
+    buf.drain(..total);
+    true
+}
+
+fn serve_blocking(mut c: std::net::TcpStream, reqs: Arc<AtomicU64>) {
+    use std::io::{Read, Write};
+    let _ = c.set_nodelay(true);
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        while take_request(&mut buf, &reqs, None) {
+            if c.write_all(OK).is_err() {
+                return;
+            }
+        }
+        match c.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
 async fn serve(mut c: tokio::net::TcpStream, reqs: Arc<AtomicU64>, rows: Arc<AtomicU64>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let _ = c.set_nodelay(true);
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
-        // One whole request (headers + Content-Length body) at the front of buf?
-        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            let total = end + 4 + len;
-            if buf.len() < total {
-                break;
-            }
-            let body = &buf[end + 4..total];
-            let n = body.windows(5).filter(|w| w == b"\"id\":").count() as u64;
-            rows.fetch_add(n, Ordering::Relaxed);
-            reqs.fetch_add(1, Ordering::Relaxed);
-            buf.drain(..total);
-            if c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                .await
-                .is_err()
-            {
+        while take_request(&mut buf, &reqs, Some(&rows)) {
+            if c.write_all(OK).await.is_err() {
                 return;
             }
         }
@@ -99,7 +145,7 @@ fn request<'a>(base: &'a str, body: &str) -> (&'a str, String, usize) {
         "POST /in HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
-    let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".len();
+    let answer = OK.len();
     (addr, req, answer)
 }
 
@@ -146,6 +192,40 @@ fn blocking_socket_loop(base: &str, body: &str, n: usize) -> anyhow::Result<f64>
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
+/// Runs `f` on a fresh current-thread runtime on its own thread (no
+/// cross-thread wake-ups: the loop and its connection share the thread).
+fn on_own_thread<F, Fut>(f: F) -> anyhow::Result<f64>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<f64>>,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(f())
+    })
+    .join()
+    .map_err(|_| anyhow!("the loop's thread panicked"))?
+}
+
+async fn reqwest_loop(base: &str, body: &'static str, n: usize) -> anyhow::Result<f64> {
+    let client = reqwest::Client::new();
+    let url = format!("{base}/in");
+    let start = Instant::now();
+    for _ in 0..n {
+        client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await?
+            .bytes()
+            .await?;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
 /// Rows per second through a rule whose `rest` action has `props`.
 async fn through_oort(
     base: &str,
@@ -161,51 +241,72 @@ async fn through_oort(
     let before = counter.load(Ordering::Relaxed);
     let start = Instant::now();
     r.publish(&rows).await;
-    wait_for(counter, before + n as u64).await?;
+    if let Err(e) = wait_for(counter, before + n as u64).await {
+        let status = r.mgr.rule_status("r").await.map_err(|e| anyhow!("{e}"))?;
+        return Err(anyhow!(
+            "{e}; the rule's status: {}",
+            serde_json::Value::Object(status)
+        ));
+    }
     let rate = n as f64 / start.elapsed().as_secs_f64();
     r.mgr.shutdown().await;
     Ok(rate)
 }
 
+/// One-request-at-a-time figures against one server: a blocking socket
+/// loop (the round trip no client beats), an async socket loop and a bare
+/// `reqwest` loop (each on a current-thread runtime of its own), and Oort's
+/// `rest` sink with `sendSingle` and one writer.
+struct OneAtATime {
+    blocking: f64,
+    async_loop: f64,
+    reqwest: f64,
+    oort: f64,
+}
+
+async fn one_at_a_time(
+    base: &str,
+    reqs: &AtomicU64,
+    body: &'static str,
+    n: usize,
+) -> anyhow::Result<OneAtATime> {
+    let b = base.to_string();
+    let blocking = tokio::task::spawn_blocking(move || blocking_socket_loop(&b, body, n)).await??;
+    let b = base.to_string();
+    let async_loop = on_own_thread(move || async move { raw_socket_loop(&b, body, n).await })?;
+    let b = base.to_string();
+    let reqwest = on_own_thread(move || async move { reqwest_loop(&b, body, n).await })?;
+    let oort = through_oort(base, reqs, serde_json::json!({"sendSingle": true}), n).await?;
+    Ok(OneAtATime {
+        blocking,
+        async_loop,
+        reqwest,
+        oort,
+    })
+}
+
 pub fn rest_sink() -> anyhow::Result<()> {
     const N: usize = 20_000;
     let (base, reqs, rows) = server()?;
+    let (bbase, breqs) = blocking_server()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
     rt.block_on(async {
-        // Baseline: a bare client posting the same bodies one at a time.
-        let client = reqwest::Client::new();
         let body = r#"{"humidity":1,"id":1,"temp":20.5}"#;
-        let before = reqs.load(Ordering::Relaxed);
-        let start = Instant::now();
-        for _ in 0..N {
-            client
-                .post(format!("{base}/in"))
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await?
-                .bytes()
-                .await?;
+        // The same figures against two local keep-alive servers: one on an
+        // event loop (tokio), one with a blocking thread per connection.
+        for (name, base, reqs) in [
+            ("event-loop server", &base, &reqs),
+            ("thread-per-connection server", &bbase, &breqs),
+        ] {
+            let f = one_at_a_time(base, reqs, body, N).await?;
+            println!(
+                "r rest, one request at a time, {name}: blocking socket loop {:.0} req/s; async socket loop {:.0}; bare reqwest loop {:.0}; Oort rest sink sendSingle {:.0} req/s = {:.2} of the blocking loop, {:.2} of bare reqwest",
+                f.blocking, f.async_loop, f.reqwest, f.oort, f.oort / f.blocking, f.oort / f.reqwest
+            );
         }
-        wait_for(&reqs, before + N as u64).await?;
-        let raw = N as f64 / start.elapsed().as_secs_f64();
-        // The physical limit of one request at a time: the same request
-        // written on a bare socket, waiting for each answer.
-        let wire = raw_socket_loop(&base, body, N).await?;
-        let b2 = base.clone();
-        let blocking =
-            tokio::task::spawn_blocking(move || blocking_socket_loop(&b2, body, N)).await??;
-        println!("r rest: blocking-socket client loop {blocking:.0} req/s");
-        let single = through_oort(
-            &base,
-            &reqs,
-            serde_json::json!({"sendSingle": true}),
-            N,
-        )
-        .await?;
         let concurrent = through_oort(
             &base,
             &reqs,
@@ -220,17 +321,13 @@ pub fn rest_sink() -> anyhow::Result<()> {
             N * 10,
         )
         .await?;
+        println!(
+            "r rest sink, event-loop server: sendSingle with concurrency 4 {concurrent:.0} req/s; batches of 100: {batched:.0} rows/s"
+        );
         let push = push_rate().await?;
         println!("r httppush source -> SELECT * -> nop, 8 client connections: {push:.0} req/s");
         let redis = redis_rate().await?;
         println!("r redis sink (list, batches of 1000 rows, one pipeline each): {redis:.0} writes/s");
-        println!(
-            "r rest sink: raw socket loop (one request in flight, no HTTP client) {wire:.0} req/s; bare reqwest loop {raw:.0} req/s; through Oort sendSingle {single:.0} req/s ({:.2} of the socket loop, {:.2} of the blocking loop, {:.2} of bare reqwest), with concurrency 4 {concurrent:.0} req/s ({:.2} of the socket loop); batches of 100: {batched:.0} rows/s",
-            single / wire,
-            single / blocking,
-            single / raw,
-            concurrent / wire
-        );
         Ok(())
     })
 }
@@ -361,6 +458,11 @@ impl MemoryRule {
     /// Publishes `rows` on the stream's topic, 1000 at a time.
     async fn publish(&self, rows: &[Row]) {
         let bus = oort_connectors::memory::bus::bus(self.mgr.env());
+        // The rule starts in the background: publish once its source listens.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while bus.subscription_count() == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         for chunk in rows.chunks(1000) {
             bus.publish(&self.topic, chunk.to_vec()).await;
         }
