@@ -22,6 +22,7 @@ pub mod sink;
 pub mod slot;
 pub mod source;
 pub mod stats;
+pub mod ticker;
 
 pub use bindings::Contract;
 pub use config::{Grants, Permissions, WasmConfig};

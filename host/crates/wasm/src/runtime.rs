@@ -1,4 +1,5 @@
-//! The wasmtime side: one `Engine` with an epoch ticker thread, the shared
+//! The wasmtime side: one `Engine` with an epoch ticker thread that runs
+//! only while a plugin call is under way ([`crate::ticker`]), the shared
 //! `Linker` (WASI 0.2 + `oort:connector/host`), precompilation, per-instance
 //! stores (memory limit, per-call deadline, WASI context built from the
 //! plugin's effective grants, stdout/stderr into the log) and the guarded
@@ -6,7 +7,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll};
 use std::time::{Duration, Instant};
@@ -27,8 +27,8 @@ use crate::isolation::{LogLimiter, StoreCaps};
 use crate::stats::{CallStats, Limits};
 use tokio_util::sync::CancellationToken;
 
-/// How often the epoch advances; deadlines are checked at this granularity.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub use crate::ticker::EPOCH_TICK;
+use crate::ticker::{TickHold, Ticker};
 
 /// Which compiler produced a runtime's code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub struct Runtime {
     pub linker: Linker<PluginState>,
     /// Changes whenever a cached `.cwasm` would no longer load (wasmtime version, settings, rustc).
     pub engine_key: String,
-    stop: Arc<AtomicBool>,
+    ticker: Arc<Ticker>,
 }
 
 impl Runtime {
@@ -106,25 +106,13 @@ impl Runtime {
             tier.as_str().hash(&mut h);
             format!("{:016x}", h.finish())
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        {
-            let engine = engine.clone();
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("oort-wasm-epoch".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(EPOCH_TICK);
-                        engine.increment_epoch();
-                    }
-                })?;
-        }
+        let ticker = Ticker::start(engine.clone())?;
         Ok(Arc::new(Runtime {
             engine,
             tier,
             linker,
             engine_key,
-            stop,
+            ticker,
         }))
     }
 
@@ -176,7 +164,7 @@ fn release_free_heap() {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.ticker.stop();
     }
 }
 
@@ -186,6 +174,9 @@ pub struct PluginState {
     table: ResourceTable,
     limits: Limits,
     deadline: Option<Instant>,
+    /// Keeps the epoch advancing while a call is under way ([`arm`]).
+    ticker: Arc<Ticker>,
+    tick: Option<TickHold>,
     /// Cancelled when the rule (or shared stream) using this instance stops.
     cancel: Option<CancellationToken>,
     /// How long the call under way may go on once it sees `cancel` fired
@@ -356,6 +347,8 @@ impl Sandbox {
                 peak: 0,
             },
             deadline: None,
+            ticker: rt.ticker.clone(),
+            tick: None,
             cancel,
             stop_grace: STOP_AT_ONCE,
             stop_seen: None,
@@ -428,6 +421,7 @@ pub const READ_STOP_GRACE: Duration = Duration::from_millis(500);
 pub fn arm(store: &mut Store<PluginState>, limit: Duration, stop_grace: Option<Duration>) {
     let s = store.data_mut();
     s.deadline = Some(Instant::now() + limit);
+    s.tick = Some(s.ticker.hold());
     s.stop_grace = stop_grace;
     s.stop_seen = None;
     store.set_epoch_deadline(1);
@@ -435,7 +429,9 @@ pub fn arm(store: &mut Store<PluginState>, limit: Duration, stop_grace: Option<D
 
 /// Clears the deadline after a call.
 pub fn disarm(store: &mut Store<PluginState>) {
-    store.data_mut().deadline = None;
+    let s = store.data_mut();
+    s.deadline = None;
+    s.tick = None;
 }
 
 /// Awaits one export call started after [`arm`]: the epoch callback
