@@ -46,7 +46,55 @@ struct AckState {
     refused: std::collections::BTreeMap<u64, String>,
 }
 
+/// What the connection said about one of the sink's publishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Report {
+    /// Written out with this packet id ([`Acks::sent`]).
+    Sent(u16),
+    /// Acknowledged ([`Acks::acked`]).
+    Acked(u16),
+    /// Refused, with the broker's reason ([`Acks::refused`]).
+    Refused(u16, String),
+}
+
 impl AckState {
+    /// Applies one report; true when it settled something.
+    fn report(&mut self, r: &Report) -> bool {
+        match r {
+            Report::Sent(pkid) => {
+                self.sent += 1;
+                let seq = self.sent;
+                match self.inflight.insert(*pkid, seq) {
+                    // The client reuses a packet id only once it is settled;
+                    // if not, the older publish cannot be told apart any more.
+                    Some(old) => {
+                        self.lost.insert(old);
+                        self.settle(old);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            Report::Acked(pkid) => match self.inflight.remove(pkid) {
+                Some(seq) => {
+                    self.settle(seq);
+                    true
+                }
+                None => false,
+            },
+            Report::Refused(pkid, why) => match self.inflight.remove(pkid) {
+                Some(seq) => {
+                    self.refused.insert(seq, why.clone());
+                    self.settle(seq);
+                    let keep = self.floor.saturating_sub(LOST_KEEP);
+                    self.refused = self.refused.split_off(&keep);
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
     fn settle(&mut self, seq: u64) {
         if seq == self.floor + 1 {
             self.floor = seq;
@@ -134,48 +182,30 @@ impl Acks {
     /// settlements, and waking them per publish written costs a lock per
     /// slot of the channel's notifier.
     pub fn sent(&self, pkid: u16) {
-        self.state.send_if_modified(|s| {
-            s.sent += 1;
-            let seq = s.sent;
-            match s.inflight.insert(pkid, seq) {
-                // The client reuses a packet id only once it is settled;
-                // if not, the older publish cannot be told apart any more.
-                Some(old) => {
-                    s.lost.insert(old);
-                    s.settle(old);
-                    true
-                }
-                None => false,
-            }
-        });
+        self.apply(&[Report::Sent(pkid)]);
     }
 
     /// The broker acknowledged packet id `pkid` (PUBACK, or PUBCOMP at QoS 2).
     pub fn acked(&self, pkid: u16) {
-        self.state
-            .send_if_modified(|s| match s.inflight.remove(&pkid) {
-                Some(seq) => {
-                    s.settle(seq);
-                    true
-                }
-                None => false,
-            });
+        self.apply(&[Report::Acked(pkid)]);
     }
 
     /// The broker refused packet id `pkid` (an MQTT 5 error reason): that
     /// publish was not delivered, its batch fails.
     pub fn refused(&self, pkid: u16, why: &str) {
-        self.state
-            .send_if_modified(|s| match s.inflight.remove(&pkid) {
-                Some(seq) => {
-                    s.refused.insert(seq, why.to_string());
-                    s.settle(seq);
-                    let keep = s.floor.saturating_sub(LOST_KEEP);
-                    s.refused = s.refused.split_off(&keep);
-                    true
-                }
-                None => false,
-            });
+        self.apply(&[Report::Refused(pkid, why.to_string())]);
+    }
+
+    /// Several of the reports above at once, in order (what one read of the
+    /// connection brought): one lock, and at most one wake-up of the waiters.
+    pub fn apply(&self, reports: &[Report]) {
+        self.state.send_if_modified(|s| {
+            let mut settled = false;
+            for r in reports {
+                settled |= s.report(r);
+            }
+            settled
+        });
     }
 
     /// The connection broke: what was in flight is lost, and so are the next
@@ -349,6 +379,53 @@ mod tests {
 #[cfg(test)]
 mod refused_tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn reports_applied_together_settle_as_one_by_one() {
+        let (one, many) = (Acks::default(), Acks::default());
+        let mut spans = Vec::new();
+        for acks in [&one, &many] {
+            let mut span = None;
+            for _ in 0..4 {
+                let seq = acks
+                    .hand_off(async { Ok::<(), ()>(()) })
+                    .await
+                    .unwrap_or_default();
+                span = Some(Span::extend(span, seq));
+            }
+            spans.push(span.unwrap_or(Span { first: 0, last: 0 }));
+        }
+        // Written, acknowledged out of order, one refused, one unknown id,
+        // and packet id 1 reused after it settled.
+        let reports = [
+            Report::Sent(1),
+            Report::Sent(2),
+            Report::Acked(2),
+            Report::Sent(3),
+            Report::Acked(1),
+            Report::Refused(3, "quota".into()),
+            Report::Acked(99),
+            Report::Sent(1),
+            Report::Acked(1),
+        ];
+        for r in &reports {
+            match r {
+                Report::Sent(p) => one.sent(*p),
+                Report::Acked(p) => one.acked(*p),
+                Report::Refused(p, why) => one.refused(*p, why),
+            }
+        }
+        many.apply(&reports);
+        for (acks, span) in [(&one, spans[0]), (&many, spans[1])] {
+            assert_eq!(
+                acks.wait(span, Duration::from_secs(10)).await,
+                Err(AckWait::Refused("quota".into()))
+            );
+            let s = acks.state.borrow();
+            assert_eq!((s.sent, s.floor), (4, 4));
+            assert!(s.inflight.is_empty());
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_refused_publish_fails_its_batch_and_no_other() {

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::acks::{AckWait, Acks, Span};
+use super::acks::{AckWait, Acks, Report, Span};
 use super::client::{Client, ConnConf, Ev, EventLoop, Settings, MAX_PACKET};
 use super::shared::{self, LinkState as SharedState};
 use crate::util::{de, parse_config, sleep_or_cancel, Backoff, PropTemplate};
@@ -232,6 +232,14 @@ impl DownWatch {
 }
 
 /// Keeps the connection up until stopped or our DISCONNECT went out.
+/// Hands `first` and the reports queued behind it to `acks` at once.
+fn report(el: &mut EventLoop, acks: &Acks, reports: &mut Vec<Report>, first: Report) {
+    reports.push(first);
+    el.take_reports(reports);
+    acks.apply(reports);
+    reports.clear();
+}
+
 async fn drive(
     mut el: EventLoop,
     acks: Arc<Acks>,
@@ -241,6 +249,7 @@ async fn drive(
     server: String,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    let mut reports = Vec::new();
     ctx.conn.connecting();
     loop {
         let ev = tokio::select! {
@@ -255,9 +264,11 @@ async fn drive(
                 let _ = state.send(LinkState::Up);
                 tracing::info!(sink = %ctx.id, %server, "mqtt sink connected");
             }
-            Ok(Ev::Sent(p)) => acks.sent(p),
-            Ok(Ev::Acked(p)) => acks.acked(p),
-            Ok(Ev::Refused(p, why)) => acks.refused(p, &why),
+            Ok(Ev::Sent(p)) => report(&mut el, &acks, &mut reports, Report::Sent(p)),
+            Ok(Ev::Acked(p)) => report(&mut el, &acks, &mut reports, Report::Acked(p)),
+            Ok(Ev::Refused(p, why)) => {
+                report(&mut el, &acks, &mut reports, Report::Refused(p, why))
+            }
             Ok(Ev::Disconnected) => return,
             Ok(_) => {}
             Err(e) => {

@@ -28,7 +28,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Sleep};
 
-use super::acks::Acks;
+use super::acks::{Acks, Report};
 use super::client::{SessionOpts, Settings};
 use super::codec::{self, Version};
 
@@ -324,6 +324,22 @@ impl EventLoop {
         match &mut self.released {
             Some(r) => r.pending.push_back((idx, qos, pkid)),
             None => self.held.push_back(Request::Ack { qos, pkid }),
+        }
+    }
+
+    /// Moves the publish reports (`Sent`, `Acked`, `Refused`) waiting at the
+    /// front of the event queue into `out`, in order, without any IO: the
+    /// rest of what one read brought, for [`Acks::apply`].
+    pub fn take_reports(&mut self, out: &mut Vec<Report>) {
+        while let Some(ev) = self.events.front() {
+            let r = match ev {
+                Ev::Sent(p) => Report::Sent(*p),
+                Ev::Acked(p) => Report::Acked(*p),
+                Ev::Refused(p, why) => Report::Refused(*p, why.clone()),
+                _ => return,
+            };
+            self.events.pop_front();
+            out.push(r);
         }
     }
 
