@@ -89,7 +89,7 @@ try {
   await page.click('#streams-table tr[data-name="demo"] button[data-act="edit"]');
   await page.locator('#stream-form-title', { hasText: 'Edit demo' }).waitFor();
   // The statement is read from the export document after the form opens.
-  await page.waitForFunction(() => document.querySelector('#stream-sql').value.includes('console_demo'));
+  await page.waitForFunction(() => document.querySelector('#stream-sql')?.value?.includes('console_demo'));
   const stmt = await page.inputValue('#stream-sql');
   check(stmt.includes('console_demo'), 'the edit form holds the statement: ' + stmt);
   await page.fill('#stream-sql', stmt.replace('console_demo', 'console_demo2'));
@@ -168,7 +168,7 @@ try {
 
   log('rule edit: the form is filled from the rule');
   await row.locator('a', { hasText: 'Edit' }).click();
-  await page.waitForFunction(() => document.querySelector('#rule-sql').value.includes('temperature > 20'));
+  await page.waitForFunction(() => document.querySelector('#rule-sql')?.value?.includes('temperature > 20'));
   await page.fill('#rule-sql', 'SELECT temperature, dev FROM demo WHERE temperature > 30');
   await page.click('#rule-save');
   await flashOk(/r1 was updated/);
@@ -207,7 +207,7 @@ try {
   log('import/export: export');
   await nav('Import');
   await page.click('#export-show');
-  await page.waitForFunction(() => document.querySelector('#export-doc').value.includes('console_demo2'));
+  await page.waitForFunction(() => document.querySelector('#export-doc')?.value?.includes('console_demo2'));
   const exported = JSON.parse(await page.inputValue('#export-doc'));
   check(exported.rules && exported.rules.r1, 'the export holds rule r1');
   const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-download')]);
@@ -224,7 +224,7 @@ try {
     rules: { r_imported: JSON.stringify({ id: 'r_imported', sql: 'SELECT a FROM imported', actions: [{ log: {} }] }) },
   };
   await page.setInputFiles('#import-file', { name: 'doc.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(doc, null, 2)) });
-  await page.waitForFunction(() => document.querySelector('#import-doc').value.includes('r_imported'));
+  await page.waitForFunction(() => document.querySelector('#import-doc')?.value?.includes('r_imported'));
   await page.click('#import-submit');
   await page.locator('#import-result [data-state="ok"]').waitFor();
   await page.locator('#import-status [data-state="clean"]').waitFor();
