@@ -262,7 +262,7 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    async fn hand(acks: &Acks, n: u64) -> Span {
+    pub(super) async fn hand(acks: &Acks, n: u64) -> Span {
         let mut span = None;
         for _ in 0..n {
             let seq = acks.hand_off(async { Ok::<(), ()>(()) }).await;
@@ -383,18 +383,10 @@ mod refused_tests {
     #[tokio::test(start_paused = true)]
     async fn reports_applied_together_settle_as_one_by_one() {
         let (one, many) = (Acks::default(), Acks::default());
-        let mut spans = Vec::new();
-        for acks in [&one, &many] {
-            let mut span = None;
-            for _ in 0..4 {
-                let seq = acks
-                    .hand_off(async { Ok::<(), ()>(()) })
-                    .await
-                    .unwrap_or_default();
-                span = Some(Span::extend(span, seq));
-            }
-            spans.push(span.unwrap_or(Span { first: 0, last: 0 }));
-        }
+        let spans = [
+            super::tests::hand(&one, 4).await,
+            super::tests::hand(&many, 4).await,
+        ];
         // Written, acknowledged out of order, one refused, one unknown id,
         // and packet id 1 reused after it settled.
         let reports = [
