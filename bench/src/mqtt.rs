@@ -16,7 +16,9 @@
 //! `OORT_BENCH_C_ROUNDS` (default 3), `OORT_BENCH_C_QOS` (`0`, `1` or `0,1`),
 //! `OORT_BENCH_C_SINK_QOS` (the sink's QoS, when it should differ),
 //! `OORT_BENCH_C_SOURCE_PROPS` (a JSON object of more source properties,
-//! e.g. `{"readLingerInterval": 1}`).
+//! e.g. `{"readLingerInterval": 1}`), `OORT_BENCH_BROKER_CONF` (lines added to
+//! the private broker's configuration, for experiments: the method's figures
+//! are taken without it).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -107,7 +109,9 @@ impl Broker {
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n"
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n{}\n",
+                // Lines added for an experiment (e.g. `max_inflight_messages 100`).
+                std::env::var("OORT_BENCH_BROKER_CONF").unwrap_or_default()
             ),
         )?;
         let child = Command::new("mosquitto")
