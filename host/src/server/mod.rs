@@ -8,7 +8,6 @@ mod console;
 mod data;
 mod export;
 pub mod guard;
-mod linger;
 mod metadata;
 mod openapi;
 mod plugins;
@@ -152,7 +151,7 @@ pub async fn serve(
     // runs code that a running server does not run again.
     crate::memtrim::release("at start-up");
     tracing::info!(addr = %local, "REST API listening");
-    axum::serve(linger::LingeringListener(listener), app)
+    axum::serve(oort_connectors::linger::LingeringListener(listener), app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
     Ok(local)
@@ -183,7 +182,7 @@ pub fn serve_metrics(listener: tokio::net::TcpListener, state: AppState) {
         tracing::info!(addr = %a, "metrics listening");
     }
     tokio::spawn(async move {
-        let r = axum::serve(linger::LingeringListener(listener), app)
+        let r = axum::serve(oort_connectors::linger::LingeringListener(listener), app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await;
         if let Err(e) = r {

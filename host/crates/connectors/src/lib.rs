@@ -9,6 +9,7 @@ use oort_core::Registry;
 pub mod edgex;
 pub mod file;
 pub mod http;
+pub mod linger;
 pub mod log;
 pub mod memory;
 pub mod mqtt;

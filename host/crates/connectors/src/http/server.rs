@@ -22,6 +22,8 @@ use parking_lot::Mutex;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::linger::{Lingering, LingeringListener};
+
 /// Largest request body or WebSocket message.
 pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// How long a request waits for room in a full stream.
@@ -148,7 +150,7 @@ const MAX_HANDSHAKES: usize = 256;
 /// How long a client may take to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-type TlsStream = rumqttc::tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+type TlsStream = rumqttc::tokio_rustls::server::TlsStream<Lingering>;
 
 /// A listener that hands axum TLS connections: a task accepts TCP
 /// connections and runs each handshake on its own task (a slow client
@@ -190,7 +192,12 @@ impl TlsListener {
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     let _permit = permit;
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    match tokio::time::timeout(
+                        HANDSHAKE_TIMEOUT,
+                        acceptor.accept(Lingering::new(tcp)),
+                    )
+                    .await
+                    {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, addr)).await;
                         }
@@ -261,7 +268,11 @@ impl DataServer {
                         .with_graceful_shutdown(shutdown)
                         .await
                 }
-                None => axum::serve(l, app).with_graceful_shutdown(shutdown).await,
+                None => {
+                    axum::serve(LingeringListener(l), app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                }
             };
             if let Err(e) = r {
                 tracing::error!(error = %e, "data server failed");

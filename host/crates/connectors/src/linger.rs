@@ -1,6 +1,7 @@
-//! Lingering close for the REST listeners.
+//! Lingering close for Oort's HTTP listeners: the REST API (and its
+//! metrics listener) and the data server of `httppush` and `websocket`.
 //!
-//! When the server answers before it has read a request's whole body (a
+//! When a server answers before it has read a request's whole body (a
 //! 413 for a body over `rest.body_limit`, a 401 before an upload), hyper
 //! closes the connection with the rest of the body unread. Closing a TCP
 //! socket that still holds unread bytes makes the kernel send a reset
