@@ -327,8 +327,12 @@ fn oversized_body_and_wrong_method_get_json_errors() {
             .send()
             .expect("the 413 arrives, not a connection reset");
         let status = r.status().as_u16();
+        // The connection closes after the answer, and the answer says so
+        // (a pooled client must not send its next request on it).
+        let close = r.headers().get("connection").cloned();
         let body = r.text().unwrap_or_default();
         assert_eq!(status, 413, "{body}");
+        assert_eq!(close.as_ref().and_then(|v| v.to_str().ok()), Some("close"));
         assert!(body.contains("too large"), "{body}");
     }
     // The server still answers.

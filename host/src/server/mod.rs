@@ -82,6 +82,9 @@ pub fn router(state: AppState, body_limit: usize, guard: Arc<guard::Guard>) -> R
         r.layer(cors(guard.origins()))
     };
     r.layer(axum::middleware::from_fn_with_state(guard, guard::site))
+        .layer(axum::middleware::from_fn(
+            oort_connectors::linger::close_unread,
+        ))
 }
 
 /// CORS for the configured origins only (checked again by [`guard::site`]).

@@ -16,9 +16,17 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -139,6 +147,78 @@ impl AsyncWrite for Lingering {
     }
 }
 
+/// Middleware: a response sent before the request's body was read to its
+/// end says `Connection: close`. The server closes such a connection after
+/// the response (the rest of the body is not worth reading), and a client
+/// told nothing would put it back in its pool and send its next request on
+/// a connection that is closing ("connection closed before message
+/// completed"). Outermost, so that it sees the guard's refusals too.
+pub async fn close_unread(req: Request, next: Next) -> Response {
+    if !declares_body(req.headers()) {
+        return next.run(req).await;
+    }
+    let read = Arc::new(AtomicBool::new(false));
+    let flag = read.clone();
+    let req = req.map(move |b| {
+        Body::new(Tracked {
+            inner: b,
+            read: flag,
+        })
+    });
+    let mut resp = next.run(req).await;
+    if !read.load(Ordering::Acquire) {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+/// A body follows the headers: a length above 0, or chunks.
+fn declares_body(h: &HeaderMap) -> bool {
+    h.contains_key(header::TRANSFER_ENCODING)
+        || h.get(header::CONTENT_LENGTH).is_some_and(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .is_none_or(|n| n > 0)
+        })
+}
+
+/// A request body that notes when it has been read to its end.
+struct Tracked {
+    inner: Body,
+    read: Arc<AtomicBool>,
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        let ended = match &r {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(_))) => self.inner.is_end_stream(),
+            _ => false,
+        };
+        if ended {
+            self.read.store(true, Ordering::Release);
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +270,38 @@ mod tests {
         server.shutdown().await.unwrap();
         assert!(t0.elapsed() >= LINGER, "{:?}", t0.elapsed());
         drop(client);
+    }
+
+    /// `Connection: close` goes with a response sent before the body was
+    /// read (so a pooled client does not reuse the closing connection),
+    /// not with one whose handler read it, nor when there was no body.
+    #[tokio::test]
+    async fn a_response_that_leaves_the_body_unread_says_close() {
+        use axum::routing::post;
+        let app = axum::Router::new()
+            .route("/read", post(|b: Bytes| async move { b.len().to_string() }))
+            .route("/skip", post(|| async { "skipped" }))
+            .layer(axum::middleware::from_fn(close_unread));
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(LingeringListener(l), app).await });
+        let http = reqwest::Client::new();
+        let close = |path: &'static str, body: &'static str| {
+            let http = http.clone();
+            async move {
+                let r = http
+                    .post(format!("http://{addr}{path}"))
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                let c = r.headers().get("connection").cloned();
+                (r.text().await.unwrap(), c.is_some_and(|v| v == "close"))
+            }
+        };
+        assert_eq!(close("/read", "abc").await, ("3".to_string(), false));
+        assert_eq!(close("/skip", "abc").await, ("skipped".to_string(), true));
+        assert_eq!(close("/skip", "").await, ("skipped".to_string(), false));
     }
 
     /// A client that closes ends the linger at once.

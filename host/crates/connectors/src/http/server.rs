@@ -257,6 +257,7 @@ impl DataServer {
         let app = axum::Router::new()
             .fallback(handle)
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
+            .layer(axum::middleware::from_fn(crate::linger::close_unread))
             .with_state(Arc::downgrade(self));
         let s = stop.clone();
         let secure = tls.is_some();
