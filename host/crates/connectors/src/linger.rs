@@ -173,6 +173,19 @@ pub async fn close_unread(req: Request, next: Next) -> Response {
     resp
 }
 
+/// Response middleware, for a server whose handlers all take the whole body
+/// as an extractor (the data server): there only the extractor's refusal of
+/// a body past the limit (413) leaves it unread, so that answer alone is
+/// marked `Connection: close`, without [`close_unread`]'s wrapping of every
+/// request body (about 5% of `httppush`'s throughput).
+pub async fn close_too_large(mut resp: Response) -> Response {
+    if resp.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
 /// A body follows the headers: a length above 0, or chunks.
 fn declares_body(h: &HeaderMap) -> bool {
     h.contains_key(header::TRANSFER_ENCODING)

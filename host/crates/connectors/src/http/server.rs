@@ -257,7 +257,9 @@ impl DataServer {
         let app = axum::Router::new()
             .fallback(handle)
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
-            .layer(axum::middleware::from_fn(crate::linger::close_unread))
+            .layer(axum::middleware::map_response(
+                crate::linger::close_too_large,
+            ))
             .with_state(Arc::downgrade(self));
         let s = stop.clone();
         let secure = tls.is_some();

@@ -85,6 +85,7 @@ async fn bodies_reach_every_stream_on_their_path() {
             .await
             .expect("the 413, not a connection reset");
         assert_eq!(r.status(), 413);
+        assert_eq!(r.headers()["connection"], "close");
     }
 
     // The server stops with its last stream, and frees the port.
