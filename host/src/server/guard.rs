@@ -147,14 +147,9 @@ fn is_browser(headers: &HeaderMap) -> bool {
         || headers.contains_key("sec-fetch-mode")
 }
 
+/// A body is sent, or one is typed (a form with an empty body counts).
 fn has_body(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::TRANSFER_ENCODING)
-        || headers.contains_key(header::CONTENT_TYPE)
-        || headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .is_some_and(|n| n > 0)
+    headers.contains_key(header::CONTENT_TYPE) || oort_connectors::linger::declares_body(headers)
 }
 
 /// A body type a page cannot send cross-site without a CORS preflight

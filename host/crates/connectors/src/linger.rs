@@ -186,8 +186,9 @@ pub async fn close_too_large(mut resp: Response) -> Response {
     resp
 }
 
-/// A body follows the headers: a length above 0, or chunks.
-fn declares_body(h: &HeaderMap) -> bool {
+/// A body follows the headers: a length above 0 (or one that does not
+/// parse), or chunks.
+pub fn declares_body(h: &HeaderMap) -> bool {
     h.contains_key(header::TRANSFER_ENCODING)
         || h.get(header::CONTENT_LENGTH).is_some_and(|v| {
             v.to_str()
