@@ -2,6 +2,7 @@
 
 use oort_tests::{mqtt, unique, Server};
 use serde_json::{json, Value as Json};
+use std::io::{Read, Write};
 
 #[test]
 fn ping_and_info() {
@@ -335,6 +336,38 @@ fn oversized_body_and_wrong_method_get_json_errors() {
         assert_eq!(close.as_ref().and_then(|v| v.to_str().ok()), Some("close"));
         assert!(body.contains("too large"), "{body}");
     }
+    // The limit is checked against the declared length before the body is
+    // read: a client that waits for `100 Continue` gets the 413 instead and
+    // never uploads. A plugin package has its own, larger limit (64 MiB), so
+    // the same length is told to go on there.
+    let host = s.base.trim_start_matches("http://").to_string();
+    let first_line = |method: &str, path: &str, len: usize| {
+        let mut c = std::net::TcpStream::connect(&host).expect("connect");
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nExpect: 100-continue\r\n\r\n"
+        );
+        c.write_all(head.as_bytes()).expect("write");
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            c.read_exact(&mut byte).expect("an answer");
+            line.push(byte[0]);
+        }
+        String::from_utf8_lossy(&line).into_owned()
+    };
+    let big = 17 * 1024 * 1024;
+    assert_eq!(
+        first_line("POST", "/streams", big),
+        "HTTP/1.1 413 Payload Too Large\r\n"
+    );
+    assert_eq!(
+        first_line("PUT", "/plugins/sinks/big/package", big),
+        "HTTP/1.1 100 Continue\r\n"
+    );
+    assert_eq!(
+        first_line("PUT", "/plugins/sinks/big/package", 65 * 1024 * 1024),
+        "HTTP/1.1 413 Payload Too Large\r\n"
+    );
     // The server still answers.
     assert_eq!(s.get("/streams").status, 200);
 }

@@ -54,8 +54,10 @@ fn rows_go_to_templated_urls_with_templated_headers() {
         assert_eq!(r.header("x-n"), Some(body["n"].to_string().as_str()));
         assert_eq!(r.header("content-type"), Some("application/json"));
     }
-    let st = s.status("rest_tpl");
-    assert_eq!(num(&st, "sink_rest_0_0_records_out_total"), 6, "{st}");
+    // The peer has the requests before the sink counts its writes as done: wait for the count.
+    s.wait_status("rest_tpl", "6 records out", |st| {
+        num(st, "sink_rest_0_0_records_out_total") == 6
+    });
 }
 
 #[test]

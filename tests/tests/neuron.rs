@@ -76,6 +76,8 @@ fn neuron_events_in_and_tags_out_over_one_connection() {
         listener.accept().is_err(),
         "a second connection was dialled"
     );
-    let st = s.status("back");
-    assert_eq!(st["sink_neuron_0_0_records_out_total"], 1, "{st}");
+    // The peer reads the frame before the sink counts its write as done: wait for the count.
+    s.wait_status("back", "1 record out", |st| {
+        st["sink_neuron_0_0_records_out_total"] == 1
+    });
 }

@@ -212,8 +212,10 @@ fn influx_writes_rows_into_a_real_influxdb_1() {
             ]
         ])
     );
-    let st = s.status("toinflux");
-    assert_eq!(st["sink_influx_0_0_records_out_total"], 4, "{st}");
+    // The points are in InfluxDB before the sink counts its write as done: wait for the count.
+    let st = s.wait_status("toinflux", "4 records out", |st| {
+        st["sink_influx_0_0_records_out_total"] == 4
+    });
     assert_eq!(st["sink_influx_0_0_exceptions_total"], 0, "{st}");
 }
 

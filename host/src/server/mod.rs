@@ -69,7 +69,7 @@ impl IntoResponse for AppError {
 }
 
 pub fn router(state: AppState, body_limit: usize, guard: Arc<guard::Guard>) -> Router {
-    let r = routes::router(state)
+    let r = routes::router(state, body_limit)
         .layer(axum::middleware::map_response(json_rejections))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(

@@ -292,7 +292,7 @@ mod tests {
     const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch"];
 
     fn document() -> Json {
-        let (_, doc) = super::super::routes::api(1 << 20).split_for_parts();
+        let (_, doc) = super::super::routes::api(1 << 20, 1 << 20).split_for_parts();
         let text = super::Document::new(&doc);
         serde_json::from_slice(&text.0).expect("the document is JSON")
     }

@@ -18,15 +18,22 @@ use super::routes::{json_resp, text};
 use super::AppState;
 use crate::error::{AppError, AppResult};
 
-pub fn routes(max_package_bytes: usize) -> OpenApiRouter<AppState> {
+pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, install))
         .routes(routes!(show, upgrade, delete))
-        .merge(
-            OpenApiRouter::new()
-                .routes(routes!(upload))
-                .layer(axum::extract::DefaultBodyLimit::max(max_package_bytes)),
-        )
+}
+
+/// The package upload, whose body may be as large as a plugin package
+/// (`plugins.max_package_bytes`) rather than `rest.body_limit`.
+pub fn upload_routes(max_package_bytes: usize) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upload))
+        .layer(axum::extract::DefaultBodyLimit::max(max_package_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            max_package_bytes,
+            oort_connectors::linger::refuse_declared_over,
+        ))
 }
 
 impl From<PluginError> for AppError {

@@ -16,12 +16,12 @@ use crate::manager::rule_def::validate_id;
 
 /// The whole REST API: the documented routes, `/openapi.json` (the
 /// document, rendered here once), the console and the fallback.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, body_limit: usize) -> Router {
     let limit = state
         .plugins
         .as_ref()
         .map_or(64 << 20, oort_wasm::PluginManager::max_package_bytes);
-    let (api, doc) = api(limit).split_for_parts();
+    let (api, doc) = api(body_limit, limit).split_for_parts();
     api.layer(Extension(super::openapi::Document::new(&doc)))
         .layer(super::data::extension(&state))
         // The web console is not part of the documented API.
@@ -31,8 +31,11 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Every documented route, each registered once through `routes!` so that
-/// the router and the OpenAPI document cannot disagree.
-pub(super) fn api(max_package_bytes: usize) -> OpenApiRouter<AppState> {
+/// the router and the OpenAPI document cannot disagree. A request whose
+/// declared length is over its route's limit (`body_limit`, or
+/// `max_package_bytes` for a package upload) is refused before its body is
+/// read.
+pub(super) fn api(body_limit: usize, max_package_bytes: usize) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(super::openapi::base())
         .routes(routes!(info, info_post))
         .routes(routes!(ping))
@@ -44,9 +47,15 @@ pub(super) fn api(max_package_bytes: usize) -> OpenApiRouter<AppState> {
         .merge(super::conf_keys::routes())
         .merge(super::metadata::routes())
         .merge(super::schemas::routes())
-        .merge(super::plugins::routes(max_package_bytes))
+        .merge(super::plugins::routes())
         .merge(super::connections::routes())
         .merge(super::data::routes())
+        // Before the upload joins: a layer wraps only the routes it follows.
+        .layer(axum::middleware::from_fn_with_state(
+            body_limit,
+            oort_connectors::linger::refuse_declared_over,
+        ))
+        .merge(super::plugins::upload_routes(max_package_bytes))
 }
 
 pub(super) fn text(status: StatusCode, body: impl Into<String>) -> Response {

@@ -25,7 +25,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -173,17 +173,40 @@ pub async fn close_unread(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Response middleware, for a server whose handlers all take the whole body
-/// as an extractor (the data server): there only the extractor's refusal of
-/// a body past the limit (413) leaves it unread, so that answer alone is
-/// marked `Connection: close`, without [`close_unread`]'s wrapping of every
-/// request body (about 5% of `httppush`'s throughput).
-pub async fn close_too_large(mut resp: Response) -> Response {
-    if resp.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+/// Middleware with the body limit as its state: a request whose
+/// `Content-Length` is over the limit gets its 413 before any of its body is
+/// read. A client that sent `Expect: 100-continue` (curl does for a body
+/// over 1 MiB) is then never told to go on and does not upload the body at
+/// all; without this, the first read of the body would tell it to go on and
+/// it would send the whole body only to learn it was too large. A body sent
+/// in chunks has no declared length: the extractor's limit still cuts it
+/// while it is read.
+pub async fn refuse_declared_over(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if declared_length(req.headers()).is_some_and(|n| n > limit as u64) {
+        return too_large();
     }
-    resp
+    next.run(req).await
+}
+
+/// The plain 413 that axum's extractors give too (each server shapes it).
+pub fn too_large() -> Response {
+    (
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        [(header::CONNECTION, HeaderValue::from_static("close"))],
+        "request body too large",
+    )
+        .into_response()
+}
+
+/// The body length the headers declare, if they declare one that parses.
+pub fn declared_length(h: &HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 /// A body follows the headers: a length above 0 (or one that does not
@@ -316,6 +339,43 @@ mod tests {
         assert_eq!(close("/read", "abc").await, ("3".to_string(), false));
         assert_eq!(close("/skip", "abc").await, ("skipped".to_string(), true));
         assert_eq!(close("/skip", "").await, ("skipped".to_string(), false));
+    }
+
+    /// A declared length over the limit is refused before the body is read:
+    /// a client waiting for `100 Continue` gets the 413 instead (without the
+    /// middleware the extractor's first read sends `100 Continue`), and a
+    /// length within the limit is told to go on.
+    #[tokio::test]
+    async fn a_declared_length_over_the_limit_is_refused_unread() {
+        let app = axum::Router::new()
+            .route(
+                "/up",
+                axum::routing::post(|b: Bytes| async move { b.len().to_string() }),
+            )
+            .layer(axum::extract::DefaultBodyLimit::max(1024))
+            .layer(axum::middleware::from_fn_with_state(
+                1024usize,
+                refuse_declared_over,
+            ));
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(LingeringListener(l), app).await });
+        let first_line = |len: usize| async move {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            let head = format!(
+                "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\nExpect: 100-continue\r\n\r\n"
+            );
+            c.write_all(head.as_bytes()).await.unwrap();
+            let mut got = Vec::new();
+            let mut byte = [0u8; 1];
+            while !got.ends_with(b"\r\n") {
+                c.read_exact(&mut byte).await.unwrap();
+                got.push(byte[0]);
+            }
+            String::from_utf8(got).unwrap()
+        };
+        assert_eq!(first_line(2048).await, "HTTP/1.1 413 Payload Too Large\r\n");
+        assert_eq!(first_line(1000).await, "HTTP/1.1 100 Continue\r\n");
     }
 
     /// A client that closes ends the linger at once.

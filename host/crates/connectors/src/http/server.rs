@@ -12,11 +12,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use http_body::Body as _;
 use oort_core::{ConnectorEnv, ConnectorError};
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, mpsc};
@@ -256,10 +257,6 @@ impl DataServer {
         let stop = CancellationToken::new();
         let app = axum::Router::new()
             .fallback(handle)
-            .layer(DefaultBodyLimit::max(BODY_LIMIT))
-            .layer(axum::middleware::map_response(
-                crate::linger::close_too_large,
-            ))
             .with_state(Arc::downgrade(self));
         let s = stop.clone();
         let secure = tls.is_some();
@@ -350,10 +347,24 @@ async fn handle(
     method: Method,
     uri: Uri,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    // Every refusal comes before the body is read; a connection whose body
+    // is left unread closes after the answer, and the answer says so (a
+    // pooled client must not send its next request on it).
+    let unread = !body.is_end_stream();
+    let refuse = |status: StatusCode, msg: &'static str| {
+        let mut r = (status, msg).into_response();
+        if unread {
+            r.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        r
+    };
     let Some(server) = server.upgrade() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     };
     let path = uri.path().to_string();
     if let Ok(ws) = ws {
@@ -362,7 +373,7 @@ async fn handle(
             st.outbound.contains_key(&path) || st.inbound.contains_key(&Route::WsIn(path.clone()))
         };
         if !known {
-            return (StatusCode::NOT_FOUND, "no websocket endpoint on this path").into_response();
+            return refuse(StatusCode::NOT_FOUND, "no websocket endpoint on this path");
         }
         return ws
             .max_message_size(BODY_LIMIT)
@@ -377,9 +388,26 @@ async fn handle(
                 .keys()
                 .any(|r| matches!(r, Route::Push(..)) && r.path() == path) =>
             {
-                return (StatusCode::METHOD_NOT_ALLOWED, "method not allowed").into_response();
+                return refuse(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
             }
-            None => return (StatusCode::NOT_FOUND, "no stream on this path").into_response(),
+            None => return refuse(StatusCode::NOT_FOUND, "no stream on this path"),
+        }
+    };
+    // A declared length over the limit is refused unread: a client waiting
+    // for `100 Continue` then never uploads the body. A chunked body is cut
+    // at the limit while it is read.
+    if body.size_hint().lower() > BODY_LIMIT as u64 {
+        return crate::linger::too_large();
+    }
+    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(e) if over_limit(&e) => return crate::linger::too_large(),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
+            )
+                .into_response()
         }
     };
     for tx in targets {
@@ -391,6 +419,18 @@ async fn handle(
         }
     }
     (StatusCode::OK, "ok").into_response()
+}
+
+/// The body was cut at the limit (not a failed read).
+fn over_limit(e: &axum::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// One WebSocket client: its messages go to the sources at `path`, the

@@ -1,6 +1,7 @@
 //! The `httppush` source and its shared data server.
 
 use oort_core::{ConnectorEnv, Props, SourceContext, SourceFactory, SourceMsg};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -13,6 +14,17 @@ fn env() -> ConnectorEnv {
         .setting("source.httpServerIp", "127.0.0.1")
         .setting("source.httpServerPort", "0")
         .build()
+}
+
+/// The first line of what the server answers on a raw connection.
+async fn first_line(c: &mut tokio::net::TcpStream) -> String {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        c.read_exact(&mut byte).await.unwrap();
+        line.push(byte[0]);
+    }
+    String::from_utf8_lossy(&line).into_owned()
 }
 
 struct Running {
@@ -87,6 +99,44 @@ async fn bodies_reach_every_stream_on_their_path() {
         assert_eq!(r.status(), 413);
         assert_eq!(r.headers()["connection"], "close");
     }
+    // A client that waits for `100 Continue` before it uploads is refused
+    // first when the path is unknown or the declared length too large, and
+    // told to go on otherwise.
+    for (path, len, want) in [
+        ("/nope", 10, "HTTP/1.1 404 Not Found\r\n"),
+        (
+            "/dev",
+            17 * 1024 * 1024,
+            "HTTP/1.1 413 Payload Too Large\r\n",
+        ),
+        ("/dev", 10, "HTTP/1.1 100 Continue\r\n"),
+    ] {
+        let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\nExpect: 100-continue\r\n\r\n"
+        );
+        raw.write_all(head.as_bytes()).await.unwrap();
+        assert_eq!(first_line(&mut raw).await, want, "{path} {len}");
+    }
+    // A chunked body has no declared length: it is cut at the limit.
+    let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+    raw.write_all(b"POST /dev HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .await
+        .unwrap();
+    let chunk = [
+        format!("{:x}\r\n", 1 << 20).into_bytes(),
+        vec![b'x'; 1 << 20],
+        b"\r\n".to_vec(),
+    ]
+    .concat();
+    for _ in 0..17 {
+        raw.write_all(&chunk).await.unwrap();
+    }
+    raw.write_all(b"0\r\n\r\n").await.unwrap();
+    assert_eq!(
+        first_line(&mut raw).await,
+        "HTTP/1.1 413 Payload Too Large\r\n"
+    );
 
     // The server stops with its last stream, and frees the port.
     for r in [a, b, c] {
