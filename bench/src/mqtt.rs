@@ -47,6 +47,43 @@ pub(crate) fn cpu_s(pid: u32) -> anyhow::Result<f64> {
     Ok(ticks as f64 / TICKS_PER_S)
 }
 
+/// Context switches of all of a process's threads so far: (voluntary, the
+/// thread slept and was woken; involuntary, it was preempted).
+pub(crate) fn switches(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let mut sum = (0, 0);
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let Ok(status) = std::fs::read_to_string(task?.path().join("status")) else {
+            continue; // the thread ended meanwhile
+        };
+        for line in status.lines() {
+            let num = |l: &str| {
+                l.split_whitespace()
+                    .last()
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
+            if let Some(v) = line.strip_prefix("voluntary_ctxt_switches:") {
+                sum.0 += num(v).unwrap_or(0);
+            } else if let Some(v) = line.strip_prefix("nonvoluntary_ctxt_switches:") {
+                sum.1 += num(v).unwrap_or(0);
+            }
+        }
+    }
+    Ok(sum)
+}
+
+/// Adds the properties of the JSON object in environment variable `var`
+/// (if set) to `conf`: more source properties for an experiment.
+pub(crate) fn extend_from_env(conf: &mut serde_json::Value, var: &str) -> anyhow::Result<()> {
+    if let Ok(extra) = std::env::var(var) {
+        let extra: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&extra).context(var.to_string())?;
+        if let Some(o) = conf.as_object_mut() {
+            o.extend(extra);
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
     std::env::var(k)
         .ok()
@@ -242,13 +279,7 @@ pub fn mqtt_round_trip() -> anyhow::Result<()> {
             format!("bench/q{qos}/raw"),
         );
         let mut conf = serde_json::json!({"server": format!("tcp://127.0.0.1:{port}"), "qos": qos});
-        if let Ok(extra) = std::env::var("OORT_BENCH_C_SOURCE_PROPS") {
-            let extra: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&extra).context("OORT_BENCH_C_SOURCE_PROPS")?;
-            if let Some(o) = conf.as_object_mut() {
-                o.extend(extra);
-            }
-        }
+        extend_from_env(&mut conf, "OORT_BENCH_C_SOURCE_PROPS")?;
         s.put(&format!("/metadata/sources/mqtt/confKeys/q{qos}"), &conf)?;
         s.post(
             "/streams",

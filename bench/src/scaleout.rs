@@ -8,11 +8,17 @@
 //!
 //! Environment: `OORT_BENCH_X_N` (messages per run, default 200,000),
 //! `OORT_BENCH_X_QOS` (0 or 1, default 1), `OORT_BENCH_X_SIZES` (default
-//! `1,2,4`); the load generator as for scenario c.
+//! `1,2,4`), `OORT_BENCH_X_SOURCE_PROPS` (a JSON object of more source
+//! properties, e.g. `{"readLingerInterval": 5}`); the load generator as
+//! for scenario c. Beside CPU it counts the instances' context switches per
+//! 1,000 input messages: wake-ups (a thread slept and was woken) and
+//! preemptions.
 
 use anyhow::{anyhow, Context};
 
-use crate::mqtt::{cpu_s, env_or, loadgen, probe, run_args, run_loadgen, Broker};
+use crate::mqtt::{
+    cpu_s, env_or, extend_from_env, loadgen, probe, run_args, run_loadgen, switches, Broker,
+};
 use crate::scenarios::Srv;
 
 pub fn shared_subscription() -> anyhow::Result<()> {
@@ -36,11 +42,10 @@ pub fn shared_subscription() -> anyhow::Result<()> {
         let mut fleet = Vec::new();
         for _ in 0..k {
             let s = Srv::start_warm()?;
-            s.put(
-                "/metadata/sources/mqtt/confKeys/fleet",
-                &serde_json::json!({"server": format!("tcp://127.0.0.1:{port}"), "qos": qos,
-                    "shareGroup": "fleet"}),
-            )?;
+            let mut conf = serde_json::json!({"server": format!("tcp://127.0.0.1:{port}"), "qos": qos,
+                "shareGroup": "fleet"});
+            extend_from_env(&mut conf, "OORT_BENCH_X_SOURCE_PROPS")?;
+            s.put("/metadata/sources/mqtt/confKeys/fleet", &conf)?;
             s.post(
                 "/streams",
                 &serde_json::json!({"sql": format!(
@@ -78,7 +83,15 @@ pub fn shared_subscription() -> anyhow::Result<()> {
             .iter()
             .map(|s| cpu_s(s.child.id()))
             .sum::<anyhow::Result<f64>>()?;
+        let sw0: Vec<(u64, u64)> = fleet
+            .iter()
+            .map(|s| switches(s.child.id()))
+            .collect::<anyhow::Result<_>>()?;
         let run = run_loadgen(&lg, &args(&in_t, &out_t))?;
+        let sw1: Vec<(u64, u64)> = fleet
+            .iter()
+            .map(|s| switches(s.child.id()))
+            .collect::<anyhow::Result<_>>()?;
         let cpu1: f64 = fleet
             .iter()
             .map(|s| cpu_s(s.child.id()))
@@ -89,6 +102,10 @@ pub fn shared_subscription() -> anyhow::Result<()> {
             .zip(&after)
             .map(|(b, a)| (a - b) as f64 / n as f64)
             .collect();
+        let (vol, invol) = sw0
+            .iter()
+            .zip(&sw1)
+            .fold((0, 0), |acc, (a, b)| (acc.0 + b.0 - a.0, acc.1 + b.1 - a.1));
         let rate = run["in_rate"].as_f64().unwrap_or(0.0);
         let us = (cpu1 - cpu0) * 1e6 / n as f64;
         let base = *base_cpu.get_or_insert(us);
@@ -97,7 +114,7 @@ pub fn shared_subscription() -> anyhow::Result<()> {
             .map(|s| (s * k as f64 - 1.0).abs())
             .fold(0.0, f64::max);
         println!(
-            "x qos {qos}, {k} instance(s): {rate:.0} msg/s in ({:.2} of raw); shares {} (worst {:.1}% from 1/{k}); Oort CPU {us:.2} us/msg over all instances ({:.2}x the 1-instance figure); received {}/{}",
+            "x qos {qos}, {k} instance(s): {rate:.0} msg/s in ({:.2} of raw); shares {} (worst {:.1}% from 1/{k}); Oort CPU {us:.2} us/msg over all instances ({:.2}x the 1-instance figure); {:.0} wake-ups and {:.0} preemptions per 1,000 messages; received {}/{}",
             rate / raw_rate,
             shares
                 .iter()
@@ -106,6 +123,8 @@ pub fn shared_subscription() -> anyhow::Result<()> {
                 .join(" / "),
             worst * 100.0,
             us / base,
+            vol as f64 * 1000.0 / n as f64,
+            invol as f64 * 1000.0 / n as f64,
             run["received"],
             run["expect"],
         );
