@@ -9,7 +9,7 @@
 //! Environment: `OORT_BENCH_X_N` (messages per run, default 200,000),
 //! `OORT_BENCH_X_QOS` (0 or 1, default 1), `OORT_BENCH_X_SIZES` (default
 //! `1,2,4`), `OORT_BENCH_X_SOURCE_PROPS` (a JSON object of more source
-//! properties, e.g. `{"readLingerInterval": 5}`); the load generator as
+//! properties, e.g. `{"readLingerInterval": 1}`); the load generator as
 //! for scenario c. Beside CPU it counts the instances' context switches per
 //! 1,000 input messages: wake-ups (a thread slept and was woken) and
 //! preemptions.
