@@ -213,12 +213,7 @@ pub fn declared_length(h: &HeaderMap) -> Option<u64> {
 /// parse), or chunks.
 pub fn declares_body(h: &HeaderMap) -> bool {
     h.contains_key(header::TRANSFER_ENCODING)
-        || h.get(header::CONTENT_LENGTH).is_some_and(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .is_none_or(|n| n > 0)
-        })
+        || (h.contains_key(header::CONTENT_LENGTH) && declared_length(h).is_none_or(|n| n > 0))
 }
 
 /// A request body that notes when it has been read to its end.
@@ -254,6 +249,19 @@ impl http_body::Body for Tracked {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// The first line of what a server answers on a raw connection (tests).
+#[cfg(test)]
+pub(crate) async fn status_line(c: &mut TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        c.read_exact(&mut byte).await.unwrap();
+        line.push(byte[0]);
+    }
+    String::from_utf8_lossy(&line).into_owned()
 }
 
 #[cfg(test)]
@@ -366,13 +374,7 @@ mod tests {
                 "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\nExpect: 100-continue\r\n\r\n"
             );
             c.write_all(head.as_bytes()).await.unwrap();
-            let mut got = Vec::new();
-            let mut byte = [0u8; 1];
-            while !got.ends_with(b"\r\n") {
-                c.read_exact(&mut byte).await.unwrap();
-                got.push(byte[0]);
-            }
-            String::from_utf8(got).unwrap()
+            status_line(&mut c).await
         };
         assert_eq!(first_line(2048).await, "HTTP/1.1 413 Payload Too Large\r\n");
         assert_eq!(first_line(1000).await, "HTTP/1.1 100 Continue\r\n");

@@ -1,7 +1,7 @@
 //! The `httppush` source and its shared data server.
 
 use oort_core::{ConnectorEnv, Props, SourceContext, SourceFactory, SourceMsg};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -14,17 +14,6 @@ fn env() -> ConnectorEnv {
         .setting("source.httpServerIp", "127.0.0.1")
         .setting("source.httpServerPort", "0")
         .build()
-}
-
-/// The first line of what the server answers on a raw connection.
-async fn first_line(c: &mut tokio::net::TcpStream) -> String {
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    while !line.ends_with(b"\r\n") {
-        c.read_exact(&mut byte).await.unwrap();
-        line.push(byte[0]);
-    }
-    String::from_utf8_lossy(&line).into_owned()
 }
 
 struct Running {
@@ -116,7 +105,11 @@ async fn bodies_reach_every_stream_on_their_path() {
             "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\nExpect: 100-continue\r\n\r\n"
         );
         raw.write_all(head.as_bytes()).await.unwrap();
-        assert_eq!(first_line(&mut raw).await, want, "{path} {len}");
+        assert_eq!(
+            crate::linger::status_line(&mut raw).await,
+            want,
+            "{path} {len}"
+        );
     }
     // A chunked body has no declared length: it is cut at the limit.
     let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -134,7 +127,7 @@ async fn bodies_reach_every_stream_on_their_path() {
     }
     raw.write_all(b"0\r\n\r\n").await.unwrap();
     assert_eq!(
-        first_line(&mut raw).await,
+        crate::linger::status_line(&mut raw).await,
         "HTTP/1.1 413 Payload Too Large\r\n"
     );
 

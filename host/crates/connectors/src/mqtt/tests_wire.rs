@@ -330,13 +330,17 @@ fn publish_frame(payload: &str) -> Vec<u8> {
     f
 }
 
-#[tokio::test]
-async fn a_flowing_stream_is_read_in_batches_and_a_quiet_one_at_once() {
+/// A connected event loop reading with `linger` from a peer that acks the
+/// CONNECT and then writes each frame sent on the channel.
+async fn lingering_loop(
+    linger: Duration,
+) -> (
+    tokio::sync::mpsc::Sender<Vec<u8>>,
+    super::wire::Client,
+    super::wire::EventLoop,
+) {
     use super::client::{ConnConf, SessionOpts, Settings};
-    use super::wire::Ev;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    // Generous: the test only needs each step to come well within it.
-    const LINGER: Duration = Duration::from_millis(1000);
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
     let (tx, mut frames) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
@@ -356,12 +360,21 @@ async fn a_flowing_stream_is_read_in_batches_and_a_quiet_one_at_once() {
     )
     .unwrap();
     let settings = Settings::from_conf(&conf).unwrap();
-    let (_client, mut el) = settings.build_session(16, SessionOpts::default()).unwrap();
-    el.set_read_linger(LINGER);
+    let (client, mut el) = settings.build_session(16, SessionOpts::default()).unwrap();
+    el.set_read_linger(linger);
+    assert!(matches!(el.poll().await, Ok(super::wire::Ev::ConnAck)));
+    (tx, client, el)
+}
+
+#[tokio::test]
+async fn a_flowing_stream_is_read_in_batches_and_a_quiet_one_at_once() {
+    use super::wire::Ev;
+    // Generous: the test only needs each step to come well within it.
+    const LINGER: Duration = Duration::from_millis(1000);
+    let (tx, _client, mut el) = lingering_loop(LINGER).await;
     // Reads up to a linger apart are a flow here (by default only reads
     // under 1 ms apart are, which a busy test machine could break).
     el.set_flowing(LINGER);
-    assert!(matches!(el.poll().await, Ok(Ev::ConnAck)));
     let payload = |ev: Result<Ev, String>| match ev {
         Ok(Ev::Publish { payload, .. }) => String::from_utf8_lossy(&payload).to_string(),
         other => panic!("expected a publish, got {other:?}"),
@@ -405,32 +418,9 @@ async fn a_flowing_stream_is_read_in_batches_and_a_quiet_one_at_once() {
 /// on, however long the linger: its messages are handled at once.
 #[tokio::test]
 async fn a_slow_stream_is_not_lingered_on() {
-    use super::client::{ConnConf, SessionOpts, Settings};
     use super::wire::Ev;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const LINGER: Duration = Duration::from_millis(1000);
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    let (tx, mut frames) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
-    tokio::spawn(async move {
-        let (mut io, _) = l.accept().await.unwrap();
-        let mut buf = [0u8; 1024];
-        let _ = io.read(&mut buf).await; // CONNECT
-        io.write_all(&[0x20, 0x02, 0x00, 0x00]).await.unwrap();
-        while let Some(f) = frames.recv().await {
-            io.write_all(&f).await.unwrap();
-        }
-        while matches!(io.read(&mut buf).await, Ok(n) if n > 0) {}
-    });
-    let conf: ConnConf = crate::util::parse_config(
-        "mqtt",
-        &props(serde_json::json!({"server": format!("tcp://127.0.0.1:{port}")})),
-    )
-    .unwrap();
-    let settings = Settings::from_conf(&conf).unwrap();
-    let (_client, mut el) = settings.build_session(16, SessionOpts::default()).unwrap();
-    el.set_read_linger(LINGER);
-    assert!(matches!(el.poll().await, Ok(Ev::ConnAck)));
+    let (tx, _client, mut el) = lingering_loop(LINGER).await;
     for i in 0..3 {
         // 20 ms between messages: 50 a second, far from a flow.
         tokio::time::sleep(Duration::from_millis(20)).await;
