@@ -414,6 +414,29 @@ async fn a_flowing_stream_is_read_in_batches_and_a_quiet_one_at_once() {
     );
 }
 
+/// A round cancelled while it lingered leaves the socket's low-water mark
+/// raised; the next round lowers it before anything else, so later messages
+/// wake the loop again (a raised mark would hold them back until 32 KiB
+/// had come).
+#[tokio::test]
+async fn a_linger_cut_short_leaves_no_raised_mark_behind() {
+    use super::wire::Ev;
+    const LINGER: Duration = Duration::from_millis(1000);
+    let (tx, _client, mut el) = lingering_loop(LINGER).await;
+    el.set_flowing(LINGER);
+    assert_eq!(el.quiet_raised(), Some(false), "plain TCP lingers quietly");
+    tx.send(publish_frame("1")).await.unwrap();
+    assert!(matches!(el.poll().await, Ok(Ev::Publish { .. })));
+    // Flowing: this read lingers, and the caller gives up meanwhile.
+    tx.send(publish_frame("2")).await.unwrap();
+    let cut = tokio::time::timeout(Duration::from_millis(100), el.poll()).await;
+    assert!(cut.is_err(), "the read did not linger: {cut:?}");
+    assert_eq!(el.quiet_raised(), Some(true));
+    // The next round lowers the mark and hands over what was read.
+    assert!(matches!(el.poll().await, Ok(Ev::Publish { .. })));
+    assert_eq!(el.quiet_raised(), Some(false));
+}
+
 /// A stream slower than a flow (reads more than 1 ms apart) is not lingered
 /// on, however long the linger: its messages are handled at once.
 #[tokio::test]

@@ -35,6 +35,7 @@ use super::codec::{self, Version};
 /// How long connecting (TCP, TLS, CONNECT/CONNACK) and one flush may take.
 mod handshake;
 mod packets;
+mod quiet;
 use packets::{In, Simple};
 
 const NET_TIMEOUT: Duration = Duration::from_secs(5);
@@ -185,6 +186,8 @@ struct Conn {
     last_write: Instant,
     /// Packet ids of our SUBSCRIBE/UNSUBSCRIBE (their own counter).
     next_ctl_id: u16,
+    /// Plain TCP: lingering raises the socket's low-water mark ([`quiet`]).
+    quiet: Option<quiet::Quiet>,
 }
 
 impl Conn {
@@ -324,6 +327,14 @@ impl EventLoop {
         self.flowing = gap;
     }
 
+    /// Whether the socket's low-water mark is raised now (`None`: a
+    /// connection without quiet lingering, or none).
+    #[cfg(test)]
+    pub fn quiet_raised(&self) -> Option<bool> {
+        let q = self.conn.as_ref()?.quiet.as_ref()?;
+        Some(q.is_raised())
+    }
+
     /// Events read and not returned yet.
     #[cfg(test)]
     pub fn queued_events(&self) -> usize {
@@ -443,6 +454,12 @@ impl EventLoop {
     /// One round on an open connection: write what is queued, read what
     /// arrived, ping when due; returns the first event of the round.
     async fn round(&mut self) -> Result<Ev, String> {
+        if let Some(q) = self.conn.as_mut().and_then(|c| c.quiet.as_mut()) {
+            // A round cancelled while it lingered left the mark raised.
+            if q.is_raised() {
+                q.lower()?;
+            }
+        }
         loop {
             // Whole frames left in the buffer (a round cancelled while it
             // lingered) are handled before anything is read.
@@ -540,19 +557,40 @@ impl EventLoop {
             self.linger_skip -= 1;
             return Ok(());
         }
-        tokio::time::sleep(self.read_linger).await;
         let before = self.rbuf.len();
+        let quiet = match self.conn.as_mut().and_then(|c| c.quiet.as_mut()) {
+            Some(q) => q.raise(LINGER_FULL),
+            None => false,
+        };
+        tokio::time::sleep(self.read_linger).await;
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
-        while self.rbuf.len() < LINGER_FULL {
-            self.rbuf.reserve(READ_CHUNK);
-            let mut read = std::pin::pin!(conn.io.read_buf(&mut self.rbuf));
-            match std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
-                // Nothing more, or the end of the stream: the next round sees it.
-                Poll::Pending | Poll::Ready(Ok(0)) => break,
-                Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(e)) => return Err(format!("read: {e}")),
+        match conn.quiet.as_mut().filter(|_| quiet) {
+            Some(q) => {
+                // Our own reads: tokio would still take the socket for
+                // drained (see `quiet`).
+                while self.rbuf.len() < LINGER_FULL {
+                    self.rbuf.reserve(READ_CHUNK);
+                    // Nothing more, or the end of the stream: the next
+                    // round's read sees it.
+                    if !matches!(q.recv(&mut self.rbuf)?, quiet::Got::Bytes) {
+                        break;
+                    }
+                }
+                q.lower()?;
+            }
+            None => {
+                while self.rbuf.len() < LINGER_FULL {
+                    self.rbuf.reserve(READ_CHUNK);
+                    let mut read = std::pin::pin!(conn.io.read_buf(&mut self.rbuf));
+                    match std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
+                        // Nothing more, or the end of the stream: the next round sees it.
+                        Poll::Pending | Poll::Ready(Ok(0)) => break,
+                        Poll::Ready(Ok(_)) => {}
+                        Poll::Ready(Err(e)) => return Err(format!("read: {e}")),
+                    }
+                }
             }
         }
         if self.rbuf.len() == before {

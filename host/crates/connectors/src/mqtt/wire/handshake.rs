@@ -12,6 +12,11 @@ impl EventLoop {
             .await
             .map_err(|e| format!("connect to {host}:{}: {e}", s.endpoint.port))?;
         let _ = tcp.set_nodelay(true);
+        let quiet = if self.tls.is_none() {
+            quiet::of(&tcp)
+        } else {
+            None
+        };
         let mut io: Box<dyn Stream> = if let Some(connector) = &self.tls {
             let name = crate::tls::server_name(host)?;
             Box::new(
@@ -56,6 +61,7 @@ impl EventLoop {
             ping_out: false,
             last_write: Instant::now(),
             next_ctl_id: 0,
+            quiet,
         })
     }
 
