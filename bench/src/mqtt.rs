@@ -244,6 +244,8 @@ struct Round {
     oort_us: f64,
     broker_raw_us: f64,
     broker_oort_us: f64,
+    /// Oort's threads woken per 1,000 input messages.
+    wakeups: f64,
 }
 
 pub(crate) fn median(mut v: Vec<f64>) -> f64 {
@@ -301,24 +303,28 @@ pub fn mqtt_round_trip() -> anyhow::Result<()> {
             let base = run_loadgen(&lg, &args(&raw_t, &raw_t))?;
             let b1 = cpu_s(broker.child.id())?;
             let o1 = cpu_s(oort_pid)?;
+            let w1 = switches(oort_pid)?.0;
             let pipe = run_loadgen(&lg, &args(&in_t, &out_t))?;
             let b2 = cpu_s(broker.child.id())?;
             let o2 = cpu_s(oort_pid)?;
+            let w2 = switches(oort_pid)?.0;
             let r = Round {
                 raw: base["in_rate"].as_f64().unwrap_or(0.0),
                 oort: pipe["in_rate"].as_f64().unwrap_or(0.0),
                 oort_us: (o2 - o1) * 1e6 / n as f64,
                 broker_raw_us: (b1 - b0) * 1e6 / n as f64,
                 broker_oort_us: (b2 - b1) * 1e6 / n as f64,
+                wakeups: w2.saturating_sub(w1) as f64 * 1000.0 / n as f64,
             };
             println!(
                 "c qos {qos} round {round}: raw {:.0} msg/s, through Oort {:.0} msg/s = {:.2}; \
-                 Oort CPU {:.2} us/msg; broker CPU {:.2} us/msg raw, {:.2} us/msg with Oort; \
+                 Oort CPU {:.2} us/msg ({:.0} wake-ups per 1,000 msgs); broker CPU {:.2} us/msg raw, {:.2} us/msg with Oort; \
                  received {}/{}; Oort RSS {} KB (peak {} KB)",
                 r.raw,
                 r.oort,
                 r.oort / r.raw,
                 r.oort_us,
+                r.wakeups,
                 r.broker_raw_us,
                 r.broker_oort_us,
                 pipe["received"],
@@ -329,12 +335,13 @@ pub fn mqtt_round_trip() -> anyhow::Result<()> {
             rs.push(r);
         }
         println!(
-            "c qos {qos} median of {rounds}: ratio {:.2} (raw {:.0}, Oort {:.0} msg/s); Oort CPU {:.2} us/msg; \
+            "c qos {qos} median of {rounds}: ratio {:.2} (raw {:.0}, Oort {:.0} msg/s); Oort CPU {:.2} us/msg ({:.0} wake-ups per 1,000 msgs); \
              broker CPU {:.2} us/msg raw, {:.2} with Oort; Oort peak RSS {:.1} MB",
             median(rs.iter().map(|r| r.oort / r.raw).collect()),
             median(rs.iter().map(|r| r.raw).collect()),
             median(rs.iter().map(|r| r.oort).collect()),
             median(rs.iter().map(|r| r.oort_us).collect()),
+            median(rs.iter().map(|r| r.wakeups).collect()),
             median(rs.iter().map(|r| r.broker_raw_us).collect()),
             median(rs.iter().map(|r| r.broker_oort_us).collect()),
             status_kb(oort_pid, "VmHWM:").unwrap_or(0) as f64 / 1024.0,
