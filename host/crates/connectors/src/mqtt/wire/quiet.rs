@@ -18,8 +18,8 @@ use tokio::net::TcpStream;
 
 /// The socket of a plain TCP connection, and whether its mark is raised.
 pub(super) struct Quiet {
-    /// Owned by the connection's stream, which outlives this value (both
-    /// live in the same `Conn`).
+    /// Owned by the connection's stream; open for as long as the `Conn`
+    /// that holds both (this value never closes it).
     fd: sys::Fd,
     raised: bool,
 }
