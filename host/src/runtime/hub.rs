@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use oort_core::codec::{self, DecodeOptions, Decoder};
 use oort_core::{
-    now_ms, Event, HandedReporter, Meta, Props, Row, SharedEvent, SourceContext, SourceFactory,
-    SourceMsg,
+    now_ms, BatchRoom, Event, HandedReporter, Meta, Props, Row, SharedEvent, SourceContext,
+    SourceFactory, SourceMsg,
 };
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -357,8 +357,11 @@ pub fn start(spec: HubSpec) -> Result<Arc<Hub>, HubError> {
         Some(codec::decoder(&spec.format, &spec.decode)?)
     };
     let cancel = CancellationToken::new();
-    let (tx, rx) = mpsc::channel::<SourceMsg>(1024);
-    let mut ctx = SourceContext::new(spec.name.clone(), cancel.clone(), tx);
+    let (tx, rx) = mpsc::channel::<SourceMsg>(SOURCE_QUEUE);
+    // Messages in batches count by their number, as single ones do.
+    let room = BatchRoom::new(SOURCE_QUEUE);
+    let mut ctx =
+        SourceContext::new(spec.name.clone(), cancel.clone(), tx).with_batch_room(room.clone());
     let (checkpoint_key, persist, resume) = match spec.checkpoint {
         Some(c) => (c.key, Some(c.persist), c.resume),
         None => (String::new(), None, None),
@@ -396,7 +399,7 @@ pub fn start(spec: HubSpec) -> Result<Arc<Hub>, HubError> {
     });
     let h = hub.clone();
     tokio::spawn(async move {
-        pump(h.clone(), rx, decoder, keep_integers, done_rx, cancel).await;
+        pump(h.clone(), rx, room, decoder, keep_integers, done_rx, cancel).await;
         h.ended.send_replace(true);
     });
     Ok(hub)
@@ -404,9 +407,14 @@ pub fn start(spec: HubSpec) -> Result<Arc<Hub>, HubError> {
 
 const MAX_BATCH: usize = 256;
 
+/// Source messages waiting for the pump, at most (single ones, and as many
+/// again in batches: [`BatchRoom`]).
+const SOURCE_QUEUE: usize = 1024;
+
 async fn pump(
     hub: Arc<Hub>,
     mut rx: mpsc::Receiver<SourceMsg>,
+    room: BatchRoom,
     mut decoder: Option<Box<dyn Decoder>>,
     // Rows the source decoded from JSON keep whole numbers whole (else floats).
     keep_integers: bool,
@@ -442,6 +450,7 @@ async fn pump(
                     decode_into(&hub, dec, one, &mut rows, &mut seqs, now, &mut batch).await;
                 }
                 SourceMsg::BytesBatch(msgs) => {
+                    room.give_back(msgs.len());
                     let dec = decoder.as_deref_mut();
                     decode_into(
                         &hub,

@@ -14,8 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::env::ConnectorEnv;
 use crate::lookup::LookupFactory;
+use crate::meta::Meta;
+use crate::room::BatchRoom;
 use crate::schema::ConnectorInfo;
-use crate::value::{Meta, Row, Value};
+use crate::value::{Row, Value};
 
 /// Connector properties after conf-key merging (the JSON object eKuiper users write).
 pub type Props = serde_json::Map<String, serde_json::Value>;
@@ -168,6 +170,8 @@ pub struct SourceContext {
     /// Cancelled once [`Self::handed`] will not move any more.
     handing: CancellationToken,
     out: mpsc::Sender<SourceMsg>,
+    /// Bounds the messages in batches waiting in `out` (see [`BatchRoom`]).
+    room: Option<BatchRoom>,
 }
 
 /// The runtime's side of [`SourceContext::handed`]: reports how many of the
@@ -219,7 +223,15 @@ impl SourceContext {
             handed: Arc::new(watch::channel(0).0),
             handing: CancellationToken::new(),
             out,
+            room: None,
         }
+    }
+
+    /// Counts the messages of every [`SourceMsg::BytesBatch`] against
+    /// `room`, which the runtime gives back as it takes batches in.
+    pub fn with_batch_room(mut self, room: BatchRoom) -> Self {
+        self.room = Some(room);
+        self
     }
 
     /// How many of the messages this source emitted (every [`Self::emit`]
@@ -263,6 +275,11 @@ impl SourceContext {
     pub async fn emit(&self, msg: SourceMsg) -> bool {
         if self.cancel.is_cancelled() {
             return false;
+        }
+        if let (Some(room), SourceMsg::BytesBatch(b)) = (&self.room, &msg) {
+            if !room.take(b.len(), &self.cancel).await {
+                return false;
+            }
         }
         // While the runtime keeps up the queue has room: no waiting, and no
         // waiter registered with the cancellation token for every message.

@@ -332,14 +332,11 @@ impl Clone for SlotHint {
     }
 }
 
-/// Source metadata of one event (MQTT topic, qos, message id, file name...).
-pub type Meta = Map;
-
 /// One decoded event, shared (`Arc`) by every rule reading the stream.
 #[derive(Clone, Debug)]
 pub struct Event {
     pub row: Row,
-    pub meta: Option<Arc<Meta>>,
+    pub meta: Option<Arc<crate::meta::Meta>>,
     /// Processing (or event) time, unix ms.
     pub ts: i64,
     /// Arrival sequence number, assigned by the stream hub (0 outside one).

@@ -219,7 +219,7 @@ fn run_with(sql: &str, o: QueryOptions) -> (Vec<Emission>, Query) {
     let meta = Arc::new(
         [(Arc::from("topic"), Value::str("mock"))]
             .into_iter()
-            .collect::<oort_core::Map>(),
+            .collect::<oort_core::Meta>(),
     );
     let mut last = start;
     for (src, ts, j) in events {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, consumer::DeliverPolicy};
 use futures::StreamExt;
-use oort_core::{ConnectorError, Map, SourceContext};
+use oort_core::{ConnectorError, Meta, SourceContext};
 
 use super::nats::{message_meta, NatsConf};
 
@@ -163,7 +163,7 @@ pub async fn run_source(
                 None => return Err(ConnectorError::Unavailable("nats-jetstream: the consumer ended".into())),
             },
         };
-        let meta: Map = message_meta(&msg.message);
+        let meta: Meta = message_meta(&msg.message);
         if !ctx
             .emit_bytes(msg.message.payload.clone(), Some(Arc::new(meta)))
             .await

@@ -187,7 +187,7 @@ impl Source for EdgexSource {
                         }
                         SourceMsg::Rows {
                             rows: vec![r.row],
-                            meta: Some(Arc::new(r.meta)),
+                            meta: Some(Arc::new(r.meta.into_iter().collect())),
                         }
                     }
                     Err(e) => SourceMsg::Error(format!("edgex: {e}")),

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use oort_core::{ConnState, ConnectorError, Map, SourceContext, Value};
+use oort_core::{ConnState, ConnectorError, Meta, SourceContext, Value};
 
 /// How envelopes travel on NATS (EdgeX's `optional.Format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +39,8 @@ pub struct NatsConf {
 
 /// The metadata of a received message: its subject as an EdgeX topic and
 /// the envelope's correlation id (`nats` format headers).
-pub(super) fn message_meta(msg: &async_nats::Message) -> Map {
-    let mut meta = Map::new();
+pub(super) fn message_meta(msg: &async_nats::Message) -> Meta {
+    let mut meta = Meta::new();
     meta.insert(
         "topic".into(),
         Value::from(msg.subject.as_str().replace('.', "/").as_str()),

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use oort_core::codec::json::JsonDecoder;
 use oort_core::codec::Decoder;
 use oort_core::{
-    ConnectorEnv, ConnectorError, ConnectorInfo, Map, Props, Row, Schema, Source, SourceContext,
+    ConnectorEnv, ConnectorError, ConnectorInfo, Props, Row, Schema, Source, SourceContext,
     SourceFactory, SourceMsg, Value,
 };
 use serde::Deserialize;
@@ -380,7 +380,7 @@ impl FileSource {
                     return Ok(false);
                 }
             }
-            let mut meta = Map::new();
+            let mut meta = oort_core::Meta::new();
             meta.insert(Arc::from("file"), Value::str(&name));
             let meta = Some(Arc::new(meta));
             let json = !matches!(self.reader.file_type, FileType::Csv);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use oort_core::{
-    ConnectorEnv, ConnectorError, ConnectorInfo, Consumes, Map, PropSpec, Props, Row, Schema, Sink,
+    ConnectorEnv, ConnectorError, ConnectorInfo, Consumes, PropSpec, Props, Row, Schema, Sink,
     SinkContext, SinkFactory, SinkItem, Source, SourceContext, SourceFactory, SourceMsg, Value,
 };
 use serde::Deserialize;
@@ -113,7 +113,7 @@ impl Source for MemorySource {
             .subscribe(&self.topic, self.capacity)
             .map_err(|e| ConnectorError::Config(format!("memory: {e}")))?;
         ctx.conn.connected();
-        let mut meta: Option<(Arc<str>, Arc<Map>)> = None;
+        let mut meta: Option<(Arc<str>, Arc<oort_core::Meta>)> = None;
         let mut pending: Option<BusMsg> = None;
         loop {
             let msg = match pending.take() {
@@ -143,7 +143,7 @@ impl Source for MemorySource {
             let m = match &meta {
                 Some((t, m)) if Arc::ptr_eq(t, &topic) || *t == topic => m.clone(),
                 _ => {
-                    let mut m = Map::new();
+                    let mut m = oort_core::Meta::new();
                     m.insert(Arc::from("topic"), Value::Str(topic.clone()));
                     let m = Arc::new(m);
                     meta = Some((topic.clone(), m.clone()));

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use oort_core::shared_conn::LinkStatus;
-use oort_core::{ConnState, ConnectorEnv, ConnectorError, Map, SourceContext, SourceMsg, Value};
+use oort_core::{ConnState, ConnectorEnv, ConnectorError, Meta, SourceContext, SourceMsg, Value};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -311,7 +311,7 @@ impl Link {
         if targets.is_empty() {
             return;
         }
-        let mut meta = Map::new();
+        let mut meta = Meta::new();
         meta.insert(Arc::from("topic"), Value::str(topic));
         meta.insert(Arc::from("qos"), Value::Int(qos as i64));
         meta.insert(Arc::from("messageId"), Value::Int(pkid as i64));

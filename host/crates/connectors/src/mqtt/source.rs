@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use oort_core::{
-    ConnectorEnv, ConnectorError, ConnectorInfo, Map, Props, Source, SourceContext, SourceFactory,
+    ConnectorEnv, ConnectorError, ConnectorInfo, Meta, Props, Source, SourceContext, SourceFactory,
     SourceMsg, Value,
 };
 use serde::{Deserialize, Deserializer};
@@ -39,6 +39,9 @@ fn default_expiry() -> u64 {
 
 /// Requests queued between the source and its event loop (acks, SUBSCRIBE).
 const REQUESTS: usize = 1024;
+/// Most received messages handed to the runtime in one batch (the
+/// runtime takes up to this many source messages a round).
+const BATCH_MAX: usize = 256;
 
 /// Longest a stopping source with delivery acknowledgements waits for the
 /// rules to finish the messages it emitted.
@@ -384,32 +387,56 @@ impl Source for MqttSource {
                         tracing::warn!(source = %ctx.id, "mqtt subscribe failed: {e}");
                     }
                 }
-                Ok(Ev::Publish {
-                    topic,
-                    payload,
-                    qos,
-                    pkid,
-                }) => {
-                    let tv = match &last_topic {
-                        Some((t, v)) if *t == topic => v.clone(),
-                        _ => {
-                            let v = Value::str(Ev::topic_str(&topic));
-                            last_topic = Some((topic, v.clone()));
-                            v
+                Ok(first @ Ev::Publish { .. }) => {
+                    // The messages one read brought go to the runtime as
+                    // one batch: one hand-off, not one per message.
+                    let mut batch = Vec::with_capacity(el.queued_events() + 1);
+                    let mut next = Some(first);
+                    while let Some(Ev::Publish {
+                        topic,
+                        payload,
+                        qos,
+                        pkid,
+                    }) = next
+                    {
+                        let tv = match &last_topic {
+                            Some((t, v)) if *t == topic => v.clone(),
+                            _ => {
+                                let v = Value::str(Ev::topic_str(&topic));
+                                // A copy: the topic is a view into the read
+                                // run its message came in, which it would keep.
+                                last_topic =
+                                    Some((bytes::Bytes::copy_from_slice(&topic), v.clone()));
+                                v
+                            }
+                        };
+                        let mut meta = Meta::new();
+                        meta.insert(k_topic.clone(), tv);
+                        meta.insert(k_qos.clone(), Value::Int(qos as i64));
+                        meta.insert(k_id.clone(), Value::Int(pkid as i64));
+                        batch.push((payload, Some(Arc::new(meta))));
+                        if self.session.manual_acks {
+                            // Released once the runtime has taken the batch
+                            // (emitted below as message `emitted + 1`).
+                            el.ack_after(emitted + 1, qos, pkid);
                         }
+                        next = if batch.len() < BATCH_MAX {
+                            el.take_publish()
+                        } else {
+                            None
+                        };
+                    }
+                    let msg = if batch.len() == 1 {
+                        let (payload, meta) = batch.swap_remove(0);
+                        SourceMsg::Bytes { payload, meta }
+                    } else {
+                        SourceMsg::BytesBatch(batch)
                     };
-                    let mut meta = Map::new();
-                    meta.insert(k_topic.clone(), tv);
-                    meta.insert(k_qos.clone(), Value::Int(qos as i64));
-                    meta.insert(k_id.clone(), Value::Int(pkid as i64));
-                    if !ctx.emit_bytes(payload, Some(Arc::new(meta))).await {
+                    if !ctx.emit(msg).await {
                         self.close(&client, &mut el, &ctx, emitted).await;
                         return Ok(());
                     }
                     emitted += 1;
-                    if self.session.manual_acks {
-                        el.ack_after(emitted, qos, pkid);
-                    }
                 }
                 Ok(Ev::SubAck { refused: 0 }) => ctx.conn.connected(),
                 Ok(Ev::SubAck { refused }) => {

@@ -46,6 +46,8 @@ async fn wait_status(conn: &ConnState, want: ConnStatus) {
 
 pub(super) struct Running {
     rx: mpsc::Receiver<SourceMsg>,
+    /// Messages of a batch not returned yet by [`next_msg`].
+    batched: std::collections::VecDeque<(Bytes, Option<Arc<oort_core::Meta>>)>,
     pub(super) cancel: CancellationToken,
     conn: ConnState,
     task: JoinHandle<Result<(), ConnectorError>>,
@@ -66,6 +68,7 @@ pub(super) async fn start_source(ds: &str, p: Props) -> Running {
     tokio::time::sleep(Duration::from_millis(200)).await;
     Running {
         rx,
+        batched: Default::default(),
         cancel,
         conn,
         task,
@@ -73,13 +76,22 @@ pub(super) async fn start_source(ds: &str, p: Props) -> Running {
     }
 }
 
-pub(super) async fn next_msg(r: &mut Running) -> (Bytes, Arc<oort_core::Map>) {
+/// The next message the source emitted, alone or in a batch.
+pub(super) async fn next_msg(r: &mut Running) -> (Bytes, Arc<oort_core::Meta>) {
+    if let Some((payload, meta)) = r.batched.pop_front() {
+        return (payload, meta.unwrap());
+    }
     let m = tokio::time::timeout(Duration::from_secs(10), r.rx.recv())
         .await
         .expect("a message within 10s")
         .expect("source still running");
     match m {
         SourceMsg::Bytes { payload, meta } => (payload, meta.unwrap()),
+        SourceMsg::BytesBatch(b) => {
+            r.batched.extend(b);
+            let (payload, meta) = r.batched.pop_front().expect("a batch is never empty");
+            (payload, meta.unwrap())
+        }
         SourceMsg::Error(e) => panic!("source error: {e}"),
         other => panic!("unexpected {other:?}"),
     }

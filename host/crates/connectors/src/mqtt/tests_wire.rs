@@ -414,6 +414,38 @@ async fn a_flowing_stream_is_read_in_batches_and_a_quiet_one_at_once() {
     );
 }
 
+/// The messages of one read are copied out of the read buffer as runs of
+/// whole PUBLISH frames: a frame of another kind ends a run and is handled
+/// in its place, and a frame cut by the end of the read waits for the rest.
+#[tokio::test]
+async fn publishes_of_one_read_come_in_order_around_other_frames() {
+    use super::wire::Ev;
+    let (tx, _client, mut el) = lingering_loop(Duration::ZERO).await;
+    let payload = |ev: Option<Ev>| match ev {
+        Some(Ev::Publish { payload, topic, .. }) => {
+            assert_eq!(&topic[..], b"t");
+            String::from_utf8_lossy(&payload).to_string()
+        }
+        other => panic!("expected a publish, got {other:?}"),
+    };
+    let mut read = Vec::new();
+    read.extend(publish_frame("a"));
+    read.extend(publish_frame("bb"));
+    read.extend([0x90, 0x03, 0x00, 0x01, 0x00]); // SUBACK, granted
+    read.extend(publish_frame("c"));
+    let d = publish_frame("dddd");
+    read.extend(&d[..4]);
+    tx.send(read).await.unwrap();
+    assert_eq!(payload(el.poll().await.ok()), "a");
+    assert_eq!(payload(el.take_publish()), "bb");
+    assert!(el.take_publish().is_none(), "the SUBACK comes next");
+    assert!(matches!(el.poll().await, Ok(Ev::SubAck { refused: 0 })));
+    assert_eq!(payload(el.take_publish()), "c");
+    assert!(el.take_publish().is_none());
+    tx.send(d[4..].to_vec()).await.unwrap();
+    assert_eq!(payload(el.poll().await.ok()), "dddd");
+}
+
 /// A round cancelled while it lingered leaves the socket's low-water mark
 /// raised; the next round lowers it before anything else, so later messages
 /// wake the loop again (a raised mark would hold them back until 32 KiB

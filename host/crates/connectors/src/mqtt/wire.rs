@@ -296,7 +296,6 @@ impl EventLoop {
     }
 
     /// Events read and not returned yet.
-    #[cfg(test)]
     pub fn queued_events(&self) -> usize {
         self.events.len()
     }
@@ -311,6 +310,16 @@ impl EventLoop {
         match &mut self.released {
             Some(r) => r.pending.push_back((idx, qos, pkid)),
             None => self.held.push_back(Request::Ack { qos, pkid }),
+        }
+    }
+
+    /// The next event if it is a received message already read, without
+    /// any IO: the rest of what one read brought, for a source to hand on
+    /// in one batch.
+    pub fn take_publish(&mut self) -> Option<Ev> {
+        match self.events.front() {
+            Some(Ev::Publish { .. }) => self.events.pop_front(),
+            _ => None,
         }
     }
 
@@ -610,14 +619,25 @@ impl EventLoop {
     /// Handles every whole frame in the read buffer.
     fn read_frames(&mut self) -> Result<(), String> {
         while let Some(n) = self.frame()? {
-            if codec::is_publish(self.rbuf[0]) {
-                // A PUBLISH gets its own copy: a view into the read buffer
-                // would keep the whole buffer alive as long as the message
-                // waits in a queue (every read a new buffer), while the copy
-                // lets the read buffer be reused in place.
-                let frame = Bytes::copy_from_slice(&self.rbuf[..n]);
-                self.rbuf.advance(n);
-                let p = codec::read_publish(self.version, frame).map_err(|e| e.to_string())?;
+            if !codec::is_publish(self.rbuf[0]) {
+                let frame = self.rbuf.split_to(n);
+                let got = self.read_other(frame)?;
+                self.on_packet(got)?;
+                continue;
+            }
+            // The whole PUBLISH frames at the head of the buffer are copied
+            // out in one piece, each message a view into it: one allocation
+            // a run instead of two a message (a copy each, and the shared
+            // header its first view makes), while the read buffer is reused
+            // in place. A run holds only what one read brought, and its
+            // messages are dropped once decoded.
+            let end = self.publish_run(n);
+            let mut run = Bytes::copy_from_slice(&self.rbuf[..end]);
+            self.rbuf.advance(end);
+            while !run.is_empty() {
+                let m = codec::frame_len(&run, usize::MAX).map_err(|e| e.to_string())?;
+                let p = codec::read_publish(self.version, run.split_to(m))
+                    .map_err(|e| e.to_string())?;
                 if !self.session.manual_acks {
                     match p.qos {
                         1 => self.put_simple(Simple::PubAck(p.pkid))?,
@@ -631,13 +651,24 @@ impl EventLoop {
                     qos: p.qos,
                     pkid: p.pkid,
                 });
-            } else {
-                let frame = self.rbuf.split_to(n);
-                let got = self.read_other(frame)?;
-                self.on_packet(got)?;
             }
         }
         Ok(())
+    }
+
+    /// Where the run of whole PUBLISH frames that starts the read buffer
+    /// ends (`first` is the first frame's length). A frame that is not a
+    /// PUBLISH, is incomplete or is refused ends the run; the next call of
+    /// [`Self::frame`] then deals with it.
+    fn publish_run(&self, first: usize) -> usize {
+        let mut end = first;
+        while end < self.rbuf.len() && codec::is_publish(self.rbuf[end]) {
+            match codec::frame_len(&self.rbuf[end..], self.max_packet) {
+                Ok(m) if end + m <= self.rbuf.len() => end += m,
+                _ => break,
+            }
+        }
+        end
     }
 
     fn on_packet(&mut self, p: In) -> Result<(), String> {

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use oort_core::{
-    ConnectorEnv, ConnectorError, ConnectorInfo, Consumes, Map, PropSpec, Props, Sink, SinkContext,
+    ConnectorEnv, ConnectorError, ConnectorInfo, Consumes, PropSpec, Props, Sink, SinkContext,
     SinkFactory, SinkItem, Source, SourceContext, SourceFactory, Value,
 };
 use serde::Deserialize;
@@ -114,7 +114,7 @@ impl RedisSubSource {
                 .map_err(|e| classify(&self.link.addr, &e))?;
         }
         ctx.conn.connected();
-        let mut metas: Vec<(String, Arc<Map>)> = Vec::new();
+        let mut metas: Vec<(String, Arc<oort_core::Meta>)> = Vec::new();
         let mut stream = ps.on_message();
         loop {
             let msg = tokio::select! {
@@ -128,7 +128,7 @@ impl RedisSubSource {
             let meta = match metas.iter().find(|(c, _)| c == channel) {
                 Some((_, m)) => m.clone(),
                 None => {
-                    let mut m = Map::new();
+                    let mut m = oort_core::Meta::new();
                     m.insert("channel".into(), Value::from(channel));
                     let m = Arc::new(m);
                     if metas.len() < 64 {

@@ -468,7 +468,7 @@ impl CExpr {
             CExpr::MetaAll => Ok(ctx
                 .tuple
                 .and_then(|t| t.meta())
-                .map(|m| Value::Object(Arc::new(m.clone())))
+                .map(|m| Value::Object(Arc::new(m.to_map())))
                 .unwrap_or(Value::Null)),
             CExpr::HitCount { update } => {
                 let v = ctx.hits.count.get();

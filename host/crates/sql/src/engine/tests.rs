@@ -1118,7 +1118,7 @@ fn send_meta_to_sink_adds_the_metadata_column() {
     };
     let p = plan("SELECT a FROM s WHERE a > 1", &s_cat(), o.clone());
     let mut q = p.instantiate();
-    let mut meta = oort_core::Map::new();
+    let mut meta = oort_core::Meta::new();
     meta.insert(Arc::from("topic"), Value::str("t/1"));
     let Value::Object(m) = Value::from_json(&json!({"a": 2})) else {
         panic!()
