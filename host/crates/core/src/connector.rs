@@ -234,6 +234,15 @@ impl SourceContext {
         self
     }
 
+    /// True when the consumer takes [`SourceMsg::BytesBatch`] (the runtime
+    /// does, counting batches with a [`BatchRoom`]). A source that batches
+    /// only when it pays, such as MQTT with what one read brought, sends
+    /// messages one by one otherwise: a wrapper such as `edgex` counts the
+    /// messages of its inner source one for one.
+    pub fn takes_batches(&self) -> bool {
+        self.room.is_some()
+    }
+
     /// How many of the messages this source emitted (every [`Self::emit`]
     /// that returned true, counted from the first) the runtime has finished
     /// with: decoded and in the queue of every rule that reads the stream,

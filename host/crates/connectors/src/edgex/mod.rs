@@ -193,7 +193,8 @@ impl Source for EdgexSource {
                     Err(e) => SourceMsg::Error(format!("edgex: {e}")),
                 },
                 // The inner sources (MQTT, redisSub, NATS) send one message
-                // at a time; a batch would break the one-for-one count above.
+                // at a time, as `inner_ctx` takes no batches; a batch would
+                // break the one-for-one count above.
                 SourceMsg::BytesBatch(b) => SourceMsg::Error(format!(
                     "edgex: the inner source sent {} messages as one batch, which edgex does not read",
                     b.len()

@@ -367,6 +367,7 @@ impl Source for MqttSource {
         let k_topic: Arc<str> = Arc::from("topic");
         let k_qos: Arc<str> = Arc::from("qos");
         let k_id: Arc<str> = Arc::from("messageId");
+        let batch_max = if ctx.takes_batches() { BATCH_MAX } else { 1 };
         ctx.conn.connecting();
         loop {
             let ev = tokio::select! {
@@ -420,7 +421,7 @@ impl Source for MqttSource {
                             // (emitted below as message `emitted + 1`).
                             el.ack_after(emitted + 1, qos, pkid);
                         }
-                        next = if batch.len() < BATCH_MAX {
+                        next = if batch.len() < batch_max {
                             el.take_publish()
                         } else {
                             None

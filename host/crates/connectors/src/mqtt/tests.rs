@@ -46,6 +46,7 @@ async fn wait_status(conn: &ConnState, want: ConnStatus) {
 
 pub(super) struct Running {
     rx: mpsc::Receiver<SourceMsg>,
+    room: oort_core::BatchRoom,
     /// Messages of a batch not returned yet by [`next_msg`].
     batched: std::collections::VecDeque<(Bytes, Option<Arc<oort_core::Meta>>)>,
     pub(super) cancel: CancellationToken,
@@ -59,7 +60,10 @@ pub(super) async fn start_source(ds: &str, p: Props) -> Running {
     let mut src = MqttSourceFactory.create(&env(), ds, &p).unwrap();
     let (tx, rx) = mpsc::channel(64);
     let cancel = CancellationToken::new();
-    let ctx = SourceContext::new("test-src", cancel.clone(), tx);
+    // As in the runtime: the source hands over what one read brought as one
+    // batch ([`next_msg`] gives the room back).
+    let room = oort_core::BatchRoom::new(1024);
+    let ctx = SourceContext::new("test-src", cancel.clone(), tx).with_batch_room(room.clone());
     let conn = ctx.conn.clone();
     let handed = ctx.handed_reporter();
     let task = tokio::spawn(async move { src.run(ctx).await });
@@ -68,6 +72,7 @@ pub(super) async fn start_source(ds: &str, p: Props) -> Running {
     tokio::time::sleep(Duration::from_millis(200)).await;
     Running {
         rx,
+        room,
         batched: Default::default(),
         cancel,
         conn,
@@ -88,6 +93,7 @@ pub(super) async fn next_msg(r: &mut Running) -> (Bytes, Arc<oort_core::Meta>) {
     match m {
         SourceMsg::Bytes { payload, meta } => (payload, meta.unwrap()),
         SourceMsg::BytesBatch(b) => {
+            r.room.give_back(b.len());
             r.batched.extend(b);
             let (payload, meta) = r.batched.pop_front().expect("a batch is never empty");
             (payload, meta.unwrap())

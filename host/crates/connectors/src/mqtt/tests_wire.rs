@@ -446,6 +446,42 @@ async fn publishes_of_one_read_come_in_order_around_other_frames() {
     assert_eq!(payload(el.poll().await.ok()), "dddd");
 }
 
+/// Received messages are cut from one chunk: consecutive reads land side by
+/// side in it, and once every message cut from it is gone the chunk is used
+/// again from its start, so reading allocates nothing per message or read.
+#[tokio::test]
+async fn received_messages_share_one_chunk_that_is_reused() {
+    use super::wire::Ev;
+    let (tx, _client, mut el) = lingering_loop(Duration::ZERO).await;
+    let mut next = async || match el.poll().await {
+        Ok(Ev::Publish { payload, .. }) => payload,
+        other => panic!("expected a publish, got {other:?}"),
+    };
+    tx.send(publish_frame("a")).await.unwrap();
+    let first = next().await;
+    let base = first.as_ptr() as usize;
+    tx.send(publish_frame("b")).await.unwrap();
+    let second = next().await;
+    assert_eq!(
+        second.as_ptr() as usize,
+        base + publish_frame("a").len(),
+        "the second read's message is not beside the first's"
+    );
+    drop((first, second));
+    // 100-byte messages, each dropped once read: past the chunk's 64 KiB
+    // the next one lands at its start again.
+    let body = "x".repeat(100);
+    let mut reused = false;
+    for _ in 0..1000 {
+        tx.send(publish_frame(&body)).await.unwrap();
+        if next().await.as_ptr() as usize == base {
+            reused = true;
+            break;
+        }
+    }
+    assert!(reused, "the chunk was not used again from its start");
+}
+
 /// A round cancelled while it lingered leaves the socket's low-water mark
 /// raised; the next round lowers it before anything else, so later messages
 /// wake the loop again (a raised mark would hold them back until 32 KiB

@@ -47,6 +47,8 @@ const TAKE: usize = 512;
 const MAX_CONNACK: usize = 64 * 1024;
 /// Read buffer room reserved per read.
 const READ_CHUNK: usize = 64 * 1024;
+/// The chunk received messages are copied to (more if a read brings more).
+const RUN_CHUNK: usize = 64 * 1024;
 /// What the event loop reported.
 #[derive(Debug)]
 pub(crate) enum Ev {
@@ -205,6 +207,8 @@ pub(crate) struct EventLoop {
     events: VecDeque<Ev>,
     conn: Option<Conn>,
     rbuf: BytesMut,
+    /// Where received messages are copied to ([`Self::read_frames`]).
+    runs: BytesMut,
     wbuf: BytesMut,
     take: Vec<Request>,
     /// Manual acknowledgements released by a counter ([`Self::release_acks_with`]).
@@ -271,6 +275,7 @@ impl EventLoop {
                 events: VecDeque::new(),
                 conn: None,
                 rbuf: BytesMut::new(),
+                runs: BytesMut::new(),
                 wbuf: BytesMut::new(),
                 take: Vec::with_capacity(TAKE),
                 released: None,
@@ -626,13 +631,19 @@ impl EventLoop {
                 continue;
             }
             // The whole PUBLISH frames at the head of the buffer are copied
-            // out in one piece, each message a view into it: one allocation
-            // a run instead of two a message (a copy each, and the shared
-            // header its first view makes), while the read buffer is reused
-            // in place. A run holds only what one read brought, and its
-            // messages are dropped once decoded.
+            // out in one piece, each message a view into it, while the read
+            // buffer is reused in place. The pieces are cut from one chunk
+            // (`runs`), which is reused from its start once every message
+            // cut from it is gone (they are dropped once decoded): no
+            // allocation per message, and none per read, where a fresh
+            // copy of a read would be a large allocation each time (for
+            // glibc, a sweep of its free small chunks).
             let end = self.publish_run(n);
-            let mut run = Bytes::copy_from_slice(&self.rbuf[..end]);
+            if self.runs.capacity() < end {
+                self.runs.reserve(end.max(RUN_CHUNK));
+            }
+            self.runs.extend_from_slice(&self.rbuf[..end]);
+            let mut run = self.runs.split().freeze();
             self.rbuf.advance(end);
             while !run.is_empty() {
                 let m = codec::frame_len(&run, usize::MAX).map_err(|e| e.to_string())?;
