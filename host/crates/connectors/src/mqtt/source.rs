@@ -411,10 +411,11 @@ impl Source for MqttSource {
                                 v
                             }
                         };
+                        // In name order: each insert appends.
                         let mut meta = Meta::new();
-                        meta.insert(k_topic.clone(), tv);
-                        meta.insert(k_qos.clone(), Value::Int(qos as i64));
                         meta.insert(k_id.clone(), Value::Int(pkid as i64));
+                        meta.insert(k_qos.clone(), Value::Int(qos as i64));
+                        meta.insert(k_topic.clone(), tv);
                         batch.push((payload, Some(Arc::new(meta))));
                         if self.session.manual_acks {
                             // Released once the runtime has taken the batch
