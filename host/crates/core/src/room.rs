@@ -64,8 +64,9 @@ impl BatchRoom {
         self.permits.add_permits(self.weight(len) as usize);
     }
 
-    /// Messages in batches that may wait now (for tests and status).
-    pub fn available(&self) -> usize {
+    /// Room left, in messages.
+    #[cfg(test)]
+    fn available(&self) -> usize {
         self.permits.available_permits()
     }
 }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use oort_core::{Map, Row, Value};
+use oort_core::{Map, Meta, Row, Value};
 use serde_json::{json, Value as Json};
 
 /// What the bus carries: events (application services) or add-event
@@ -22,7 +22,7 @@ pub enum MessageType {
 #[derive(Debug)]
 pub struct Received {
     pub row: Row,
-    pub meta: Map,
+    pub meta: Meta,
     pub errors: Vec<String>,
 }
 
@@ -59,7 +59,7 @@ pub fn read(bytes: &[u8], kind: MessageType) -> Result<Received, String> {
         .and_then(Json::as_array)
         .ok_or("an event without readings (is messageType right?)")?;
     let mut fields = Map::new();
-    let mut meta = Map::new();
+    let mut meta = Meta::new();
     let mut errors = Vec::new();
     for r in readings {
         let Some(name) = r.get("resourceName").and_then(Json::as_str) else {

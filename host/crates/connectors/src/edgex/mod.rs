@@ -176,9 +176,9 @@ impl Source for EdgexSource {
                     Ok(mut r) => {
                         // NATS's format gives the correlation id in a header.
                         if let Some(c) = meta.as_ref().and_then(|m| m.get("correlationid")) {
-                            r.meta
-                                .entry(Arc::from("correlationid"))
-                                .or_insert_with(|| c.clone());
+                            if r.meta.get("correlationid").is_none() {
+                                r.meta.insert(Arc::from("correlationid"), c.clone());
+                            }
                         }
                         if let Some(e) = r.errors.first() {
                             skipped.hit(|held| {
@@ -187,7 +187,7 @@ impl Source for EdgexSource {
                         }
                         SourceMsg::Rows {
                             rows: vec![r.row],
-                            meta: Some(Arc::new(r.meta.into_iter().collect())),
+                            meta: Some(Arc::new(r.meta)),
                         }
                     }
                     Err(e) => SourceMsg::Error(format!("edgex: {e}")),

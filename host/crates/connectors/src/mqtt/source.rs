@@ -39,8 +39,8 @@ fn default_expiry() -> u64 {
 
 /// Requests queued between the source and its event loop (acks, SUBSCRIBE).
 const REQUESTS: usize = 1024;
-/// Most received messages handed to the runtime in one batch (the
-/// runtime takes up to this many source messages a round).
+/// Most received messages handed to the runtime in one batch (what one
+/// read brings is usually far fewer; this bounds the batch's vector).
 const BATCH_MAX: usize = 256;
 
 /// Longest a stopping source with delivery acknowledgements waits for the
@@ -390,8 +390,12 @@ impl Source for MqttSource {
                 }
                 Ok(first @ Ev::Publish { .. }) => {
                     // The messages one read brought go to the runtime as
-                    // one batch: one hand-off, not one per message.
-                    let mut batch = Vec::with_capacity(el.queued_events() + 1);
+                    // one batch: one hand-off, not one per message. A read
+                    // that brought one message hands it over alone (no
+                    // vector made).
+                    let mut one = None;
+                    let mut batch = Vec::new();
+                    let mut n = 0usize;
                     let mut next = Some(first);
                     while let Some(Ev::Publish {
                         topic,
@@ -416,23 +420,31 @@ impl Source for MqttSource {
                         meta.insert(k_id.clone(), Value::Int(pkid as i64));
                         meta.insert(k_qos.clone(), Value::Int(qos as i64));
                         meta.insert(k_topic.clone(), tv);
-                        batch.push((payload, Some(Arc::new(meta))));
+                        let item = (payload, Some(Arc::new(meta)));
+                        if n == 0 {
+                            one = Some(item);
+                        } else {
+                            if n == 1 {
+                                batch.reserve(el.queued_events() + 2);
+                                batch.extend(one.take());
+                            }
+                            batch.push(item);
+                        }
+                        n += 1;
                         if self.session.manual_acks {
                             // Released once the runtime has taken the batch
                             // (emitted below as message `emitted + 1`).
                             el.ack_after(emitted + 1, qos, pkid);
                         }
-                        next = if batch.len() < batch_max {
+                        next = if n < batch_max {
                             el.take_publish()
                         } else {
                             None
                         };
                     }
-                    let msg = if batch.len() == 1 {
-                        let (payload, meta) = batch.swap_remove(0);
-                        SourceMsg::Bytes { payload, meta }
-                    } else {
-                        SourceMsg::BytesBatch(batch)
+                    let msg = match one {
+                        Some((payload, meta)) => SourceMsg::Bytes { payload, meta },
+                        None => SourceMsg::BytesBatch(batch),
                     };
                     if !ctx.emit(msg).await {
                         self.close(&client, &mut el, &ctx, emitted).await;

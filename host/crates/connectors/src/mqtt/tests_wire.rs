@@ -480,6 +480,24 @@ async fn received_messages_share_one_chunk_that_is_reused() {
         }
     }
     assert!(reused, "the chunk was not used again from its start");
+    // A message larger than the chunk gets a copy of its own, whole.
+    let big = "y".repeat(70_000);
+    let mut frame = vec![0x30];
+    let mut left = 3 + big.len();
+    loop {
+        let b = (left % 128) as u8;
+        left /= 128;
+        frame.push(if left > 0 { b | 0x80 } else { b });
+        if left == 0 {
+            break;
+        }
+    }
+    frame.extend([0x00, 0x01, b't']);
+    frame.extend(big.as_bytes());
+    tx.send(frame).await.unwrap();
+    let got = next().await;
+    assert_eq!(got.len(), big.len());
+    assert!(got.iter().all(|&b| b == b'y'));
 }
 
 /// A round cancelled while it lingered leaves the socket's low-water mark

@@ -48,7 +48,7 @@ const TAKE: usize = 512;
 const MAX_CONNACK: usize = 64 * 1024;
 /// Read buffer room reserved per read.
 const READ_CHUNK: usize = 64 * 1024;
-/// The chunk received messages are copied to (more if a read brings more).
+/// The chunk received messages are copied to (a larger run gets its own copy).
 const RUN_CHUNK: usize = 64 * 1024;
 /// What the event loop reported.
 #[derive(Debug)]

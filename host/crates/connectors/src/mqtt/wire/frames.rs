@@ -35,12 +35,18 @@ impl EventLoop {
             // allocation per message, and none per read, where a fresh
             // copy of a read would be a large allocation each time (for
             // glibc, a sweep of its free small chunks).
+            // A run larger than the chunk (large messages) gets a copy of
+            // its own, so the chunk stays at its size.
             let end = self.publish_run(n);
-            if self.runs.capacity() < end {
-                self.runs.reserve(end.max(RUN_CHUNK));
-            }
-            self.runs.extend_from_slice(&self.rbuf[..end]);
-            let mut run = self.runs.split().freeze();
+            let mut run = if end > RUN_CHUNK {
+                Bytes::copy_from_slice(&self.rbuf[..end])
+            } else {
+                if self.runs.capacity() < end {
+                    self.runs.reserve(RUN_CHUNK);
+                }
+                self.runs.extend_from_slice(&self.rbuf[..end]);
+                self.runs.split().freeze()
+            };
             self.rbuf.advance(end);
             while !run.is_empty() {
                 let m = codec::frame_len(&run, usize::MAX).map_err(|e| e.to_string())?;
