@@ -449,19 +449,20 @@ async fn pump(
                     let dec = decoder.as_deref_mut();
                     decode_into(&hub, dec, one, &mut rows, &mut seqs, now, &mut batch).await;
                 }
-                SourceMsg::BytesBatch(msgs) => {
+                SourceMsg::BytesBatch(mut msgs) => {
                     room.give_back(msgs.len());
                     let dec = decoder.as_deref_mut();
                     decode_into(
                         &hub,
                         dec,
-                        msgs.into_iter(),
+                        msgs.drain(..),
                         &mut rows,
                         &mut seqs,
                         now,
                         &mut batch,
                     )
                     .await;
+                    room.recycle(msgs);
                 }
                 SourceMsg::Rows { rows: rs, meta } => {
                     hub.metrics.inc_in(rs.len() as u64);

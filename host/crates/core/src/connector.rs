@@ -53,6 +53,9 @@ impl ConnectorError {
     }
 }
 
+/// Raw messages handed over together ([`SourceMsg::BytesBatch`]).
+pub type RawBatch = Vec<(Bytes, Option<Arc<Meta>>)>;
+
 /// What a source hands to the runtime.
 #[derive(Debug, Clone)]
 pub enum SourceMsg {
@@ -64,7 +67,7 @@ pub enum SourceMsg {
     /// Several raw messages read together (a plugin's packed batch), each
     /// decoded as [`SourceMsg::Bytes`] would be: one hand-over for all of
     /// them. Counts as one emit in [`SourceContext::handed`].
-    BytesBatch(Vec<(Bytes, Option<Arc<Meta>>)>),
+    BytesBatch(RawBatch),
     /// Already-structured rows (memory, simulator): no decoding.
     Rows {
         rows: Vec<Row>,
@@ -241,6 +244,15 @@ impl SourceContext {
     /// messages of its inner source one for one.
     pub fn takes_batches(&self) -> bool {
         self.room.is_some()
+    }
+
+    /// An empty vector for a [`SourceMsg::BytesBatch`]: one the runtime
+    /// took in and gave back ([`BatchRoom::recycle`]) when there is one.
+    pub fn batch_vector(&self) -> RawBatch {
+        self.room
+            .as_ref()
+            .map(BatchRoom::vector)
+            .unwrap_or_default()
     }
 
     /// How many of the messages this source emitted (every [`Self::emit`]

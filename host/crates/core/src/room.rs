@@ -3,8 +3,11 @@
 
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use tokio::sync::{Semaphore, TryAcquireError};
 use tokio_util::sync::CancellationToken;
+
+use crate::RawBatch;
 
 /// Room for messages that come in batches ([`crate::SourceMsg::BytesBatch`]).
 /// The queue between a source and the runtime holds a number of source
@@ -13,11 +16,23 @@ use tokio_util::sync::CancellationToken;
 /// more data than one that hands messages over one by one. The source side
 /// takes room before sending a batch ([`crate::SourceContext::emit`]); the
 /// runtime gives it back as it takes the batch from the queue.
+///
+/// It also carries emptied batch vectors back from the runtime to the
+/// source ([`Self::recycle`], [`Self::vector`]): a source that hands over a
+/// batch per read would otherwise allocate one per read, and a vector of a
+/// few hundred messages is a large request that has glibc sweep its fast
+/// bins (`malloc_consolidate` in profiles).
 #[derive(Clone, Debug)]
 pub struct BatchRoom {
     permits: Arc<Semaphore>,
     messages: usize,
+    spares: Arc<Mutex<Vec<RawBatch>>>,
 }
+
+/// Emptied batch vectors kept for reuse, at most.
+const SPARES: usize = 4;
+/// A vector larger than this many messages is freed, not kept.
+const SPARE_CAPACITY: usize = 1024;
 
 impl BatchRoom {
     /// Room for `messages` messages in batches (at least 1).
@@ -26,6 +41,7 @@ impl BatchRoom {
         BatchRoom {
             permits: Arc::new(Semaphore::new(messages)),
             messages,
+            spares: Arc::default(),
         }
     }
 
@@ -62,6 +78,23 @@ impl BatchRoom {
     /// Gives back the room of a batch of `len` messages taken in.
     pub fn give_back(&self, len: usize) {
         self.permits.add_permits(self.weight(len) as usize);
+    }
+
+    /// Keeps the vector of a batch taken in, emptied, for [`Self::vector`].
+    pub fn recycle(&self, mut batch: RawBatch) {
+        if batch.capacity() == 0 || batch.capacity() > SPARE_CAPACITY {
+            return;
+        }
+        batch.clear();
+        let mut spares = self.spares.lock();
+        if spares.len() < SPARES {
+            spares.push(batch);
+        }
+    }
+
+    /// An empty vector for a batch: a recycled one when there is one.
+    pub fn vector(&self) -> RawBatch {
+        self.spares.lock().pop().unwrap_or_default()
     }
 
     /// Room left, in messages.
@@ -124,5 +157,37 @@ mod tests {
         };
         room.give_back(first.len());
         assert!(ctx.emit(batch(8)).await);
+    }
+
+    #[test]
+    fn a_batch_vector_taken_in_goes_back_to_the_source_emptied() {
+        use crate::SourceContext;
+        let (tx, _rx) = tokio::sync::mpsc::channel(4);
+        let room = BatchRoom::new(10);
+        let ctx =
+            SourceContext::new("s", CancellationToken::new(), tx).with_batch_room(room.clone());
+        let mut v = ctx.batch_vector();
+        assert_eq!(v.capacity(), 0);
+        v.extend((0..100).map(|_| (bytes::Bytes::from_static(b"{}"), None)));
+        let at = v.as_ptr();
+        room.recycle(v);
+        let v = ctx.batch_vector();
+        assert!(v.is_empty());
+        assert_eq!(v.as_ptr(), at);
+        assert!(v.capacity() >= 100);
+        // At most a few are kept, none too large.
+        for _ in 0..10 {
+            room.recycle(Vec::with_capacity(8));
+        }
+        assert_eq!(room.spares.lock().len(), SPARES);
+        let mut held = room.spares.lock();
+        held.clear();
+        drop(held);
+        room.recycle(Vec::with_capacity(SPARE_CAPACITY + 1));
+        assert!(room.spares.lock().is_empty());
+        // Without a room (a wrapper's inner source) nothing is kept.
+        let (tx, _rx) = tokio::sync::mpsc::channel(4);
+        let plain = SourceContext::new("s", CancellationToken::new(), tx);
+        assert_eq!(plain.batch_vector().capacity(), 0);
     }
 }

@@ -240,13 +240,12 @@ async fn pull(
                 match read {
                     Read::Messages(msgs) => {
                         any = !msgs.is_empty();
-                        let msgs: Vec<_> = msgs
-                            .into_iter()
-                            .map(|m| {
-                                let meta = to_meta(&m);
-                                (Bytes::from(m.payload), meta)
-                            })
-                            .collect();
+                        let mut batch = ctx.batch_vector();
+                        batch.extend(msgs.into_iter().map(|m| {
+                            let meta = to_meta(&m);
+                            (Bytes::from(m.payload), meta)
+                        }));
+                        let msgs = batch;
                         if any && !ctx.emit(SourceMsg::BytesBatch(msgs)).await {
                             break Ok(());
                         }
@@ -263,7 +262,8 @@ async fn pull(
                         let data = Bytes::from(std::mem::take(&mut packed.data));
                         let mut entries = packed.meta.iter().peekable();
                         let mut start = 0usize;
-                        let mut msgs = Vec::with_capacity(packed.ends.len());
+                        let mut msgs = ctx.batch_vector();
+                        msgs.reserve(packed.ends.len());
                         for (i, &end) in packed.ends.iter().enumerate() {
                             let payload = data.slice(start..end as usize);
                             start = end as usize;

@@ -40,6 +40,10 @@ pub enum Delivery {
     Failed,
 }
 
+/// Settled hand-offs' vectors kept for reuse: one more than a pipeline
+/// usually has in flight when the next hand-off comes.
+const SPARES: usize = 4;
+
 pub struct Deliver {
     pub label: String,
     pub retry_count: u64,
@@ -54,6 +58,12 @@ pub struct Deliver {
     /// Reused: tickets of one hand-off, and its batch ends.
     tickets: Vec<u64>,
     ends: Vec<usize>,
+    /// Vectors of hand-offs whose batches all settled, emptied (at most
+    /// [`SPARES`]): a hand-off swaps its items into one and the caller keeps
+    /// that one's capacity, so a steady pipeline allocates no vector per
+    /// round (a large one per round had glibc sweep its fast bins,
+    /// `malloc_consolidate`, in profiles).
+    spares: Vec<Arc<Vec<SinkItem>>>,
 }
 
 /// A batch a pipelined sink was handed ([`Sink::send_many`]): a range of
@@ -88,6 +98,29 @@ impl Deliver {
             in_flight: VecDeque::new(),
             tickets: Vec::new(),
             ends: Vec::new(),
+            spares: Vec::new(),
+        }
+    }
+
+    /// Shares `items` for a hand-off, leaving in their place an empty
+    /// vector with the capacity of a settled hand-off's (when there is one).
+    fn share(&mut self, items: &mut Vec<SinkItem>) -> Arc<Vec<SinkItem>> {
+        if let Some(mut shared) = self.spares.pop() {
+            if let Some(v) = Arc::get_mut(&mut shared) {
+                std::mem::swap(v, items);
+                return shared;
+            }
+        }
+        Arc::new(std::mem::take(items))
+    }
+
+    /// Keeps the vector of a hand-off whose batches all settled.
+    fn recycle(&mut self, mut items: Arc<Vec<SinkItem>>) {
+        if self.spares.len() < SPARES {
+            if let Some(v) = Arc::get_mut(&mut items) {
+                v.clear();
+                self.spares.push(items);
+            }
         }
     }
 
@@ -179,12 +212,13 @@ impl Deliver {
 
     /// Pipelined write: hands `items` to the sink and returns once it has
     /// them, settling the oldest batches first while [`Sink::pipeline_depth`]
-    /// are in flight. Err(message) only for errors that must stop the rule.
+    /// are in flight; `items` is left empty (with capacity to reuse).
+    /// Err(message) only for errors that must stop the rule.
     pub async fn send(
         &mut self,
         sink: &mut dyn Sink,
         ctx: &SinkContext,
-        items: Vec<SinkItem>,
+        items: &mut Vec<SinkItem>,
         metrics: &NodeMetrics,
         start: Instant,
     ) -> Result<(), String> {
@@ -200,12 +234,12 @@ impl Deliver {
         &mut self,
         sink: &mut dyn Sink,
         ctx: &SinkContext,
-        items: Vec<SinkItem>,
+        items: &mut Vec<SinkItem>,
         ends: &[usize],
         metrics: &NodeMetrics,
         start: Instant,
     ) -> Result<(), String> {
-        let items = Arc::new(items);
+        let items = self.share(items);
         let depth = sink.pipeline_depth().max(1);
         let step = (depth / 2).max(1);
         let begin = |b: usize| if b == 0 { 0 } else { ends[b - 1] };
@@ -247,9 +281,11 @@ impl Deliver {
                     self.resend(sink, ctx, batch, metrics, start, first_try.take())
                         .await?;
                 }
+                self.recycle(items);
                 return Ok(());
             }
         }
+        self.recycle(items);
         Ok(())
     }
 
@@ -302,7 +338,7 @@ impl Deliver {
         let Some(f) = self.in_flight.pop_front() else {
             return Ok(());
         };
-        match r {
+        let r = match r {
             Ok(()) => {
                 metrics.inc_out(f.range.len() as u64);
                 metrics.delivered(oort_core::now_ms(), f.start.elapsed().as_micros() as u64);
@@ -312,7 +348,9 @@ impl Deliver {
                 self.resend(sink, ctx, f.items(), metrics, f.start, Some(e))
                     .await
             }
-        }
+        };
+        self.recycle(f.items);
+        r
     }
 
     /// A batch the pipeline could not hand off or settle: delivered the
@@ -653,13 +691,17 @@ mod tests {
         };
         let t = Instant::now();
         for l in ["a", "b", "c", "d"] {
-            d.send(&mut sink, &ctx, batch(l, 2), &m, t).await.unwrap();
+            d.send(&mut sink, &ctx, &mut batch(l, 2), &m, t)
+                .await
+                .unwrap();
         }
         // pipeline_depth (4) batches in flight, none waited for, none counted.
         assert_eq!(sink.settles, 0);
         assert_eq!(m.records_out.load(Ordering::Relaxed), 0);
         // A fifth settles the oldest first.
-        d.send(&mut sink, &ctx, batch("e", 2), &m, t).await.unwrap();
+        d.send(&mut sink, &ctx, &mut batch("e", 2), &m, t)
+            .await
+            .unwrap();
         assert_eq!(sink.delivered, ["a"]);
         assert_eq!(m.records_out.load(Ordering::Relaxed), 2);
         // b fails to settle: resent (collect) before c is settled.
@@ -681,14 +723,50 @@ mod tests {
             ..Piped::default()
         };
         let t = Instant::now();
-        d.send(&mut sink, &ctx, batch("a", 3), &m, t).await.unwrap();
-        d.send(&mut sink, &ctx, batch("b", 1), &m, t).await.unwrap();
+        d.send(&mut sink, &ctx, &mut batch("a", 3), &m, t)
+            .await
+            .unwrap();
+        d.send(&mut sink, &ctx, &mut batch("b", 1), &m, t)
+            .await
+            .unwrap();
         d.settle_all(&mut sink, &ctx, &m).await.unwrap();
         // a: the failed settle and one retry (collect, down): dropped.
         // b settled after a's fate was decided.
         assert_eq!(sink.delivered, ["b"]);
         assert_eq!(m.records_dropped.load(Ordering::Relaxed), 3);
         assert_eq!(m.records_out.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_settled_hand_off_lends_its_vector_to_the_next() {
+        let ctx = SinkContext::new("t", CancellationToken::new());
+        let m = NodeMetrics::default();
+        let mut d = Deliver::new("t".into(), 3, Duration::from_millis(100), false);
+        let mut sink = Piped::default();
+        let mut items = batch("a", 64);
+        let first = items.as_ptr();
+        d.send(&mut sink, &ctx, &mut items, &m, Instant::now())
+            .await
+            .unwrap();
+        assert!(items.is_empty());
+        d.settle_all(&mut sink, &ctx, &m).await.unwrap();
+        items.extend(batch("b", 64));
+        d.send(&mut sink, &ctx, &mut items, &m, Instant::now())
+            .await
+            .unwrap();
+        // The caller gets back the settled hand-off's vector, emptied.
+        assert!(items.is_empty());
+        assert_eq!(items.as_ptr(), first);
+        assert!(items.capacity() >= 64);
+        // Not while a batch cut from it is still in flight.
+        items.extend(batch("c", 64));
+        d.send(&mut sink, &ctx, &mut items, &m, Instant::now())
+            .await
+            .unwrap();
+        assert_eq!(items.capacity(), 0);
+        d.settle_all(&mut sink, &ctx, &m).await.unwrap();
+        assert_eq!(sink.delivered, ["a", "b", "c"]);
+        assert_eq!(m.records_out.load(Ordering::Relaxed), 192);
     }
 
     /// Batches of one item each, labelled by the given letters.
@@ -707,8 +785,8 @@ mod tests {
         let m = NodeMetrics::default();
         let mut d = Deliver::new("t".into(), 3, Duration::from_millis(100), false);
         let mut sink = Piped::default();
-        let (items, ends) = lettered("abcdefghij");
-        d.send_many(&mut sink, &ctx, items, &ends, &m, Instant::now())
+        let (mut items, ends) = lettered("abcdefghij");
+        d.send_many(&mut sink, &ctx, &mut items, &ends, &m, Instant::now())
             .await
             .unwrap();
         assert!(sink.most_in_flight <= 4, "{}", sink.most_in_flight);
@@ -728,8 +806,8 @@ mod tests {
             refuse: vec!["e".into()],
             ..Piped::default()
         };
-        let (items, ends) = lettered("abcdefg");
-        d.send_many(&mut sink, &ctx, items, &ends, &m, Instant::now())
+        let (mut items, ends) = lettered("abcdefg");
+        d.send_many(&mut sink, &ctx, &mut items, &ends, &m, Instant::now())
             .await
             .unwrap();
         assert!(!d.in_flight());

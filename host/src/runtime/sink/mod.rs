@@ -619,9 +619,8 @@ impl Writer<'_> {
                 if ends.is_empty() {
                     return Ok(());
                 }
-                let batches = std::mem::replace(items, Vec::with_capacity(items.len()));
                 deliver
-                    .send_many(sink.as_mut(), self.ctx, batches, ends, self.metrics, start)
+                    .send_many(sink.as_mut(), self.ctx, items, ends, self.metrics, start)
                     .await
             }
             _ => {
@@ -649,9 +648,14 @@ impl Writer<'_> {
         }
         match &mut self.out {
             Out::Inline(sink, deliver) if self.cache.is_none() && sink.pipelined() => {
-                let batch: Vec<SinkItem> = items.drain(..n).collect();
+                if n == items.len() {
+                    return deliver
+                        .send(sink.as_mut(), self.ctx, items, self.metrics, start)
+                        .await;
+                }
+                let mut batch: Vec<SinkItem> = items.drain(..n).collect();
                 deliver
-                    .send(sink.as_mut(), self.ctx, batch, self.metrics, start)
+                    .send(sink.as_mut(), self.ctx, &mut batch, self.metrics, start)
                     .await
             }
             Out::Inline(sink, deliver) => {

@@ -425,6 +425,7 @@ impl Source for MqttSource {
                             one = Some(item);
                         } else {
                             if n == 1 {
+                                batch = ctx.batch_vector();
                                 batch.reserve(el.queued_events() + 2);
                                 batch.extend(one.take());
                             }
