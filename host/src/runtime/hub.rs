@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use oort_core::codec::{self, DecodeOptions, Decoder};
 use oort_core::{
-    now_ms, BatchRoom, Event, HandedReporter, Meta, Props, Row, SharedEvent, SourceContext,
-    SourceFactory, SourceMsg,
+    now_ms, BatchRoom, Event, HandedReporter, Meta, Pooled, Props, Row, SharedEvent, SourceContext,
+    SourceFactory, SourceMsg, VecPool,
 };
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -26,7 +26,9 @@ use super::metrics::NodeMetrics;
 /// What a hub delivers to a subscribed rule.
 #[derive(Clone, Debug)]
 pub enum HubMsg {
-    Events(Arc<Vec<SharedEvent>>),
+    /// Shared by every subscriber; its vector goes back to the hub's pool
+    /// once the last of them is done with it.
+    Events(Arc<Pooled<SharedEvent>>),
     /// A record that could not be read or decoded: one exception.
     Error(Arc<str>),
     /// The source ended (bounded input) or failed (`Some(message)`).
@@ -179,6 +181,8 @@ pub struct Hub {
     delivery: Option<Mutex<DeliveryLog>>,
     /// Tells the source how many of its messages are done with.
     handed: HandedReporter,
+    /// Vectors of event batches the rules are done with.
+    batches: VecPool<SharedEvent>,
 }
 
 impl Hub {
@@ -388,6 +392,7 @@ pub fn start(spec: HubSpec) -> Result<Arc<Hub>, HubError> {
             .acks_on_delivery()
             .then(|| Mutex::new(DeliveryLog::default())),
         handed: ctx.handed_reporter(),
+        batches: VecPool::new(BATCH_SPARES, BATCH_SPARE_CAPACITY),
     });
     ctx.conn = hub.conn.clone();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Option<String>>();
@@ -406,6 +411,12 @@ pub fn start(spec: HubSpec) -> Result<Arc<Hub>, HubError> {
 }
 
 const MAX_BATCH: usize = 256;
+
+/// Event batch vectors a hub keeps for reuse: a few rounds' worth waiting in
+/// the rules' queues. Larger than this many events, a batch's vector is
+/// freed.
+const BATCH_SPARES: usize = 8;
+const BATCH_SPARE_CAPACITY: usize = 4096;
 
 /// Source messages waiting for the pump, at most (single ones, and as many
 /// again in batches: [`BatchRoom`]).
@@ -440,7 +451,7 @@ async fn pump(
             break;
         }
         let now = now_ms();
-        let mut batch: Vec<SharedEvent> = Vec::with_capacity(n);
+        let mut batch: Vec<SharedEvent> = hub.batches.take();
         let mut ended = false;
         for m in msgs.drain(..) {
             match m {
@@ -582,7 +593,7 @@ async fn flush(hub: &Hub, batch: &mut Vec<SharedEvent>) {
     if let Some(last) = batch.last() {
         hub.last_seq.store(last.seq, Ordering::Release);
     }
-    let b = Arc::new(std::mem::take(batch));
+    let b = Arc::new(Pooled::new(std::mem::take(batch), &hub.batches));
     hub.broadcast(HubMsg::Events(b)).await;
 }
 
@@ -603,7 +614,8 @@ mod tests {
                         seq: i as u64,
                     })
                 })
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
         ))
     }
 
@@ -743,5 +755,8 @@ mod tests {
             (n(&m.records_in), n(&m.records_out), n(&m.exceptions)),
             (5, 4, 1)
         );
+        // The batches' vectors came back to the hub once the rule was done
+        // with them.
+        assert!(hub.batches.kept() >= 1, "{:?}", hub.batches);
     }
 }

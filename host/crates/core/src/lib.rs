@@ -19,6 +19,7 @@ pub mod schema;
 pub mod shared_conn;
 pub mod template;
 pub mod value;
+pub mod vecpool;
 
 pub use connector::*;
 pub use env::{Clock, ConnectorEnv};
@@ -28,3 +29,4 @@ pub use ratelog::RateLimitedLog;
 pub use room::BatchRoom;
 pub use schema::{ConnectorInfo, PropSpec};
 pub use value::*;
+pub use vecpool::{Pooled, VecPool};

@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use tokio::sync::{Semaphore, TryAcquireError};
 use tokio_util::sync::CancellationToken;
 
-use crate::RawBatch;
+use crate::{RawBatch, VecPool};
 
 /// Room for messages that come in batches ([`crate::SourceMsg::BytesBatch`]).
 /// The queue between a source and the runtime holds a number of source
@@ -18,15 +17,12 @@ use crate::RawBatch;
 /// runtime gives it back as it takes the batch from the queue.
 ///
 /// It also carries emptied batch vectors back from the runtime to the
-/// source ([`Self::recycle`], [`Self::vector`]): a source that hands over a
-/// batch per read would otherwise allocate one per read, and a vector of a
-/// few hundred messages is a large request that has glibc sweep its fast
-/// bins (`malloc_consolidate` in profiles).
+/// source ([`Self::recycle`], [`Self::vector`]; see [`VecPool`]).
 #[derive(Clone, Debug)]
 pub struct BatchRoom {
     permits: Arc<Semaphore>,
     messages: usize,
-    spares: Arc<Mutex<Vec<RawBatch>>>,
+    spares: VecPool<(bytes::Bytes, Option<Arc<crate::Meta>>)>,
 }
 
 /// Emptied batch vectors kept for reuse, at most.
@@ -41,7 +37,7 @@ impl BatchRoom {
         BatchRoom {
             permits: Arc::new(Semaphore::new(messages)),
             messages,
-            spares: Arc::default(),
+            spares: VecPool::new(SPARES, SPARE_CAPACITY),
         }
     }
 
@@ -81,20 +77,13 @@ impl BatchRoom {
     }
 
     /// Keeps the vector of a batch taken in, emptied, for [`Self::vector`].
-    pub fn recycle(&self, mut batch: RawBatch) {
-        if batch.capacity() == 0 || batch.capacity() > SPARE_CAPACITY {
-            return;
-        }
-        batch.clear();
-        let mut spares = self.spares.lock();
-        if spares.len() < SPARES {
-            spares.push(batch);
-        }
+    pub fn recycle(&self, batch: RawBatch) {
+        self.spares.give(batch);
     }
 
     /// An empty vector for a batch: a recycled one when there is one.
     pub fn vector(&self) -> RawBatch {
-        self.spares.lock().pop().unwrap_or_default()
+        self.spares.take()
     }
 
     /// Room left, in messages.
@@ -175,16 +164,11 @@ mod tests {
         assert!(v.is_empty());
         assert_eq!(v.as_ptr(), at);
         assert!(v.capacity() >= 100);
-        // At most a few are kept, none too large.
+        // At most a few are kept, none too large (see `VecPool`'s tests).
         for _ in 0..10 {
             room.recycle(Vec::with_capacity(8));
         }
-        assert_eq!(room.spares.lock().len(), SPARES);
-        let mut held = room.spares.lock();
-        held.clear();
-        drop(held);
-        room.recycle(Vec::with_capacity(SPARE_CAPACITY + 1));
-        assert!(room.spares.lock().is_empty());
+        assert_eq!(room.spares.kept(), SPARES);
         // Without a room (a wrapper's inner source) nothing is kept.
         let (tx, _rx) = tokio::sync::mpsc::channel(4);
         let plain = SourceContext::new("s", CancellationToken::new(), tx);
