@@ -43,6 +43,8 @@ pub enum Delivery {
 /// Settled hand-offs' vectors kept for reuse: one more than a pipeline
 /// usually has in flight when the next hand-off comes.
 const SPARES: usize = 4;
+/// A hand-off vector with room for more items than this is freed, not kept.
+const SPARE_CAPACITY: usize = 4096;
 
 pub struct Deliver {
     pub label: String,
@@ -61,8 +63,8 @@ pub struct Deliver {
     /// Vectors of hand-offs whose batches all settled, emptied (at most
     /// [`SPARES`]): a hand-off swaps its items into one and the caller keeps
     /// that one's capacity, so a steady pipeline allocates no vector per
-    /// round (a large one per round had glibc sweep its fast bins,
-    /// `malloc_consolidate`, in profiles).
+    /// round (see `oort_core::VecPool`, which does the same across tasks;
+    /// these stay in this task and keep their `Arc` too).
     spares: Vec<Arc<Vec<SinkItem>>>,
 }
 
@@ -118,6 +120,9 @@ impl Deliver {
     fn recycle(&mut self, mut items: Arc<Vec<SinkItem>>) {
         if self.spares.len() < SPARES {
             if let Some(v) = Arc::get_mut(&mut items) {
+                if v.capacity() > SPARE_CAPACITY {
+                    return;
+                }
                 v.clear();
                 self.spares.push(items);
             }
@@ -767,6 +772,15 @@ mod tests {
         d.settle_all(&mut sink, &ctx, &m).await.unwrap();
         assert_eq!(sink.delivered, ["a", "b", "c"]);
         assert_eq!(m.records_out.load(Ordering::Relaxed), 192);
+        // A vector too large to keep is freed.
+        let mut big = batch("d", SPARE_CAPACITY + 1);
+        let spares = d.spares.len();
+        d.send(&mut sink, &ctx, &mut big, &m, Instant::now())
+            .await
+            .unwrap();
+        d.settle_all(&mut sink, &ctx, &m).await.unwrap();
+        assert!(d.spares.iter().all(|v| v.capacity() <= SPARE_CAPACITY));
+        assert!(d.spares.len() <= spares);
     }
 
     /// Batches of one item each, labelled by the given letters.
