@@ -2,7 +2,7 @@
 //! sink reports a batch written only once the broker has all of it.
 //!
 //! Every publish handed to the client gets a sequence number
-//! ([`Acks::numbering`]). The client writes its queue in order, so the n-th
+//! ([`Acks::hand_off`]). The client writes its queue in order, so the n-th
 //! `Outgoing::Publish` event is sequence n ([`Acks::sent`], which remembers
 //! the packet id), and a PUBACK/PUBCOMP for that packet id settles it
 //! ([`Acks::acked`]). A connection break ([`Acks::broken`]) settles what was
@@ -163,23 +163,18 @@ impl Default for Acks {
     }
 }
 
-/// See [`Acks::numbering`].
-pub struct Numbering<'a>(tokio::sync::MutexGuard<'a, u64>);
-
-impl Numbering<'_> {
-    /// The next publish was queued on the client: its sequence number.
-    pub fn queued(&mut self) -> u64 {
-        *self.0 += 1;
-        *self.0
-    }
-}
-
 impl Acks {
-    /// Numbers the publishes queued while it is held: a sink holds it over
-    /// a whole batch (one lock per batch, not per publish), and concurrent
-    /// hand-offs wait, so the numbers follow the client's queue.
-    pub async fn numbering(&self) -> Numbering<'_> {
-        Numbering(self.order.lock().await)
+    /// Runs `publish` (which queues one QoS >= 1 publish on the client) and
+    /// numbers it when it succeeds. Concurrent hand-offs are serialised so
+    /// the numbers follow the client's queue.
+    pub async fn hand_off<E>(
+        &self,
+        publish: impl std::future::Future<Output = Result<(), E>>,
+    ) -> Result<u64, E> {
+        let mut last = self.order.lock().await;
+        publish.await?;
+        *last += 1;
+        Ok(*last)
     }
 
     /// The client wrote out the next queued publish, with packet id `pkid`.
@@ -270,8 +265,8 @@ mod tests {
     pub(super) async fn hand(acks: &Acks, n: u64) -> Span {
         let mut span = None;
         for _ in 0..n {
-            let seq = acks.numbering().await.queued();
-            span = Some(Span::extend(span, seq));
+            let seq = acks.hand_off(async { Ok::<(), ()>(()) }).await;
+            span = Some(Span::extend(span, seq.unwrap_or_default()));
         }
         span.unwrap_or(Span { first: 0, last: 0 })
     }
@@ -372,8 +367,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_failed_hand_off_takes_no_number() {
         let acks = Acks::default();
-        // Held over a publish that could not be queued: nothing numbered.
-        drop(acks.numbering().await);
+        assert_eq!(
+            acks.hand_off(async { Err::<(), _>("full") }).await,
+            Err("full")
+        );
         let a = hand(&acks, 1).await;
         assert_eq!(a, Span { first: 1, last: 1 });
     }
@@ -427,10 +424,18 @@ mod refused_tests {
         let acks = Acks::default();
         let mut a = None;
         for _ in 0..2 {
-            let seq = acks.numbering().await.queued();
+            let seq = acks
+                .hand_off(async { Ok::<(), ()>(()) })
+                .await
+                .unwrap_or_default();
             a = Some(Span::extend(a, seq));
         }
-        let b = Span::extend(None, acks.numbering().await.queued());
+        let b = Span::extend(
+            None,
+            acks.hand_off(async { Ok::<(), ()>(()) })
+                .await
+                .unwrap_or_default(),
+        );
         let (a, b) = (a.unwrap_or(b), b);
         acks.sent(1);
         acks.sent(2);

@@ -28,7 +28,6 @@ use tokio_util::sync::CancellationToken;
 use super::acks::{AckWait, Acks, Report, Span};
 use super::client::{Client, ConnConf, Ev, EventLoop, Settings, MAX_PACKET};
 use super::shared::{self, LinkState as SharedState};
-use super::wire::TryPublish;
 use crate::util::{de, parse_config, sleep_or_cancel, Backoff, PropTemplate};
 
 /// How long `connect` waits for the broker.
@@ -513,27 +512,7 @@ impl MqttSink {
         // one MQTT packet, is not published; the others are, and the first
         // such error is reported at the end.
         let mut bad_topic: Option<ConnectorError> = None;
-        let stopped =
-            || ConnectorError::unavailable("mqtt: the rule stopped before the batch was published");
-        // QoS >= 1: numbered in queue order, one lock for the batch (held
-        // by another sink's hand-off on a shared connection, at most for
-        // as long as that one may wait).
-        let mut numbering = if self.qos > 0 {
-            tokio::select! {
-                biased;
-                n = tokio::time::timeout(PUBLISH_TIMEOUT, acks.numbering()) => match n {
-                    Ok(n) => Some(n),
-                    Err(_) => return Err(ConnectorError::unavailable("mqtt publish: timed out waiting for the connection")),
-                },
-                _ = ctx.cancel.cancelled() => return Err(stopped()),
-            }
-        } else {
-            None
-        };
         for it in items {
-            if ctx.cancel.is_cancelled() {
-                return Err(stopped());
-            }
             let topic = match &static_topic {
                 Some(t) => t.clone(),
                 None => match topic_tpl.render(&it.data) {
@@ -555,32 +534,25 @@ impl MqttSink {
                 bad_topic.get_or_insert(ConnectorError::InvalidData(format!("mqtt: {why}")));
                 continue;
             }
-            // Queued at once while the connection's queue has room; else
-            // waiting for room (bounded) unless the rule stops.
-            let queued = match client.try_publish(
-                topic,
-                self.qos,
-                self.retained,
-                it.payload.clone(),
-            ) {
-                Ok(()) => Ok(()),
-                Err(TryPublish::Closed) => Err("the connection is closed".to_string()),
-                Err(TryPublish::Full(topic, payload)) => {
-                    let publish = client.publish(topic, self.qos, self.retained, payload);
-                    tokio::select! {
-                        r = tokio::time::timeout(PUBLISH_TIMEOUT, publish) => match r {
-                            Ok(r) => r,
-                            Err(_) => return Err(ConnectorError::unavailable("mqtt publish: timed out waiting for the connection")),
-                        },
-                        _ = ctx.cancel.cancelled() => return Err(stopped()),
-                    }
+            let publish = client.publish(topic, self.qos, self.retained, it.payload.clone());
+            let handed = async {
+                if self.qos > 0 {
+                    acks.hand_off(publish).await.map(Some)
+                } else {
+                    publish.await.map(|()| None)
                 }
             };
-            if let Err(e) = queued {
-                return Err(ConnectorError::Unavailable(format!("mqtt publish: {e}")));
-            }
-            if let Some(n) = numbering.as_mut() {
-                span = Some(Span::extend(span, n.queued()));
+            tokio::select! {
+                r = tokio::time::timeout(PUBLISH_TIMEOUT, handed) => match r {
+                    Ok(Ok(seq)) => {
+                        if let Some(seq) = seq {
+                            span = Some(Span::extend(span, seq));
+                        }
+                    }
+                    Ok(Err(e)) => return Err(ConnectorError::Unavailable(format!("mqtt publish: {e}"))),
+                    Err(_) => return Err(ConnectorError::unavailable("mqtt publish: timed out waiting for the connection")),
+                },
+                _ = ctx.cancel.cancelled() => return Err(ConnectorError::unavailable("mqtt: the rule stopped before the batch was published")),
             }
         }
         Ok(Sent {

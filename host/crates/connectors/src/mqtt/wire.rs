@@ -85,13 +85,6 @@ impl Ev {
 }
 
 #[derive(Debug)]
-/// Why [`Client::try_publish`] queued nothing.
-pub enum TryPublish {
-    /// The queue is full: the topic and payload back, for [`Client::publish`].
-    Full(Arc<str>, Bytes),
-    Closed,
-}
-
 pub(crate) enum Request {
     Publish {
         topic: Arc<str>,
@@ -133,28 +126,6 @@ impl Client {
             })
             .await
             .map_err(|_| "the connection is closed".to_string())
-    }
-
-    /// Queues one publish if the queue has room now, without waiting.
-    pub fn try_publish(
-        &self,
-        topic: Arc<str>,
-        qos: u8,
-        retain: bool,
-        payload: Bytes,
-    ) -> Result<(), TryPublish> {
-        let r = Request::Publish {
-            topic,
-            payload,
-            qos,
-            retain,
-        };
-        self.tx.try_send(r).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(Request::Publish { topic, payload, .. }) => {
-                TryPublish::Full(topic, payload)
-            }
-            _ => TryPublish::Closed,
-        })
     }
 
     fn try_send(&self, r: Request) -> Result<(), String> {
