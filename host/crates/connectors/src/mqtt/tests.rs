@@ -567,3 +567,29 @@ async fn shared_connection_resubscribes_every_user_after_a_reconnect() {
     pa.close(&actx).await.unwrap();
     pb.close(&bctx).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_batch_larger_than_the_connection_queue_is_published_whole_and_in_order() {
+    // 2,500 publishes through a queue of 1,024 requests: the hand-off waits
+    // for room once the queue is full (the test runtime has one thread, so
+    // the connection drains only while the sink waits).
+    let t = prefix();
+    let mut r = start_source(
+        &format!("{t}/many"),
+        props(serde_json::json!({"server": BROKER, "qos": 0})),
+    )
+    .await;
+    let (mut s, sctx) =
+        sink(serde_json::json!({"server": BROKER, "topic": format!("{t}/many"), "qos": 1})).await;
+    let items: Vec<SinkItem> = (0..2500)
+        .map(|i| item(&format!(r#"{{"i":{i}}}"#)))
+        .collect();
+    s.collect(&sctx, &items).await.unwrap();
+    let got = payloads(&mut r, 2500).await;
+    let want: Vec<String> = (0..2500).map(|i| format!(r#"{{"i":{i}}}"#)).collect();
+    assert_eq!(got, want);
+    s.close(&sctx).await.unwrap();
+    r.handed.finish();
+    r.cancel.cancel();
+    r.task.await.unwrap().unwrap();
+}
