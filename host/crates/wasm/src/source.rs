@@ -245,8 +245,7 @@ async fn pull(
                             let meta = to_meta(&m);
                             (Bytes::from(m.payload), meta)
                         }));
-                        let msgs = batch;
-                        if any && !ctx.emit(SourceMsg::BytesBatch(msgs)).await {
+                        if any && !ctx.emit(SourceMsg::BytesBatch(batch)).await {
                             break Ok(());
                         }
                     }
