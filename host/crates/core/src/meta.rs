@@ -37,6 +37,17 @@ impl Meta {
         }
     }
 
+    /// Entries a source gives in name order, as it does for every message
+    /// (no search, no shifting; checked, and sorted if they are not).
+    pub fn from_sorted<const N: usize>(entries: [(Arc<str>, Value); N]) -> Meta {
+        let mut m = Meta(entries.into_iter().collect());
+        if !m.0.windows(2).all(|w| w[0].0 < w[1].0) {
+            let entries = std::mem::take(&mut m.0);
+            m = entries.into_iter().collect();
+        }
+        m
+    }
+
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.0
             .binary_search_by(|(k, _)| k.as_ref().cmp(key))
@@ -99,5 +110,24 @@ mod tests {
         let map = m.to_map();
         assert_eq!(map.len(), 5);
         assert_eq!(map.get("messageId"), Some(&Value::Int(7)));
+    }
+
+    #[test]
+    fn entries_given_in_order_are_kept_and_out_of_order_ones_sorted() {
+        let sorted = Meta::from_sorted([
+            (Arc::from("messageId"), Value::Int(7)),
+            (Arc::from("qos"), Value::Int(1)),
+            (Arc::from("topic"), Value::str("a/b")),
+        ]);
+        let keys: Vec<&str> = sorted.iter().map(|(k, _)| k.as_ref()).collect();
+        assert_eq!(keys, ["messageId", "qos", "topic"]);
+        assert_eq!(sorted.get("qos"), Some(&Value::Int(1)));
+        let unsorted = Meta::from_sorted([
+            (Arc::from("topic"), Value::str("a/b")),
+            (Arc::from("qos"), Value::Int(1)),
+            (Arc::from("messageId"), Value::Int(7)),
+        ]);
+        assert_eq!(unsorted, sorted);
+        assert_eq!(unsorted.get("messageId"), Some(&Value::Int(7)));
     }
 }

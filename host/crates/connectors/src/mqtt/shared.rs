@@ -311,11 +311,11 @@ impl Link {
         if targets.is_empty() {
             return;
         }
-        let mut meta = Meta::new();
-        meta.insert(Arc::from("topic"), Value::str(topic));
-        meta.insert(Arc::from("qos"), Value::Int(qos as i64));
-        meta.insert(Arc::from("messageId"), Value::Int(pkid as i64));
-        let meta = Arc::new(meta);
+        let meta = Arc::new(Meta::from_sorted([
+            (Arc::from("messageId"), Value::Int(pkid as i64)),
+            (Arc::from("qos"), Value::Int(qos as i64)),
+            (Arc::from("topic"), Value::str(topic)),
+        ]));
         for (id, ctx) in targets {
             if !ctx.emit_bytes(payload.clone(), Some(meta.clone())).await {
                 self.remove_sub(id);

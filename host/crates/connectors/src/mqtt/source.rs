@@ -415,11 +415,11 @@ impl Source for MqttSource {
                                 v
                             }
                         };
-                        // In name order: each insert appends.
-                        let mut meta = Meta::new();
-                        meta.insert(k_id.clone(), Value::Int(pkid as i64));
-                        meta.insert(k_qos.clone(), Value::Int(qos as i64));
-                        meta.insert(k_topic.clone(), tv);
+                        let meta = Meta::from_sorted([
+                            (k_id.clone(), Value::Int(pkid as i64)),
+                            (k_qos.clone(), Value::Int(qos as i64)),
+                            (k_topic.clone(), tv),
+                        ]);
                         let item = (payload, Some(Arc::new(meta)));
                         if n == 0 {
                             one = Some(item);
