@@ -11,8 +11,12 @@ const FLOWING: Duration = Duration::from_millis(1);
 const LINGER_FULL: usize = 32 * 1024;
 /// Reads handled at once after a linger that brought nothing more (the
 /// peer waits for us: a broker's in-flight window full of unacknowledged
-/// messages), before lingering is tried again.
-pub(super) const LINGER_BACKOFF: u32 = 64;
+/// messages; or the broker served the other members of a shared
+/// subscription meanwhile), before lingering is tried again. Few: 64
+/// left the members of a 4-instance fleet lingering on a minority of
+/// their reads (scenario x: 28 wake-ups per 1,000 messages, 23 with 4,
+/// and 8% less CPU per message; one instance's figures unchanged).
+pub(super) const LINGER_BACKOFF: u32 = 4;
 
 impl EventLoop {
     /// Reads while messages flow (the previous read returned less than
