@@ -330,6 +330,16 @@ fn publish_frame(payload: &str) -> Vec<u8> {
     f
 }
 
+/// The payload of a polled PUBLISH, as text.
+fn payload(ev: Result<super::wire::Ev, String>) -> String {
+    match ev {
+        Ok(super::wire::Ev::Publish { payload, .. }) => {
+            String::from_utf8_lossy(&payload).to_string()
+        }
+        other => panic!("expected a publish, got {other:?}"),
+    }
+}
+
 /// A connected event loop reading with `linger` from a peer that acks the
 /// CONNECT and then writes each frame sent on the channel.
 async fn lingering_loop(
@@ -368,17 +378,12 @@ async fn lingering_loop(
 
 #[tokio::test]
 async fn a_flowing_stream_is_read_in_batches_and_a_quiet_one_at_once() {
-    use super::wire::Ev;
     // Generous: the test only needs each step to come well within it.
     const LINGER: Duration = Duration::from_millis(1000);
     let (tx, _client, mut el) = lingering_loop(LINGER).await;
     // Reads up to a linger apart are a flow here (by default only reads
     // under 1 ms apart are, which a busy test machine could break).
     el.set_flowing(LINGER);
-    let payload = |ev: Result<Ev, String>| match ev {
-        Ok(Ev::Publish { payload, .. }) => String::from_utf8_lossy(&payload).to_string(),
-        other => panic!("expected a publish, got {other:?}"),
-    };
     // A quiet connection: the first message is handled at once.
     tx.send(publish_frame("1")).await.unwrap();
     let t = Instant::now();
@@ -421,14 +426,9 @@ async fn a_flowing_stream_is_read_in_batches_and_a_quiet_one_at_once() {
 /// wake-ups per 1,000 messages with 64 reads of pause, 23 with 4).
 #[tokio::test]
 async fn lingering_resumes_four_reads_after_a_fruitless_linger() {
-    use super::wire::Ev;
     const LINGER: Duration = Duration::from_millis(1000);
     let (tx, _client, mut el) = lingering_loop(LINGER).await;
     el.set_flowing(LINGER);
-    let payload = |ev: Result<Ev, String>| match ev {
-        Ok(Ev::Publish { payload, .. }) => String::from_utf8_lossy(&payload).to_string(),
-        other => panic!("expected a publish, got {other:?}"),
-    };
     tx.send(publish_frame("a")).await.unwrap();
     assert_eq!(payload(el.poll().await), "a");
     // Flowing: this read lingers, and nothing more comes.
