@@ -15,7 +15,7 @@ const LINGER_FULL: usize = 32 * 1024;
 /// subscription meanwhile), before lingering is tried again. Few: 64
 /// left the members of a 4-instance fleet lingering on a minority of
 /// their reads (scenario x: 28 wake-ups per 1,000 messages, 23 with 4,
-/// and 8% less CPU per message; one instance's figures unchanged).
+/// and 5-8% less CPU per message; one instance's figures unchanged).
 pub(super) const LINGER_BACKOFF: u32 = 4;
 
 impl EventLoop {
