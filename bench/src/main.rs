@@ -29,6 +29,7 @@ mod isolation;
 mod lookup;
 mod mqtt;
 mod plugins;
+mod relay;
 mod rest;
 mod scaleout;
 mod scenarios;

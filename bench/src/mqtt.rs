@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 
+use crate::relay::Relay;
 use crate::scenarios::{rss_kb, status_kb, Srv};
 
 /// Linux reports process CPU time in USER_HZ ticks, 100 per second on every
@@ -246,6 +247,9 @@ struct Round {
     broker_oort_us: f64,
     /// Oort's threads woken per 1,000 input messages.
     wakeups: f64,
+    /// QoS 0: the null relay's input rate, the broker's CPU per input
+    /// message with it, and the relay's own.
+    relay: Option<(f64, f64, f64)>,
 }
 
 pub(crate) fn median(mut v: Vec<f64>) -> f64 {
@@ -296,6 +300,16 @@ pub fn mqtt_round_trip() -> anyhow::Result<()> {
                     "topic": out_t, "qos": sink_qos.unwrap_or(qos), "sendSingle": true}}]}),
         )?;
         probe(&lg, &port, &in_t, &out_t).context("the pipeline did not come up")?;
+        // The ceiling at QoS 0: the cheapest relay in Oort's place.
+        let (rin_t, rout_t) = (format!("bench/q{qos}/rin"), format!("bench/q{qos}/rout"));
+        let relay = if qos == 0 {
+            let linger = Duration::from_micros(env_or("OORT_BENCH_C_RELAY_LINGER_US", 5000));
+            let r = Relay::start(broker.port, &rin_t, &rout_t, linger)?;
+            probe(&lg, &port, &rin_t, &rout_t).context("the relay did not come up")?;
+            Some(r)
+        } else {
+            None
+        };
         let args = |inp: &str, out: &str| run_args(&port, inp, out, n, qos);
         let mut rs = Vec::new();
         for round in 1..=rounds {
@@ -308,6 +322,21 @@ pub fn mqtt_round_trip() -> anyhow::Result<()> {
             let b2 = cpu_s(broker.child.id())?;
             let o2 = cpu_s(oort_pid)?;
             let w2 = switches(oort_pid)?.0;
+            let relayed = match relay {
+                Some(_) => {
+                    // The relay is a thread of this process, idle otherwise.
+                    let r0 = cpu_s(std::process::id())?;
+                    let run = run_loadgen(&lg, &args(&rin_t, &rout_t))?;
+                    let b3 = cpu_s(broker.child.id())?;
+                    let r1 = cpu_s(std::process::id())?;
+                    Some((
+                        run["in_rate"].as_f64().unwrap_or(0.0),
+                        (b3 - b2) * 1e6 / n as f64,
+                        (r1 - r0) * 1e6 / n as f64,
+                    ))
+                }
+                None => None,
+            };
             let r = Round {
                 raw: base["in_rate"].as_f64().unwrap_or(0.0),
                 oort: pipe["in_rate"].as_f64().unwrap_or(0.0),
@@ -315,6 +344,7 @@ pub fn mqtt_round_trip() -> anyhow::Result<()> {
                 broker_raw_us: (b1 - b0) * 1e6 / n as f64,
                 broker_oort_us: (b2 - b1) * 1e6 / n as f64,
                 wakeups: w2.saturating_sub(w1) as f64 * 1000.0 / n as f64,
+                relay: relayed,
             };
             println!(
                 "c qos {qos} round {round}: raw {:.0} msg/s, through Oort {:.0} msg/s = {:.2}; \
@@ -332,6 +362,14 @@ pub fn mqtt_round_trip() -> anyhow::Result<()> {
                 rss_kb(oort_pid).unwrap_or(0),
                 status_kb(oort_pid, "VmHWM:").unwrap_or(0),
             );
+            if let Some((rate, broker_us, relay_us)) = r.relay {
+                println!(
+                    "c qos {qos} round {round}: null relay {rate:.0} msg/s = {:.2} of raw \
+                     (relay CPU {relay_us:.2} us/msg, broker CPU {broker_us:.2} us/msg); Oort = {:.2} of the relay",
+                    rate / r.raw,
+                    r.oort / rate
+                );
+            }
             rs.push(r);
         }
         println!(
@@ -346,6 +384,18 @@ pub fn mqtt_round_trip() -> anyhow::Result<()> {
             median(rs.iter().map(|r| r.broker_oort_us).collect()),
             status_kb(oort_pid, "VmHWM:").unwrap_or(0) as f64 / 1024.0,
         );
+        if rs.iter().all(|r| r.relay.is_some()) {
+            let relay = |f: fn(&Round) -> f64| median(rs.iter().map(f).collect());
+            println!(
+                "c qos {qos} median of {rounds}: null relay {:.2} of raw (broker CPU {:.2} us/msg); Oort {:.2} of the relay",
+                relay(|r| r.relay.map_or(0.0, |(x, _, _)| x) / r.raw),
+                relay(|r| r.relay.map_or(0.0, |(_, b, _)| b)),
+                relay(|r| r.oort / r.relay.map_or(f64::NAN, |(x, _, _)| x)),
+            );
+        }
+        if let Some(r) = relay {
+            r.stop();
+        }
         s.delete(&format!("/rules/c{qos}"))?;
     }
     Ok(())

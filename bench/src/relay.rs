@@ -1,0 +1,176 @@
+//! The cheapest relay there can be, as a ceiling for scenario c at QoS 0:
+//! one thread with two plain MQTT 3.1.1 connections (standard library only)
+//! that reads what the broker sends on the input topic, keeps the messages
+//! whose `temperature` is over 20 and publishes them to the output topic,
+//! all the PUBLISH packets of one read in one write. No runtime, no SQL, no
+//! decoding beyond finding one number: what it reaches through the broker is
+//! what any engine in that place could reach on this machine, so Oort's
+//! rate is also compared with it.
+//!
+//! After each read it sleeps `linger` (`OORT_BENCH_C_RELAY_LINGER_US`,
+//! default 5,000: Oort's read linger) so that the next read takes what came
+//! meanwhile: without it each read gets one message, the relay wakes once
+//! per message and the broker's writes to it cost most (measured: the
+//! relay then reached 0.34-0.54 of raw where Oort reached 0.56-0.64).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+
+/// A running relay; [`Relay::stop`] ends it.
+pub(crate) struct Relay {
+    sub: TcpStream,
+    thread: JoinHandle<u64>,
+}
+
+impl Relay {
+    /// Connects both sides and subscribes (QoS 0); returns once the broker
+    /// has acknowledged the subscription.
+    pub(crate) fn start(
+        port: u16,
+        inp: &str,
+        out: &str,
+        linger: Duration,
+    ) -> anyhow::Result<Relay> {
+        let pid = std::process::id();
+        let mut sub = connect(port, &format!("relay-sub-{pid}"))?;
+        let mut publ = connect(port, &format!("relay-pub-{pid}"))?;
+        let mut p = vec![0x82];
+        let mut body = vec![0, 1];
+        put_str(&mut body, inp);
+        body.push(0);
+        put_len(&mut p, body.len());
+        p.extend_from_slice(&body);
+        sub.write_all(&p)?;
+        let mut ack = [0u8; 5];
+        sub.read_exact(&mut ack).context("relay SUBACK")?;
+        if ack[0] != 0x90 || ack[4] > 2 {
+            return Err(anyhow!("relay: subscription refused ({ack:?})"));
+        }
+        let out = out.to_string();
+        let reader = sub.try_clone()?;
+        let thread = std::thread::spawn(move || pump(reader, &mut publ, &out, linger));
+        Ok(Relay { sub, thread })
+    }
+
+    /// Stops the relay; returns how many messages it forwarded.
+    pub(crate) fn stop(self) -> u64 {
+        let _ = self.sub.shutdown(Shutdown::Both);
+        self.thread.join().unwrap_or(0)
+    }
+}
+
+fn connect(port: u16, id: &str) -> anyhow::Result<TcpStream> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).context("relay connect")?;
+    s.set_nodelay(true)?;
+    // Protocol "MQTT" level 4, clean session, no keep-alive.
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 0];
+    put_str(&mut body, id);
+    let mut p = vec![0x10];
+    put_len(&mut p, body.len());
+    p.extend_from_slice(&body);
+    s.write_all(&p)?;
+    let mut ack = [0u8; 4];
+    s.read_exact(&mut ack).context("relay CONNACK")?;
+    if ack[0] != 0x20 || ack[3] != 0 {
+        return Err(anyhow!("relay: connection refused ({ack:?})"));
+    }
+    Ok(s)
+}
+
+fn put_str(b: &mut Vec<u8>, s: &str) {
+    b.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    b.extend_from_slice(s.as_bytes());
+}
+
+fn put_len(b: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let mut byte = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            byte |= 0x80;
+        }
+        b.push(byte);
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+/// A frame at the start of `b`: (header length, remaining length).
+fn frame(b: &[u8]) -> Option<(usize, usize)> {
+    let mut len = 0usize;
+    for i in 1..5 {
+        let byte = *b.get(i)?;
+        len |= ((byte & 0x7f) as usize) << (7 * (i - 1));
+        if byte & 0x80 == 0 {
+            return (b.len() >= i + 1 + len).then_some((i + 1, len));
+        }
+    }
+    None
+}
+
+/// Whether the JSON payload's `temperature` is a number over 20.
+fn passes(p: &[u8]) -> bool {
+    const KEY: &[u8] = b"\"temperature\":";
+    let Some(at) = p.windows(KEY.len()).position(|w| w == KEY) else {
+        return false;
+    };
+    let rest = &p[at + KEY.len()..];
+    let end = rest
+        .iter()
+        .position(|c| !(c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'e' | b'E' | b'+')))
+        .unwrap_or(rest.len());
+    std::str::from_utf8(&rest[..end])
+        .ok()
+        .and_then(|t| t.parse::<f64>().ok())
+        .is_some_and(|t| t > 20.0)
+}
+
+fn pump(mut sub: TcpStream, publ: &mut TcpStream, out: &str, linger: Duration) -> u64 {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut have = 0;
+    let mut w = Vec::with_capacity(256 * 1024);
+    let mut sent = 0;
+    loop {
+        let n = match sub.read(&mut buf[have..]) {
+            Ok(0) | Err(_) => return sent,
+            Ok(n) => n,
+        };
+        have += n;
+        let mut at = 0;
+        while let Some((h, len)) = frame(&buf[at..have]) {
+            let f = &buf[at + h..at + h + len];
+            if buf[at] >> 4 == 3 && f.len() >= 2 {
+                let tl = u16::from_be_bytes([f[0], f[1]]) as usize;
+                let skip = 2 + tl + if buf[at] & 0x06 != 0 { 2 } else { 0 };
+                let payload = f.get(skip..).unwrap_or_default();
+                if passes(payload) {
+                    w.push(0x30);
+                    put_len(&mut w, 2 + out.len() + payload.len());
+                    put_str(&mut w, out);
+                    w.extend_from_slice(payload);
+                    sent += 1;
+                }
+            }
+            at += h + len;
+        }
+        buf.copy_within(at..have, 0);
+        have -= at;
+        if have == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        if !w.is_empty() {
+            if publ.write_all(&w).is_err() {
+                return sent;
+            }
+            w.clear();
+        }
+        if !linger.is_zero() {
+            std::thread::sleep(linger);
+        }
+    }
+}
