@@ -36,6 +36,11 @@ impl Relay {
         linger: Duration,
     ) -> anyhow::Result<Relay> {
         let pid = std::process::id();
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let pid = format!(
+            "{pid}-{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let mut sub = connect(port, &format!("relay-sub-{pid}"))?;
         let mut publ = connect(port, &format!("relay-pub-{pid}"))?;
         let mut p = vec![0x82];
@@ -60,6 +65,65 @@ impl Relay {
     pub(crate) fn stop(self) -> u64 {
         let _ = self.sub.shutdown(Shutdown::Both);
         self.thread.join().unwrap_or(0)
+    }
+}
+
+/// `oort-bench relay PORT FILTER OUT LINGER_US`: runs a relay until its
+/// standard input closes; prints `ready` once subscribed.
+pub(crate) fn serve(args: &[String]) -> anyhow::Result<()> {
+    let [port, filter, out, linger] = args else {
+        return Err(anyhow!("usage: oort-bench relay PORT FILTER OUT LINGER_US"));
+    };
+    let r = Relay::start(
+        port.parse()?,
+        filter,
+        out,
+        Duration::from_micros(linger.parse()?),
+    )?;
+    println!("ready");
+    std::io::stdout().flush()?;
+    let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+    r.stop();
+    Ok(())
+}
+
+/// A relay in a child process ([`serve`]); stopped when dropped.
+pub(crate) struct RelayProcess {
+    pub(crate) child: std::process::Child,
+}
+
+impl RelayProcess {
+    pub(crate) fn spawn(
+        port: u16,
+        filter: &str,
+        out: &str,
+        linger: Duration,
+    ) -> anyhow::Result<Self> {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["relay", &port.to_string(), filter, out])
+            .arg(linger.as_micros().to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("start a relay process")?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            std::io::BufReader::new(out).read_line(&mut line)?;
+        }
+        if line.trim() != "ready" {
+            let _ = child.kill();
+            return Err(anyhow!("the relay process did not start"));
+        }
+        Ok(RelayProcess { child })
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
     }
 }
 

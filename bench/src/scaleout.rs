@@ -21,6 +21,7 @@ use anyhow::{anyhow, Context};
 use crate::mqtt::{
     cpu_s, env_or, extend_from_env, loadgen, probe, run_args, run_loadgen, switches, Broker,
 };
+use crate::relay::RelayProcess;
 use crate::scenarios::Srv;
 
 pub fn shared_subscription() -> anyhow::Result<()> {
@@ -39,6 +40,7 @@ pub fn shared_subscription() -> anyhow::Result<()> {
     let raw_rate = raw["in_rate"].as_f64().unwrap_or(0.0);
     println!("x qos {qos}: raw broker loopback {raw_rate:.0} msg/s ({n} messages)");
     let mut base_cpu: Option<f64> = None;
+    let mut relay_base: Option<f64> = None;
     for (round, &k) in sizes.iter().enumerate() {
         let (in_t, out_t) = (format!("bench/x{round}/in"), format!("bench/x{round}/out"));
         let mut fleet = Vec::new();
@@ -130,6 +132,36 @@ pub fn shared_subscription() -> anyhow::Result<()> {
             run["received"],
             run["expect"],
         );
+        drop(fleet);
+        if qos == 0 {
+            // The same fleet of null relays (processes), for what the
+            // machine adds per member whatever runs there.
+            let (rin, rout) = (
+                format!("bench/x{round}/rin"),
+                format!("bench/x{round}/rout"),
+            );
+            let linger =
+                std::time::Duration::from_micros(env_or("OORT_BENCH_C_RELAY_LINGER_US", 5000));
+            let relays = (0..k)
+                .map(|_| {
+                    RelayProcess::spawn(broker.port, &format!("$share/relays/{rin}"), &rout, linger)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            probe(&lg, &port, &rin, &rout).context("the relays did not come up")?;
+            let cpu =
+                || -> anyhow::Result<f64> { relays.iter().map(|r| cpu_s(r.child.id())).sum() };
+            let c0 = cpu()?;
+            let run = run_loadgen(&lg, &args(&rin, &rout))?;
+            let us = (cpu()? - c0) * 1e6 / n as f64;
+            let base = *relay_base.get_or_insert(us);
+            let rrate = run["in_rate"].as_f64().unwrap_or(0.0);
+            println!(
+                "x qos {qos}, {k} null relay(s): {rrate:.0} msg/s in ({:.2} of raw); relay CPU {us:.2} us/msg over all relays ({:.2}x the 1-relay figure); Oort {:.2} of the relays' rate",
+                rrate / raw_rate,
+                us / base,
+                rate / rrate,
+            );
+        }
     }
     Ok(())
 }
