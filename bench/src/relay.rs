@@ -238,3 +238,57 @@ fn pump(mut sub: TcpStream, publ: &mut TcpStream, out: &str, linger: Duration) -
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish(topic: &str, payload: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        put_str(&mut body, topic);
+        body.extend_from_slice(payload);
+        let mut p = vec![0x30];
+        put_len(&mut p, body.len());
+        p.extend_from_slice(&body);
+        p
+    }
+
+    #[test]
+    fn frames_are_whole_or_not_yet() {
+        let p = publish("t", &[b'x'; 200]);
+        // 200 + 3 bytes of topic: two length bytes.
+        assert_eq!(frame(&p), Some((3, 203)));
+        assert_eq!(frame(&p[..p.len() - 1]), None);
+        assert_eq!(frame(&p[..2]), None);
+        assert_eq!(frame(&[0x30, 0]), Some((2, 0)));
+    }
+
+    #[test]
+    fn only_temperatures_over_20_pass() {
+        assert!(passes(br#"{"dev":"d1","temperature":21.5,"humidity":40}"#));
+        assert!(passes(br#"{"temperature":99}"#));
+        assert!(!passes(br#"{"dev":"d1","temperature":19.0,"humidity":40}"#));
+        assert!(!passes(br#"{"temperature":20}"#));
+        assert!(!passes(br#"{"temperature":"hot"}"#));
+        assert!(!passes(br#"{"humidity":40}"#));
+    }
+
+    #[test]
+    fn lengths_use_the_variable_encoding() {
+        for (n, want) in [
+            (0usize, vec![0u8]),
+            (127, vec![0x7f]),
+            (128, vec![0x80, 0x01]),
+            (16_383, vec![0xff, 0x7f]),
+            (16_384, vec![0x80, 0x80, 0x01]),
+        ] {
+            let mut b = Vec::new();
+            put_len(&mut b, n);
+            assert_eq!(b, want, "{n}");
+            let mut f = vec![0x30];
+            f.extend_from_slice(&b);
+            f.resize(1 + b.len() + n, 0);
+            assert_eq!(frame(&f), Some((1 + b.len(), n)));
+        }
+    }
+}
