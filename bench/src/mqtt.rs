@@ -303,8 +303,12 @@ pub fn mqtt_round_trip() -> anyhow::Result<()> {
         // The ceiling at QoS 0: the cheapest relay in Oort's place.
         let (rin_t, rout_t) = (format!("bench/q{qos}/rin"), format!("bench/q{qos}/rout"));
         let relay = if qos == 0 {
-            let linger = Duration::from_micros(env_or("OORT_BENCH_C_RELAY_LINGER_US", 5000));
-            let r = Relay::start(broker.port, &rin_t, &rout_t, linger)?;
+            let r = Relay::start(
+                broker.port,
+                &rin_t,
+                &rout_t,
+                crate::relay::linger_from_env(),
+            )?;
             probe(&lg, &port, &rin_t, &rout_t).context("the relay did not come up")?;
             Some(r)
         } else {

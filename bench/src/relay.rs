@@ -20,6 +20,12 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 
+/// The pause between a relay's reads: `OORT_BENCH_C_RELAY_LINGER_US`
+/// (default 5,000, Oort's read linger).
+pub(crate) fn linger_from_env() -> Duration {
+    Duration::from_micros(crate::mqtt::env_or("OORT_BENCH_C_RELAY_LINGER_US", 5000))
+}
+
 /// A running relay; [`Relay::stop`] ends it.
 pub(crate) struct Relay {
     sub: TcpStream,

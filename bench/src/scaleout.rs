@@ -140,8 +140,7 @@ pub fn shared_subscription() -> anyhow::Result<()> {
                 format!("bench/x{round}/rin"),
                 format!("bench/x{round}/rout"),
             );
-            let linger =
-                std::time::Duration::from_micros(env_or("OORT_BENCH_C_RELAY_LINGER_US", 5000));
+            let linger = crate::relay::linger_from_env();
             let relays = (0..k)
                 .map(|_| {
                     RelayProcess::spawn(broker.port, &format!("$share/relays/{rin}"), &rout, linger)

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use oort_core::shared_conn::LinkStatus;
-use oort_core::{ConnState, ConnectorEnv, ConnectorError, Meta, SourceContext, SourceMsg, Value};
+use oort_core::{ConnState, ConnectorEnv, ConnectorError, SourceContext, SourceMsg, Value};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -311,11 +311,7 @@ impl Link {
         if targets.is_empty() {
             return;
         }
-        let meta = Arc::new(Meta::from_sorted([
-            (Arc::from("messageId"), Value::Int(pkid as i64)),
-            (Arc::from("qos"), Value::Int(qos as i64)),
-            (Arc::from("topic"), Value::str(topic)),
-        ]));
+        let meta = Arc::new(super::source::message_meta(pkid, qos, Value::str(topic)));
         for (id, ctx) in targets {
             if !ctx.emit_bytes(payload.clone(), Some(meta.clone())).await {
                 self.remove_sub(id);

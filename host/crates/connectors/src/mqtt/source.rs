@@ -141,6 +141,20 @@ fn read_linger(c: &SourceConf, shared: bool) -> Result<Duration, ConnectorError>
     }
 }
 
+/// The metadata of one received message (`meta(topic)`, `meta(qos)`,
+/// `meta(messageId)`), for an own connection and a shared one alike: the
+/// names are allocated once per process, the entries given in name order.
+pub(crate) fn message_meta(pkid: u16, qos: u8, topic: Value) -> Meta {
+    static KEYS: std::sync::LazyLock<[Arc<str>; 3]> =
+        std::sync::LazyLock::new(|| [Arc::from("messageId"), Arc::from("qos"), Arc::from("topic")]);
+    let [id, q, t] = &*KEYS;
+    Meta::from_sorted([
+        (id.clone(), Value::Int(pkid as i64)),
+        (q.clone(), Value::Int(qos as i64)),
+        (t.clone(), topic),
+    ])
+}
+
 /// Factory of `mqtt` sources.
 pub struct MqttSourceFactory;
 
@@ -364,9 +378,6 @@ impl Source for MqttSource {
         let mut emitted: u64 = 0;
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         let mut last_topic: Option<(bytes::Bytes, Value)> = None;
-        let k_topic: Arc<str> = Arc::from("topic");
-        let k_qos: Arc<str> = Arc::from("qos");
-        let k_id: Arc<str> = Arc::from("messageId");
         let batch_max = if ctx.takes_batches() { BATCH_MAX } else { 1 };
         ctx.conn.connecting();
         loop {
@@ -415,12 +426,7 @@ impl Source for MqttSource {
                                 v
                             }
                         };
-                        let meta = Meta::from_sorted([
-                            (k_id.clone(), Value::Int(pkid as i64)),
-                            (k_qos.clone(), Value::Int(qos as i64)),
-                            (k_topic.clone(), tv),
-                        ]);
-                        let item = (payload, Some(Arc::new(meta)));
+                        let item = (payload, Some(Arc::new(message_meta(pkid, qos, tv))));
                         if n == 0 {
                             one = Some(item);
                         } else {
@@ -516,6 +522,15 @@ mod tests {
         .unwrap();
         assert!(s.persistent && !s.manual_acks);
         assert_eq!(s.expiry_secs, 3600);
+    }
+
+    #[test]
+    fn a_message_s_metadata_names_its_topic_qos_and_id() {
+        let m = message_meta(7, 1, Value::str("a/b"));
+        assert_eq!(m.get("topic"), Some(&Value::str("a/b")));
+        assert_eq!(m.get("qos"), Some(&Value::Int(1)));
+        assert_eq!(m.get("messageId"), Some(&Value::Int(7)));
+        assert_eq!(m.len(), 3);
     }
 
     #[test]
