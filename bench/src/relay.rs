@@ -1,17 +1,24 @@
-//! The cheapest relay there can be, as a ceiling for scenario c at QoS 0:
+//! The cheapest relay there can be, as a ceiling for scenarios c and x:
 //! one thread with two plain MQTT 3.1.1 connections (standard library only)
 //! that reads what the broker sends on the input topic, keeps the messages
 //! whose `temperature` is over 20 and publishes them to the output topic,
-//! all the PUBLISH packets of one read in one write. No runtime, no SQL, no
+//! all the packets of one read in one write. No runtime, no SQL, no
 //! decoding beyond finding one number: what it reaches through the broker is
 //! what any engine in that place could reach on this machine, so Oort's
 //! rate is also compared with it.
 //!
+//! At QoS 1 it subscribes and publishes with QoS 1: the PUBACKs of one read
+//! go out in one write before its publishes, and the broker's PUBACKs to
+//! its publishes are read (and dropped) between reads.
+//!
 //! After each read it sleeps `linger` (`OORT_BENCH_C_RELAY_LINGER_US`,
 //! default 5,000: Oort's read linger) so that the next read takes what came
-//! meanwhile: without it each read gets one message, the relay wakes once
-//! per message and the broker's writes to it cost most (measured: the
-//! relay then reached 0.37-0.40 of raw where Oort reached 0.59-0.60).
+//! meanwhile. Without it each read gets one message, the relay wakes once
+//! per message and the broker's writes to it cost most. Measured at QoS 0:
+//! 0.37-0.40 of raw without the sleep where Oort reached 0.59-0.60; at QoS
+//! 1: 0.52-0.68 of raw and 5 us of the relay's CPU per message without it,
+//! 0.68-0.70 with 200 us, 0.73-0.76 with 1 ms and 0.75-0.79 (0.2 us) with
+//! 5 ms. The broker is then the limit (one core busy).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -33,14 +40,18 @@ pub(crate) struct Relay {
 }
 
 impl Relay {
-    /// Connects both sides and subscribes (QoS 0); returns once the broker
-    /// has acknowledged the subscription.
+    /// Connects both sides and subscribes (QoS `qos`, 0 or 1); returns once
+    /// the broker has acknowledged the subscription.
     pub(crate) fn start(
         port: u16,
         inp: &str,
         out: &str,
+        qos: u8,
         linger: Duration,
     ) -> anyhow::Result<Relay> {
+        if qos > 1 {
+            return Err(anyhow!("relay: QoS {qos} is not supported (0 or 1)"));
+        }
         let pid = std::process::id();
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let pid = format!(
@@ -52,18 +63,18 @@ impl Relay {
         let mut p = vec![0x82];
         let mut body = vec![0, 1];
         put_str(&mut body, inp);
-        body.push(0);
+        body.push(qos);
         put_len(&mut p, body.len());
         p.extend_from_slice(&body);
         sub.write_all(&p)?;
         let mut ack = [0u8; 5];
         sub.read_exact(&mut ack).context("relay SUBACK")?;
-        if ack[0] != 0x90 || ack[4] > 2 {
+        if ack[0] != 0x90 || ack[4] != qos {
             return Err(anyhow!("relay: subscription refused ({ack:?})"));
         }
         let out = out.to_string();
         let reader = sub.try_clone()?;
-        let thread = std::thread::spawn(move || pump(reader, &mut publ, &out, linger));
+        let thread = std::thread::spawn(move || pump(reader, &mut publ, &out, qos, linger));
         Ok(Relay { sub, thread })
     }
 
@@ -74,16 +85,19 @@ impl Relay {
     }
 }
 
-/// `oort-bench relay PORT FILTER OUT LINGER_US`: runs a relay until its
-/// standard input closes; prints `ready` once subscribed.
+/// `oort-bench relay PORT FILTER OUT QOS LINGER_US`: runs a relay until
+/// its standard input closes; prints `ready` once subscribed.
 pub(crate) fn serve(args: &[String]) -> anyhow::Result<()> {
-    let [port, filter, out, linger] = args else {
-        return Err(anyhow!("usage: oort-bench relay PORT FILTER OUT LINGER_US"));
+    let [port, filter, out, qos, linger] = args else {
+        return Err(anyhow!(
+            "usage: oort-bench relay PORT FILTER OUT QOS LINGER_US"
+        ));
     };
     let r = Relay::start(
         port.parse()?,
         filter,
         out,
+        qos.parse()?,
         Duration::from_micros(linger.parse()?),
     )?;
     println!("ready");
@@ -103,12 +117,13 @@ impl RelayProcess {
         port: u16,
         filter: &str,
         out: &str,
+        qos: u8,
         linger: Duration,
     ) -> anyhow::Result<Self> {
         use std::io::BufRead;
         use std::process::{Command, Stdio};
         let mut child = Command::new(std::env::current_exe()?)
-            .args(["relay", &port.to_string(), filter, out])
+            .args(["relay", &port.to_string(), filter, out, &qos.to_string()])
             .arg(linger.as_micros().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -200,49 +215,116 @@ fn passes(p: &[u8]) -> bool {
         .is_some_and(|t| t > 20.0)
 }
 
-fn pump(mut sub: TcpStream, publ: &mut TcpStream, out: &str, linger: Duration) -> u64 {
+/// The packets a relay writes for what one read brought: to the broker on
+/// the input side (PUBACKs) and on the output side (its publishes).
+#[derive(Default)]
+struct Out {
+    acks: Vec<u8>,
+    publishes: Vec<u8>,
+    /// The last packet id of our QoS 1 publishes.
+    pkid: u16,
+    sent: u64,
+}
+
+impl Out {
+    /// Relays the whole frames at the start of `buf`: (bytes used).
+    fn frames(&mut self, buf: &[u8], topic: &str, qos: u8) -> usize {
+        let mut at = 0;
+        while let Some((h, len)) = frame(&buf[at..]) {
+            let kind = buf[at];
+            let f = &buf[at + h..at + h + len];
+            at += h + len;
+            if kind >> 4 != 3 || f.len() < 2 {
+                continue;
+            }
+            let tl = u16::from_be_bytes([f[0], f[1]]) as usize;
+            let mut skip = 2 + tl;
+            if kind & 0x06 != 0 {
+                if let Some(id) = f.get(skip..skip + 2) {
+                    // QoS 1 in: acknowledged whatever the filter says.
+                    self.acks.extend_from_slice(&[0x40, 0x02, id[0], id[1]]);
+                }
+                skip += 2;
+            }
+            let payload = f.get(skip..).unwrap_or_default();
+            if !passes(payload) {
+                continue;
+            }
+            let id_len = if qos > 0 { 2 } else { 0 };
+            self.publishes.push(0x30 | (qos << 1));
+            put_len(
+                &mut self.publishes,
+                2 + topic.len() + id_len + payload.len(),
+            );
+            put_str(&mut self.publishes, topic);
+            if qos > 0 {
+                self.pkid = self.pkid.checked_add(1).unwrap_or(1);
+                self.publishes.extend_from_slice(&self.pkid.to_be_bytes());
+            }
+            self.publishes.extend_from_slice(payload);
+            self.sent += 1;
+        }
+        at
+    }
+}
+
+fn pump(mut sub: TcpStream, publ: &mut TcpStream, topic: &str, qos: u8, linger: Duration) -> u64 {
     let mut buf = vec![0u8; 256 * 1024];
     let mut have = 0;
-    let mut w = Vec::with_capacity(256 * 1024);
-    let mut sent = 0;
+    let mut out = Out {
+        acks: Vec::with_capacity(4 * 1024),
+        publishes: Vec::with_capacity(256 * 1024),
+        ..Out::default()
+    };
+    let mut drain = vec![0u8; 64 * 1024];
     loop {
         let n = match sub.read(&mut buf[have..]) {
-            Ok(0) | Err(_) => return sent,
+            Ok(0) | Err(_) => return out.sent,
             Ok(n) => n,
         };
         have += n;
-        let mut at = 0;
-        while let Some((h, len)) = frame(&buf[at..have]) {
-            let f = &buf[at + h..at + h + len];
-            if buf[at] >> 4 == 3 && f.len() >= 2 {
-                let tl = u16::from_be_bytes([f[0], f[1]]) as usize;
-                let skip = 2 + tl + if buf[at] & 0x06 != 0 { 2 } else { 0 };
-                let payload = f.get(skip..).unwrap_or_default();
-                if passes(payload) {
-                    w.push(0x30);
-                    put_len(&mut w, 2 + out.len() + payload.len());
-                    put_str(&mut w, out);
-                    w.extend_from_slice(payload);
-                    sent += 1;
-                }
-            }
-            at += h + len;
-        }
-        buf.copy_within(at..have, 0);
-        have -= at;
+        let used = out.frames(&buf[..have], topic, qos);
+        buf.copy_within(used..have, 0);
+        have -= used;
         if have == buf.len() {
             buf.resize(buf.len() * 2, 0);
         }
-        if !w.is_empty() {
-            if publ.write_all(&w).is_err() {
-                return sent;
+        if !out.acks.is_empty() {
+            if sub.write_all(&out.acks).is_err() {
+                return out.sent;
             }
-            w.clear();
+            out.acks.clear();
+        }
+        if !out.publishes.is_empty() {
+            if publ.write_all(&out.publishes).is_err() {
+                return out.sent;
+            }
+            out.publishes.clear();
+        }
+        if qos > 0 && !drain_acks(publ, &mut drain) {
+            return out.sent;
         }
         if !linger.is_zero() {
             std::thread::sleep(linger);
         }
     }
+}
+
+/// Reads (and drops) what the broker sent on the output side without
+/// waiting: the PUBACKs of our publishes. False when the connection broke.
+fn drain_acks(publ: &mut TcpStream, buf: &mut [u8]) -> bool {
+    if publ.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let ok = loop {
+        match publ.read(buf) {
+            Ok(0) => break false,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break true,
+            Err(_) => break false,
+        }
+    };
+    ok && publ.set_nonblocking(false).is_ok()
 }
 
 #[cfg(test)]
@@ -267,6 +349,51 @@ mod tests {
         assert_eq!(frame(&p[..p.len() - 1]), None);
         assert_eq!(frame(&p[..2]), None);
         assert_eq!(frame(&[0x30, 0]), Some((2, 0)));
+    }
+
+    #[test]
+    fn at_qos_1_every_message_is_acknowledged_and_those_that_pass_are_published_with_ids() {
+        let with_id = |id: u16, payload: &[u8]| {
+            let mut body = Vec::new();
+            put_str(&mut body, "in");
+            body.extend_from_slice(&id.to_be_bytes());
+            body.extend_from_slice(payload);
+            let mut p = vec![0x32];
+            put_len(&mut p, body.len());
+            p.extend_from_slice(&body);
+            p
+        };
+        let mut buf = with_id(7, br#"{"temperature":25}"#);
+        buf.extend(with_id(8, br#"{"temperature":5}"#));
+        buf.extend(with_id(9, br#"{"temperature":30}"#));
+        let whole = buf.len();
+        // Half a frame more: left for the next read.
+        buf.extend_from_slice(&with_id(10, b"{}")[..3]);
+        let mut out = Out::default();
+        assert_eq!(out.frames(&buf, "o", 1), whole);
+        assert_eq!(
+            out.acks,
+            [0x40, 2, 0, 7, 0x40, 2, 0, 8, 0x40, 2, 0, 9],
+            "every message acknowledged"
+        );
+        let mut want = Vec::new();
+        for (id, p) in [
+            (1u16, &br#"{"temperature":25}"#[..]),
+            (2, br#"{"temperature":30}"#),
+        ] {
+            want.push(0x32);
+            put_len(&mut want, 2 + 1 + 2 + p.len());
+            put_str(&mut want, "o");
+            want.extend_from_slice(&id.to_be_bytes());
+            want.extend_from_slice(p);
+        }
+        assert_eq!(out.publishes, want);
+        assert_eq!(out.sent, 2);
+        // At QoS 0 the same input publishes without ids.
+        let mut out = Out::default();
+        out.frames(&buf, "o", 0);
+        assert_eq!(out.publishes[0], 0x30);
+        assert_eq!(out.sent, 2);
     }
 
     #[test]

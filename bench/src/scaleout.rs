@@ -133,7 +133,7 @@ pub fn shared_subscription() -> anyhow::Result<()> {
             run["expect"],
         );
         drop(fleet);
-        if qos == 0 {
+        if qos <= 1 {
             // The same fleet of null relays (processes), for what the
             // machine adds per member whatever runs there.
             let (rin, rout) = (
@@ -143,7 +143,13 @@ pub fn shared_subscription() -> anyhow::Result<()> {
             let linger = crate::relay::linger_from_env();
             let relays = (0..k)
                 .map(|_| {
-                    RelayProcess::spawn(broker.port, &format!("$share/relays/{rin}"), &rout, linger)
+                    RelayProcess::spawn(
+                        broker.port,
+                        &format!("$share/relays/{rin}"),
+                        &rout,
+                        qos,
+                        linger,
+                    )
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             probe(&lg, &port, &rin, &rout).context("the relays did not come up")?;
