@@ -163,6 +163,17 @@ impl Default for Acks {
     }
 }
 
+/// The order of hand-offs, held ([`Acks::try_order`]).
+pub(crate) struct Order<'a>(tokio::sync::MutexGuard<'a, u64>);
+
+impl Order<'_> {
+    /// The number of the publish just queued.
+    pub fn next(mut self) -> u64 {
+        *self.0 += 1;
+        *self.0
+    }
+}
+
 impl Acks {
     /// Runs `publish` (which queues one QoS >= 1 publish on the client) and
     /// numbers it when it succeeds. Concurrent hand-offs are serialised so
@@ -175,6 +186,13 @@ impl Acks {
         publish.await?;
         *last += 1;
         Ok(*last)
+    }
+
+    /// The order of hand-offs if no other holds it now: a publish queued
+    /// without waiting while it is held is numbered with
+    /// [`Order::next`] ([`Self::hand_off`] without waiting).
+    pub fn try_order(&self) -> Option<Order<'_>> {
+        self.order.try_lock().ok().map(Order)
     }
 
     /// The client wrote out the next queued publish, with packet id `pkid`.
@@ -373,6 +391,25 @@ mod tests {
         );
         let a = hand(&acks, 1).await;
         assert_eq!(a, Span { first: 1, last: 1 });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_publish_queued_without_waiting_takes_the_next_number_unless_a_hand_off_holds_the_order(
+    ) {
+        let acks = Acks::default();
+        assert_eq!(acks.hand_off(async { Ok::<(), ()>(()) }).await, Ok(1));
+        assert_eq!(acks.try_order().map(Order::next), Some(2));
+        assert_eq!(acks.try_order().map(Order::next), Some(3));
+        // A hand-off waiting for room holds the order: no number is taken
+        // beside it (the caller waits its turn).
+        let (room_tx, room_rx) = tokio::sync::oneshot::channel::<()>();
+        let waiting = acks.hand_off(async move { room_rx.await.map_err(|_| ()) });
+        let mut waiting = std::pin::pin!(waiting);
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        assert!(acks.try_order().is_none());
+        let _ = room_tx.send(());
+        assert_eq!(waiting.await, Ok(4));
+        assert_eq!(acks.try_order().map(Order::next), Some(5));
     }
 }
 

@@ -534,31 +534,68 @@ impl MqttSink {
                 bad_topic.get_or_insert(ConnectorError::InvalidData(format!("mqtt: {why}")));
                 continue;
             }
-            let publish = client.publish(topic, self.qos, self.retained, it.payload.clone());
-            let handed = async {
-                if self.qos > 0 {
-                    acks.hand_off(publish).await.map(Some)
-                } else {
-                    publish.await.map(|()| None)
-                }
-            };
-            tokio::select! {
-                r = tokio::time::timeout(PUBLISH_TIMEOUT, handed) => match r {
-                    Ok(Ok(seq)) => {
-                        if let Some(seq) = seq {
-                            span = Some(Span::extend(span, seq));
+            // The common case: room in the connection's queue now. Nothing
+            // is awaited: no timer armed, no waiter on the rule's stop.
+            let order = if self.qos > 0 { acks.try_order() } else { None };
+            let (topic, payload) = if self.qos == 0 || order.is_some() {
+                match client.try_publish(topic, self.qos, self.retained, it.payload.clone()) {
+                    Ok(()) => {
+                        if let Some(o) = order {
+                            span = Some(Span::extend(span, o.next()));
                         }
+                        continue;
                     }
-                    Ok(Err(e)) => return Err(ConnectorError::Unavailable(format!("mqtt publish: {e}"))),
-                    Err(_) => return Err(ConnectorError::unavailable("mqtt publish: timed out waiting for the connection")),
-                },
-                _ = ctx.cancel.cancelled() => return Err(ConnectorError::unavailable("mqtt: the rule stopped before the batch was published")),
+                    Err(None) => {
+                        return Err(ConnectorError::unavailable(
+                            "mqtt publish: the connection is closed",
+                        ))
+                    }
+                    Err(Some(back)) => back,
+                }
+            } else {
+                (topic, it.payload.clone())
+            };
+            drop(order);
+            // Waiting for room: boxed, so that the large future of the
+            // rare case does not make every batch's future large.
+            let queued = Box::pin(self.queue_waiting(ctx, client, acks, topic, payload)).await?;
+            if let Some(seq) = queued {
+                span = Some(Span::extend(span, seq));
             }
         }
         Ok(Sent {
             span,
             bad: bad_topic,
         })
+    }
+
+    /// Queues one publish, waiting for room in the connection's queue (at
+    /// most [`PUBLISH_TIMEOUT`], or until the rule stops); at QoS >= 1 its
+    /// number in the order of hand-offs.
+    async fn queue_waiting(
+        &self,
+        ctx: &SinkContext,
+        client: &Client,
+        acks: &Acks,
+        topic: Arc<str>,
+        payload: bytes::Bytes,
+    ) -> Result<Option<u64>, ConnectorError> {
+        let publish = client.publish(topic, self.qos, self.retained, payload);
+        let handed = async {
+            if self.qos > 0 {
+                acks.hand_off(publish).await.map(Some)
+            } else {
+                publish.await.map(|()| None)
+            }
+        };
+        tokio::select! {
+            r = tokio::time::timeout(PUBLISH_TIMEOUT, handed) => match r {
+                Ok(Ok(seq)) => Ok(seq),
+                Ok(Err(e)) => Err(ConnectorError::Unavailable(format!("mqtt publish: {e}"))),
+                Err(_) => Err(ConnectorError::unavailable("mqtt publish: timed out waiting for the connection")),
+            },
+            _ = ctx.cancel.cancelled() => Err(ConnectorError::unavailable("mqtt: the rule stopped before the batch was published")),
+        }
     }
 
     /// The connection's client, acknowledgements and state.

@@ -128,6 +128,32 @@ impl Client {
             .map_err(|_| "the connection is closed".to_string())
     }
 
+    /// Queues a PUBLISH if the queue has room now; when it is full,
+    /// `Err(Some((topic, payload)))` gives them back; `Err(None)`: the
+    /// connection is closed.
+    #[allow(clippy::type_complexity)]
+    pub fn try_publish(
+        &self,
+        topic: Arc<str>,
+        qos: u8,
+        retain: bool,
+        payload: Bytes,
+    ) -> Result<(), Option<(Arc<str>, Bytes)>> {
+        let r = Request::Publish {
+            topic,
+            payload,
+            qos,
+            retain,
+        };
+        match self.tx.try_send(r) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(Request::Publish { topic, payload, .. })) => {
+                Err(Some((topic, payload)))
+            }
+            Err(_) => Err(None),
+        }
+    }
+
     fn try_send(&self, r: Request) -> Result<(), String> {
         self.tx.try_send(r).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => "the request queue is full".to_string(),
