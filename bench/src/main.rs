@@ -39,7 +39,7 @@ mod template;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("relay") {
-        // A null relay in a process of its own (scenario x at QoS 0).
+        // A null relay in a process of its own (scenario x's relay fleets).
         return relay::serve(&args[1..]);
     }
     let want = |s: &str| args.is_empty() || args.iter().any(|a| a == s);

@@ -7,8 +7,9 @@
 //! runs the baseline (`loadgen -> broker -> loadgen`, one topic) and then the
 //! pipeline (`loadgen -> broker -> Oort -> broker -> loadgen`), and reports the
 //! ratio of their input rates, Oort's CPU per input message, the broker's CPU
-//! per input message in both runs, and Oort's RSS. The median of the rounds
-//! is printed last.
+//! per input message in both runs, and Oort's RSS; a third run puts a null
+//! relay ([`crate::relay`]) in Oort's place, the ceiling any engine could
+//! reach there. The median of the rounds is printed last.
 //!
 //! Environment: `OORT_MQTT_LOADGEN` (the binary; else it is built from
 //! `OORT_MQTT_LOADGEN_SRC`, default `../shared/tools/mqtt-loadgen` beside the
@@ -16,7 +17,8 @@
 //! `OORT_BENCH_C_ROUNDS` (default 3), `OORT_BENCH_C_QOS` (`0`, `1` or `0,1`),
 //! `OORT_BENCH_C_SINK_QOS` (the sink's QoS, when it should differ),
 //! `OORT_BENCH_C_SOURCE_PROPS` (a JSON object of more source properties,
-//! e.g. `{"readLingerInterval": 1}`), `OORT_BENCH_BROKER_CONF` (lines added to
+//! e.g. `{"readLingerInterval": 1}`), `OORT_BENCH_C_RELAY_LINGER_US` (the
+//! relay's sleep between reads, default 5,000), `OORT_BENCH_BROKER_CONF` (lines added to
 //! the private broker's configuration, for experiments: the method's figures
 //! are taken without it).
 

@@ -14,7 +14,9 @@
 //! properties, e.g. `{"readLingerInterval": 1}`); the load generator as
 //! for scenario c. Beside CPU it counts the instances' context switches per
 //! 1,000 input messages: wake-ups (a thread slept and was woken) and
-//! preemptions.
+//! preemptions. After each fleet the same number of null relays
+//! ([`crate::relay`], processes on a shared subscription of their own) run
+//! at the same QoS: what the machine adds per member whatever runs there.
 
 use anyhow::{anyhow, Context};
 

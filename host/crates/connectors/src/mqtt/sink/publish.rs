@@ -2,10 +2,6 @@
 //! once while its queue has room), then confirmed by the broker's
 //! acknowledgements at QoS >= 1.
 
-use std::sync::Arc;
-
-use oort_core::{ConnectorError, SinkContext, SinkItem};
-
 use super::*;
 
 impl MqttSink {
